@@ -1,0 +1,318 @@
+"""Cluster membership: who the live peers are, as a sans-IO state machine.
+
+Protocol (docs/PROTOCOL.md, "Membership"):
+
+* A node says ``hello`` to each seed and to every peer it learns of. A hello carries
+  the sender's advertised endpoint and its live peers, so one seed is enough to learn
+  the whole cluster; everyone connects to everyone (a full mesh, as NATS gossips INFO).
+* A peer becomes *alive* only when its own hello arrives. A hello asking for a reply is
+  answered with a hello, always before anything else, so the receiver knows the sender
+  before it reads the sender's scope sync that follows.
+* Every alive peer gets a ``ping`` each heartbeat interval. A ping carries a digest of the
+  sender's view; a peer whose view differs answers with ``peers`` so views converge.
+* Anything heard from a peer counts as a sign of life; the failure detector declares
+  peers dead. A ``bye`` removes the sender at once (graceful leave).
+* A hello with a new incarnation from a known node id means the node restarted: the old
+  incarnation is removed before the new one is added.
+* Nodes of another scope are never admitted (the envelope carries the scope).
+
+Invariant: a peer is reported ``PeerUp`` once per incarnation, and ``PeerDown`` exactly
+once after each ``PeerUp``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from zdps.core.detector import FailureDetector
+from zdps.wire import BYE, E_MALFORMED, HELLO, PEERS, PING, ProtocolError
+
+
+class PeerState(StrEnum):
+    JOINING = "joining"  # learned of, hello sent, no hello heard back yet
+    ALIVE = "alive"
+
+
+@dataclass(slots=True)
+class Peer:
+    node: str
+    endpoint: str
+    incarnation: int
+    state: PeerState
+    since: float
+    last_hello: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``message`` to whatever node listens at ``endpoint``."""
+
+    endpoint: str
+    message: list
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Drop the connection to ``endpoint`` and anything queued on it."""
+
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUp:
+    node: str
+    endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDown:
+    node: str
+    reason: str  # "dead", "left" or "restarted"
+
+
+Action = Send | Disconnect | PeerUp | PeerDown
+
+
+@dataclass(slots=True)
+class MembershipConfig:
+    heartbeat_interval: float = 0.2
+    join_timeout: float = 2.0
+    seed_retry_min: float = 0.25
+    seed_retry_max: float = 2.0
+    tombstone_ttl: float = 10.0
+
+
+@dataclass(slots=True)
+class _Seed:
+    next_try: float = 0.0
+    backoff: float = 0.0
+    answered_by: str | None = None
+
+
+@dataclass(slots=True)
+class Membership:
+    """The peer table of one node and the hello/ping/peers/bye protocol."""
+
+    node: str
+    incarnation: int
+    endpoint: str
+    detector: FailureDetector
+    seeds: list[str] = field(default_factory=list)
+    config: MembershipConfig = field(default_factory=MembershipConfig)
+    peers: dict[str, Peer] = field(default_factory=dict)
+    _seeds: dict[str, _Seed] = field(default_factory=dict)
+    _self_endpoints: set[str] = field(default_factory=set)
+    _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _next_ping: float = 0.0
+    _leaving: bool = False
+
+    def __post_init__(self) -> None:
+        self._self_endpoints.add(self.endpoint)
+        self._seeds = {s: _Seed() for s in self.seeds if s != self.endpoint}
+
+    # ------------------------------------------------------------------ views
+
+    def alive(self) -> list[str]:
+        """Ids of the peers currently alive (this node excluded)."""
+        return [p.node for p in self.peers.values() if p.state is PeerState.ALIVE]
+
+    def endpoint_of(self, node: str) -> str | None:
+        peer = self.peers.get(node)
+        return peer.endpoint if peer else None
+
+    def is_alive(self, node: str, incarnation: int) -> bool:
+        """Whether messages from (node, incarnation) are to be accepted."""
+        peer = self.peers.get(node)
+        return (
+            peer is not None and peer.state is PeerState.ALIVE and peer.incarnation == incarnation
+        )
+
+    def view_digest(self) -> str:
+        """Identifies the set of live nodes (self included) so peers can compare views."""
+        names = sorted([*self.alive(), self.node])
+        return hashlib.blake2b("\n".join(names).encode(), digest_size=8).hexdigest()
+
+    # ------------------------------------------------------------------ events
+
+    def start(self, now: float) -> list[Action]:
+        """Say hello to every seed."""
+        return self.tick(now)
+
+    def heard(self, node: str, now: float) -> None:
+        """An accepted envelope from an alive peer arrived."""
+        self.detector.heard(node, now)
+
+    def handle(self, node: str, incarnation: int, message: list, now: float) -> list[Action]:
+        """Apply a hello, peers, ping or bye from ``node``."""
+        kind = message[0]
+        if kind == HELLO:
+            return self._on_hello(node, incarnation, _field(message, dict), now)
+        if node == self.node or not self.is_alive(node, incarnation):
+            if kind == PING:
+                return self._on_stranger_ping(node, incarnation, _field(message, dict), now)
+            return []
+        if kind == PING:
+            body = _field(message, dict)
+            if body.get("view") != self.view_digest():
+                return [Send(self.peers[node].endpoint, [PEERS, self._peer_list()])]
+            return []
+        if kind == PEERS:
+            return self._learn(_field(message, dict), now)
+        if kind == BYE:
+            return self._remove(node, "left", now)
+        raise ProtocolError(E_MALFORMED, f"unknown membership message {kind!r}")
+
+    def tick(self, now: float) -> list[Action]:
+        """Timers: pings, hello retries, seed retries, failure detection, tombstones."""
+        actions: list[Action] = []
+        if self._leaving:
+            return actions
+        for node in self.detector.dead(now):
+            actions += self._remove(node, "dead", now)
+        interval = self.config.heartbeat_interval
+        for peer in list(self.peers.values()):
+            if peer.state is PeerState.JOINING:
+                if now - peer.since > self.config.join_timeout:
+                    del self.peers[peer.node]
+                elif now - peer.last_hello >= interval:
+                    peer.last_hello = now
+                    actions.append(self._hello(peer.endpoint, reply=True))
+        if now >= self._next_ping:
+            self._next_ping = now + interval
+            ping = [PING, {"view": self.view_digest(), "endpoint": self.endpoint}]
+            actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
+        known = {p.endpoint for p in self.peers.values()}
+        for endpoint, seed in self._seeds.items():
+            if endpoint in self._self_endpoints or endpoint in known:
+                continue
+            if seed.answered_by in self.peers:
+                continue
+            if now >= seed.next_try:
+                seed.backoff = min(
+                    max(seed.backoff * 2, self.config.seed_retry_min), self.config.seed_retry_max
+                )
+                seed.next_try = now + seed.backoff
+                actions.append(self._hello(endpoint, reply=True))
+        for node, (_, expires) in list(self._tombstones.items()):
+            if expires < now:
+                del self._tombstones[node]
+        return actions
+
+    def next_deadline(self) -> float:
+        """The latest time at which ``tick`` must run next."""
+        deadline = self._next_ping
+        detector = self.detector.next_deadline()
+        if detector is not None:
+            deadline = min(deadline, detector)
+        return deadline
+
+    def leave(self, now: float) -> list[Action]:
+        """Graceful leave: tell every alive peer, then stop all protocol activity."""
+        self._leaving = True
+        return [Send(self.peers[n].endpoint, [BYE, {}]) for n in self.alive()]
+
+    # ------------------------------------------------------------------ internals
+
+    def _hello(self, endpoint: str, reply: bool, echo: str | None = None) -> Send:
+        body = {
+            "advertise": self.endpoint,
+            "peers": self._peer_list(),
+            "dialed": endpoint,
+            "reply": reply,
+        }
+        if echo is not None:
+            body["echo"] = echo
+        return Send(endpoint, [HELLO, body])
+
+    def _peer_list(self) -> dict[str, list]:
+        return {
+            p.node: [p.endpoint, p.incarnation]
+            for p in self.peers.values()
+            if p.state is PeerState.ALIVE
+        }
+
+    def _on_hello(self, node: str, incarnation: int, body: dict, now: float) -> list[Action]:
+        advertise = body.get("advertise")
+        if not isinstance(advertise, str) or not advertise:
+            raise ProtocolError(E_MALFORMED, "hello without an advertised endpoint")
+        if node == self.node:
+            if incarnation == self.incarnation and isinstance(body.get("dialed"), str):
+                self._self_endpoints.add(body["dialed"])  # a seed that is this very node
+            return []
+        if self._leaving:
+            return []
+        echo = body.get("echo")
+        if isinstance(echo, str) and echo in self._seeds:
+            self._seeds[echo].answered_by = node
+        actions: list[Action] = []
+        peer = self.peers.get(node)
+        if peer is not None and peer.state is PeerState.ALIVE and peer.incarnation != incarnation:
+            if incarnation < peer.incarnation:
+                return []  # a hello from an older life of a restarted node, still in flight
+            actions += self._remove(node, "restarted", now)
+            peer = None
+        if body.get("reply"):
+            dialed = body.get("dialed")
+            actions.append(self._hello(advertise, reply=False, echo=dialed))
+        if peer is None or peer.state is PeerState.JOINING:
+            if peer is not None and peer.endpoint != advertise:
+                actions.append(Disconnect(peer.endpoint))
+            self.peers[node] = Peer(node, advertise, incarnation, PeerState.ALIVE, now)
+            self._tombstones.pop(node, None)
+            self.detector.heard(node, now)
+            actions.append(PeerUp(node, advertise))
+        else:
+            actions.append(PeerUp(node, advertise))  # known peer: pg answers with a sync again
+        peers = body.get("peers")
+        if isinstance(peers, dict):
+            actions += self._learn(peers, now)
+        return actions
+
+    def _on_stranger_ping(
+        self, node: str, incarnation: int, body: dict, now: float
+    ) -> list[Action]:
+        """A ping from a node we do not hold as alive: it thinks we are peers, so re-handshake."""
+        endpoint = body.get("endpoint")
+        if node == self.node or not isinstance(endpoint, str) or self._leaving:
+            return []
+        return self._learn({node: [endpoint, incarnation]}, now, gossip=False)
+
+    def _learn(self, peers: dict, now: float, gossip: bool = True) -> list[Action]:
+        """Peers heard of from someone: say hello to the ones not yet known."""
+        actions: list[Action] = []
+        for node, info in peers.items():
+            if not (isinstance(node, str) and isinstance(info, list) and len(info) == 2):
+                raise ProtocolError(E_MALFORMED, "peer list entries must be id: [endpoint, inc]")
+            endpoint, incarnation = info
+            if node == self.node or node in self.peers or not isinstance(endpoint, str):
+                continue
+            tomb = self._tombstones.get(node)
+            if (
+                gossip
+                and tomb is not None
+                and isinstance(incarnation, int)
+                and incarnation <= tomb[0]
+            ):
+                continue  # second-hand news of a node we already saw die or leave
+            self.peers[node] = Peer(node, endpoint, 0, PeerState.JOINING, now, last_hello=now)
+            actions.append(self._hello(endpoint, reply=True))
+        return actions
+
+    def _remove(self, node: str, reason: str, now: float) -> list[Action]:
+        peer = self.peers.pop(node, None)
+        if peer is None:
+            return []
+        self.detector.forget(node)
+        self._tombstones[node] = (peer.incarnation, now + self.config.tombstone_ttl)
+        actions: list[Action] = [Disconnect(peer.endpoint)]
+        if peer.state is PeerState.ALIVE:
+            actions.insert(0, PeerDown(node, reason))
+        return actions
+
+
+def _field(message: list, kind: type) -> dict:
+    if len(message) != 2 or not isinstance(message[1], kind):
+        raise ProtocolError(E_MALFORMED, f"{message[0]} needs one {kind.__name__} argument")
+    return message[1]

@@ -1,0 +1,65 @@
+"""What one turn of the node core asks the IO layer to do.
+
+The core appends; the IO layer drains after each wake-up. Messages to a peer keep their
+order, and consecutive data entries of one kind are coalesced into a single message,
+so everything ready for one destination leaves in one ZeroMQ frame (batching comes
+from the shape of the outbox, not from timers: a lone message is never held back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Pending sends, ordered per destination."""
+
+    peers: dict[str, list[list]] = field(default_factory=dict)
+    disconnects: list[str] = field(default_factory=list)
+    deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    clients: dict[bytes, list[list]] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def send(self, endpoint: str, message: list) -> None:
+        """Queue one control message to the node at ``endpoint``."""
+        self.peers.setdefault(endpoint, []).append(message)
+
+    def batch(self, endpoint: str, kind: str, entry: list) -> None:
+        """Queue one data entry, joining the previous message if it is of the same kind."""
+        _coalesce(self.peers.setdefault(endpoint, []), kind, entry)
+
+    def reply(self, client: bytes, kind: str, *fields: object) -> None:
+        """Queue one API frame to a client."""
+        self.clients.setdefault(client, []).append([kind, *fields])
+
+    def batch_reply(self, client: bytes, kind: str, entry: list) -> None:
+        """Queue one ack/nack entry to a client, coalesced like ``batch``."""
+        _coalesce(self.clients.setdefault(client, []), kind, entry)
+
+    def error(self, code: str, message: str) -> None:
+        """Record bad input (the IO layer counts it and logs at most once a second)."""
+        self.errors.append((code, message))
+
+    def disconnect(self, endpoint: str) -> None:
+        """Drop the connection to ``endpoint`` with anything still queued to it."""
+        self.peers.pop(endpoint, None)
+        self.disconnects.append(endpoint)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.peers
+            or self.disconnects
+            or self.deliveries
+            or self.clients
+            or self.errors
+            or self.log
+        )
+
+
+def _coalesce(queue: list[list], kind: str, entry: list) -> None:
+    if queue and queue[-1][0] == kind:
+        queue[-1][1].append(entry)
+    else:
+        queue.append([kind, [entry]])

@@ -1,0 +1,257 @@
+"""The scope overlay: which nodes are interested in which groups, replicated like Erlang's pg.
+
+A *member* is one node's interest in a group, with a count of local subscribers. Each
+node owns only its local counts; it tells every peer about each change and gives a new
+peer a full sync. What a node knows about a peer is exactly what that peer last said:
+
+* a local join or leave is sent to every known peer as an ``update`` of absolute counts;
+* ``peer_up`` (pg's discover) sends the peer a full ``sync`` of the local counts;
+* a ``sync`` from a peer *replaces* everything known about that peer;
+* messages from a peer that is not known (not up, or already down) are ignored;
+* ``peer_down`` makes every membership of that peer vanish;
+* an empty group and a missing group are the same thing: a count of 0 is never stored.
+
+Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
+the order the changes were applied. Like pg, the scope does no IO: every method
+returns the actions for the caller to carry out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+from zdps.topics import EXACT_SUFFIX, is_exact, is_valid_group
+from zdps.wire import E_MALFORMED, SYNC, UPDATE, ProtocolError
+
+Counts = dict[bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeSend:
+    """Send ``message`` to the scope of ``peer``."""
+
+    peer: str
+    message: list
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """A watched change: ``count`` members of ``node`` joined or left ``group``."""
+
+    watcher: Hashable
+    kind: str
+    group: bytes
+    node: str
+    count: int
+
+
+Action = ScopeSend | MemberEvent
+
+
+class NotJoined(KeyError):
+    """A local leave of a group this node is not a member of (pg's ``not_joined``)."""
+
+
+class Scope:
+    """One node's replica of a scope's group membership."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._local: Counts = {}
+        self._remote: dict[str, Counts] = {}
+        self._groups: dict[bytes, dict[str, int]] = {}
+        self._prefix_lengths: dict[int, int] = {}
+        self._scope_watchers: list[Hashable] = []
+        self._group_watchers: dict[bytes, list[Hashable]] = {}
+        self.version = 0
+        self.ignored = 0
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def peers(self) -> frozenset[str]:
+        """Peers whose memberships this replica holds."""
+        return frozenset(self._remote)
+
+    def members(self, group: bytes) -> dict[str, int]:
+        """Every node's count in ``group``; empty when nobody is a member."""
+        return dict(self._groups.get(group, {}))
+
+    def local_count(self, group: bytes) -> int:
+        """This node's own count in ``group``."""
+        return self._local.get(group, 0)
+
+    def which_groups(self) -> set[bytes]:
+        """Groups with at least one member anywhere."""
+        return set(self._groups)
+
+    def which_local_groups(self) -> set[bytes]:
+        """Groups this node itself is a member of."""
+        return set(self._local)
+
+    def local_counts(self) -> Counts:
+        """A copy of the local counts, as sent in a sync."""
+        return dict(self._local)
+
+    def reach(self, topic: bytes) -> dict[str, int]:
+        """Nodes a publish to ``topic`` must reach, with their subscriber counts.
+
+        Sums the exact group and every prefix group that ``topic`` starts with.
+        """
+        groups = self._groups
+        found: dict[str, int] = {}
+        exact = groups.get(topic + EXACT_SUFFIX)
+        if exact:
+            found.update(exact)
+        for length in self._prefix_lengths:
+            if length <= len(topic):
+                nodes = groups.get(topic[:length])
+                if nodes:
+                    for node, count in nodes.items():
+                        found[node] = found.get(node, 0) + count
+        return found
+
+    # ------------------------------------------------------------------ local changes
+
+    def join(self, group: bytes, count: int = 1) -> list[Action]:
+        """Add ``count`` local members to ``group`` and tell every peer."""
+        if count < 1:
+            raise ValueError("count must be positive")
+        new = self._local.get(group, 0) + count
+        self._local[group] = new
+        return self._local_changed(group, new, count)
+
+    def leave(self, group: bytes, count: int = 1) -> list[Action]:
+        """Remove ``count`` local members (at most as many as there are)."""
+        old = self._local.get(group, 0)
+        if old == 0:
+            raise NotJoined(group)
+        removed = min(count, old)
+        new = old - removed
+        if new:
+            self._local[group] = new
+        else:
+            del self._local[group]
+        return self._local_changed(group, new, -removed)
+
+    def _local_changed(self, group: bytes, new: int, delta: int) -> list[Action]:
+        actions: list[Action] = [ScopeSend(peer, [UPDATE, {group: new}]) for peer in self._remote]
+        self._apply(group, self.node, new, delta, actions)
+        return actions
+
+    # ------------------------------------------------------------------ peers
+
+    def peer_up(self, peer: str) -> list[Action]:
+        """A peer was discovered (or asked again): know it, and send it our sync."""
+        if peer == self.node:
+            return []
+        self._remote.setdefault(peer, {})
+        return [ScopeSend(peer, [SYNC, dict(self._local)])]
+
+    def peer_down(self, peer: str) -> list[Action]:
+        """A peer died or left: all its memberships vanish."""
+        known = self._remote.pop(peer, None)
+        actions: list[Action] = []
+        for group, count in (known or {}).items():
+            self._apply(group, peer, 0, -count, actions)
+        return actions
+
+    def handle(self, peer: str, message: list) -> list[Action]:
+        """Apply a ``sync`` or ``update`` from ``peer``; unknown peers are ignored."""
+        if len(message) != 2 or not isinstance(message[1], dict):
+            raise ProtocolError(E_MALFORMED, f"{message[0]} needs one map of group -> count")
+        counts = message[1]
+        known = self._remote.get(peer)
+        if known is None:
+            self.ignored += 1
+            return []
+        actions: list[Action] = []
+        if message[0] == SYNC and counts == known:
+            return actions  # a repeated sync is cheap: no validation, no work
+        _check_counts(counts)
+        if message[0] == SYNC:
+            for group in [g for g in known if g not in counts]:
+                self._set_remote(peer, known, group, 0, actions)
+        for group, count in counts.items():
+            self._set_remote(peer, known, group, count, actions)
+        return actions
+
+    def _set_remote(
+        self, peer: str, known: Counts, group: bytes, count: int, actions: list[Action]
+    ) -> None:
+        old = known.get(group, 0)
+        if count == old:
+            return
+        if count:
+            known[group] = count
+        else:
+            del known[group]
+        self._apply(group, peer, count, count - old, actions)
+
+    # ------------------------------------------------------------------ the replicated table
+
+    def _apply(self, group: bytes, node: str, count: int, delta: int, actions: list) -> None:
+        """Set ``node``'s count in ``group`` in the shared table and notify watchers."""
+        nodes = self._groups.get(group)
+        if count:
+            if nodes is None:
+                nodes = self._groups[group] = {}
+                if not is_exact(group):
+                    self._prefix_lengths[len(group)] = self._prefix_lengths.get(len(group), 0) + 1
+            nodes[node] = count
+        elif nodes is not None:
+            nodes.pop(node, None)
+            if not nodes:
+                del self._groups[group]
+                if not is_exact(group):
+                    left = self._prefix_lengths[len(group)] - 1
+                    if left:
+                        self._prefix_lengths[len(group)] = left
+                    else:
+                        del self._prefix_lengths[len(group)]
+        self.version += 1
+        watchers = self._scope_watchers + self._group_watchers.get(group, [])
+        if watchers:
+            kind = "join" if delta > 0 else "leave"
+            actions.extend(MemberEvent(w, kind, group, node, abs(delta)) for w in watchers)
+
+    # ------------------------------------------------------------------ monitors
+
+    def monitor_scope(self, watcher: Hashable) -> dict[bytes, dict[str, int]]:
+        """Watch every group; returns the current table."""
+        self._scope_watchers.append(watcher)
+        return {group: dict(nodes) for group, nodes in self._groups.items()}
+
+    def monitor(self, watcher: Hashable, group: bytes) -> dict[str, int]:
+        """Watch one group; returns its current members."""
+        self._group_watchers.setdefault(group, []).append(watcher)
+        return self.members(group)
+
+    def demonitor(self, watcher: Hashable) -> bool:
+        """Stop every watch held by ``watcher``; False if it held none."""
+        found = watcher in self._scope_watchers
+        self._scope_watchers = [w for w in self._scope_watchers if w != watcher]
+        for group in list(self._group_watchers):
+            watchers = self._group_watchers[group]
+            if watcher in watchers:
+                found = True
+                remaining = [w for w in watchers if w != watcher]
+                if remaining:
+                    self._group_watchers[group] = remaining
+                else:
+                    del self._group_watchers[group]
+        return found
+
+
+def _check_counts(counts: dict) -> None:
+    for group, count in counts.items():
+        if not isinstance(group, bytes) or not is_valid_group(group):
+            raise ProtocolError(E_MALFORMED, f"invalid group {group!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ProtocolError(E_MALFORMED, f"invalid count {count!r} for group {group!r}")
+
+
+def sends(actions: Iterable[Action]) -> list[ScopeSend]:
+    """The ScopeSend actions among ``actions`` (a convenience for callers and tests)."""
+    return [a for a in actions if isinstance(a, ScopeSend)]

@@ -1,0 +1,98 @@
+"""Topic names and subscription groups.
+
+A *group* is what a node is a member of in the scope overlay. It is spelled exactly
+as a ZeroMQ SUB spells its subscription, so that what the local XPUB reports can be
+used as the group key without translation:
+
+* ``b"news\\x00"`` — the exact topic ``news`` (topics never contain NUL);
+* ``b"news."``    — every topic that starts with ``news.`` (a prefix);
+* ``b""``         — every topic (the firehose).
+
+Subscriptions that start with NUL are reserved for zdps's own control use
+(see ``SYNC_PREFIX``) and never become groups.
+"""
+
+from __future__ import annotations
+
+MAX_TOPIC_BYTES = 255
+EXACT_SUFFIX = b"\x00"
+SYNC_PREFIX = b"\x00zdps.sync."
+
+
+class InvalidTopic(ValueError):
+    """A topic name that zdps refuses: empty, containing NUL, or too long."""
+
+
+def check_topic(topic: str) -> bytes:
+    """Return the UTF-8 bytes of a valid topic, or raise InvalidTopic saying why."""
+    if not isinstance(topic, str):
+        raise InvalidTopic(f"topic must be text, not {type(topic).__name__}")
+    if not topic:
+        raise InvalidTopic("topic is empty")
+    if "\x00" in topic:
+        raise InvalidTopic("topic contains a NUL character")
+    return _encode(topic, "topic")
+
+
+def check_prefix(prefix: str) -> bytes:
+    """Return the bytes of a valid prefix; the empty prefix means every topic."""
+    if "\x00" in prefix:
+        raise InvalidTopic("prefix contains a NUL character")
+    return _encode(prefix, "prefix")
+
+
+def _encode(text: str, what: str) -> bytes:
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidTopic(f"{what} is not valid Unicode text") from exc
+    if len(raw) > MAX_TOPIC_BYTES:
+        raise InvalidTopic(f"{what} is {len(raw)} bytes of UTF-8, the limit is {MAX_TOPIC_BYTES}")
+    return raw
+
+
+def exact_group(topic: str) -> bytes:
+    """The group (and SUB subscription) for exactly ``topic``."""
+    return check_topic(topic) + EXACT_SUFFIX
+
+
+def prefix_group(prefix: str) -> bytes:
+    """The group (and SUB subscription) for every topic starting with ``prefix``."""
+    return check_prefix(prefix)
+
+
+def is_exact(group: bytes) -> bool:
+    """True for an exact-topic group, False for a prefix group."""
+    return group.endswith(EXACT_SUFFIX)
+
+
+def group_topic(group: bytes) -> str:
+    """The topic or prefix text a group stands for."""
+    body = group[:-1] if is_exact(group) else group
+    return body.decode("utf-8")
+
+
+def describe_group(group: bytes) -> str:
+    """Human spelling used in CLI output and logs: ``news`` or ``news.*``."""
+    return group_topic(group) if is_exact(group) else group_topic(group) + "*"
+
+
+def is_control_subscription(subscription: bytes) -> bool:
+    """Subscriptions starting with NUL are zdps control tokens, never groups."""
+    return subscription[:1] == b"\x00"
+
+
+def is_valid_group(group: bytes) -> bool:
+    """Whether bytes received from a peer or a SUB form a well-formed group."""
+    if is_control_subscription(group):
+        return False
+    body = group[:-1] if is_exact(group) else group
+    if b"\x00" in body or len(body) > MAX_TOPIC_BYTES:
+        return False
+    if is_exact(group) and not body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

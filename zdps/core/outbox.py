@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from zdps.wire import UPDATE
+
 
 @dataclass(slots=True)
 class Outbox:
@@ -25,6 +27,18 @@ class Outbox:
     def send(self, endpoint: str, message: list) -> None:
         """Queue one control message to the node at ``endpoint``."""
         self.peers.setdefault(endpoint, []).append(message)
+
+    def merge(self, endpoint: str, message: list) -> None:
+        """Queue a message whose body is a map of absolute values (a scope ``update``).
+
+        If the previous message to ``endpoint`` is of the same kind the maps are merged,
+        so a subscriber that joins a thousand topics costs each peer one message.
+        """
+        queue = self.peers.setdefault(endpoint, [])
+        if queue and queue[-1][0] == message[0] and message[0] == UPDATE:
+            queue[-1][1].update(message[1])
+        else:
+            queue.append(message)
 
     def batch(self, endpoint: str, kind: str, entry: list) -> None:
         """Queue one data entry, joining the previous message if it is of the same kind."""

@@ -1,0 +1,290 @@
+"""The ``zdps`` command: run a node, publish, subscribe, inspect."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zdps import __version__
+from zdps.client.protocol import ENV_NODE, Message, PublishError, ZdpsError
+from zdps.client.sync import Client
+from zdps.daemon.config import DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, LOG_LEVELS, ConfigError
+from zdps.topics import InvalidTopic, check_prefix, check_topic
+
+node_option = click.option(
+    "--node",
+    envvar=ENV_NODE,
+    default=DEFAULT_API,
+    show_default=True,
+    help=f"API endpoint of the node to talk to (also ${ENV_NODE}).",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the node to answer.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zdps")
+def cli() -> None:
+    """zdps: a peer-to-peer cluster of ZeroMQ daemons that routes messages by topic."""
+
+
+# ---------------------------------------------------------------------- start
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file; its keys are these flags with underscores.",
+)
+@click.option("--node-id", help="Unique name of this node in the cluster.  [default: hostname]")
+@click.option("--cluster", help=f"Endpoint to bind for peers.  [default: {DEFAULT_CLUSTER}]")
+@click.option("--advertise", help="Endpoint peers dial to reach us.  [default: --cluster]")
+@click.option(
+    "--seed", "seeds", multiple=True, help="Endpoint of a node to join through (repeatable)."
+)
+@click.option("--api", help=f"Endpoint for clients.  [default: {DEFAULT_API}]")
+@click.option("--pub", help=f"Endpoint local subscribers connect to.  [default: {DEFAULT_PUB}]")
+@click.option(
+    "--scope", help="Cluster name; nodes of different scopes never merge.  [default: default]"
+)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
+@click.option("--heartbeat-interval", type=float, help="Seconds between pings.  [default: 0.2]")
+@click.option(
+    "--peer-timeout",
+    type=float,
+    help="Seconds of silence after which a peer is dead.  [default: 2.0]",
+)
+@click.option(
+    "--max-payload", type=int, help="Largest accepted payload in bytes.  [default: 1048576]"
+)
+def start(config_path: Path | None, **flags: Any) -> None:
+    """Run a node in the foreground until SIGTERM or SIGINT."""
+    from zdps.daemon.config import load
+    from zdps.daemon.node import Node
+
+    try:
+        config = load(config_path, flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        node = Node(config)
+    except Exception as exc:  # bind failures and the like: one clear line, exit 1
+        raise click.ClickException(f"cannot start node {config.node_id}: {exc}") from None
+    sys.exit(node.run())
+
+
+# ---------------------------------------------------------------------- publish
+
+
+@cli.command()
+@click.argument("topic")
+@click.argument("message", required=False)
+@click.option("--no-ack", is_flag=True, help="Fire and forget: do not wait for the owner.")
+@node_option
+@timeout_option
+def publish(topic: str, message: str | None, no_ack: bool, node: str, timeout: float) -> None:
+    """Publish MESSAGE to TOPIC, or every line of stdin as one message each.
+
+    Exits 0 only when every message was acknowledged by the topic's owner.
+    """
+    _check(check_topic, topic)
+    with Client(node, timeout=timeout) as client:
+        if message is not None:
+            lines: Any = [message]
+        else:
+            lines = (line.rstrip("\n") for line in sys.stdin)
+        failed = acked = 0
+        for outcome in client.publish_many(((topic, m) for m in lines), ack=not no_ack):
+            if isinstance(outcome, PublishError):
+                failed += 1
+                click.echo(f"zdps publish: {outcome}", err=True)
+            else:
+                acked += 1
+        if failed:
+            raise click.ClickException(
+                f"{failed} message(s) not acknowledged, {acked} acknowledged"
+            )
+
+
+# ---------------------------------------------------------------------- subscribe
+
+
+@cli.command()
+@click.argument("topics", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@click.option("--count", type=click.IntRange(min=1), help="Exit 0 after N messages.")
+@click.option("--prefix", is_flag=True, help="TOPICS are prefixes: receive every topic under them.")
+@node_option
+@timeout_option
+def subscribe(
+    topics: tuple[str, ...],
+    as_json: bool,
+    count: int | None,
+    prefix: bool,
+    node: str,
+    timeout: float,
+) -> None:
+    """Print messages published to TOPICS, one line each.
+
+    Plain output is the payload; with several topics or --prefix each line starts
+    with the topic and a tab. Ends (exit 0) after --count messages or when every
+    topic has been deleted.
+    """
+    for topic in topics:
+        _check(check_prefix if prefix else check_topic, topic)
+    with Client(node, timeout=timeout) as client:
+        subscription = _call(client.subscribe, *topics, prefix=prefix)
+        click.echo(f"subscribed {' '.join(t + '*' if prefix else t for t in topics)}", err=True)
+        show_topic = prefix or len(topics) > 1
+        received = 0
+        with subscription:
+            for msg in subscription:
+                click.echo(_json_line(msg) if as_json else _text_line(msg, show_topic))
+                received += 1
+                if count is not None and received >= count:
+                    return
+        click.echo("subscription ended: topic deleted", err=True)
+
+
+def _json_line(msg: Message) -> str:
+    obj: dict[str, Any] = {"topic": msg.topic, "seq": msg.seq, "epoch": msg.epoch}
+    try:
+        obj["data"] = msg.data.decode("utf-8")
+    except UnicodeDecodeError:
+        obj["data"] = msg.data.decode("utf-8", "backslashreplace")
+        obj["data_b64"] = base64.b64encode(msg.data).decode("ascii")
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _text_line(msg: Message, show_topic: bool) -> str:
+    text = msg.data.decode("utf-8", "backslashreplace").replace("\n", "\\n")
+    return f"{msg.topic}\t{text}" if show_topic else text
+
+
+# ---------------------------------------------------------------------- status
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@node_option
+@timeout_option
+def status(as_json: bool, node: str, timeout: float) -> None:
+    """Show the node's identity, peers, ring and counters."""
+    with Client(node, timeout=timeout) as client:
+        info = _call(client.status)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    endpoints = info["endpoints"]
+    click.echo(
+        f"node      {info['node']}  (scope {info['scope']}, zdps {info['version']}, "
+        f"pid {info['pid']}, up {info['uptime_s']:.1f}s)"
+    )
+    click.echo(
+        f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "
+        f"api={endpoints['api']} pub={endpoints['pub']}"
+    )
+    ring = info["ring"]
+    click.echo(
+        f"ring      {len(ring['nodes'])} node(s) {' '.join(ring['nodes'])}  [{ring['digest']}]"
+    )
+    click.echo(f"groups    {info['groups']['local']} local, {info['groups']['cluster']} in scope")
+    click.echo("peers" + ("" if info["peers"] else "     none"))
+    for peer in info["peers"]:
+        click.echo(
+            f"  {peer['node']:<16} {peer['state']:<8} {peer['endpoint']:<28} "
+            f"up {peer['since_s']:.1f}s  fanout_sent {peer['fanout_sent']}"
+        )
+    click.echo("counters")
+    for name, value in info["counters"].items():
+        click.echo(f"  {name:<22} {value}")
+    errors = info["errors"]
+    click.echo("errors" + ("" if errors else "    none"))
+    for name, value in sorted(errors.items()):
+        click.echo(f"  {name:<22} {value}")
+
+
+# ---------------------------------------------------------------------- members
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Print again after every change, until interrupted.")
+@node_option
+@timeout_option
+def members(topic: str, as_json: bool, watch: bool, node: str, timeout: float) -> None:
+    """Show the owner of TOPIC and the nodes a publish to it reaches."""
+    _check(check_topic, topic)
+    with Client(node, timeout=timeout) as client:
+        if not watch:
+            _print_members(_call(client.members, topic), as_json)
+            return
+        try:
+            for view in client.watch(topic):
+                _print_members(view, as_json)
+        except KeyboardInterrupt:
+            pass
+
+
+def _print_members(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view, sort_keys=True), nl=True)
+        sys.stdout.flush()
+        return
+    event = view.get("event")
+    if event:
+        click.echo(f"{event['kind']} {event['group']} on {event['node']} ({event['count']})")
+    nodes = ", ".join(f"{n}={c}" for n, c in sorted(view["nodes"].items())) or "none"
+    click.echo(f"topic {view['topic']}  owner {view['owner']}  nodes {nodes}")
+
+
+# ---------------------------------------------------------------------- topic
+
+
+@cli.group()
+def topic() -> None:
+    """Manage topics (topics exist implicitly; they need no creation)."""
+
+
+@topic.command("delete")
+@click.argument("name")
+@node_option
+@timeout_option
+def topic_delete(name: str, node: str, timeout: float) -> None:
+    """Send a final 'closed' message to every subscriber of NAME, ending their subscriptions."""
+    _check(check_topic, name)
+    with Client(node, timeout=timeout) as client:
+        result = _call(client.delete_topic, name)
+    click.echo(
+        f"deleted {name}: closed sent to {result.nodes} node(s), {result.subscribers} subscriber(s)"
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check(validate: Any, value: str) -> None:
+    try:
+        validate(value)
+    except InvalidTopic as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return function(*args, **kwargs)
+    except ZdpsError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,1 @@
+"""Client libraries: ``Client`` (blocking) and ``AsyncClient`` (asyncio), one protocol core."""

@@ -1,0 +1,505 @@
+"""One zdps node as a sans-IO state machine: events and the time in, an Outbox out.
+
+``NodeCore`` ties the protocol cores together: membership decides who the live peers
+are; every live peer is on the ring and in the scope overlay; the router moves
+publishes. Inputs are cluster frames, local XPUB (un)subscriptions, client API frames
+and timer ticks, each with the current monotonic time. The IO layer owns the sockets
+and drains ``take()`` after every wake-up; tests and the simulator drive the same
+object with no sockets at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from zdps.core import membership as mem
+from zdps.core.detector import FailureDetector, HeartbeatDetector
+from zdps.core.outbox import Outbox
+from zdps.core.ring import HashRing
+from zdps.core.router import Router, Sequencer
+from zdps.core.scope import MemberEvent, NotJoined, Scope, ScopeSend
+from zdps.topics import (
+    SYNC_PREFIX,
+    InvalidTopic,
+    check_topic,
+    describe_group,
+    group_topic,
+    is_control_subscription,
+    is_exact,
+    is_valid_group,
+)
+from zdps.wire import ACK as PEER_ACK
+from zdps.wire import (
+    API_EVENT,
+    API_NACK,
+    API_REPLY,
+    BARRIER,
+    BARRIER_OK,
+    BYE,
+    CLOSE,
+    CLOSED,
+    E_INVALID_TOPIC,
+    E_MALFORMED,
+    E_TIMEOUT,
+    E_TOO_LARGE,
+    E_UNKNOWN_OP,
+    FANOUT,
+    FORWARD,
+    HELLO,
+    NACK,
+    PEERS,
+    PING,
+    SYNC,
+    UPDATE,
+    ProtocolError,
+    decode_envelope,
+)
+
+COUNTERS = (
+    "published",
+    "routed_to_owner",
+    "owned_published",
+    "fanout_sent",
+    "fanout_received",
+    "delivered",
+    "peers_joined",
+    "peers_lost",
+    "ignored_unknown_peer",
+)
+
+_MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})
+_BAD_INPUT = (ProtocolError, ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+@dataclass(slots=True)
+class CoreConfig:
+    """Tunables of the protocol cores (all times in seconds)."""
+
+    heartbeat_interval: float = 0.2
+    peer_timeout: float = 2.0
+    max_payload: int = 1024 * 1024
+    ack_timeout: float = 10.0
+    barrier_timeout: float = 10.0
+
+
+@dataclass(slots=True)
+class _Barrier:
+    client: bytes
+    ref: int
+    waiting: set[str]
+    deadline: float
+
+
+class NodeCore:
+    """Everything one node decides, with no sockets, clocks or signals."""
+
+    def __init__(
+        self,
+        node: str,
+        incarnation: int,
+        scope: str,
+        endpoint: str,
+        seeds: list[str],
+        now: float,
+        config: CoreConfig | None = None,
+        detector: FailureDetector | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config or CoreConfig()
+        self.node = node
+        self.scope_name = scope
+        self.incarnation = incarnation
+        self.started = now
+        self.info = info or {}
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.errors: dict[str, int] = {}
+        self.outbox = Outbox()
+        self.membership = mem.Membership(
+            node,
+            incarnation,
+            endpoint,
+            detector or HeartbeatDetector(self.config.peer_timeout),
+            seeds,
+            mem.MembershipConfig(
+                heartbeat_interval=self.config.heartbeat_interval,
+                join_timeout=self.config.peer_timeout,
+            ),
+        )
+        self.scope = Scope(node)
+        self.ring = HashRing([node])
+        self.router = Router(
+            node,
+            self.ring,
+            self.scope,
+            self.membership.endpoint_of,
+            self.outbox,
+            self.counters,
+            Sequencer(incarnation // 1_000_000, now),
+            ack_timeout=self.config.ack_timeout,
+        )
+        self._handlers = {
+            SYNC: self._on_scope,
+            UPDATE: self._on_scope,
+            BARRIER: self._on_barrier,
+            BARRIER_OK: self._on_barrier_ok,
+            FORWARD: self._on_forward,
+            CLOSE: self._on_close,
+            FANOUT: lambda _s, m, _n: self.router.on_fanout(m[1]),
+            CLOSED: lambda _s, m, _n: self.router.on_closed(m[1]),
+            PEER_ACK: lambda _s, m, _n: self.router.on_ack(m[1]),
+            NACK: lambda _s, m, _n: self.router.on_nack(m[1]),
+        }
+        self._ops = {
+            "members": self._op_members,
+            "watch": self._op_watch,
+            "unwatch": self._op_unwatch,
+            "ready": self._op_ready,
+            "delete": self._op_delete,
+            "status": lambda client, ref, _args, now: self._reply(client, ref, self.status(now)),
+            "info": lambda client, ref, _args, _now: self._reply(client, ref, self.info),
+        }
+        self._barriers: dict[int, _Barrier] = {}
+        self._next_barrier = 1
+        self._tokens_seen: dict[str, float] = {}
+        self._ready_waiting: dict[str, tuple[bytes, int, list[bytes], float]] = {}
+        self._watches: dict[tuple[bytes, int], str] = {}
+        self._leaving = False
+
+    # ------------------------------------------------------------------ IO interface
+
+    def take(self) -> Outbox:
+        """Hand the accumulated actions to the IO layer and start a fresh outbox."""
+        out = self.outbox
+        self.outbox = self.router.outbox = Outbox()
+        return out
+
+    def start(self, now: float) -> None:
+        self._membership(self.membership.start(now), now)
+
+    def tick(self, now: float) -> None:
+        """Run timers: membership, ack expiry, barrier and token expiry."""
+        self._membership(self.membership.tick(now), now)
+        self.router.expire(now)
+        for barrier_id, barrier in list(self._barriers.items()):
+            if barrier.deadline <= now:
+                del self._barriers[barrier_id]
+                self.fail(barrier.client, barrier.ref, E_TIMEOUT, "owners did not confirm")
+        for token, (client, ref, _, deadline) in list(self._ready_waiting.items()):
+            if deadline <= now:
+                del self._ready_waiting[token]
+                self.fail(client, ref, E_TIMEOUT, "the subscription never reached the node")
+        for token, seen in list(self._tokens_seen.items()):
+            if seen + self.config.barrier_timeout <= now:
+                del self._tokens_seen[token]
+
+    def next_deadline(self, now: float) -> float:
+        """When ``tick`` must run next at the latest."""
+        return min(self.membership.next_deadline(), now + self.config.heartbeat_interval)
+
+    def leave(self, now: float) -> None:
+        """Graceful shutdown: tell every peer we are leaving."""
+        self._leaving = True
+        self._membership(self.membership.leave(now), now)
+
+    def bad_input(self, code: str, message: str) -> None:
+        """Count bad input and hand it to the IO layer for (rate-limited) logging."""
+        self.errors[code] = self.errors.get(code, 0) + 1
+        self.outbox.error(code, message)
+
+    def client_gone(self, client: bytes) -> None:
+        """A client's connection vanished: drop what we keep for it."""
+        for key in [k for k in self._watches if k[0] == client]:
+            del self._watches[key]
+            self.scope.demonitor(key)
+
+    # ------------------------------------------------------------------ cluster input
+
+    def on_cluster_frame(self, frame: bytes, now: float) -> None:
+        """One envelope from a peer's DEALER, received on our cluster ROUTER."""
+        try:
+            scope, sender, incarnation, messages = decode_envelope(frame)
+        except ProtocolError as exc:
+            self.bad_input(exc.code, f"cluster frame: {exc.message}")
+            return
+        if scope != self.scope_name:
+            self.bad_input("wrong_scope", f"{sender} is in scope {scope!r}, not ours")
+            return
+        accepted = self.membership.is_alive(sender, incarnation)
+        if accepted:
+            self.membership.heard(sender, now)
+        for message in messages:
+            try:
+                kind = message[0]
+                if kind in _MEMBERSHIP_KINDS:
+                    actions = self.membership.handle(sender, incarnation, message, now)
+                    self._membership(actions, now)
+                    accepted = self.membership.is_alive(sender, incarnation)
+                elif accepted:
+                    self._handlers[kind](sender, message, now)
+                else:
+                    self.counters["ignored_unknown_peer"] += 1
+            except _BAD_INPUT as exc:
+                self.bad_input(_code(exc), f"{message[:1]} from {sender}: {_text(exc)}")
+
+    def _on_scope(self, sender: str, message: list, now: float) -> None:
+        self._scope(self.scope.handle(sender, message))
+
+    def _on_barrier(self, sender: str, message: list, now: float) -> None:
+        endpoint = self.membership.endpoint_of(sender)
+        if endpoint is not None:
+            self.outbox.send(endpoint, [BARRIER_OK, message[1]])
+
+    def _on_barrier_ok(self, sender: str, message: list, now: float) -> None:
+        barrier = self._barriers.get(message[1])
+        if barrier is not None:
+            barrier.waiting.discard(sender)
+            self._finish_barrier(message[1], barrier)
+
+    def _on_forward(self, sender: str, message: list, now: float) -> None:
+        publish = self.router.publish
+        for topic, payload, ack_id, hops in message[1]:
+            if type(topic) is not str or type(payload) is not bytes:
+                raise ProtocolError(E_MALFORMED, "forward entries are [topic, payload, ack, hops]")
+            publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now)
+
+    def _on_close(self, sender: str, message: list, now: float) -> None:
+        for topic, ack_id, hops in message[1]:
+            self.router.close(topic, (sender, ack_id) if ack_id else None, hops, now)
+
+    # ------------------------------------------------------------------ local subscribers
+
+    def on_subscription(self, subscription: bytes, subscribed: bool, now: float) -> None:
+        """A local SUB (un)subscribed, as reported by the XPUB."""
+        if is_control_subscription(subscription):
+            if subscribed and subscription.startswith(SYNC_PREFIX):
+                self._token_seen(subscription[len(SYNC_PREFIX) :].decode("utf-8", "replace"), now)
+            return
+        if not is_valid_group(subscription):
+            self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
+            return
+        if subscribed:
+            self._scope(self.scope.join(subscription))
+        else:
+            # An unsubscribe may concern a subscription made before this node started.
+            with contextlib.suppress(NotJoined):
+                self._scope(self.scope.leave(subscription))
+
+    # ------------------------------------------------------------------ client API
+
+    def on_client_publish(self, client: bytes, entries: list, now: float) -> None:
+        """Publishes from a client: ``[[ref, topic, payload], ...]``; ref 0 wants no ack."""
+        publish = self.router.publish
+        limit = self.config.max_payload
+        count = 0
+        for entry in entries:
+            try:
+                ref, topic, payload = entry
+                check_topic(topic)
+                if type(payload) is not bytes:
+                    raise ProtocolError(E_MALFORMED, "payload must be binary")
+                if len(payload) > limit:
+                    raise ProtocolError(
+                        E_TOO_LARGE, f"payload is {len(payload)} bytes, the limit is {limit}"
+                    )
+            except (*_BAD_INPUT, InvalidTopic) as exc:
+                code = _code(exc)
+                self.bad_input(code, f"publish from client: {_text(exc)}")
+                if isinstance(entry, list) and entry and isinstance(entry[0], int) and entry[0]:
+                    self.outbox.batch_reply(client, API_NACK, [entry[0], code, _text(exc)])
+                continue
+            count += 1
+            publish(topic, payload, (client, ref) if ref else None, 0, now)
+        self.counters["published"] += count
+
+    def on_client_request(self, client: bytes, fields: list, now: float) -> None:
+        """A request ``[ref, op, args]``; the answer is a reply (or events) to ``client``."""
+        try:
+            ref, op, args = fields
+            if not isinstance(args, dict):
+                raise ProtocolError(E_MALFORMED, "request arguments must be a map")
+        except _BAD_INPUT as exc:
+            self.bad_input(_code(exc), f"request from client: {_text(exc)}")
+            return
+        handler = self._ops.get(op)
+        if handler is None:
+            self.bad_input(E_UNKNOWN_OP, f"unknown request {op!r}")
+            self.fail(client, ref, E_UNKNOWN_OP, f"unknown request {op!r}")
+            return
+        try:
+            handler(client, ref, args, now)
+        except (*_BAD_INPUT, InvalidTopic) as exc:
+            self.bad_input(_code(exc), f"{op} request: {_text(exc)}")
+            self.fail(client, ref, _code(exc), _text(exc))
+
+    def _op_members(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        self._reply(client, ref, self.members(args["topic"]))
+
+    def _op_watch(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        topic = args["topic"]
+        check_topic(topic)
+        self._watches[(client, ref)] = topic
+        self.scope.monitor_scope((client, ref))
+        self._reply(client, ref, self.members(topic))
+
+    def _op_unwatch(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        key = (client, args["ref"])
+        self._watches.pop(key, None)
+        self._reply(client, ref, self.scope.demonitor(key))
+
+    def _op_ready(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        """Answer once the groups are visible at their owners (see ``SYNC_PREFIX``)."""
+        token, groups = args["token"], args["groups"]
+        if not all(isinstance(g, bytes) and is_valid_group(g) for g in groups):
+            raise ProtocolError(E_MALFORMED, "groups must be valid subscriptions")
+        self._ready_waiting[token] = (client, ref, groups, now + self.config.barrier_timeout)
+        if token in self._tokens_seen:
+            self._token_seen(token, now)
+
+    def _op_delete(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        topic = args["topic"]
+        check_topic(topic)
+        self.router.close(topic, (client, ref), 0, now)
+
+    def _token_seen(self, token: str, now: float) -> None:
+        self._tokens_seen[token] = now
+        waiting = self._ready_waiting.pop(token, None)
+        if waiting is None:
+            return
+        client, ref, groups, _ = waiting
+        owners: set[str] = set()
+        for group in groups:
+            if is_exact(group):
+                owners.add(self.ring.owner(group_topic(group)) or self.node)
+            else:
+                owners.update(self.membership.alive())
+        owners.discard(self.node)
+        barrier_id = self._next_barrier
+        self._next_barrier += 1
+        barrier = _Barrier(client, ref, owners, now + self.config.barrier_timeout)
+        for owner in owners:
+            self.outbox.send(self.membership.endpoint_of(owner) or "", [BARRIER, barrier_id])
+        self._barriers[barrier_id] = barrier
+        self._finish_barrier(barrier_id, barrier)
+
+    def _finish_barrier(self, barrier_id: int, barrier: _Barrier) -> None:
+        if not barrier.waiting:
+            del self._barriers[barrier_id]
+            self._reply(client=barrier.client, ref=barrier.ref, result=True)
+
+    def _reply(self, client: bytes, ref: int, result: Any) -> None:
+        self.outbox.reply(client, API_REPLY, ref, True, result)
+
+    def fail(self, client: bytes, ref: int, code: str, message: str) -> None:
+        self.outbox.reply(client, API_REPLY, ref, False, {"code": code, "message": message})
+
+    # ------------------------------------------------------------------ views
+
+    def members(self, topic: str) -> dict[str, Any]:
+        """The nodes a publish to ``topic`` reaches, with their subscriber counts."""
+        check_topic(topic)
+        return {
+            "topic": topic,
+            "owner": self.ring.owner(topic),
+            "nodes": self.scope.reach(topic.encode()),
+        }
+
+    def status(self, now: float) -> dict[str, Any]:
+        """What ``zdps status`` shows: identity, peers, ring, counters and errors."""
+        peers = [
+            {
+                "node": p.node,
+                "endpoint": p.endpoint,
+                "state": str(p.state),
+                "since_s": round(now - p.since, 3),
+                "fanout_sent": self.router.peer_fanout.get(p.node, 0),
+            }
+            for p in sorted(self.membership.peers.values(), key=lambda p: p.node)
+        ]
+        return {
+            **self.info,
+            "node": self.node,
+            "scope": self.scope_name,
+            "incarnation": self.incarnation,
+            "uptime_s": round(now - self.started, 3),
+            "peers": peers,
+            "ring": {"nodes": sorted(self.ring.nodes), "digest": self.ring.digest()},
+            "groups": {
+                "local": len(self.scope.which_local_groups()),
+                "cluster": len(self.scope.which_groups()),
+            },
+            "topics_sequenced": len(self.router.sequencer),
+            "pending_acks": self.router.pending,
+            "counters": dict(self.counters),
+            "errors": dict(self.errors),
+        }
+
+    # ------------------------------------------------------------------ glue
+
+    def _membership(self, actions: list[mem.Action], now: float) -> None:
+        ring_changed = False
+        for action in actions:
+            if isinstance(action, mem.Send):
+                self.outbox.send(action.endpoint, action.message)
+            elif isinstance(action, mem.Disconnect):
+                self.outbox.disconnect(action.endpoint)
+            elif isinstance(action, mem.PeerUp):
+                if self.ring.add(action.node):
+                    ring_changed = True
+                    self.counters["peers_joined"] += 1
+                    self.outbox.log.append(f"peer {action.node} up at {action.endpoint}")
+                self._scope(self.scope.peer_up(action.node))
+            elif isinstance(action, mem.PeerDown):
+                ring_changed |= self.ring.remove(action.node)
+                self.counters["peers_lost"] += 1
+                self.outbox.log.append(f"peer {action.node} down ({action.reason})")
+                self._scope(self.scope.peer_down(action.node))
+                self.router.peer_down(action.node)
+                for barrier_id, barrier in list(self._barriers.items()):
+                    barrier.waiting.discard(action.node)
+                    self._finish_barrier(barrier_id, barrier)
+        if ring_changed:
+            self.router.ring_changed()
+            for key, topic in self._watches.items():
+                self._push_watch(key, topic, None)
+
+    def _scope(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, ScopeSend):
+                endpoint = self.membership.endpoint_of(action.peer)
+                if endpoint is not None:
+                    self.outbox.merge(endpoint, action.message)
+            elif isinstance(action, MemberEvent):
+                topic = self._watches.get(action.watcher)
+                if topic is not None and _matches(action.group, topic):
+                    self._push_watch(action.watcher, topic, action)
+
+    def _push_watch(self, key: tuple[bytes, int], topic: str, event: MemberEvent | None) -> None:
+        body: dict[str, Any] = self.members(topic)
+        if event is not None:
+            body["event"] = {
+                "kind": event.kind,
+                "group": describe_group(event.group),
+                "node": event.node,
+                "count": event.count,
+            }
+        self.outbox.reply(key[0], API_EVENT, key[1], body)
+
+
+def _matches(group: bytes, topic: str) -> bool:
+    if is_exact(group):
+        return group[:-1] == topic.encode()
+    return topic.encode().startswith(group)
+
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, ProtocolError):
+        return exc.code
+    if isinstance(exc, InvalidTopic):
+        return E_INVALID_TOPIC
+    return E_MALFORMED
+
+
+def _text(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ProtocolError) else str(exc) or type(exc).__name__

@@ -1,0 +1,277 @@
+"""Routing of publishes: to the topic's owner, sequenced there, one copy per interested node.
+
+Rules (docs/PROTOCOL.md, "Routing"):
+
+* A publish entering any node goes to the owner named by that node's ring, in one hop
+  when views agree. A node that receives a forward for a topic it does not own (views
+  differ for a moment) forwards it again; after ``MAX_HOPS`` it is refused, never looped.
+* The owner stamps ``(epoch, seq)``: seq counts 1, 2, 3 ... per topic within an epoch, and
+  a new epoch starts whenever the owner (re)starts sequencing a topic. Epochs a node
+  hands out only grow.
+* The owner sends exactly one copy to each node that has an exact or prefix member for
+  the topic, and delivers locally when it has one itself; nodes without interest get
+  nothing.
+* Acks travel back along the path the publish took: each hop that forwarded keeps a
+  pending entry and relays the owner's ack (or refusal); if the next hop dies first,
+  the publish is refused with ``owner_lost`` (it may or may not have been delivered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zdps.core.outbox import Outbox
+from zdps.core.ring import HashRing
+from zdps.core.scope import Scope
+from zdps.wire import (
+    ACK,
+    API_ACK,
+    API_NACK,
+    CLOSE,
+    CLOSED,
+    E_MALFORMED,
+    E_OWNER_LOST,
+    E_TIMEOUT,
+    E_TOO_MANY_HOPS,
+    FANOUT,
+    FORWARD,
+    NACK,
+    ProtocolError,
+    closed_header,
+    message_header,
+)
+
+MAX_HOPS = 3
+
+# A route says where an ack goes: (client identity, ref) for a local client, or
+# (node id, ack id) for the peer that forwarded the publish to us.
+Route = tuple[bytes | str, int]
+
+
+@dataclass(slots=True)
+class Interest:
+    """Who a publish to one topic reaches (cached until membership or the ring changes)."""
+
+    endpoints: list[str]
+    nodes: list[str]
+    local: bool
+    subscribers: int
+
+    @property
+    def reached(self) -> int:
+        return len(self.nodes) + self.local
+
+
+@dataclass(slots=True)
+class _Pending:
+    route: Route
+    via: str
+    deadline: float
+
+
+class Sequencer:
+    """Per-topic (epoch, seq) counters of the topics this node sequences."""
+
+    def __init__(self, epoch_base_ms: int, started: float) -> None:
+        self._base = epoch_base_ms
+        self._started = started
+        self._last_epoch = 0
+        self._topics: dict[str, list[int]] = {}
+
+    def stamp(self, topic: str, now: float) -> tuple[int, int]:
+        """The (epoch, seq) of the next message on ``topic``."""
+        state = self._topics.get(topic)
+        if state is None:
+            epoch = max(self._base + int((now - self._started) * 1000), self._last_epoch + 1)
+            self._last_epoch = epoch
+            state = self._topics[topic] = [epoch, 0]
+        state[1] += 1
+        return state[0], state[1]
+
+    def forget(self, topic: str) -> None:
+        """The next message on ``topic`` starts a new epoch."""
+        self._topics.pop(topic, None)
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Forget every topic for which ``keep`` is false (ownership moved away)."""
+        self._topics = {t: s for t, s in self._topics.items() if keep(t)}
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+
+@dataclass(slots=True)
+class Router:
+    """The publish path of one node."""
+
+    node: str
+    ring: HashRing
+    scope: Scope
+    endpoint_of: Callable[[str], str | None]
+    outbox: Outbox
+    counters: dict[str, int]
+    sequencer: Sequencer
+    ack_timeout: float = 10.0
+    peer_fanout: dict[str, int] = field(default_factory=dict)
+    _pending: dict[int, _Pending] = field(default_factory=dict)
+    _next_ack: int = 1
+    _interest: dict[str, Interest] = field(default_factory=dict)
+    _interest_version: int = -1
+
+    # ------------------------------------------------------------------ entry points
+
+    def publish(self, topic: str, payload: bytes, route: Route | None, hops: int, now: float):
+        """Route one publish: sequence it here if we own the topic, else forward it."""
+        owner = self.ring.owner(topic)
+        if owner == self.node:
+            self._sequence(topic, payload, route, now)
+        else:
+            self._forward(FORWARD, [topic, payload], owner, route, hops, now)
+
+    def close(self, topic: str, route: Route | None, hops: int, now: float) -> None:
+        """Route a topic deletion like a publish; the owner sends the final ``closed``."""
+        owner = self.ring.owner(topic)
+        if owner != self.node:
+            self._forward(CLOSE, [topic], owner, route, hops, now)
+            return
+        epoch, seq = self.sequencer.stamp(topic, now)
+        self.sequencer.forget(topic)
+        interest = self.interest(topic)
+        for endpoint in interest.endpoints:
+            self.outbox.batch(endpoint, CLOSED, [topic, seq, epoch])
+        if interest.local:
+            self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
+        if route is not None:
+            self._ack(route, [seq, interest.reached, interest.subscribers])
+
+    def on_fanout(self, entries: list) -> None:
+        """Copies sent to us by owners: deliver them locally, in the order received."""
+        deliveries = self.outbox.deliveries
+        for entry in entries:
+            if not (isinstance(entry, list) and len(entry) == 4):
+                raise ProtocolError(E_MALFORMED, "fanout entries are [topic, seq, epoch, payload]")
+            topic, seq, epoch, payload = entry
+            deliveries.append((topic, message_header(seq, epoch), payload))
+        self.counters["fanout_received"] += len(entries)
+
+    def on_closed(self, entries: list) -> None:
+        for topic, seq, epoch in entries:
+            self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
+
+    def on_ack(self, entries: list) -> None:
+        """Acks from the next hop: relay each one back along its route."""
+        for ack_id, *result in entries:
+            pending = self._pending.pop(ack_id, None)
+            if pending is not None:
+                self._ack(pending.route, result)
+
+    def on_nack(self, entries: list) -> None:
+        for ack_id, code, message in entries:
+            pending = self._pending.pop(ack_id, None)
+            if pending is not None:
+                self.refuse(pending.route, code, message)
+
+    def peer_down(self, node: str) -> None:
+        """Refuse every publish still waiting on ``node``; the reach of topics changed."""
+        lost = [ack_id for ack_id, p in self._pending.items() if p.via == node]
+        for ack_id in lost:
+            route = self._pending.pop(ack_id).route
+            self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
+        self._interest.clear()
+
+    def ring_changed(self) -> None:
+        """Stop sequencing topics we no longer own; their next owner starts a new epoch."""
+        self._interest.clear()
+        self.sequencer.retain(lambda topic: self.ring.owner(topic) == self.node)
+
+    def expire(self, now: float) -> None:
+        """Refuse publishes whose ack did not come back within ``ack_timeout``."""
+        expired = []
+        for ack_id, pending in self._pending.items():
+            if pending.deadline > now:
+                break
+            expired.append(ack_id)
+        for ack_id in expired:
+            route = self._pending.pop(ack_id).route
+            self.refuse(route, E_TIMEOUT, f"no acknowledgement within {self.ack_timeout} s")
+
+    def refuse(self, route: Route, code: str, message: str) -> None:
+        """Tell whoever waits on ``route`` that the publish failed."""
+        target, ref = route
+        if isinstance(target, bytes):
+            self.outbox.batch_reply(target, API_NACK, [ref, code, message])
+        else:
+            endpoint = self.endpoint_of(target)
+            if endpoint is not None:
+                self.outbox.batch(endpoint, NACK, [ref, code, message])
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # ------------------------------------------------------------------ internals
+
+    def interest(self, topic: str) -> Interest:
+        """Who a publish to ``topic`` reaches, from the scope replica (cached)."""
+        if self._interest_version != self.scope.version:
+            self._interest.clear()
+            self._interest_version = self.scope.version
+        found = self._interest.get(topic)
+        if found is None:
+            reach = self.scope.reach(topic.encode())
+            nodes, endpoints = [], []
+            for node in reach:
+                endpoint = self.endpoint_of(node) if node != self.node else None
+                if endpoint is not None:
+                    nodes.append(node)
+                    endpoints.append(endpoint)
+            found = Interest(endpoints, nodes, self.node in reach, sum(reach.values()))
+            if len(self._interest) > 100_000:
+                self._interest.clear()
+            self._interest[topic] = found
+        return found
+
+    def _sequence(self, topic: str, payload: bytes, route: Route | None, now: float) -> None:
+        epoch, seq = self.sequencer.stamp(topic, now)
+        interest = self.interest(topic)
+        if interest.endpoints:
+            entry = [topic, seq, epoch, payload]
+            batch = self.outbox.batch
+            for endpoint in interest.endpoints:
+                batch(endpoint, FANOUT, entry)
+            fanout = self.peer_fanout
+            for node in interest.nodes:
+                fanout[node] = fanout.get(node, 0) + 1
+            self.counters["fanout_sent"] += len(interest.endpoints)
+        if interest.local:
+            self.outbox.deliveries.append((topic, message_header(seq, epoch), payload))
+        self.counters["owned_published"] += 1
+        if route is not None:
+            self._ack(route, [seq, interest.reached, interest.subscribers])
+
+    def _forward(
+        self, kind: str, body: list, owner: str | None, route: Route | None, hops: int, now: float
+    ) -> None:
+        endpoint = self.endpoint_of(owner) if owner else None
+        if endpoint is None or hops >= MAX_HOPS:
+            if route is not None:
+                why = "no route to the owner" if endpoint is None else f"more than {MAX_HOPS} hops"
+                self.refuse(route, E_TOO_MANY_HOPS, why)
+            return
+        ack_id = 0
+        if route is not None:
+            ack_id = self._next_ack
+            self._next_ack += 1
+            self._pending[ack_id] = _Pending(route, owner, now + self.ack_timeout)
+        self.outbox.batch(endpoint, kind, [*body, ack_id, hops + 1])
+        self.counters["routed_to_owner"] += 1
+
+    def _ack(self, route: Route, result: list) -> None:
+        target, ref = route
+        if isinstance(target, bytes):
+            self.outbox.batch_reply(target, API_ACK, [ref, *result])
+        else:
+            endpoint = self.endpoint_of(target)
+            if endpoint is not None:
+                self.outbox.batch(endpoint, ACK, [ref, *result])

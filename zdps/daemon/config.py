@@ -1,0 +1,140 @@
+"""Daemon configuration: defaults, the TOML file, command-line flags, and their checks.
+
+Precedence: a flag given on the command line beats the config file, which beats the
+default. Every key of the TOML file has the same name as its flag (dashes become
+underscores); ``seeds`` is a list (``--seed`` may be repeated).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CLUSTER = "tcp://127.0.0.1:7710"
+DEFAULT_API = "tcp://127.0.0.1:7711"
+DEFAULT_PUB = "tcp://127.0.0.1:7712"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_ENDPOINT = re.compile(r"^(tcp://(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5}|\*)|ipc://\S+)$")
+_WILDCARD_HOSTS = {"*", "0.0.0.0", "[::]"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message says which key and why."""
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything ``zdps start`` needs to run one node."""
+
+    node_id: str = field(default_factory=socket.gethostname)
+    cluster: str = DEFAULT_CLUSTER
+    advertise: str | None = None
+    seeds: list[str] = field(default_factory=list)
+    api: str = DEFAULT_API
+    pub: str = DEFAULT_PUB
+    scope: str = "default"
+    log_level: str = "info"
+    heartbeat_interval: float = 0.2
+    peer_timeout: float = 2.0
+    max_payload: int = 1024 * 1024
+    pub_hwm: int = 100_000
+
+    @property
+    def advertised(self) -> str:
+        """The endpoint peers dial to reach this node's cluster socket."""
+        return self.advertise or self.cluster
+
+    def check(self) -> Config:
+        """Raise ConfigError for anything that cannot work; return self otherwise."""
+        if not self.node_id or not self.node_id.isprintable() or len(self.node_id) > 128:
+            raise ConfigError("node_id must be 1-128 printable characters")
+        if not self.scope or not self.scope.isprintable():
+            raise ConfigError("scope must be a non-empty printable name")
+        for key in ("cluster", "api", "pub"):
+            _check_endpoint(key, getattr(self, key))
+        for seed in self.seeds:
+            _check_endpoint("seed", seed)
+        if self.advertise is not None:
+            _check_endpoint("advertise", self.advertise)
+        if _host(self.advertised) in _WILDCARD_HOSTS or self.advertised.endswith(":*"):
+            raise ConfigError(
+                "cluster binds a wildcard address or port: set advertise to the endpoint "
+                "peers should dial, e.g. tcp://10.0.0.5:7710"
+            )
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.heartbeat_interval <= 0:
+            raise ConfigError("heartbeat_interval must be positive")
+        if self.peer_timeout < 3 * self.heartbeat_interval:
+            raise ConfigError("peer_timeout must be at least 3 heartbeat intervals")
+        if self.max_payload < 1:
+            raise ConfigError("max_payload must be at least 1 byte")
+        if self.pub_hwm < 0:
+            raise ConfigError("pub_hwm must not be negative")
+        return self
+
+
+def load(path: Path | None, overrides: dict[str, Any]) -> Config:
+    """Build the configuration from an optional TOML file and the flags that were given."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    config = Config()
+    for key, value in values.items():
+        setattr(config, key, _coerce(key, value, getattr(config, key)))
+    return config.check()
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "seeds":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(s, str) for s in value):
+            raise ConfigError("seeds must be a list of endpoints")
+        return list(value)
+    if isinstance(default, bool) or default is None or isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string")
+        return value
+    kind = type(default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number")
+    if kind is int and value != int(value):
+        raise ConfigError(f"{key} must be a whole number")
+    return kind(value)
+
+
+def _host(endpoint: str) -> str:
+    match = _ENDPOINT.match(endpoint)
+    return match.group(2) if match and match.group(2) else ""
+
+
+def _check_endpoint(key: str, endpoint: str) -> None:
+    match = _ENDPOINT.match(endpoint)
+    if not match:
+        raise ConfigError(f"{key} {endpoint!r} is not an endpoint like tcp://127.0.0.1:7710")
+    port = match.group(3)
+    if port and port != "*" and not 0 < int(port) < 65536:
+        raise ConfigError(f"{key} {endpoint!r} has a port outside 1-65535")
+
+
+def connectable(endpoint: str, fallback_host: str) -> str:
+    """The endpoint a client should dial for a socket bound at ``endpoint``."""
+    host = _host(endpoint)
+    if host in _WILDCARD_HOSTS:
+        return endpoint.replace(f"//{host}:", f"//{fallback_host}:", 1)
+    return endpoint

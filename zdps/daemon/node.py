@@ -1,0 +1,301 @@
+"""The IO layer of a node: sockets, the clock, signals; all decisions are NodeCore's.
+
+One thread, one poller. Each wake-up drains every ready socket (up to a bound, so no
+socket starves the others), feeds the frames to the core, runs due timers, then
+flushes the core's outbox: one frame per peer, replies per client, deliveries to the
+XPUB. Sends never block the loop: a peer whose queue is full keeps a backlog that is
+retried when its socket becomes writable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections import deque
+from typing import Any
+
+import zmq
+
+from zdps import __version__
+from zdps.core.node import CoreConfig, NodeCore
+from zdps.daemon.config import Config, connectable
+from zdps.daemon.logs import RateLimitedLog, setup
+from zdps.wire import (
+    API_PUBLISH,
+    API_REQUEST,
+    E_MALFORMED,
+    E_UNKNOWN_OP,
+    ProtocolError,
+    decode_api,
+    encode_api,
+    encode_envelope,
+)
+
+DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
+MAX_FRAME = 256 * 1024 * 1024
+PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
+SHUTDOWN_LINGER_MS = 1000
+
+
+class Node:
+    """A running zdps daemon."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.log = setup(config.node_id, config.log_level)
+        self.bad_input_log = RateLimitedLog(self.log)
+        self.ctx = zmq.Context()
+        self.incarnation = time.time_ns()
+        self._dealers: dict[str, zmq.Socket] = {}
+        self._backlog: dict[str, deque[bytes]] = {}
+        self._stopping = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+        self.cluster = self._bind(zmq.ROUTER, config.cluster, maxmsgsize=MAX_FRAME)
+        self.api = self._bind(zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1)
+        self.api.setsockopt(zmq.SNDHWM, 0)
+        self.pub = self._bind(zmq.XPUB, config.pub, xpub_verboser=1, sndhwm=config.pub_hwm)
+        cluster_host = _host_of(config.advertised)
+        self.core = NodeCore(
+            config.node_id,
+            self.incarnation,
+            config.scope,
+            config.advertised,
+            config.seeds,
+            time.monotonic(),
+            CoreConfig(
+                heartbeat_interval=config.heartbeat_interval,
+                peer_timeout=config.peer_timeout,
+                max_payload=config.max_payload,
+            ),
+            info={
+                "version": __version__,
+                "pid": os.getpid(),
+                "endpoints": {
+                    "cluster": self._bound(self.cluster),
+                    "advertise": config.advertised,
+                    "api": connectable(self._bound(self.api), cluster_host),
+                    "pub": connectable(self._bound(self.pub), cluster_host),
+                },
+            },
+        )
+        self.poller = zmq.Poller()
+        for sock in (self.cluster, self.api, self.pub):
+            self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
+
+    # ------------------------------------------------------------------ setup
+
+    def _bind(self, kind: int, endpoint: str, **options: int) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        for name, value in options.items():
+            sock.setsockopt(getattr(zmq, name.upper()), value)
+        sock.bind(endpoint)
+        return sock
+
+    @staticmethod
+    def _bound(sock: zmq.Socket) -> str:
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _dealer(self, endpoint: str) -> zmq.Socket:
+        sock = self._dealers.get(endpoint)
+        if sock is None:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, PEER_HWM)
+            sock.connect(endpoint)
+            self._dealers[endpoint] = sock
+        return sock
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stopping = True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT; then tell the peers we leave and return 0."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
+        core = self.core
+        endpoints = core.info["endpoints"]
+        self.log.info(
+            "node %s ready: scope=%s cluster=%s advertise=%s api=%s pub=%s seeds=%s",
+            core.node,
+            core.scope_name,
+            endpoints["cluster"],
+            endpoints["advertise"],
+            endpoints["api"],
+            endpoints["pub"],
+            ",".join(self.config.seeds) or "-",
+        )
+        try:
+            core.start(time.monotonic())
+            self._flush()
+            while not self._stopping:
+                self._turn()
+            self.log.info("node %s leaving", core.node)
+            core.leave(time.monotonic())
+            self._flush()
+            for sock in self._dealers.values():
+                sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.close()
+        return 0
+
+    def _turn(self) -> None:
+        core = self.core
+        now = time.monotonic()
+        timeout = max(0.0, core.next_deadline(now) - now)
+        ready = dict(self.poller.poll(timeout * 1000))
+        now = time.monotonic()
+        if self.cluster in ready:
+            self._drain_cluster(now)
+        if self.api in ready:
+            self._drain_api(now)
+        if self.pub in ready:
+            self._drain_pub(now)
+        if self._wake_r.fileno() in ready:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        for endpoint, sock in list(self._dealers.items()):
+            if ready.get(sock, 0) & zmq.POLLOUT:
+                self._retry_backlog(endpoint)
+        if now >= core.next_deadline(now):
+            core.tick(now)
+        self._flush()
+
+    def _drain_cluster(self, now: float) -> None:
+        recv = self.cluster.recv_multipart
+        on_frame = self.core.on_cluster_frame
+        for _ in range(DRAIN_LIMIT):
+            try:
+                frames = recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                self.core.bad_input(E_MALFORMED, f"cluster message of {len(frames) - 1} frames")
+                continue
+            on_frame(frames[1], now)
+
+    def _drain_api(self, now: float) -> None:
+        core = self.core
+        for _ in range(DRAIN_LIMIT):
+            try:
+                frames = self.api.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            client = frames[0]
+            try:
+                if len(frames) != 2:
+                    raise ProtocolError(E_MALFORMED, f"API message of {len(frames) - 1} frames")
+                fields = decode_api(frames[1])
+                kind = fields[0]
+                if kind == API_PUBLISH and len(fields) == 2 and isinstance(fields[1], list):
+                    core.on_client_publish(client, fields[1], now)
+                elif kind == API_REQUEST:
+                    core.on_client_request(client, fields[1:], now)
+                else:
+                    raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind!r}")
+            except ProtocolError as exc:
+                core.bad_input(exc.code, f"API: {exc.message}")
+                core.fail(client, 0, exc.code, exc.message)
+
+    def _drain_pub(self, now: float) -> None:
+        core = self.core
+        for _ in range(DRAIN_LIMIT):
+            try:
+                message = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] in (b"\x00", b"\x01"):
+                core.on_subscription(message[1:], message[0] == 1, now)
+            else:
+                core.bad_input(E_MALFORMED, "a subscriber sent something other than a subscription")
+
+    # ------------------------------------------------------------------ output
+
+    def _flush(self) -> None:
+        out = self.core.take()
+        if not out:
+            return
+        for endpoint in out.disconnects:
+            sock = self._dealers.pop(endpoint, None)
+            self._backlog.pop(endpoint, None)
+            if sock is not None:
+                with contextlib.suppress(KeyError):
+                    self.poller.unregister(sock)
+                sock.close(0)
+        if out.peers:
+            core = self.core
+            header = (core.scope_name, core.node, core.incarnation)
+            for endpoint, messages in out.peers.items():
+                self._send_peer(endpoint, encode_envelope(*header, messages))
+        if out.deliveries:
+            send = self.pub.send
+            for topic, header_frame, payload in out.deliveries:
+                send(topic.encode() + b"\x00", zmq.SNDMORE)
+                send(header_frame, zmq.SNDMORE)
+                send(payload)
+            self.core.counters["delivered"] += len(out.deliveries)
+        for client, frames in out.clients.items():
+            for frame in frames:
+                try:
+                    self.api.send_multipart([client, encode_api(*frame)], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    self.core.client_gone(client)
+                    break
+        now = time.monotonic()
+        for code, message in out.errors:
+            self.bad_input_log.report(code, message, now)
+        for line in out.log:
+            self.log.info("%s", line)
+        if self.core.outbox:  # client_gone may have produced work
+            self._flush()
+
+    def _send_peer(self, endpoint: str, frame: bytes) -> None:
+        backlog = self._backlog.get(endpoint)
+        if backlog:
+            backlog.append(frame)
+            return
+        sock = self._dealer(endpoint)
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self._backlog[endpoint] = deque([frame])
+            self.poller.register(sock, zmq.POLLOUT)
+
+    def _retry_backlog(self, endpoint: str) -> None:
+        backlog = self._backlog.get(endpoint)
+        sock = self._dealers[endpoint]
+        while backlog:
+            try:
+                sock.send(backlog[0], zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            backlog.popleft()
+        self._backlog.pop(endpoint, None)
+        self.poller.unregister(sock)
+
+    def close(self) -> None:
+        for sock in (self.cluster, self.api, self.pub):
+            sock.close(0)
+        for sock in self._dealers.values():
+            sock.close()
+        self.ctx.term()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _host_of(endpoint: str) -> str:
+    if endpoint.startswith("tcp://"):
+        return endpoint[6:].rsplit(":", 1)[0]
+    return "127.0.0.1"

@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from scope_net import ScopeNet
 
+from tests.core.scope_net import ScopeNet
 from zdps.core.scope import NotJoined, Scope, ScopeSend, sends
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE, ProtocolError

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scope_net import ScopeNet, Table, brute_reach
 
+from tests.core.scope_net import ScopeNet, Table, brute_reach
 from zdps.core.scope import NotJoined, Scope
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE

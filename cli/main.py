@@ -112,6 +112,10 @@ def publish(topic: str, message: str | None, no_ack: bool, node: str, timeout: f
                 click.echo(f"zdps publish: {outcome}", err=True)
             else:
                 acked += 1
+                if message is not None:
+                    click.echo(
+                        f"seq={outcome.seq} nodes={outcome.nodes} subscribers={outcome.subscribers}"
+                    )
         if failed:
             raise click.ClickException(
                 f"{failed} message(s) not acknowledged, {acked} acknowledged"

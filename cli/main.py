@@ -250,7 +250,8 @@ def _print_members(view: dict[str, Any], as_json: bool) -> None:
         return
     event = view.get("event")
     if event:
-        click.echo(f"{event['kind']} {event['group']} on {event['node']} ({event['count']})")
+        group = event["group"] + ("*" if event["prefix"] else "")
+        click.echo(f"{event['kind']} {group} on {event['node']} ({event['count']})")
     nodes = ", ".join(f"{n}={c}" for n, c in sorted(view["nodes"].items())) or "none"
     click.echo(f"topic {view['topic']}  owner {view['owner']}  nodes {nodes}")
 

@@ -99,7 +99,9 @@ class SubscribePlan:
     @classmethod
     def make(cls, topics: list[str], prefix: bool) -> SubscribePlan:
         make_group = prefix_group if prefix else exact_group
-        return cls([make_group(t) for t in topics], uuid.uuid4().hex)
+        # A SUB that subscribes twice to one group leaks a count (libzmq reports both
+        # subscribes but only one unsubscribe), so each group is subscribed once.
+        return cls(list(dict.fromkeys(make_group(t) for t in topics)), uuid.uuid4().hex)
 
     @property
     def token_subscription(self) -> bytes:
@@ -153,7 +155,8 @@ class ClientProtocol:
         outcomes: list[tuple[int, Any]] = []
         events: list[tuple[int, Any]] = []
         if kind == API_ACK:
-            outcomes = [(ref, PublishResult(*rest)) for ref, *rest in fields[0]]
+            # Fields beyond the first three are for newer clients (forward compatible).
+            outcomes = [(ref, PublishResult(*rest[:3])) for ref, *rest in fields[0]]
         elif kind == API_NACK:
             outcomes = [(ref, PublishError(code, text)) for ref, code, text in fields[0]]
         elif kind == API_REPLY:

@@ -16,17 +16,18 @@ Protocol (docs/PROTOCOL.md, "Membership"):
   incarnation is removed before the new one is added.
 * Nodes of another scope are never admitted (the envelope carries the scope).
 
-Invariant: a peer is reported ``PeerUp`` once per incarnation, and ``PeerDown`` exactly
-once after each ``PeerUp``.
+Invariant: ``PeerDown`` is reported exactly once per incarnation that was reported up.
+``PeerUp`` is repeated for every hello from a known peer, as pg answers every discover
+with a sync: it makes the scope send that peer a fresh full sync.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from zdps.core.detector import FailureDetector
+from zdps.core.ring import node_set_digest
 from zdps.wire import BYE, E_MALFORMED, HELLO, PEERS, PING, ProtocolError
 
 
@@ -130,9 +131,8 @@ class Membership:
         )
 
     def view_digest(self) -> str:
-        """Identifies the set of live nodes (self included) so peers can compare views."""
-        names = sorted([*self.alive(), self.node])
-        return hashlib.blake2b("\n".join(names).encode(), digest_size=8).hexdigest()
+        """Identifies the set of live nodes (self included), as the ring digest does."""
+        return node_set_digest([*self.alive(), self.node])
 
     # ------------------------------------------------------------------ events
 
@@ -159,7 +159,7 @@ class Membership:
                 return [Send(self.peers[node].endpoint, [PEERS, self._peer_list()])]
             return []
         if kind == PEERS:
-            return self._learn(_field(message, dict), now)
+            return self._learn(_peer_list_arg(_field(message, dict)), now)
         if kind == BYE:
             return self._remove(node, "left", now)
         raise ProtocolError(E_MALFORMED, f"unknown membership message {kind!r}")
@@ -176,6 +176,7 @@ class Membership:
             if peer.state is PeerState.JOINING:
                 if now - peer.since > self.config.join_timeout:
                     del self.peers[peer.node]
+                    actions.append(Disconnect(peer.endpoint))
                 elif now - peer.last_hello >= interval:
                     peer.last_hello = now
                     actions.append(self._hello(peer.endpoint, reply=True))
@@ -237,6 +238,7 @@ class Membership:
         advertise = body.get("advertise")
         if not isinstance(advertise, str) or not advertise:
             raise ProtocolError(E_MALFORMED, "hello without an advertised endpoint")
+        peers = _peer_list_arg(body.get("peers", {}))
         if node == self.node:
             if incarnation == self.incarnation and isinstance(body.get("dialed"), str):
                 self._self_endpoints.add(body["dialed"])  # a seed that is this very node
@@ -265,9 +267,7 @@ class Membership:
             actions.append(PeerUp(node, advertise))
         else:
             actions.append(PeerUp(node, advertise))  # known peer: pg answers with a sync again
-        peers = body.get("peers")
-        if isinstance(peers, dict):
-            actions += self._learn(peers, now)
+        actions += self._learn(peers, now)
         return actions
 
     def _on_stranger_ping(
@@ -282,11 +282,8 @@ class Membership:
     def _learn(self, peers: dict, now: float, gossip: bool = True) -> list[Action]:
         """Peers heard of from someone: say hello to the ones not yet known."""
         actions: list[Action] = []
-        for node, info in peers.items():
-            if not (isinstance(node, str) and isinstance(info, list) and len(info) == 2):
-                raise ProtocolError(E_MALFORMED, "peer list entries must be id: [endpoint, inc]")
-            endpoint, incarnation = info
-            if node == self.node or node in self.peers or not isinstance(endpoint, str):
+        for node, (endpoint, incarnation) in peers.items():
+            if node == self.node or node in self.peers:
                 continue
             tomb = self._tombstones.get(node)
             if (
@@ -316,3 +313,18 @@ def _field(message: list, kind: type) -> dict:
     if len(message) != 2 or not isinstance(message[1], kind):
         raise ProtocolError(E_MALFORMED, f"{message[0]} needs one {kind.__name__} argument")
     return message[1]
+
+
+def _peer_list_arg(peers: object) -> dict[str, list]:
+    """Check a peer list ``{id: [endpoint, incarnation]}`` before anything is changed."""
+    if not isinstance(peers, dict) or not all(
+        isinstance(node, str)
+        and node
+        and isinstance(info, list)
+        and len(info) == 2
+        and isinstance(info[0], str)
+        and type(info[1]) is int
+        for node, info in peers.items()
+    ):
+        raise ProtocolError(E_MALFORMED, "peer lists are {id: [endpoint, incarnation]}")
+    return peers

@@ -24,7 +24,6 @@ from zdps.topics import (
     SYNC_PREFIX,
     InvalidTopic,
     check_topic,
-    describe_group,
     group_topic,
     is_control_subscription,
     is_exact,
@@ -44,7 +43,9 @@ from zdps.wire import (
     E_MALFORMED,
     E_TIMEOUT,
     E_TOO_LARGE,
+    E_UNKNOWN_KIND,
     E_UNKNOWN_OP,
+    E_WRONG_SCOPE,
     FANOUT,
     FORWARD,
     HELLO,
@@ -81,7 +82,7 @@ class CoreConfig:
     peer_timeout: float = 2.0
     max_payload: int = 1024 * 1024
     ack_timeout: float = 10.0
-    barrier_timeout: float = 10.0
+    barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
 
 
 @dataclass(slots=True)
@@ -165,7 +166,6 @@ class NodeCore:
         self._tokens_seen: dict[str, float] = {}
         self._ready_waiting: dict[str, tuple[bytes, int, list[bytes], float]] = {}
         self._watches: dict[tuple[bytes, int], str] = {}
-        self._leaving = False
 
     # ------------------------------------------------------------------ IO interface
 
@@ -200,7 +200,6 @@ class NodeCore:
 
     def leave(self, now: float) -> None:
         """Graceful shutdown: tell every peer we are leaving."""
-        self._leaving = True
         self._membership(self.membership.leave(now), now)
 
     def bad_input(self, code: str, message: str) -> None:
@@ -224,24 +223,30 @@ class NodeCore:
             self.bad_input(exc.code, f"cluster frame: {exc.message}")
             return
         if scope != self.scope_name:
-            self.bad_input("wrong_scope", f"{sender} is in scope {scope!r}, not ours")
+            self.bad_input(E_WRONG_SCOPE, f"{sender} is in scope {scope!r}, not ours")
             return
         accepted = self.membership.is_alive(sender, incarnation)
         if accepted:
             self.membership.heard(sender, now)
         for message in messages:
             try:
+                if not isinstance(message, list) or not message:
+                    raise ProtocolError(E_MALFORMED, "a message is not a non-empty array")
                 kind = message[0]
+                if not isinstance(kind, str):
+                    raise ProtocolError(E_MALFORMED, "a message kind is not a string")
                 if kind in _MEMBERSHIP_KINDS:
                     actions = self.membership.handle(sender, incarnation, message, now)
                     self._membership(actions, now)
                     accepted = self.membership.is_alive(sender, incarnation)
-                elif accepted:
+                elif not accepted:
+                    self.counters["ignored_unknown_peer"] += 1
+                elif kind in self._handlers:
                     self._handlers[kind](sender, message, now)
                 else:
-                    self.counters["ignored_unknown_peer"] += 1
+                    raise ProtocolError(E_UNKNOWN_KIND, f"unknown message kind {kind[:32]!r}")
             except _BAD_INPUT as exc:
-                self.bad_input(_code(exc), f"{message[:1]} from {sender}: {_text(exc)}")
+                self.bad_input(_code(exc), f"message from {sender}: {_text(exc)}")
 
     def _on_scope(self, sender: str, message: list, now: float) -> None:
         self._scope(self.scope.handle(sender, message))
@@ -315,22 +320,17 @@ class NodeCore:
 
     def on_client_request(self, client: bytes, fields: list, now: float) -> None:
         """A request ``[ref, op, args]``; the answer is a reply (or events) to ``client``."""
+        ref = fields[0] if fields and type(fields[0]) is int else 0
         try:
-            ref, op, args = fields
-            if not isinstance(args, dict):
-                raise ProtocolError(E_MALFORMED, "request arguments must be a map")
-        except _BAD_INPUT as exc:
-            self.bad_input(_code(exc), f"request from client: {_text(exc)}")
-            return
-        handler = self._ops.get(op)
-        if handler is None:
-            self.bad_input(E_UNKNOWN_OP, f"unknown request {op!r}")
-            self.fail(client, ref, E_UNKNOWN_OP, f"unknown request {op!r}")
-            return
-        try:
+            if len(fields) != 3 or not isinstance(fields[2], dict) or not ref:
+                raise ProtocolError(E_MALFORMED, "a request is [ref > 0, op, {args}]")
+            op, args = fields[1], fields[2]
+            handler = self._ops.get(op) if isinstance(op, str) else None
+            if handler is None:
+                raise ProtocolError(E_UNKNOWN_OP, f"unknown request {str(op)[:32]!r}")
             handler(client, ref, args, now)
         except (*_BAD_INPUT, InvalidTopic) as exc:
-            self.bad_input(_code(exc), f"{op} request: {_text(exc)}")
+            self.bad_input(_code(exc), f"request from client: {_text(exc)}")
             self.fail(client, ref, _code(exc), _text(exc))
 
     def _op_members(self, client: bytes, ref: int, args: dict, now: float) -> None:
@@ -339,8 +339,9 @@ class NodeCore:
     def _op_watch(self, client: bytes, ref: int, args: dict, now: float) -> None:
         topic = args["topic"]
         check_topic(topic)
+        if (client, ref) not in self._watches:
+            self.scope.monitor_scope((client, ref))
         self._watches[(client, ref)] = topic
-        self.scope.monitor_scope((client, ref))
         self._reply(client, ref, self.members(topic))
 
     def _op_unwatch(self, client: bytes, ref: int, args: dict, now: float) -> None:
@@ -374,12 +375,12 @@ class NodeCore:
                 owners.add(self.ring.owner(group_topic(group)) or self.node)
             else:
                 owners.update(self.membership.alive())
-        owners.discard(self.node)
+        owners = {o for o in owners if o != self.node and self.membership.endpoint_of(o)}
         barrier_id = self._next_barrier
         self._next_barrier += 1
         barrier = _Barrier(client, ref, owners, now + self.config.barrier_timeout)
         for owner in owners:
-            self.outbox.send(self.membership.endpoint_of(owner) or "", [BARRIER, barrier_id])
+            self.outbox.send(self.membership.endpoint_of(owner), [BARRIER, barrier_id])
         self._barriers[barrier_id] = barrier
         self._finish_barrier(barrier_id, barrier)
 
@@ -480,7 +481,8 @@ class NodeCore:
         if event is not None:
             body["event"] = {
                 "kind": event.kind,
-                "group": describe_group(event.group),
+                "group": group_topic(event.group),
+                "prefix": not is_exact(event.group),
                 "node": event.node,
                 "count": event.count,
             }

@@ -32,9 +32,23 @@ DEFAULT_VNODES = 256
 # entries so that a stream of distinct topics cannot grow memory without bound.
 OWNER_CACHE_LIMIT = 1_000_000
 
-# Lone surrogates are accepted by zdps.topics.check_topic, so encode them the same
-# way; for every other string this is byte-identical to plain UTF-8.
+# Topics and node ids reaching the ring are valid Unicode (check_topic and msgpack
+# reject lone surrogates); surrogatepass only keeps owner() total for direct callers.
 _ENCODING_ERRORS = "surrogatepass"
+
+
+def node_set_digest(nodes: Iterable[str]) -> str:
+    """Short hex id of a set of node ids: equal sets give equal digests in any order.
+
+    Each id is length-prefixed so that no two different sets encode to the same bytes.
+    Membership compares views with it, and ``zdps status`` shows it for the ring.
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for node in sorted(set(nodes)):
+        raw = node.encode("utf-8", _ENCODING_ERRORS)
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    return h.hexdigest()
 
 
 def _point(data: bytes) -> int:
@@ -144,17 +158,8 @@ class HashRing:
         return found
 
     def digest(self) -> str:
-        """Short hex id of the node set, for comparing views across nodes in status.
-
-        Equal node sets give equal digests whatever the insertion order. Each id is
-        length-prefixed so that no two different sets encode to the same bytes.
-        """
-        h = hashlib.blake2b(digest_size=8)
-        for node in sorted(self._nodes):
-            raw = node.encode("utf-8", _ENCODING_ERRORS)
-            h.update(len(raw).to_bytes(4, "big"))
-            h.update(raw)
-        return h.hexdigest()
+        """Short hex id of the node set, for comparing views across nodes in status."""
+        return node_set_digest(self._nodes)
 
     def __len__(self) -> int:
         """Number of live nodes."""

@@ -31,6 +31,7 @@ from zdps.wire import (
     CLOSE,
     CLOSED,
     E_MALFORMED,
+    E_NO_ROUTE,
     E_OWNER_LOST,
     E_TIMEOUT,
     E_TOO_MANY_HOPS,
@@ -149,14 +150,13 @@ class Router:
         """Copies sent to us by owners: deliver them locally, in the order received."""
         deliveries = self.outbox.deliveries
         for entry in entries:
-            if not (isinstance(entry, list) and len(entry) == 4):
-                raise ProtocolError(E_MALFORMED, "fanout entries are [topic, seq, epoch, payload]")
-            topic, seq, epoch, payload = entry
+            topic, seq, epoch, payload = _delivery(entry, 4)
             deliveries.append((topic, message_header(seq, epoch), payload))
         self.counters["fanout_received"] += len(entries)
 
     def on_closed(self, entries: list) -> None:
-        for topic, seq, epoch in entries:
+        for entry in entries:
+            topic, seq, epoch = _delivery(entry, 3)
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
 
     def on_ack(self, entries: list) -> None:
@@ -256,8 +256,10 @@ class Router:
         endpoint = self.endpoint_of(owner) if owner else None
         if endpoint is None or hops >= MAX_HOPS:
             if route is not None:
-                why = "no route to the owner" if endpoint is None else f"more than {MAX_HOPS} hops"
-                self.refuse(route, E_TOO_MANY_HOPS, why)
+                if endpoint is None:
+                    self.refuse(route, E_NO_ROUTE, f"no connection to the owner {owner}")
+                else:
+                    self.refuse(route, E_TOO_MANY_HOPS, f"more than {MAX_HOPS} hops")
             return
         ack_id = 0
         if route is not None:
@@ -275,3 +277,17 @@ class Router:
             endpoint = self.endpoint_of(target)
             if endpoint is not None:
                 self.outbox.batch(endpoint, ACK, [ref, *result])
+
+
+def _delivery(entry: object, size: int) -> list:
+    """Check one fanout (4 fields) or closed (3 fields) entry from a peer."""
+    if (
+        type(entry) is not list
+        or len(entry) != size
+        or type(entry[0]) is not str
+        or type(entry[1]) is not int
+        or type(entry[2]) is not int
+        or (size == 4 and type(entry[3]) is not bytes)
+    ):
+        raise ProtocolError(E_MALFORMED, "fanout entries are [topic, seq, epoch, payload]")
+    return entry

@@ -11,6 +11,11 @@ peer a full sync. What a node knows about a peer is exactly what that peer last 
 * ``peer_down`` makes every membership of that peer vanish;
 * an empty group and a missing group are the same thing: a count of 0 is never stored.
 
+Unlike pg, a scope never asks a peer for its sync: ``peer_up`` only *sends* ours. The
+membership layer therefore calls ``peer_up`` on both sides after every (re)discovery,
+and delivers a peer's hello before anything else from it; a sync that arrives from a
+peer not yet up is ignored like any other message from an unknown peer.
+
 Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
 the order the changes were applied. Like pg, the scope does no IO: every method
 returns the actions for the caller to carry out.
@@ -118,12 +123,16 @@ class Scope:
         """Add ``count`` local members to ``group`` and tell every peer."""
         if count < 1:
             raise ValueError("count must be positive")
+        if not is_valid_group(group):
+            raise ValueError(f"invalid group {group!r}")
         new = self._local.get(group, 0) + count
         self._local[group] = new
         return self._local_changed(group, new, count)
 
     def leave(self, group: bytes, count: int = 1) -> list[Action]:
         """Remove ``count`` local members (at most as many as there are)."""
+        if count < 1:
+            raise ValueError("count must be positive")
         old = self._local.get(group, 0)
         if old == 0:
             raise NotJoined(group)
@@ -159,8 +168,12 @@ class Scope:
 
     def handle(self, peer: str, message: list) -> list[Action]:
         """Apply a ``sync`` or ``update`` from ``peer``; unknown peers are ignored."""
-        if len(message) != 2 or not isinstance(message[1], dict):
-            raise ProtocolError(E_MALFORMED, f"{message[0]} needs one map of group -> count")
+        if (
+            len(message) != 2
+            or message[0] not in (SYNC, UPDATE)
+            or not isinstance(message[1], dict)
+        ):
+            raise ProtocolError(E_MALFORMED, "scope messages are [sync|update, {group: count}]")
         counts = message[1]
         known = self._remote.get(peer)
         if known is None:

@@ -199,7 +199,9 @@ class Node:
                     raise ProtocolError(E_MALFORMED, f"API message of {len(frames) - 1} frames")
                 fields = decode_api(frames[1])
                 kind = fields[0]
-                if kind == API_PUBLISH and len(fields) == 2 and isinstance(fields[1], list):
+                if kind == API_PUBLISH:
+                    if len(fields) != 2 or not isinstance(fields[1], list):
+                        raise ProtocolError(E_MALFORMED, "a publish is [1, 'pub', [entries]]")
                     core.on_client_publish(client, fields[1], now)
                 elif kind == API_REQUEST:
                     core.on_client_request(client, fields[1:], now)

@@ -28,6 +28,7 @@ def test_async_client_publish_subscribe_members_watch(cluster: Cluster) -> None:
             assert changed["event"] == {
                 "kind": "join",
                 "group": "async-topic",
+                "prefix": False,
                 "node": "B",
                 "count": 1,
             }

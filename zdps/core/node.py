@@ -33,7 +33,9 @@ from zdps.wire import ACK as PEER_ACK
 from zdps.wire import (
     API_EVENT,
     API_NACK,
+    API_PUBLISH,
     API_REPLY,
+    API_REQUEST,
     BARRIER,
     BARRIER_OK,
     BYE,
@@ -55,6 +57,7 @@ from zdps.wire import (
     SYNC,
     UPDATE,
     ProtocolError,
+    decode_api,
     decode_envelope,
 )
 
@@ -292,6 +295,23 @@ class NodeCore:
                 self._scope(self.scope.leave(subscription))
 
     # ------------------------------------------------------------------ client API
+
+    def on_client_frame(self, client: bytes, frame: bytes, now: float) -> None:
+        """One API frame from the client whose connection is identified by ``client``."""
+        try:
+            fields = decode_api(frame)
+            kind = fields[0]
+            if kind == API_PUBLISH:
+                if len(fields) != 2 or not isinstance(fields[1], list):
+                    raise ProtocolError(E_MALFORMED, "a publish is [1, 'pub', [entries]]")
+                self.on_client_publish(client, fields[1], now)
+            elif kind == API_REQUEST:
+                self.on_client_request(client, fields[1:], now)
+            else:
+                raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind[:32]!r}")
+        except ProtocolError as exc:
+            self.bad_input(exc.code, f"API: {exc.message}")
+            self.fail(client, 0, exc.code, exc.message)
 
     def on_client_publish(self, client: bytes, entries: list, now: float) -> None:
         """Publishes from a client: ``[[ref, topic, payload], ...]``; ref 0 wants no ack."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
@@ -23,16 +24,7 @@ from zdps import __version__
 from zdps.core.node import CoreConfig, NodeCore
 from zdps.daemon.config import Config, connectable
 from zdps.daemon.logs import RateLimitedLog, setup
-from zdps.wire import (
-    API_PUBLISH,
-    API_REQUEST,
-    E_MALFORMED,
-    E_UNKNOWN_OP,
-    ProtocolError,
-    decode_api,
-    encode_api,
-    encode_envelope,
-)
+from zdps.wire import E_MALFORMED, encode_api, encode_envelope
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
 MAX_FRAME = 256 * 1024 * 1024
@@ -173,51 +165,35 @@ class Node:
             core.tick(now)
         self._flush()
 
-    def _drain_cluster(self, now: float) -> None:
-        recv = self.cluster.recv_multipart
-        on_frame = self.core.on_cluster_frame
+    @staticmethod
+    def _drain(recv: Callable[[int], Any]) -> Iterator[Any]:
+        """What one socket has ready, up to DRAIN_LIMIT messages, without blocking."""
         for _ in range(DRAIN_LIMIT):
             try:
-                frames = recv(zmq.NOBLOCK, copy=True)
+                yield recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if len(frames) != 2:
-                self.core.bad_input(E_MALFORMED, f"cluster message of {len(frames) - 1} frames")
-                continue
-            on_frame(frames[1], now)
+
+    def _drain_cluster(self, now: float) -> None:
+        core = self.core
+        for frames in self._drain(self.cluster.recv_multipart):
+            if len(frames) == 2:
+                core.on_cluster_frame(frames[1], now)
+            else:
+                core.bad_input(E_MALFORMED, f"cluster message of {len(frames) - 1} frames")
 
     def _drain_api(self, now: float) -> None:
         core = self.core
-        for _ in range(DRAIN_LIMIT):
-            try:
-                frames = self.api.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            client = frames[0]
-            try:
-                if len(frames) != 2:
-                    raise ProtocolError(E_MALFORMED, f"API message of {len(frames) - 1} frames")
-                fields = decode_api(frames[1])
-                kind = fields[0]
-                if kind == API_PUBLISH:
-                    if len(fields) != 2 or not isinstance(fields[1], list):
-                        raise ProtocolError(E_MALFORMED, "a publish is [1, 'pub', [entries]]")
-                    core.on_client_publish(client, fields[1], now)
-                elif kind == API_REQUEST:
-                    core.on_client_request(client, fields[1:], now)
-                else:
-                    raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind!r}")
-            except ProtocolError as exc:
-                core.bad_input(exc.code, f"API: {exc.message}")
-                core.fail(client, 0, exc.code, exc.message)
+        for frames in self._drain(self.api.recv_multipart):
+            if len(frames) == 2:
+                core.on_client_frame(frames[0], frames[1], now)
+            else:
+                core.bad_input(E_MALFORMED, f"API message of {len(frames) - 1} frames")
+                core.fail(frames[0], 0, E_MALFORMED, "an API message is one frame")
 
     def _drain_pub(self, now: float) -> None:
         core = self.core
-        for _ in range(DRAIN_LIMIT):
-            try:
-                message = self.pub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        for message in self._drain(self.pub.recv):
             if message[:1] in (b"\x00", b"\x01"):
                 core.on_subscription(message[1:], message[0] == 1, now)
             else:

@@ -1,0 +1,66 @@
+"""Configuration loading: precedence, checks, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zdps.daemon.config import DEFAULT_API, ConfigError, connectable, load
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def test_defaults_are_a_single_loopback_node() -> None:
+    config = load(None, {})
+    assert config.cluster.startswith("tcp://127.0.0.1:")
+    assert config.api == DEFAULT_API
+    assert config.seeds == []
+    assert config.advertised == config.cluster
+    assert config.peer_timeout <= 3.0
+
+
+def test_flags_beat_the_file_which_beats_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "zdps.toml"
+    path.write_text(
+        'node_id = "from-file"\nscope = "file-scope"\nseeds = ["tcp://10.0.0.1:7710"]\n'
+    )
+    config = load(path, {"node_id": "from-flag", "scope": None, "seeds": ()})
+    assert (config.node_id, config.scope) == ("from-flag", "file-scope")
+    assert config.seeds == ["tcp://10.0.0.1:7710"]
+
+
+def test_the_example_config_is_valid() -> None:
+    config = load(Path(__file__).parents[2] / "conf" / "zdps.toml", {})
+    assert config.node_id == "node-a"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"cluster": "127.0.0.1:7710"}, "not an endpoint"),
+        ({"api": "tcp://127.0.0.1:70000"}, "outside 1-65535"),
+        ({"cluster": "tcp://*:7710"}, "advertise"),
+        ({"log_level": "loud"}, "log_level"),
+        ({"peer_timeout": 0.3}, "peer_timeout"),
+        ({"max_payload": 0}, "max_payload"),
+        ({"max_payload": 1.5}, "whole number"),
+        ({"heartbeat_interval": "fast"}, "must be a number"),
+        ({"seeds": [1]}, "seeds"),
+        ({"node_id": ""}, "node_id"),
+        ({"colour": "blue"}, "unknown configuration key(s): colour"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key_named(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load(None, values)
+
+
+def test_wildcard_bind_with_advertise_is_fine() -> None:
+    config = load(None, {"cluster": "tcp://0.0.0.0:7710", "advertise": "tcp://10.1.2.3:7710"})
+    assert config.advertised == "tcp://10.1.2.3:7710"
+
+
+def test_clients_dial_a_concrete_host_for_wildcard_binds() -> None:
+    assert connectable("tcp://0.0.0.0:7712", "10.1.2.3") == "tcp://10.1.2.3:7712"
+    assert connectable("tcp://127.0.0.1:7712", "10.1.2.3") == "tcp://127.0.0.1:7712"

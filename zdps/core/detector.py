@@ -47,7 +47,7 @@ class HeartbeatDetector:
 
     def dead(self, now: float) -> list[str]:
         limit = now - self.timeout
-        gone = [peer for peer, last in self._last.items() if last < limit]
+        gone = [peer for peer, last in self._last.items() if last <= limit]
         for peer in gone:
             del self._last[peer]
         return gone

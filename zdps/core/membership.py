@@ -245,6 +245,9 @@ class Membership:
             return []
         if self._leaving:
             return []
+        tomb = self._tombstones.get(node)
+        if tomb is not None and incarnation < tomb[0]:
+            return []  # an older life of a node that already died or left
         echo = body.get("echo")
         if isinstance(echo, str) and echo in self._seeds:
             self._seeds[echo].answered_by = node
@@ -293,7 +296,9 @@ class Membership:
                 and incarnation <= tomb[0]
             ):
                 continue  # second-hand news of a node we already saw die or leave
-            self.peers[node] = Peer(node, endpoint, 0, PeerState.JOINING, now, last_hello=now)
+            self.peers[node] = Peer(
+                node, endpoint, incarnation, PeerState.JOINING, now, last_hello=now
+            )
             actions.append(self._hello(endpoint, reply=True))
         return actions
 

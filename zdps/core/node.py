@@ -129,6 +129,7 @@ class NodeCore:
             mem.MembershipConfig(
                 heartbeat_interval=self.config.heartbeat_interval,
                 join_timeout=self.config.peer_timeout,
+                tombstone_ttl=self.config.peer_timeout + self.config.heartbeat_interval,
             ),
         )
         self.scope = Scope(node)
@@ -267,14 +268,33 @@ class NodeCore:
 
     def _on_forward(self, sender: str, message: list, now: float) -> None:
         publish = self.router.publish
-        for topic, payload, ack_id, hops in message[1]:
-            if type(topic) is not str or type(payload) is not bytes:
-                raise ProtocolError(E_MALFORMED, "forward entries are [topic, payload, ack, hops]")
-            publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now)
+        for entry in message[1]:
+            if (
+                type(entry) is list
+                and len(entry) == 4
+                and type(entry[0]) is str
+                and type(entry[1]) is bytes
+                and type(entry[2]) is int
+                and type(entry[3]) is int
+            ):
+                topic, payload, ack_id, hops = entry
+                publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now)
+            else:
+                self._bad_entry(sender, entry, "forward entries are [topic, payload, ack, hops]")
 
     def _on_close(self, sender: str, message: list, now: float) -> None:
-        for topic, ack_id, hops in message[1]:
-            self.router.close(topic, (sender, ack_id) if ack_id else None, hops, now)
+        for entry in message[1]:
+            if type(entry) is list and len(entry) == 3 and type(entry[0]) is str:
+                topic, ack_id, hops = entry
+                self.router.close(topic, (sender, ack_id) if ack_id else None, hops, now)
+            else:
+                self._bad_entry(sender, entry, "close entries are [topic, ack, hops]")
+
+    def _bad_entry(self, sender: str, entry: object, why: str) -> None:
+        """Count one bad entry of a batch and refuse it if it asked for an ack."""
+        self.bad_input(E_MALFORMED, f"from {sender}: {why}")
+        if type(entry) is list and len(entry) > 2 and type(entry[-2]) is int and entry[-2]:
+            self.router.refuse((sender, entry[-2]), E_MALFORMED, why)
 
     # ------------------------------------------------------------------ local subscribers
 
@@ -321,6 +341,8 @@ class NodeCore:
         for entry in entries:
             try:
                 ref, topic, payload = entry
+                if type(ref) is not int or ref < 0:
+                    raise ProtocolError(E_MALFORMED, "a publish ref is an integer >= 0")
                 check_topic(topic)
                 if type(payload) is not bytes:
                     raise ProtocolError(E_MALFORMED, "payload must be binary")

@@ -5,7 +5,7 @@ each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.node``) d
 
 * ``outbox.peers`` becomes ONE envelope frame per endpoint per turn, encoded with
   ``zdps.wire.encode_envelope(scope, node, incarnation, messages)``, and is handed to
-  ``on_cluster_frame`` of the node listening at that endpoint (``sim://<id>``, or an
+  ``on_cluster_frame`` of the node listening at that endpoint (``inproc://<id>``, or an
   ``alias``);
 * ``outbox.deliveries`` is what the local XPUB would publish: recorded per node as
   ``Delivery(time, topic, header, payload)`` with the header decoded. A delivery the
@@ -153,7 +153,7 @@ class SimNet:
 
     @staticmethod
     def endpoint(node: str) -> str:
-        return f"sim://{node}"
+        return f"inproc://{node}"
 
     def add(
         self,

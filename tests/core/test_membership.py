@@ -41,15 +41,15 @@ def make(node: str = "a", incarnation: int = 1, seeds: tuple[str, ...] = ()) -> 
     return Membership(
         node,
         incarnation,
-        f"sim://{node}",
+        f"inproc://{node}",
         HeartbeatDetector(TIMEOUT),
         list(seeds),
         MembershipConfig(heartbeat_interval=HB, join_timeout=TIMEOUT),
     )
 
 
-def hello(node: str, peers: dict | None = None, reply: bool = True, dialed: str = "sim://a"):
-    body = {"advertise": f"sim://{node}", "peers": peers or {}, "dialed": dialed, "reply": reply}
+def hello(node: str, peers: dict | None = None, reply: bool = True, dialed: str = "inproc://a"):
+    body = {"advertise": f"inproc://{node}", "peers": peers or {}, "dialed": dialed, "reply": reply}
     return [HELLO, body]
 
 
@@ -120,7 +120,7 @@ def test_a_node_of_another_scope_is_never_admitted() -> None:
 
 def test_wrong_scope_frame_is_counted_and_ignored_even_from_a_known_node() -> None:
     net = mesh("a", "b")
-    ping = [PING, {"view": "", "endpoint": "sim://b"}]
+    ping = [PING, {"view": "", "endpoint": "inproc://b"}]
     sent = len(net.sent)
     net.inject("a", net.envelope("b", [ping], scope="other"))
     assert net.error_codes("a") == {"wrong_scope": 1}
@@ -143,7 +143,7 @@ def test_silent_peer_is_dead_after_peer_timeout_and_not_before() -> None:
     assert m.is_alive("b", 1)
     actions = m.tick(1.0 + TIMEOUT)
     assert of(actions, PeerDown) == [PeerDown("b", "dead")]
-    assert of(actions, Disconnect) == [Disconnect("sim://b")]
+    assert of(actions, Disconnect) == [Disconnect("inproc://b")]
     assert not m.is_alive("b", 1)
     assert of(m.tick(10.0), PeerDown) == []  # reported once
 
@@ -199,9 +199,9 @@ def test_restart_replaces_the_old_incarnation() -> None:
     admitted(m, "b", incarnation=1)
     actions = m.handle("b", 2, hello("b"), 1.0)
     downs, ups = of(actions, PeerDown), of(actions, PeerUp)
-    assert downs == [PeerDown("b", "restarted")] and ups == [PeerUp("b", "sim://b")]
+    assert downs == [PeerDown("b", "restarted")] and ups == [PeerUp("b", "inproc://b")]
     assert actions.index(downs[0]) < actions.index(ups[0])
-    assert hellos_to(actions, "sim://b")  # the new incarnation gets its answer
+    assert hellos_to(actions, "inproc://b")  # the new incarnation gets its answer
     assert m.is_alive("b", 2) and not m.is_alive("b", 1)
 
 
@@ -216,7 +216,11 @@ def test_restarted_node_replaces_old_incarnation_and_its_memberships_vanish() ->
     assert net.nodes["b"].incarnation > old
     for node in "ac":
         lines = [line for _, line in net.logs[node] if "peer b" in line]
-        assert lines == ["peer b up at sim://b", "peer b down (restarted)", "peer b up at sim://b"]
+        assert lines == [
+            "peer b up at inproc://b",
+            "peer b down (restarted)",
+            "peer b up at inproc://b",
+        ]
         assert net.core(node).membership.peers["b"].incarnation == net.nodes["b"].incarnation
         assert net.core(node).scope.members(X) == {}
     assert net.converged()
@@ -264,19 +268,19 @@ def test_stale_hello_after_the_newer_incarnation_left_is_ignored() -> None:
 
 
 def test_seed_equal_to_own_endpoint_is_never_dialed() -> None:
-    m = make(seeds=("sim://a", "sim://b"))
+    m = make(seeds=("inproc://a", "inproc://b"))
     actions = m.tick(0.0)
-    assert hellos_to(actions, "sim://a") == []
-    assert len(hellos_to(actions, "sim://b")) == 1
+    assert hellos_to(actions, "inproc://a") == []
+    assert len(hellos_to(actions, "inproc://b")) == 1
 
 
 def test_seed_that_is_this_very_node_stops_being_dialed() -> None:
     net = SimNet()
-    net.alias("sim://a-alias", "a")
-    net.add("a", ["sim://a-alias", "sim://b"])
+    net.alias("inproc://a-alias", "a")
+    net.add("a", ["inproc://a-alias", "inproc://b"])
     net.advance(6.0)
-    to_alias = [s for s in net.sent if s.endpoint == "sim://a-alias"]
-    to_nowhere = [s for s in net.sent if s.endpoint == "sim://b"]
+    to_alias = [s for s in net.sent if s.endpoint == "inproc://a-alias"]
+    to_nowhere = [s for s in net.sent if s.endpoint == "inproc://b"]
     assert len(to_alias) == 1  # answered by itself: never again
     assert len(to_nowhere) >= 4  # an unanswered seed keeps being retried, with backoff
     assert len(to_nowhere) <= 8
@@ -284,12 +288,12 @@ def test_seed_that_is_this_very_node_stops_being_dialed() -> None:
 
 
 def test_hello_from_self_with_other_incarnation_does_not_mark_seed_as_self() -> None:
-    m = make(seeds=("sim://alias",))
-    assert hellos_to(m.tick(0.0), "sim://alias")
-    assert m.handle("a", 99, hello("a", dialed="sim://alias"), 0.1) == []
-    assert hellos_to(m.tick(5.0), "sim://alias")
-    assert m.handle("a", 1, hello("a", dialed="sim://alias"), 5.1) == []
-    assert hellos_to(m.tick(10.0), "sim://alias") == []
+    m = make(seeds=("inproc://alias",))
+    assert hellos_to(m.tick(0.0), "inproc://alias")
+    assert m.handle("a", 99, hello("a", dialed="inproc://alias"), 0.1) == []
+    assert hellos_to(m.tick(5.0), "inproc://alias")
+    assert m.handle("a", 1, hello("a", dialed="inproc://alias"), 5.1) == []
+    assert hellos_to(m.tick(10.0), "inproc://alias") == []
 
 
 def test_seed_is_redialed_after_the_node_behind_it_died() -> None:
@@ -297,7 +301,7 @@ def test_seed_is_redialed_after_the_node_behind_it_died() -> None:
     net.crash("a")
     net.advance(3.0)
     assert net.views() == {"b": set()}
-    redials = [s for s in net.sent if s.src == "b" and s.endpoint == "sim://a" and s.time > 2.0]
+    redials = [s for s in net.sent if s.src == "b" and s.endpoint == "inproc://a" and s.time > 2.0]
     assert redials
     net.restart("a")
     net.advance(3.0)
@@ -311,9 +315,9 @@ def test_ping_with_other_view_is_answered_with_peers() -> None:
     m = make()
     admitted(m, "b")
     admitted(m, "c")
-    assert m.handle("b", 1, [PING, {"view": m.view_digest(), "endpoint": "sim://b"}], 0.1) == []
-    (answer,) = m.handle("b", 1, [PING, {"view": "other", "endpoint": "sim://b"}], 0.1)
-    assert answer.endpoint == "sim://b" and answer.message[0] == PEERS
+    assert m.handle("b", 1, [PING, {"view": m.view_digest(), "endpoint": "inproc://b"}], 0.1) == []
+    (answer,) = m.handle("b", 1, [PING, {"view": "other", "endpoint": "inproc://b"}], 0.1)
+    assert answer.endpoint == "inproc://b" and answer.message[0] == PEERS
     assert set(answer.message[1]) == {"b", "c"}
 
 
@@ -321,12 +325,15 @@ def test_peers_message_makes_unknown_nodes_be_dialed() -> None:
     m = make()
     admitted(m, "b")
     actions = m.handle(
-        "b", 1, [PEERS, {"a": ["sim://a", 1], "b": ["sim://b", 1], "c": ["sim://c", 3]}], 0.1
+        "b",
+        1,
+        [PEERS, {"a": ["inproc://a", 1], "b": ["inproc://b", 1], "c": ["inproc://c", 3]}],
+        0.1,
     )
-    assert [a.endpoint for a in of(actions, Send)] == ["sim://c"]
+    assert [a.endpoint for a in of(actions, Send)] == ["inproc://c"]
     assert actions[0].message[1]["reply"] is True
     assert m.peers["c"].state is PeerState.JOINING
-    assert m.handle("b", 1, [PEERS, {"c": ["sim://c", 3]}], 0.2) == []  # already dialing
+    assert m.handle("b", 1, [PEERS, {"c": ["inproc://c", 3]}], 0.2) == []  # already dialing
 
 
 def test_views_agree_when_digests_agree() -> None:
@@ -394,8 +401,8 @@ def test_node_falsely_declared_dead_that_keeps_pinging_is_readmitted() -> None:
 
 def test_stranger_ping_starts_a_handshake() -> None:
     m = make()
-    actions = m.handle("b", 3, [PING, {"view": "v", "endpoint": "sim://b"}], 0.0)
-    assert [a.endpoint for a in hellos_to(actions, "sim://b")] == ["sim://b"]
+    actions = m.handle("b", 3, [PING, {"view": "v", "endpoint": "inproc://b"}], 0.0)
+    assert [a.endpoint for a in hellos_to(actions, "inproc://b")] == ["inproc://b"]
     assert m.peers["b"].state is PeerState.JOINING and not m.is_alive("b", 3)
     ups = of(m.handle("b", 3, hello("b", reply=False), 0.1), PeerUp)
-    assert ups == [PeerUp("b", "sim://b")] and m.is_alive("b", 3)
+    assert ups == [PeerUp("b", "inproc://b")] and m.is_alive("b", 3)

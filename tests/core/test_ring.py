@@ -328,9 +328,9 @@ def test_digest_differs_for_different_sets() -> None:
 
 # --- properties -----------------------------------------------------------------------
 
-node_ids = st.text(min_size=1, max_size=12)
+node_ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
 node_sets = st.sets(node_ids, min_size=1, max_size=12)
-topic_texts = st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=40)
+topic_texts = st.text(alphabet=st.characters(exclude_characters="\x00", codec="utf-8"), max_size=40)
 vnode_counts = st.sampled_from([1, 2, 16, DEFAULT_VNODES])
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None)
 

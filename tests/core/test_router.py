@@ -754,7 +754,7 @@ def junk(rng: random.Random, depth: int = 0):
     if roll == 0:
         return rng.choice([0, 1, 3, -1, 2**40])
     if roll == 1:
-        return rng.choice(["", "t", "x\x00y", "sim://b"])
+        return rng.choice(["", "t", "x\x00y", "inproc://b"])
     if roll == 2:
         return rng.choice([b"", b"p", b"t\x00"])
     if roll == 3:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zdps.daemon.config import DEFAULT_API, ConfigError, connectable, load
+from zdps.daemon.config import DEFAULT_API, ConfigError, load
+from zdps.endpoints import connectable
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -88,32 +88,47 @@ class Client:
         return self._wait(ref) if ack else None
 
     def publish_many(
-        self, messages: Iterable[tuple[str, bytes | str]], ack: bool = True, window: int = 1000
+        self,
+        messages: Iterable[tuple[str, bytes | str]],
+        ack: bool = True,
+        window: int = 1000,
+        batch: int = 1,
     ) -> Iterator[PublishResult | PublishError]:
         """Publish a stream, keeping up to ``window`` unacknowledged; yields each outcome.
 
-        Outcomes come in acknowledgement order; a failed publish yields its PublishError
-        instead of raising, so one bad message does not stop the stream.
+        Up to ``batch`` messages travel in one frame (the node routes them as a batch);
+        a frame leaves once it is full, so with an iterator that blocks (a pipe, a
+        socket) keep ``batch`` at 1 for latency. Outcomes come in acknowledgement
+        order; a failed publish yields its PublishError instead of raising, so one bad
+        message does not stop the stream.
         """
         inflight: set[int] = set()
+        entries: list[list] = []
         for topic, data in messages:
             ref = self._proto.ref() if ack else 0
-            self._sock.send(self._proto.publish_frame([[ref, topic, to_bytes(data)]]))
-            if not ack:
-                continue
-            inflight.add(ref)
-            yield from self._collect(inflight, block=len(inflight) >= window)
+            entries.append([ref, topic, to_bytes(data)])
+            if ack:
+                inflight.add(ref)
+            if len(entries) >= batch:
+                self._sock.send(self._proto.publish_frame(entries))
+                entries = []
+                if ack:
+                    yield from self._collect(inflight, block=len(inflight) >= window)
+        if entries:
+            self._sock.send(self._proto.publish_frame(entries))
         while inflight:
             before = len(inflight)
             yield from self._collect(inflight, block=True)
             if len(inflight) == before:
-                for ref in inflight:
+                for ref in sorted(inflight):
                     yield PublishError(E_TIMEOUT, f"no acknowledgement for publish #{ref}")
                 return
 
     def _collect(self, inflight: set[int], block: bool) -> Iterator[PublishResult | PublishError]:
+        """Outcomes of ``inflight`` publishes that have arrived (waiting if ``block``)."""
         self._pump(self.timeout if block else 0)
-        for ref in [r for r in inflight if r in self._outcomes]:
+        done = [ref for ref in self._outcomes if ref in inflight]
+        for ref in done:
             inflight.discard(ref)
             yield self._outcomes.pop(ref)
 

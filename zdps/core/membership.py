@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from zdps.core.detector import FailureDetector
 from zdps.core.ring import node_set_digest
+from zdps.endpoints import is_dialable
 from zdps.wire import BYE, E_MALFORMED, HELLO, PEERS, PING, ProtocolError
 
 
@@ -236,8 +237,10 @@ class Membership:
 
     def _on_hello(self, node: str, incarnation: int, body: dict, now: float) -> list[Action]:
         advertise = body.get("advertise")
-        if not isinstance(advertise, str) or not advertise:
-            raise ProtocolError(E_MALFORMED, "hello without an advertised endpoint")
+        if not is_dialable(advertise):
+            raise ProtocolError(
+                E_MALFORMED, f"hello advertises no dialable endpoint: {advertise!r}"
+            )
         peers = _peer_list_arg(body.get("peers", {}))
         if node == self.node:
             if incarnation == self.incarnation and isinstance(body.get("dialed"), str):
@@ -278,7 +281,7 @@ class Membership:
     ) -> list[Action]:
         """A ping from a node we do not hold as alive: it thinks we are peers, so re-handshake."""
         endpoint = body.get("endpoint")
-        if node == self.node or not isinstance(endpoint, str) or self._leaving:
+        if node == self.node or not is_dialable(endpoint) or self._leaving:
             return []
         return self._learn({node: [endpoint, incarnation]}, now, gossip=False)
 
@@ -327,7 +330,7 @@ def _peer_list_arg(peers: object) -> dict[str, list]:
         and node
         and isinstance(info, list)
         and len(info) == 2
-        and isinstance(info[0], str)
+        and is_dialable(info[0])
         and type(info[1]) is int
         for node, info in peers.items()
     ):

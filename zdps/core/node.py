@@ -362,9 +362,9 @@ class NodeCore:
 
     def on_client_request(self, client: bytes, fields: list, now: float) -> None:
         """A request ``[ref, op, args]``; the answer is a reply (or events) to ``client``."""
-        ref = fields[0] if fields and type(fields[0]) is int else 0
+        ref = fields[0] if fields and type(fields[0]) is int and fields[0] > 0 else 0
         try:
-            if len(fields) != 3 or not isinstance(fields[2], dict) or not ref:
+            if len(fields) != 3 or not isinstance(fields[2], dict) or ref <= 0:
                 raise ProtocolError(E_MALFORMED, "a request is [ref > 0, op, {args}]")
             op, args = fields[1], fields[2]
             handler = self._ops.get(op) if isinstance(op, str) else None
@@ -394,6 +394,8 @@ class NodeCore:
     def _op_ready(self, client: bytes, ref: int, args: dict, now: float) -> None:
         """Answer once the groups are visible at their owners (see ``SYNC_PREFIX``)."""
         token, groups = args["token"], args["groups"]
+        if not isinstance(token, str) or not isinstance(groups, list):
+            raise ProtocolError(E_MALFORMED, "ready needs a text token and a list of groups")
         if not all(isinstance(g, bytes) and is_valid_group(g) for g in groups):
             raise ProtocolError(E_MALFORMED, "groups must be valid subscriptions")
         self._ready_waiting[token] = (client, ref, groups, now + self.config.barrier_timeout)
@@ -410,7 +412,7 @@ class NodeCore:
         waiting = self._ready_waiting.pop(token, None)
         if waiting is None:
             return
-        client, ref, groups, _ = waiting
+        client, ref, groups, deadline = waiting
         owners: set[str] = set()
         for group in groups:
             if is_exact(group):
@@ -420,7 +422,7 @@ class NodeCore:
         owners = {o for o in owners if o != self.node and self.membership.endpoint_of(o)}
         barrier_id = self._next_barrier
         self._next_barrier += 1
-        barrier = _Barrier(client, ref, owners, now + self.config.barrier_timeout)
+        barrier = _Barrier(client, ref, owners, deadline)
         for owner in owners:
             self.outbox.send(self.membership.endpoint_of(owner), [BARRIER, barrier_id])
         self._barriers[barrier_id] = barrier

@@ -289,5 +289,8 @@ def _delivery(entry: object, size: int) -> list:
         or type(entry[2]) is not int
         or (size == 4 and type(entry[3]) is not bytes)
     ):
-        raise ProtocolError(E_MALFORMED, "fanout entries are [topic, seq, epoch, payload]")
+        shape = "[topic, seq, epoch, payload]" if size == 4 else "[topic, seq, epoch]"
+        raise ProtocolError(
+            E_MALFORMED, f"{'fanout' if size == 4 else 'closed'} entries are {shape}"
+        )
     return entry

@@ -7,19 +7,18 @@ underscores); ``seeds`` is a list (``--seed`` may be repeated).
 
 from __future__ import annotations
 
-import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zdps.endpoints import endpoint_problem, is_wildcard
+
 DEFAULT_CLUSTER = "tcp://127.0.0.1:7710"
 DEFAULT_API = "tcp://127.0.0.1:7711"
 DEFAULT_PUB = "tcp://127.0.0.1:7712"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_ENDPOINT = re.compile(r"^(tcp://(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5}|\*)|ipc://\S+)$")
-_WILDCARD_HOSTS = {"*", "0.0.0.0", "[::]"}
 
 
 class ConfigError(ValueError):
@@ -60,7 +59,7 @@ class Config:
             _check_endpoint("seed", seed)
         if self.advertise is not None:
             _check_endpoint("advertise", self.advertise)
-        if _host(self.advertised) in _WILDCARD_HOSTS or self.advertised.endswith(":*"):
+        if is_wildcard(self.advertised):
             raise ConfigError(
                 "cluster binds a wildcard address or port: set advertise to the endpoint "
                 "peers should dial, e.g. tcp://10.0.0.5:7710"
@@ -118,23 +117,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return kind(value)
 
 
-def _host(endpoint: str) -> str:
-    match = _ENDPOINT.match(endpoint)
-    return match.group(2) if match and match.group(2) else ""
-
-
 def _check_endpoint(key: str, endpoint: str) -> None:
-    match = _ENDPOINT.match(endpoint)
-    if not match:
-        raise ConfigError(f"{key} {endpoint!r} is not an endpoint like tcp://127.0.0.1:7710")
-    port = match.group(3)
-    if port and port != "*" and not 0 < int(port) < 65536:
-        raise ConfigError(f"{key} {endpoint!r} has a port outside 1-65535")
-
-
-def connectable(endpoint: str, fallback_host: str) -> str:
-    """The endpoint a client should dial for a socket bound at ``endpoint``."""
-    host = _host(endpoint)
-    if host in _WILDCARD_HOSTS:
-        return endpoint.replace(f"//{host}:", f"//{fallback_host}:", 1)
-    return endpoint
+    problem = endpoint_problem(endpoint)
+    if problem:
+        raise ConfigError(f"{key} {endpoint!r} {problem}")

@@ -22,8 +22,9 @@ import zmq
 
 from zdps import __version__
 from zdps.core.node import CoreConfig, NodeCore
-from zdps.daemon.config import Config, connectable
+from zdps.daemon.config import Config
 from zdps.daemon.logs import RateLimitedLog, setup
+from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api, encode_envelope
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
@@ -52,7 +53,7 @@ class Node:
         self.api = self._bind(zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1)
         self.api.setsockopt(zmq.SNDHWM, 0)
         self.pub = self._bind(zmq.XPUB, config.pub, xpub_verboser=1, sndhwm=config.pub_hwm)
-        cluster_host = _host_of(config.advertised)
+        cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
             config.node_id,
             self.incarnation,
@@ -101,7 +102,11 @@ class Node:
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, PEER_HWM)
-            sock.connect(endpoint)
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError:
+                sock.close(0)
+                raise
             self._dealers[endpoint] = sock
         return sock
 
@@ -244,7 +249,11 @@ class Node:
         if backlog:
             backlog.append(frame)
             return
-        sock = self._dealer(endpoint)
+        try:
+            sock = self._dealer(endpoint)
+        except zmq.ZMQError as exc:  # the core checks endpoints; this is the last guard
+            self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {exc}")
+            return
         try:
             sock.send(frame, zmq.NOBLOCK)
         except zmq.Again:
@@ -271,9 +280,3 @@ class Node:
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _host_of(endpoint: str) -> str:
-    if endpoint.startswith("tcp://"):
-        return endpoint[6:].rsplit(":", 1)[0]
-    return "127.0.0.1"

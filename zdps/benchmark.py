@@ -1,0 +1,284 @@
+"""``zdps bench``: publishers and subscribers in separate processes, against running nodes.
+
+Like ``nats bench``: subscribers start first and wait until each subscription is live
+at the topic's owner; then publishers send ``count`` messages each (or for
+``duration`` seconds), optionally paced to ``rate`` messages/s by absolute deadlines.
+Each payload starts with the send time (``time.monotonic_ns``, one clock for every
+process on Linux), so subscribers measure one-way latency. Subscribers check that
+every (topic, epoch) stream arrives with consecutive seq numbers: loss, duplicates and
+reordering are counted, never hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import queue
+import struct
+import sys
+import time
+from array import array
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+import zmq
+
+STAMP = struct.Struct("<q")
+IDLE_END = 3.0  # seconds without a message, after the publishers finished, that end a run
+
+
+@dataclass
+class BenchConfig:
+    pub_nodes: list[str]
+    sub_nodes: list[str]
+    topic: str = "bench"
+    publishers: int = 1
+    subscribers: int = 1
+    count: int = 100_000
+    size: int = 64
+    rate: float = 0.0  # per publisher; 0 = as fast as flow control allows
+    duration: float = 0.0  # > 0: publish for this long instead of ``count`` messages
+    batch: int = 256
+    window: int = 20_000
+    ack: bool = True
+    sub_procs: int = 0  # 0: one process per subscriber, at most 2 (the machine's cores)
+
+
+@dataclass
+class SubResult:
+    received: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    latencies_us: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- workers
+
+
+def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, out) -> None:
+    """Hold ``sockets`` SUB sockets; count, check seq order and time each message."""
+    from zdps.client.sync import Client
+
+    ctx = zmq.Context()
+    subs, clients = [], []
+    for k in range(sockets):
+        node = config.sub_nodes[(index + k) % len(config.sub_nodes)]
+        client = Client(node, context=ctx, timeout=30)
+        clients.append(client)
+        subs.append(client.subscribe(config.topic))
+    ready.put(index)
+    poller = zmq.Poller()
+    socks = [s._sock for s in subs]
+    for sock in socks:
+        poller.register(sock, zmq.POLLIN)
+    result = SubResult()
+    latencies = array("d")
+    last_seq: dict[tuple[int, int], int] = {}
+    sample_every = max(1, config.publishers * config.count * len(socks) // 200_000)
+    unpack = msgpack.unpackb
+    stamp = STAMP.unpack_from
+    idle_since = time.monotonic()
+    while True:
+        events = poller.poll(100)
+        if not events:
+            if progress["done"].value and time.monotonic() - idle_since > IDLE_END:
+                break
+            continue
+        idle_since = time.monotonic()
+        for sock, _ in events:
+            while True:
+                try:
+                    _topic, header, payload = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                now = time.monotonic_ns()
+                fields = unpack(header)
+                key = (id(sock), fields["epoch"])
+                seq = fields["seq"]
+                previous = last_seq.get(key, 0)
+                if seq == previous + 1:
+                    pass
+                elif seq <= previous:
+                    result.duplicates += 1
+                else:
+                    result.gaps += seq - previous - 1
+                last_seq[key] = seq
+                result.received += 1
+                if result.received % sample_every == 0:
+                    latencies.append((now - stamp(payload)[0]) / 1000)
+                if not result.first_ns:
+                    result.first_ns = now
+                result.last_ns = now
+                if result.received % 1000 == 0:
+                    with progress["received"].get_lock():
+                        progress["received"].value += 1000
+    result.latencies_us = latencies.tolist()
+    for sub in subs:
+        sub.close()
+    for client in clients:
+        client.close()
+    ctx.destroy(0)
+    out.put(asdict(result))
+
+
+def _publisher(config: BenchConfig, index: int, start, out) -> None:
+    """Publish in batches, paced by absolute deadlines when a rate is set."""
+    from zdps.client.sync import Client
+
+    client = Client(config.pub_nodes[index % len(config.pub_nodes)], timeout=30)
+    padding = b"\x00" * max(0, config.size - STAMP.size)
+    start.wait()
+    began = time.monotonic()
+    batch = 1 if config.rate and config.rate < 50_000 else config.batch
+    interval = 1 / config.rate if config.rate else 0.0
+
+    sent = 0
+
+    def messages():
+        nonlocal sent
+        while True:
+            now = time.monotonic()
+            if config.duration:
+                if now - began >= config.duration:
+                    return
+            elif sent >= config.count:
+                return
+            if interval:
+                due = began + sent * interval
+                if due > now:
+                    time.sleep(min(due - now, 0.001) if due - now > 0.0002 else 0)
+                    continue
+            yield config.topic, STAMP.pack(time.monotonic_ns()) + padding
+            sent += 1
+
+    acked = failed = 0
+    for outcome in client.publish_many(
+        messages(), ack=config.ack, window=config.window, batch=batch
+    ):
+        if isinstance(outcome, Exception):
+            failed += 1
+        else:
+            acked += 1
+    client.close()
+    published = acked if config.ack else sent
+    out.put({"published": published, "failed": failed, "seconds": time.monotonic() - began})
+
+
+# ---------------------------------------------------------------------- coordinator
+
+
+def run(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
+    """Run one benchmark and return its figures (the ``--json`` object)."""
+    ctx = mp.get_context("fork")
+    ready, results, pub_results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    progress = {"received": ctx.Value("q", 0), "done": ctx.Value("b", 0)}
+    start = ctx.Event()
+    procs = config.sub_procs or min(config.subscribers, 2)
+    shares = [config.subscribers // procs + (i < config.subscribers % procs) for i in range(procs)]
+    subs = [
+        ctx.Process(target=_subscriber, args=(config, sum(shares[:i]), n, ready, progress, results))
+        for i, n in enumerate(shares)
+        if n
+    ]
+    pubs = [
+        ctx.Process(target=_publisher, args=(config, i, start, pub_results))
+        for i in range(config.publishers)
+    ]
+    for proc in subs + pubs:
+        proc.start()
+    try:
+        for _ in subs:
+            ready.get(timeout=60)
+        began = time.monotonic_ns()
+        start.set()
+        expected = config.publishers * config.count * config.subscribers
+        pub_outcomes = []
+        while len(pub_outcomes) < len(pubs):
+            with contextlib.suppress(queue.Empty):
+                pub_outcomes.append(pub_results.get(timeout=0.25))
+            if show_progress:
+                _show(progress["received"].value, expected, began)
+        progress["done"].value = 1
+        sub_outcomes = [results.get(timeout=600) for _ in subs]
+        for proc in subs + pubs:
+            proc.join(10)
+    finally:
+        for proc in subs + pubs:
+            if proc.is_alive():
+                proc.kill()
+    if show_progress:
+        sys.stderr.write("\n")
+    return _summarise(config, began, pub_outcomes, sub_outcomes)
+
+
+def _show(received: int, expected: int, began_ns: int) -> None:
+    elapsed = max(1e-9, (time.monotonic_ns() - began_ns) / 1e9)
+    fraction = min(1.0, received / expected) if expected > 0 else 0.0
+    bar = "#" * int(fraction * 30)
+    sys.stderr.write(
+        f"\r[{bar:<30}] {fraction * 100:5.1f}%  {received:>12,} received  "
+        f"{received / elapsed:>11,.0f} deliveries/s"
+    )
+    sys.stderr.flush()
+
+
+def _summarise(config: BenchConfig, began_ns: int, pubs: list, subs: list) -> dict[str, Any]:
+    published = sum(p["published"] for p in pubs)
+    received = sum(s["received"] for s in subs)
+    last = max((s["last_ns"] for s in subs if s["received"]), default=began_ns)
+    duration = max(1e-9, (last - began_ns) / 1e9)
+    latencies = sorted(x for s in subs for x in s["latencies_us"])
+    expected = published * config.subscribers
+    return {
+        "config": asdict(config),
+        "published": published,
+        "failed": sum(p["failed"] for p in pubs),
+        "received": received,
+        "expected": expected,
+        "lost": max(0, expected - received),
+        "gaps": sum(s["gaps"] for s in subs),
+        "duplicates": sum(s["duplicates"] for s in subs),
+        "duration_s": round(duration, 4),
+        "msgs_per_s": round(received / max(1, config.subscribers) / duration, 1),
+        "deliveries_per_s": round(received / duration, 1),
+        "mb_per_s": round(received * config.size / duration / 1e6, 2),
+        "latency_us": {
+            name: round(_percentile(latencies, q), 1)
+            for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
+        },
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[index]
+
+
+def table(result: dict[str, Any]) -> str:
+    """The human-readable summary printed by ``zdps bench``."""
+    c, lat = result["config"], result["latency_us"]
+    lines = [
+        f"zdps bench: {c['publishers']} publisher(s) -> {c['subscribers']} subscriber(s), "
+        f"topic {c['topic']!r}, {c['size']} B, "
+        + (f"rate {c['rate']:,.0f}/s per publisher" if c["rate"] else "max rate"),
+        "",
+        f"  {'messages/s':<18}{result['msgs_per_s']:>14,.0f}",
+        f"  {'deliveries/s':<18}{result['deliveries_per_s']:>14,.0f}",
+        f"  {'MB/s (payload)':<18}{result['mb_per_s']:>14,.2f}",
+        f"  {'published':<18}{result['published']:>14,}",
+        f"  {'received':<18}{result['received']:>14,}",
+        f"  {'lost':<18}{result['lost']:>14,}",
+        f"  {'gaps / dups':<18}{result['gaps']:>7,} / {result['duplicates']:,}",
+        f"  {'duration':<18}{result['duration_s']:>13,.3f}s",
+        "",
+        "  one-way latency (us)   p50      p90      p99    p99.9      max",
+        "  "
+        + " " * 19
+        + "".join(f"{lat[k]:>9,.0f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
+    ]
+    return "\n".join(lines)

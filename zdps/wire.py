@@ -130,9 +130,17 @@ def decode_api(frame: bytes) -> list:
 # ---------------------------------------------------------------- local PUB
 
 
+_SEQ_KEY = b"\x82\xa3seq\xcf"  # map of 2; "seq": uint64
+_EPOCH_KEY = b"\xa5epoch\xcf"  # "epoch": uint64
+
+
 def message_header(seq: int, epoch: int) -> bytes:
-    """The second frame of a delivered message."""
-    return pack({"seq": seq, "epoch": epoch})
+    """The second frame of a delivered message: msgpack ``{"seq": seq, "epoch": epoch}``.
+
+    Built by hand (fixed-width uint64 fields, still plain msgpack) because it is made
+    once per delivered message.
+    """
+    return _SEQ_KEY + seq.to_bytes(8, "big") + _EPOCH_KEY + epoch.to_bytes(8, "big")
 
 
 def closed_header(seq: int, epoch: int) -> bytes:

@@ -445,7 +445,9 @@ class SimNet:
     def answered_at(self, node: str, ref: Any, client: bytes = CLIENT) -> float | None:
         """When ``client`` of ``node`` first got an ack, nack or reply for ``ref``."""
         for time, (kind, *fields) in self.client_frames.get((node, client), []):
-            if kind in (API_ACK, API_NACK) and any(e[0] == ref for e in fields[0]):
+            if kind == API_ACK and any(e[0] <= ref < e[0] + e[4] for e in fields[0]):
+                return time
+            if kind == API_NACK and any(e[0] == ref for e in fields[0]):
                 return time
             if kind == API_REPLY and fields[0] == ref:
                 return time
@@ -456,8 +458,9 @@ class SimNet:
         found: dict[Any, list] = {}
         for kind, *fields in self.frames(node, client):
             if kind == API_ACK:
-                for ref, *rest in fields[0]:
-                    found[ref] = rest
+                for ref, seq, nodes, subscribers, n in fields[0]:  # a run of n acks
+                    for i in range(n):
+                        found[ref + i] = [seq + i, nodes, subscribers]
         return found
 
     def nacks(self, node: str, client: bytes = CLIENT) -> dict[Any, tuple[str, str]]:

@@ -23,12 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.core.node_net import SimNet
+from zdps.client.protocol import ClientProtocol, PublishResult
 from zdps.core.node import CoreConfig
 from zdps.core.ring import HashRing
 from zdps.core.router import MAX_HOPS
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import (
     ACK,
+    API_ACK,
     CLOSED,
     E_INVALID_TOPIC,
     E_MALFORMED,
@@ -42,6 +44,7 @@ from zdps.wire import (
     NACK,
     PEERS,
     PING,
+    encode_api,
     pack,
 )
 
@@ -490,7 +493,7 @@ def test_malformed_messages_from_a_peer_are_counted_and_the_rest_is_processed(ba
     code = "unknown_kind" if bad[:1] == ["nope"] else E_MALFORMED
     assert net.error_codes("a") == {code: 1}
     assert [d.payload for d in net.received("a", topic)] == [b"ok"]
-    assert [e for s, e in net.entries(ACK, src="a")] == [[77, 1, 1, 1]]
+    assert [e for s, e in net.entries(ACK, src="a")] == [[77, 1, 1, 1, 1]]
     assert net.converged()
 
 
@@ -643,7 +646,8 @@ def test_a_bad_forward_entry_is_refused_alone() -> None:
     net.run_until_quiet()
     assert net.error_codes("a") == {E_MALFORMED: 1}
     assert [d.payload for d in net.received("a", topic)] == [b"1", b"3", b"4"]
-    assert [e[0] for _, e in net.entries(ACK, src="a")] == [11, 13, 14]
+    acked = [e[0] + i for _, e in net.entries(ACK, src="a") for i in range(e[4])]
+    assert acked == [11, 13, 14]
     assert [e[:2] for _, e in net.entries(NACK, src="a")] == [[12, E_MALFORMED]]
 
 
@@ -792,3 +796,18 @@ def test_no_message_from_a_peer_can_crash_the_node() -> None:
         assert net.converged()
         assert net.core("a").errors.keys() <= {E_MALFORMED, E_INVALID_TOPIC, "unknown_kind"}
     assert crashes == []
+
+
+def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
+    """Acks are runs [ref, seq, nodes, subscribers, n]; a batch costs one entry per hop."""
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    net.subscribe("b", exact_group(topic))
+    net.publish_batch("a", [[ref, topic, b"m"] for ref in range(10, 15)])
+    net.run_until_quiet()
+    assert [e for _, e in net.entries(ACK, src="b")] == [[1, 1, 1, 1, 5]]
+    api_acks = [f[1] for f in net.frames("a") if f[0] == API_ACK]
+    assert api_acks == [[[10, 1, 1, 1, 5]]]
+    assert net.acks("a") == {10 + i: [1 + i, 1, 1] for i in range(5)}
+    outcomes, _ = ClientProtocol().parse(encode_api(API_ACK, api_acks[0]))
+    assert outcomes == [(10 + i, PublishResult(1 + i, 1, 1)) for i in range(5)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from zdps.daemon.config import DEFAULT_API
 from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
@@ -51,8 +51,7 @@ class RequestError(ZdpsError):
     """A request the node refused or did not answer in time."""
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
+class PublishResult(NamedTuple):
     """The owner's acknowledgement: the message's seq, and how far it went."""
 
     seq: int
@@ -60,8 +59,7 @@ class PublishResult:
     subscribers: int
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """One delivered message."""
 
     topic: str
@@ -155,8 +153,12 @@ class ClientProtocol:
         outcomes: list[tuple[int, Any]] = []
         events: list[tuple[int, Any]] = []
         if kind == API_ACK:
-            # Fields beyond the first three are for newer clients (forward compatible).
-            outcomes = [(ref, PublishResult(*rest[:3])) for ref, *rest in fields[0]]
+            # [ref, seq, nodes, subscribers, n]: a run of n consecutive refs and seqs.
+            # Fields beyond these are for newer clients (forward compatible).
+            for ref, seq, nodes, subscribers, n, *_ in fields[0]:
+                outcomes += [
+                    (ref + i, PublishResult(seq + i, nodes, subscribers)) for i in range(n)
+                ]
         elif kind == API_NACK:
             outcomes = [(ref, PublishError(code, text)) for ref, code, text in fields[0]]
         elif kind == API_REPLY:

@@ -170,6 +170,7 @@ class NodeCore:
         self._tokens_seen: dict[str, float] = {}
         self._ready_waiting: dict[str, tuple[bytes, int, list[bytes], float]] = {}
         self._watches: dict[tuple[bytes, int], str] = {}
+        self._valid_topics: set[str] = set()  # topics that passed check_topic (bounded)
 
     # ------------------------------------------------------------------ IO interface
 
@@ -337,13 +338,18 @@ class NodeCore:
         """Publishes from a client: ``[[ref, topic, payload], ...]``; ref 0 wants no ack."""
         publish = self.router.publish
         limit = self.config.max_payload
+        valid = self._valid_topics
         count = 0
         for entry in entries:
             try:
                 ref, topic, payload = entry
                 if type(ref) is not int or ref < 0:
                     raise ProtocolError(E_MALFORMED, "a publish ref is an integer >= 0")
-                check_topic(topic)
+                if topic not in valid:
+                    check_topic(topic)
+                    if len(valid) > 100_000:
+                        valid.clear()
+                    valid.add(topic)
                 if type(payload) is not bytes:
                     raise ProtocolError(E_MALFORMED, "payload must be binary")
                 if len(payload) > limit:

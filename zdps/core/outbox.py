@@ -52,6 +52,14 @@ class Outbox:
         """Queue one ack/nack entry to a client, coalesced like ``batch``."""
         _coalesce(self.clients.setdefault(client, []), kind, entry)
 
+    def ack(self, endpoint: str, kind: str, ack_id: int, seq: int, nodes: int, subscribers: int):
+        """Queue an ack to a peer, extending the previous one when it continues a run."""
+        _ack_run(self.peers.setdefault(endpoint, []), kind, ack_id, seq, nodes, subscribers)
+
+    def client_ack(self, client: bytes, kind: str, ref: int, seq: int, nodes: int, subs: int):
+        """Queue an ack to a client, extending the previous one when it continues a run."""
+        _ack_run(self.clients.setdefault(client, []), kind, ref, seq, nodes, subs)
+
     def error(self, code: str, message: str) -> None:
         """Record bad input (the IO layer counts it and logs at most once a second)."""
         self.errors.append((code, message))
@@ -77,3 +85,19 @@ def _coalesce(queue: list[list], kind: str, entry: list) -> None:
         queue[-1][1].append(entry)
     else:
         queue.append([kind, [entry]])
+
+
+def _ack_run(queue: list[list], kind: str, ref: int, seq: int, nodes: int, subs: int) -> None:
+    """Acks are ``[ref, seq, nodes, subscribers, n]``: refs ref..ref+n-1 got seq..seq+n-1.
+
+    A batch of publishes to one topic is acknowledged by a single entry.
+    """
+    if queue and queue[-1][0] == kind:
+        last = queue[-1][1][-1]
+        n = last[4]
+        if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subs:
+            last[4] = n + 1
+            return
+        queue[-1][1].append([ref, seq, nodes, subs, 1])
+    else:
+        queue.append([kind, [[ref, seq, nodes, subs, 1]]])

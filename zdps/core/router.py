@@ -64,11 +64,8 @@ class Interest:
         return len(self.nodes) + self.local
 
 
-@dataclass(slots=True)
-class _Pending:
-    route: Route
-    via: str
-    deadline: float
+# A publish waiting for the next hop's ack: (route, next hop, deadline).
+_Pending = tuple[Route, str, float]
 
 
 class Sequencer:
@@ -144,7 +141,7 @@ class Router:
         if interest.local:
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
         if route is not None:
-            self._ack(route, [seq, interest.reached, interest.subscribers])
+            self._ack(route, seq, interest.reached, interest.subscribers)
 
     def on_fanout(self, entries: list) -> None:
         """Copies sent to us by owners: deliver them locally, in the order received."""
@@ -160,23 +157,25 @@ class Router:
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
 
     def on_ack(self, entries: list) -> None:
-        """Acks from the next hop: relay each one back along its route."""
-        for ack_id, *result in entries:
-            pending = self._pending.pop(ack_id, None)
-            if pending is not None:
-                self._ack(pending.route, result)
+        """Acks from the next hop (runs of ``n``): relay each one back along its route."""
+        pop, ack = self._pending.pop, self._ack
+        for ack_id, seq, nodes, subscribers, n in entries:
+            for i in range(n):
+                pending = pop(ack_id + i, None)
+                if pending is not None:
+                    ack(pending[0], seq + i, nodes, subscribers)
 
     def on_nack(self, entries: list) -> None:
         for ack_id, code, message in entries:
             pending = self._pending.pop(ack_id, None)
             if pending is not None:
-                self.refuse(pending.route, code, message)
+                self.refuse(pending[0], code, message)
 
     def peer_down(self, node: str) -> None:
         """Refuse every publish still waiting on ``node``; the reach of topics changed."""
-        lost = [ack_id for ack_id, p in self._pending.items() if p.via == node]
+        lost = [ack_id for ack_id, p in self._pending.items() if p[1] == node]
         for ack_id in lost:
-            route = self._pending.pop(ack_id).route
+            route = self._pending.pop(ack_id)[0]
             self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
         self._interest.clear()
 
@@ -189,11 +188,11 @@ class Router:
         """Refuse publishes whose ack did not come back within ``ack_timeout``."""
         expired = []
         for ack_id, pending in self._pending.items():
-            if pending.deadline > now:
+            if pending[2] > now:
                 break
             expired.append(ack_id)
         for ack_id in expired:
-            route = self._pending.pop(ack_id).route
+            route = self._pending.pop(ack_id)[0]
             self.refuse(route, E_TIMEOUT, f"no acknowledgement within {self.ack_timeout} s")
 
     def refuse(self, route: Route, code: str, message: str) -> None:
@@ -248,7 +247,7 @@ class Router:
             self.outbox.deliveries.append((topic, message_header(seq, epoch), payload))
         self.counters["owned_published"] += 1
         if route is not None:
-            self._ack(route, [seq, interest.reached, interest.subscribers])
+            self._ack(route, seq, interest.reached, interest.subscribers)
 
     def _forward(
         self, kind: str, body: list, owner: str | None, route: Route | None, hops: int, now: float
@@ -265,18 +264,18 @@ class Router:
         if route is not None:
             ack_id = self._next_ack
             self._next_ack += 1
-            self._pending[ack_id] = _Pending(route, owner, now + self.ack_timeout)
+            self._pending[ack_id] = (route, owner, now + self.ack_timeout)
         self.outbox.batch(endpoint, kind, [*body, ack_id, hops + 1])
         self.counters["routed_to_owner"] += 1
 
-    def _ack(self, route: Route, result: list) -> None:
+    def _ack(self, route: Route, seq: int, nodes: int, subscribers: int) -> None:
         target, ref = route
         if isinstance(target, bytes):
-            self.outbox.batch_reply(target, API_ACK, [ref, *result])
+            self.outbox.client_ack(target, API_ACK, ref, seq, nodes, subscribers)
         else:
             endpoint = self.endpoint_of(target)
             if endpoint is not None:
-                self.outbox.batch(endpoint, ACK, [ref, *result])
+                self.outbox.ack(endpoint, ACK, ref, seq, nodes, subscribers)
 
 
 def _delivery(entry: object, size: int) -> list:

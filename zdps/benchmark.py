@@ -154,14 +154,13 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
             yield config.topic, STAMP.pack(time.monotonic_ns()) + padding
             sent += 1
 
-    acked = failed = 0
-    for outcome in client.publish_many(
-        messages(), ack=config.ack, window=config.window, batch=batch
-    ):
-        if isinstance(outcome, Exception):
-            failed += 1
-        else:
-            acked += 1
+    if config.ack:
+        stream = client.publish_stream(messages(), window=config.window, batch=batch)
+        acked, failed = stream.acked, len(stream.failures)
+    else:
+        acked, failed = 0, 0
+        for _ in client.publish_many(messages(), ack=False, batch=batch):
+            pass
     client.close()
     published = acked if config.ack else sent
     out.put({"published": published, "failed": failed, "seconds": time.monotonic() - began})

@@ -29,6 +29,7 @@ ACK: Final = "ack"
 NACK: Final = "nack"
 CLOSE: Final = "close"
 CLOSED: Final = "closed"
+CONSUMED: Final = "consumed"
 
 # Client <-> node kinds (second element of each API frame).
 API_PUBLISH: Final = "pub"

@@ -52,9 +52,8 @@ def missing_pip() -> list[str]:
 
 def install_apt(packages: list[str]) -> None:
     if os.geteuid() != 0:
-        raise SystemExit(
-            f"missing Debian packages {packages}: run as root, or `apt-get install {' '.join(packages)}`"
-        )
+        names = " ".join(packages)
+        raise SystemExit(f"missing Debian packages: run as root, or `apt-get install {names}`")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # Keep apt from starting the system services: the benchmark starts its own servers on
     # free loopback ports. Only add the policy file if there is none, and remove it after.

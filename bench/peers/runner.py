@@ -136,7 +136,9 @@ def run_peer(
         subscribers = cfg.get("subscribers", 1)
         fanout = cfg["workload"] == "fanout"
         subs: list[Child] = []
-        per_proc = [subscribers // sub_procs + (i < subscribers % sub_procs) for i in range(sub_procs)]
+        per_proc = [
+            subscribers // sub_procs + (i < subscribers % sub_procs) for i in range(sub_procs)
+        ]
         for i, n in enumerate(per_proc if fanout else [1]):
             sub_cfg = {**cfg, "connections": n, "samples_path": str(log_dir / f"sub{i}.lat")}
             child = Child(module, "fsub" if fanout else "sub", sub_cfg, log_dir, f"{module}-sub{i}")

@@ -109,9 +109,8 @@ def _fanout_pub(cfg: dict[str, Any]) -> None:
     wanted, seen = cfg["subscribers"], 0
     deadline = now_ns() + 30_000_000_000
     while seen < wanted and now_ns() < deadline:
-        if sock.poll(200):
-            if sock.recv()[:1] == b"\x01":
-                seen += 1
+        if sock.poll(200) and sock.recv()[:1] == b"\x01":
+            seen += 1
     ready(subscriptions=seen)
     pad = padding(cfg["size"])
     send = sock.send

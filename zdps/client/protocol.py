@@ -147,6 +147,18 @@ class ClientProtocol:
     def request_frame(self, ref: int, op: str, args: dict[str, Any]) -> bytes:
         return encode_api(API_REQUEST, ref, op, args)
 
+    def parse_stream(
+        self, frame: bytes
+    ) -> tuple[int, list[PublishError], list[tuple[int, Any]], list[tuple[int, Any]]]:
+        """Like ``parse``, but acks are only counted: (acked, failures, outcomes, events)."""
+        kind, *fields = decode_api(frame)
+        if kind == API_ACK:
+            return sum(entry[4] for entry in fields[0]), [], [], []
+        if kind == API_NACK:
+            return 0, [PublishError(code, text) for _ref, code, text in fields[0]], [], []
+        outcomes, events = self.parse(frame)
+        return 0, [], outcomes, events
+
     def parse(self, frame: bytes) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
         """Return ``(outcomes, events)``: outcomes are (ref, result or ZdpsError)."""
         kind, *fields = decode_api(frame)

@@ -11,6 +11,7 @@ object with no sockets at all.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from zdps.wire import (
     BYE,
     CLOSE,
     CLOSED,
+    CONSUMED,
     E_INVALID_TOPIC,
     E_MALFORMED,
     E_TIMEOUT,
@@ -71,6 +73,7 @@ COUNTERS = (
     "peers_joined",
     "peers_lost",
     "ignored_unknown_peer",
+    "deferred",
 )
 
 _MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})
@@ -85,6 +88,7 @@ class CoreConfig:
     peer_timeout: float = 2.0
     max_payload: int = 1024 * 1024
     ack_timeout: float = 10.0
+    flow_window: int = 20_000
     barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
 
 
@@ -143,6 +147,7 @@ class NodeCore:
             self.counters,
             Sequencer(incarnation // 1_000_000, now),
             ack_timeout=self.config.ack_timeout,
+            flow_window=self.config.flow_window,
         )
         self._handlers = {
             SYNC: self._on_scope,
@@ -151,8 +156,9 @@ class NodeCore:
             BARRIER_OK: self._on_barrier_ok,
             FORWARD: self._on_forward,
             CLOSE: self._on_close,
-            FANOUT: lambda _s, m, _n: self.router.on_fanout(m[1]),
-            CLOSED: lambda _s, m, _n: self.router.on_closed(m[1]),
+            FANOUT: self._on_fanout,
+            CLOSED: self._on_closed,
+            CONSUMED: self._on_consumed,
             PEER_ACK: lambda _s, m, _n: self.router.on_ack(m[1]),
             NACK: lambda _s, m, _n: self.router.on_nack(m[1]),
         }
@@ -171,11 +177,13 @@ class NodeCore:
         self._ready_waiting: dict[str, tuple[bytes, int, list[bytes], float]] = {}
         self._watches: dict[tuple[bytes, int], str] = {}
         self._valid_topics: set[str] = set()  # topics that passed check_topic (bounded)
+        self._deferred: deque[tuple[str, list]] = deque()  # forwards held while saturated
 
     # ------------------------------------------------------------------ IO interface
 
     def take(self) -> Outbox:
         """Hand the accumulated actions to the IO layer and start a fresh outbox."""
+        self.router.confirm()
         out = self.outbox
         self.outbox = self.router.outbox = Outbox()
         return out
@@ -267,9 +275,45 @@ class NodeCore:
             barrier.waiting.discard(sender)
             self._finish_barrier(message[1], barrier)
 
+    @property
+    def paused(self) -> bool:
+        """Saturated (see router.py): the IO layer must stop reading client publishes."""
+        return self.router.saturated
+
+    def _on_fanout(self, sender: str, message: list, now: float) -> None:
+        self.router.on_fanout(message[1])
+        self.router.processed(sender, len(message[1]))
+
+    def _on_closed(self, sender: str, message: list, now: float) -> None:
+        self.router.on_closed(message[1])
+        self.router.processed(sender, len(message[1]))
+
+    def _on_consumed(self, sender: str, message: list, now: float) -> None:
+        was_paused = self.paused
+        self.router.on_consumed(sender, message[1])
+        if was_paused and not self.paused:
+            self._resume(now)
+
+    def _resume(self, now: float) -> None:
+        """Route forwards deferred while saturated, oldest first, until saturated again."""
+        deferred = self._deferred
+        while deferred and not self.paused:
+            sender, entries = deferred.popleft()
+            self._route_forwards(sender, entries, now)
+
     def _on_forward(self, sender: str, message: list, now: float) -> None:
+        if not isinstance(message[1], list):
+            raise ProtocolError(E_MALFORMED, "fwd carries a list of entries")
+        if self._deferred or self.paused:
+            self._deferred.append((sender, message[1]))
+            self.counters["deferred"] += len(message[1])
+        else:
+            self._route_forwards(sender, message[1], now)
+
+    def _route_forwards(self, sender: str, entries: list, now: float) -> None:
         publish = self.router.publish
-        for entry in message[1]:
+        self.router.processed(sender, len(entries))
+        for entry in entries:
             if (
                 type(entry) is list
                 and len(entry) == 4
@@ -284,6 +328,7 @@ class NodeCore:
                 self._bad_entry(sender, entry, "forward entries are [topic, payload, ack, hops]")
 
     def _on_close(self, sender: str, message: list, now: float) -> None:
+        self.router.processed(sender, len(message[1]))
         for entry in message[1]:
             if type(entry) is list and len(entry) == 3 and type(entry[0]) is str:
                 topic, ack_id, hops = entry
@@ -482,6 +527,7 @@ class NodeCore:
             },
             "topics_sequenced": len(self.router.sequencer),
             "pending_acks": self.router.pending,
+            "paused": self.paused,
             "counters": dict(self.counters),
             "errors": dict(self.errors),
         }
@@ -507,6 +553,7 @@ class NodeCore:
                 self.outbox.log.append(f"peer {action.node} down ({action.reason})")
                 self._scope(self.scope.peer_down(action.node))
                 self.router.peer_down(action.node)
+                self._resume(now)
                 for barrier_id, barrier in list(self._barriers.items()):
                     barrier.waiting.discard(action.node)
                     self._finish_barrier(barrier_id, barrier)

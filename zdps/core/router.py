@@ -11,6 +11,12 @@ Rules (docs/PROTOCOL.md, "Routing"):
 * The owner sends exactly one copy to each node that has an exact or prefix member for
   the topic, and delivers locally when it has one itself; nodes without interest get
   nothing.
+* Flow control: every data entry sent to a peer (a forward, a fan-out copy, a
+  ``closed``) is in flight until that peer confirms it processed it (``consumed``). A
+  node with more than ``flow_window`` entries in flight to any peer is *saturated*: it
+  takes no new publishes (NodeCore defers forwards, the IO layer stops reading its
+  clients) until confirmations come back. Fan-out copies are always delivered, so
+  saturation spreads back to the publishers and never forms a cycle.
 * Acks travel back along the path the publish took: each hop that forwarded keeps a
   pending entry and relays the owner's ack (or refusal); if the next hop dies first,
   the publish is refused with ``owner_lost`` (it may or may not have been delivered).
@@ -30,6 +36,7 @@ from zdps.wire import (
     API_NACK,
     CLOSE,
     CLOSED,
+    CONSUMED,
     E_MALFORMED,
     E_NO_ROUTE,
     E_OWNER_LOST,
@@ -111,7 +118,10 @@ class Router:
     counters: dict[str, int]
     sequencer: Sequencer
     ack_timeout: float = 10.0
+    flow_window: int = 20_000
     peer_fanout: dict[str, int] = field(default_factory=dict)
+    consumed: dict[str, int] = field(default_factory=dict)
+    _inflight: dict[str, int] = field(default_factory=dict)
     _pending: dict[int, _Pending] = field(default_factory=dict)
     _next_ack: int = 1
     _interest: dict[str, Interest] = field(default_factory=dict)
@@ -138,6 +148,7 @@ class Router:
         interest = self.interest(topic)
         for endpoint in interest.endpoints:
             self.outbox.batch(endpoint, CLOSED, [topic, seq, epoch])
+        self._sent(interest.nodes)
         if interest.local:
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
         if route is not None:
@@ -155,6 +166,30 @@ class Router:
         for entry in entries:
             topic, seq, epoch = _delivery(entry, 3)
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
+
+    def processed(self, sender: str, count: int) -> None:
+        """``count`` data entries from ``sender`` were handled: confirm them this turn."""
+        self.consumed[sender] = self.consumed.get(sender, 0) + count
+
+    def on_consumed(self, sender: str, count: int) -> None:
+        """``sender`` confirmed ``count`` of the data entries we sent it."""
+        if type(count) is not int or count < 0:
+            raise ProtocolError(E_MALFORMED, "consumed carries a count >= 0")
+        self._inflight[sender] = max(0, self._inflight.get(sender, 0) - count)
+
+    @property
+    def saturated(self) -> bool:
+        """More than ``flow_window`` entries unconfirmed by some peer: take no new work."""
+        window = self.flow_window
+        return any(count > window for count in self._inflight.values())
+
+    def confirm(self) -> None:
+        """Send this turn's ``consumed`` confirmations, one message per peer."""
+        for sender, count in self.consumed.items():
+            endpoint = self.endpoint_of(sender)
+            if endpoint is not None:
+                self.outbox.send(endpoint, [CONSUMED, count])
+        self.consumed.clear()
 
     def on_ack(self, entries: list) -> None:
         """Acks from the next hop (runs of ``n``): relay each one back along its route."""
@@ -177,6 +212,8 @@ class Router:
         for ack_id in lost:
             route = self._pending.pop(ack_id)[0]
             self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
+        self._inflight.pop(node, None)
+        self.consumed.pop(node, None)
         self._interest.clear()
 
     def ring_changed(self) -> None:
@@ -239,9 +276,10 @@ class Router:
             batch = self.outbox.batch
             for endpoint in interest.endpoints:
                 batch(endpoint, FANOUT, entry)
-            fanout = self.peer_fanout
+            fanout, inflight = self.peer_fanout, self._inflight
             for node in interest.nodes:
                 fanout[node] = fanout.get(node, 0) + 1
+                inflight[node] = inflight.get(node, 0) + 1
             self.counters["fanout_sent"] += len(interest.endpoints)
         if interest.local:
             self.outbox.deliveries.append((topic, message_header(seq, epoch), payload))
@@ -266,7 +304,13 @@ class Router:
             self._next_ack += 1
             self._pending[ack_id] = (route, owner, now + self.ack_timeout)
         self.outbox.batch(endpoint, kind, [*body, ack_id, hops + 1])
+        self._inflight[owner] = self._inflight.get(owner, 0) + 1
         self.counters["routed_to_owner"] += 1
+
+    def _sent(self, nodes: list[str]) -> None:
+        inflight = self._inflight
+        for node in nodes:
+            inflight[node] = inflight.get(node, 0) + 1
 
     def _ack(self, route: Route, seq: int, nodes: int, subscribers: int) -> None:
         target, ref = route

@@ -45,6 +45,7 @@ class Node:
         self._dealers: dict[str, zmq.Socket] = {}
         self._backlog: dict[str, deque[bytes]] = {}
         self._stopping = False
+        self._api_paused = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -151,8 +152,8 @@ class Node:
     def _turn(self) -> None:
         core = self.core
         now = time.monotonic()
-        timeout = max(0.0, core.next_deadline(now) - now)
-        ready = dict(self.poller.poll(timeout * 1000))
+        deadline = core.next_deadline(now)
+        ready = dict(self.poller.poll(max(0.0, deadline - now) * 1000))
         now = time.monotonic()
         if self.cluster in ready:
             self._drain_cluster(now)
@@ -163,12 +164,21 @@ class Node:
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
-        for endpoint, sock in list(self._dealers.items()):
-            if ready.get(sock, 0) & zmq.POLLOUT:
-                self._retry_backlog(endpoint)
-        if now >= core.next_deadline(now):
+        if self._backlog:
+            for endpoint in list(self._backlog):
+                if ready.get(self._dealers[endpoint], 0) & zmq.POLLOUT:
+                    self._retry_backlog(endpoint)
+        if now >= deadline:
             core.tick(now)
         self._flush()
+        if core.paused != self._api_paused:
+            # Saturated: leave client publishes queued in ZeroMQ (backpressure) until
+            # the peers confirm what we sent them.
+            self._api_paused = core.paused
+            if self._api_paused:
+                self.poller.unregister(self.api)
+            else:
+                self.poller.register(self.api, zmq.POLLIN)
 
     @staticmethod
     def _drain(recv: Callable[[int], Any]) -> Iterator[Any]:

@@ -33,6 +33,10 @@ def test_garbage_on_every_socket_is_counted_and_survived(cluster: Cluster) -> No
     peer.send(msgpack.packb([1, "default", "X", 1, [["fanout", "not a list"]]]))  # unknown peer
     peer.send_multipart([b"two", b"frames"])
     peer.send(msgpack.packb({"a": "map"}))
+    hostile = {"advertise": "garbage", "peers": {}, "dialed": a.cluster, "reply": True}
+    peer.send(msgpack.packb([1, "default", "X", 1, [["hello", hostile]]]))
+    wild = {"advertise": "tcp://127.0.0.1:*", "peers": {}, "dialed": a.cluster, "reply": True}
+    peer.send(msgpack.packb([1, "default", "Y", 1, [["hello", wild]]]))
 
     api = dealer(a.api)
     api.send(b"\x00\x01garbage")
@@ -50,11 +54,11 @@ def test_garbage_on_every_socket_is_counted_and_survived(cluster: Cluster) -> No
     sub.send(b"\x01bad\x00topic\x00")
 
     errors = wait_for(
-        lambda: (e := a.status()["errors"]) and sum(e.values()) >= 8 and e,
+        lambda: (e := a.status()["errors"]) and sum(e.values()) >= 10 and e,
         10,
         "errors to be counted",
     )
-    assert errors["malformed"] >= 4
+    assert errors["malformed"] >= 6
     assert errors["bad_version"] == 2
     assert errors["unknown_op"] == 1
     assert errors["invalid_topic"] == 1

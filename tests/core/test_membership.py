@@ -406,3 +406,18 @@ def test_stranger_ping_starts_a_handshake() -> None:
     assert m.peers["b"].state is PeerState.JOINING and not m.is_alive("b", 3)
     ups = of(m.handle("b", 3, hello("b", reply=False), 0.1), PeerUp)
     assert ups == [PeerUp("b", "inproc://b")] and m.is_alive("b", 3)
+
+
+def test_each_seed_retry_uses_a_fresh_connection() -> None:
+    """Hellos to an absent seed must not pile up and all arrive when it comes up."""
+    m = Membership("a", 1, "inproc://a", HeartbeatDetector(TIMEOUT), ["inproc://seed"])
+    first = m.tick(0.0)
+    assert of(first, Disconnect) == [] and len(of(first, Send)) == 1
+    retries = [m.tick(t / 10) for t in range(1, 60)]
+    sent = [a for actions in retries for a in actions if isinstance(a, Send)]
+    assert sent, "the seed is retried"
+    for actions in retries:
+        sends = of(actions, Send)
+        if sends:
+            assert of(actions, Disconnect) == [Disconnect("inproc://seed")]
+            assert actions.index(of(actions, Disconnect)[0]) < actions.index(sends[0])

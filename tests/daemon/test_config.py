@@ -50,6 +50,11 @@ def test_the_example_config_is_valid() -> None:
         ({"seeds": [1]}, "seeds"),
         ({"node_id": ""}, "node_id"),
         ({"colour": "blue"}, "unknown configuration key(s): colour"),
+        ({"heartbeat_interval": float("nan")}, "finite"),
+        ({"peer_timeout": float("inf")}, "finite"),
+        ({"max_payload": 1 << 30}, "max_payload must be 1 to"),
+        ({"seeds": ["tcp://127.0.0.1:*"]}, "must name a host and port"),
+        ({"seeds": ["tcp://0.0.0.0:7710"]}, "must name a host and port"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(values: dict, message: str) -> None:

@@ -192,6 +192,10 @@ class Membership:
             if seed.answered_by in self.peers:
                 continue
             if now >= seed.next_try:
+                if seed.backoff:
+                    # A fresh connection per retry: hellos queued for an absent seed
+                    # would otherwise all arrive at once when it comes up.
+                    actions.append(Disconnect(endpoint))
                 seed.backoff = min(
                     max(seed.backoff * 2, self.config.seed_retry_min), self.config.seed_retry_max
                 )

@@ -7,6 +7,7 @@ underscores); ``seeds`` is a list (``--seed`` may be repeated).
 
 from __future__ import annotations
 
+import math
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -19,6 +20,7 @@ DEFAULT_CLUSTER = "tcp://127.0.0.1:7710"
 DEFAULT_API = "tcp://127.0.0.1:7711"
 DEFAULT_PUB = "tcp://127.0.0.1:7712"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024  # well below the daemon's frame budget
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,8 @@ class Config:
             _check_endpoint(key, getattr(self, key))
         for seed in self.seeds:
             _check_endpoint("seed", seed)
+            if is_wildcard(seed):
+                raise ConfigError(f"seed {seed!r} must name a host and port to dial")
         if self.advertise is not None:
             _check_endpoint("advertise", self.advertise)
         if is_wildcard(self.advertised):
@@ -66,12 +70,15 @@ class Config:
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        for key in ("heartbeat_interval", "peer_timeout"):
+            if not math.isfinite(getattr(self, key)) or getattr(self, key) > 3600:
+                raise ConfigError(f"{key} must be a finite number of seconds (at most 3600)")
         if self.heartbeat_interval <= 0:
             raise ConfigError("heartbeat_interval must be positive")
         if self.peer_timeout < 3 * self.heartbeat_interval:
             raise ConfigError("peer_timeout must be at least 3 heartbeat intervals")
-        if self.max_payload < 1:
-            raise ConfigError("max_payload must be at least 1 byte")
+        if not 1 <= self.max_payload <= MAX_PAYLOAD_LIMIT:
+            raise ConfigError(f"max_payload must be 1 to {MAX_PAYLOAD_LIMIT} bytes")
         if self.pub_hwm < 0:
             raise ConfigError("pub_hwm must not be negative")
         return self
@@ -95,6 +102,7 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     config = Config()
     for key, value in values.items():
         setattr(config, key, _coerce(key, value, getattr(config, key)))
+    config.log_level = config.log_level.lower()
     return config.check()
 
 

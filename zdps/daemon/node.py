@@ -10,6 +10,7 @@ retried when its socket becomes writable.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -28,8 +29,10 @@ from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api, encode_envelope
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
-MAX_FRAME = 256 * 1024 * 1024
+MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
+FRAME_BUDGET = 32 * 1024 * 1024  # outgoing envelopes are split to stay under this
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
+API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 SHUTDOWN_LINGER_MS = 1000
 
 
@@ -51,8 +54,9 @@ class Node:
         self._wake_w.setblocking(False)
 
         self.cluster = self._bind(zmq.ROUTER, config.cluster, maxmsgsize=MAX_FRAME)
-        self.api = self._bind(zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1)
-        self.api.setsockopt(zmq.SNDHWM, 0)
+        self.api = self._bind(
+            zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM
+        )
         self.pub = self._bind(zmq.XPUB, config.pub, xpub_verboser=1, sndhwm=config.pub_hwm)
         cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
@@ -140,20 +144,36 @@ class Node:
             self.log.info("node %s leaving", core.node)
             core.leave(time.monotonic())
             self._flush()
-            for sock in self._dealers.values():
-                sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
+            self._linger()
+        except Exception:
+            self.log.exception("node %s stopped by an internal error", core.node)
+            self.ctx.destroy(linger=0)
+            return 1
+        else:
+            self.close()
         finally:
             signal.set_wakeup_fd(old_fd)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.close()
         return 0
+
+    def _linger(self) -> None:
+        """Hand every backlog to ZeroMQ and let the last frames (bye, acks) go out."""
+        for endpoint, backlog in self._backlog.items():
+            sock = self._dealers[endpoint]
+            while backlog:
+                try:
+                    sock.send(backlog.popleft(), zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+        for sock in (*self._dealers.values(), self.api, self.pub):
+            sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
 
     def _turn(self) -> None:
         core = self.core
         now = time.monotonic()
         deadline = core.next_deadline(now)
-        ready = dict(self.poller.poll(max(0.0, deadline - now) * 1000))
+        ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
         if self.cluster in ready:
             self._drain_cluster(now)
@@ -231,7 +251,8 @@ class Node:
             core = self.core
             header = (core.scope_name, core.node, core.incarnation)
             for endpoint, messages in out.peers.items():
-                self._send_peer(endpoint, encode_envelope(*header, messages))
+                for frame in _frames(header, messages):
+                    self._send_peer(endpoint, frame)
         if out.deliveries:
             send = self.pub.send
             for topic, header_frame, payload in out.deliveries:
@@ -243,7 +264,9 @@ class Node:
             for frame in frames:
                 try:
                     self.api.send_multipart([client, encode_api(*frame)], zmq.NOBLOCK)
-                except zmq.ZMQError:
+                except zmq.Again:
+                    self.core.bad_input("client_backlog", f"{API_HWM} replies unread; dropped")
+                except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
                     self.core.client_gone(client)
                     break
         now = time.monotonic()
@@ -251,8 +274,6 @@ class Node:
             self.bad_input_log.report(code, message, now)
         for line in out.log:
             self.log.info("%s", line)
-        if self.core.outbox:  # client_gone may have produced work
-            self._flush()
 
     def _send_peer(self, endpoint: str, frame: bytes) -> None:
         backlog = self._backlog.get(endpoint)
@@ -290,3 +311,26 @@ class Node:
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _frames(header: tuple[str, str, int], messages: list) -> Iterator[bytes]:
+    """Envelopes carrying ``messages`` in order, each under FRAME_BUDGET when possible.
+
+    A batch too large for one frame is halved (whole messages first, then the entry
+    list of a single data message), so a burst of large payloads never becomes a frame
+    the peer would refuse.
+    """
+    frame = encode_envelope(*header, messages)
+    if len(frame) <= FRAME_BUDGET:
+        yield frame
+    elif len(messages) > 1:
+        half = len(messages) // 2
+        yield from _frames(header, messages[:half])
+        yield from _frames(header, messages[half:])
+    elif isinstance(messages[0][1], list) and len(messages[0][1]) > 1:
+        kind, entries = messages[0]
+        half = len(entries) // 2
+        yield from _frames(header, [[kind, entries[:half]]])
+        yield from _frames(header, [[kind, entries[half:]]])
+    else:
+        yield frame  # one entry: max_payload keeps it far below MAX_FRAME

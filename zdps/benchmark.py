@@ -24,7 +24,11 @@ from typing import Any
 import msgpack
 import zmq
 
+from zdps.wire import message_header
+
 STAMP = struct.Struct("<q")
+SEQ_KEY = message_header(0, 0)[:6]  # the daemon's fixed-width header layout
+HEADER_SIZE = len(message_header(0, 0))
 IDLE_END = 3.0  # seconds without a message, after the publishers finished, that end a run
 
 
@@ -79,6 +83,7 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
     last_seq: dict[tuple[int, int], int] = {}
     sample_every = max(1, config.publishers * config.count * len(socks) // 200_000)
     unpack = msgpack.unpackb
+    from_bytes = int.from_bytes
     stamp = STAMP.unpack_from
     idle_since = time.monotonic()
     while True:
@@ -95,9 +100,12 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
                 except zmq.Again:
                     break
                 now = time.monotonic_ns()
-                fields = unpack(header)
-                key = (id(sock), fields["epoch"])
-                seq = fields["seq"]
+                if len(header) == HEADER_SIZE and header.startswith(SEQ_KEY):
+                    seq, epoch = from_bytes(header[6:14], "big"), from_bytes(header[21:], "big")
+                else:  # any other valid msgpack spelling of the header
+                    fields = unpack(header)
+                    seq, epoch = fields["seq"], fields["epoch"]
+                key = (id(sock), epoch)
                 previous = last_seq.get(key, 0)
                 if seq == previous + 1:
                     pass

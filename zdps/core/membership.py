@@ -14,6 +14,9 @@ Protocol (docs/PROTOCOL.md, "Membership"):
   peers dead. A ``bye`` removes the sender at once (graceful leave).
 * A hello with a new incarnation from a known node id means the node restarted: the old
   incarnation is removed before the new one is added.
+* A peer declared dead may only be cut off: its endpoint is redialed with backoff, as
+  seeds are, for ``lost_retry_ttl``, so a healed netsplit merges again (both sides then
+  exchange full syncs). A peer that said ``bye`` is not redialed.
 * Nodes of another scope are never admitted (the envelope carries the scope).
 
 Invariant: ``PeerDown`` is reported exactly once per incarnation that was reported up.
@@ -23,6 +26,7 @@ with a sync: it makes the scope send that peer a fresh full sync.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -84,13 +88,17 @@ class MembershipConfig:
     seed_retry_min: float = 0.25
     seed_retry_max: float = 2.0
     tombstone_ttl: float = 10.0
+    lost_retry_ttl: float = 600.0  # how long a peer declared dead is redialed (netsplit heal)
 
 
 @dataclass(slots=True)
 class _Seed:
+    """An endpoint to say hello to until someone answers there: a seed or a lost peer."""
+
     next_try: float = 0.0
     backoff: float = 0.0
     answered_by: str | None = None
+    expires: float = math.inf  # seeds are retried forever, lost peers for a while
 
 
 @dataclass(slots=True)
@@ -186,7 +194,10 @@ class Membership:
             ping = [PING, {"view": self.view_digest(), "endpoint": self.endpoint}]
             actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
         known = {p.endpoint for p in self.peers.values()}
-        for endpoint, seed in self._seeds.items():
+        for endpoint, seed in list(self._seeds.items()):
+            if seed.expires < now:
+                del self._seeds[endpoint]
+                continue
             if endpoint in self._self_endpoints or endpoint in known:
                 continue
             if seed.answered_by in self.peers:
@@ -315,6 +326,13 @@ class Membership:
             return []
         self.detector.forget(node)
         self._tombstones[node] = (peer.incarnation, now + self.config.tombstone_ttl)
+        if reason == "dead" and peer.state is PeerState.ALIVE:
+            # It may be cut off rather than gone: keep dialing it, so that both sides
+            # find each other again when the network heals.
+            seed = self._seeds.setdefault(
+                peer.endpoint, _Seed(expires=now + self.config.lost_retry_ttl)
+            )
+            seed.next_try, seed.backoff = now + self.config.seed_retry_min, 0.0
         actions: list[Action] = [Disconnect(peer.endpoint)]
         if peer.state is PeerState.ALIVE:
             actions.insert(0, PeerDown(node, reason))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -14,13 +17,25 @@ from zdps import __version__
 from zdps.client.protocol import ENV_NODE, Message, PublishError, ZdpsError
 from zdps.client.sync import Client
 from zdps.daemon.config import DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, LOG_LEVELS, ConfigError
+from zdps.endpoints import endpoint_problem
 from zdps.topics import InvalidTopic, check_prefix, check_topic
+
+
+def _check_endpoints(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuse an endpoint ZeroMQ could not dial, in one line (exit 1)."""
+    for endpoint in value if isinstance(value, tuple) else [value]:
+        problem = endpoint_problem(endpoint)
+        if problem:
+            raise click.ClickException(f"{param.opts[0]} {endpoint!r} {problem}")
+    return value
+
 
 node_option = click.option(
     "--node",
     envvar=ENV_NODE,
     default=DEFAULT_API,
     show_default=True,
+    callback=_check_endpoints,
     help=f"API endpoint of the node to talk to (also ${ENV_NODE}).",
 )
 timeout_option = click.option(
@@ -97,29 +112,55 @@ def start(config_path: Path | None, **flags: Any) -> None:
 def publish(topic: str, message: str | None, no_ack: bool, node: str, timeout: float) -> None:
     """Publish MESSAGE to TOPIC, or every line of stdin as one message each.
 
-    Exits 0 only when every message was acknowledged by the topic's owner.
+    Exits 0 only when every message was acknowledged by the topic's owner. Lines of
+    stdin are published as raw bytes, without their line ending.
     """
     _check(check_topic, topic)
-    with Client(node, timeout=timeout) as client:
-        if message is not None:
-            lines: Any = [message]
-        else:
-            lines = (line.rstrip("\n") for line in sys.stdin)
+    # A MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8).
+    stdin = _StdinLines() if message is None else None
+    lines: Any = [os.fsencode(message)] if stdin is None else stdin
+    with _client(node, timeout) as client:
         failed = acked = 0
         for outcome in client.publish_many(((topic, m) for m in lines), ack=not no_ack):
             if isinstance(outcome, PublishError):
                 failed += 1
-                click.echo(f"zdps publish: {outcome}", err=True)
+                if failed <= MAX_SHOWN_FAILURES:
+                    click.echo(f"zdps publish: {outcome}", err=True)
             else:
                 acked += 1
                 if message is not None:
                     click.echo(
                         f"seq={outcome.seq} nodes={outcome.nodes} subscribers={outcome.subscribers}"
                     )
-        if failed:
-            raise click.ClickException(
-                f"{failed} message(s) not acknowledged, {acked} acknowledged"
-            )
+    if failed > MAX_SHOWN_FAILURES:
+        click.echo(f"zdps publish: ({failed - MAX_SHOWN_FAILURES} more failures)", err=True)
+    if stdin is not None and not stdin.exhausted:
+        raise click.ClickException(
+            f"node {node} unreachable: stopped reading stdin after {stdin.count} line(s), "
+            f"{failed} failed, {acked} acknowledged"
+        )
+    if failed:
+        verb = "sent" if no_ack else "acknowledged"
+        raise click.ClickException(f"{failed} message(s) not {verb}, {acked} acknowledged")
+
+
+MAX_SHOWN_FAILURES = 10  # failures printed one by one by publish; the rest are counted
+
+
+class _StdinLines:
+    """Lines of stdin as bytes, without "\n" or "\r\n"; notes when stdin is used up."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in sys.stdin.buffer:
+            self.count += 1
+            if line.endswith(b"\n"):
+                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+            yield line
+        self.exhausted = True
 
 
 # ---------------------------------------------------------------------- subscribe
@@ -148,18 +189,23 @@ def subscribe(
     """
     for topic in topics:
         _check(check_prefix if prefix else check_topic, topic)
-    with Client(node, timeout=timeout) as client:
-        subscription = _call(client.subscribe, *topics, prefix=prefix)
-        click.echo(f"subscribed {' '.join(t + '*' if prefix else t for t in topics)}", err=True)
-        show_topic = prefix or len(topics) > 1
-        received = 0
-        with subscription:
-            for msg in subscription:
-                click.echo(_json_line(msg) if as_json else _text_line(msg, show_topic))
-                received += 1
-                if count is not None and received >= count:
-                    return
-        click.echo("subscription ended: topic deleted", err=True)
+    try:
+        with _client(node, timeout) as client:
+            subscription = _call(client.subscribe, *topics, prefix=prefix)
+            click.echo(f"subscribed {' '.join(t + '*' if prefix else t for t in topics)}", err=True)
+            show_topic = prefix or len(topics) > 1
+            received = 0
+            with subscription:
+                for msg in subscription:
+                    click.echo(_json_line(msg) if as_json else _text_line(msg, show_topic))
+                    received += 1
+                    if count is not None and received >= count:
+                        return
+            click.echo("subscription ended: topic deleted", err=True)
+    except KeyboardInterrupt:  # Ctrl-C: what was received has been printed
+        pass
+    except BrokenPipeError:
+        _stdout_gone()
 
 
 def _json_line(msg: Message) -> str:
@@ -186,7 +232,7 @@ def _text_line(msg: Message, show_topic: bool) -> str:
 @timeout_option
 def status(as_json: bool, node: str, timeout: float) -> None:
     """Show the node's identity, peers, ring and counters."""
-    with Client(node, timeout=timeout) as client:
+    with _client(node, timeout) as client:
         info = _call(client.status)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
@@ -232,7 +278,7 @@ def status(as_json: bool, node: str, timeout: float) -> None:
 def members(topic: str, as_json: bool, watch: bool, node: str, timeout: float) -> None:
     """Show the owner of TOPIC and the nodes a publish to it reaches."""
     _check(check_topic, topic)
-    with Client(node, timeout=timeout) as client:
+    with _client(node, timeout) as client:
         if not watch:
             _print_members(_call(client.members, topic), as_json)
             return
@@ -241,6 +287,10 @@ def members(topic: str, as_json: bool, watch: bool, node: str, timeout: float) -
                 _print_members(view, as_json)
         except KeyboardInterrupt:
             pass
+        except BrokenPipeError:
+            _stdout_gone()
+        except ZdpsError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _print_members(view: dict[str, Any], as_json: bool) -> None:
@@ -264,12 +314,14 @@ def _print_members(view: dict[str, Any], as_json: bool) -> None:
     "--pub-node",
     "pub_nodes",
     multiple=True,
+    callback=_check_endpoints,
     help="API endpoint publishers use (repeatable, round-robin).  [default: --node]",
 )
 @click.option(
     "--sub-node",
     "sub_nodes",
     multiple=True,
+    callback=_check_endpoints,
     help="API endpoint subscribers use (repeatable, round-robin).  [default: --node]",
 )
 @click.option("--publishers", type=click.IntRange(min=1), default=1, show_default=True)
@@ -366,7 +418,7 @@ def topic() -> None:
 def topic_delete(name: str, node: str, timeout: float) -> None:
     """Send a final 'closed' message to every subscriber of NAME, ending their subscriptions."""
     _check(check_topic, name)
-    with Client(node, timeout=timeout) as client:
+    with _client(node, timeout) as client:
         result = _call(client.delete_topic, name)
     click.echo(
         f"deleted {name}: closed sent to {result.nodes} node(s), {result.subscribers} subscriber(s)"
@@ -381,6 +433,20 @@ def _check(validate: Any, value: str) -> None:
         validate(value)
     except InvalidTopic as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _client(node: str, timeout: float) -> Client:
+    try:
+        return Client(node, timeout=timeout)
+    except (ValueError, OSError) as exc:  # an endpoint ZeroMQ refuses
+        raise click.ClickException(str(exc)) from None
+
+
+def _stdout_gone() -> NoReturn:
+    """Whoever read our stdout has gone (``| head``): stop quietly, successfully."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -61,3 +61,28 @@ def test_subscribe_is_live_at_the_owner_when_it_returns(cluster: Cluster) -> Non
                 assert message is not None and (message.data, message.seq) == (b"first", 1)
     wait_for(lambda: c.status()["groups"]["local"] == 0, 5, "subscriptions to be dropped")
     assert b.proc.poll() is None
+
+
+def test_closing_a_watch_ends_it_at_the_node(cluster: Cluster) -> None:
+    """The node answers ``unwatch`` with false once the closed generator has ended it."""
+    a = cluster.start("A")
+    with Client(a.api) as client:
+        watch_ref = client._proto._next_ref
+        watch = client.watch("w")
+        assert next(watch)["nodes"] == {}
+        watch.close()
+        assert client.request("unwatch", ref=watch_ref) is False
+        watch_ref = client._proto._next_ref
+        watch = client.watch("w")
+        next(watch)
+        assert client.request("unwatch", ref=watch_ref) is True  # live until closed
+
+    async def scenario() -> None:
+        async with AsyncClient(a.api) as client:
+            watch_ref = client._proto._next_ref
+            watch = client.watch("w")
+            await anext(watch)
+            await watch.aclose()
+            assert await client.request("unwatch", ref=watch_ref) is False
+
+    asyncio.run(scenario())

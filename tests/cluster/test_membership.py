@@ -99,9 +99,9 @@ def test_restart_with_same_id_replaces_old_state(cluster: Cluster) -> None:
     b.proc.wait(5)
     subscription.close()
     b2 = cluster.start("B", seeds=[a])
-    wait_for(lambda: a.alive_peers() == {"B"} and b2.alive_peers() == {"A"}, 5, "B back")
+    wait_for(lambda: a.alive_peers() == {"B"} and b2.alive_peers() == {"A"}, 10, "B back")
     assert b2.status()["incarnation"] > old_incarnation
-    wait_for(lambda: a.members("before-restart")["nodes"] == {}, 5, "old membership gone")
+    wait_for(lambda: a.members("before-restart")["nodes"] == {}, 10, "old membership gone")
 
 
 def test_nodes_of_different_scopes_never_merge(cluster: Cluster) -> None:

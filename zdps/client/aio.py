@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,8 @@ import zmq
 import zmq.asyncio
 
 from zdps.client.protocol import (
+    DEFAULT_RCVHWM,
+    E_CLOSED,
     ClientProtocol,
     Message,
     PublishResult,
@@ -19,56 +22,122 @@ from zdps.client.protocol import (
     SubscriptionState,
     decode_delivery,
     node_endpoint,
+    reachable_pub,
     to_bytes,
 )
-from zdps.wire import E_TIMEOUT
+from zdps.wire import E_TIMEOUT, ProtocolError
+
+log = logging.getLogger("zdps.client")
 
 
 class AsyncClient:
-    """A connection to one node's API socket, for use inside one asyncio event loop."""
+    """A connection to one node's API socket, for use inside one asyncio event loop.
+
+    One loop at a time: the client may be used again from a later loop (a second
+    ``asyncio.run``) once the first is done with it. ``timeout`` bounds every wait,
+    for a reply and for room to send. Pending requests fail with RequestError
+    (code ``closed``) when the client is closed or its reader stops.
+    """
 
     def __init__(self, node: str | None = None, timeout: float = 10.0) -> None:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 1000)
-        self._sock.connect(self.node)
+        try:
+            self._sock.setsockopt(zmq.LINGER, 1000)
+            self._sock.connect(self.node)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise ValueError(f"cannot connect to node endpoint {self.node!r}: {exc}") from None
         self._proto = ClientProtocol()
         self._waiters: dict[int, asyncio.Future] = {}
-        self._events: dict[int, asyncio.Queue] = {}
+        self._events: dict[int, asyncio.Queue] = {}  # live watches
         self._reader: asyncio.Task | None = None
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._info: dict[str, Any] | None = None
+        self._closed = False
+        self.bad_frames = 0  # frames from the node that could not be parsed (skipped)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _ensure_reader(self) -> None:
+        """Start the reader task in the running loop unless one runs there already."""
+        loop = asyncio.get_running_loop()
+        reader = self._reader
+        if reader is not None and not reader.done() and self._reader_loop is loop:
+            return
+        if reader is not None and not reader.done():
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                reader.cancel()
+        self._reader = loop.create_task(self._read())
+        self._reader_loop = loop
 
     async def _read(self) -> None:
-        while True:
-            outcomes, events = self._proto.parse(await self._sock.recv())
-            for ref, outcome in outcomes:
-                waiter = self._waiters.pop(ref, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(outcome)
-            for ref, body in events:
-                queue = self._events.get(ref)
-                if queue is not None:
-                    queue.put_nowait(body)
-
-    async def _send_and_wait(self, ref: int, frame: bytes) -> Any:
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-        waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-        await self._sock.send(frame)
         try:
-            outcome = await asyncio.wait_for(waiter, self.timeout)
+            while True:
+                frame = await self._sock.recv()
+                try:
+                    outcomes, events = self._proto.parse(frame)
+                except ProtocolError as exc:
+                    self.bad_frames += 1
+                    log.warning("skipped a bad frame from %s: %s", self.node, exc)
+                    continue
+                for ref, outcome in outcomes:
+                    waiter = self._waiters.pop(ref, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(outcome)
+                for ref, body in events:
+                    queue = self._events.get(ref)
+                    if queue is not None:
+                        queue.put_nowait(body)
+        except asyncio.CancelledError:
+            self._fail_pending("the client stopped reading")
+            raise
+        except Exception as exc:
+            log.exception("the reader of %s stopped", self.node)
+            self._fail_pending(f"the client stopped reading: {exc!r}")
+
+    def _fail_pending(self, why: str) -> None:
+        """Fail every pending request and live watch with RequestError(closed)."""
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_result(RequestError(E_CLOSED, why))
+        for queue in self._events.values():
+            queue.put_nowait(RequestError(E_CLOSED, why))
+
+    async def _send(self, frame: bytes) -> None:
+        """Queue ``frame``, waiting up to the timeout for room (a node that is down)."""
+        try:
+            await asyncio.wait_for(self._sock.send(frame), self.timeout)
         except TimeoutError:
-            self._waiters.pop(ref, None)
+            raise RequestError(
+                E_TIMEOUT, f"cannot send to {self.node}: the node is not reading (down?)"
+            ) from None
+
+    async def _send_and_wait(self, ref: int, frame: bytes, timeout: float | None = None) -> Any:
+        if self._closed:
+            raise RequestError(E_CLOSED, "the client is closed")
+        self._ensure_reader()
+        waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                await self._sock.send(frame)
+                outcome = await waiter
+        except TimeoutError:
             raise RequestError(E_TIMEOUT, f"no answer from {self.node} in time") from None
+        finally:
+            if self._waiters.get(ref) is waiter:
+                del self._waiters[ref]
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    async def request(self, op: str, **args: Any) -> Any:
+    async def request(self, op: str, /, *, _timeout: float | None = None, **args: Any) -> Any:
+        """Send one API request (``args`` are its arguments) and wait for its reply."""
         ref = self._proto.ref()
-        return await self._send_and_wait(ref, self._proto.request_frame(ref, op, args))
+        return await self._send_and_wait(ref, self._proto.request_frame(ref, op, args), _timeout)
 
     async def publish(
         self, topic: str, data: bytes | str, ack: bool = True
@@ -77,27 +146,32 @@ class AsyncClient:
         ref = self._proto.ref() if ack else 0
         frame = self._proto.publish_frame([[ref, topic, to_bytes(data)]])
         if not ack:
-            await self._sock.send(frame)
+            await self._send(frame)
             return None
         return await self._send_and_wait(ref, frame)
 
-    async def subscribe(self, *topics: str, prefix: bool = False) -> AsyncSubscription:
-        """Subscribe to exact topics (or prefixes); returns once the owners know it."""
+    async def subscribe(
+        self, *topics: str, prefix: bool = False, rcvhwm: int = DEFAULT_RCVHWM
+    ) -> AsyncSubscription:
+        """Subscribe to exact topics (or prefixes); returns once the owners know it.
+
+        ``rcvhwm``: see ``Client.subscribe``.
+        """
         plan = SubscribePlan.make(list(topics), prefix)
-        info = await self.info()
         sock = self._ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.connect(info["endpoints"]["pub"])
-        for group in plan.groups:
-            sock.subscribe(group)
-        sock.subscribe(plan.token_subscription)
         try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RCVHWM, rcvhwm)
+            info = await self.info()
+            sock.connect(reachable_pub(info["endpoints"]["pub"], self.node))
+            for group in plan.groups:
+                sock.subscribe(group)
+            sock.subscribe(plan.token_subscription)
             await self.request("ready", **plan.ready_args)
+            sock.unsubscribe(plan.token_subscription)
         except BaseException:
             sock.close()
             raise
-        sock.unsubscribe(plan.token_subscription)
         return AsyncSubscription(sock, plan.groups)
 
     async def info(self) -> dict[str, Any]:
@@ -112,26 +186,55 @@ class AsyncClient:
         return await self.request("members", topic=topic)
 
     async def watch(self, topic: str) -> AsyncIterator[dict[str, Any]]:
-        """The members of ``topic`` now, then again after every change."""
+        """The members of ``topic`` now, then again after every change.
+
+        Closing the generator (``aclose``) or the client sends ``unwatch`` to the node.
+        """
         ref = self._proto.ref()
-        queue = self._events[ref] = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue()
+        self._events[ref] = queue
         try:
             yield await self._send_and_wait(
                 ref, self._proto.request_frame(ref, "watch", {"topic": topic})
             )
             while True:
-                yield await queue.get()
+                body = await queue.get()
+                if isinstance(body, Exception):
+                    raise body
+                yield body
         finally:
-            self._events.pop(ref, None)
+            if self._events.pop(ref, None) is not None and not self._closed:
+                self._unwatch(ref)
+
+    def _unwatch(self, ref: int) -> None:
+        """Tell the node to end watch ``ref``, without waiting (its reply is dropped)."""
+        frame = self._proto.request_frame(self._proto.ref(), "unwatch", {"ref": ref})
+        # Not awaited: with NOBLOCK the future is settled at once, or queued behind the
+        # sends already waiting; either way its outcome is only retrieved.
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.send(frame, zmq.NOBLOCK).add_done_callback(_retrieve)
 
     async def delete_topic(self, topic: str) -> PublishResult:
         return await self.request("delete", topic=topic)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        """Close the connection: pending requests fail at once, live watches end."""
+        if self._closed:
+            return
+        self._closed = True
+        for ref in list(self._events):
+            self._unwatch(ref)
+        self._fail_pending("the client was closed")
+        self._events.clear()
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            if self._reader_loop is asyncio.get_running_loop():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            else:
+                with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                    reader.cancel()
         self._sock.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -139,6 +242,11 @@ class AsyncClient:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class AsyncSubscription:

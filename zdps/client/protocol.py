@@ -5,12 +5,15 @@ Both ``Client`` and ``AsyncClient`` use this; they differ only in how they wait.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import uuid
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from zdps.daemon.config import DEFAULT_API
+from zdps.endpoints import host, is_wildcard
 from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire import (
     API_ACK,
@@ -20,6 +23,7 @@ from zdps.wire import (
     API_REPLY,
     API_REQUEST,
     E_MALFORMED,
+    E_TIMEOUT,
     ProtocolError,
     decode_api,
     encode_api,
@@ -29,9 +33,46 @@ from zdps.wire import (
 ENV_NODE = "ZDPS_NODE"
 
 
+# How many delivered messages a subscriber's SUB socket queues before the node's PUB
+# starts dropping messages for it (on top of the node's own ``pub_hwm``).
+DEFAULT_RCVHWM = 1_000_000
+
+# A client-side error code (never on the wire): the client was closed, or stopped
+# reading, before the answer came.
+E_CLOSED = "closed"
+
+
 def node_endpoint(node: str | None) -> str:
     """The API endpoint to use: explicit, else $ZDPS_NODE, else the local default."""
     return node or os.environ.get(ENV_NODE) or DEFAULT_API
+
+
+def _is_loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def reachable_pub(pub: str, api: str) -> str:
+    """The pub endpoint to dial, given the node's advertised ``pub`` and our ``api``.
+
+    A node that binds every address but advertises loopback hands out a pub endpoint
+    that only works on its own host; a client that reached the API through another
+    host dials that host instead.
+    """
+    pub_host, api_host = host(pub), host(api)
+    if (
+        pub_host
+        and api_host
+        and _is_loopback(pub_host)
+        and not _is_loopback(api_host)
+        and not is_wildcard(api)
+    ):
+        return pub.replace(f"//{pub_host}:", f"//{api_host}:", 1)
+    return pub
 
 
 class ZdpsError(Exception):
@@ -129,6 +170,89 @@ class SubscriptionState:
         return not self.open_exact and not self.prefixes
 
 
+class StreamLedger:
+    """The frames of one publish stream that are in flight, settled by acks and nacks.
+
+    Frames hold consecutive refs (``ClientProtocol.reserve``); each has a deadline. An
+    ack or nack for a ref of a frame that is still open settles it; one for a frame
+    that already expired (or any other ref of the stream) is dropped as late.
+    """
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.failures: list[PublishError] = []
+        self.unsettled = 0  # messages sent and neither acked, nacked nor expired
+        self._first = 0  # refs in [_first, _end) belong to this stream
+        self._end = 0
+        self._starts: list[int] = []  # first ref of each frame sent, ascending
+        self._head = 0  # frames before this index are settled or expired
+        self._open: dict[int, list] = {}  # first ref -> [end, unsettled, deadline]
+
+    def add(self, first: int, count: int, deadline: float) -> None:
+        """Note a frame of ``count`` refs from ``first`` on, sent now."""
+        if not self._starts:
+            self._first = first
+        self._starts.append(first)
+        self._open[first] = [first + count, count, deadline]
+        self._end = first + count
+        self.unsettled += count
+
+    def owns(self, ref: int) -> bool:
+        """True if ``ref`` is one of this stream's (open, settled or expired)."""
+        return self._first <= ref < self._end
+
+    def settle(self, ref: int, count: int, error: PublishError | None = None) -> None:
+        """Acknowledge (or, with ``error``, fail) ``count`` refs from ``ref`` on."""
+        starts, head = self._starts, self._head
+        if head >= len(starts):
+            return
+        low, high = max(ref, starts[head]), min(ref + count, self._end)
+        i = max(head, bisect_right(starts, low, head) - 1)
+        while i < len(starts) and starts[i] < high:
+            start = starts[i]
+            frame = self._open.get(start)
+            if frame is not None:
+                taken = min(high, frame[0]) - max(low, start)
+                if taken > 0:
+                    frame[1] -= taken
+                    self.unsettled -= taken
+                    if error is None:
+                        self.acked += taken
+                    else:
+                        self.failures += [error] * taken
+                    if frame[1] <= 0:
+                        del self._open[start]
+            i += 1
+        self._advance()
+
+    def oldest_deadline(self) -> float | None:
+        """The deadline of the oldest frame that is still open."""
+        self._advance()
+        if self._head < len(self._starts):
+            return self._open[self._starts[self._head]][2]
+        return None
+
+    def expire(self, now: float, message: str) -> list[float]:
+        """Fail every open frame whose deadline has passed; returns their deadlines."""
+        expired = []
+        while (deadline := self.oldest_deadline()) is not None and deadline <= now:
+            start = self._starts[self._head]
+            _end, unsettled, _ = self._open.pop(start)
+            self.unsettled -= unsettled
+            self.failures += [PublishError(E_TIMEOUT, message)] * unsettled
+            expired.append(deadline)
+        return expired
+
+    def _advance(self) -> None:
+        starts, head = self._starts, self._head
+        while head < len(starts) and starts[head] not in self._open:
+            head += 1
+        if head > 1024 and head * 2 > len(starts):
+            del starts[:head]
+            head = 0
+        self._head = head
+
+
 class ClientProtocol:
     """Request numbering and reply parsing."""
 
@@ -140,6 +264,12 @@ class ClientProtocol:
         self._next_ref += 1
         return ref
 
+    def reserve(self, count: int) -> int:
+        """Take ``count`` consecutive refs; returns the first."""
+        ref = self._next_ref
+        self._next_ref += count
+        return ref
+
     def publish_frame(self, entries: list[list]) -> bytes:
         """``entries`` are ``[ref, topic, payload]``; ref 0 asks for no ack."""
         return encode_api(API_PUBLISH, entries)
@@ -148,36 +278,66 @@ class ClientProtocol:
         return encode_api(API_REQUEST, ref, op, args)
 
     def parse_stream(
-        self, frame: bytes
-    ) -> tuple[int, list[PublishError], list[tuple[int, Any]], list[tuple[int, Any]]]:
-        """Like ``parse``, but acks are only counted: (acked, failures, outcomes, events)."""
-        kind, *fields = decode_api(frame)
-        if kind == API_ACK:
-            return sum(entry[4] for entry in fields[0]), [], [], []
-        if kind == API_NACK:
-            return 0, [PublishError(code, text) for _ref, code, text in fields[0]], [], []
-        outcomes, events = self.parse(frame)
-        return 0, [], outcomes, events
+        self, frame: bytes, ledger: StreamLedger
+    ) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
+        """Like ``parse``, but acks and nacks of the stream's refs settle ``ledger``."""
+        kind, fields = self._decode(frame)
+        if kind not in (API_ACK, API_NACK):
+            return self._parse(kind, fields)
+        outcomes: list[tuple[int, Any]] = []
+        try:
+            if kind == API_ACK:
+                for ref, seq, nodes, subscribers, n, *_ in fields[0]:
+                    ledger.settle(ref, n)
+                    if not (ledger.owns(ref) and ledger.owns(ref + n - 1)):
+                        outcomes += [
+                            (ref + i, PublishResult(seq + i, nodes, subscribers))
+                            for i in range(n)
+                            if not ledger.owns(ref + i)
+                        ]
+            else:
+                for ref, code, text in fields[0]:
+                    if ledger.owns(ref):
+                        ledger.settle(ref, 1, PublishError(code, text))
+                    else:
+                        outcomes.append((ref, PublishError(code, text)))
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ProtocolError(E_MALFORMED, f"bad {kind} frame: {exc!r}") from None
+        return outcomes, []
 
     def parse(self, frame: bytes) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
-        """Return ``(outcomes, events)``: outcomes are (ref, result or ZdpsError)."""
+        """Return ``(outcomes, events)``: outcomes are (ref, result or ZdpsError).
+
+        Raises ProtocolError for a frame that does not follow the protocol.
+        """
+        return self._parse(*self._decode(frame))
+
+    @staticmethod
+    def _decode(frame: bytes) -> tuple[str, list]:
         kind, *fields = decode_api(frame)
+        return kind, fields
+
+    @staticmethod
+    def _parse(kind: str, fields: list) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
         outcomes: list[tuple[int, Any]] = []
         events: list[tuple[int, Any]] = []
-        if kind == API_ACK:
-            # [ref, seq, nodes, subscribers, n]: a run of n consecutive refs and seqs.
-            # Fields beyond these are for newer clients (forward compatible).
-            for ref, seq, nodes, subscribers, n, *_ in fields[0]:
-                outcomes += [
-                    (ref + i, PublishResult(seq + i, nodes, subscribers)) for i in range(n)
-                ]
-        elif kind == API_NACK:
-            outcomes = [(ref, PublishError(code, text)) for ref, code, text in fields[0]]
-        elif kind == API_REPLY:
-            ref, ok, result = fields
-            if not ok:
-                result = RequestError(result["code"], result["message"])
-            outcomes = [(ref, result)]
-        elif kind == API_EVENT:
-            events = [(fields[0], fields[1])]
+        try:
+            if kind == API_ACK:
+                # [ref, seq, nodes, subscribers, n]: a run of n consecutive refs and seqs.
+                # Fields beyond these are for newer clients (forward compatible).
+                for ref, seq, nodes, subscribers, n, *_ in fields[0]:
+                    outcomes += [
+                        (ref + i, PublishResult(seq + i, nodes, subscribers)) for i in range(n)
+                    ]
+            elif kind == API_NACK:
+                outcomes = [(ref, PublishError(code, text)) for ref, code, text in fields[0]]
+            elif kind == API_REPLY:
+                ref, ok, result = fields
+                if not ok:
+                    result = RequestError(result["code"], result["message"])
+                outcomes = [(ref, result)]
+            elif kind == API_EVENT:
+                events = [(fields[0], fields[1])]
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ProtocolError(E_MALFORMED, f"bad {kind} frame: {exc!r}") from None
         return outcomes, events

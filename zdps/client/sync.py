@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,25 +13,50 @@ from typing import Any
 import zmq
 
 from zdps.client.protocol import (
+    DEFAULT_RCVHWM,
     ClientProtocol,
     Message,
     PublishError,
     PublishResult,
     RequestError,
+    StreamLedger,
     SubscribePlan,
     SubscriptionState,
     decode_delivery,
     node_endpoint,
+    reachable_pub,
     to_bytes,
 )
-from zdps.wire import E_TIMEOUT
+from zdps.wire import E_TIMEOUT, ProtocolError
+
+log = logging.getLogger("zdps.client")
+_END: Any = object()  # the end of a stream of messages
+
+
+def _ms(seconds: float) -> int:
+    """Milliseconds for ``poll``, rounded up so that a short wait is not a busy loop."""
+    return max(0, math.ceil(seconds * 1000))
+
+
+def _open_dealer(ctx: zmq.Context, node: str) -> zmq.Socket:
+    """A DEALER connected to ``node``; a bad endpoint raises ValueError, leaking nothing."""
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.connect(node)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise ValueError(f"cannot connect to node endpoint {node!r}: {exc}") from None
+    return sock
 
 
 class Client:
     """A connection to one node's API socket.
 
-    ``node`` is the API endpoint (default: ``$ZDPS_NODE``, else the local node).
-    Not thread-safe: use one Client per thread.
+    ``node`` is the API endpoint (default: ``$ZDPS_NODE``, else the local node); an
+    endpoint ZeroMQ cannot connect to raises ValueError. ``timeout`` bounds every
+    wait: for a reply, and for room to send when the node is not reading (a node that
+    is down). Not thread-safe: use one Client per thread.
     """
 
     def __init__(
@@ -38,55 +65,120 @@ class Client:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 1000)
-        self._sock.connect(self.node)
+        self._sock = _open_dealer(self._ctx, self.node)
         self._proto = ClientProtocol()
-        self._outcomes: dict[int, Any] = {}
-        self._events: dict[int, deque] = {}
+        self._pending: set[int] = set()  # refs somebody waits for
+        self._outcomes: dict[int, Any] = {}  # their outcomes, in arrival order
+        self._events: dict[int, deque] = {}  # live watches: ref -> events not yet read
+        self._ledger: StreamLedger | None = None  # the publish_stream running, if any
         self._info: dict[str, Any] | None = None
+        self._last_rx = time.monotonic()  # when the node last sent us anything
+        self._closed = False
+        self.bad_frames = 0  # frames from the node that could not be parsed (skipped)
 
     # ------------------------------------------------------------------ plumbing
 
-    def _pump(self, timeout: float | None) -> bool:
-        """Read every frame that arrives within ``timeout``; False if none did."""
-        if not self._sock.poll(None if timeout is None else max(0, int(timeout * 1000))):
-            return False
+    def _absorb(self, frame: bytes) -> None:
+        """File one frame from the node: outcomes of awaited refs, events of live watches."""
+        self._last_rx = time.monotonic()
+        try:
+            if self._ledger is not None:
+                outcomes, events = self._proto.parse_stream(frame, self._ledger)
+            else:
+                outcomes, events = self._proto.parse(frame)
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            log.warning("skipped a bad frame from %s: %s", self.node, exc)
+            return
+        for ref, outcome in outcomes:
+            # Nobody waits for a ref that timed out: its late outcome is dropped.
+            if ref in self._pending:
+                self._outcomes[ref] = outcome
+        for ref, body in events:
+            queue = self._events.get(ref)
+            if queue is not None:
+                queue.append(body)
+
+    def _drain(self) -> None:
+        """Read every frame that has already arrived."""
         while True:
             try:
                 frame = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return True
-            outcomes, events = self._proto.parse(frame)
-            self._outcomes.update(outcomes)
-            for ref, body in events:
-                self._events.setdefault(ref, deque()).append(body)
+                return
+            self._absorb(frame)
 
-    def _wait(self, ref: int, timeout: float | None = None) -> Any:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while ref not in self._outcomes:
+    def _pump(self, timeout: float | None) -> bool:
+        """Read every frame that arrives within ``timeout``; False if none did."""
+        if not self._sock.poll(None if timeout is None else _ms(timeout)):
+            return False
+        self._drain()
+        return True
+
+    def _send(self, frame: bytes, deadline: float) -> None:
+        """Queue ``frame`` for the node, waiting until ``deadline`` for room.
+
+        The DEALER queues up to its high-water mark while the node is down; after
+        that there is room only once the node reads. Raises RequestError(timeout).
+        """
+        sock = self._sock
+        while True:
+            try:
+                sock.send(frame, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
             left = deadline - time.monotonic()
             if left <= 0:
-                raise RequestError(E_TIMEOUT, f"no answer from {self.node} in time")
-            self._pump(left)
-        outcome = self._outcomes.pop(ref)
+                raise RequestError(
+                    E_TIMEOUT, f"cannot send to {self.node}: the node is not reading (down?)"
+                )
+            if sock.poll(_ms(left), zmq.POLLIN | zmq.POLLOUT) & zmq.POLLIN:
+                self._drain()
+
+    def _wait(self, ref: int, deadline: float) -> Any:
+        """The outcome of ``ref`` (raised if it is an error), waiting until ``deadline``."""
+        try:
+            while ref not in self._outcomes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RequestError(E_TIMEOUT, f"no answer from {self.node} in time")
+                self._pump(left)
+            outcome = self._outcomes.pop(ref)
+        finally:
+            self._pending.discard(ref)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def request(self, op: str, timeout: float | None = None, **args: Any) -> Any:
-        """Send one API request and wait for its reply."""
+    def _roundtrip(self, ref: int, frame: bytes, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._pending.add(ref)
+        try:
+            self._send(frame, deadline)
+        except BaseException:
+            self._pending.discard(ref)
+            raise
+        return self._wait(ref, deadline)
+
+    def request(self, op: str, /, *, _timeout: float | None = None, **args: Any) -> Any:
+        """Send one API request (``args`` are its arguments) and wait for its reply.
+
+        ``_timeout`` overrides the client's timeout for this request.
+        """
         ref = self._proto.ref()
-        self._sock.send(self._proto.request_frame(ref, op, args))
-        return self._wait(ref, timeout)
+        return self._roundtrip(ref, self._proto.request_frame(ref, op, args), _timeout)
 
     # ------------------------------------------------------------------ publishing
 
     def publish(self, topic: str, data: bytes | str, ack: bool = True) -> PublishResult | None:
         """Publish one message; with ``ack`` wait until the owner has sequenced it."""
-        ref = self._proto.ref() if ack else 0
-        self._sock.send(self._proto.publish_frame([[ref, topic, to_bytes(data)]]))
-        return self._wait(ref) if ack else None
+        if not ack:
+            frame = self._proto.publish_frame([[0, topic, to_bytes(data)]])
+            self._send(frame, time.monotonic() + self.timeout)
+            return None
+        ref = self._proto.ref()
+        return self._roundtrip(ref, self._proto.publish_frame([[ref, topic, to_bytes(data)]]))
 
     def publish_many(
         self,
@@ -95,35 +187,97 @@ class Client:
         window: int = 1000,
         batch: int = 1,
     ) -> Iterator[PublishResult | PublishError]:
-        """Publish a stream, keeping up to ``window`` unacknowledged; yields each outcome.
+        """Publish a stream, keeping at most ``window`` unacknowledged; yields each outcome.
 
         Up to ``batch`` messages travel in one frame (the node routes them as a batch);
         a frame leaves once it is full, so with an iterator that blocks (a pipe, a
-        socket) keep ``batch`` at 1 for latency. Outcomes come in acknowledgement
-        order; a failed publish yields its PublishError instead of raising, so one bad
-        message does not stop the stream.
+        socket) keep ``batch`` at 1 for latency. Outcomes are yielded in the order
+        they are settled: acks and nacks in the order they arrive (across topics this
+        need not be publish order), and a PublishError(timeout) for a publish not
+        acknowledged within the client's timeout of being sent. A failed publish
+        yields its PublishError instead of raising, so one bad message does not stop
+        the stream. Without ``ack`` nothing is yielded unless a frame cannot be sent.
+
+        The stream stops early (the rest of ``messages`` is not read) when the node
+        is unreachable: when a frame cannot be sent within the timeout (its messages
+        are yielded as timeouts), or when a publish times out and the node has sent
+        nothing at all since it was sent.
         """
-        inflight: set[int] = set()
+        if window < 1 or batch < 1:
+            raise ValueError("window and batch must be at least 1")
+        timeout = self.timeout
+        inflight: OrderedDict[int, float] = OrderedDict()  # ref -> sent at, oldest first
         entries: list[list] = []
-        for topic, data in messages:
-            ref = self._proto.ref() if ack else 0
-            entries.append([ref, topic, to_bytes(data)])
-            if ack:
-                inflight.add(ref)
-            if len(entries) >= batch:
-                self._sock.send(self._proto.publish_frame(entries))
-                entries = []
-                if ack:
-                    yield from self._collect(inflight, block=len(inflight) >= window)
-        if entries:
-            self._sock.send(self._proto.publish_frame(entries))
-        while inflight:
-            before = len(inflight)
-            yield from self._collect(inflight, block=True)
-            if len(inflight) == before:
-                for ref in sorted(inflight):
-                    yield PublishError(E_TIMEOUT, f"no acknowledgement for publish #{ref}")
-                return
+        unreachable = False
+
+        def flush() -> list[PublishError]:
+            """Send ``entries``; the errors of the messages that could not be sent."""
+            nonlocal unreachable
+            refs = [entry[0] for entry in entries if entry[0]]
+            self._pending.update(refs)  # acks read while waiting to send are kept
+            now = time.monotonic()
+            try:
+                self._send(self._proto.publish_frame(entries), now + timeout)
+            except RequestError as exc:
+                self._pending.difference_update(refs)
+                unreachable = True
+                return [PublishError(E_TIMEOUT, f"not sent: {exc.message}") for _ in entries]
+            finally:
+                entries.clear()
+            for ref in refs:
+                inflight[ref] = now
+            return []
+
+        def settled(block: bool) -> Iterator[PublishResult | PublishError]:
+            """Outcomes that arrived (waiting for one if ``block``), then expiries."""
+            nonlocal unreachable
+            if block:
+                self._pump(next(iter(inflight.values())) + timeout - time.monotonic())
+            else:
+                self._drain()
+            for ref in [ref for ref in self._outcomes if ref in inflight]:
+                del inflight[ref]
+                self._pending.discard(ref)
+                yield self._outcomes.pop(ref)
+            now = time.monotonic()
+            while inflight:
+                ref, sent_at = next(iter(inflight.items()))
+                if sent_at + timeout > now:
+                    break
+                del inflight[ref]
+                self._pending.discard(ref)
+                if self._last_rx < sent_at:
+                    unreachable = True
+                yield PublishError(
+                    E_TIMEOUT, f"no acknowledgement for publish #{ref} within {timeout:g} s"
+                )
+
+        source = iter(messages)
+        try:
+            while not unreachable:
+                # Room in the window first, so that no message is read and then dropped.
+                while ack and len(inflight) + len(entries) >= window and not unreachable:
+                    if entries:
+                        yield from flush()
+                    else:
+                        yield from settled(block=True)
+                if unreachable or (item := next(source, _END)) is _END:
+                    break
+                topic, data = item
+                entries.append([self._proto.ref() if ack else 0, topic, to_bytes(data)])
+                if len(entries) >= batch:
+                    yield from flush()
+                    if inflight:
+                        yield from settled(block=False)
+            if entries:
+                yield from flush()
+            while inflight:
+                yield from settled(block=True)
+        finally:
+            # Closed early (or interrupted): late outcomes of these refs are dropped.
+            for ref in inflight:
+                self._pending.discard(ref)
+                self._outcomes.pop(ref, None)
 
     def publish_stream(
         self,
@@ -133,74 +287,99 @@ class Client:
     ) -> StreamResult:
         """Publish a stream with acks, counting them instead of returning one per message.
 
-        The fastest way to publish many messages: up to ``batch`` per frame and
-        ``window`` unacknowledged; acks arrive as runs and are only counted. Returns
-        how many were acknowledged and every failure. Frames leave once full (see
-        ``publish_many`` about iterators that block).
+        The fastest way to publish many messages: up to ``batch`` per frame and at
+        most ``window`` unacknowledged; acks arrive as runs and are only counted.
+        Returns how many were acknowledged and every failure (one PublishError per
+        message: nacked, or not acknowledged within the client's timeout of being
+        sent). Frames leave once full (see ``publish_many`` about iterators that
+        block), and the stream stops early when the node is unreachable, as in
+        ``publish_many``. ``messages`` must not use this client.
         """
-        result = StreamResult()
-        sent = 0
+        if window < 1 or batch < 1:
+            raise ValueError("window and batch must be at least 1")
+        timeout = self.timeout
+        ledger = StreamLedger()
         entries: list[list] = []
-        proto, send = self._proto, self._sock.send
-        for topic, data in messages:
-            entries.append([proto.ref(), topic, data if type(data) is bytes else to_bytes(data)])
-            if len(entries) >= batch:
-                send(proto.publish_frame(entries))
-                sent += len(entries)
-                entries = []
-                self._count_acks(result, block=sent - result.done >= window)
-        if entries:
-            send(proto.publish_frame(entries))
-            sent += len(entries)
-        while result.done < sent:
-            if not self._count_acks(result, block=True):
-                missing = sent - result.done
-                result.failures.append(PublishError(E_TIMEOUT, f"{missing} publish(es) unacked"))
-                break
-        return result
+        proto = self._proto
+        unreachable = False
+        late = f"no acknowledgement within {timeout:g} s"
 
-    def _count_acks(self, result: StreamResult, block: bool) -> bool:
-        """Fold the acks and nacks that arrived into ``result``; False if none came."""
-        if not self._sock.poll(int(self.timeout * 1000) if block else 0):
-            return False
-        while True:
+        def flush() -> None:
+            nonlocal unreachable
+            first = proto.reserve(len(entries))
+            for i, entry in enumerate(entries):
+                entry[0] = first + i
+            now = time.monotonic()
             try:
-                frame = self._sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return True
-            acked, failures, outcomes, events = self._proto.parse_stream(frame)
-            result.acked += acked
-            result.failures += failures
-            self._outcomes.update(outcomes)
-            for ref, body in events:
-                self._events.setdefault(ref, deque()).append(body)
+                self._send(proto.publish_frame(entries), now + timeout)
+            except RequestError as exc:
+                ledger.failures += [PublishError(E_TIMEOUT, f"not sent: {exc.message}")] * len(
+                    entries
+                )
+                unreachable = True
+            else:
+                ledger.add(first, len(entries), now + timeout)
+            entries.clear()
 
-    def _collect(self, inflight: set[int], block: bool) -> Iterator[PublishResult | PublishError]:
-        """Outcomes of ``inflight`` publishes that have arrived (waiting if ``block``)."""
-        self._pump(self.timeout if block else 0)
-        done = [ref for ref in self._outcomes if ref in inflight]
-        for ref in done:
-            inflight.discard(ref)
-            yield self._outcomes.pop(ref)
+        def wait() -> None:
+            nonlocal unreachable
+            deadline = ledger.oldest_deadline()
+            if deadline is None:
+                return
+            self._pump(deadline - time.monotonic())
+            for expired in ledger.expire(time.monotonic(), late):
+                if self._last_rx < expired - timeout:
+                    unreachable = True
+
+        source = iter(messages)
+        self._ledger = ledger
+        try:
+            while not unreachable:
+                while ledger.unsettled + len(entries) >= window and not unreachable:
+                    if entries:
+                        flush()
+                    else:
+                        wait()
+                if unreachable or (item := next(source, _END)) is _END:
+                    break
+                topic, data = item
+                entries.append([0, topic, data if type(data) is bytes else to_bytes(data)])
+                if len(entries) >= batch:
+                    flush()
+                    self._drain()
+            if entries:
+                flush()
+            while ledger.unsettled:
+                wait()
+        finally:
+            self._ledger = None
+        return StreamResult(ledger.acked, ledger.failures)
 
     # ------------------------------------------------------------------ subscribing
 
-    def subscribe(self, *topics: str, prefix: bool = False) -> Subscription:
-        """Subscribe to exact topics (or prefixes); returns once the owners know it."""
+    def subscribe(
+        self, *topics: str, prefix: bool = False, rcvhwm: int = DEFAULT_RCVHWM
+    ) -> Subscription:
+        """Subscribe to exact topics (or prefixes); returns once the owners know it.
+
+        ``rcvhwm`` is how many messages the subscription queues in this process;
+        beyond that and the node's ``pub_hwm``, the node drops messages for it (a gap
+        in ``seq``).
+        """
         plan = SubscribePlan.make(list(topics), prefix)
         sock = self._ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.connect(self.info()["endpoints"]["pub"])
-        for group in plan.groups:
-            sock.subscribe(group)
-        sock.subscribe(plan.token_subscription)
         try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RCVHWM, rcvhwm)
+            sock.connect(reachable_pub(self.info()["endpoints"]["pub"], self.node))
+            for group in plan.groups:
+                sock.subscribe(group)
+            sock.subscribe(plan.token_subscription)
             self.request("ready", **plan.ready_args)
+            sock.unsubscribe(plan.token_subscription)
         except BaseException:
             sock.close()
             raise
-        sock.unsubscribe(plan.token_subscription)
         return Subscription(sock, plan.groups)
 
     # ------------------------------------------------------------------ queries
@@ -219,23 +398,44 @@ class Client:
         return self.request("members", topic=topic)
 
     def watch(self, topic: str) -> Iterator[dict[str, Any]]:
-        """The members of ``topic`` now, then again after every change."""
+        """The members of ``topic`` now, then again after every change.
+
+        Closing the generator (or the client) sends ``unwatch`` to the node.
+        """
         ref = self._proto.ref()
-        self._sock.send(self._proto.request_frame(ref, "watch", {"topic": topic}))
-        yield self._wait(ref)
-        queue = self._events.setdefault(ref, deque())
-        while True:
-            while not queue:
-                self._pump(None)
-            yield queue.popleft()
+        queue: deque = deque()
+        self._events[ref] = queue
+        try:
+            yield self._roundtrip(ref, self._proto.request_frame(ref, "watch", {"topic": topic}))
+            while True:
+                while not queue:
+                    self._pump(None)
+                yield queue.popleft()
+        finally:
+            if self._events.pop(ref, None) is not None and not self._closed:
+                self._unwatch(ref)
+
+    def _unwatch(self, ref: int) -> None:
+        """Tell the node to end watch ``ref``, without waiting (its reply is dropped)."""
+        try:
+            frame = self._proto.request_frame(self._proto.ref(), "unwatch", {"ref": ref})
+            self._sock.send(frame, zmq.NOBLOCK)
+        except zmq.ZMQError:  # no room (the node is down) or socket closed: nothing to end
+            pass
 
     def delete_topic(self, topic: str) -> PublishResult:
         """End every subscription to ``topic`` with a final ``closed`` message."""
         ref = self._proto.ref()
-        self._sock.send(self._proto.request_frame(ref, "delete", {"topic": topic}))
-        return self._wait(ref)
+        return self._roundtrip(ref, self._proto.request_frame(ref, "delete", {"topic": topic}))
 
     def close(self) -> None:
+        """Close the connection; live watches are ended at the node."""
+        if self._closed:
+            return
+        self._closed = True
+        for ref in list(self._events):
+            self._unwatch(ref)
+        self._events.clear()
         self._sock.close()
 
     def __enter__(self) -> Client:
@@ -273,7 +473,7 @@ class Subscription:
         """The next message; None on timeout or once the subscription has ended."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._state.ended:
-            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            left = None if deadline is None else _ms(deadline - time.monotonic())
             if not self._sock.poll(left):
                 return None
             message = decode_delivery(self._sock.recv_multipart())

@@ -87,6 +87,33 @@ def install_pip(requirements: list[str]) -> None:
     importlib.invalidate_caches()
 
 
+def ensure_zdps(repo: Path) -> str | None:
+    """Install this checkout of zdps (editable) if no zdps is installed; return a warning
+    when the installed zdps is not this checkout (the benchmark would measure that one)."""
+    try:
+        importlib.metadata.version("zdps")
+    except importlib.metadata.PackageNotFoundError:
+        _log(f"pip install -e {repo}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(repo)],
+            check=True,
+            timeout=900,
+        )
+        importlib.invalidate_caches()
+        return None
+    out = subprocess.run(
+        [sys.executable, "-c", "import zdps; print(zdps.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
+    )
+    location = Path(out.stdout.strip() or "/nonexistent").resolve()
+    if repo.resolve() not in location.parents:
+        return f"the installed zdps ({location}) is not this checkout ({repo})"
+    return None
+
+
 def ensure_installed() -> None:
     """Install whatever is missing; a no-op when everything is present."""
     apt = missing_apt()

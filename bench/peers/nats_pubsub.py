@@ -1,7 +1,7 @@
 """NATS core pub/sub through nats-py (asyncio).
 
 - `pub`: `await nc.publish()` in a loop, then `flush()`; at a fixed rate, each message
-  at its deadline followed by one turn of the event loop so the flusher writes it.
+  at its deadline, with a turn of the event loop (so the flusher writes) while on time.
 - `sub`: one connection, one subscription with a callback.
 - `fsub`: many connections in one process (one subscription each, one event loop).
 """
@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import nats
 
-from .common import Receiving, deadlines, now_ns, padding, ready, report, stamp, tight_timers
+from .common import Receiving, now_ns, padding, ready, report, stamp, tight_timers
 
 # Let the client buffer a whole run rather than drop as a "slow consumer".
 SUB_LIMITS = {"pending_msgs_limit": 10_000_000, "pending_bytes_limit": 2**31}
@@ -81,10 +82,20 @@ async def _publish(cfg: dict[str, Any]) -> None:
     published = 0
     start = now_ns()
     if rate:
-        for _ in deadlines(count, rate):
+        # Each message at its absolute deadline. While on schedule, one turn of the event
+        # loop before waiting lets nats-py's flusher task write the previous message at
+        # once; when behind, messages go out back to back and are flushed together.
+        period, sleep = 1e9 / rate, time.sleep
+        t0 = now_ns() + 1_000_000
+        for i in range(count):
+            deadline = t0 + int(i * period)
+            if deadline > now_ns():
+                await asyncio.sleep(0)
+                delay = deadline - now_ns()
+                if delay > 0:
+                    sleep(delay / 1e9)
             await publish(subject, stamp(pad))
             published += 1
-            await asyncio.sleep(0)  # let the flusher task write it now
     else:
         for _ in range(count):
             await publish(subject, stamp(pad))

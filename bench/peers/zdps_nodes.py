@@ -164,14 +164,17 @@ def run_bench(
     topic: str,
     workload: str,
     size: int,
-    count: int,
+    count: int | None,
     subscribers: int = 1,
     rate: float | None = None,
     duration: float | None = None,
     timeout: float,
     log_dir: Path,
 ) -> dict[str, Any]:
-    """One `zdps bench --json` run; its single JSON object, with `lost` recomputed."""
+    """One `zdps bench --json` run: its single JSON object (plus the arguments used).
+
+    With `duration` (and no `count`) the publisher runs for that many seconds instead.
+    """
     args = [
         *(zdps_command() or ["zdps"]),
         "bench", "--json",
@@ -179,9 +182,10 @@ def run_bench(
         "--publishers", "1",
         "--subscribers", str(subscribers),
         "--topic", topic,
-        "--count", str(count),
         "--size", str(size),
     ]  # fmt: skip
+    if count:
+        args += ["--count", str(count)]
     for node in sub_nodes:
         args += ["--sub-node", node]
     if rate:
@@ -204,7 +208,11 @@ def run_bench(
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc, grace=2.0)
-        raise RuntimeError(f"zdps bench did not finish within {timeout:.0f} s") from None
+        stderr = err_path.read_text(errors="replace").strip()[-600:]
+        raise RuntimeError(
+            f"zdps bench did not finish within {timeout:.0f} s"
+            + (f"; stderr: {stderr}" if stderr else " (nothing on stderr)")
+        ) from None
     finally:
         stop(proc, grace=2.0)
     if proc.returncode != 0:

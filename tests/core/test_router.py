@@ -811,3 +811,21 @@ def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
     assert net.acks("a") == {10 + i: [1 + i, 1, 1] for i in range(5)}
     outcomes, _ = ClientProtocol().parse(encode_api(API_ACK, api_acks[0]))
     assert outcomes == [(10 + i, PublishResult(1 + i, 1, 1)) for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [FANOUT, [["t", -1, 1, b"x"]]],  # a negative seq cannot be a header field
+        [FANOUT, [["t", 1, -1, b"x"]]],  # nor a negative epoch
+        [CLOSED, [["t", 1, -5]]],
+        [ACK, [[1, 1, 1, 1, 10**12]]],  # an ack run that would keep the node busy
+        [ACK, [[1, 1, 1, 1, 0]]],
+    ],
+)
+def test_hostile_entries_from_an_admitted_peer_are_refused(message: list) -> None:
+    net = cluster("ab")
+    net.inject("a", net.envelope("b", [message]))
+    net.run_until_quiet()
+    assert net.error_codes("a") == {E_MALFORMED: 1}
+    assert net.received("a") == []

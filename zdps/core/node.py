@@ -74,6 +74,7 @@ COUNTERS = (
     "peers_lost",
     "ignored_unknown_peer",
     "deferred",
+    "flow_paused",
 )
 
 _MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})

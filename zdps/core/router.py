@@ -51,6 +51,8 @@ from zdps.wire import (
 )
 
 MAX_HOPS = 3
+MAX_ACK_RUN = 1_000_000  # longest ack run accepted from a peer
+_U64 = 1 << 64
 
 # A route says where an ack goes: (client identity, ref) for a local client, or
 # (node id, ack id) for the peer that forwarded the publish to us.
@@ -195,6 +197,8 @@ class Router:
         """Acks from the next hop (runs of ``n``): relay each one back along its route."""
         pop, ack = self._pending.pop, self._ack
         for ack_id, seq, nodes, subscribers, n in entries:
+            if type(n) is not int or not 1 <= n <= MAX_ACK_RUN or type(ack_id) is not int:
+                raise ProtocolError(E_MALFORMED, f"ack runs are 1 to {MAX_ACK_RUN} long")
             for i in range(n):
                 pending = pop(ack_id + i, None)
                 if pending is not None:
@@ -330,6 +334,8 @@ def _delivery(entry: object, size: int) -> list:
         or type(entry[0]) is not str
         or type(entry[1]) is not int
         or type(entry[2]) is not int
+        or not 0 <= entry[1] < _U64
+        or not 0 <= entry[2] < _U64
         or (size == 4 and type(entry[3]) is not bytes)
     ):
         shape = "[topic, seq, epoch, payload]" if size == 4 else "[topic, seq, epoch]"

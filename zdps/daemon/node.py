@@ -196,6 +196,7 @@ class Node:
             # the peers confirm what we sent them.
             self._api_paused = core.paused
             if self._api_paused:
+                core.counters["flow_paused"] += 1
                 self.poller.unregister(self.api)
             else:
                 self.poller.register(self.api, zmq.POLLIN)
@@ -304,9 +305,8 @@ class Node:
         self.poller.unregister(sock)
 
     def close(self) -> None:
-        for sock in (self.cluster, self.api, self.pub):
-            sock.close(0)
-        for sock in self._dealers.values():
+        """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
+        for sock in (self.cluster, self.api, self.pub, *self._dealers.values()):
             sock.close()
         self.ctx.term()
         self._wake_r.close()

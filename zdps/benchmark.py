@@ -24,6 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
+from zdps.client.protocol import recv_delivery
 from zdps.wire import message_header
 
 STAMP = struct.Struct("<q")
@@ -96,7 +97,7 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
         for sock, _ in events:
             while True:
                 try:
-                    _topic, header, payload = sock.recv_multipart(zmq.NOBLOCK)
+                    _topic, header, payload = recv_delivery(sock, zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 now = time.monotonic_ns()
@@ -157,7 +158,7 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
             if interval:
                 due = began + sent * interval
                 if due > now:
-                    time.sleep(min(due - now, 0.001) if due - now > 0.0002 else 0)
+                    time.sleep(due - now)  # never spin: the cores belong to the nodes
                     continue
             yield config.topic, STAMP.pack(time.monotonic_ns()) + padding
             sent += 1

@@ -25,6 +25,7 @@ from zdps.client.protocol import (
     decode_delivery,
     node_endpoint,
     reachable_pub,
+    recv_delivery,
     to_bytes,
 )
 from zdps.wire import E_TIMEOUT, ProtocolError
@@ -476,7 +477,7 @@ class Subscription:
             left = None if deadline is None else _ms(deadline - time.monotonic())
             if not self._sock.poll(left):
                 return None
-            message = decode_delivery(self._sock.recv_multipart())
+            message = decode_delivery(recv_delivery(self._sock))
             if message.type != "closed":
                 return message
             if self._state.closed(message.topic):

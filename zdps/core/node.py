@@ -196,6 +196,7 @@ class NodeCore:
         """Run timers: membership, ack expiry, barrier and token expiry."""
         self._membership(self.membership.tick(now), now)
         self.router.expire(now)
+        self.router.confirm(everything=True)
         for barrier_id, barrier in list(self._barriers.items()):
             if barrier.deadline <= now:
                 del self._barriers[barrier_id]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from zdps.wire import UPDATE
+from zdps.wire import ACK, CONSUMED, NACK, UPDATE
 
 
 @dataclass(slots=True)
@@ -81,23 +81,38 @@ class Outbox:
 
 
 def _coalesce(queue: list[list], kind: str, entry: list) -> None:
-    if queue and queue[-1][0] == kind:
-        queue[-1][1].append(entry)
-    else:
-        queue.append([kind, [entry]])
+    """Append ``entry`` to the latest message of ``kind``, else start one.
+
+    Only acks, nacks and confirmations may be passed over: nothing depends on their
+    order relative to data, while data keeps its order against everything else.
+    """
+    for message in reversed(queue):
+        if message[0] == kind:
+            message[1].append(entry)
+            return
+        if message[0] not in _ORDER_FREE:
+            break
+    queue.append([kind, [entry]])
 
 
 def _ack_run(queue: list[list], kind: str, ref: int, seq: int, nodes: int, subs: int) -> None:
     """Acks are ``[ref, seq, nodes, subscribers, n]``: refs ref..ref+n-1 got seq..seq+n-1.
 
-    A batch of publishes to one topic is acknowledged by a single entry.
+    A batch of publishes to one topic is acknowledged by a single entry. Acks need no
+    order relative to other messages, so an ack joins the latest ack message among the
+    last few queued, even when fan-out copies to the same node were queued after it.
     """
-    if queue and queue[-1][0] == kind:
-        last = queue[-1][1][-1]
-        n = last[4]
-        if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subs:
-            last[4] = n + 1
+    for message in reversed(queue[-_ACK_LOOKBACK:]):
+        if message[0] == kind:
+            last = message[1][-1]
+            n = last[4]
+            if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subs:
+                last[4] = n + 1
+            else:
+                message[1].append([ref, seq, nodes, subs, 1])
             return
-        queue[-1][1].append([ref, seq, nodes, subs, 1])
-    else:
-        queue.append([kind, [[ref, seq, nodes, subs, 1]]])
+    queue.append([kind, [[ref, seq, nodes, subs, 1]]])
+
+
+_ACK_LOOKBACK = 4
+_ORDER_FREE = frozenset({ACK, NACK, CONSUMED})

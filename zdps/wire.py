@@ -30,6 +30,7 @@ NACK: Final = "nack"
 CLOSE: Final = "close"
 CLOSED: Final = "closed"
 CONSUMED: Final = "consumed"
+RESYNC: Final = "resync"
 
 # Client <-> node kinds (second element of each API frame).
 API_PUBLISH: Final = "pub"

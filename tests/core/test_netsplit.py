@@ -119,3 +119,20 @@ def test_heal_without_any_seed_left_to_bridge() -> None:
     took = heal_time(net)
     assert took <= 3.0
     assert net.core("b").scope.members(Y) == {"c": 1}
+
+
+def test_an_update_lost_in_a_short_cut_is_repaired() -> None:
+    """A cut shorter than the failure timeout drops an update; pings repair it (resync)."""
+    net = SimNet()
+    net.add("a")
+    net.add("b", ["a"])
+    net.settle()
+    net.cut("a", "b")
+    net.subscribe("b", X)  # the update to a is lost with the cut
+    net.advance(0.5)
+    net.heal()
+    assert net.core("a").scope.members(X) == {}
+    net.advance(1.0)  # a few pings later
+    assert net.core("a").scope.members(X) == {"b": 1}
+    assert net.core("a").counters["resyncs_asked"] >= 1
+    assert net.views() == {"a": {"b"}, "b": {"a"}}  # nobody was declared dead

@@ -27,6 +27,7 @@ with a sync: it makes the scope send that peer a fresh full sync.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -115,6 +116,7 @@ class Membership:
     _seeds: dict[str, _Seed] = field(default_factory=dict)
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
+    ping_extras: Callable[[], dict] | None = None  # more ping fields (the scope digest)
     _next_ping: float = 0.0
     _leaving: bool = False
 
@@ -191,7 +193,10 @@ class Membership:
                     actions.append(self._hello(peer.endpoint, reply=True))
         if now >= self._next_ping:
             self._next_ping = now + interval
-            ping = [PING, {"view": self.view_digest(), "endpoint": self.endpoint}]
+            body = {"view": self.view_digest(), "endpoint": self.endpoint}
+            if self.ping_extras is not None:
+                body.update(self.ping_extras())
+            ping = [PING, body]
             actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
         known = {p.endpoint for p in self.peers.values()}
         for endpoint, seed in list(self._seeds.items()):

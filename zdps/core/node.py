@@ -56,6 +56,7 @@ from zdps.wire import (
     NACK,
     PEERS,
     PING,
+    RESYNC,
     SYNC,
     UPDATE,
     ProtocolError,
@@ -75,6 +76,7 @@ COUNTERS = (
     "ignored_unknown_peer",
     "deferred",
     "flow_paused",
+    "resyncs_asked",
 )
 
 _MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})
@@ -138,6 +140,7 @@ class NodeCore:
             ),
         )
         self.scope = Scope(node)
+        self.membership.ping_extras = lambda: {"scope": self.scope.local_digest()}
         self.ring = HashRing([node])
         self.router = Router(
             node,
@@ -160,6 +163,7 @@ class NodeCore:
             FANOUT: self._on_fanout,
             CLOSED: self._on_closed,
             CONSUMED: self._on_consumed,
+            RESYNC: self._on_resync,
             PEER_ACK: lambda _s, m, _n: self.router.on_ack(m[1]),
             NACK: lambda _s, m, _n: self.router.on_nack(m[1]),
         }
@@ -254,6 +258,8 @@ class NodeCore:
                     actions = self.membership.handle(sender, incarnation, message, now)
                     self._membership(actions, now)
                     accepted = self.membership.is_alive(sender, incarnation)
+                    if kind == PING and accepted:
+                        self._check_scope_digest(sender, message[1])
                 elif not accepted:
                     self.counters["ignored_unknown_peer"] += 1
                 elif kind in self._handlers:
@@ -265,6 +271,18 @@ class NodeCore:
 
     def _on_scope(self, sender: str, message: list, now: float) -> None:
         self._scope(self.scope.handle(sender, message))
+
+    def _check_scope_digest(self, sender: str, ping: dict) -> None:
+        """A peer's memberships differ from what we hold for it: ask it for a sync."""
+        digest = ping.get("scope")
+        if isinstance(digest, str) and digest != self.scope.peer_digest(sender):
+            endpoint = self.membership.endpoint_of(sender)
+            if endpoint is not None:
+                self.outbox.send(endpoint, [RESYNC, {}])
+                self.counters["resyncs_asked"] += 1
+
+    def _on_resync(self, sender: str, message: list, now: float) -> None:
+        self._scope(self.scope.peer_up(sender))
 
     def _on_barrier(self, sender: str, message: list, now: float) -> None:
         endpoint = self.membership.endpoint_of(sender)

@@ -16,6 +16,11 @@ membership layer therefore calls ``peer_up`` on both sides after every (re)disco
 and delivers a peer's hello before anything else from it; a sync that arrives from a
 peer not yet up is ignored like any other message from an unknown peer.
 
+Anti-entropy: pg can trust Erlang distribution to report every lost connection, but a
+ZeroMQ link can lose messages without either side noticing (a short partition, a
+reconnect). So each node's pings carry ``local_digest()``, and a receiver whose
+``peer_digest`` of the sender differs asks it for a fresh sync (``resync``).
+
 Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
 the order the changes were applied. Like pg, the scope does no IO: every method
 returns the actions for the caller to carry out.
@@ -23,6 +28,7 @@ returns the actions for the caller to carry out.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
@@ -71,6 +77,8 @@ class Scope:
         self._group_watchers: dict[bytes, list[Hashable]] = {}
         self.version = 0
         self.ignored = 0
+        self._local_digest: str | None = None
+        self._peer_digests: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -98,6 +106,22 @@ class Scope:
     def local_counts(self) -> Counts:
         """A copy of the local counts, as sent in a sync."""
         return dict(self._local)
+
+    def local_digest(self) -> str:
+        """Identifies this node's local counts (what peers should hold for it)."""
+        if self._local_digest is None:
+            self._local_digest = _digest(self._local)
+        return self._local_digest
+
+    def peer_digest(self, peer: str) -> str | None:
+        """Identifies what this replica holds for ``peer``; None if the peer is unknown."""
+        known = self._remote.get(peer)
+        if known is None:
+            return None
+        digest = self._peer_digests.get(peer)
+        if digest is None:
+            digest = self._peer_digests[peer] = _digest(known)
+        return digest
 
     def reach(self, topic: bytes) -> dict[str, int]:
         """Nodes a publish to ``topic`` must reach, with their subscriber counts.
@@ -145,6 +169,7 @@ class Scope:
         return self._local_changed(group, new, -removed)
 
     def _local_changed(self, group: bytes, new: int, delta: int) -> list[Action]:
+        self._local_digest = None
         actions: list[Action] = [ScopeSend(peer, [UPDATE, {group: new}]) for peer in self._remote]
         self._apply(group, self.node, new, delta, actions)
         return actions
@@ -161,6 +186,7 @@ class Scope:
     def peer_down(self, peer: str) -> list[Action]:
         """A peer died or left: all its memberships vanish."""
         known = self._remote.pop(peer, None)
+        self._peer_digests.pop(peer, None)
         actions: list[Action] = []
         for group, count in (known or {}).items():
             self._apply(group, peer, 0, -count, actions)
@@ -196,6 +222,7 @@ class Scope:
         old = known.get(group, 0)
         if count == old:
             return
+        self._peer_digests.pop(peer, None)
         if count:
             known[group] = count
         else:
@@ -255,6 +282,13 @@ class Scope:
                 else:
                     del self._group_watchers[group]
         return found
+
+
+def _digest(counts: Counts) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for group in sorted(counts):
+        h.update(len(group).to_bytes(2, "big") + group + counts[group].to_bytes(8, "big"))
+    return h.hexdigest()
 
 
 def _check_counts(counts: dict) -> None:

@@ -72,11 +72,6 @@ def group_topic(group: bytes) -> str:
     return body.decode("utf-8")
 
 
-def describe_group(group: bytes) -> str:
-    """Human spelling used in CLI output and logs: ``news`` or ``news.*``."""
-    return group_topic(group) if is_exact(group) else group_topic(group) + "*"
-
-
 def is_control_subscription(subscription: bytes) -> bool:
     """Subscriptions starting with NUL are zdps control tokens, never groups."""
     return subscription[:1] == b"\x00"

@@ -25,9 +25,15 @@ import time
 import pytest
 
 from tests.core.scope_net import ScopeNet
-from zdps.core.scope import NotJoined, Scope, ScopeSend, sends
+from zdps.core.scope import NotJoined, Scope, ScopeSend
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE, ProtocolError
+
+
+def sends(actions: list) -> list[ScopeSend]:
+    """The ScopeSend actions among ``actions``."""
+    return [a for a in actions if isinstance(a, ScopeSend)]
+
 
 pytestmark = pytest.mark.timeout(60)
 

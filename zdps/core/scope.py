@@ -29,7 +29,7 @@ returns the actions for the caller to carry out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from zdps.topics import EXACT_SUFFIX, is_exact, is_valid_group
@@ -297,8 +297,3 @@ def _check_counts(counts: dict) -> None:
             raise ProtocolError(E_MALFORMED, f"invalid group {group!r}")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ProtocolError(E_MALFORMED, f"invalid count {count!r} for group {group!r}")
-
-
-def sends(actions: Iterable[Action]) -> list[ScopeSend]:
-    """The ScopeSend actions among ``actions`` (a convenience for callers and tests)."""
-    return [a for a in actions if isinstance(a, ScopeSend)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core import membership as mem
@@ -92,6 +92,7 @@ class CoreConfig:
     max_payload: int = 1024 * 1024
     ack_timeout: float = 10.0
     flow_window: int = 20_000
+    idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped
     barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
 
 
@@ -99,8 +100,10 @@ class CoreConfig:
 class _Barrier:
     client: bytes
     ref: int
+    groups: list[bytes]
     waiting: set[str]
     deadline: float
+    confirmed: set[str] = field(default_factory=set)
 
 
 class NodeCore:
@@ -183,6 +186,7 @@ class NodeCore:
         self._watches: dict[tuple[bytes, int], str] = {}
         self._valid_topics: set[str] = set()  # topics that passed check_topic (bounded)
         self._deferred: deque[tuple[str, list]] = deque()  # forwards held while saturated
+        self._next_idle_sweep = now + self.config.idle_topic_ttl / 10
 
     # ------------------------------------------------------------------ IO interface
 
@@ -201,6 +205,9 @@ class NodeCore:
         self._membership(self.membership.tick(now), now)
         self.router.expire(now)
         self.router.confirm(everything=True)
+        if now >= self._next_idle_sweep:
+            self._next_idle_sweep = now + self.config.idle_topic_ttl / 10
+            self.router.sequencer.forget_idle(now, self.config.idle_topic_ttl)
         for barrier_id, barrier in list(self._barriers.items()):
             if barrier.deadline <= now:
                 del self._barriers[barrier_id]
@@ -291,8 +298,9 @@ class NodeCore:
 
     def _on_barrier_ok(self, sender: str, message: list, now: float) -> None:
         barrier = self._barriers.get(message[1])
-        if barrier is not None:
+        if barrier is not None and sender in barrier.waiting:
             barrier.waiting.discard(sender)
+            barrier.confirmed.add(sender)
             self._finish_barrier(message[1], barrier)
 
     @property
@@ -484,19 +492,28 @@ class NodeCore:
         if waiting is None:
             return
         client, ref, groups, deadline = waiting
+        barrier_id = self._next_barrier
+        self._next_barrier += 1
+        barrier = self._barriers[barrier_id] = _Barrier(client, ref, groups, set(), deadline)
+        self._ask_owners(barrier_id, barrier)
+
+    def _ask_owners(self, barrier_id: int, barrier: _Barrier) -> None:
+        """Send the barrier to every owner of its groups not yet asked; finish if none left.
+
+        Called again when an owner dies: its topics' new owners are asked in turn (our
+        ``update`` reached them before the barrier does, on the same ordered link).
+        """
         owners: set[str] = set()
-        for group in groups:
+        for group in barrier.groups:
             if is_exact(group):
                 owners.add(self.ring.owner(group_topic(group)) or self.node)
             else:
                 owners.update(self.membership.alive())
-        owners = {o for o in owners if o != self.node and self.membership.endpoint_of(o)}
-        barrier_id = self._next_barrier
-        self._next_barrier += 1
-        barrier = _Barrier(client, ref, owners, deadline)
-        for owner in owners:
-            self.outbox.send(self.membership.endpoint_of(owner), [BARRIER, barrier_id])
-        self._barriers[barrier_id] = barrier
+        for owner in owners - barrier.confirmed - barrier.waiting - {self.node}:
+            endpoint = self.membership.endpoint_of(owner)
+            if endpoint is not None:
+                barrier.waiting.add(owner)
+                self.outbox.send(endpoint, [BARRIER, barrier_id])
         self._finish_barrier(barrier_id, barrier)
 
     def _finish_barrier(self, barrier_id: int, barrier: _Barrier) -> None:
@@ -575,8 +592,9 @@ class NodeCore:
                 self.router.peer_down(action.node)
                 self._resume(now)
                 for barrier_id, barrier in list(self._barriers.items()):
-                    barrier.waiting.discard(action.node)
-                    self._finish_barrier(barrier_id, barrier)
+                    if action.node in barrier.waiting:
+                        barrier.waiting.discard(action.node)
+                        self._ask_owners(barrier_id, barrier)
         if ring_changed:
             self.router.ring_changed()
             for key, topic in self._watches.items():

@@ -92,9 +92,19 @@ class Sequencer:
         if state is None:
             epoch = max(self._base + int((now - self._started) * 1000), self._last_epoch + 1)
             self._last_epoch = epoch
-            state = self._topics[topic] = [epoch, 0]
+            state = self._topics[topic] = [epoch, 0, now]
         state[1] += 1
+        state[2] = now
         return state[0], state[1]
+
+    def forget_idle(self, now: float, idle: float) -> None:
+        """Forget topics unused for ``idle`` seconds: memory follows the active topics.
+
+        The next message on such a topic starts a new epoch, which subscribers already
+        treat as a new sequence.
+        """
+        limit = now - idle
+        self._topics = {t: s for t, s in self._topics.items() if s[2] >= limit}
 
     def forget(self, topic: str) -> None:
         """The next message on ``topic`` starts a new epoch."""

@@ -1,0 +1,67 @@
+"""Faults over a real network stack: nodes on hosts in network namespaces.
+
+Each node runs in its own namespace behind a veth pair on a bridge; the test pulls a
+host's cable (link down) to split the network and plugs it back in to heal it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.netlab import NetLab, available, timed
+
+pytestmark = pytest.mark.timeout(180)
+
+REASON = available()
+PEER_TIMEOUT = 2.0
+HEAL_LIMIT = 3.0  # issue: identical membership and ring within 3 s of the heal
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[NetLab]:
+    if REASON:
+        pytest.skip(REASON)
+    net = NetLab(tmp_path)
+    try:
+        yield net
+    finally:
+        net.destroy()
+
+
+def three_hosts(lab: NetLab) -> list:
+    hosts = [lab.add_host() for _ in range(3)]
+    lab.start(hosts[0])
+    for host in hosts[1:]:
+        lab.start(host, seeds=[hosts[0]])
+    timed(lab.converged, 10, "the three hosts to form a mesh")
+    return hosts
+
+
+def test_partition_and_heal_over_a_real_network(lab: NetLab) -> None:
+    h1, h2, h3 = three_hosts(lab)
+    lab.link(h3, up=False)
+    split = timed(
+        lambda: (
+            h1.alive_peers() == {"h2"} and h2.alive_peers() == {"h1"} and h3.alive_peers() == set()
+        ),
+        PEER_TIMEOUT + 3,
+        "both sides of the partition to drop each other",
+    )
+    assert h3.status()["ring"]["nodes"] == ["h3"]  # each side keeps serving itself
+    lab.link(h3, up=True)
+    healed = timed(lab.converged, HEAL_LIMIT, "membership and ring to converge after the heal")
+    print(f"\nsplit seen after {split:.2f} s; converged {healed:.2f} s after the heal")
+
+
+def test_kill9_is_detected_over_a_real_network(lab: NetLab) -> None:
+    h1, h2, h3 = three_hosts(lab)
+    lab.kill(h3)
+    detected = timed(
+        lambda: h1.alive_peers() == {"h2"} and h2.alive_peers() == {"h1"},
+        PEER_TIMEOUT + 1,
+        "h3 to be declared dead",
+    )
+    print(f"\nkill -9 detected by both peers in {detected:.2f} s")

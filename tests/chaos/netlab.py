@@ -154,9 +154,12 @@ class NetLab:
         _ip("-n", host.netns, "link", "set", "eth0", "up" if up else "down")
 
     def kill(self, host: Host) -> None:
-        if host.proc is not None:
-            os.killpg(host.proc.pid, signal.SIGKILL)
-            host.proc.wait(5)
+        self.signal(host, signal.SIGKILL)
+        host.proc.wait(5)
+
+    def signal(self, host: Host, signum: int) -> None:
+        """Send ``signum`` to the host's node (SIGKILL, SIGSTOP, SIGCONT ...)."""
+        os.killpg(host.proc.pid, signum)
 
     def converged(self) -> bool:
         """Every running host sees all the others alive and has the same ring."""

@@ -6,6 +6,8 @@ host's cable (link down) to split the network and plugs it back in to heal it.
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +67,27 @@ def test_kill9_is_detected_over_a_real_network(lab: NetLab) -> None:
         "h3 to be declared dead",
     )
     print(f"\nkill -9 detected by both peers in {detected:.2f} s")
+
+
+def test_a_frozen_node_is_dropped_then_rejoins_when_thawed(lab: NetLab) -> None:
+    """SIGSTOP longer than the peer timeout: declared dead; SIGCONT: back within 3 s."""
+    h1, h2, h3 = three_hosts(lab)
+    lab.signal(h3, signal.SIGSTOP)
+    timed(
+        lambda: h1.alive_peers() == {"h2"} and h2.alive_peers() == {"h1"},
+        PEER_TIMEOUT + 3,
+        "the frozen node to be declared dead",
+    )
+    lab.signal(h3, signal.SIGCONT)
+    back = timed(lab.converged, HEAL_LIMIT, "the thawed node to rejoin")
+    print(f"\nthawed node rejoined in {back:.2f} s")
+
+
+def test_a_short_freeze_is_not_a_death(lab: NetLab) -> None:
+    h1, h2, h3 = three_hosts(lab)
+    lab.signal(h3, signal.SIGSTOP)
+    time.sleep(PEER_TIMEOUT / 4)  # the fault itself is a duration, not a wait for a result
+    lab.signal(h3, signal.SIGCONT)
+    timed(lab.converged, 2, "the mesh after a short freeze")
+    for host in (h1, h2):
+        assert host.status()["counters"]["peers_lost"] == 0

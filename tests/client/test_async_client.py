@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -14,13 +13,6 @@ from zdps import AsyncClient, RequestError
 from zdps.client.protocol import DEFAULT_RCVHWM
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def node() -> Iterator[FakeNode]:
-    fake = FakeNode()
-    yield fake
-    fake.close()
 
 
 def silent_on(op: str):

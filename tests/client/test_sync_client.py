@@ -22,13 +22,6 @@ from zdps.client.protocol import DEFAULT_RCVHWM, reachable_pub
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-def node() -> Iterator[FakeNode]:
-    fake = FakeNode()
-    yield fake
-    fake.close()
-
-
 def dead_endpoint() -> str:
     return f"tcp://127.0.0.1:{free_port()}"
 

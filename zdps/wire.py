@@ -31,6 +31,18 @@ CLOSE: Final = "close"
 CLOSED: Final = "closed"
 CONSUMED: Final = "consumed"
 RESYNC: Final = "resync"
+STORE: Final = "store"
+STORED: Final = "stored"
+HANDOFF: Final = "handoff"
+HISTORY: Final = "history"
+HISTORY_REPLY: Final = "history_rep"
+CONFIGURE: Final = "configure"
+
+# Publish ack levels (the optional fourth field of a publish entry, fifth of a fwd).
+LEVEL_NONE: Final = 0
+LEVEL_OWNER: Final = 1
+LEVEL_REPLICATED: Final = 2
+ACK_LEVELS: Final = {"none": LEVEL_NONE, "owner": LEVEL_OWNER, "replicated": LEVEL_REPLICATED}
 
 # Client <-> node kinds (second element of each API frame).
 API_PUBLISH: Final = "pub"
@@ -52,6 +64,8 @@ E_NO_ROUTE: Final = "no_route"
 E_OWNER_LOST: Final = "owner_lost"
 E_TIMEOUT: Final = "timeout"
 E_TOO_MANY_HOPS: Final = "too_many_hops"
+E_NO_REPLICA: Final = "no_replica"
+E_REPLICA_LOST: Final = "replica_lost"
 
 
 class ProtocolError(Exception):

@@ -44,6 +44,7 @@ from zdps.wire import (
     NACK,
     PEERS,
     PING,
+    STORE,
     encode_api,
     pack,
 )
@@ -81,7 +82,10 @@ def topic_owned_by(owner: str, nodes, prefix: str = "t", among=None) -> str:
 
 
 def fanouts_by_destination(net: SimNet, topic: str) -> Counter:
-    return Counter(sent.dst for sent, entry in net.entries(FANOUT) if entry[0] == topic)
+    """Copies delivered at each node: fan-out copies, and replicas' copies marked to deliver."""
+    copies = Counter(sent.dst for sent, entry in net.entries(FANOUT) if entry[0] == topic)
+    copies.update(sent.dst for sent, entry in net.entries(STORE) if entry[0] == topic and entry[4])
+    return copies
 
 
 def wait_for(net: SimNet, condition, timeout: float = 10.0, step: float = 0.05) -> float:
@@ -240,7 +244,7 @@ def test_a_batch_keeps_its_order_and_travels_in_one_frame() -> None:
     # One envelope per destination per turn, whatever else shares it.
     fanout_frames = Counter()
     for sent in net.sent:
-        count = sum(len(m[1]) for m in sent.messages if m[0] == FANOUT)
+        count = sum(len(m[1]) for m in sent.messages if m[0] in (FANOUT, STORE))
         if count:
             assert sent.src == "c" and count == 5
             fanout_frames[sent.dst] += 1

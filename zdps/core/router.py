@@ -10,7 +10,11 @@ Rules (docs/PROTOCOL.md, "Routing"):
   hands out only grow.
 * The owner sends exactly one copy to each node that has an exact or prefix member for
   the topic, and delivers locally when it has one itself; nodes without interest get
-  nothing.
+  nothing. It also stores the message in the topic's history and sends a ``store`` copy
+  to each replica (replication.py), which delivers it too when it has interest.
+* Ack levels: ``owner`` acks once sequenced; ``replicated`` once every replica confirmed
+  it stored the message (refused with ``no_replica`` before sequencing when no replica
+  is reachable, with ``replica_lost`` when a replica goes away first).
 * Flow control: every data entry sent to a peer (a forward, a fan-out copy, a
   ``closed``) is in flight until that peer confirms it processed it (``consumed``). A
   node with more than ``flow_window`` entries in flight to any peer is *saturated*: it
@@ -27,7 +31,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zdps.core.history import HistoryStore, Retention
 from zdps.core.outbox import Outbox
+from zdps.core.replication import Replication, Route, Waiting
 from zdps.core.ring import HashRing
 from zdps.core.scope import Scope
 from zdps.wire import (
@@ -36,15 +42,23 @@ from zdps.wire import (
     API_NACK,
     CLOSE,
     CLOSED,
+    CONFIGURE,
     CONSUMED,
     E_MALFORMED,
+    E_NO_REPLICA,
     E_NO_ROUTE,
     E_OWNER_LOST,
+    E_REPLICA_LOST,
     E_TIMEOUT,
     E_TOO_MANY_HOPS,
     FANOUT,
     FORWARD,
+    HANDOFF,
+    LEVEL_OWNER,
+    LEVEL_REPLICATED,
     NACK,
+    STORE,
+    STORED,
     ProtocolError,
     closed_header,
     message_header,
@@ -52,25 +66,27 @@ from zdps.wire import (
 
 MAX_HOPS = 3
 MAX_ACK_RUN = 1_000_000  # longest ack run accepted from a peer
+HANDOFF_BUDGET = 8 * 1024 * 1024  # payload bytes per handoff message
 _U64 = 1 << 64
 
-# A route says where an ack goes: (client identity, ref) for a local client, or
-# (node id, ack id) for the peer that forwarded the publish to us.
-Route = tuple[bytes | str, int]
+# A Route (replication.py) says where an ack goes: (client identity, ref) for a local
+# client, or (node id, ack id) for the peer that forwarded the publish to us.
 
 
 @dataclass(slots=True)
 class Interest:
-    """Who a publish to one topic reaches (cached until membership or the ring changes)."""
+    """Who a publish to one topic reaches (cached until membership or the ring changes).
+
+    ``endpoints``/``nodes`` get a ``fanout`` copy; ``replicas`` get a ``store`` copy,
+    delivered there too when the replica has interest, so no node gets two copies.
+    """
 
     endpoints: list[str]
     nodes: list[str]
     local: bool
     subscribers: int
-
-    @property
-    def reached(self) -> int:
-        return len(self.nodes) + self.local
+    replicas: list[tuple[str, str, bool]]  # (node, endpoint, deliver there too)
+    reached: int
 
 
 # A publish waiting for the next hop's ack: (route, next hop, deadline).
@@ -80,17 +96,28 @@ _Pending = tuple[Route, str, float]
 class Sequencer:
     """Per-topic (epoch, seq) counters of the topics this node sequences."""
 
-    def __init__(self, epoch_base_ms: int, started: float) -> None:
+    def __init__(
+        self, epoch_base_ms: int, started: float, floor: Callable[[str], int] = lambda _: 0
+    ) -> None:
         self._base = epoch_base_ms
         self._started = started
         self._last_epoch = 0
+        self._floor = floor  # the newest epoch already in the topic's history
         self._topics: dict[str, list[int]] = {}
 
     def stamp(self, topic: str, now: float) -> tuple[int, int]:
-        """The (epoch, seq) of the next message on ``topic``."""
+        """The (epoch, seq) of the next message on ``topic``.
+
+        A new epoch is above every epoch this node handed out and every epoch in the
+        topic's history, so ``(epoch, seq)`` keeps growing across owner changes.
+        """
         state = self._topics.get(topic)
         if state is None:
-            epoch = max(self._base + int((now - self._started) * 1000), self._last_epoch + 1)
+            epoch = max(
+                self._base + int((now - self._started) * 1000),
+                self._last_epoch + 1,
+                self._floor(topic) + 1,
+            )
             self._last_epoch = epoch
             state = self._topics[topic] = [epoch, 0, now]
         state[1] += 1
@@ -114,6 +141,11 @@ class Sequencer:
         """Forget every topic for which ``keep`` is false (ownership moved away)."""
         self._topics = {t: s for t, s in self._topics.items() if keep(t)}
 
+    def epoch(self, topic: str) -> int:
+        """The epoch ``topic`` is being sequenced in, or 0."""
+        state = self._topics.get(topic)
+        return state[0] if state else 0
+
     def __len__(self) -> int:
         return len(self._topics)
 
@@ -129,6 +161,8 @@ class Router:
     outbox: Outbox
     counters: dict[str, int]
     sequencer: Sequencer
+    history: HistoryStore
+    replication: Replication
     ack_timeout: float = 10.0
     flow_window: int = 20_000
     peer_fanout: dict[str, int] = field(default_factory=dict)
@@ -141,13 +175,23 @@ class Router:
 
     # ------------------------------------------------------------------ entry points
 
-    def publish(self, topic: str, payload: bytes, route: Route | None, hops: int, now: float):
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        route: Route | None,
+        hops: int,
+        now: float,
+        level: int = LEVEL_OWNER,
+    ) -> None:
         """Route one publish: sequence it here if we own the topic, else forward it."""
         owner = self.ring.owner(topic)
         if owner == self.node:
-            self._sequence(topic, payload, route, now)
-        else:
+            self._sequence(topic, payload, route, level, now)
+        elif level == LEVEL_OWNER:
             self._forward(FORWARD, [topic, payload], owner, route, hops, now)
+        else:
+            self._forward(FORWARD, [topic, payload], owner, route, hops, now, (level,))
 
     def close(self, topic: str, route: Route | None, hops: int, now: float) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""
@@ -157,14 +201,36 @@ class Router:
             return
         epoch, seq = self.sequencer.stamp(topic, now)
         self.sequencer.forget(topic)
+        self.history.drop(topic)
         interest = self.interest(topic)
         for endpoint in interest.endpoints:
             self.outbox.batch(endpoint, CLOSED, [topic, seq, epoch])
+        for _node, endpoint, deliver in interest.replicas:  # replicas drop the history
+            entry = [topic, seq, epoch] if deliver else [topic, seq, epoch, False]
+            self.outbox.batch(endpoint, CLOSED, entry)
         self._sent(interest.nodes)
+        self._sent([node for node, _, _ in interest.replicas])
         if interest.local:
             self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
         if route is not None:
             self._ack(route, seq, interest.reached, interest.subscribers)
+
+    def configure(
+        self, topic: str, retention: Retention, route: Route | None, hops: int, now: float
+    ) -> None:
+        """Route a topic's retention setting to its owner, which passes it to its replicas."""
+        owner = self.ring.owner(topic)
+        if owner != self.node:
+            self._forward(CONFIGURE, [topic, *retention], owner, route, hops, now)
+            return
+        self.history.configure(topic, retention, now)
+        self._interest.pop(topic, None)  # a retention of 0 stops replication
+        for node in self.replication.replicas(topic):
+            endpoint = self.endpoint_of(node)
+            if endpoint is not None:
+                self.outbox.send(endpoint, [HANDOFF, [[topic, list(retention), []]]])
+        if route is not None:
+            self._ack(route, 0, 0, 0)
 
     def on_fanout(self, entries: list) -> None:
         """Copies sent to us by owners: deliver them locally, in the order received."""
@@ -176,8 +242,54 @@ class Router:
 
     def on_closed(self, entries: list) -> None:
         for entry in entries:
+            deliver = type(entry) is not list or len(entry) != 4 or entry.pop() is not False
             topic, seq, epoch = _delivery(entry, 3)
-            self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
+            self.history.drop(topic)
+            if deliver:
+                self.outbox.deliveries.append((topic, closed_header(seq, epoch), b""))
+
+    def on_store(self, sender: str, entries: list, now: float) -> None:
+        """Copies from an owner for which we are a replica: store, and deliver if asked."""
+        store, stored = self.history.store, self.replication.stored
+        deliveries = self.outbox.deliveries
+        delivered = 0
+        for entry in entries:
+            if type(entry) is not list or len(entry) != 5:
+                raise ProtocolError(E_MALFORMED, "store entries are [*fanout entry, deliver]")
+            topic, seq, epoch, payload = _delivery(entry[:4], 4)
+            store(topic, epoch, seq, payload, now)
+            stored(sender, topic, epoch, seq)
+            if entry[4]:
+                deliveries.append((topic, message_header(seq, epoch), payload))
+                delivered += 1
+        self.counters["replica_stored"] += len(entries)
+        self.counters["fanout_received"] += delivered
+
+    def on_stored(self, sender: str, entries: list) -> None:
+        """A replica confirmed what it stored: acknowledge the publishes that waited for it."""
+        for entry in entries:
+            if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
+                raise ProtocolError(E_MALFORMED, "stored entries are [topic, epoch, seq]")
+            for done in self.replication.confirmed(sender, *entry):
+                self._ack(done.route, done.seq, done.nodes, done.subscribers)
+
+    def on_handoff(self, entries: list, now: float) -> None:
+        """History of topics we became responsible for, from a previous holder."""
+        for topic, retention, stored in entries:
+            if type(topic) is not str or type(stored) is not list:
+                raise ProtocolError(E_MALFORMED, "handoff entries are [topic, retention, entries]")
+            if retention is not None and (
+                type(retention) is not list
+                or len(retention) != 2
+                or type(retention[0]) is not int
+                or not isinstance(retention[1], int | float)
+            ):
+                raise ProtocolError(E_MALFORMED, "a retention is [count, age]")
+            if not all(type(e) is list and len(e) == 4 and type(e[2]) is bytes for e in stored):
+                raise ProtocolError(E_MALFORMED, "handoff entries hold [epoch, seq, payload, age]")
+            self.history.absorb(topic, retention, stored, now)
+            if self.history.last_epoch(topic) >= self.sequencer.epoch(topic):
+                self.sequencer.forget(topic)  # our epoch must stay above the merged history
 
     def processed(self, sender: str, count: int) -> None:
         """``count`` data entries from ``sender`` were handled: confirm them this turn."""
@@ -202,6 +314,10 @@ class Router:
         the node's periodic tick confirms ``everything`` left, so a peer waits at most
         one heartbeat interval, far below the time it takes to fill its window.
         """
+        for owner, entries in self.replication.confirmations().items():
+            endpoint = self.endpoint_of(owner)
+            if endpoint is not None:
+                self.outbox.send(endpoint, [STORED, entries])
         threshold = 0 if everything else self.flow_window // 8
         for sender in [s for s, count in self.consumed.items() if count > threshold]:
             endpoint = self.endpoint_of(sender)
@@ -232,14 +348,26 @@ class Router:
         for ack_id in lost:
             route = self._pending.pop(ack_id)[0]
             self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
+        for waiting in self.replication.lost(node):
+            self.refuse(waiting.route, E_REPLICA_LOST, f"replica {node} went away first")
         self._inflight.pop(node, None)
         self.consumed.pop(node, None)
         self._interest.clear()
 
-    def ring_changed(self) -> None:
-        """Stop sequencing topics we no longer own; their next owner starts a new epoch."""
+    def ring_changed(self, old_nodes: frozenset[str], now: float) -> None:
+        """Stop sequencing topics we no longer own (their next owner starts a new epoch);
+        hand history over to the nodes newly responsible for it."""
         self._interest.clear()
         self.sequencer.retain(lambda topic: self.ring.owner(topic) == self.node)
+        sends, drops = self.replication.handoffs(old_nodes)
+        for node, topics in sends.items():
+            endpoint = self.endpoint_of(node)
+            if endpoint is not None:
+                for topic in topics:
+                    for chunk in _chunks(self.history.export(topic, now)):
+                        self.outbox.send(endpoint, [HANDOFF, [chunk]])
+        for topic in drops:
+            self.history.drop(topic)
 
     def expire(self, now: float) -> None:
         """Refuse publishes whose ack did not come back within ``ack_timeout``."""
@@ -251,6 +379,8 @@ class Router:
         for ack_id in expired:
             route = self._pending.pop(ack_id)[0]
             self.refuse(route, E_TIMEOUT, f"no acknowledgement within {self.ack_timeout} s")
+        for waiting in self.replication.expired(now):
+            self.refuse(waiting.route, E_TIMEOUT, f"not replicated within {self.ack_timeout} s")
 
     def refuse(self, route: Route, code: str, message: str) -> None:
         """Tell whoever waits on ``route`` that the publish failed."""
@@ -264,7 +394,7 @@ class Router:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self.replication.pending
 
     # ------------------------------------------------------------------ internals
 
@@ -276,39 +406,77 @@ class Router:
         found = self._interest.get(topic)
         if found is None:
             reach = self.scope.reach(topic.encode())
+            replicas = []
+            if self.ring.owner(topic) == self.node and self.history.retention(topic).count > 0:
+                for node in self.replication.replicas(topic):
+                    endpoint = self.endpoint_of(node)
+                    if endpoint is not None:
+                        replicas.append((node, endpoint, node in reach))
+            copied = {node for node, _, _ in replicas}
             nodes, endpoints = [], []
             for node in reach:
                 endpoint = self.endpoint_of(node) if node != self.node else None
-                if endpoint is not None:
+                if endpoint is not None and node not in copied:
                     nodes.append(node)
                     endpoints.append(endpoint)
-            found = Interest(endpoints, nodes, self.node in reach, sum(reach.values()))
+            local = self.node in reach
+            reached = len(nodes) + local + sum(deliver for _, _, deliver in replicas)
+            found = Interest(endpoints, nodes, local, sum(reach.values()), replicas, reached)
             if len(self._interest) > 100_000:
                 self._interest.clear()
             self._interest[topic] = found
         return found
 
-    def _sequence(self, topic: str, payload: bytes, route: Route | None, now: float) -> None:
-        epoch, seq = self.sequencer.stamp(topic, now)
+    def _sequence(
+        self, topic: str, payload: bytes, route: Route | None, level: int, now: float
+    ) -> None:
         interest = self.interest(topic)
+        replicated = level == LEVEL_REPLICATED and route is not None
+        if replicated and not interest.replicas and self.replication.factor:
+            self.refuse(route, E_NO_REPLICA, "no replica is reachable to store the message")
+            return
+        epoch, seq = self.sequencer.stamp(topic, now)
+        self.history.store(topic, epoch, seq, payload, now)
+        fanout, inflight = self.peer_fanout, self._inflight
         if interest.endpoints:
             entry = [topic, seq, epoch, payload]
             batch = self.outbox.batch
             for endpoint in interest.endpoints:
                 batch(endpoint, FANOUT, entry)
-            fanout, inflight = self.peer_fanout, self._inflight
             for node in interest.nodes:
                 fanout[node] = fanout.get(node, 0) + 1
                 inflight[node] = inflight.get(node, 0) + 1
             self.counters["fanout_sent"] += len(interest.endpoints)
+        for node, endpoint, deliver in interest.replicas:
+            self.outbox.batch(endpoint, STORE, [topic, seq, epoch, payload, deliver])
+            inflight[node] = inflight.get(node, 0) + 1
+            if deliver:
+                fanout[node] = fanout.get(node, 0) + 1
+                self.counters["fanout_sent"] += 1
         if interest.local:
             self.outbox.deliveries.append((topic, message_header(seq, epoch), payload))
         self.counters["owned_published"] += 1
-        if route is not None:
+        if route is None:
+            return
+        if replicated and interest.replicas:
+            replicas = {node for node, _, _ in interest.replicas}
+            deadline = now + self.ack_timeout
+            waiting = Waiting(
+                epoch, seq, route, interest.reached, interest.subscribers, replicas, deadline
+            )
+            self.replication.wait(topic, waiting)
+        else:
             self._ack(route, seq, interest.reached, interest.subscribers)
 
     def _forward(
-        self, kind: str, body: list, owner: str | None, route: Route | None, hops: int, now: float
+        self,
+        kind: str,
+        body: list,
+        owner: str | None,
+        route: Route | None,
+        hops: int,
+        now: float,
+        extra: tuple[int, ...] = (),
     ) -> None:
         endpoint = self.endpoint_of(owner) if owner else None
         if endpoint is None or hops >= MAX_HOPS:
@@ -323,7 +491,7 @@ class Router:
             ack_id = self._next_ack
             self._next_ack += 1
             self._pending[ack_id] = (route, owner, now + self.ack_timeout)
-        self.outbox.batch(endpoint, kind, [*body, ack_id, hops + 1])
+        self.outbox.batch(endpoint, kind, [*body, ack_id, hops + 1, *extra])
         self._inflight[owner] = self._inflight.get(owner, 0) + 1
         self.counters["routed_to_owner"] += 1
 
@@ -359,3 +527,17 @@ def _delivery(entry: object, size: int) -> list:
             E_MALFORMED, f"{'fanout' if size == 4 else 'closed'} entries are {shape}"
         )
     return entry
+
+
+def _chunks(export: list) -> list[list]:
+    """Split one topic's handoff so that no message carries much over HANDOFF_BUDGET."""
+    topic, retention, entries = export
+    chunks, current, size = [], [], 0
+    for entry in entries:
+        if current and size + len(entry[2]) > HANDOFF_BUDGET:
+            chunks.append([topic, retention, current])
+            current, size = [], 0
+        current.append(entry)
+        size += len(entry[2])
+    chunks.append([topic, retention, current])
+    return chunks

@@ -1,0 +1,137 @@
+"""Replication bookkeeping: who copies a topic's history, and acks that wait for copies.
+
+Rules (docs/PROTOCOL.md §8):
+
+* A topic's *placement* is its owner followed by its next ``R`` distinct nodes on the
+  ring, the replicas. When the owner leaves, the first replica becomes the owner and
+  already holds the history.
+* A replica confirms what it stored with ``stored [topic, epoch, seq]`` (the newest entry
+  per topic, once per turn). A publish at ack level ``replicated`` is acknowledged once
+  every replica it was sent to confirmed it, and refused if one of them goes away first.
+* When the ring changes, each holder of a topic's history sends it to the nodes newly in
+  the topic's placement (``handoff``) and forgets its copy if it is no longer in it.
+
+This module only keeps the books; ``Router`` sends what it decides.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from zdps.core.history import HistoryStore
+from zdps.core.ring import HashRing
+
+# A route says where an ack goes (see router.py).
+Route = tuple[bytes | str, int]
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A publish acknowledged once ``replicas`` all confirmed ``(epoch, seq)``."""
+
+    epoch: int
+    seq: int
+    route: Route
+    nodes: int
+    subscribers: int
+    replicas: set[str]
+    deadline: float
+
+
+@dataclass(slots=True)
+class Replication:
+    """Replica placement, acks waiting for replicas, confirmations owed to owners."""
+
+    node: str
+    ring: HashRing
+    history: HistoryStore
+    factor: int = 1  # R: replicas per topic besides the owner
+    _waiting: dict[str, deque[Waiting]] = field(default_factory=dict)
+    _owed: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+
+    def replicas(self, topic: str) -> list[str]:
+        """The replicas of ``topic`` (the owner excluded), nearest first."""
+        return self.ring.successors(topic, self.factor + 1)[1:]
+
+    # ------------------------------------------------------------------ owner side
+
+    def wait(self, topic: str, waiting: Waiting) -> None:
+        self._waiting.setdefault(topic, deque()).append(waiting)
+
+    def confirmed(self, replica: str, topic: str, epoch: int, seq: int) -> list[Waiting]:
+        """``replica`` stored ``topic`` up to ``(epoch, seq)``: the publishes now acked."""
+        queue = self._waiting.get(topic)
+        if not queue:
+            return []
+        for waiting in queue:
+            if (waiting.epoch, waiting.seq) > (epoch, seq):
+                break
+            waiting.replicas.discard(replica)
+        done = []
+        while queue and not queue[0].replicas:
+            done.append(queue.popleft())
+        if not queue:
+            del self._waiting[topic]
+        return done
+
+    def lost(self, replica: str) -> list[Waiting]:
+        """``replica`` went away: the publishes that waited on it can no longer be confirmed."""
+        return self._take(lambda waiting: replica in waiting.replicas)
+
+    def expired(self, now: float) -> list[Waiting]:
+        return self._take(lambda waiting: waiting.deadline <= now)
+
+    def _take(self, failed) -> list[Waiting]:
+        taken: list[Waiting] = []
+        for topic, queue in list(self._waiting.items()):
+            keep = deque(w for w in queue if not failed(w))
+            if len(keep) != len(queue):
+                taken += [w for w in queue if failed(w)]
+                if keep:
+                    self._waiting[topic] = keep
+                else:
+                    del self._waiting[topic]
+        return taken
+
+    @property
+    def pending(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
+
+    # ------------------------------------------------------------------ replica side
+
+    def stored(self, owner: str, topic: str, epoch: int, seq: int) -> None:
+        """We stored a copy from ``owner``: confirm the newest one this turn."""
+        owed = self._owed.setdefault(owner, {})
+        if (epoch, seq) > owed.get(topic, (0, 0)):
+            owed[topic] = (epoch, seq)
+
+    def confirmations(self) -> dict[str, list[list]]:
+        """``stored`` entries owed to each owner, which are then considered sent."""
+        owed, self._owed = self._owed, {}
+        return {
+            owner: [[topic, epoch, seq] for topic, (epoch, seq) in topics.items()]
+            for owner, topics in owed.items()
+        }
+
+    # ------------------------------------------------------------------ ring changes
+
+    def handoffs(self, old_nodes: frozenset[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """After a ring change: topics to send to each node newly responsible, topics to drop.
+
+        ``old_nodes`` is the ring membership before the change; placements are compared
+        between the two rings for every topic this node holds.
+        """
+        old_ring = HashRing(old_nodes, vnodes=self.ring.vnodes)
+        size = self.factor + 1
+        sends: dict[str, list[str]] = {}
+        drops: list[str] = []
+        for topic in self.history.held():
+            new = self.ring.successors(topic, size)
+            old = set(old_ring.successors(topic, size))
+            for node in new:
+                if node not in old and node != self.node:
+                    sends.setdefault(node, []).append(topic)
+            if self.node not in new:
+                drops.append(topic)
+        return sends, drops

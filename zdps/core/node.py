@@ -17,7 +17,9 @@ from typing import Any
 
 from zdps.core import membership as mem
 from zdps.core.detector import FailureDetector, HeartbeatDetector
+from zdps.core.history import HistoryStore, Retention
 from zdps.core.outbox import Outbox
+from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.router import Router, Sequencer
 from zdps.core.scope import MemberEvent, NotJoined, Scope, ScopeSend
@@ -42,9 +44,12 @@ from zdps.wire import (
     BYE,
     CLOSE,
     CLOSED,
+    CONFIGURE,
     CONSUMED,
     E_INVALID_TOPIC,
     E_MALFORMED,
+    E_NO_ROUTE,
+    E_OWNER_LOST,
     E_TIMEOUT,
     E_TOO_LARGE,
     E_UNKNOWN_KIND,
@@ -52,11 +57,18 @@ from zdps.wire import (
     E_WRONG_SCOPE,
     FANOUT,
     FORWARD,
+    HANDOFF,
     HELLO,
+    HISTORY,
+    HISTORY_REPLY,
+    LEVEL_OWNER,
+    LEVEL_REPLICATED,
     NACK,
     PEERS,
     PING,
     RESYNC,
+    STORE,
+    STORED,
     SYNC,
     UPDATE,
     ProtocolError,
@@ -77,6 +89,8 @@ COUNTERS = (
     "deferred",
     "flow_paused",
     "resyncs_asked",
+    "replica_stored",
+    "history_served",
 )
 
 _MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})
@@ -94,6 +108,25 @@ class CoreConfig:
     flow_window: int = 20_000
     idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped
     barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
+    history: int = 1000  # messages kept per topic unless the topic sets its own
+    history_ttl: float = 3600.0  # seconds a message is kept unless the topic sets its own
+    replicas: int = 1  # R: nodes after the owner that store each topic's history
+
+
+MAX_HISTORY = 10_000_000  # messages per topic a retention may ask for
+MAX_HISTORY_TTL = 365 * 24 * 3600.0
+HISTORY_LIMIT = 10_000  # entries per history reply
+HISTORY_BUDGET = 4 * 1024 * 1024  # payload bytes per history reply (at least one entry)
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """A client's history request forwarded to the topic's owner."""
+
+    client: bytes
+    ref: int
+    owner: str
+    deadline: float
 
 
 @dataclass(slots=True)
@@ -145,6 +178,7 @@ class NodeCore:
         self.scope = Scope(node)
         self.membership.ping_extras = lambda: {"scope": self.scope.local_digest()}
         self.ring = HashRing([node])
+        self.history = HistoryStore(Retention(self.config.history, self.config.history_ttl))
         self.router = Router(
             node,
             self.ring,
@@ -152,7 +186,9 @@ class NodeCore:
             self.membership.endpoint_of,
             self.outbox,
             self.counters,
-            Sequencer(incarnation // 1_000_000, now),
+            Sequencer(incarnation // 1_000_000, now, self.history.last_epoch),
+            self.history,
+            Replication(node, self.ring, self.history, self.config.replicas),
             ack_timeout=self.config.ack_timeout,
             flow_window=self.config.flow_window,
         )
@@ -167,6 +203,12 @@ class NodeCore:
             CLOSED: self._on_closed,
             CONSUMED: self._on_consumed,
             RESYNC: self._on_resync,
+            STORE: self._on_store,
+            STORED: lambda sender, m, _n: self.router.on_stored(sender, m[1]),
+            HANDOFF: lambda _s, m, now: self.router.on_handoff(m[1], now),
+            CONFIGURE: self._on_configure,
+            HISTORY: self._on_history,
+            HISTORY_REPLY: self._on_history_reply,
             PEER_ACK: lambda _s, m, _n: self.router.on_ack(m[1]),
             NACK: lambda _s, m, _n: self.router.on_nack(m[1]),
         }
@@ -176,6 +218,8 @@ class NodeCore:
             "unwatch": self._op_unwatch,
             "ready": self._op_ready,
             "delete": self._op_delete,
+            "create": self._op_create,
+            "history": self._op_history,
             "status": lambda client, ref, _args, now: self._reply(client, ref, self.status(now)),
             "info": lambda client, ref, _args, _now: self._reply(client, ref, self.info),
         }
@@ -187,6 +231,9 @@ class NodeCore:
         self._valid_topics: set[str] = set()  # topics that passed check_topic (bounded)
         self._deferred: deque[tuple[str, list]] = deque()  # forwards held while saturated
         self._next_idle_sweep = now + self.config.idle_topic_ttl / 10
+        self._fetches: dict[int, _Fetch] = {}  # history requests waiting for an owner
+        self._next_fetch = 1
+        self._next_history_sweep = now + 1.0
 
     # ------------------------------------------------------------------ IO interface
 
@@ -208,6 +255,13 @@ class NodeCore:
         if now >= self._next_idle_sweep:
             self._next_idle_sweep = now + self.config.idle_topic_ttl / 10
             self.router.sequencer.forget_idle(now, self.config.idle_topic_ttl)
+        if now >= self._next_history_sweep:
+            self._next_history_sweep = now + 1.0
+            self.history.expire(now)
+        for fetch_id, fetch in list(self._fetches.items()):
+            if fetch.deadline <= now:
+                del self._fetches[fetch_id]
+                self.fail(fetch.client, fetch.ref, E_TIMEOUT, f"owner {fetch.owner} did not answer")
         for barrier_id, barrier in list(self._barriers.items()):
             if barrier.deadline <= now:
                 del self._barriers[barrier_id]
@@ -344,16 +398,19 @@ class NodeCore:
         for entry in entries:
             if (
                 type(entry) is list
-                and len(entry) == 4
+                and 4 <= len(entry) <= 5
                 and type(entry[0]) is str
                 and type(entry[1]) is bytes
                 and type(entry[2]) is int
                 and type(entry[3]) is int
             ):
-                topic, payload, ack_id, hops = entry
-                publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now)
+                topic, payload, ack_id, hops = entry[:4]
+                level = entry[4] if len(entry) == 5 else LEVEL_OWNER
+                publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now, level)
             else:
-                self._bad_entry(sender, entry, "forward entries are [topic, payload, ack, hops]")
+                self._bad_entry(
+                    sender, entry, "forward entries are [topic, payload, ack, hops, level?]"
+                )
 
     def _on_close(self, sender: str, message: list, now: float) -> None:
         self.router.processed(sender, len(message[1]))
@@ -363,6 +420,29 @@ class NodeCore:
                 self.router.close(topic, (sender, ack_id) if ack_id else None, hops, now)
             else:
                 self._bad_entry(sender, entry, "close entries are [topic, ack, hops]")
+
+    def _on_store(self, sender: str, message: list, now: float) -> None:
+        self.router.on_store(sender, message[1], now)
+        self.router.processed(sender, len(message[1]))
+
+    def _on_configure(self, sender: str, message: list, now: float) -> None:
+        topic, count, age, ack_id, hops = message[1]
+        retention = _retention(count, age)
+        self.router.configure(topic, retention, (sender, ack_id) if ack_id else None, hops, now)
+
+    def _on_history(self, sender: str, message: list, now: float) -> None:
+        fetch_id, args = message[1]
+        result = self._history_query(args)
+        endpoint = self.membership.endpoint_of(sender)
+        if endpoint is not None:
+            self.outbox.send(endpoint, [HISTORY_REPLY, [fetch_id, result]])
+
+    def _on_history_reply(self, sender: str, message: list, now: float) -> None:
+        fetch_id, result = message[1]
+        fetch = self._fetches.get(fetch_id)
+        if fetch is not None and fetch.owner == sender:
+            del self._fetches[fetch_id]
+            self._reply(fetch.client, fetch.ref, result)
 
     def _bad_entry(self, sender: str, entry: object, why: str) -> None:
         """Count one bad entry of a batch and refuse it if it asked for an ack."""
@@ -415,7 +495,10 @@ class NodeCore:
         count = 0
         for entry in entries:
             try:
-                ref, topic, payload = entry
+                ref, topic, payload, *more = entry
+                level = more[0] if more else LEVEL_OWNER
+                if more and (len(more) > 1 or level not in (LEVEL_OWNER, LEVEL_REPLICATED)):
+                    raise ProtocolError(E_MALFORMED, "a publish is [ref, topic, payload, level?]")
                 if type(ref) is not int or ref < 0:
                     raise ProtocolError(E_MALFORMED, "a publish ref is an integer >= 0")
                 if topic not in valid:
@@ -436,7 +519,7 @@ class NodeCore:
                     self.outbox.batch_reply(client, API_NACK, [entry[0], code, _text(exc)])
                 continue
             count += 1
-            publish(topic, payload, (client, ref) if ref else None, 0, now)
+            publish(topic, payload, (client, ref) if ref else None, 0, now, level)
         self.counters["published"] += count
 
     def on_client_request(self, client: bytes, fields: list, now: float) -> None:
@@ -485,6 +568,54 @@ class NodeCore:
         topic = args["topic"]
         check_topic(topic)
         self.router.close(topic, (client, ref), 0, now)
+
+    def _op_create(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        topic = args["topic"]
+        check_topic(topic)
+        retention = _retention(args["history"], args["ttl"])
+        self.router.configure(topic, retention, (client, ref), 0, now)
+
+    def _op_history(self, client: bytes, ref: int, args: dict, now: float) -> None:
+        """Stored messages of a topic, from its owner (docs/PROTOCOL.md §8.3)."""
+        check_topic(args["topic"])
+        owner = self.ring.owner(args["topic"])
+        if owner == self.node:
+            self._reply(client, ref, self._history_query(args))
+            return
+        endpoint = self.membership.endpoint_of(owner) if owner else None
+        if endpoint is None:
+            self.fail(client, ref, E_NO_ROUTE, f"no connection to the owner {owner}")
+            return
+        fetch_id = self._next_fetch
+        self._next_fetch += 1
+        deadline = now + self.config.barrier_timeout
+        self._fetches[fetch_id] = _Fetch(client, ref, owner, deadline)
+        self.outbox.send(endpoint, [HISTORY, [fetch_id, args]])
+
+    def _history_query(self, args: dict) -> dict[str, Any]:
+        """Answer a history request from what this node stores."""
+        topic, since, limit = args["topic"], args.get("since"), args.get("limit", HISTORY_LIMIT)
+        if type(limit) is not int or not 1 <= limit <= HISTORY_LIMIT:
+            raise ProtocolError(E_MALFORMED, f"limit is 1 to {HISTORY_LIMIT}")
+        if since is not None:
+            if type(since) is not int or since < 0:
+                raise ProtocolError(E_MALFORMED, "since is a seq >= 0")
+            newest = self.history.newest(topic)[0]
+            after = (newest, since - 1) if since else (0, 0)
+        else:
+            after = args.get("after")
+            if not (type(after) is list and len(after) == 2 and all(type(x) is int for x in after)):
+                raise ProtocolError(E_MALFORMED, "after is [epoch, seq]")
+        entries, size = [], 0
+        for entry in self.history.fetch(topic, after[0], after[1], limit):
+            if entries and size + len(entry.payload) > HISTORY_BUDGET:
+                break
+            entries.append([entry.epoch, entry.seq, entry.payload])
+            size += len(entry.payload)
+        newest = self.history.newest(topic)
+        more = bool(entries) and (entries[-1][0], entries[-1][1]) < newest
+        self.counters["history_served"] += len(entries)
+        return {"topic": topic, "node": self.node, "entries": entries, "more": more}
 
     def _token_seen(self, token: str, now: float) -> None:
         self._tokens_seen[token] = now
@@ -563,6 +694,7 @@ class NodeCore:
                 "cluster": len(self.scope.which_groups()),
             },
             "topics_sequenced": len(self.router.sequencer),
+            "history": {"topics": len(self.history.topics), "messages": len(self.history)},
             "pending_acks": self.router.pending,
             "paused": self.paused,
             "counters": dict(self.counters),
@@ -573,6 +705,7 @@ class NodeCore:
 
     def _membership(self, actions: list[mem.Action], now: float) -> None:
         ring_changed = False
+        old_nodes = self.ring.nodes
         for action in actions:
             if isinstance(action, mem.Send):
                 self.outbox.send(action.endpoint, action.message)
@@ -590,13 +723,17 @@ class NodeCore:
                 self.outbox.log.append(f"peer {action.node} down ({action.reason})")
                 self._scope(self.scope.peer_down(action.node))
                 self.router.peer_down(action.node)
+                for fetch_id, fetch in list(self._fetches.items()):
+                    if fetch.owner == action.node:
+                        del self._fetches[fetch_id]
+                        self.fail(fetch.client, fetch.ref, E_OWNER_LOST, f"{fetch.owner} went away")
                 self._resume(now)
                 for barrier_id, barrier in list(self._barriers.items()):
                     if action.node in barrier.waiting:
                         barrier.waiting.discard(action.node)
                         self._ask_owners(barrier_id, barrier)
         if ring_changed:
-            self.router.ring_changed()
+            self.router.ring_changed(old_nodes, now)
             for key, topic in self._watches.items():
                 self._push_watch(key, topic, None)
 
@@ -622,6 +759,14 @@ class NodeCore:
                 "count": event.count,
             }
         self.outbox.reply(key[0], API_EVENT, key[1], body)
+
+
+def _retention(count: object, age: object) -> Retention:
+    if type(count) is not int or not 0 <= count <= MAX_HISTORY:
+        raise ProtocolError(E_MALFORMED, f"history is 0 to {MAX_HISTORY} messages")
+    if not isinstance(age, int | float) or not 0 < age <= MAX_HISTORY_TTL:
+        raise ProtocolError(E_MALFORMED, f"ttl is over 0 and at most {MAX_HISTORY_TTL} s")
+    return Retention(count, float(age))
 
 
 def _matches(group: bytes, topic: str) -> bool:

@@ -10,12 +10,14 @@ from zdps.client.protocol import (
     RequestError,
     ZdpsError,
 )
+from zdps.client.recovery import Gap
 from zdps.client.sync import Client, Subscription
 
 __all__ = [
     "AsyncClient",
     "AsyncSubscription",
     "Client",
+    "Gap",
     "Message",
     "PublishError",
     "PublishResult",

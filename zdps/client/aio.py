@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import zmq
@@ -15,16 +15,17 @@ from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
     ClientProtocol,
-    Message,
     PublishResult,
     RequestError,
     SubscribePlan,
-    SubscriptionState,
+    ack_level,
     decode_delivery,
     node_endpoint,
+    publish_entry,
     reachable_pub,
     to_bytes,
 )
+from zdps.client.recovery import FETCH_ATTEMPTS, FETCH_RETRY, Delivery, Inbox, Pager
 from zdps.wire import E_TIMEOUT, ProtocolError
 
 log = logging.getLogger("zdps.client")
@@ -140,23 +141,34 @@ class AsyncClient:
         return await self._send_and_wait(ref, self._proto.request_frame(ref, op, args), _timeout)
 
     async def publish(
-        self, topic: str, data: bytes | str, ack: bool = True
+        self, topic: str, data: bytes | str, ack: bool | str = True
     ) -> PublishResult | None:
-        """Publish one message; with ``ack`` wait until the owner has sequenced it."""
-        ref = self._proto.ref() if ack else 0
-        frame = self._proto.publish_frame([[ref, topic, to_bytes(data)]])
-        if not ack:
+        """Publish one message and wait for its acknowledgement at level ``ack``.
+
+        ``ack``: "owner" (or True), "replicated", "none" (or False); see ``Client.publish``.
+        """
+        level = ack_level(ack)
+        ref = self._proto.ref() if level else 0
+        frame = self._proto.publish_frame([publish_entry(ref, topic, to_bytes(data), level)])
+        if not level:
             await self._send(frame)
             return None
         return await self._send_and_wait(ref, frame)
 
     async def subscribe(
-        self, *topics: str, prefix: bool = False, rcvhwm: int = DEFAULT_RCVHWM
+        self,
+        *topics: str,
+        prefix: bool = False,
+        rcvhwm: int = DEFAULT_RCVHWM,
+        recover: bool = True,
+        since: int | None = None,
     ) -> AsyncSubscription:
         """Subscribe to exact topics (or prefixes); returns once the owners know it.
 
-        ``rcvhwm``: see ``Client.subscribe``.
+        ``rcvhwm``, ``recover`` and ``since``: see ``Client.subscribe``.
         """
+        if since is not None and (prefix or since < 0):
+            raise ValueError("since needs exact topics and a seq >= 0")
         plan = SubscribePlan.make(list(topics), prefix)
         sock = self._ctx.socket(zmq.SUB)
         try:
@@ -169,10 +181,36 @@ class AsyncClient:
             sock.subscribe(plan.token_subscription)
             await self.request("ready", **plan.ready_args)
             sock.unsubscribe(plan.token_subscription)
+            subscription = AsyncSubscription(
+                sock, plan.groups, self._fetch if recover or since is not None else None
+            )
+            if since is not None:
+                for topic in dict.fromkeys(topics):
+                    entries = await self._fetch(Pager.make(topic, since=since))
+                    subscription.replay(topic, entries)
         except BaseException:
             sock.close()
             raise
-        return AsyncSubscription(sock, plan.groups)
+        return subscription
+
+    async def history(self, topic: str, **args: Any) -> dict[str, Any]:
+        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §8.3)."""
+        return await self.request("history", topic=topic, **args)
+
+    async def _fetch(self, pager: Pager) -> list[list] | None:
+        """Every entry of a history range; None if the owner could not be reached."""
+        for _ in range(FETCH_ATTEMPTS):
+            try:
+                while not pager.done:
+                    pager.feed(await self.request("history", **pager.args))
+                return pager.entries
+            except RequestError:
+                await asyncio.sleep(FETCH_RETRY)
+        return None
+
+    async def create_topic(self, topic: str, history: int, ttl: float) -> None:
+        """Set ``topic``'s retention (see ``Client.create_topic``)."""
+        await self.request("create", topic=topic, history=history, ttl=ttl)
 
     async def info(self) -> dict[str, Any]:
         if self._info is None:
@@ -252,28 +290,42 @@ def _retrieve(future: asyncio.Future) -> None:
 class AsyncSubscription:
     """Messages of a subscription, as an async iterator."""
 
-    def __init__(self, sock: zmq.asyncio.Socket, groups: list[bytes]) -> None:
+    def __init__(
+        self,
+        sock: zmq.asyncio.Socket,
+        groups: list[bytes],
+        fetch: Callable[[Pager], Awaitable[list[list] | None]] | None = None,
+    ) -> None:
         self._sock = sock
-        self._state = SubscriptionState(groups)
+        self._fetch = fetch
+        self._inbox = Inbox(groups, recover=fetch is not None)
 
     @property
     def ended(self) -> bool:
-        return self._state.ended
+        return self._inbox.ended
 
-    async def recv(self) -> Message | None:
-        """The next message, or None once every exact topic was deleted."""
-        while not self._state.ended:
+    def replay(self, topic: str, entries: list[list] | None) -> None:
+        self._inbox.replay(topic, entries)
+
+    async def recv(self) -> Delivery | None:
+        """The next message or gap, or None once every exact topic was deleted."""
+        inbox = self._inbox
+        while not inbox.ready:
+            if inbox.ended:
+                return None
             message = decode_delivery(await self._sock.recv_multipart())
-            if message.type != "closed":
-                return message
-            if self._state.closed(message.topic):
-                self._sock.unsubscribe(message.topic.encode() + b"\x00")
-        return None
+            fetch = inbox.live(message)
+            while inbox.unsubscribe:
+                self._sock.unsubscribe(inbox.unsubscribe.pop())
+            if fetch is not None and self._fetch is not None:
+                pager = Pager.make(fetch.topic, after=fetch.after, until=fetch.until)
+                inbox.recovered(message, await self._fetch(pager))
+        return inbox.ready.popleft()
 
     def __aiter__(self) -> AsyncSubscription:
         return self
 
-    async def __anext__(self) -> Message:
+    async def __anext__(self) -> Delivery:
         message = await self.recv()
         if message is None:
             raise StopAsyncIteration

@@ -18,6 +18,7 @@ from zdps.daemon.config import DEFAULT_API
 from zdps.endpoints import host, is_wildcard
 from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire import (
+    ACK_LEVELS,
     API_ACK,
     API_EVENT,
     API_NACK,
@@ -26,6 +27,8 @@ from zdps.wire import (
     API_REQUEST,
     E_MALFORMED,
     E_TIMEOUT,
+    LEVEL_OWNER,
+    LEVEL_REPLICATED,
     ProtocolError,
     decode_api,
     encode_api,
@@ -110,6 +113,24 @@ class Message(NamedTuple):
     epoch: int
     data: bytes
     type: str = "message"
+
+
+def ack_level(ack: bool | str) -> int:
+    """The wire level of an ``ack`` argument: True or "owner", "replicated", False or "none".
+
+    ``owner``: acknowledged once the owner sequenced it; ``replicated``: once the topic's
+    replicas stored it too (refused with ``no_replica`` when none is reachable).
+    """
+    if ack is True or ack is False:
+        return LEVEL_OWNER if ack else 0
+    if ack not in ACK_LEVELS:
+        raise ValueError(f"ack must be one of {', '.join(ACK_LEVELS)}, not {ack!r}")
+    return ACK_LEVELS[ack]
+
+
+def publish_entry(ref: int, topic: str, payload: bytes, level: int) -> list:
+    """One entry of a publish frame; ref 0 asks for no ack."""
+    return [ref, topic, payload, level] if level == LEVEL_REPLICATED else [ref, topic, payload]
 
 
 def to_bytes(data: bytes | str) -> bytes:

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,18 +15,25 @@ import zmq
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     ClientProtocol,
-    Message,
     PublishError,
     PublishResult,
     RequestError,
     StreamLedger,
     SubscribePlan,
-    SubscriptionState,
+    ack_level,
     decode_delivery,
     node_endpoint,
+    publish_entry,
     reachable_pub,
     recv_delivery,
     to_bytes,
+)
+from zdps.client.recovery import (
+    FETCH_ATTEMPTS,
+    FETCH_RETRY,
+    Delivery,
+    Inbox,
+    Pager,
 )
 from zdps.wire import E_TIMEOUT, ProtocolError
 
@@ -172,19 +179,27 @@ class Client:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, topic: str, data: bytes | str, ack: bool = True) -> PublishResult | None:
-        """Publish one message; with ``ack`` wait until the owner has sequenced it."""
-        if not ack:
+    def publish(
+        self, topic: str, data: bytes | str, ack: bool | str = True
+    ) -> PublishResult | None:
+        """Publish one message and wait for its acknowledgement at level ``ack``.
+
+        ``ack``: "owner" (or True) waits until the owner sequenced it, "replicated"
+        until its replicas stored it too, "none" (or False) does not wait.
+        """
+        level = ack_level(ack)
+        if not level:
             frame = self._proto.publish_frame([[0, topic, to_bytes(data)]])
             self._send(frame, time.monotonic() + self.timeout)
             return None
         ref = self._proto.ref()
-        return self._roundtrip(ref, self._proto.publish_frame([[ref, topic, to_bytes(data)]]))
+        frame = self._proto.publish_frame([publish_entry(ref, topic, to_bytes(data), level)])
+        return self._roundtrip(ref, frame)
 
     def publish_many(
         self,
         messages: Iterable[tuple[str, bytes | str]],
-        ack: bool = True,
+        ack: bool | str = True,
         window: int = 1000,
         batch: int = 1,
     ) -> Iterator[PublishResult | PublishError]:
@@ -206,6 +221,7 @@ class Client:
         """
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
+        level = ack_level(ack)
         timeout = self.timeout
         inflight: OrderedDict[int, float] = OrderedDict()  # ref -> sent at, oldest first
         entries: list[list] = []
@@ -257,7 +273,7 @@ class Client:
         try:
             while not unreachable:
                 # Room in the window first, so that no message is read and then dropped.
-                while ack and len(inflight) + len(entries) >= window and not unreachable:
+                while level and len(inflight) + len(entries) >= window and not unreachable:
                     if entries:
                         yield from flush()
                     else:
@@ -265,7 +281,8 @@ class Client:
                 if unreachable or (item := next(source, _END)) is _END:
                     break
                 topic, data = item
-                entries.append([self._proto.ref() if ack else 0, topic, to_bytes(data)])
+                ref = self._proto.ref() if level else 0
+                entries.append(publish_entry(ref, topic, to_bytes(data), level))
                 if len(entries) >= batch:
                     yield from flush()
                     if inflight:
@@ -285,6 +302,7 @@ class Client:
         messages: Iterable[tuple[str, bytes | str]],
         window: int = 20_000,
         batch: int = 256,
+        ack: str = "owner",
     ) -> StreamResult:
         """Publish a stream with acks, counting them instead of returning one per message.
 
@@ -294,10 +312,14 @@ class Client:
         message: nacked, or not acknowledged within the client's timeout of being
         sent). Frames leave once full (see ``publish_many`` about iterators that
         block), and the stream stops early when the node is unreachable, as in
-        ``publish_many``. ``messages`` must not use this client.
+        ``publish_many``. ``messages`` must not use this client. ``ack`` is "owner" or
+        "replicated" (see ``publish``).
         """
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
+        level = ack_level(ack)
+        if not level:
+            raise ValueError("publish_stream counts acknowledgements: ack cannot be none")
         timeout = self.timeout
         ledger = StreamLedger()
         entries: list[list] = []
@@ -344,7 +366,8 @@ class Client:
                 if unreachable or (item := next(source, _END)) is _END:
                     break
                 topic, data = item
-                entries.append([0, topic, data if type(data) is bytes else to_bytes(data)])
+                payload = data if type(data) is bytes else to_bytes(data)
+                entries.append(publish_entry(0, topic, payload, level))
                 if len(entries) >= batch:
                     flush()
                     self._drain()
@@ -359,14 +382,30 @@ class Client:
     # ------------------------------------------------------------------ subscribing
 
     def subscribe(
-        self, *topics: str, prefix: bool = False, rcvhwm: int = DEFAULT_RCVHWM
+        self,
+        *topics: str,
+        prefix: bool = False,
+        rcvhwm: int = DEFAULT_RCVHWM,
+        recover: bool = True,
+        since: int | None = None,
     ) -> Subscription:
         """Subscribe to exact topics (or prefixes); returns once the owners know it.
 
+        With ``recover`` (the default), messages missed in a gap of ``seq``, across a
+        reconnect or at an epoch change are fetched from the topic's history and
+        delivered in order before newer ones; what history no longer holds is
+        reported by a ``Gap`` (see zdps.client.recovery). Without it, messages come
+        exactly as the node's PUB sends them.
+
+        ``since``: first replay each exact topic's history from that seq of its newest
+        epoch (0: all of it), then go on live; implies ``recover``.
+
         ``rcvhwm`` is how many messages the subscription queues in this process;
         beyond that and the node's ``pub_hwm``, the node drops messages for it (a gap
-        in ``seq``).
+        in ``seq``, recovered from history when ``recover`` is on).
         """
+        if since is not None and (prefix or since < 0):
+            raise ValueError("since needs exact topics and a seq >= 0")
         plan = SubscribePlan.make(list(topics), prefix)
         sock = self._ctx.socket(zmq.SUB)
         try:
@@ -378,10 +417,36 @@ class Client:
             sock.subscribe(plan.token_subscription)
             self.request("ready", **plan.ready_args)
             sock.unsubscribe(plan.token_subscription)
+            subscription = Subscription(
+                sock, plan.groups, self._fetch if recover or since is not None else None
+            )
+            if since is not None:
+                for topic in dict.fromkeys(topics):
+                    subscription.replay(topic, self._fetch(Pager.make(topic, since=since)))
         except BaseException:
             sock.close()
             raise
-        return Subscription(sock, plan.groups)
+        return subscription
+
+    def history(self, topic: str, **args: Any) -> dict[str, Any]:
+        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §8.3)."""
+        return self.request("history", topic=topic, **args)
+
+    def _fetch(self, pager: Pager) -> list[list] | None:
+        """Every entry of a history range; None if the owner could not be reached."""
+        for attempt in range(FETCH_ATTEMPTS):
+            try:
+                while not pager.done:
+                    pager.feed(self.request("history", **pager.args))
+                return pager.entries
+            except RequestError as exc:
+                log.debug("history of %s: %s (attempt %d)", pager.args["topic"], exc, attempt)
+                time.sleep(FETCH_RETRY)
+        return None
+
+    def create_topic(self, topic: str, history: int, ttl: float) -> None:
+        """Set ``topic``'s retention: at most ``history`` messages, none older than ``ttl`` s."""
+        self.request("create", topic=topic, history=history, ttl=ttl)
 
     # ------------------------------------------------------------------ queries
 
@@ -461,30 +526,44 @@ class StreamResult:
 class Subscription:
     """Messages of a subscription, in the order each topic's owner sequenced them."""
 
-    def __init__(self, sock: zmq.Socket, groups: list[bytes]) -> None:
+    def __init__(
+        self,
+        sock: zmq.Socket,
+        groups: list[bytes],
+        fetch: Callable[[Pager], list[list] | None] | None = None,
+    ) -> None:
         self._sock = sock
-        self._state = SubscriptionState(groups)
+        self._fetch = fetch
+        self._inbox = Inbox(groups, recover=fetch is not None)
 
     @property
     def ended(self) -> bool:
         """True once every exact topic was deleted (prefix subscriptions never end)."""
-        return self._state.ended
+        return self._inbox.ended
 
-    def recv(self, timeout: float | None = None) -> Message | None:
-        """The next message; None on timeout or once the subscription has ended."""
+    def replay(self, topic: str, entries: list[list] | None) -> None:
+        self._inbox.replay(topic, entries)
+
+    def recv(self, timeout: float | None = None) -> Delivery | None:
+        """The next message or gap; None on timeout or once the subscription has ended."""
+        inbox = self._inbox
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._state.ended:
+        while not inbox.ready:
+            if inbox.ended:
+                return None
             left = None if deadline is None else _ms(deadline - time.monotonic())
             if not self._sock.poll(left):
                 return None
             message = decode_delivery(recv_delivery(self._sock))
-            if message.type != "closed":
-                return message
-            if self._state.closed(message.topic):
-                self._sock.unsubscribe(message.topic.encode() + b"\x00")
-        return None
+            fetch = inbox.live(message)
+            while inbox.unsubscribe:
+                self._sock.unsubscribe(inbox.unsubscribe.pop())
+            if fetch is not None and self._fetch is not None:
+                pager = Pager.make(fetch.topic, after=fetch.after, until=fetch.until)
+                inbox.recovered(message, self._fetch(pager))
+        return inbox.ready.popleft()
 
-    def __iter__(self) -> Iterator[Message]:
+    def __iter__(self) -> Iterator[Delivery]:
         while (message := self.recv()) is not None:
             yield message
 

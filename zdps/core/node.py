@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core import membership as mem
-from zdps.core.detector import FailureDetector, HeartbeatDetector
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.outbox import Outbox
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.router import Router, Sequencer
 from zdps.core.scope import MemberEvent, NotJoined, Scope, ScopeSend
+from zdps.core.swim import SWIM_KINDS, Swim, SwimConfig
 from zdps.topics import (
     SYNC_PREFIX,
     InvalidTopic,
@@ -93,7 +93,7 @@ COUNTERS = (
     "history_served",
 )
 
-_MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE})
+_MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE, *SWIM_KINDS})
 _BAD_INPUT = (ProtocolError, ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
@@ -101,8 +101,13 @@ _BAD_INPUT = (ProtocolError, ValueError, TypeError, KeyError, IndexError, Attrib
 class CoreConfig:
     """Tunables of the protocol cores (all times in seconds)."""
 
-    heartbeat_interval: float = 0.2
-    peer_timeout: float = 2.0
+    heartbeat_interval: float = 0.2  # pings: anti-entropy digests on the data channel
+    peer_timeout: float = 2.0  # join timeout; and a peer silent this long is dropped here
+    probe_interval: float = 0.2
+    probe_timeout: float = 0.1
+    indirect_probes: int = 3
+    suspicion_mult: float = 3.0
+    suspicion_max_mult: float = 4.0
     max_payload: int = 1024 * 1024
     ack_timeout: float = 10.0
     flow_window: int = 20_000
@@ -151,7 +156,6 @@ class NodeCore:
         seeds: list[str],
         now: float,
         config: CoreConfig | None = None,
-        detector: FailureDetector | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
         self.config = config or CoreConfig()
@@ -167,7 +171,18 @@ class NodeCore:
             node,
             incarnation,
             endpoint,
-            detector or HeartbeatDetector(self.config.peer_timeout),
+            Swim(
+                node,
+                incarnation,
+                SwimConfig(
+                    probe_interval=self.config.probe_interval,
+                    probe_timeout=self.config.probe_timeout,
+                    indirect_probes=self.config.indirect_probes,
+                    suspicion_mult=self.config.suspicion_mult,
+                    suspicion_max_mult=self.config.suspicion_max_mult,
+                    silence_timeout=self.config.peer_timeout,
+                ),
+            ),
             seeds,
             mem.MembershipConfig(
                 heartbeat_interval=self.config.heartbeat_interval,
@@ -603,17 +618,17 @@ class NodeCore:
             newest = self.history.newest(topic)[0]
             after = (newest, since - 1) if since else (0, 0)
         else:
-            after = args.get("after")
-            if not (type(after) is list and len(after) == 2 and all(type(x) is int for x in after)):
-                raise ProtocolError(E_MALFORMED, "after is [epoch, seq]")
-        entries, size = [], 0
-        for entry in self.history.fetch(topic, after[0], after[1], limit):
-            if entries and size + len(entry.payload) > HISTORY_BUDGET:
+            after = _position(args.get("after"), "after")
+        until = _position(args["until"], "until") if args.get("until") is not None else None
+        entries, size, more = [], 0, False
+        for entry in self.history.fetch(topic, after[0], after[1], limit + 1):
+            if until is not None and (entry.epoch, entry.seq) >= until:
+                break
+            if len(entries) == limit or (entries and size + len(entry.payload) > HISTORY_BUDGET):
+                more = True
                 break
             entries.append([entry.epoch, entry.seq, entry.payload])
             size += len(entry.payload)
-        newest = self.history.newest(topic)
-        more = bool(entries) and (entries[-1][0], entries[-1][1]) < newest
         self.counters["history_served"] += len(entries)
         return {"topic": topic, "node": self.node, "entries": entries, "more": more}
 
@@ -677,6 +692,7 @@ class NodeCore:
                 "endpoint": p.endpoint,
                 "state": str(p.state),
                 "since_s": round(now - p.since, 3),
+                "suspect": self.membership.detector.is_suspect(p.node),
                 "fanout_sent": self.router.peer_fanout.get(p.node, 0),
             }
             for p in sorted(self.membership.peers.values(), key=lambda p: p.node)
@@ -686,6 +702,10 @@ class NodeCore:
             "node": self.node,
             "scope": self.scope_name,
             "incarnation": self.incarnation,
+            "detector": {
+                "version": self.membership.detector.version,
+                "health": self.membership.detector.health,
+            },
             "uptime_s": round(now - self.started, 3),
             "peers": peers,
             "ring": {"nodes": sorted(self.ring.nodes), "digest": self.ring.digest()},
@@ -708,7 +728,8 @@ class NodeCore:
         old_nodes = self.ring.nodes
         for action in actions:
             if isinstance(action, mem.Send):
-                self.outbox.send(action.endpoint, action.message)
+                send = self.outbox.probe if action.urgent else self.outbox.send
+                send(action.endpoint, action.message)
             elif isinstance(action, mem.Disconnect):
                 self.outbox.disconnect(action.endpoint)
             elif isinstance(action, mem.PeerUp):
@@ -759,6 +780,12 @@ class NodeCore:
                 "count": event.count,
             }
         self.outbox.reply(key[0], API_EVENT, key[1], body)
+
+
+def _position(value: object, name: str) -> tuple[int, int]:
+    if not (type(value) is list and len(value) == 2 and all(type(x) is int for x in value)):
+        raise ProtocolError(E_MALFORMED, f"{name} is [epoch, seq]")
+    return value[0], value[1]
 
 
 def _retention(count: object, age: object) -> Retention:

@@ -1,0 +1,216 @@
+"""Gap detection and recovery for subscribers, without IO.
+
+A subscriber tracks the last ``(epoch, seq)`` it delivered per topic. A live message
+that does not follow it (a gap in seq, a new epoch after an owner change, messages
+dropped while disconnected) makes the subscriber fetch the missing range from the
+topic's history (docs/PROTOCOL.md §8.3) and deliver it, in order, before the live
+message. What history no longer holds is reported as a ``Gap``: never a silent loss.
+
+Order is ``(epoch, seq)``: an owner that holds a topic's history starts its epochs
+above every stored one, so a later epoch means a later owner. A message of an epoch
+older than the current one (from a previous owner, late) is delivered once, without
+moving the cursor.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from zdps.client.protocol import Message, SubscriptionState
+
+RECENT_EPOCHS = 8  # epochs per topic remembered to drop duplicates of late messages
+
+
+class Gap(NamedTuple):
+    """Messages ``first``..``last`` of ``epoch`` are lost for good (not in history)."""
+
+    topic: str
+    epoch: int
+    first: int
+    last: int
+    type: str = "gap"
+
+
+class Fetch(NamedTuple):
+    """Ask the owner for ``topic``'s history after ``after``, up to ``until`` (excluded)."""
+
+    topic: str
+    after: tuple[int, int]
+    until: tuple[int, int]
+
+
+Delivery = Message | Gap
+
+
+@dataclass(slots=True)
+class _Topic:
+    cursor: tuple[int, int]  # the last (epoch, seq) delivered in order
+    seen: dict[int, int] = field(default_factory=dict)  # epoch -> highest seq delivered
+
+    def note(self, epoch: int, seq: int) -> None:
+        if seq > self.seen.get(epoch, 0):
+            self.seen[epoch] = seq
+            if len(self.seen) > RECENT_EPOCHS:
+                del self.seen[min(self.seen)]
+
+    def delivered(self, epoch: int, seq: int) -> bool:
+        return seq <= self.seen.get(epoch, 0)
+
+
+@dataclass(slots=True)
+class Recovery:
+    """Decides, per live message, whether to deliver it, drop it, or fetch first."""
+
+    topics: dict[str, _Topic] = field(default_factory=dict)
+
+    def live(self, msg: Message) -> Fetch | list[Delivery]:
+        """A message from the PUB: what to deliver now, or the fetch to make first.
+
+        After a ``Fetch``, call ``recovered`` with what came back (``None`` if the
+        fetch failed) and the same message.
+        """
+        state = self.topics.get(msg.topic)
+        if state is None:
+            self.topics[msg.topic] = _Topic((msg.epoch, msg.seq), {msg.epoch: msg.seq})
+            return [msg]
+        key = (msg.epoch, msg.seq)
+        if state.delivered(*key):
+            return []  # already delivered, live or recovered
+        if msg.epoch < state.cursor[0]:
+            state.note(*key)
+            return [msg]  # late, from an earlier owner
+        if key == (state.cursor[0], state.cursor[1] + 1):
+            return self._advance(state, msg)
+        # A gap, or a new epoch: the old epoch may have a tail we never saw.
+        return Fetch(msg.topic, state.cursor, key)
+
+    def recovered(self, msg: Message, entries: list[list] | None) -> list[Delivery]:
+        """Deliver fetched ``entries`` ([epoch, seq, payload], oldest first), then ``msg``;
+        report the holes between them as gaps."""
+        state = self.topics[msg.topic]
+        out: list[Delivery] = []
+        until = (msg.epoch, msg.seq)
+        for epoch, seq, payload in entries or []:
+            if state.cursor < (epoch, seq) < until and not state.delivered(epoch, seq):
+                out += self._hole(state, msg.topic, epoch, seq)
+                out += self._advance(state, Message(msg.topic, seq, epoch, payload))
+        out += self._hole(state, msg.topic, msg.epoch, msg.seq)
+        return out + self._advance(state, msg)
+
+    def start(self, topic: str, entries: list[list]) -> list[Delivery]:
+        """Replay ``entries`` (a ``since`` request) before live messages; no gaps implied."""
+        out: list[Delivery] = []
+        for epoch, seq, payload in entries:
+            msg = Message(topic, seq, epoch, payload)
+            state = self.topics.get(topic)
+            if state is None:
+                self.topics[topic] = _Topic((epoch, seq), {epoch: seq})
+                out.append(msg)
+            elif (epoch, seq) > state.cursor:
+                out += self._hole(state, topic, epoch, seq)
+                out += self._advance(state, msg)
+        return out
+
+    def cursor(self, topic: str) -> tuple[int, int] | None:
+        state = self.topics.get(topic)
+        return state.cursor if state else None
+
+    def forget(self, topic: str) -> None:
+        """The topic was deleted: its next message starts afresh."""
+        self.topics.pop(topic, None)
+
+    @staticmethod
+    def _advance(state: _Topic, msg: Message) -> list[Delivery]:
+        state.cursor = (msg.epoch, msg.seq)
+        state.note(msg.epoch, msg.seq)
+        return [msg]
+
+    @staticmethod
+    def _hole(state: _Topic, topic: str, epoch: int, seq: int) -> list[Delivery]:
+        """The gap, if any, between the cursor and ``(epoch, seq)`` about to be delivered."""
+        first = state.cursor[1] + 1 if epoch == state.cursor[0] else 1
+        return [Gap(topic, epoch, first, seq - 1)] if seq > first else []
+
+
+FETCH_ATTEMPTS = 5  # tries of one history page while ownership settles
+FETCH_RETRY = 0.2  # seconds between tries
+
+
+@dataclass(slots=True)
+class Pager:
+    """Fetches one range of history page by page (replies carry ``more``)."""
+
+    args: dict
+    entries: list[list] = field(default_factory=list)
+    done: bool = False
+
+    @classmethod
+    def make(
+        cls,
+        topic: str,
+        since: int | None = None,
+        after: tuple[int, int] | None = None,
+        until: tuple[int, int] | None = None,
+    ) -> Pager:
+        args: dict = {"topic": topic}
+        if since is not None:
+            args["since"] = since
+        else:
+            args["after"] = list(after or (0, 0))
+        if until is not None:
+            args["until"] = list(until)
+        return cls(args)
+
+    def feed(self, reply: dict) -> None:
+        page = reply["entries"]
+        self.entries += page
+        if reply["more"] and page:
+            self.args = {k: v for k, v in self.args.items() if k != "since"}
+            self.args["after"] = page[-1][:2]
+        else:
+            self.done = True
+
+
+class Inbox:
+    """A subscription's deliveries, without IO: live messages in, messages and gaps out.
+
+    Handles ``closed`` (a deleted topic ends an exact subscription) and, when
+    ``recover`` is on, gap recovery; the IO side performs the fetches it asks for.
+    """
+
+    def __init__(self, groups: list[bytes], recover: bool) -> None:
+        self.state = SubscriptionState(groups)
+        self.recovery = Recovery() if recover else None
+        self.ready: deque[Delivery] = deque()
+        self.unsubscribe: list[bytes] = []  # groups the SUB socket must drop
+
+    @property
+    def ended(self) -> bool:
+        return not self.ready and self.state.ended
+
+    def live(self, msg: Message) -> Fetch | None:
+        """Take one message from the PUB; a Fetch must be answered with ``recovered``."""
+        if msg.type == "closed":
+            if self.recovery is not None:
+                self.recovery.forget(msg.topic)
+            if self.state.closed(msg.topic):
+                self.unsubscribe.append(msg.topic.encode() + b"\x00")
+        elif self.recovery is None:
+            self.ready.append(msg)
+        else:
+            outcome = self.recovery.live(msg)
+            if isinstance(outcome, Fetch):
+                return outcome
+            self.ready.extend(outcome)
+        return None
+
+    def recovered(self, msg: Message, entries: list[list] | None) -> None:
+        assert self.recovery is not None
+        self.ready.extend(self.recovery.recovered(msg, entries))
+
+    def replay(self, topic: str, entries: list[list] | None) -> None:
+        """History entries (a ``since`` request) go before anything live."""
+        assert self.recovery is not None
+        self.ready.extend(self.recovery.start(topic, entries or []))

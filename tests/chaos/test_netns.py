@@ -8,29 +8,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.chaos.netlab import NetLab, available, timed
+from tests.chaos.netlab import NetLab, timed
 
 pytestmark = pytest.mark.timeout(180)
 
-REASON = available()
 PEER_TIMEOUT = 2.0
 HEAL_LIMIT = 3.0  # issue: identical membership and ring within 3 s of the heal
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[NetLab]:
-    if REASON:
-        pytest.skip(REASON)
-    net = NetLab(tmp_path)
-    try:
-        yield net
-    finally:
-        net.destroy()
 
 
 def three_hosts(lab: NetLab) -> list:

@@ -1,0 +1,279 @@
+"""Seeded fault schedules over a real network stack, with invariants checked after each.
+
+Four nodes, each on its own namespaced host. One publisher (a thread of this process,
+its client inside one host's namespace) publishes at a steady rate at ``replicated``
+ack level; one ``zdps subscribe --json`` per host records what arrives. Meanwhile a
+seeded schedule kills, freezes, cuts off, partitions and degrades hosts. Then every
+fault is healed and the invariants are checked (see ``check``). Figures add up into
+the one "chaos summary:" line printed at the end of the run.
+
+ZDPS_CHAOS=quick (the default, for CI) runs a few short schedules; ZDPS_CHAOS=long
+runs ZDPS_CHAOS_SCHEDULES (default 50) longer ones. ZDPS_CHAOS_SEED picks the first
+seed; schedule k uses seed + k, and a failure names its seed and schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chaos import faults
+from tests.chaos.faults import KINDS, Fault
+from tests.chaos.figures import Figures
+from tests.chaos.netlab import Host, NetLab, available, delay_available, firewall_available, timed
+from tests.chaos.schedules import make_schedule
+from tests.cluster.harness import wait_for, zdps_command
+from zdps import ZdpsError
+
+MODE = os.environ.get("ZDPS_CHAOS", "quick")
+LONG = MODE == "long"
+SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "6"))
+FIRST_SEED = int(os.environ.get("ZDPS_CHAOS_SEED", "1"))
+HOSTS = 4
+HORIZON = 20.0 if LONG else 12.0  # seconds of faults (and publishing) per schedule
+FAULTS = 5 if LONG else 3  # at most, per schedule
+RATE = 25.0  # publishes per second
+TOPICS = ("chaos.a", "chaos.b", "chaos.c")
+PUBLISH_TIMEOUT = 3.0
+CONVERGE_LIMIT = 30.0  # after the heal; the slowest one is reported
+SETTLE_LIMIT = 30.0  # for subscribers to catch up and topic membership to agree
+AFTER_HEAL = 10  # publishes after convergence, every one of which must be acked
+
+
+def _replicated_acks() -> bool:
+    """Whether this zdps has ack levels (``publish --ack``); else acks are the owner's."""
+    done = subprocess.run([*zdps_command(), "publish", "--help"], capture_output=True, text=True)
+    return "--ack" in done.stdout
+
+
+ACK = "replicated" if _replicated_acks() else "owner"
+
+
+@dataclass
+class Publisher:
+    """Publishes unique ids at a steady rate through ``host`` until ``until``."""
+
+    host: Host
+    prefix: str
+    until: float
+    acked: dict[str, int] = field(default_factory=dict)  # id -> seq
+    failed: dict[str, str] = field(default_factory=dict)  # id -> error code
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            with self.host.client(timeout=PUBLISH_TIMEOUT) as client:
+                index, next_at = 0, time.monotonic()
+                while next_at < self.until:
+                    self.done.wait(max(0.0, next_at - time.monotonic()))  # the steady rate
+                    self.publish(client, f"{self.prefix}-{index}", TOPICS[index % len(TOPICS)])
+                    index += 1
+                    next_at = max(next_at + 1 / RATE, time.monotonic())  # no bursts after a stall
+        finally:
+            self.done.set()
+
+    def publish(self, client: Any, ident: str, topic: str) -> None:
+        try:
+            if ACK == "replicated":
+                result = client.publish(topic, ident, ack="replicated")
+            else:
+                result = client.publish(topic, ident)
+            self.acked[ident] = result.seq
+        except ZdpsError as exc:  # refused, or uncertain: counted, never retried
+            self.failed[ident] = exc.code
+
+
+@dataclass
+class Received:
+    """What one subscriber printed: messages and unrecoverable gaps."""
+
+    host: str
+    messages: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+
+    @classmethod
+    def read(cls, host: str, path: Path) -> Received:
+        messages, gaps = [], []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:  # the line being written right now
+                continue
+            (gaps if "gap" in obj else messages).append(obj.get("gap", obj))
+        return cls(host, messages, gaps)
+
+    @property
+    def ids(self) -> set[str]:
+        return {m["data"] for m in self.messages}
+
+
+def check(
+    publisher: Publisher, received: list[Received], figures: Figures
+) -> tuple[list[str], dict[str, Any]]:
+    """The delivery invariants; returns the violations and this schedule's figures."""
+    problems: list[str] = []
+    where: dict[tuple[str, int, int], str] = {}  # (topic, epoch, seq) -> id, across subscribers
+    redelivered = 0
+    for sub in received:
+        seen: Counter = Counter((m["topic"], m["epoch"], m["seq"]) for m in sub.messages)
+        copies: Counter = Counter((m["topic"], m["epoch"], m["data"]) for m in sub.messages)
+        dups = [key for key, n in seen.items() if n > 1] + [k for k, n in copies.items() if n > 1]
+        if dups:
+            problems.append(f"{sub.host}: duplicates within an epoch: {dups[:5]}")
+        redelivered += len(sub.messages) - len(sub.ids)
+        for m in sub.messages:
+            key = (m["topic"], m["epoch"], m["seq"])
+            if where.setdefault(key, m["data"]) != m["data"]:
+                problems.append(
+                    f"{key} is {where[key]!r} at one subscriber, {m['data']!r} at {sub.host}"
+                )
+        missing = sorted(set(publisher.acked) - sub.ids)
+        if missing and ACK == "replicated":
+            problems.append(
+                f"{sub.host}: {len(missing)} acknowledged message(s) lost: {missing[:5]}"
+            )
+    delivered = set().union(*(sub.ids for sub in received)) if received else set()
+    acked_lost = {i for sub in received for i in set(publisher.acked) - sub.ids}
+    this = {
+        "published": len(publisher.acked) + len(publisher.failed),
+        "acked": len(publisher.acked),
+        "delivered": len(delivered),
+        "acked_lost": len(acked_lost),
+        "unacked_lost": len(set(publisher.failed) - delivered),
+        "gaps": sum(len(sub.gaps) for sub in received),
+        "redelivered": redelivered,
+        "failures": dict(Counter(publisher.failed.values())),
+    }
+    for name in ("published", "acked", "delivered", "acked_lost", "unacked_lost", "gaps"):
+        setattr(figures, name, getattr(figures, name) + this[name])
+    figures.redelivered += redelivered
+    return problems, this
+
+
+def topic_views(lab: NetLab) -> list[dict[str, Any]] | None:
+    """Every running host's view of every topic, or None if one does not answer."""
+    views = []
+    for host in lab.hosts:
+        try:
+            with host.client() as client:
+                views.append({topic: client.members(topic) for topic in TOPICS})
+        except (ZdpsError, OSError):
+            return None
+    return views
+
+
+def run_schedule(lab: NetLab, schedule: list[Fault], publisher: Publisher, t0: float) -> None:
+    """Inject and revert each fault at its time (the waits are the faults' durations)."""
+    events = [(f.at, 1, faults.inject, f) for f in schedule]
+    events += [(f.end, 0, faults.revert, f) for f in schedule]
+    for at, _, action, fault in sorted(events, key=lambda e: e[:2]):
+        publisher.done.wait(max(0.0, t0 + at - time.monotonic()))
+        action(lab, fault)
+
+
+@pytest.fixture(scope="module")
+def kinds(chaos_figures: Figures) -> tuple[str, ...]:
+    chaos_figures.mode = f"{MODE} (first seed {FIRST_SEED})"
+    chaos_figures.ack_level = ACK
+    reason = available() or firewall_available()
+    if reason:
+        chaos_figures.skipped = reason
+        pytest.skip(reason)
+    if ACK != "replicated":
+        chaos_figures.notes.append("acks at owner level (no --ack replicated): losses only counted")
+    delay_reason = delay_available()
+    if delay_reason:
+        chaos_figures.notes.append(f"delay skipped: {delay_reason}")
+        return tuple(k for k in KINDS if k != faults.DELAY)
+    chaos_figures.notes.append(f"delay {faults.DELAY_S * 1000:.0f} ms by NFQUEUE")
+    return KINDS
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + SCHEDULES))
+def test_schedule_keeps_the_invariants(
+    seed: int, lab: NetLab, kinds: tuple[str, ...], chaos_figures: Figures
+) -> None:
+    hosts = [lab.add_host() for _ in range(HOSTS)]
+    lab.start(hosts[0])
+    for host in hosts[1:]:
+        lab.start(host, seeds=[hosts[0]])
+    timed(lab.converged, 20, "the hosts to form a mesh")
+    subscribers = {
+        host.name: lab.spawn(
+            host, ["subscribe", "--json", "--node", host.api, *TOPICS], f"sub-{host.name}"
+        )
+        for host in hosts
+    }
+    for name in subscribers:
+        err = lab.workdir / f"sub-{name}.err"
+        wait_for(lambda err=err: "subscribed" in err.read_text(), 15, f"the subscriber on {name}")
+
+    schedule = make_schedule(seed, [h.name for h in hosts], HORIZON, kinds, FAULTS)
+    told = f"seed {seed}: " + "; ".join(map(str, schedule))
+    print(f"\n{told}")
+    t0 = time.monotonic()
+    publisher = Publisher(hosts[seed % HOSTS], f"s{seed}", t0 + HORIZON)
+    thread = threading.Thread(target=publisher.run, name="publisher")
+    thread.start()
+    try:
+        run_schedule(lab, schedule, publisher, t0)
+        # Timed from the end of the last fault, while the publisher goes on.
+        lab.heal()
+        took = timed(lab.converged, CONVERGE_LIMIT, f"membership and ring to converge ({told})")
+    finally:
+        thread.join(HORIZON + PUBLISH_TIMEOUT + 30)
+    chaos_figures.schedules += 1
+    chaos_figures.faults.update(f.kind for f in schedule)
+    chaos_figures.converged(took, seed)
+    live = {name: path for name, (proc, path) in subscribers.items() if proc.poll() is None}
+    expected = sorted(live)
+
+    def membership_agrees() -> bool:
+        views = topic_views(lab)
+        return (
+            bool(views)
+            and all(v == views[0] for v in views)
+            and all(sorted(view["nodes"]) == expected for view in views[0].values())
+        )
+
+    problems = []
+    try:
+        wait_for(membership_agrees, SETTLE_LIMIT, "topic membership to agree")
+    except AssertionError:
+        problems.append(f"topic membership differs or has ghosts: {topic_views(lab)}")
+    # The cluster serves again: publishes after the heal are all acknowledged.
+    after = Publisher(publisher.host, f"s{seed}-after", 0)
+    with publisher.host.client(timeout=PUBLISH_TIMEOUT) as client:
+        for index in range(AFTER_HEAL):
+            after.publish(client, f"{after.prefix}-{index}", TOPICS[index % len(TOPICS)])
+    if after.failed:
+        problems.append(f"publishes after the heal failed: {after.failed}")
+    publisher.acked.update(after.acked)
+    publisher.failed.update(after.failed)
+
+    def caught_up() -> bool:
+        return all(set(publisher.acked) <= Received.read(n, p).ids for n, p in live.items())
+
+    with contextlib.suppress(AssertionError):  # what is missing, check() reports below
+        wait_for(caught_up, SETTLE_LIMIT, "subscribers to receive every acknowledged message")
+    ended = sorted(set(subscribers) - set(live))
+    if ended:
+        problems.append(f"subscribers ended during the schedule: {ended}")
+    received = [Received.read(name, path) for name, path in live.items()]
+    found, this = check(publisher, received, chaos_figures)
+    problems += found
+    print(f"seed {seed}: converged in {took:.2f} s; {this}")
+    if problems:
+        chaos_figures.failed.append(seed)
+    assert not problems, f"{told}\n" + "\n".join(problems)

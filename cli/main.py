@@ -75,14 +75,55 @@ def cli() -> None:
     "--scope", help="Cluster name; nodes of different scopes never merge.  [default: default]"
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
-@click.option("--heartbeat-interval", type=float, help="Seconds between pings.  [default: 0.2]")
+@click.option(
+    "--heartbeat-interval",
+    type=float,
+    help="Seconds between pings (anti-entropy digests).  [default: 0.2]",
+)
 @click.option(
     "--peer-timeout",
     type=float,
-    help="Seconds of silence after which a peer is dead.  [default: 2.0]",
+    help="Seconds to wait for a joining peer, and of silence after which this node alone "
+    "drops a peer.  [default: 2.0]",
+)
+@click.option(
+    "--probe-interval", type=float, help="Seconds between failure probes.  [default: 0.2]"
+)
+@click.option(
+    "--probe-timeout",
+    type=float,
+    help="Seconds to wait for a probe's ack before asking other peers.  [default: 0.1]",
+)
+@click.option(
+    "--indirect-probes", type=int, help="Peers asked to probe an unanswering one.  [default: 3]"
+)
+@click.option(
+    "--suspicion-mult",
+    type=float,
+    help="Shortest suspicion before a dead verdict, in probe intervals.  [default: 3]",
+)
+@click.option(
+    "--suspicion-max-mult",
+    type=float,
+    help="Longest suspicion, in shortest suspicions.  [default: 4]",
 )
 @click.option(
     "--max-payload", type=int, help="Largest accepted payload in bytes.  [default: 1048576]"
+)
+@click.option(
+    "--history",
+    type=int,
+    help="Messages each topic keeps for recovery, unless set by `topic create`.  [default: 1000]",
+)
+@click.option(
+    "--history-ttl",
+    type=float,
+    help="Seconds a message stays in history, unless set by `topic create`.  [default: 3600]",
+)
+@click.option(
+    "--replicas",
+    type=int,
+    help="Nodes after a topic's owner that keep a copy of its history.  [default: 1]",
 )
 def start(config_path: Path | None, **flags: Any) -> None:
     """Run a node in the foreground until SIGTERM or SIGINT."""

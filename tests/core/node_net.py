@@ -6,7 +6,8 @@ each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.node``) d
 * ``outbox.peers`` becomes ONE envelope frame per endpoint per turn, encoded with
   ``zdps.wire.encode_envelope(scope, node, incarnation, messages)``, and is handed to
   ``on_cluster_frame`` of the node listening at that endpoint (``inproc://<id>``, or an
-  ``alias``);
+  ``alias``); ``outbox.urgent`` (the daemon's probe channel) goes the same way, as its
+  own envelope ahead of the data one, on the same simulated link;
 * ``outbox.deliveries`` is what the local XPUB would publish: recorded per node as
   ``Delivery(time, topic, header, payload)`` with the header decoded. A delivery the
   daemon could not send (topic not text, header or payload not bytes) raises
@@ -522,9 +523,10 @@ class SimNet:
         now = self.clock
         for endpoint in out.disconnects:
             self.disconnects[node].append((now, endpoint))
-        for endpoint, messages in out.peers.items():
-            frame = encode_envelope(core.scope_name, core.node, core.incarnation, messages)
-            self._send(node, endpoint, frame)
+        for channel in (out.urgent, out.peers):
+            for endpoint, messages in channel.items():
+                frame = encode_envelope(core.scope_name, core.node, core.incarnation, messages)
+                self._send(node, endpoint, frame)
         for topic, header, payload in out.deliveries:
             if not (isinstance(topic, str) and isinstance(header, bytes)):
                 raise DaemonCrash(f"{node} cannot publish {topic!r}/{header!r}")

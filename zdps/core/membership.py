@@ -10,8 +10,9 @@ Protocol (docs/PROTOCOL.md, "Membership"):
   before it reads the sender's scope sync that follows.
 * Every alive peer gets a ``ping`` each heartbeat interval. A ping carries a digest of the
   sender's view; a peer whose view differs answers with ``peers`` so views converge.
-* Anything heard from a peer counts as a sign of life; the failure detector declares
-  peers dead. A ``bye`` removes the sender at once (graceful leave).
+* The SWIM detector (``swim.py``) watches every alive peer and declares peers dead; its
+  messages go on the probe channel (``Send.urgent``). Anything heard from a peer counts
+  as a sign of life for its silence backstop. A ``bye`` removes the sender at once.
 * A hello with a new incarnation from a known node id means the node restarted: the old
   incarnation is removed before the new one is added.
 * A peer declared dead may only be cut off: its endpoint is redialed with backoff, as
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from zdps.core.detector import FailureDetector
+from zdps.core import swim
 from zdps.core.ring import node_set_digest
 from zdps.endpoints import is_dialable
 from zdps.wire import BYE, E_MALFORMED, HELLO, PEERS, PING, ProtocolError
@@ -54,10 +55,15 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send ``message`` to whatever node listens at ``endpoint``."""
+    """Send ``message`` to whatever node listens at ``endpoint``.
+
+    ``urgent`` messages (the detector's) take the probe channel, so they never wait
+    behind data.
+    """
 
     endpoint: str
     message: list
+    urgent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,7 @@ class Membership:
     node: str
     incarnation: int
     endpoint: str
-    detector: FailureDetector
+    detector: swim.Swim
     seeds: list[str] = field(default_factory=list)
     config: MembershipConfig = field(default_factory=MembershipConfig)
     peers: dict[str, Peer] = field(default_factory=dict)
@@ -156,7 +162,7 @@ class Membership:
         self.detector.heard(node, now)
 
     def handle(self, node: str, incarnation: int, message: list, now: float) -> list[Action]:
-        """Apply a hello, peers, ping or bye from ``node``."""
+        """Apply a hello, peers, ping, bye or detector message from ``node``."""
         kind = message[0]
         if kind == HELLO:
             return self._on_hello(node, incarnation, _field(message, dict), now)
@@ -173,6 +179,8 @@ class Membership:
             return self._learn(_peer_list_arg(_field(message, dict)), now)
         if kind == BYE:
             return self._remove(node, "left", now)
+        if kind in swim.SWIM_KINDS:
+            return self._detected(self.detector.handle(node, message, now), now)
         raise ProtocolError(E_MALFORMED, f"unknown membership message {kind!r}")
 
     def tick(self, now: float) -> list[Action]:
@@ -180,8 +188,7 @@ class Membership:
         actions: list[Action] = []
         if self._leaving:
             return actions
-        for node in self.detector.dead(now):
-            actions += self._remove(node, "dead", now)
+        actions += self._detected(self.detector.tick(now), now)
         interval = self.config.heartbeat_interval
         for peer in list(self.peers.values()):
             if peer.state is PeerState.JOINING:
@@ -289,12 +296,22 @@ class Membership:
                 actions.append(Disconnect(peer.endpoint))
             self.peers[node] = Peer(node, advertise, incarnation, PeerState.ALIVE, now)
             self._tombstones.pop(node, None)
-            self.detector.heard(node, now)
+            self.detector.add(node, incarnation, now)
             actions.append(PeerUp(node, advertise))
         else:
             actions.append(PeerUp(node, advertise))  # known peer: pg answers with a sync again
         actions += self._learn(peers, now)
         return actions
+
+    def _detected(self, actions: list[swim.Action], now: float) -> list[Action]:
+        """The detector's messages (to alive peers) and deaths, as membership actions."""
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, swim.Dead):
+                out += self._remove(action.node, "dead", now)
+            elif action.node in self.peers:
+                out.append(Send(self.peers[action.node].endpoint, action.message, urgent=True))
+        return out
 
     def _on_stranger_ping(
         self, node: str, incarnation: int, body: dict, now: float
@@ -329,7 +346,7 @@ class Membership:
         peer = self.peers.pop(node, None)
         if peer is None:
             return []
-        self.detector.forget(node)
+        self.detector.remove(node)
         self._tombstones[node] = (peer.incarnation, now + self.config.tombstone_ttl)
         if reason == "dead" and peer.state is PeerState.ALIVE:
             # It may be cut off rather than gone: keep dialing it, so that both sides

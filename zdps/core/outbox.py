@@ -18,6 +18,7 @@ class Outbox:
     """Pending sends, ordered per destination."""
 
     peers: dict[str, list[list]] = field(default_factory=dict)
+    urgent: dict[str, list[list]] = field(default_factory=dict)  # the probe channel
     disconnects: list[str] = field(default_factory=list)
     deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     clients: dict[bytes, list[list]] = field(default_factory=dict)
@@ -27,6 +28,15 @@ class Outbox:
     def send(self, endpoint: str, message: list) -> None:
         """Queue one control message to the node at ``endpoint``."""
         self.peers.setdefault(endpoint, []).append(message)
+
+    def probe(self, endpoint: str, message: list) -> None:
+        """Queue a failure-detector message: it goes on the probe channel, never behind data."""
+        self.urgent.setdefault(endpoint, []).append(message)
+
+    def take_urgent(self) -> dict[str, list[list]]:
+        """Hand over the probe-channel messages now (the IO layer sends them mid-turn)."""
+        urgent, self.urgent = self.urgent, {}
+        return urgent
 
     def merge(self, endpoint: str, message: list) -> None:
         """Queue a message whose body is a map of absolute values (a scope ``update``).
@@ -67,11 +77,13 @@ class Outbox:
     def disconnect(self, endpoint: str) -> None:
         """Drop the connection to ``endpoint`` with anything still queued to it."""
         self.peers.pop(endpoint, None)
+        self.urgent.pop(endpoint, None)
         self.disconnects.append(endpoint)
 
     def __bool__(self) -> bool:
         return bool(
             self.peers
+            or self.urgent
             or self.disconnects
             or self.deliveries
             or self.clients

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zdps.core.node import MAX_HISTORY, MAX_HISTORY_TTL
 from zdps.endpoints import endpoint_problem, is_wildcard
 
 DEFAULT_CLUSTER = "tcp://127.0.0.1:7710"
@@ -41,8 +42,16 @@ class Config:
     log_level: str = "info"
     heartbeat_interval: float = 0.2
     peer_timeout: float = 2.0
+    probe_interval: float = 0.2
+    probe_timeout: float = 0.1
+    indirect_probes: int = 3
+    suspicion_mult: float = 3.0
+    suspicion_max_mult: float = 4.0
     max_payload: int = 1024 * 1024
     pub_hwm: int = 100_000
+    history: int = 1000
+    history_ttl: float = 3600.0
+    replicas: int = 1
 
     @property
     def advertised(self) -> str:
@@ -70,17 +79,30 @@ class Config:
             )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-        for key in ("heartbeat_interval", "peer_timeout"):
+        for key in ("heartbeat_interval", "peer_timeout", "probe_interval", "probe_timeout"):
             if not math.isfinite(getattr(self, key)) or getattr(self, key) > 3600:
                 raise ConfigError(f"{key} must be a finite number of seconds (at most 3600)")
         if self.heartbeat_interval <= 0:
             raise ConfigError("heartbeat_interval must be positive")
         if self.peer_timeout < 3 * self.heartbeat_interval:
             raise ConfigError("peer_timeout must be at least 3 heartbeat intervals")
+        if not 0 < self.probe_timeout < self.probe_interval:
+            raise ConfigError("probe_timeout must be positive and shorter than probe_interval")
+        if not 0 <= self.indirect_probes <= 16:
+            raise ConfigError("indirect_probes must be 0 to 16")
+        for key in ("suspicion_mult", "suspicion_max_mult"):
+            if not 1 <= getattr(self, key) <= 1000:
+                raise ConfigError(f"{key} must be 1 to 1000")
         if not 1 <= self.max_payload <= MAX_PAYLOAD_LIMIT:
             raise ConfigError(f"max_payload must be 1 to {MAX_PAYLOAD_LIMIT} bytes")
         if self.pub_hwm < 0:
             raise ConfigError("pub_hwm must not be negative")
+        if not 0 <= self.history <= MAX_HISTORY:
+            raise ConfigError(f"history must be 0 to {MAX_HISTORY} messages per topic")
+        if not (math.isfinite(self.history_ttl) and 0 < self.history_ttl <= MAX_HISTORY_TTL):
+            raise ConfigError(f"history_ttl must be over 0 and at most {MAX_HISTORY_TTL:g} s")
+        if not 0 <= self.replicas <= 8:
+            raise ConfigError("replicas must be 0 to 8")
         return self
 
 

@@ -5,6 +5,11 @@ socket starves the others), feeds the frames to the core, runs due timers, then
 flushes the core's outbox: one frame per peer, replies per client, deliveries to the
 XPUB. Sends never block the loop: a peer whose queue is full keeps a backlog that is
 retried when its socket becomes writable.
+
+Each peer gets two DEALERs to its cluster ROUTER: the data link, and the probe channel
+for the failure detector. The peer's ROUTER fair-queues between the two connections,
+so a probe is read after at most one frame of each other link, not behind a data
+backlog; its answer is sent as soon as the frame is handled, not at the end of the turn.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 FRAME_BUDGET = 32 * 1024 * 1024  # outgoing envelopes are split to stay under this
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
+PROBE_HWM = 1000  # probe-channel envelopes queued per peer; beyond that they are dropped
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 SHUTDOWN_LINGER_MS = 1000
 _get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
@@ -68,6 +74,7 @@ class Node:
         self.ctx = zmq.Context()
         self.incarnation = time.time_ns()
         self._dealers: dict[str, zmq.Socket] = {}
+        self._probers: dict[str, zmq.Socket] = {}  # the probe channel, per peer endpoint
         self._backlog: dict[str, deque[bytes]] = {}
         self._stopping = False
         self._api_paused = False
@@ -91,7 +98,15 @@ class Node:
             CoreConfig(
                 heartbeat_interval=config.heartbeat_interval,
                 peer_timeout=config.peer_timeout,
+                probe_interval=config.probe_interval,
+                probe_timeout=config.probe_timeout,
+                indirect_probes=config.indirect_probes,
+                suspicion_mult=config.suspicion_mult,
+                suspicion_max_mult=config.suspicion_max_mult,
                 max_payload=config.max_payload,
+                history=config.history,
+                history_ttl=config.history_ttl,
+                replicas=config.replicas,
             ),
             info={
                 "version": __version__,
@@ -123,18 +138,21 @@ class Node:
     def _bound(sock: zmq.Socket) -> str:
         return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
-    def _dealer(self, endpoint: str) -> zmq.Socket:
-        sock = self._dealers.get(endpoint)
+    def _dealer(self, endpoint: str, probe: bool = False) -> zmq.Socket | None:
+        """The data link (or probe channel) to ``endpoint``; None if it cannot be dialed."""
+        sockets = self._probers if probe else self._dealers
+        sock = sockets.get(endpoint)
         if sock is None:
             sock = self.ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, PEER_HWM)
+            sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)
             try:
                 sock.connect(endpoint)
-            except zmq.ZMQError:
+            except zmq.ZMQError as exc:  # the core checks endpoints; this is the last guard
                 sock.close(0)
-                raise
-            self._dealers[endpoint] = sock
+                self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {exc}")
+                return None
+            sockets[endpoint] = sock
         return sock
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -251,6 +269,8 @@ class Node:
                 core.bad_input(E_MALFORMED, "cluster message of more than one frame")
             else:
                 core.on_cluster_frame(body, now)
+                if core.outbox.urgent:  # answer probes now, not after the whole drain
+                    self._send_urgent(core.outbox.take_urgent())
 
     def _drain_api(self, now: float) -> None:
         core = self.core
@@ -302,6 +322,11 @@ class Node:
             if sock is not None:
                 self.poller.unregister(sock)
                 sock.close(0)
+            prober = self._probers.pop(endpoint, None)
+            if prober is not None:
+                prober.close(0)
+        if out.urgent:
+            self._send_urgent(out.urgent)
         if out.peers:
             core = self.core
             header = (core.scope_name, core.node, core.incarnation)
@@ -335,16 +360,26 @@ class Node:
         if backlog:
             backlog.append(frame)
             return
-        try:
-            sock = self._dealer(endpoint)
-        except zmq.ZMQError as exc:  # the core checks endpoints; this is the last guard
-            self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {exc}")
+        sock = self._dealer(endpoint)
+        if sock is None:
             return
         try:
             sock.send(frame, zmq.NOBLOCK)
         except zmq.Again:
             self._backlog[endpoint] = deque([frame])
             self.poller.register(sock, zmq.POLLOUT)
+
+    def _send_urgent(self, urgent: dict[str, list[list]]) -> None:
+        """Probe-channel envelopes: sent now or dropped (a late probe is worthless)."""
+        core = self.core
+        for endpoint, messages in urgent.items():
+            sock = self._dealer(endpoint, probe=True)
+            if sock is not None:
+                with contextlib.suppress(zmq.Again):
+                    sock.send(
+                        encode_envelope(core.scope_name, core.node, core.incarnation, messages),
+                        zmq.NOBLOCK,
+                    )
 
     def _retry_backlog(self, endpoint: str) -> None:
         backlog = self._backlog.get(endpoint)
@@ -360,7 +395,13 @@ class Node:
 
     def close(self) -> None:
         """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
-        for sock in (self.cluster, self.api, self.pub, *self._dealers.values()):
+        for sock in (
+            self.cluster,
+            self.api,
+            self.pub,
+            *self._dealers.values(),
+            *self._probers.values(),
+        ):
             sock.close()
         self.ctx.term()
         self._wake_r.close()

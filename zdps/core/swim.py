@@ -1,0 +1,417 @@
+"""SWIM failure detection with Lifeguard's refinements, as a sans-IO state machine.
+
+A heartbeat timeout alone declares a node dead when it is merely slow, or cut off
+from one peer only, and each node decides on its own. SWIM asks other peers before
+accusing anyone, lets the accused refute, and spreads the verdict, so a crash is known
+everywhere quickly while a busy node survives. Protocol (docs/PROTOCOL.md §4.4):
+
+* Each probe interval one peer is probed (round-robin over a list shuffled each round);
+  ``probe`` is answered by ``probe_ack``. Without an ack within ``probe_timeout``, up to
+  ``indirect_probes`` other peers get a ``probe_req``: they probe the target and relay
+  its ack, or send ``probe_nack`` when they got none.
+* No ack by the end of the probe interval: the target is *suspected*. ``suspect`` goes
+  to every peer (the accused included, and to it again every probe interval).
+* The accused refutes: it raises its ``version`` above the accusation's and sends
+  ``alive`` to every peer. A node is identified by (incarnation, version): the
+  incarnation is its restart identity, the version counts its refutations. Verdicts
+  about another incarnation are ignored, so a new life is never killed by news of an
+  old one.
+* A suspicion not refuted in time makes the peer dead here, and ``dead`` goes to every
+  other peer. The timeout falls from its maximum to its minimum as other peers
+  independently suspect the same node (Lifeguard's dynamic suspicion timeout).
+* Local health (Lifeguard): missed nacks, refutations and this node's own stalls raise
+  a score that stretches its probe timeouts, so a struggling node accuses less.
+* A ``tick`` much later than its deadline means this node itself stalled: that time is
+  not held against its peers, so in-flight probes get fresh deadlines.
+* A peer not heard from at all for ``silence_timeout`` is dropped here, without a
+  verdict: a link that fails one way is masked by indirect probes, yet loses data.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from zdps.wire import (
+    ALIVE,
+    DEAD,
+    E_MALFORMED,
+    PROBE,
+    PROBE_ACK,
+    PROBE_NACK,
+    PROBE_REQ,
+    SUSPECT,
+    ProtocolError,
+)
+
+SWIM_KINDS = frozenset({PROBE, PROBE_REQ, PROBE_ACK, PROBE_NACK, SUSPECT, ALIVE, DEAD})
+HEALTH_MAX = 8  # probe timeouts are stretched by 1 to HEALTH_MAX times
+EXPECTED_CONFIRMATIONS = 3  # Lifeguard's K: suspicions that bring the timeout to its minimum
+NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
+
+
+@dataclass(frozen=True, slots=True)
+class Tell:
+    """Send ``message`` to peer ``node`` on the probe channel."""
+
+    node: str
+    message: list
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """``node`` is dead here (already forgotten by the detector)."""
+
+    node: str
+
+
+Action = Tell | Dead
+
+
+@dataclass(slots=True)
+class SwimConfig:
+    """Detector timings, in seconds except the multipliers (see docs/PROTOCOL.md §4.4)."""
+
+    probe_interval: float = 0.2
+    probe_timeout: float = 0.1
+    indirect_probes: int = 3
+    suspicion_mult: float = 3.0  # minimum suspicion: this many probe intervals (times log10 n)
+    suspicion_max_mult: float = 4.0  # maximum suspicion: this many minimums
+    silence_timeout: float = 2.0
+
+
+@dataclass(slots=True)
+class _Suspicion:
+    started: float
+    expected: int  # confirmations that bring the timeout down to ``low``
+    low: float
+    high: float
+    accusers: set[str]
+    next_tell: float
+    confirmations: int = 0
+
+    def deadline(self) -> float:
+        if self.expected < 1:
+            return self.started + self.low
+        done = math.log(self.confirmations + 1) / math.log(self.expected + 1)
+        return self.started + max(self.low, self.high - done * (self.high - self.low))
+
+
+@dataclass(slots=True)
+class _Peer:
+    incarnation: int
+    last_heard: float
+    version: int = 0
+    suspicion: _Suspicion | None = None
+
+
+@dataclass(slots=True)
+class _Probe:
+    target: str
+    seq: int
+    ask_at: float  # no ack by then: ask helpers
+    end: float  # no ack by then: suspect the target
+    asked: bool = False
+    helpers: int = 0
+    nacks: int = 0
+
+    def due(self) -> float:
+        return self.end if self.asked else self.ask_at
+
+
+@dataclass(slots=True)
+class _Relay:
+    requester: str
+    seq: int  # the requester's probe
+    deadline: float
+
+
+class Swim:
+    """The failure detector of one node: which alive peers are suspect, and who is dead."""
+
+    def __init__(
+        self,
+        node: str,
+        incarnation: int,
+        config: SwimConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node = node
+        self.incarnation = incarnation
+        self.config = config or SwimConfig()
+        self.rng = rng or random.Random(f"{node}:{incarnation}")
+        self.version = 0
+        self.health = 0
+        self.peers: dict[str, _Peer] = {}
+        self._order: list[str] = []
+        self._cursor = 0
+        self._last_target: str | None = None
+        self._probe: _Probe | None = None
+        self._next_probe = 0.0
+        self._relays: dict[int, _Relay] = {}
+        self._seq = 0
+
+    # ------------------------------------------------------------------ views
+
+    def is_suspect(self, node: str) -> bool:
+        peer = self.peers.get(node)
+        return peer is not None and peer.suspicion is not None
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` has something to do."""
+        if not self.peers:
+            return None
+        probe = self._probe
+        deadline = self._next_probe if probe is None else probe.due()
+        silence = self.config.silence_timeout
+        for peer in self.peers.values():
+            deadline = min(deadline, peer.last_heard + silence)
+            if peer.suspicion is not None:
+                deadline = min(deadline, peer.suspicion.deadline(), peer.suspicion.next_tell)
+        for relay in self._relays.values():
+            deadline = min(deadline, relay.deadline)
+        return deadline
+
+    # ------------------------------------------------------------------ events
+
+    def add(self, node: str, incarnation: int, now: float) -> None:
+        """Watch ``node`` (just reported alive); it is probed within this round."""
+        self.remove(node)
+        if not self.peers:
+            # Give the first peer's hello time to reach it before the first probe does.
+            self._next_probe = max(self._next_probe, now + self.config.probe_interval)
+        self.peers[node] = _Peer(incarnation, now)
+        self._order.insert(self.rng.randint(self._cursor, len(self._order)), node)
+
+    def remove(self, node: str) -> None:
+        """Stop watching ``node`` (it left, died or restarted)."""
+        if self.peers.pop(node, None) is None:
+            return
+        index = self._order.index(node)
+        del self._order[index]
+        if index < self._cursor:
+            self._cursor -= 1
+        if self._probe is not None and self._probe.target == node:
+            self._probe = None
+
+    def heard(self, node: str, now: float) -> None:
+        """Anything at all arrived from ``node``."""
+        peer = self.peers.get(node)
+        if peer is not None:
+            peer.last_heard = now
+
+    def handle(self, sender: str, message: list, now: float) -> list[Action]:
+        """A detector message from the alive peer ``sender``."""
+        if len(message) != 2 or not isinstance(message[1], dict):
+            raise ProtocolError(E_MALFORMED, f"{message[0]} needs one map argument")
+        kind, body = message
+        if kind == PROBE:
+            return [Tell(sender, [PROBE_ACK, {"seq": _int(body, "seq")}])]
+        if kind == PROBE_REQ:
+            return self._on_probe_req(sender, _int(body, "seq"), _str(body, "target"), now)
+        if kind == PROBE_ACK:
+            return self._on_ack(_int(body, "seq"))
+        if kind == PROBE_NACK:
+            probe = self._probe
+            if probe is not None and probe.seq == _int(body, "seq"):
+                probe.nacks += 1
+            return []
+        node, incarnation, version = _str(body, "node"), _int(body, "inc"), _int(body, "ver")
+        if node == self.node:
+            accused = kind != ALIVE and incarnation == self.incarnation
+            return self._refute(version) if accused else []
+        peer = self.peers.get(node)
+        if peer is None or peer.incarnation != incarnation or version < peer.version:
+            return []  # another life of that node, or news older than ours
+        if kind == ALIVE:
+            if version > peer.version:
+                peer.version, peer.suspicion = version, None
+            return []
+        if kind == SUSPECT:
+            peer.version = version
+            return self._suspect(node, sender, now)
+        self.remove(node)
+        return [Dead(node)]
+
+    def tick(self, now: float) -> list[Action]:
+        """Timers: probes, helpers, relays, suspicions and silence."""
+        due = self.next_deadline()
+        if due is not None and now - due > self.config.probe_interval:
+            self._stalled(now - due, now)
+        actions: list[Action] = []
+        probe = self._probe
+        if probe is not None and now >= probe.end:
+            actions += self._probe_failed(probe, now)
+        elif probe is not None and not probe.asked and now >= probe.ask_at:
+            actions += self._ask_helpers(probe)
+        if self._probe is None and now >= self._next_probe:
+            actions += self._start_probe(now)
+        for seq, relay in list(self._relays.items()):
+            if now >= relay.deadline:
+                del self._relays[seq]
+                actions.append(Tell(relay.requester, [PROBE_NACK, {"seq": relay.seq}]))
+        silence = self.config.silence_timeout
+        for node, peer in list(self.peers.items()):
+            suspicion = peer.suspicion
+            if peer.last_heard + silence <= now:
+                self.remove(node)
+                actions.append(Dead(node))
+            elif suspicion is not None and now >= suspicion.deadline():
+                self.remove(node)
+                actions.append(Dead(node))
+                actions += self._tell_all(DEAD, node, peer)
+            elif suspicion is not None and now >= suspicion.next_tell:
+                suspicion.next_tell = now + self.config.probe_interval
+                actions.append(Tell(node, _verdict(SUSPECT, node, peer)))
+        return actions
+
+    # ------------------------------------------------------------------ probing
+
+    def _scale(self) -> int:
+        return self.health + 1
+
+    def _add_health(self, delta: int) -> None:
+        self.health = min(HEALTH_MAX - 1, max(0, self.health + delta))
+
+    def _next_target(self) -> str | None:
+        """Round-robin over the peers, reshuffled each round; never the same one twice running."""
+        order = self._order
+        if not order:
+            return None
+        if self._cursor >= len(order):
+            self.rng.shuffle(order)
+            if len(order) > 1 and order[0] == self._last_target:
+                other = self.rng.randrange(1, len(order))
+                order[0], order[other] = order[other], order[0]
+            self._cursor = 0
+        self._last_target = order[self._cursor]
+        self._cursor += 1
+        return self._last_target
+
+    def _start_probe(self, now: float) -> list[Action]:
+        target = self._next_target()
+        if target is None:
+            return []
+        interval = self.config.probe_interval * self._scale()
+        self._seq += 1
+        self._probe = _Probe(
+            target, self._seq, now + self.config.probe_timeout * self._scale(), now + interval
+        )
+        self._next_probe = now + interval
+        return [Tell(target, [PROBE, {"seq": self._seq}])]
+
+    def _ask_helpers(self, probe: _Probe) -> list[Action]:
+        probe.asked = True
+        candidates = [
+            n for n in self._order if n != probe.target and self.peers[n].suspicion is None
+        ]
+        helpers = self.rng.sample(candidates, min(self.config.indirect_probes, len(candidates)))
+        probe.helpers = len(helpers)
+        request = [PROBE_REQ, {"seq": probe.seq, "target": probe.target}]
+        return [Tell(helper, request) for helper in helpers]
+
+    def _probe_failed(self, probe: _Probe, now: float) -> list[Action]:
+        """No ack at all: suspect the target; missing nacks mean we may be the problem."""
+        self._probe = None
+        self._add_health(probe.helpers - probe.nacks if probe.helpers else 1)
+        if probe.target not in self.peers:
+            return []
+        return self._suspect(probe.target, self.node, now)
+
+    def _on_ack(self, seq: int) -> list[Action]:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            self._probe = None
+            self._add_health(-1)
+            return []
+        relay = self._relays.pop(seq, None)
+        if relay is None:
+            return []  # late: that probe is over
+        return [Tell(relay.requester, [PROBE_ACK, {"seq": relay.seq}])]
+
+    def _on_probe_req(self, sender: str, seq: int, target: str, now: float) -> list[Action]:
+        if target not in self.peers:
+            return [Tell(sender, [PROBE_NACK, {"seq": seq}])]
+        self._seq += 1
+        wait = self.config.probe_timeout * NACK_FRACTION * self._scale()
+        self._relays[self._seq] = _Relay(sender, seq, now + wait)
+        return [Tell(target, [PROBE, {"seq": self._seq}])]
+
+    def _stalled(self, late: float, now: float) -> None:
+        """This node was not running for ``late`` seconds: hold none of it against peers."""
+        self._add_health(1)
+        probe = self._probe
+        if probe is not None:
+            probe.ask_at += late
+            probe.end += late
+        for relay in self._relays.values():
+            relay.deadline += late
+        for peer in self.peers.values():
+            peer.last_heard = min(now, peer.last_heard + late)
+            if peer.suspicion is not None:
+                peer.suspicion.started += late
+                peer.suspicion.next_tell += late
+
+    # ------------------------------------------------------------------ verdicts
+
+    def _suspect(self, node: str, accuser: str, now: float) -> list[Action]:
+        """``accuser`` suspects ``node``: start the suspicion, or count a confirmation."""
+        peer = self.peers[node]
+        suspicion = peer.suspicion
+        if suspicion is None:
+            nodes = len(self.peers) + 1
+            low = (
+                self.config.suspicion_mult
+                * self.config.probe_interval
+                * max(1.0, math.log10(nodes))
+            )
+            peer.suspicion = _Suspicion(
+                started=now,
+                expected=min(EXPECTED_CONFIRMATIONS, nodes - 2),
+                low=low,
+                high=low * self.config.suspicion_max_mult,
+                accusers={accuser},
+                next_tell=now + self.config.probe_interval,
+            )
+        elif accuser in suspicion.accusers:
+            return []
+        else:
+            suspicion.accusers.add(accuser)
+            suspicion.confirmations += 1
+        # Our own accusation goes to everyone, so that they count it as a confirmation.
+        return self._tell_all(SUSPECT, node, peer) if accuser == self.node else []
+
+    def _refute(self, version: int) -> list[Action]:
+        """We are accused: outrank the accusation and tell everyone we are alive.
+
+        An accusation older than our version (from a peer that readmitted us and lost
+        track) needs no new version, only the news.
+        """
+        if version >= self.version:
+            self.version = version + 1
+            self._add_health(1)
+        alive = [ALIVE, {"node": self.node, "inc": self.incarnation, "ver": self.version}]
+        return [Tell(peer, alive) for peer in self.peers]
+
+    def _tell_all(self, kind: str, node: str, peer: _Peer) -> list[Action]:
+        message = _verdict(kind, node, peer)
+        return [Tell(other, message) for other in self.peers]
+
+
+def _verdict(kind: str, node: str, peer: _Peer) -> list:
+    return [kind, {"node": node, "inc": peer.incarnation, "ver": peer.version}]
+
+
+def _int(body: dict, key: str) -> int:
+    value = body.get(key)
+    if type(value) is not int:
+        raise ProtocolError(E_MALFORMED, f"{key} must be an int")
+    return value
+
+
+def _str(body: dict, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(E_MALFORMED, f"{key} must be a non-empty string")
+    return value

@@ -15,6 +15,7 @@ import click
 
 from zdps import __version__
 from zdps.client.protocol import ENV_NODE, Message, PublishError, ZdpsError
+from zdps.client.recovery import Gap
 from zdps.client.sync import Client
 from zdps.daemon.config import DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, LOG_LEVELS, ConfigError
 from zdps.endpoints import endpoint_problem
@@ -147,13 +148,22 @@ def start(config_path: Path | None, **flags: Any) -> None:
 @cli.command()
 @click.argument("topic")
 @click.argument("message", required=False)
-@click.option("--no-ack", is_flag=True, help="Fire and forget: do not wait for the owner.")
+@click.option(
+    "--ack",
+    type=click.Choice(["none", "owner", "replicated"]),
+    default="owner",
+    show_default=True,
+    help="Wait until the owner sequenced each message, or until its replicas stored it too.",
+)
+@click.option("--no-ack", is_flag=True, help="Fire and forget: the same as --ack none.")
 @node_option
 @timeout_option
-def publish(topic: str, message: str | None, no_ack: bool, node: str, timeout: float) -> None:
+def publish(
+    topic: str, message: str | None, ack: str, no_ack: bool, node: str, timeout: float
+) -> None:
     """Publish MESSAGE to TOPIC, or every line of stdin as one message each.
 
-    Exits 0 only when every message was acknowledged by the topic's owner. Lines of
+    Exits 0 only when every message was acknowledged at the --ack level. Lines of
     stdin are published as raw bytes, without their line ending.
     """
     _check(check_topic, topic)
@@ -162,7 +172,8 @@ def publish(topic: str, message: str | None, no_ack: bool, node: str, timeout: f
     lines: Any = [os.fsencode(message)] if stdin is None else stdin
     with _client(node, timeout) as client:
         failed = acked = 0
-        for outcome in client.publish_many(((topic, m) for m in lines), ack=not no_ack):
+        level = "none" if no_ack else ack
+        for outcome in client.publish_many(((topic, m) for m in lines), ack=level):
             if isinstance(outcome, PublishError):
                 failed += 1
                 if failed <= MAX_SHOWN_FAILURES:
@@ -212,6 +223,18 @@ class _StdinLines:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 @click.option("--count", type=click.IntRange(min=1), help="Exit 0 after N messages.")
 @click.option("--prefix", is_flag=True, help="TOPICS are prefixes: receive every topic under them.")
+@click.option(
+    "--since",
+    type=click.IntRange(min=0),
+    help="First replay history from this seq of the newest epoch (0: all), then go live.",
+)
+@click.option(
+    "--recover/--no-recover",
+    default=True,
+    show_default=True,
+    help="Fetch messages missed in a gap or across an owner change from history; report "
+    "what is gone for good as a gap.",
+)
 @node_option
 @timeout_option
 def subscribe(
@@ -219,25 +242,35 @@ def subscribe(
     as_json: bool,
     count: int | None,
     prefix: bool,
+    since: int | None,
+    recover: bool,
     node: str,
     timeout: float,
 ) -> None:
     """Print messages published to TOPICS, one line each.
 
     Plain output is the payload; with several topics or --prefix each line starts
-    with the topic and a tab. Ends (exit 0) after --count messages or when every
-    topic has been deleted.
+    with the topic and a tab. A gap (messages lost for good) is a JSON object with a
+    "gap" key with --json, else a line on stderr. Ends (exit 0) after --count
+    messages or when every topic has been deleted.
     """
     for topic in topics:
         _check(check_prefix if prefix else check_topic, topic)
+    if since is not None and prefix:
+        raise click.UsageError("--since needs exact topics, not --prefix")
     try:
         with _client(node, timeout) as client:
-            subscription = _call(client.subscribe, *topics, prefix=prefix)
+            subscription = _call(
+                client.subscribe, *topics, prefix=prefix, recover=recover, since=since
+            )
             click.echo(f"subscribed {' '.join(t + '*' if prefix else t for t in topics)}", err=True)
             show_topic = prefix or len(topics) > 1
             received = 0
             with subscription:
                 for msg in subscription:
+                    if isinstance(msg, Gap):
+                        _print_gap(msg, as_json)
+                        continue
                     click.echo(_json_line(msg) if as_json else _text_line(msg, show_topic))
                     received += 1
                     if count is not None and received >= count:
@@ -257,6 +290,14 @@ def _json_line(msg: Message) -> str:
         obj["data"] = msg.data.decode("utf-8", "backslashreplace")
         obj["data_b64"] = base64.b64encode(msg.data).decode("ascii")
     return json.dumps(obj, ensure_ascii=False)
+
+
+def _print_gap(gap: Gap, as_json: bool) -> None:
+    fields = {"topic": gap.topic, "epoch": gap.epoch, "from": gap.first, "to": gap.last}
+    if as_json:
+        click.echo(json.dumps({"gap": fields}, ensure_ascii=False))
+    else:
+        click.echo(f"gap: {gap.topic} epoch {gap.epoch} seq {gap.first}-{gap.last} lost", err=True)
 
 
 def _text_line(msg: Message, show_topic: bool) -> str:
@@ -449,7 +490,31 @@ def bench(
 
 @cli.group()
 def topic() -> None:
-    """Manage topics (topics exist implicitly; they need no creation)."""
+    """Manage topics (topics exist implicitly; `create` only sets their retention)."""
+
+
+@topic.command("create")
+@click.argument("name")
+@click.option(
+    "--history",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Messages kept for recovery and --since (0: none).",
+)
+@click.option(
+    "--ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    required=True,
+    help="Seconds a message stays in history.",
+)
+@node_option
+@timeout_option
+def topic_create(name: str, history: int, ttl: float, node: str, timeout: float) -> None:
+    """Set NAME's history retention (kept by its owner and replicas, across owner changes)."""
+    _check(check_topic, name)
+    with _client(node, timeout) as client:
+        _call(client.create_topic, name, history, ttl)
+    click.echo(f"topic {name}: history {history} message(s), ttl {ttl:g} s")
 
 
 @topic.command("delete")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -32,8 +31,8 @@ from tests.chaos.faults import KINDS, Fault
 from tests.chaos.figures import Figures
 from tests.chaos.netlab import Host, NetLab, available, delay_available, firewall_available, timed
 from tests.chaos.schedules import make_schedule
-from tests.cluster.harness import wait_for, zdps_command
-from zdps import ZdpsError
+from tests.cluster.harness import wait_for
+from zdps import ZdpsError, wire
 
 MODE = os.environ.get("ZDPS_CHAOS", "quick")
 LONG = MODE == "long"
@@ -50,13 +49,8 @@ SETTLE_LIMIT = 30.0  # for subscribers to catch up and topic membership to agree
 AFTER_HEAL = 10  # publishes after convergence, every one of which must be acked
 
 
-def _replicated_acks() -> bool:
-    """Whether this zdps has ack levels (``publish --ack``); else acks are the owner's."""
-    done = subprocess.run([*zdps_command(), "publish", "--help"], capture_output=True, text=True)
-    return "--ack" in done.stdout
-
-
-ACK = "replicated" if _replicated_acks() else "owner"
+# Whether this zdps has ack levels; without them acks are the owner's (at-most-once).
+ACK = "replicated" if "replicated" in getattr(wire, "ACK_LEVELS", {}) else "owner"
 
 
 @dataclass

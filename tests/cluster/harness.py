@@ -90,10 +90,18 @@ class Cluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def start(
-        self, node_id: str, seeds: list[NodeProc] = (), wait: bool = True, **flags: Any
+        self,
+        node_id: str,
+        seeds: list[NodeProc] = (),
+        wait: bool = True,
+        same_as: NodeProc | None = None,
+        **flags: Any,
     ) -> NodeProc:
-        ports = [free_port() for _ in range(3)]
-        cluster, api, pub = (f"tcp://127.0.0.1:{p}" for p in ports)
+        """Start a node on free ports, or on the endpoints of ``same_as`` (a restart)."""
+        if same_as is not None:
+            cluster, api, pub = same_as.cluster, same_as.api, same_as.pub
+        else:
+            cluster, api, pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
         args = [
             *zdps_command(),
             "start",

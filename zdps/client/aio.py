@@ -14,8 +14,10 @@ import zmq.asyncio
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
+    IDLE_CHECK,
     ClientProtocol,
     PublishResult,
+    Reconnects,
     RequestError,
     SubscribePlan,
     ack_level,
@@ -299,6 +301,7 @@ class AsyncSubscription:
         self._sock = sock
         self._fetch = fetch
         self._inbox = Inbox(groups, recover=fetch is not None)
+        self._reconnects = Reconnects(sock)
 
     @property
     def ended(self) -> bool:
@@ -313,6 +316,9 @@ class AsyncSubscription:
         while not inbox.ready:
             if inbox.ended:
                 return None
+            if not await self._sock.poll(IDLE_CHECK * 1000):
+                self._reconnects.check(self._sock, inbox.state.groups())
+                continue
             message = decode_delivery(await self._sock.recv_multipart())
             fetch = inbox.live(message)
             while inbox.unsubscribe:
@@ -332,4 +338,5 @@ class AsyncSubscription:
         return message
 
     def close(self) -> None:
+        self._reconnects.close()
         self._sock.close()

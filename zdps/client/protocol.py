@@ -210,6 +210,43 @@ class SubscriptionState:
     def ended(self) -> bool:
         return not self.open_exact and not self.prefixes
 
+    def groups(self) -> list[bytes]:
+        """The SUB subscriptions still wanted."""
+        return [exact_group(t) for t in self.open_exact] + self.prefixes
+
+
+IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
+
+
+class Reconnects:
+    """Sends a SUB's subscriptions again when its connection to the node is re-established.
+
+    libzmq's SUB reconnects to a node restarted on the same endpoint but does not resend
+    its subscriptions (seen with libzmq 4.3.5), so the new node would never learn of
+    them. A reconnected SUB receives nothing, so checking while idle is enough.
+    """
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        address = f"inproc://zdps-sub-monitor-{uuid.uuid4().hex}"
+        sock.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._monitor = zmq.Context.shadow(sock.context.underlying).socket(zmq.PAIR)
+        self._monitor.connect(address)
+        self._handshakes = 0
+
+    def check(self, sock: zmq.Socket, groups: list[bytes]) -> None:
+        reconnected = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            self._handshakes += 1
+            reconnected |= self._handshakes > 1
+        if reconnected:
+            for group in groups:  # the node sees a leave and a join: net one member
+                sock.unsubscribe(group)
+                sock.subscribe(group)
+
+    def close(self) -> None:
+        self._monitor.close(0)
+
 
 class StreamLedger:
     """The frames of one publish stream that are in flight, settled by acks and nacks.

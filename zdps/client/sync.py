@@ -14,9 +14,11 @@ import zmq
 
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
+    IDLE_CHECK,
     ClientProtocol,
     PublishError,
     PublishResult,
+    Reconnects,
     RequestError,
     StreamLedger,
     SubscribePlan,
@@ -535,6 +537,7 @@ class Subscription:
         self._sock = sock
         self._fetch = fetch
         self._inbox = Inbox(groups, recover=fetch is not None)
+        self._reconnects = Reconnects(sock)
 
     @property
     def ended(self) -> bool:
@@ -551,9 +554,12 @@ class Subscription:
         while not inbox.ready:
             if inbox.ended:
                 return None
-            left = None if deadline is None else _ms(deadline - time.monotonic())
-            if not self._sock.poll(left):
-                return None
+            left = IDLE_CHECK if deadline is None else min(deadline - time.monotonic(), IDLE_CHECK)
+            if not self._sock.poll(_ms(left)):
+                self._reconnects.check(self._sock, inbox.state.groups())
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
             message = decode_delivery(recv_delivery(self._sock))
             fetch = inbox.live(message)
             while inbox.unsubscribe:
@@ -568,6 +574,7 @@ class Subscription:
             yield message
 
     def close(self) -> None:
+        self._reconnects.close()
         self._sock.close()
 
     def __enter__(self) -> Subscription:

@@ -196,7 +196,7 @@ class AsyncClient:
         return subscription
 
     async def history(self, topic: str, **args: Any) -> dict[str, Any]:
-        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §8.3)."""
+        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
         return await self.request("history", topic=topic, **args)
 
     async def _fetch(self, pager: Pager) -> list[list] | None:

@@ -3,7 +3,7 @@
 A subscriber tracks the last ``(epoch, seq)`` it delivered per topic. A live message
 that does not follow it (a gap in seq, a new epoch after an owner change, messages
 dropped while disconnected) makes the subscriber fetch the missing range from the
-topic's history (docs/PROTOCOL.md §8.3) and deliver it, in order, before the live
+topic's history (docs/PROTOCOL.md §7.9) and deliver it, in order, before the live
 message. What history no longer holds is reported as a ``Gap``: never a silent loss.
 
 Order is ``(epoch, seq)``: an owner that holds a topic's history starts its epochs

@@ -431,7 +431,7 @@ class Client:
         return subscription
 
     def history(self, topic: str, **args: Any) -> dict[str, Any]:
-        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §8.3)."""
+        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
         return self.request("history", topic=topic, **args)
 
     def _fetch(self, pager: Pager) -> list[list] | None:

@@ -3,7 +3,7 @@
 A topic's owner stores every message it sequences; its next ``R`` nodes on the ring
 (its replicas) store the copies the owner sends them. When the ring changes, every
 holder hands its history to the nodes newly responsible for the topic, so a new owner
-continues with the old history (docs/PROTOCOL.md §8).
+continues with the old history (docs/PROTOCOL.md §7.8).
 
 Entries are ordered by ``(epoch, seq)``. That order is the order of sequencing because
 an owner that holds history for a topic starts its new epoch above every epoch stored

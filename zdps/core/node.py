@@ -441,9 +441,19 @@ class NodeCore:
         self.router.processed(sender, len(message[1]))
 
     def _on_configure(self, sender: str, message: list, now: float) -> None:
-        topic, count, age, ack_id, hops = message[1]
-        retention = _retention(count, age)
-        self.router.configure(topic, retention, (sender, ack_id) if ack_id else None, hops, now)
+        self.router.processed(sender, len(message[1]))
+        for entry in message[1]:
+            try:
+                topic, count, age, ack_id, hops = entry
+                if type(topic) is not str or type(ack_id) is not int or type(hops) is not int:
+                    raise ProtocolError(E_MALFORMED, "bad configure entry")
+                retention = _retention(count, age)
+            except (ProtocolError, ValueError, TypeError):
+                why = "configure entries are [topic, count, age, ack, hops]"
+                self._bad_entry(sender, entry, why)
+                continue
+            route = (sender, ack_id) if ack_id else None
+            self.router.configure(topic, retention, route, hops, now)
 
     def _on_history(self, sender: str, message: list, now: float) -> None:
         fetch_id, args = message[1]
@@ -591,7 +601,7 @@ class NodeCore:
         self.router.configure(topic, retention, (client, ref), 0, now)
 
     def _op_history(self, client: bytes, ref: int, args: dict, now: float) -> None:
-        """Stored messages of a topic, from its owner (docs/PROTOCOL.md §8.3)."""
+        """Stored messages of a topic, from its owner (docs/PROTOCOL.md §7.9)."""
         check_topic(args["topic"])
         owner = self.ring.owner(args["topic"])
         if owner == self.node:
@@ -705,6 +715,7 @@ class NodeCore:
             "detector": {
                 "version": self.membership.detector.version,
                 "health": self.membership.detector.health,
+                **self.membership.detector.counts,
             },
             "uptime_s": round(now - self.started, 3),
             "peers": peers,

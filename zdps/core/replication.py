@@ -1,6 +1,6 @@
 """Replication bookkeeping: who copies a topic's history, and acks that wait for copies.
 
-Rules (docs/PROTOCOL.md §8):
+Rules (docs/PROTOCOL.md §7.8):
 
 * A topic's *placement* is its owner followed by its next ``R`` distinct nodes on the
   ring, the replicas. When the owner leaves, the first replica becomes the owner and

@@ -1,18 +1,21 @@
-"""Membership over real daemons: join, graceful leave, crash, restart, scope isolation."""
+"""Membership over real daemons: join, leave, crash, saturation, restart, scope isolation."""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
 
 import pytest
 
 from tests.cluster.harness import Cluster, wait_for
+from zdps import ZdpsError
+from zdps.core.ring import HashRing
 
 pytestmark = pytest.mark.timeout(120)
 
-PEER_TIMEOUT = 2.0  # the documented default
-HEARTBEAT = 0.2
+KILL9_LIMIT = 1.5  # issue: a kill -9ed node known dead everywhere within 1.5 s (3 nodes)
 
 
 def three_with_subscribers(cluster: Cluster):
@@ -46,24 +49,70 @@ def test_sigterm_leave_is_seen_everywhere_within_one_second(cluster: Cluster) ->
     subscription.close()
 
 
-def test_kill9_is_detected_within_the_peer_timeout(cluster: Cluster) -> None:
+def test_kill9_is_known_dead_everywhere_within_1_5_s(cluster: Cluster) -> None:
     a, b, c, subscription = three_with_subscribers(cluster)
     started = time.monotonic()
     c.proc.send_signal(signal.SIGKILL)
-    limit = PEER_TIMEOUT + 2 * HEARTBEAT
     for node in (a, b):
         wait_for(
             lambda node=node: "C" not in node.alive_peers(),
-            limit,
+            KILL9_LIMIT - (time.monotonic() - started),
             f"{node.node_id} to declare C dead",
+            interval=0.005,
         )
     elapsed = time.monotonic() - started
+    assert elapsed <= KILL9_LIMIT
     assert "peer C down (dead)" in a.logs()
     for node in (a, b):
         assert node.members("c-only")["nodes"] == {}
         assert node.status()["ring"]["nodes"] == ["A", "B"]
     print(f"kill -9 detected everywhere in {elapsed * 1000:.0f} ms")
     subscription.close()
+
+
+def test_a_node_saturated_by_publishes_is_never_declared_dead(cluster: Cluster) -> None:
+    """Probes take their own channel: a flood through A to owner B kills nobody."""
+    a = cluster.start("A")
+    b = cluster.start("B", seeds=[a])
+    c = cluster.start("C", seeds=[a])
+    cluster.wait_mesh()
+    ring = HashRing(["A", "B", "C"])
+    topic = next(t for i in range(1000) if ring.owner(t := f"flood-{i}") == "B")
+    flood: dict = {}
+
+    def bench() -> None:
+        flood["run"] = cluster.run(
+            "bench", "--json", "--pub-node", a.api, "--sub-node", c.api, "--topic", topic,
+            "--publishers", "2", "--duration", "4", "--size", "200", timeout=60,
+        )  # fmt: skip
+
+    flooder = threading.Thread(target=bench)
+    flooder.start()
+    while flooder.is_alive():  # watch for the whole flood, not a fixed time
+        for node in (a, b, c):
+            try:
+                with node.client(timeout=0.5) as client:
+                    assert client.status()["counters"]["peers_lost"] == 0, node.node_id
+            except ZdpsError:
+                pass  # a saturated node reads no API request until its peers catch up
+        time.sleep(0.05)
+    flooder.join()
+    run = flood["run"]
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["received"] > 10_000  # it was a flood
+    detectors = {}
+    for node in (a, b, c):
+        status = node.status()
+        assert status["counters"]["peers_lost"] == 0
+        assert " down " not in node.logs()
+        detectors[node.node_id] = {
+            k: status["detector"][k] for k in ("suspected", "refuted", "stalls", "health")
+        }
+    print(
+        f"flood of {result['published']} messages at {result['msgs_per_s']:.0f} msg/s: "
+        f"nobody lost; detectors {detectors}"
+    )
 
 
 def test_fifth_node_joins_through_one_seed_within_one_second(cluster: Cluster) -> None:

@@ -49,6 +49,7 @@ SWIM_KINDS = frozenset({PROBE, PROBE_REQ, PROBE_ACK, PROBE_NACK, SUSPECT, ALIVE,
 HEALTH_MAX = 8  # probe timeouts are stretched by 1 to HEALTH_MAX times
 EXPECTED_CONFIRMATIONS = 3  # Lifeguard's K: suspicions that bring the timeout to its minimum
 NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
+COUNTS = ("probes", "indirect", "suspected", "refuted", "stalls")  # shown by ``status``
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,7 @@ class Swim:
         self.rng = rng or random.Random(f"{node}:{incarnation}")
         self.version = 0
         self.health = 0
+        self.counts = dict.fromkeys(COUNTS, 0)
         self.peers: dict[str, _Peer] = {}
         self._order: list[str] = []
         self._cursor = 0
@@ -295,6 +297,7 @@ class Swim:
             return []
         interval = self.config.probe_interval * self._scale()
         self._seq += 1
+        self.counts["probes"] += 1
         self._probe = _Probe(
             target, self._seq, now + self.config.probe_timeout * self._scale(), now + interval
         )
@@ -303,6 +306,7 @@ class Swim:
 
     def _ask_helpers(self, probe: _Probe) -> list[Action]:
         probe.asked = True
+        self.counts["indirect"] += 1
         candidates = [
             n for n in self._order if n != probe.target and self.peers[n].suspicion is None
         ]
@@ -340,6 +344,7 @@ class Swim:
 
     def _stalled(self, late: float, now: float) -> None:
         """This node was not running for ``late`` seconds: hold none of it against peers."""
+        self.counts["stalls"] += 1
         self._add_health(1)
         probe = self._probe
         if probe is not None:
@@ -379,8 +384,11 @@ class Swim:
         else:
             suspicion.accusers.add(accuser)
             suspicion.confirmations += 1
+        if accuser != self.node:
+            return []
         # Our own accusation goes to everyone, so that they count it as a confirmation.
-        return self._tell_all(SUSPECT, node, peer) if accuser == self.node else []
+        self.counts["suspected"] += 1
+        return self._tell_all(SUSPECT, node, peer)
 
     def _refute(self, version: int) -> list[Action]:
         """We are accused: outrank the accusation and tell everyone we are alive.
@@ -390,6 +398,7 @@ class Swim:
         """
         if version >= self.version:
             self.version = version + 1
+            self.counts["refuted"] += 1
             self._add_health(1)
         alive = [ALIVE, {"node": self.node, "inc": self.incarnation, "ver": self.version}]
         return [Tell(peer, alive) for peer in self.peers]

@@ -36,6 +36,8 @@ from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api, encode_envelope
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
+DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up (checked every DRAIN_SLICE)
+DRAIN_SLICE = 8
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 FRAME_BUDGET = 32 * 1024 * 1024  # outgoing envelopes are split to stay under this
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
@@ -243,22 +245,28 @@ class Node:
 
     @staticmethod
     def _drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
-        """What ``sock`` has ready, up to DRAIN_LIMIT messages, without blocking.
+        """What ``sock`` has ready, up to DRAIN_LIMIT messages or DRAIN_BUDGET, without blocking.
 
         The poller said something is there, so the first receive cannot fail. After it
         the socket's EVENTS say whether more is waiting: with pyzmq 27 that costs a
-        quarter of a receive that fails with Again, which ends a longer drain.
+        quarter of a receive that fails with Again, which ends a longer drain. The time
+        budget keeps a flood of large client batches from holding up the other sockets,
+        the failure detector's probes above all.
         """
+        until = time.monotonic() + DRAIN_BUDGET
         try:
             yield recv(zmq.NOBLOCK)
         except zmq.Again:
             return
         if not _get(sock, zmq.EVENTS) & zmq.POLLIN:
             return
-        for _ in range(DRAIN_LIMIT - 1):
-            try:
-                yield recv(zmq.NOBLOCK)
-            except zmq.Again:
+        for _ in range(DRAIN_LIMIT // DRAIN_SLICE):
+            for _ in range(DRAIN_SLICE):
+                try:
+                    yield recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+            if time.monotonic() > until:
                 return
 
     def _drain_cluster(self, now: float) -> None:
@@ -280,6 +288,8 @@ class Node:
                 core.fail(client, 0, E_MALFORMED, "an API message is one frame")
             else:
                 core.on_client_frame(client, body, now)
+                if core.paused:
+                    return  # saturated: the rest stays queued in ZeroMQ (flow control)
 
     @staticmethod
     def _routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, bytes | None]]:

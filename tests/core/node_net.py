@@ -30,7 +30,8 @@ daemon's loop spins until its monotonic clock moves.
 
 The network is FIFO per directed link ``(sender id, endpoint)``, whatever the
 latencies. ``cut(a, b)`` drops frames from ``a`` to ``b`` (those sent while cut and
-those still in flight when delivered), ``heal`` undoes it. A frame for an endpoint
+those still in flight when delivered), ``heal`` undoes it; ``hold(a, b)`` keeps them
+in flight instead (``held`` shows them) until ``release``. A frame for an endpoint
 where no running node listens is dropped. ``crash(node)`` discards the node's core
 and drops everything in flight to or from it; ``restart(node)`` builds a new core with
 the same id and endpoint and a larger incarnation; ``leave(node)`` is a graceful stop:
@@ -147,6 +148,7 @@ class SimNet:
     _listeners: dict[str, str] = field(default_factory=dict)
     _links: dict[Link, deque[_Frame]] = field(default_factory=dict)
     _cut: set[tuple[str, str]] = field(default_factory=set)
+    _held: set[tuple[str, str]] = field(default_factory=set)
     _order: int = 0
     _next_ref: int = 1
 
@@ -264,6 +266,21 @@ class SimNet:
     def is_cut(self, a: str, b: str) -> bool:
         return (a, b) in self._cut
 
+    def hold(self, a: str, b: str) -> None:
+        """Keep frames from ``a`` to ``b`` in flight (not lost) until ``release(a, b)``."""
+        self._held.add((a, b))
+
+    def release(self, a: str, b: str) -> None:
+        self._held.discard((a, b))
+
+    def held(self, a: str, b: str) -> list[list]:
+        """The messages of the frames in flight from ``a`` to ``b``, oldest first."""
+        queue = self._links.get((a, self.nodes[b].endpoint), ())
+        return [m for item in queue for m in decode_envelope(item.frame)[3]]
+
+    def _is_held(self, link: Link) -> bool:
+        return (link[0], self._listeners.get(link[1])) in self._held
+
     # ------------------------------------------------------------------ inputs
 
     def subscribe(self, node: str, group: bytes, subscribed: bool = True) -> None:
@@ -350,6 +367,8 @@ class SimNet:
         """Process the next event (frame or tick) if it is due by ``until``; False if none."""
         frame_key, frame_link = (math.inf, 0), None
         for link, queue in self._links.items():
+            if self._held and self._is_held(link):
+                continue
             key = (queue[0].due, queue[0].order)
             if key < frame_key:
                 frame_key, frame_link = key, link
@@ -377,14 +396,14 @@ class SimNet:
         return True
 
     def run_until_quiet(self, max_events: int = 100_000) -> int:
-        """Process events in time order until no frame is in flight; returns the count.
+        """Process events in time order until only held frames are in flight; returns the count.
 
         With zero latency no time passes unless a tick was already due. With a latency
         of a heartbeat or more the network may never be quiet: RuntimeError after
         ``max_events``.
         """
         for done in range(max_events):
-            if not self._links:
+            if not self._links or (self._held and all(map(self._is_held, self._links))):
                 return done
             self.step()
         raise RuntimeError(f"network not quiet after {max_events} events")

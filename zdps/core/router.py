@@ -201,8 +201,9 @@ class Router:
             return
         epoch, seq = self.sequencer.stamp(topic, now)
         self.sequencer.forget(topic)
+        interest = self.interest(topic)  # replicas as placed under the topic's own retention
         self.history.drop(topic)
-        interest = self.interest(topic)
+        self._interest.pop(topic, None)
         for endpoint in interest.endpoints:
             self.outbox.batch(endpoint, CLOSED, [topic, seq, epoch])
         for _node, endpoint, deliver in interest.replicas:  # replicas drop the history

@@ -455,12 +455,20 @@ def _print_members(view: dict[str, Any], as_json: bool) -> None:
     show_default=True,
     help="Unacknowledged messages a publisher may have in flight.",
 )
-@click.option("--no-ack", is_flag=True, help="Publish fire-and-forget.")
+@click.option(
+    "--ack",
+    type=click.Choice(["none", "owner", "replicated"]),
+    default="owner",
+    show_default=True,
+    help="Acknowledgement level publishers wait for.",
+)
+@click.option("--no-ack", is_flag=True, help="Publish fire-and-forget (--ack none).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @node_option
 def bench(
     pub_nodes: tuple[str, ...],
     sub_nodes: tuple[str, ...],
+    ack: str,
     no_ack: bool,
     as_json: bool,
     node: str,
@@ -472,7 +480,7 @@ def bench(
     config = BenchConfig(
         pub_nodes=list(pub_nodes) or [node],
         sub_nodes=list(sub_nodes) or [node],
-        ack=not no_ack,
+        ack="none" if no_ack else ack,
         **options,
     )
     _check(check_topic, config.topic)

@@ -46,7 +46,7 @@ class BenchConfig:
     duration: float = 0.0  # > 0: publish for this long instead of ``count`` messages
     batch: int = 256
     window: int = 20_000
-    ack: bool = True
+    ack: str = "owner"  # "none", "owner" or "replicated" (see Client.publish)
     sub_procs: int = 0  # 0: one process per subscriber, at most 2 (the machine's cores)
 
 
@@ -163,15 +163,17 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
             yield config.topic, STAMP.pack(time.monotonic_ns()) + padding
             sent += 1
 
-    if config.ack:
-        stream = client.publish_stream(messages(), window=config.window, batch=batch)
+    if config.ack != "none":
+        stream = client.publish_stream(
+            messages(), window=config.window, batch=batch, ack=config.ack
+        )
         acked, failed = stream.acked, len(stream.failures)
     else:
         acked, failed = 0, 0
         for _ in client.publish_many(messages(), ack=False, batch=batch):
             pass
     client.close()
-    published = acked if config.ack else sent
+    published = acked if config.ack != "none" else sent
     out.put({"published": published, "failed": failed, "seconds": time.monotonic() - began})
 
 

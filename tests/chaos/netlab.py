@@ -18,19 +18,22 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
 from tests.cluster.harness import free_port, wait_for, zdps_command
 from zdps import Client, ZdpsError
 
+T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 DELAYER = Path(__file__).with_name("delayer.py")
 DELAY_QUEUE = 7  # the NFQUEUE number; each host has its own namespace, so one number will do
@@ -87,12 +90,12 @@ def delay_available() -> str | None:
     return None if done.returncode == 0 else f"delay (NFQUEUE) unavailable: {lines[-1]}"
 
 
-def _netns_context(netns: str) -> zmq.Context:
-    """A ZeroMQ context whose IO threads live in ``netns``, for clients of that host.
+def in_netns(netns: str, make: Callable[[], T]) -> T:
+    """``make()`` run inside ``netns``; what it creates (sockets, threads) stays there.
 
-    setns(2) moves only the calling thread, and threads inherit the namespace of the
-    thread that starts them: so a helper thread enters the namespace and starts the
-    context's IO thread there (with a first socket). Our own threads stay where they are.
+    setns(2) moves only the calling thread, so a helper thread enters the namespace
+    and calls ``make``: a socket belongs to the namespace it was created in, and a
+    thread to the namespace of the thread that started it. Our own threads stay put.
     """
     made: dict[str, Any] = {}
 
@@ -105,9 +108,7 @@ def _netns_context(netns: str) -> zmq.Context:
                     raise OSError(ctypes.get_errno(), f"setns into {netns}")
             finally:
                 os.close(fd)
-            ctx = zmq.Context()
-            ctx.socket(zmq.DEALER).close()
-            made["ctx"] = ctx
+            made["value"] = make()
         except Exception as exc:
             made["error"] = exc
 
@@ -116,7 +117,19 @@ def _netns_context(netns: str) -> zmq.Context:
     thread.join()
     if "error" in made:
         raise made["error"]
-    return made["ctx"]
+    return made["value"]
+
+
+def _netns_context(netns: str) -> zmq.Context:
+    """A ZeroMQ context for clients of a host: its IO thread (started by a first
+    socket) connects from inside the host's namespace."""
+
+    def make() -> zmq.Context:
+        ctx = zmq.Context()
+        ctx.socket(zmq.DEALER).close()
+        return ctx
+
+    return in_netns(netns, make)
 
 
 @dataclass
@@ -157,6 +170,10 @@ class Host:
                 return client.status()
         except (ZdpsError, OSError):
             return None
+
+    def raw_socket(self, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A plain IPv4 socket in this host's namespace (to probe the wire faults)."""
+        return in_netns(self.netns, lambda: socket.socket(socket.AF_INET, kind))
 
     @property
     def running(self) -> bool:

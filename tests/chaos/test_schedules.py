@@ -36,7 +36,7 @@ from zdps import ZdpsError, wire
 
 MODE = os.environ.get("ZDPS_CHAOS", "quick")
 LONG = MODE == "long"
-SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "6"))
+SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "8"))
 FIRST_SEED = int(os.environ.get("ZDPS_CHAOS_SEED", "1"))
 HOSTS = 4
 HORIZON = 20.0 if LONG else 12.0  # seconds of faults (and publishing) per schedule
@@ -270,4 +270,38 @@ def test_schedule_keeps_the_invariants(
     print(f"seed {seed}: converged in {took:.2f} s; {this}")
     if problems:
         chaos_figures.failed.append(seed)
-    assert not problems, f"{told}\n" + "\n".join(problems)
+    assert not problems, f"{told} (logs in {lab.workdir})\n" + "\n".join(problems)
+
+
+# The checks themselves, without a network: each invariant catches what it is for.
+
+
+def test_schedules_are_seeded_bounded_and_within_the_failure_model() -> None:
+    hosts = ["h1", "h2", "h3", "h4"]
+    schedules = [make_schedule(seed, hosts, 20.0, KINDS, 5) for seed in range(300)]
+    assert schedules[7] == make_schedule(7, hosts, 20.0, KINDS, 5)
+    assert {len(f.groups) for s in schedules for f in s if f.kind == faults.SPLIT} == {2, 3}
+    assert {f.kind for s in schedules for f in s} == set(KINDS)
+    for schedule in schedules:
+        assert sum(f.kind == faults.KILL for f in schedule) <= 1
+        for i, fault in enumerate(schedule):
+            assert 0 < fault.at and fault.end <= 20.0
+            assert sorted(fault.hosts) == sorted(h for g in fault.groups for h in g)
+            for other in schedule[i + 1 :]:
+                assert not (fault.hosts & other.hosts and other.at < fault.end), (fault, other)
+
+
+def test_check_catches_loss_duplicates_and_conflicting_seqs() -> None:
+    publisher = Publisher(None, "s", 0, acked={"s-0": 1, "s-1": 2}, failed={"s-2": "timeout"})
+    good = [{"topic": "t", "epoch": 1, "seq": 1, "data": "s-0"}]
+    good.append({"topic": "t", "epoch": 1, "seq": 2, "data": "s-1"})
+    figures = Figures()
+    assert check(publisher, [Received("h1", good, [])], figures)[0] == []
+    assert (figures.acked_lost, figures.unacked_lost) == (0, 1)
+    lost = Received("h2", good[:1], [{"topic": "t", "epoch": 1, "from": 2, "to": 2}])
+    twice = Received("h3", [*good, good[1]], [])
+    moved = Received("h4", [*good, {**good[1], "epoch": 2, "seq": 1}], [])  # a later epoch
+    clash = Received("h5", [good[0], {**good[1], "data": "s-2"}], [])
+    problems, this = check(publisher, [lost, twice, moved, clash], Figures())
+    assert [p.split(":")[0] for p in problems] == ["h2", "h3", "('t', 1, 2) is 's-1' at one subscriber, 's-2' at h5", "h5"]
+    assert (this["acked_lost"], this["gaps"], this["redelivered"]) == (1, 1, 2)

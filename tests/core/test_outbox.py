@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zdps.core.outbox import Outbox
-from zdps.wire import ACK, CLOSED, CONSUMED, FANOUT, UPDATE
+from zdps.wire import ACK, CLOSED, CONSUMED, FANOUT, PROBE, UPDATE
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -43,3 +43,15 @@ def test_data_never_passes_a_closed_or_control_message() -> None:
     assert kinds == [FANOUT, CLOSED, FANOUT, UPDATE, CONSUMED, FANOUT]
     assert out.peers[EP][0] == [FANOUT, [["t", 1, 9, b"a"]]]
     assert out.peers[EP][2] == [FANOUT, [["t", 1, 10, b"b"]]]
+
+
+def test_probe_channel_messages_are_kept_apart_and_dropped_with_the_link() -> None:
+    out = Outbox()
+    out.batch(EP, FANOUT, ["t", 1, 9, b"x"])
+    out.probe(EP, [PROBE, {"seq": 1}])
+    assert out.peers[EP] == [[FANOUT, [["t", 1, 9, b"x"]]]]  # data untouched
+    assert out.take_urgent() == {EP: [[PROBE, {"seq": 1}]]}
+    assert out.urgent == {} and out  # taken once; the data is still there
+    out.probe(EP, [PROBE, {"seq": 2}])
+    out.disconnect(EP)
+    assert out.urgent == {} and out.peers == {}

@@ -19,6 +19,8 @@ def test_defaults_are_a_single_loopback_node() -> None:
     assert config.seeds == []
     assert config.advertised == config.cluster
     assert config.peer_timeout <= 3.0
+    assert (config.probe_interval, config.probe_timeout, config.indirect_probes) == (0.2, 0.1, 3)
+    assert (config.suspicion_mult, config.suspicion_max_mult) == (3.0, 4.0)
 
 
 def test_flags_beat_the_file_which_beats_defaults(tmp_path: Path) -> None:
@@ -52,6 +54,12 @@ def test_the_example_config_is_valid() -> None:
         ({"colour": "blue"}, "unknown configuration key(s): colour"),
         ({"heartbeat_interval": float("nan")}, "finite"),
         ({"peer_timeout": float("inf")}, "finite"),
+        ({"probe_timeout": 0.2}, "probe_timeout must be positive and shorter than probe_interval"),
+        ({"probe_interval": float("nan")}, "probe_interval must be a finite"),
+        ({"indirect_probes": -1}, "indirect_probes"),
+        ({"indirect_probes": 1.5}, "whole number"),
+        ({"suspicion_mult": 0.5}, "suspicion_mult must be 1 to 1000"),
+        ({"suspicion_max_mult": 0}, "suspicion_max_mult must be 1 to 1000"),
         ({"max_payload": 1 << 30}, "max_payload must be 1 to"),
         ({"seeds": ["tcp://127.0.0.1:*"]}, "must name a host and port"),
         ({"seeds": ["tcp://0.0.0.0:7710"]}, "must name a host and port"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -62,19 +63,19 @@ class Publisher:
     until: float
     acked: dict[str, int] = field(default_factory=dict)  # id -> seq
     failed: dict[str, str] = field(default_factory=dict)  # id -> error code
-    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None  # what stopped the thread, if not its deadline
 
     def run(self) -> None:
         try:
             with self.host.client(timeout=PUBLISH_TIMEOUT) as client:
                 index, next_at = 0, time.monotonic()
                 while next_at < self.until:
-                    self.done.wait(max(0.0, next_at - time.monotonic()))  # the steady rate
+                    time.sleep(max(0.0, next_at - time.monotonic()))  # the steady rate
                     self.publish(client, f"{self.prefix}-{index}", TOPICS[index % len(TOPICS)])
                     index += 1
                     next_at = max(next_at + 1 / RATE, time.monotonic())  # no bursts after a stall
-        finally:
-            self.done.set()
+        except BaseException as exc:
+            self.error = exc
 
     def publish(self, client: Any, ident: str, topic: str) -> None:
         try:
@@ -166,17 +167,71 @@ def topic_views(lab: NetLab) -> list[dict[str, Any]] | None:
     return views
 
 
-def run_schedule(lab: NetLab, schedule: list[Fault], publisher: Publisher, t0: float) -> None:
+def run_schedule(lab: NetLab, schedule: list[Fault], t0: float, figures: Figures) -> None:
     """Inject and revert each fault at its time (the waits are the faults' durations)."""
     events = [(f.at, 1, faults.inject, f) for f in schedule]
     events += [(f.end, 0, faults.revert, f) for f in schedule]
-    for at, _, action, fault in sorted(events, key=lambda e: e[:2]):
-        publisher.done.wait(max(0.0, t0 + at - time.monotonic()))
+    for at, injecting, action, fault in sorted(events, key=lambda e: e[:2]):
+        time.sleep(max(0.0, t0 + at - time.monotonic()))
         action(lab, fault)
+        figures.faults[fault.kind] += injecting
+
+
+def start_cluster(lab: NetLab) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """Four nodes in a mesh and a subscriber on each: {host: (process, its output)}."""
+    hosts = [lab.add_host() for _ in range(HOSTS)]
+    lab.start(hosts[0])
+    for host in hosts[1:]:
+        lab.start(host, seeds=[hosts[0]])
+    timed(lab.converged, 20, "the hosts to form a mesh")
+    subscribers = {
+        host.name: lab.spawn(
+            host, ["subscribe", "--json", "--node", host.api, *TOPICS], f"sub-{host.name}"
+        )
+        for host in hosts
+    }
+    for name in subscribers:
+        err = lab.workdir / f"sub-{name}.err"
+        wait_for(lambda err=err: "subscribed" in err.read_text(), 15, f"the subscriber on {name}")
+    return subscribers
+
+
+def settle(lab: NetLab, publisher: Publisher, live: dict[str, Path]) -> list[str]:
+    """After the heal: topic membership agrees, the cluster serves, subscribers catch up."""
+    problems = []
+
+    def membership_agrees() -> bool:
+        views = topic_views(lab)
+        return (
+            bool(views)
+            and all(v == views[0] for v in views)
+            and all(sorted(view["nodes"]) == sorted(live) for view in views[0].values())
+        )
+
+    try:
+        wait_for(membership_agrees, SETTLE_LIMIT, "topic membership to agree")
+    except AssertionError:
+        problems.append(f"topic membership differs or has ghosts: {topic_views(lab)}")
+    after = Publisher(publisher.host, f"{publisher.prefix}-after", 0)
+    with publisher.host.client(timeout=PUBLISH_TIMEOUT) as client:
+        for index in range(AFTER_HEAL):
+            after.publish(client, f"{after.prefix}-{index}", TOPICS[index % len(TOPICS)])
+    if after.failed:
+        problems.append(f"publishes after the heal failed: {after.failed}")
+    publisher.acked.update(after.acked)
+    publisher.failed.update(after.failed)
+
+    def caught_up() -> bool:
+        return all(set(publisher.acked) <= Received.read(n, p).ids for n, p in live.items())
+
+    with contextlib.suppress(AssertionError):  # what is missing, check() reports
+        wait_for(caught_up, SETTLE_LIMIT, "subscribers to receive every acknowledged message")
+    return problems
 
 
 @pytest.fixture(scope="module")
 def kinds(chaos_figures: Figures) -> tuple[str, ...]:
+    """The fault kinds this machine can inject; skips the suite if it can inject none."""
     chaos_figures.mode = f"{MODE} (first seed {FIRST_SEED})"
     chaos_figures.ack_level = ACK
     reason = available() or firewall_available()
@@ -198,78 +253,40 @@ def kinds(chaos_figures: Figures) -> tuple[str, ...]:
 def test_schedule_keeps_the_invariants(
     seed: int, lab: NetLab, kinds: tuple[str, ...], chaos_figures: Figures
 ) -> None:
-    hosts = [lab.add_host() for _ in range(HOSTS)]
-    lab.start(hosts[0])
-    for host in hosts[1:]:
-        lab.start(host, seeds=[hosts[0]])
-    timed(lab.converged, 20, "the hosts to form a mesh")
-    subscribers = {
-        host.name: lab.spawn(
-            host, ["subscribe", "--json", "--node", host.api, *TOPICS], f"sub-{host.name}"
-        )
-        for host in hosts
-    }
-    for name in subscribers:
-        err = lab.workdir / f"sub-{name}.err"
-        wait_for(lambda err=err: "subscribed" in err.read_text(), 15, f"the subscriber on {name}")
+    try:
+        run_one(seed, lab, kinds, chaos_figures)
+    except BaseException:
+        chaos_figures.failed.append(seed)
+        raise
 
-    schedule = make_schedule(seed, [h.name for h in hosts], HORIZON, kinds, FAULTS)
+
+def run_one(seed: int, lab: NetLab, kinds: tuple[str, ...], figures: Figures) -> None:
+    subscribers = start_cluster(lab)
+    schedule = make_schedule(seed, [h.name for h in lab.hosts], HORIZON, kinds, FAULTS)
     told = f"seed {seed}: " + "; ".join(map(str, schedule))
     print(f"\n{told}")
+    figures.schedules += 1
     t0 = time.monotonic()
-    publisher = Publisher(hosts[seed % HOSTS], f"s{seed}", t0 + HORIZON)
+    publisher = Publisher(lab.hosts[seed % HOSTS], f"s{seed}", t0 + HORIZON)
     thread = threading.Thread(target=publisher.run, name="publisher")
     thread.start()
     try:
-        run_schedule(lab, schedule, publisher, t0)
+        run_schedule(lab, schedule, t0, figures)
+        lab.heal()  # a safety net: every fault was undone at its end
         # Timed from the end of the last fault, while the publisher goes on.
-        lab.heal()
         took = timed(lab.converged, CONVERGE_LIMIT, f"membership and ring to converge ({told})")
     finally:
         thread.join(HORIZON + PUBLISH_TIMEOUT + 30)
-    chaos_figures.schedules += 1
-    chaos_figures.faults.update(f.kind for f in schedule)
-    chaos_figures.converged(took, seed)
+    assert not thread.is_alive() and publisher.error is None, publisher.error
+    figures.converged(took, seed)
     live = {name: path for name, (proc, path) in subscribers.items() if proc.poll() is None}
-    expected = sorted(live)
-
-    def membership_agrees() -> bool:
-        views = topic_views(lab)
-        return (
-            bool(views)
-            and all(v == views[0] for v in views)
-            and all(sorted(view["nodes"]) == expected for view in views[0].values())
-        )
-
-    problems = []
-    try:
-        wait_for(membership_agrees, SETTLE_LIMIT, "topic membership to agree")
-    except AssertionError:
-        problems.append(f"topic membership differs or has ghosts: {topic_views(lab)}")
-    # The cluster serves again: publishes after the heal are all acknowledged.
-    after = Publisher(publisher.host, f"s{seed}-after", 0)
-    with publisher.host.client(timeout=PUBLISH_TIMEOUT) as client:
-        for index in range(AFTER_HEAL):
-            after.publish(client, f"{after.prefix}-{index}", TOPICS[index % len(TOPICS)])
-    if after.failed:
-        problems.append(f"publishes after the heal failed: {after.failed}")
-    publisher.acked.update(after.acked)
-    publisher.failed.update(after.failed)
-
-    def caught_up() -> bool:
-        return all(set(publisher.acked) <= Received.read(n, p).ids for n, p in live.items())
-
-    with contextlib.suppress(AssertionError):  # what is missing, check() reports below
-        wait_for(caught_up, SETTLE_LIMIT, "subscribers to receive every acknowledged message")
+    problems = settle(lab, publisher, live)
     ended = sorted(set(subscribers) - set(live))
     if ended:
         problems.append(f"subscribers ended during the schedule: {ended}")
-    received = [Received.read(name, path) for name, path in live.items()]
-    found, this = check(publisher, received, chaos_figures)
+    found, this = check(publisher, [Received.read(n, p) for n, p in live.items()], figures)
     problems += found
     print(f"seed {seed}: converged in {took:.2f} s; {this}")
-    if problems:
-        chaos_figures.failed.append(seed)
     assert not problems, f"{told} (logs in {lab.workdir})\n" + "\n".join(problems)
 
 

@@ -40,6 +40,8 @@ PROBE_NACK: Final = "probe_nack"
 SUSPECT: Final = "suspect"
 ALIVE: Final = "alive"
 DEAD: Final = "dead"
+
+# History and replication (docs/PROTOCOL.md §7.8, §7.9).
 STORE: Final = "store"
 STORED: Final = "stored"
 HANDOFF: Final = "handoff"

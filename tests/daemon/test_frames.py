@@ -1,11 +1,11 @@
-"""Envelopes to a peer are split under the frame budget, keeping every message in order."""
+"""Envelopes to a peer are split under the frame and entry budgets, in order."""
 
 from __future__ import annotations
 
 import pytest
 
 from zdps.daemon import node
-from zdps.wire import FANOUT, UPDATE, decode_envelope
+from zdps.wire import ACK, FANOUT, FORWARD, UPDATE, decode_envelope
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,3 +31,15 @@ def test_a_burst_of_large_payloads_is_split_in_order(monkeypatch: pytest.MonkeyP
     assert flat == entries
     kinds = [kind for kind, _ in received]
     assert kinds[0] == UPDATE and kinds[-1] == UPDATE and set(kinds[1:-1]) == {FANOUT}
+
+
+def test_many_small_forwards_and_copies_are_split_so_a_probe_never_waits_long() -> None:
+    forwards = [["t", b"x", seq, 0] for seq in range(5000)]
+    copies = [["t", seq, 7, b"x"] for seq in range(3000)]
+    messages = [[FORWARD, forwards], [ACK, [[1, 1, 1, 1, 500]]], [FANOUT, copies]]
+    frames = list(node._frames(HEADER, messages))
+    received = [m for f in frames for m in decode_envelope(f)[3]]
+    assert all(sum(len(b) for k, b in decode_envelope(f)[3] if k != ACK) <= 1024 for f in frames)
+    assert [e for kind, body in received if kind == FORWARD for e in body] == forwards
+    assert [e for kind, body in received if kind == FANOUT for e in body] == copies
+    assert [kind for kind, _ in received].count(ACK) == 1

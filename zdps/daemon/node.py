@@ -33,17 +33,18 @@ from zdps.core.node import CoreConfig, NodeCore
 from zdps.daemon.config import Config
 from zdps.daemon.logs import RateLimitedLog, setup
 from zdps.endpoints import connectable, host
-from zdps.wire import E_MALFORMED, encode_api, encode_envelope
+from zdps.wire import E_MALFORMED, FANOUT, FORWARD, encode_api, encode_envelope
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
-DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up (checked every DRAIN_SLICE)
-DRAIN_SLICE = 8
+DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 FRAME_BUDGET = 32 * 1024 * 1024  # outgoing envelopes are split to stay under this
+FRAME_ENTRIES = 1024  # and to carry at most this many data entries (a probe waits for one)
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
 PROBE_HWM = 1000  # probe-channel envelopes queued per peer; beyond that they are dropped
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 SHUTDOWN_LINGER_MS = 1000
+_SPLIT_KINDS = frozenset({FORWARD, FANOUT})  # the bulk of data: counted for FRAME_ENTRIES
 _get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
 
 
@@ -260,13 +261,12 @@ class Node:
             return
         if not _get(sock, zmq.EVENTS) & zmq.POLLIN:
             return
-        for _ in range(DRAIN_LIMIT // DRAIN_SLICE):
-            for _ in range(DRAIN_SLICE):
-                try:
-                    yield recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    return
+        for _ in range(DRAIN_LIMIT - 1):
             if time.monotonic() > until:
+                return
+            try:
+                yield recv(zmq.NOBLOCK)
+            except zmq.Again:
                 return
 
     def _drain_cluster(self, now: float) -> None:
@@ -423,12 +423,16 @@ def _frames(header: tuple[str, str, int], messages: list) -> Iterator[bytes]:
 
     A batch too large for one frame is halved (whole messages first, then the entry
     list of a single data message), so a burst of large payloads never becomes a frame
-    the peer would refuse.
+    the peer would refuse. So is one with more than FRAME_ENTRIES forwards and copies:
+    the peer handles a frame whole before it reads the next, a probe included.
     """
-    frame = encode_envelope(*header, messages)
-    if len(frame) <= FRAME_BUDGET:
-        yield frame
-    elif len(messages) > 1:
+    frame = None
+    if sum(len(m[1]) for m in messages if m[0] in _SPLIT_KINDS) <= FRAME_ENTRIES:
+        frame = encode_envelope(*header, messages)
+        if len(frame) <= FRAME_BUDGET:
+            yield frame
+            return
+    if len(messages) > 1:
         half = len(messages) // 2
         yield from _frames(header, messages[:half])
         yield from _frames(header, messages[half:])
@@ -438,4 +442,4 @@ def _frames(header: tuple[str, str, int], messages: list) -> Iterator[bytes]:
         yield from _frames(header, [[kind, entries[:half]]])
         yield from _frames(header, [[kind, entries[half:]]])
     else:
-        yield frame  # one entry: max_payload keeps it far below MAX_FRAME
+        yield frame or encode_envelope(*header, messages)  # one entry: far below MAX_FRAME

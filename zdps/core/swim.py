@@ -233,7 +233,7 @@ class Swim:
         if kind == SUSPECT:
             peer.version = version
             return self._suspect(node, sender, now)
-        self.remove(node)
+        self.remove(node)  # DEAD
         return [Dead(node)]
 
     def tick(self, now: float) -> list[Action]:

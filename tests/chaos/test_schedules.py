@@ -281,6 +281,8 @@ def run_one(seed: int, lab: NetLab, kinds: tuple[str, ...], figures: Figures) ->
     figures.converged(took, seed)
     live = {name: path for name, (proc, path) in subscribers.items() if proc.poll() is None}
     problems = settle(lab, publisher, live)
+    ledger = {"schedule": told, "acked": publisher.acked, "failed": publisher.failed}
+    (lab.workdir / "publisher.json").write_text(json.dumps(ledger, indent=1))  # for post-mortems
     ended = sorted(set(subscribers) - set(live))
     if ended:
         problems.append(f"subscribers ended during the schedule: {ended}")

@@ -80,6 +80,15 @@ WALL_START_NS = 1_700_000_000 * 10**9  # the "time.time_ns()" of simulated clock
 Link = tuple[str, str]  # (sender node id, endpoint)
 
 
+def wait_for(net: SimNet, condition, timeout: float = 10.0, step: float = 0.05) -> float:
+    """Advance simulated time until ``condition()`` holds; the clock then, or fail."""
+    deadline = net.clock + timeout
+    while not condition():
+        assert net.clock < deadline, "condition never became true"
+        net.advance(step)
+    return net.clock
+
+
 class DaemonCrash(RuntimeError):
     """A core asked for something the daemon's IO layer would die carrying out."""
 

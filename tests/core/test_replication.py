@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.node_net import WALL_START_NS, SimNet
+from tests.core.node_net import WALL_START_NS, SimNet, wait_for
 from zdps.core.history import Retention
 from zdps.core.node import CoreConfig
 from zdps.core.ring import HashRing
@@ -91,13 +91,6 @@ def history(net: SimNet, node: str, topic: str, **args) -> dict:
     ok, result = net.replies(node)[ref]
     assert ok, result
     return result
-
-
-def wait_for(net: SimNet, condition, timeout: float = 10.0, step: float = 0.05) -> None:
-    deadline = net.clock + timeout
-    while not condition():
-        assert net.clock < deadline, "condition never became true"
-        net.advance(step)
 
 
 def history_epoch(net: SimNet, topic: str) -> int:

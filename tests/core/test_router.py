@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.node_net import SimNet
+from tests.core.node_net import SimNet, wait_for
 from zdps.client.protocol import ClientProtocol, PublishResult
 from zdps.core.node import CoreConfig
 from zdps.core.ring import HashRing
@@ -86,14 +86,6 @@ def fanouts_by_destination(net: SimNet, topic: str) -> Counter:
     copies = Counter(sent.dst for sent, entry in net.entries(FANOUT) if entry[0] == topic)
     copies.update(sent.dst for sent, entry in net.entries(STORE) if entry[0] == topic and entry[4])
     return copies
-
-
-def wait_for(net: SimNet, condition, timeout: float = 10.0, step: float = 0.05) -> float:
-    deadline = net.clock + timeout
-    while not condition():
-        assert net.clock < deadline, "condition never became true"
-        net.advance(step)
-    return net.clock
 
 
 # ---------------------------------------------------------------- owner and sequence

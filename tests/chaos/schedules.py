@@ -28,7 +28,8 @@ def make_schedule(
     for _ in range(ATTEMPTS):
         if len(chosen) == faults:
             break
-        kind = rng.choice(kinds)
+        # The first fault's kind turns with the seed: any len(kinds) seeds in a row cover all.
+        kind = rng.choice(kinds) if chosen else kinds[seed % len(kinds)]
         # Freezes are drawn from 0.3 s up: shorter than the peer timeout is not a death.
         duration = round(rng.uniform(0.3 if kind == STOP else MIN_S, MAX_S), 1)
         at = round(rng.uniform(0.5, horizon - duration), 1)

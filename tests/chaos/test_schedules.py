@@ -37,7 +37,7 @@ from zdps import ZdpsError, wire
 
 MODE = os.environ.get("ZDPS_CHAOS", "quick")
 LONG = MODE == "long"
-SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "8"))
+SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "10"))
 FIRST_SEED = int(os.environ.get("ZDPS_CHAOS_SEED", "1"))
 HOSTS = 4
 HORIZON = 20.0 if LONG else 12.0  # seconds of faults (and publishing) per schedule
@@ -300,7 +300,8 @@ def test_schedules_are_seeded_bounded_and_within_the_failure_model() -> None:
     schedules = [make_schedule(seed, hosts, 20.0, KINDS, 5) for seed in range(300)]
     assert schedules[7] == make_schedule(7, hosts, 20.0, KINDS, 5)
     assert {len(f.groups) for s in schedules for f in s if f.kind == faults.SPLIT} == {2, 3}
-    assert {f.kind for s in schedules for f in s} == set(KINDS)
+    for seed, schedule in enumerate(schedules):  # so a few seeds in a row cover every kind
+        assert KINDS[seed % len(KINDS)] in {f.kind for f in schedule}
     for schedule in schedules:
         assert sum(f.kind == faults.KILL for f in schedule) <= 1
         for i, fault in enumerate(schedule):

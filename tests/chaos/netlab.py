@@ -355,6 +355,7 @@ class NetLab:
             except subprocess.TimeoutExpired:
                 delayer.kill()
                 delayer.wait(5)
+            delayer.stdout.close()
 
     def link(self, host: Host, up: bool) -> None:
         """Plug the host's cable in or out (a partition of that host from all others)."""

@@ -68,7 +68,9 @@ def topic_owned_by(owner: str, nodes: list[str], prefix: str = "bench") -> str:
 
 
 class Node:
-    def __init__(self, node_id: str, log_dir: Path, seed: str | None) -> None:
+    def __init__(
+        self, node_id: str, log_dir: Path, seed: str | None, flags: tuple[str, ...] = ()
+    ) -> None:
         self.node_id = node_id
         self.cluster, self.api, self.pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
         args = [
@@ -82,6 +84,7 @@ class Node:
         ]  # fmt: skip
         if seed:
             args += ["--seed", seed]
+        args += flags
         self.log = log_dir / f"zdps-{node_id}.log"
         with self.log.open("wb") as out:
             self.proc = track(
@@ -125,12 +128,19 @@ class Node:
 class Cluster:
     """`zdps start` processes on free loopback ports, waited for until meshed."""
 
-    def __init__(self, name: str, node_ids: list[str], log_dir: Path, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        name: str,
+        node_ids: list[str],
+        log_dir: Path,
+        timeout: float = 60,
+        flags: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.nodes: dict[str, Node] = {}
         seed = None
         for node_id in node_ids:
-            node = Node(node_id, log_dir, seed)
+            node = Node(node_id, log_dir, seed, flags)
             self.nodes[node_id] = node
             seed = seed or node.cluster
         deadline = time.monotonic() + timeout
@@ -170,6 +180,7 @@ def run_bench(
     duration: float | None = None,
     timeout: float,
     log_dir: Path,
+    ack: str = "owner",
 ) -> dict[str, Any]:
     """One `zdps bench --json` run: its single JSON object (plus the arguments used).
 
@@ -183,6 +194,7 @@ def run_bench(
         "--subscribers", str(subscribers),
         "--topic", topic,
         "--size", str(size),
+        "--ack", ack,
     ]  # fmt: skip
     if count:
         args += ["--count", str(count)]

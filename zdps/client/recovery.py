@@ -8,8 +8,9 @@ message. What history no longer holds is reported as a ``Gap``: never a silent l
 
 Order is ``(epoch, seq)``: an owner that holds a topic's history starts its epochs
 above every stored one, so a later epoch means a later owner. A message of an epoch
-older than the current one (from a previous owner, late) is delivered once, without
-moving the cursor.
+older than the current one (from a previous owner, late, or from the other side of a
+healed netsplit) is delivered once, without moving the cursor; a hole before it in
+its epoch is fetched or reported like any other.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ Delivery = Message | Gap
 
 @dataclass(slots=True)
 class _Topic:
-    cursor: tuple[int, int]  # the last (epoch, seq) delivered in order
+    cursor: tuple[int, int]  # the newest (epoch, seq) delivered
     seen: dict[int, int] = field(default_factory=dict)  # epoch -> highest seq delivered
+    after: tuple[int, int] = (0, 0)  # where the pending fetch starts
 
     def note(self, epoch: int, seq: int) -> None:
         if seq > self.seen.get(epoch, 0):
@@ -78,26 +80,30 @@ class Recovery:
         key = (msg.epoch, msg.seq)
         if state.delivered(*key):
             return []  # already delivered, live or recovered
-        if msg.epoch < state.cursor[0]:
-            state.note(*key)
-            return [msg]  # late, from an earlier owner
-        if key == (state.cursor[0], state.cursor[1] + 1):
-            return self._advance(state, msg)
-        # A gap, or a new epoch: the old epoch may have a tail we never saw.
-        return Fetch(msg.topic, state.cursor, key)
+        known = state.seen.get(msg.epoch)
+        if known is not None and msg.seq == known + 1:
+            return self._deliver(state, msg)  # the next one of its epoch (late or not)
+        if msg.epoch > state.cursor[0]:
+            # A new epoch. Its predecessor may have a tail we never got, and after a
+            # netsplit the other side's epochs sort before ours: fetch from the oldest
+            # position we know.
+            state.after = min(state.seen.items())
+        else:
+            state.after = (msg.epoch, known or 0)  # a gap in a known or late epoch
+        return Fetch(msg.topic, state.after, key)
 
     def recovered(self, msg: Message, entries: list[list] | None) -> list[Delivery]:
         """Deliver fetched ``entries`` ([epoch, seq, payload], oldest first), then ``msg``;
         report the holes between them as gaps."""
         state = self.topics[msg.topic]
         out: list[Delivery] = []
-        until = (msg.epoch, msg.seq)
+        after, until = state.after, (msg.epoch, msg.seq)
         for epoch, seq, payload in entries or []:
-            if state.cursor < (epoch, seq) < until and not state.delivered(epoch, seq):
+            if after < (epoch, seq) < until and not state.delivered(epoch, seq):
                 out += self._hole(state, msg.topic, epoch, seq)
-                out += self._advance(state, Message(msg.topic, seq, epoch, payload))
+                out += self._deliver(state, Message(msg.topic, seq, epoch, payload))
         out += self._hole(state, msg.topic, msg.epoch, msg.seq)
-        return out + self._advance(state, msg)
+        return out + self._deliver(state, msg)
 
     def start(self, topic: str, entries: list[list]) -> list[Delivery]:
         """Replay ``entries`` (a ``since`` request) before live messages; no gaps implied."""
@@ -110,7 +116,7 @@ class Recovery:
                 out.append(msg)
             elif (epoch, seq) > state.cursor:
                 out += self._hole(state, topic, epoch, seq)
-                out += self._advance(state, msg)
+                out += self._deliver(state, msg)
         return out
 
     def cursor(self, topic: str) -> tuple[int, int] | None:
@@ -122,15 +128,18 @@ class Recovery:
         self.topics.pop(topic, None)
 
     @staticmethod
-    def _advance(state: _Topic, msg: Message) -> list[Delivery]:
-        state.cursor = (msg.epoch, msg.seq)
-        state.note(msg.epoch, msg.seq)
+    def _deliver(state: _Topic, msg: Message) -> list[Delivery]:
+        """Deliver ``msg``; the cursor only moves forward (a late message leaves it)."""
+        key = (msg.epoch, msg.seq)
+        if key > state.cursor:
+            state.cursor = key
+        state.note(*key)
         return [msg]
 
     @staticmethod
     def _hole(state: _Topic, topic: str, epoch: int, seq: int) -> list[Delivery]:
-        """The gap, if any, between the cursor and ``(epoch, seq)`` about to be delivered."""
-        first = state.cursor[1] + 1 if epoch == state.cursor[0] else 1
+        """The gap, if any, before ``(epoch, seq)`` in its epoch: what was never delivered."""
+        first = state.seen.get(epoch, 0) + 1
         return [Gap(topic, epoch, first, seq - 1)] if seq > first else []
 
 

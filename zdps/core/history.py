@@ -98,14 +98,15 @@ class HistoryStore:
             history.retention = retention
             history.trim(now)
 
-    def store(self, topic: str, epoch: int, seq: int, payload: bytes, now: float) -> None:
+    def store(self, topic: str, epoch: int, seq: int, payload: bytes, now: float) -> bool:
+        """Keep one message; False if it was already there or the topic keeps none."""
         history = self.topics.get(topic)
         if history is None:
             retention = self.retention(topic)
             if retention.count <= 0:
-                return
+                return False
             history = self.topics[topic] = TopicHistory(retention)
-        history.add(epoch, seq, payload, now)
+        return history.add(epoch, seq, payload, now)
 
     def fetch(self, topic: str, epoch: int, seq: int, limit: int) -> list[Entry]:
         """Entries of ``topic`` after ``(epoch, seq)``, oldest first, at most ``limit``."""
@@ -144,12 +145,12 @@ class HistoryStore:
         )
         return [topic, list(retention) if retention else None, entries]
 
-    def absorb(self, topic: str, retention: list | None, entries: list, now: float) -> None:
-        """Merge a handoff from another holder of ``topic`` (duplicates are skipped)."""
+    def absorb(self, topic: str, retention: list | None, entries: list, now: float) -> int:
+        """Merge a handoff from another holder of ``topic``; how many entries were new."""
         if retention is not None:
             self.configure(topic, Retention(*retention), now)
-        for epoch, seq, payload, age in entries:
-            self.store(topic, epoch, seq, payload, now - age)
+        store = self.store
+        return sum(store(topic, epoch, seq, data, now - age) for epoch, seq, data, age in entries)
 
     def held(self) -> list[str]:
         """Topics with stored history or a retention of their own."""

@@ -288,9 +288,10 @@ class Router:
                 raise ProtocolError(E_MALFORMED, "a retention is [count, age]")
             if not all(type(e) is list and len(e) == 4 and type(e[2]) is bytes for e in stored):
                 raise ProtocolError(E_MALFORMED, "handoff entries hold [epoch, seq, payload, age]")
-            self.history.absorb(topic, retention, stored, now)
-            if self.history.last_epoch(topic) >= self.sequencer.epoch(topic):
-                self.sequencer.forget(topic)  # our epoch must stay above the merged history
+            if self.history.absorb(topic, retention, stored, now):
+                # Messages we did not have (the other side of a healed netsplit): a new
+                # epoch, above them, makes every subscriber look for what it missed.
+                self.sequencer.forget(topic)
 
     def processed(self, sender: str, count: int) -> None:
         """``count`` data entries from ``sender`` were handled: confirm them this turn."""

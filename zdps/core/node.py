@@ -737,6 +737,7 @@ class NodeCore:
     def _membership(self, actions: list[mem.Action], now: float) -> None:
         ring_changed = False
         old_nodes = self.ring.nodes
+        went_down: set[str] = set()
         for action in actions:
             if isinstance(action, mem.Send):
                 send = self.outbox.probe if action.urgent else self.outbox.send
@@ -750,7 +751,9 @@ class NodeCore:
                     self.outbox.log.append(f"peer {action.node} up at {action.endpoint}")
                 self._scope(self.scope.peer_up(action.node))
             elif isinstance(action, mem.PeerDown):
-                ring_changed |= self.ring.remove(action.node)
+                if self.ring.remove(action.node):
+                    ring_changed = True
+                    went_down.add(action.node)
                 self.counters["peers_lost"] += 1
                 self.outbox.log.append(f"peer {action.node} down ({action.reason})")
                 self._scope(self.scope.peer_down(action.node))
@@ -765,7 +768,9 @@ class NodeCore:
                         barrier.waiting.discard(action.node)
                         self._ask_owners(barrier_id, barrier)
         if ring_changed:
-            self.router.ring_changed(old_nodes, now)
+            # A node that restarted (down and up again in this batch) is back without its
+            # history: hand it over as to a node that joined.
+            self.router.ring_changed(old_nodes - (went_down & self.ring.nodes), now)
             for key, topic in self._watches.items():
                 self._push_watch(key, topic, None)
 

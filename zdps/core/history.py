@@ -53,7 +53,7 @@ class TopicHistory:
                 return False
             entries.insert(at, entry)
         if len(entries) > self.retention.count:
-            entries.popleft()
+            return entries.popleft() is not entry  # an entry older than all is not kept
         return True
 
     def trim(self, now: float) -> None:
@@ -149,8 +149,12 @@ class HistoryStore:
         """Merge a handoff from another holder of ``topic``; how many entries were new."""
         if retention is not None:
             self.configure(topic, Retention(*retention), now)
-        store = self.store
-        return sum(store(topic, epoch, seq, data, now - age) for epoch, seq, data, age in entries)
+        store, limit = self.store, self.retention(topic).age
+        return sum(
+            store(topic, epoch, seq, data, now - age)
+            for epoch, seq, data, age in entries
+            if age <= limit  # what expired in transit is not kept
+        )
 
     def held(self) -> list[str]:
         """Topics with stored history or a retention of their own."""

@@ -220,7 +220,7 @@ class NodeCore:
             RESYNC: self._on_resync,
             STORE: self._on_store,
             STORED: lambda sender, m, _n: self.router.on_stored(sender, m[1]),
-            HANDOFF: lambda _s, m, now: self.router.on_handoff(m[1], now),
+            HANDOFF: lambda sender, m, now: self.router.on_handoff(sender, m[1], now),
             CONFIGURE: self._on_configure,
             HISTORY: self._on_history,
             HISTORY_REPLY: self._on_history_reply,

@@ -274,8 +274,13 @@ class Router:
             for done in self.replication.confirmed(sender, *entry):
                 self._ack(done.route, done.seq, done.nodes, done.subscribers)
 
-    def on_handoff(self, entries: list, now: float) -> None:
-        """History of topics we became responsible for, from a previous holder."""
+    def on_handoff(self, sender: str, entries: list, now: float) -> None:
+        """History of topics we became responsible for, from another holder.
+
+        Entries we did not have are passed on to the rest of the topic's placement as we
+        see it: holders hand over by their own view of the ring, which after a heal may
+        miss the owner. Only new entries travel on, so this ends.
+        """
         for topic, retention, stored in entries:
             if type(topic) is not str or type(stored) is not list:
                 raise ProtocolError(E_MALFORMED, "handoff entries are [topic, retention, entries]")
@@ -288,10 +293,14 @@ class Router:
                 raise ProtocolError(E_MALFORMED, "a retention is [count, age]")
             if not all(type(e) is list and len(e) == 4 and type(e[2]) is bytes for e in stored):
                 raise ProtocolError(E_MALFORMED, "handoff entries hold [epoch, seq, payload, age]")
-            if self.history.absorb(topic, retention, stored, now):
-                # Messages we did not have (the other side of a healed netsplit): a new
-                # epoch, above them, makes every subscriber look for what it missed.
-                self.sequencer.forget(topic)
+            if not self.history.absorb(topic, retention, stored, now):
+                continue
+            # Messages we did not have (the other side of a healed netsplit): a new
+            # epoch, above them, makes every subscriber look for what it missed.
+            self.sequencer.forget(topic)
+            for node in self.ring.successors(topic, self.replication.factor + 1):
+                if node not in (self.node, sender):
+                    self._hand_over(node, topic, now)
 
     def processed(self, sender: str, count: int) -> None:
         """``count`` data entries from ``sender`` were handled: confirm them this turn."""
@@ -363,11 +372,8 @@ class Router:
         self.sequencer.retain(lambda topic: self.ring.owner(topic) == self.node)
         sends, drops = self.replication.handoffs(old_nodes)
         for node, topics in sends.items():
-            endpoint = self.endpoint_of(node)
-            if endpoint is not None:
-                for topic in topics:
-                    for chunk in _chunks(self.history.export(topic, now)):
-                        self.outbox.send(endpoint, [HANDOFF, [chunk]])
+            for topic in topics:
+                self._hand_over(node, topic, now)
         for topic in drops:
             self.history.drop(topic)
 
@@ -383,6 +389,13 @@ class Router:
             self.refuse(route, E_TIMEOUT, f"no acknowledgement within {self.ack_timeout} s")
         for waiting in self.replication.expired(now):
             self.refuse(waiting.route, E_TIMEOUT, f"not replicated within {self.ack_timeout} s")
+
+    def _hand_over(self, node: str, topic: str, now: float) -> None:
+        """Send ``node`` our history of ``topic`` (and its retention), in chunks."""
+        endpoint = self.endpoint_of(node)
+        if endpoint is not None:
+            for chunk in _chunks(self.history.export(topic, now)):
+                self.outbox.send(endpoint, [HANDOFF, [chunk]])
 
     def refuse(self, route: Route, code: str, message: str) -> None:
         """Tell whoever waits on ``route`` that the publish failed."""

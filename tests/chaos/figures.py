@@ -25,6 +25,7 @@ class Figures:
     gaps: int = 0  # unrecoverable gaps the subscribers reported
     redelivered: int = 0  # the same message again in a later epoch (allowed, counted)
     slowest: float = 0.0
+    stalled: float = 0.0  # longest time publishes after the heal took to be acked again
     slowest_seed: int | None = None
 
     def converged(self, seconds: float, seed: int) -> None:
@@ -44,6 +45,7 @@ class Figures:
             f" / unacked-lost {self.unacked_lost}",
             f"gaps {self.gaps}, redelivered {self.redelivered}",
             f"slowest convergence {self.slowest:.2f} s (seed {self.slowest_seed})",
+            f"longest publish stall after the heal {self.stalled:.1f} s",
             *self.notes,
         ]
         return "; ".join(parts)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.client.fake_node import FakeNode, answer
 from zdps import AsyncClient, Client
-from zdps.client import sync
+from zdps.client import aio, sync
 from zdps.client.protocol import Message
 from zdps.client.recovery import FETCH_ATTEMPTS, Delivery, Fetch, Gap, Inbox, Pager, Recovery
 from zdps.topics import exact_group, prefix_group
@@ -590,7 +590,10 @@ def received(subscription: Any, n: int) -> list[Delivery]:
     return out
 
 
-def test_a_client_fetches_a_gap_page_by_page(node: FakeNode, pub: Pub) -> None:
+def test_a_client_fetches_a_gap_page_by_page(
+    node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync, "GAP_RECHECK", 0.01)
     node.handler = history_node([(1, k) for k in range(3, 9)], page=2)
     with Client(node.endpoint, timeout=3) as client, client.subscribe("t") as subscription:
         pub.joined(exact_group("t"))
@@ -599,10 +602,11 @@ def test_a_client_fetches_a_gap_page_by_page(node: FakeNode, pub: Pub) -> None:
         got = received(subscription, 7)
         assert subscription.recv(timeout=0.1) is None
     assert got == [m(1, 1), gap(1, 2, 2), m(1, 3), m(1, 4), m(1, 5), m(1, 6), m(1, 7)]
-    assert history_args(node) == [
+    pages = [
         {"topic": "t", "after": [1, 1], "until": [1, 6]},
         {"topic": "t", "after": [1, 4], "until": [1, 6]},
     ]
+    assert history_args(node) == pages * 2  # (1, 2) is gone: asked again before reporting
 
 
 def test_a_client_recovers_across_an_epoch_change(node: FakeNode, pub: Pub) -> None:
@@ -621,6 +625,7 @@ def test_a_failed_fetch_is_one_gap_for_the_whole_hole(
     node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sync, "FETCH_RETRY", 0.01)
+    monkeypatch.setattr(sync, "GAP_RECHECK", 0.01)
     node.handler = history_node([], fail=True)
     with Client(node.endpoint, timeout=3) as client, client.subscribe("t") as subscription:
         pub.joined(exact_group("t"))
@@ -628,7 +633,7 @@ def test_a_failed_fetch_is_one_gap_for_the_whole_hole(
             pub.send(m(*key))
         assert received(subscription, 4) == [m(1, 1), gap(1, 2, 5), m(1, 6), m(1, 7)]
     assert history_args(node) == [{"topic": "t", "after": [1, 1], "until": [1, 6]}] * (
-        FETCH_ATTEMPTS
+        2 * FETCH_ATTEMPTS  # every attempt, then every attempt once more before reporting
     )
 
 
@@ -660,7 +665,10 @@ def test_without_recover_messages_come_raw(node: FakeNode, pub: Pub) -> None:
     assert history_args(node) == []
 
 
-def test_an_async_client_fetches_a_gap_and_ends_on_closed(node: FakeNode, pub: Pub) -> None:
+def test_an_async_client_fetches_a_gap_and_ends_on_closed(
+    node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "GAP_RECHECK", 0.01)
     node.handler = history_node([(1, 2), (1, 4), (2, 1)], page=1)
 
     async def scenario() -> list[Delivery]:
@@ -676,4 +684,5 @@ def test_an_async_client_fetches_a_gap_and_ends_on_closed(node: FakeNode, pub: P
 
     got = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert got == [m(1, 1), m(1, 2), gap(1, 3, 3), m(1, 4), m(2, 1), m(2, 2), m(2, 3)]
-    assert [args["after"] for args in history_args(node)] == [[1, 1], [1, 2], [1, 4]]
+    # (1, 3) is gone: the range is asked again, page by page, before it is reported.
+    assert [args["after"] for args in history_args(node)] == [[1, 1], [1, 2], [1, 4]] * 2

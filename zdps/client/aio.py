@@ -27,7 +27,14 @@ from zdps.client.protocol import (
     reachable_pub,
     to_bytes,
 )
-from zdps.client.recovery import FETCH_ATTEMPTS, FETCH_RETRY, Delivery, Inbox, Pager
+from zdps.client.recovery import (
+    FETCH_ATTEMPTS,
+    FETCH_RETRY,
+    GAP_RECHECK,
+    Delivery,
+    Inbox,
+    Pager,
+)
 from zdps.wire import E_TIMEOUT, ProtocolError
 
 log = logging.getLogger("zdps.client")
@@ -324,8 +331,11 @@ class AsyncSubscription:
             while inbox.unsubscribe:
                 self._sock.unsubscribe(inbox.unsubscribe.pop())
             if fetch is not None and self._fetch is not None:
-                pager = Pager.make(fetch.topic, after=fetch.after, until=fetch.until)
-                inbox.recovered(message, await self._fetch(pager))
+                entries = await self._fetch(fetch.pager())
+                if inbox.leaves_gaps(message, entries):  # confirm before reporting a loss
+                    await asyncio.sleep(GAP_RECHECK)
+                    entries = await self._fetch(fetch.pager()) or entries
+                inbox.recovered(message, entries)
         return inbox.ready.popleft()
 
     def __aiter__(self) -> AsyncSubscription:

@@ -15,6 +15,7 @@ its epoch is fetched or reported like any other.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -40,6 +41,9 @@ class Fetch(NamedTuple):
     topic: str
     after: tuple[int, int]
     until: tuple[int, int]
+
+    def pager(self) -> Pager:
+        return Pager.make(self.topic, after=self.after, until=self.until)
 
 
 Delivery = Message | Gap
@@ -145,6 +149,9 @@ class Recovery:
 
 FETCH_ATTEMPTS = 5  # tries of one history page while ownership settles
 FETCH_RETRY = 0.2  # seconds between tries
+# Before a hole is reported as lost, history is asked once more after this many
+# seconds: right after an owner change or a heal, the owner may still be receiving it.
+GAP_RECHECK = 1.0
 
 
 @dataclass(slots=True)
@@ -218,6 +225,12 @@ class Inbox:
     def recovered(self, msg: Message, entries: list[list] | None) -> None:
         assert self.recovery is not None
         self.ready.extend(self.recovery.recovered(msg, entries))
+
+    def leaves_gaps(self, msg: Message, entries: list[list] | None) -> bool:
+        """Whether ``recovered`` with these entries would report a gap (changes nothing)."""
+        assert self.recovery is not None
+        trial = Recovery({msg.topic: copy.deepcopy(self.recovery.topics[msg.topic])})
+        return any(isinstance(item, Gap) for item in trial.recovered(msg, entries))
 
     def replay(self, topic: str, entries: list[list] | None) -> None:
         """History entries (a ``since`` request) go before anything live."""

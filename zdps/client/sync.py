@@ -33,6 +33,7 @@ from zdps.client.protocol import (
 from zdps.client.recovery import (
     FETCH_ATTEMPTS,
     FETCH_RETRY,
+    GAP_RECHECK,
     Delivery,
     Inbox,
     Pager,
@@ -565,8 +566,11 @@ class Subscription:
             while inbox.unsubscribe:
                 self._sock.unsubscribe(inbox.unsubscribe.pop())
             if fetch is not None and self._fetch is not None:
-                pager = Pager.make(fetch.topic, after=fetch.after, until=fetch.until)
-                inbox.recovered(message, self._fetch(pager))
+                entries = self._fetch(fetch.pager())
+                if inbox.leaves_gaps(message, entries):  # confirm before reporting a loss
+                    time.sleep(GAP_RECHECK)
+                    entries = self._fetch(fetch.pager()) or entries
+                inbox.recovered(message, entries)
         return inbox.ready.popleft()
 
     def __iter__(self) -> Iterator[Delivery]:

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.core.node_net import WALL_START_NS, SimNet, wait_for
-from zdps.core.history import Retention
+from zdps.core.history import HistoryStore, Retention
 from zdps.core.node import CoreConfig
+from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.router import Sequencer
 from zdps.topics import exact_group
@@ -553,3 +554,22 @@ def test_a_healed_netsplit_merges_both_sides_history_at_the_owner(
     epoch, seq, payload = stored(net, "a", topic)[-1]
     assert payload == b"healed" and seq == 1
     assert epoch > max(e for e, _ in stamps)
+
+
+def test_a_replica_confirms_no_more_of_an_epoch_once_a_copy_went_missing() -> None:
+    """A confirmation covers everything before it: after a hole (a copy lost on the way)
+    the epoch's later copies must not acknowledge the missing one."""
+    books = Replication("r", HashRing(["o", "r"]), HistoryStore(Retention(100, 60.0)))
+    for seq in (1, 2):
+        books.stored("o", "t", 7, seq)
+    assert books.confirmations() == {"o": [["t", 7, 2]]}
+    books.stored("o", "t", 7, 4)  # 3 never arrived
+    books.stored("o", "t", 7, 5)
+    books.stored("o", "u", 7, 1)  # other topics are not affected
+    assert books.confirmations() == {"o": [["u", 7, 1]]}
+    books.stored("o", "t", 8, 1)  # a new epoch starts clean
+    assert books.confirmations() == {"o": [["t", 8, 1]]}
+    books.stored("o", "t", 8, 3)
+    books.forget_owner("o")  # the owner went away: its next life starts clean
+    books.stored("o", "t", 8, 5)
+    assert books.confirmations() == {"o": [["t", 8, 5]]}

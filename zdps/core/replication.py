@@ -6,8 +6,9 @@ Rules (docs/PROTOCOL.md §7.8):
   ring, the replicas. When the owner leaves, the first replica becomes the owner and
   already holds the history.
 * A replica confirms what it stored with ``stored [topic, epoch, seq]`` (the newest entry
-  per topic, once per turn). A publish at ack level ``replicated`` is acknowledged once
-  every replica it was sent to confirmed it, and refused if one of them goes away first.
+  per topic, once per turn), and only while an epoch's copies arrive without a hole. A
+  publish at ack level ``replicated`` is acknowledged once every replica it was sent to
+  confirmed it, and refused if one of them goes away first.
 * When the ring changes, each holder of a topic's history sends it to the nodes newly in
   the topic's placement (``handoff``) and forgets its copy if it is no longer in it.
 
@@ -49,6 +50,8 @@ class Replication:
     factor: int = 1  # R: replicas per topic besides the owner
     _waiting: dict[str, deque[Waiting]] = field(default_factory=dict)
     _owed: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    _received: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    _broken: dict[tuple[str, str], int] = field(default_factory=dict)  # epoch with a hole
 
     def replicas(self, topic: str) -> list[str]:
         """The replicas of ``topic`` (the owner excluded), nearest first."""
@@ -101,10 +104,30 @@ class Replication:
     # ------------------------------------------------------------------ replica side
 
     def stored(self, owner: str, topic: str, epoch: int, seq: int) -> None:
-        """We stored a copy from ``owner``: confirm the newest one this turn."""
+        """We stored a copy from ``owner``: confirm the newest one this turn.
+
+        A confirmation covers everything before it, so it is only sent while the copies
+        of an epoch arrive without a hole: copies can be lost (a link cut, or dropped
+        while we held the owner for dead). After a hole, that epoch is confirmed no more
+        and its ``replicated`` publishes time out, their fate unknown, rather than be
+        acknowledged without a copy.
+        """
+        key = (owner, topic)
+        last = self._received.get(key)
+        self._received[key] = (epoch, seq)
+        if last is not None and last[0] == epoch and seq != last[1] + 1:
+            self._broken[key] = epoch
+        if self._broken.get(key) == epoch:
+            return
         owed = self._owed.setdefault(owner, {})
         if (epoch, seq) > owed.get(topic, (0, 0)):
             owed[topic] = (epoch, seq)
+
+    def forget_owner(self, owner: str) -> None:
+        """``owner`` went away: what we tracked of its copies is over."""
+        for key in [k for k in self._received if k[0] == owner]:
+            del self._received[key]
+            self._broken.pop(key, None)
 
     def confirmations(self) -> dict[str, list[list]]:
         """``stored`` entries owed to each owner, which are then considered sent."""

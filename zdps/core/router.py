@@ -361,6 +361,7 @@ class Router:
             self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
         for waiting in self.replication.lost(node):
             self.refuse(waiting.route, E_REPLICA_LOST, f"replica {node} went away first")
+        self.replication.forget_owner(node)
         self._inflight.pop(node, None)
         self.consumed.pop(node, None)
         self._interest.clear()

@@ -556,9 +556,9 @@ def test_a_healed_netsplit_merges_both_sides_history_at_the_owner(
     assert epoch > max(e for e, _ in stamps)
 
 
-def test_a_replica_confirms_no_more_of_an_epoch_once_a_copy_went_missing() -> None:
+def test_a_replica_that_missed_a_copy_tells_the_owner_instead_of_confirming() -> None:
     """A confirmation covers everything before it: after a hole (a copy lost on the way)
-    the epoch's later copies must not acknowledge the missing one."""
+    the epoch's later copies must not acknowledge the missing one; the owner is told."""
     books = Replication("r", HashRing(["o", "r"]), HistoryStore(Retention(100, 60.0)))
     for seq in (1, 2):
         books.stored("o", "t", 7, seq)
@@ -566,10 +566,30 @@ def test_a_replica_confirms_no_more_of_an_epoch_once_a_copy_went_missing() -> No
     books.stored("o", "t", 7, 4)  # 3 never arrived
     books.stored("o", "t", 7, 5)
     books.stored("o", "u", 7, 1)  # other topics are not affected
-    assert books.confirmations() == {"o": [["u", 7, 1]]}
-    books.stored("o", "t", 8, 1)  # a new epoch starts clean
+    assert books.confirmations() == {"o": [["u", 7, 1], ["t", 7, 0]]}  # told once
+    books.stored("o", "t", 7, 6)
+    assert books.confirmations() == {}
+    books.stored("o", "t", 8, 1)  # the owner's new epoch is confirmed again
     assert books.confirmations() == {"o": [["t", 8, 1]]}
-    books.stored("o", "t", 8, 3)
-    books.forget_owner("o")  # the owner went away: its next life starts clean
-    books.stored("o", "t", 8, 5)
-    assert books.confirmations() == {"o": [["t", 8, 5]]}
+
+
+def test_an_owner_told_of_a_missed_copy_refuses_and_starts_a_new_epoch() -> None:
+    net = cluster("ab")
+    topic = placed("ab", "ab")
+    owner = net.core("a")
+    refs = [publish(net, "a", topic, b"m%d" % i) for i in range(2)]
+    net.run_until_quiet()
+    assert [net.acks("a")[r][0] for r in refs] == [1, 2]
+    epoch = owner.router.sequencer.epoch(topic)
+    net.hold("b", "a")  # b's confirmation of the next one waits
+    waiting = publish(net, "a", topic, b"m2")
+    net.run_until_quiet()
+    owner.router.on_stored("b", [[topic, epoch, 0]])  # b reports a missed copy first
+    net.release("b", "a")
+    net.run_until_quiet()
+    assert net.nacks("a")[waiting][0] == E_REPLICA_LOST
+    assert waiting not in net.acks("a")  # the late confirmation acknowledges nothing
+    after = publish(net, "a", topic, b"m3")
+    net.run_until_quiet()
+    assert net.acks("a")[after][0] == 1  # seq 1 of a new epoch
+    assert owner.router.sequencer.epoch(topic) > epoch

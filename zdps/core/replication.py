@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from zdps.core.history import HistoryStore
 from zdps.core.ring import HashRing
 
+MAX_TRACKED = 1_000_000  # (owner, topic) pairs whose last copy a replica remembers
+
 # A route says where an ack goes (see router.py).
 Route = tuple[bytes | str, int]
 
@@ -52,6 +54,7 @@ class Replication:
     _owed: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     _received: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     _broken: dict[tuple[str, str], int] = field(default_factory=dict)  # epoch with a hole
+    _holes: dict[str, list[list]] = field(default_factory=dict)  # hole notices owed
 
     def replicas(self, topic: str) -> list[str]:
         """The replicas of ``topic`` (the owner excluded), nearest first."""
@@ -82,12 +85,20 @@ class Replication:
         """``replica`` went away: the publishes that waited on it can no longer be confirmed."""
         return self._take(lambda waiting: replica in waiting.replicas)
 
+    def missed(self, replica: str, topic: str, epoch: int) -> list[Waiting]:
+        """``replica`` missed a copy of ``topic``'s ``epoch``: its publishes waiting on that
+        replica can no longer be confirmed."""
+        if topic not in self._waiting:
+            return []
+        return self._take(lambda w: w.epoch == epoch and replica in w.replicas, topic)
+
     def expired(self, now: float) -> list[Waiting]:
         return self._take(lambda waiting: waiting.deadline <= now)
 
-    def _take(self, failed) -> list[Waiting]:
+    def _take(self, failed, only: str | None = None) -> list[Waiting]:
         taken: list[Waiting] = []
-        for topic, queue in list(self._waiting.items()):
+        queues = [(only, self._waiting[only])] if only else list(self._waiting.items())
+        for topic, queue in queues:
             keep = deque(w for w in queue if not failed(w))
             if len(keep) != len(queue):
                 taken += [w for w in queue if failed(w)]
@@ -108,14 +119,18 @@ class Replication:
 
         A confirmation covers everything before it, so it is only sent while the copies
         of an epoch arrive without a hole: copies can be lost (a link cut, or dropped
-        while we held the owner for dead). After a hole, that epoch is confirmed no more
-        and its ``replicated`` publishes time out, their fate unknown, rather than be
-        acknowledged without a copy.
+        while we held the owner for dead). At a hole the owner is told instead (a
+        ``stored`` entry with seq 0): it refuses that epoch's waiting ``replicated``
+        publishes and starts a new epoch, which we confirm again.
         """
         key = (owner, topic)
         last = self._received.get(key)
+        if len(self._received) > MAX_TRACKED:
+            self._received.clear()
         self._received[key] = (epoch, seq)
         if last is not None and last[0] == epoch and seq != last[1] + 1:
+            if self._broken.get(key) != epoch:
+                self._holes.setdefault(owner, []).append([topic, epoch, 0])
             self._broken[key] = epoch
         if self._broken.get(key) == epoch:
             return
@@ -123,18 +138,14 @@ class Replication:
         if (epoch, seq) > owed.get(topic, (0, 0)):
             owed[topic] = (epoch, seq)
 
-    def forget_owner(self, owner: str) -> None:
-        """``owner`` went away: what we tracked of its copies is over."""
-        for key in [k for k in self._received if k[0] == owner]:
-            del self._received[key]
-            self._broken.pop(key, None)
-
     def confirmations(self) -> dict[str, list[list]]:
-        """``stored`` entries owed to each owner, which are then considered sent."""
+        """``stored`` entries owed to each owner (confirmations, then holes), now sent."""
         owed, self._owed = self._owed, {}
+        holes, self._holes = self._holes, {}
         return {
-            owner: [[topic, epoch, seq] for topic, (epoch, seq) in topics.items()]
-            for owner, topics in owed.items()
+            owner: [[topic, epoch, seq] for topic, (epoch, seq) in owed.get(owner, {}).items()]
+            + holes.get(owner, [])
+            for owner in owed.keys() | holes.keys()
         }
 
     # ------------------------------------------------------------------ ring changes

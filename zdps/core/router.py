@@ -271,7 +271,14 @@ class Router:
         for entry in entries:
             if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
                 raise ProtocolError(E_MALFORMED, "stored entries are [topic, epoch, seq]")
-            for done in self.replication.confirmed(sender, *entry):
+            topic, epoch, seq = entry
+            if seq == 0:  # the replica missed a copy of this epoch
+                for waiting in self.replication.missed(sender, topic, epoch):
+                    self.refuse(waiting.route, E_REPLICA_LOST, f"replica {sender} missed a copy")
+                if self.sequencer.epoch(topic) == epoch:
+                    self.sequencer.forget(topic)  # a new epoch, which it can confirm again
+                continue
+            for done in self.replication.confirmed(sender, topic, epoch, seq):
                 self._ack(done.route, done.seq, done.nodes, done.subscribers)
 
     def on_handoff(self, sender: str, entries: list, now: float) -> None:
@@ -361,7 +368,6 @@ class Router:
             self.refuse(route, E_OWNER_LOST, f"node {node} went away before acknowledging")
         for waiting in self.replication.lost(node):
             self.refuse(waiting.route, E_REPLICA_LOST, f"replica {node} went away first")
-        self.replication.forget_owner(node)
         self._inflight.pop(node, None)
         self.consumed.pop(node, None)
         self._interest.clear()

@@ -10,7 +10,9 @@ subscribers, subscribed before anything is published, feed their node's deliveri
 page (``Pager``), up to ``FETCH_ATTEMPTS`` tries ``FETCH_RETRY`` s apart, in simulated
 time, while later deliveries wait. At the end every link heals, stopped nodes come
 back, the cluster converges and each topic gets one more message, which every
-subscriber must deliver. Then:
+subscriber must deliver. The guarantee is for any single failure, so a node may crash or
+leave only while every other node is up and holds its copies again (``World.intact``: a
+node restarted during a split holds none until the split heals). Then:
 
 1. every message acknowledged at ``replicated`` level was delivered by every subscriber
    whose node never went down, unless a ``Gap`` covering it was reported and retention
@@ -56,6 +58,7 @@ GROUPS = [exact_group(t) for t in TOPICS] + [prefix_group("orders")]
 RETENTION = CoreConfig().history  # far more than a schedule publishes: nothing is dropped
 CLIENT_TIMEOUT = 10.0  # the Python clients' request timeout
 SLICE = 0.05  # subscribers read their node's deliveries this often (simulated seconds)
+REJOIN = 2.0  # seconds a restarted node takes to rejoin and get its copies handed back
 PUB = b"pub"
 
 
@@ -177,6 +180,9 @@ class World:
     subscribers: list[Subscriber]
     published: dict[bytes, tuple[str, str, int, int]] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
+    # Restarted nodes until they got their copies back (REJOIN after they can reach the
+    # others: None while a split is on, as their seeds may be out of reach).
+    rejoined_at: dict[str, float | None] = field(default_factory=dict)
     split_since: float | None = None
     log: list[str] = field(default_factory=list)  # the schedule as run, for reproductions
 
@@ -211,6 +217,20 @@ class World:
         self.net.heal()
         self.note("heal")
         self.split_since = None
+        for node, at in self.rejoined_at.items():
+            if at is None:
+                self.rejoined_at[node] = self.net.clock + REJOIN
+
+    def intact(self) -> bool:
+        """No node down and none still missing its copies: one more may fail.
+
+        The guarantee is for any single failure; a node restarted during a split, whose
+        seeds are on the other side, holds no copies until the split heals.
+        """
+        clock = self.net.clock
+        return not self.stopped and all(
+            at is not None and at <= clock for at in self.rejoined_at.values()
+        )
 
     def stop(self, node: str, how: str) -> None:
         (self.net.crash if how == "crash" else self.net.leave)(node)
@@ -223,6 +243,7 @@ class World:
     def restart(self, node: str, seed: str) -> None:
         self.net.restart(node, [seed])
         self.stopped.discard(node)
+        self.rejoined_at[node] = None if self.split_since is not None else self.net.clock + REJOIN
         self.note(f"restart {node}")
         for sub in self.subscribers:
             if sub.node == node:  # the client's SUB resubscribes on reconnect
@@ -257,7 +278,7 @@ def run_schedule(world: World, rng: random.Random, steps: int) -> None:
             level = LEVEL_REPLICATED if rng.random() < 0.75 else LEVEL_OWNER
             for _ in range(rng.randint(1, 4)):
                 world.publish(node, rng.choice(TOPICS), level)
-        elif op in ("crash", "leave") and not world.stopped:
+        elif op in ("crash", "leave") and world.intact():
             world.stop(node, op)
         elif op == "restart" and world.stopped:
             world.restart(rng.choice(sorted(world.stopped)), rng.choice(running))

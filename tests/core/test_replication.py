@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.core.node_net import WALL_START_NS, SimNet, wait_for
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.node import CoreConfig
-from zdps.core.replication import Replication
+from zdps.core.replication import Replication, Waiting
 from zdps.core.ring import HashRing
 from zdps.core.router import Sequencer
 from zdps.topics import exact_group
@@ -593,3 +593,15 @@ def test_an_owner_told_of_a_missed_copy_refuses_and_starts_a_new_epoch() -> None
     net.run_until_quiet()
     assert net.acks("a")[after][0] == 1  # seq 1 of a new epoch
     assert owner.router.sequencer.epoch(topic) > epoch
+
+
+def test_a_publish_stuck_on_a_silent_replica_does_not_hold_up_later_ones() -> None:
+    """After a ring change the oldest waiting publish may depend on a replica that will
+    never confirm it; later ones, confirmed by the new replica, are acked at once."""
+    books = Replication("o", HashRing(["o", "r", "n"]), HistoryStore(Retention(100, 60.0)))
+    for seq, replica in ((1, "r"), (2, "n"), (3, "n")):
+        books.wait("t", Waiting(7, seq, (b"client", seq), 2, 1, {replica}, 10.0))
+    assert [w.seq for w in books.confirmed("n", "t", 7, 3)] == [2, 3]
+    assert books.confirmed("n", "t", 8, 5) == []  # another epoch confirms nothing here
+    assert [w.seq for w in books.expired(10.0)] == [1]
+    assert books.pending == 0

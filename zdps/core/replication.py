@@ -66,17 +66,26 @@ class Replication:
         self._waiting.setdefault(topic, deque()).append(waiting)
 
     def confirmed(self, replica: str, topic: str, epoch: int, seq: int) -> list[Waiting]:
-        """``replica`` stored ``topic`` up to ``(epoch, seq)``: the publishes now acked."""
+        """``replica`` stored ``topic``'s ``epoch`` up to ``seq``: the publishes now acked.
+
+        A confirmation says nothing of other epochs. Publishes are acknowledged as soon
+        as all their replicas confirmed, not in order: one waiting on a replica that
+        no longer answers (until it times out) must not hold up the others.
+        """
         queue = self._waiting.get(topic)
         if not queue:
             return []
-        for waiting in queue:
-            if (waiting.epoch, waiting.seq) > (epoch, seq):
+        for waiting in queue:  # in sequencing order: epochs only grow along the queue
+            if waiting.epoch > epoch or (waiting.epoch == epoch and waiting.seq > seq):
                 break
-            waiting.replicas.discard(replica)
+            if waiting.epoch == epoch:
+                waiting.replicas.discard(replica)
         done = []
         while queue and not queue[0].replicas:
             done.append(queue.popleft())
+        if queue and any(not w.replicas for w in queue):  # the oldest one is stuck
+            done += [w for w in queue if not w.replicas]
+            queue = self._waiting[topic] = deque(w for w in queue if w.replicas)
         if not queue:
             del self._waiting[topic]
         return done

@@ -80,6 +80,17 @@ WALL_START_NS = 1_700_000_000 * 10**9  # the "time.time_ns()" of simulated clock
 Link = tuple[str, str]  # (sender node id, endpoint)
 
 
+def mesh(names: Iterable[str], config: CoreConfig) -> SimNet:
+    """A settled cluster of ``names``, every node joining through the first."""
+    net = SimNet(config=config)
+    first, *rest = names
+    net.add(first)
+    for name in rest:
+        net.add(name, [first])
+    net.settle()
+    return net
+
+
 def wait_for(net: SimNet, condition, timeout: float = 10.0, step: float = 0.05) -> float:
     """Advance simulated time until ``condition()`` holds; the clock then, or fail."""
     deadline = net.clock + timeout

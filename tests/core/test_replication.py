@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.node_net import WALL_START_NS, SimNet, wait_for
+from tests.core.node_net import WALL_START_NS, SimNet, mesh, wait_for
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.node import CoreConfig
 from zdps.core.replication import Replication, Waiting
@@ -51,13 +51,7 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 
 def cluster(names: str, config: CoreConfig | None = None) -> SimNet:
-    net = SimNet(config=config or CoreConfig())
-    first, *rest = names
-    net.add(first)
-    for name in rest:
-        net.add(name, [first])
-    net.settle()
-    return net
+    return mesh(names, config or CoreConfig())
 
 
 def placed(nodes: str, placement: str, prefix: str = "t", then=None) -> str:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.node_net import SimNet, wait_for
+from tests.core.node_net import SimNet, mesh, wait_for
 from zdps.client.protocol import ClientProtocol, PublishResult
 from zdps.core.node import CoreConfig
 from zdps.core.ring import HashRing
@@ -56,13 +56,7 @@ CONFIG = CoreConfig(max_payload=MAX_PAYLOAD)
 
 
 def cluster(names: str | list[str], config: CoreConfig = CONFIG) -> SimNet:
-    net = SimNet(config=config)
-    first, *rest = names
-    net.add(first)
-    for name in rest:
-        net.add(name, [first])
-    net.settle()
-    return net
+    return mesh(names, config)
 
 
 def topic_owned_by(owner: str, nodes, prefix: str = "t", among=None) -> str:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.client.fake_node import FakeNode, answer
 from zdps import AsyncClient, Client
-from zdps.client import aio, sync
+from zdps.client import recovery
 from zdps.client.protocol import Message
 from zdps.client.recovery import FETCH_ATTEMPTS, Delivery, Fetch, Gap, Inbox, Pager, Recovery
 from zdps.topics import exact_group, prefix_group
@@ -593,7 +593,7 @@ def received(subscription: Any, n: int) -> list[Delivery]:
 def test_a_client_fetches_a_gap_page_by_page(
     node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync, "GAP_RECHECK", 0.01)
+    monkeypatch.setattr(recovery, "GAP_RECHECK", 0.01)
     node.handler = history_node([(1, k) for k in range(3, 9)], page=2)
     with Client(node.endpoint, timeout=3) as client, client.subscribe("t") as subscription:
         pub.joined(exact_group("t"))
@@ -624,8 +624,8 @@ def test_a_client_recovers_across_an_epoch_change(node: FakeNode, pub: Pub) -> N
 def test_a_failed_fetch_is_one_gap_for_the_whole_hole(
     node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync, "FETCH_RETRY", 0.01)
-    monkeypatch.setattr(sync, "GAP_RECHECK", 0.01)
+    monkeypatch.setattr(recovery, "FETCH_RETRY", 0.01)
+    monkeypatch.setattr(recovery, "GAP_RECHECK", 0.01)
     node.handler = history_node([], fail=True)
     with Client(node.endpoint, timeout=3) as client, client.subscribe("t") as subscription:
         pub.joined(exact_group("t"))
@@ -668,7 +668,7 @@ def test_without_recover_messages_come_raw(node: FakeNode, pub: Pub) -> None:
 def test_an_async_client_fetches_a_gap_and_ends_on_closed(
     node: FakeNode, pub: Pub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aio, "GAP_RECHECK", 0.01)
+    monkeypatch.setattr(recovery, "GAP_RECHECK", 0.01)
     node.handler = history_node([(1, 2), (1, 4), (2, 1)], page=1)
 
     async def scenario() -> list[Delivery]:

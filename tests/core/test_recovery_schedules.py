@@ -7,7 +7,7 @@ publishes, most at ack level ``replicated`` and some at ``owner`` level. Simulat
 subscribers, subscribed before anything is published, feed their node's deliveries to
 ``zdps.client.recovery.Recovery`` exactly as the Python clients do (docs/PROTOCOL.md
 §7.9): a ``Fetch`` is answered with ``history`` requests through their own node, page by
-page (``Pager``), up to ``FETCH_ATTEMPTS`` tries ``FETCH_RETRY`` s apart, in simulated
+page, with the clients' retries and re-check of holes (``recovering``), in simulated
 time, while later deliveries wait. At the end every link heals, stopped nodes come
 back, the cluster converges and each topic gets one more message, which every
 subscriber must deliver. The guarantee is for any single failure, so a node may crash or
@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import pytest
@@ -45,7 +46,7 @@ from tests.core.node_net import SimNet
 from tests.core.test_fault_schedules import build
 from tests.core.test_replication import cluster, placed
 from zdps.client.protocol import Message
-from zdps.client.recovery import FETCH_ATTEMPTS, FETCH_RETRY, Fetch, Gap, Pager, Recovery
+from zdps.client.recovery import Fetch, Gap, Recovery, Step, recovering
 from zdps.core.node import CoreConfig
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import API_REPLY, FANOUT, LEVEL_OWNER, LEVEL_REPLICATED, STORE
@@ -70,7 +71,8 @@ def matches(group: bytes, topic: str) -> bool:
 
 @dataclass
 class Subscriber:
-    """One subscription at ``node``: its deliveries through ``Recovery``, fetches in sim time."""
+    """One subscription at ``node``: its deliveries through ``Recovery``, the recovery's
+    steps (``recovering``, as the Python clients run them) carried out in sim time."""
 
     name: bytes
     node: str
@@ -79,16 +81,17 @@ class Subscriber:
     out: list = field(default_factory=list)  # (time, Message | Gap)
     pos: int = 0  # deliveries of the node already read
     replies_read: int = 0
-    fetch: dict | None = None  # the fetch under way
+    steps: Generator | None = None  # the recovery under way
+    waiting: tuple = ()  # ("reply", ref, deadline) or ("sleep", until)
     fetches: int = 0
-    failed_fetches: int = 0
+    failed_requests: int = 0
     lost_node: bool = False  # its node went down at some point
 
     def pump(self, net: SimNet) -> None:
         """Do what the client would have done by now."""
         while True:
-            if self.fetch is not None:
-                if not self._fetching(net):
+            if self.steps is not None:
+                if not self._waited(net):
                     return
                 continue
             deliveries = net.deliveries[self.node]
@@ -102,66 +105,51 @@ class Subscriber:
             outcome = self.recovery.live(msg)
             if isinstance(outcome, Fetch):
                 self.fetches += 1
-                pager = Pager.make(outcome.topic, after=outcome.after, until=outcome.until)
-                self.fetch = {"msg": msg, "pager": pager, "attempt": 0, "ref": None, "at": 0.0}
-                self._request(net)
+                self.steps = recovering(self.recovery, msg, outcome)
+                self._step(net, next)
             else:
                 self._deliver(net, outcome)
 
     def _deliver(self, net: SimNet, items: list) -> None:
         self.out += [(net.clock, item) for item in items]
 
-    def _request(self, net: SimNet) -> None:
-        fetch = self.fetch
-        if net.nodes[self.node].core is None:
-            fetch["ref"] = None
-            self._failed(net)
+    def _step(self, net: SimNet, resume: Callable[[Generator], Step]) -> None:
+        """Resume the recovery; start what its next step asks for."""
+        try:
+            step = resume(self.steps)
+            while isinstance(step, dict) and net.nodes[self.node].core is None:
+                self.failed_requests += 1
+                step = self.steps.send(None)  # no node to ask
+        except StopIteration as done:
+            self.steps = None
+            self._deliver(net, done.value)
             return
-        fetch["ref"] = net.request(self.node, "history", fetch["pager"].args, client=self.name)
-        fetch["deadline"] = net.clock + CLIENT_TIMEOUT
-
-    def _failed(self, net: SimNet) -> None:
-        fetch = self.fetch
-        fetch["attempt"] += 1
-        if fetch["attempt"] >= FETCH_ATTEMPTS:
-            self.failed_fetches += 1
-            self.fetch = None
-            self._deliver(net, self.recovery.recovered(fetch["msg"], None))
+        if isinstance(step, dict):
+            ref = net.request(self.node, "history", step, client=self.name)
+            self.waiting = ("reply", ref, net.clock + CLIENT_TIMEOUT)
         else:
-            fetch["ref"] = None
-            fetch["at"] = net.clock + FETCH_RETRY
+            self.waiting = ("sleep", net.clock + step)
 
-    def _fetching(self, net: SimNet) -> bool:
-        """Move the fetch on; True once it is over."""
-        fetch = self.fetch
-        if fetch["ref"] is None:
-            if net.clock < fetch["at"]:
+    def _waited(self, net: SimNet) -> bool:
+        """Whether what the recovery waits for happened (and it moved on)."""
+        if self.waiting[0] == "sleep":
+            if net.clock < self.waiting[1]:
                 return False
-            self._request(net)
-            return self.fetch is None
+            self._step(net, next)
+            return True
+        _, ref, deadline = self.waiting
         reply = None
         frames = net.client_frames.get((self.node, self.name), [])
         while self.replies_read < len(frames):
             _, (kind, *fields) = frames[self.replies_read]
             self.replies_read += 1
-            if kind == API_REPLY and fields[0] == fetch["ref"]:
+            if kind == API_REPLY and fields[0] == ref:
                 reply = fields
-        if reply is None:
-            if net.clock >= fetch["deadline"] or net.nodes[self.node].core is None:
-                self._failed(net)
-                return self.fetch is None
+        if reply is None and net.clock < deadline and net.nodes[self.node].core is not None:
             return False
-        _, ok, result = reply
-        if not ok:
-            self._failed(net)
-            return self.fetch is None
-        pager = fetch["pager"]
-        pager.feed(result)
-        if not pager.done:
-            self._request(net)
-            return False
-        self.fetch = None
-        self._deliver(net, self.recovery.recovered(fetch["msg"], pager.entries))
+        answer = reply[2] if reply is not None and reply[1] else None
+        self.failed_requests += answer is None
+        self._step(net, lambda steps: steps.send(answer))
         return True
 
     def messages(self) -> list[Message]:
@@ -344,7 +332,7 @@ def check(world: World, seed: int) -> dict:
         "delivered": 0,
         "gaps": 0,
         "fetches": 0,
-        "failed_fetches": 0,
+        "failed_requests": 0,
         "lost_other": 0,
     }
     failures = []
@@ -353,7 +341,7 @@ def check(world: World, seed: int) -> dict:
         figures["delivered"] += len(messages)
         figures["gaps"] += len(sub.gaps())
         figures["fetches"] += sub.fetches
-        figures["failed_fetches"] += sub.failed_fetches
+        figures["failed_requests"] += sub.failed_requests
         # (2) no duplicates; (epoch, seq) grows per topic but for late older epochs,
         # and seq grows within every epoch.
         seen: set[bytes] = set()
@@ -388,7 +376,7 @@ def check(world: World, seed: int) -> dict:
         f"seed={seed} nodes={len(world.names)} subscribers={len(world.subscribers)} "
         f"published={figures['published']} acked_replicated={figures['acked_replicated']} "
         f"delivered={figures['delivered']} gaps={figures['gaps']} "
-        f"fetches={figures['fetches']} failed_fetches={figures['failed_fetches']} "
+        f"fetches={figures['fetches']} failed_requests={figures['failed_requests']} "
         f"lost_non_replicated={figures['lost_other']}"
     )
     assert not failures, f"seed {seed}: replicated-acked messages lost: {failures[:10]}"

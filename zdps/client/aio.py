@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 import zmq
@@ -27,14 +27,7 @@ from zdps.client.protocol import (
     reachable_pub,
     to_bytes,
 )
-from zdps.client.recovery import (
-    FETCH_ATTEMPTS,
-    FETCH_RETRY,
-    GAP_RECHECK,
-    Delivery,
-    Inbox,
-    Pager,
-)
+from zdps.client.recovery import Delivery, Inbox, Pager, Step, fetching, recovering
 from zdps.wire import E_TIMEOUT, ProtocolError
 
 log = logging.getLogger("zdps.client")
@@ -191,11 +184,11 @@ class AsyncClient:
             await self.request("ready", **plan.ready_args)
             sock.unsubscribe(plan.token_subscription)
             subscription = AsyncSubscription(
-                sock, plan.groups, self._fetch if recover or since is not None else None
+                sock, plan.groups, self._drive if recover or since is not None else None
             )
             if since is not None:
                 for topic in dict.fromkeys(topics):
-                    entries = await self._fetch(Pager.make(topic, since=since))
+                    entries = await self._drive(fetching(Pager.make(topic, since=since)))
                     subscription.replay(topic, entries)
         except BaseException:
             sock.close()
@@ -206,16 +199,23 @@ class AsyncClient:
         """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
         return await self.request("history", topic=topic, **args)
 
-    async def _fetch(self, pager: Pager) -> list[list] | None:
-        """Every entry of a history range; None if the owner could not be reached."""
-        for _ in range(FETCH_ATTEMPTS):
-            try:
-                while not pager.done:
-                    pager.feed(await self.request("history", **pager.args))
-                return pager.entries
-            except RequestError:
-                await asyncio.sleep(FETCH_RETRY)
-        return None
+    async def _drive(self, steps: Generator[Step, dict | None, Any]) -> Any:
+        """Carry out a recovery's steps (zdps.client.recovery); its result."""
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, dict):
+                    try:
+                        reply = await self.request("history", **step)
+                    except RequestError as exc:
+                        log.debug("history of %s: %s", step["topic"], exc)
+                        reply = None
+                    step = steps.send(reply)
+                else:
+                    await asyncio.sleep(step)
+                    step = next(steps)
+        except StopIteration as done:
+            return done.value
 
     async def create_topic(self, topic: str, history: int, ttl: float) -> None:
         """Set ``topic``'s retention (see ``Client.create_topic``)."""
@@ -303,11 +303,11 @@ class AsyncSubscription:
         self,
         sock: zmq.asyncio.Socket,
         groups: list[bytes],
-        fetch: Callable[[Pager], Awaitable[list[list] | None]] | None = None,
+        drive: Callable[[Generator], Awaitable[Any]] | None = None,
     ) -> None:
         self._sock = sock
-        self._fetch = fetch
-        self._inbox = Inbox(groups, recover=fetch is not None)
+        self._drive = drive  # carries out recoveries; None: no recovery
+        self._inbox = Inbox(groups, recover=drive is not None)
         self._reconnects = Reconnects(sock)
 
     @property
@@ -330,12 +330,9 @@ class AsyncSubscription:
             fetch = inbox.live(message)
             while inbox.unsubscribe:
                 self._sock.unsubscribe(inbox.unsubscribe.pop())
-            if fetch is not None and self._fetch is not None:
-                entries = await self._fetch(fetch.pager())
-                if inbox.leaves_gaps(message, entries):  # confirm before reporting a loss
-                    await asyncio.sleep(GAP_RECHECK)
-                    entries = await self._fetch(fetch.pager()) or entries
-                inbox.recovered(message, entries)
+            if fetch is not None and self._drive is not None:
+                steps = recovering(inbox.recovery, message, fetch)
+                inbox.ready.extend(await self._drive(steps))
         return inbox.ready.popleft()
 
     def __aiter__(self) -> AsyncSubscription:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -123,6 +124,11 @@ class Recovery:
                 out += self._deliver(state, msg)
         return out
 
+    def leaves_gaps(self, msg: Message, entries: list[list] | None) -> bool:
+        """Whether ``recovered`` with these entries would report a gap (changes nothing)."""
+        trial = Recovery({msg.topic: copy.deepcopy(self.topics[msg.topic])})
+        return any(isinstance(item, Gap) for item in trial.recovered(msg, entries))
+
     def cursor(self, topic: str) -> tuple[int, int] | None:
         state = self.topics.get(topic)
         return state.cursor if state else None
@@ -189,6 +195,41 @@ class Pager:
             self.done = True
 
 
+# What a recovery asks of its IO side: a dict is the args of a ``history`` request, to
+# be answered with its reply (None if it failed); a float is seconds to wait.
+Step = dict | float
+
+
+def fetching(pager: Pager) -> Generator[Step, dict | None, list[list] | None]:
+    """Fetch ``pager``'s range page by page, retrying while ownership settles; the
+    entries, or None if the owner could not be reached."""
+    for _ in range(FETCH_ATTEMPTS):
+        while not pager.done:
+            reply = yield pager.args
+            if reply is None:
+                break
+            pager.feed(reply)
+        else:
+            return pager.entries
+        yield FETCH_RETRY
+    return None
+
+
+def recovering(
+    recovery: Recovery, msg: Message, fetch: Fetch
+) -> Generator[Step, dict | None, list[Delivery]]:
+    """Answer ``fetch`` (from ``recovery.live(msg)``); what to deliver, gaps included.
+
+    A hole is asked for once more before it is reported: right after an owner change
+    or a heal, the owner may still be receiving the history.
+    """
+    entries = yield from fetching(fetch.pager())
+    if recovery.leaves_gaps(msg, entries):
+        yield GAP_RECHECK
+        entries = (yield from fetching(fetch.pager())) or entries
+    return recovery.recovered(msg, entries)
+
+
 class Inbox:
     """A subscription's deliveries, without IO: live messages in, messages and gaps out.
 
@@ -225,12 +266,6 @@ class Inbox:
     def recovered(self, msg: Message, entries: list[list] | None) -> None:
         assert self.recovery is not None
         self.ready.extend(self.recovery.recovered(msg, entries))
-
-    def leaves_gaps(self, msg: Message, entries: list[list] | None) -> bool:
-        """Whether ``recovered`` with these entries would report a gap (changes nothing)."""
-        assert self.recovery is not None
-        trial = Recovery({msg.topic: copy.deepcopy(self.recovery.topics[msg.topic])})
-        return any(isinstance(item, Gap) for item in trial.recovered(msg, entries))
 
     def replay(self, topic: str, entries: list[list] | None) -> None:
         """History entries (a ``since`` request) go before anything live."""

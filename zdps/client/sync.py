@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +30,7 @@ from zdps.client.protocol import (
     recv_delivery,
     to_bytes,
 )
-from zdps.client.recovery import (
-    FETCH_ATTEMPTS,
-    FETCH_RETRY,
-    GAP_RECHECK,
-    Delivery,
-    Inbox,
-    Pager,
-)
+from zdps.client.recovery import Delivery, Inbox, Pager, Step, fetching, recovering
 from zdps.wire import E_TIMEOUT, ProtocolError
 
 log = logging.getLogger("zdps.client")
@@ -421,11 +414,12 @@ class Client:
             self.request("ready", **plan.ready_args)
             sock.unsubscribe(plan.token_subscription)
             subscription = Subscription(
-                sock, plan.groups, self._fetch if recover or since is not None else None
+                sock, plan.groups, self._drive if recover or since is not None else None
             )
             if since is not None:
                 for topic in dict.fromkeys(topics):
-                    subscription.replay(topic, self._fetch(Pager.make(topic, since=since)))
+                    entries = self._drive(fetching(Pager.make(topic, since=since)))
+                    subscription.replay(topic, entries)
         except BaseException:
             sock.close()
             raise
@@ -435,17 +429,23 @@ class Client:
         """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
         return self.request("history", topic=topic, **args)
 
-    def _fetch(self, pager: Pager) -> list[list] | None:
-        """Every entry of a history range; None if the owner could not be reached."""
-        for attempt in range(FETCH_ATTEMPTS):
-            try:
-                while not pager.done:
-                    pager.feed(self.request("history", **pager.args))
-                return pager.entries
-            except RequestError as exc:
-                log.debug("history of %s: %s (attempt %d)", pager.args["topic"], exc, attempt)
-                time.sleep(FETCH_RETRY)
-        return None
+    def _drive(self, steps: Generator[Step, dict | None, Any]) -> Any:
+        """Carry out a recovery's steps (zdps.client.recovery); its result."""
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, dict):
+                    try:
+                        reply = self.request("history", **step)
+                    except RequestError as exc:
+                        log.debug("history of %s: %s", step["topic"], exc)
+                        reply = None
+                    step = steps.send(reply)
+                else:
+                    time.sleep(step)
+                    step = next(steps)
+        except StopIteration as done:
+            return done.value
 
     def create_topic(self, topic: str, history: int, ttl: float) -> None:
         """Set ``topic``'s retention: at most ``history`` messages, none older than ``ttl`` s."""
@@ -533,11 +533,11 @@ class Subscription:
         self,
         sock: zmq.Socket,
         groups: list[bytes],
-        fetch: Callable[[Pager], list[list] | None] | None = None,
+        drive: Callable[[Generator], Any] | None = None,
     ) -> None:
         self._sock = sock
-        self._fetch = fetch
-        self._inbox = Inbox(groups, recover=fetch is not None)
+        self._drive = drive  # carries out recoveries; None: no recovery
+        self._inbox = Inbox(groups, recover=drive is not None)
         self._reconnects = Reconnects(sock)
 
     @property
@@ -565,12 +565,8 @@ class Subscription:
             fetch = inbox.live(message)
             while inbox.unsubscribe:
                 self._sock.unsubscribe(inbox.unsubscribe.pop())
-            if fetch is not None and self._fetch is not None:
-                entries = self._fetch(fetch.pager())
-                if inbox.leaves_gaps(message, entries):  # confirm before reporting a loss
-                    time.sleep(GAP_RECHECK)
-                    entries = self._fetch(fetch.pager()) or entries
-                inbox.recovered(message, entries)
+            if fetch is not None and self._drive is not None:
+                inbox.ready.extend(self._drive(recovering(inbox.recovery, message, fetch)))
         return inbox.ready.popleft()
 
     def __iter__(self) -> Iterator[Delivery]:

@@ -44,8 +44,9 @@ class TopicHistory:
         """Store one message; False if it was already there."""
         entries = self.entries
         entry = Entry(epoch, seq, payload, stored)
-        if not entries or (epoch, seq) > entries[-1][:2]:
-            entries.append(entry)
+        last = entries[-1] if entries else None
+        if last is None or last.epoch < epoch or (last.epoch == epoch and last.seq < seq):
+            entries.append(entry)  # the usual case: the newest message
         else:
             keys = [e[:2] for e in entries]
             at = bisect_right(keys, (epoch, seq))

@@ -58,7 +58,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from zdps.core.node import CoreConfig, NodeCore
+from zdps.core.config import CoreConfig
+from zdps.core.node import NodeCore
 from zdps.core.ring import HashRing
 from zdps.wire import (
     API_ACK,

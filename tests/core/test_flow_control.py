@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.core.node_net import SimNet
-from zdps.core.node import CoreConfig
+from zdps.core.config import CoreConfig
 from zdps.core.ring import HashRing
 from zdps.topics import exact_group
 from zdps.wire import CONSUMED

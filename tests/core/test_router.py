@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.core.node_net import SimNet, mesh, wait_for
 from zdps.client.protocol import ClientProtocol, PublishResult
-from zdps.core.node import CoreConfig
+from zdps.core.config import CoreConfig
 from zdps.core.ring import HashRing
 from zdps.core.router import MAX_HOPS
 from zdps.topics import exact_group, prefix_group

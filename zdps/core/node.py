@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core import membership as mem
+from zdps.core.config import CoreConfig
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.outbox import Outbox
 from zdps.core.replication import Replication
@@ -75,6 +76,7 @@ from zdps.wire import (
     decode_api,
     decode_envelope,
 )
+from zdps.wire.limits import HISTORY_PAGE, HISTORY_PAGE_BYTES, MAX_HISTORY, MAX_HISTORY_TTL
 
 COUNTERS = (
     "published",
@@ -95,33 +97,6 @@ COUNTERS = (
 
 _MEMBERSHIP_KINDS = frozenset({HELLO, PEERS, PING, BYE, *SWIM_KINDS})
 _BAD_INPUT = (ProtocolError, ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-@dataclass(slots=True)
-class CoreConfig:
-    """Tunables of the protocol cores (all times in seconds)."""
-
-    heartbeat_interval: float = 0.2  # pings: anti-entropy digests on the data channel
-    peer_timeout: float = 2.0  # join timeout; and a peer silent this long is dropped here
-    probe_interval: float = 0.2
-    probe_timeout: float = 0.1
-    indirect_probes: int = 3
-    suspicion_mult: float = 3.0
-    suspicion_max_mult: float = 4.0
-    max_payload: int = 1024 * 1024
-    ack_timeout: float = 10.0
-    flow_window: int = 20_000
-    idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped
-    barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
-    history: int = 1000  # messages kept per topic unless the topic sets its own
-    history_ttl: float = 3600.0  # seconds a message is kept unless the topic sets its own
-    replicas: int = 1  # R: nodes after the owner that store each topic's history
-
-
-MAX_HISTORY = 10_000_000  # messages per topic a retention may ask for
-MAX_HISTORY_TTL = 365 * 24 * 3600.0
-HISTORY_LIMIT = 10_000  # entries per history reply
-HISTORY_BUDGET = 4 * 1024 * 1024  # payload bytes per history reply (at least one entry)
 
 
 @dataclass(slots=True)
@@ -619,9 +594,9 @@ class NodeCore:
 
     def _history_query(self, args: dict) -> dict[str, Any]:
         """Answer a history request from what this node stores."""
-        topic, since, limit = args["topic"], args.get("since"), args.get("limit", HISTORY_LIMIT)
-        if type(limit) is not int or not 1 <= limit <= HISTORY_LIMIT:
-            raise ProtocolError(E_MALFORMED, f"limit is 1 to {HISTORY_LIMIT}")
+        topic, since, limit = args["topic"], args.get("since"), args.get("limit", HISTORY_PAGE)
+        if type(limit) is not int or not 1 <= limit <= HISTORY_PAGE:
+            raise ProtocolError(E_MALFORMED, f"limit is 1 to {HISTORY_PAGE}")
         if since is not None:
             if type(since) is not int or since < 0:
                 raise ProtocolError(E_MALFORMED, "since is a seq >= 0")
@@ -634,7 +609,9 @@ class NodeCore:
         for entry in self.history.fetch(topic, after[0], after[1], limit + 1):
             if until is not None and (entry.epoch, entry.seq) >= until:
                 break
-            if len(entries) == limit or (entries and size + len(entry.payload) > HISTORY_BUDGET):
+            if len(entries) == limit or (
+                entries and size + len(entry.payload) > HISTORY_PAGE_BYTES
+            ):
                 more = True
                 break
             entries.append([entry.epoch, entry.seq, entry.payload])

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zdps.core.node import MAX_HISTORY, MAX_HISTORY_TTL
 from zdps.endpoints import endpoint_problem, is_wildcard
+from zdps.wire.limits import MAX_HISTORY, MAX_HISTORY_TTL
 
 DEFAULT_CLUSTER = "tcp://127.0.0.1:7710"
 DEFAULT_API = "tcp://127.0.0.1:7711"

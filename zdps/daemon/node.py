@@ -29,7 +29,8 @@ from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll
 
 from zdps import __version__
-from zdps.core.node import CoreConfig, NodeCore
+from zdps.core.config import CoreConfig
+from zdps.core.node import NodeCore
 from zdps.daemon.config import Config
 from zdps.daemon.logs import RateLimitedLog, setup
 from zdps.endpoints import connectable, host

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,8 +17,9 @@ from zdps import __version__
 from zdps.client.protocol import ENV_NODE, Message, PublishError, ZdpsError
 from zdps.client.recovery import Gap
 from zdps.client.sync import Client
-from zdps.daemon.config import DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, LOG_LEVELS, ConfigError
+from zdps.daemon.config import ConfigError
 from zdps.endpoints import endpoint_problem
+from zdps.settings import DEFAULT_API, SETTINGS
 from zdps.topics import InvalidTopic, check_prefix, check_topic
 
 
@@ -57,75 +58,36 @@ def cli() -> None:
 # ---------------------------------------------------------------------- start
 
 
+_CLICK_TYPES: dict[type, type] = {str: str, list: str, int: int, float: float}
+
+
+def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per setting of ``zdps.settings``, its help and default from there.
+
+    Each flag defaults to None (a repeatable one to no values), so that ``load`` can tell
+    the flags that were given, and only those beat the config file.
+    """
+    for setting in reversed(SETTINGS):
+        bounds = "" if setting.choices or not setting.bounds else f"; {setting.bounds}"
+        repeatable = f" Repeat {setting.flag} for each one." if setting.type is list else ""
+        command = click.option(
+            setting.flag,
+            setting.name,
+            type=click.Choice(setting.choices) if setting.choices else _CLICK_TYPES[setting.type],
+            multiple=setting.type is list,
+            help=f"{setting.help}{repeatable}  [default: {setting.shown_default}{bounds}]",
+        )(command)
+    return command
+
+
 @cli.command()
 @click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file; its keys are these flags with underscores.",
+    help="TOML file; its keys are these flags with underscores (seeds for --seed).",
 )
-@click.option("--node-id", help="Unique name of this node in the cluster.  [default: hostname]")
-@click.option("--cluster", help=f"Endpoint to bind for peers.  [default: {DEFAULT_CLUSTER}]")
-@click.option("--advertise", help="Endpoint peers dial to reach us.  [default: --cluster]")
-@click.option(
-    "--seed", "seeds", multiple=True, help="Endpoint of a node to join through (repeatable)."
-)
-@click.option("--api", help=f"Endpoint for clients.  [default: {DEFAULT_API}]")
-@click.option("--pub", help=f"Endpoint local subscribers connect to.  [default: {DEFAULT_PUB}]")
-@click.option(
-    "--scope", help="Cluster name; nodes of different scopes never merge.  [default: default]"
-)
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
-@click.option(
-    "--heartbeat-interval",
-    type=float,
-    help="Seconds between pings (anti-entropy digests).  [default: 0.2]",
-)
-@click.option(
-    "--peer-timeout",
-    type=float,
-    help="Seconds to wait for a joining peer, and of silence after which this node alone "
-    "drops a peer.  [default: 2.0]",
-)
-@click.option(
-    "--probe-interval", type=float, help="Seconds between failure probes.  [default: 0.2]"
-)
-@click.option(
-    "--probe-timeout",
-    type=float,
-    help="Seconds to wait for a probe's ack before asking other peers.  [default: 0.1]",
-)
-@click.option(
-    "--indirect-probes", type=int, help="Peers asked to probe an unanswering one.  [default: 3]"
-)
-@click.option(
-    "--suspicion-mult",
-    type=float,
-    help="Shortest suspicion before a dead verdict, in probe intervals.  [default: 3]",
-)
-@click.option(
-    "--suspicion-max-mult",
-    type=float,
-    help="Longest suspicion, in shortest suspicions.  [default: 4]",
-)
-@click.option(
-    "--max-payload", type=int, help="Largest accepted payload in bytes.  [default: 1048576]"
-)
-@click.option(
-    "--history",
-    type=int,
-    help="Messages each topic keeps for recovery, unless set by `topic create`.  [default: 1000]",
-)
-@click.option(
-    "--history-ttl",
-    type=float,
-    help="Seconds a message stays in history, unless set by `topic create`.  [default: 3600]",
-)
-@click.option(
-    "--replicas",
-    type=int,
-    help="Nodes after a topic's owner that keep a copy of its history.  [default: 1]",
-)
+@_setting_options
 def start(config_path: Path | None, **flags: Any) -> None:
     """Run a node in the foreground until SIGTERM or SIGINT."""
     from zdps.daemon.config import load

@@ -3,11 +3,12 @@
 ``SimNet`` runs N node cores with no sockets, threads or real time, and carries out
 each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.node``) does:
 
-* ``outbox.peers`` becomes ONE envelope frame per endpoint per turn, encoded with
-  ``zdps.wire.encode_envelope(scope, node, incarnation, messages)``, and is handed to
+* ``outbox.peers`` becomes envelope frames per endpoint per turn, made by
+  ``zdps.core.outbox.envelopes`` exactly as the daemon makes them, and is handed to
   ``on_cluster_frame`` of the node listening at that endpoint (``inproc://<id>``, or an
-  ``alias``); ``outbox.urgent`` (the daemon's probe channel) goes the same way, as its
-  own envelope ahead of the data one, on the same simulated link;
+  ``alias``); ``outbox.probes`` goes the same way, ahead of the data, on a link of its
+  own (``(sender, endpoint, PROBE_LINK)``), as the daemon's probe link: probes may
+  overtake data;
 * ``outbox.deliveries`` is what the local XPUB would publish: recorded per node as
   ``Delivery(time, topic, header, payload)`` with the header decoded. A delivery the
   daemon could not send (topic not text, header or payload not bytes) raises
@@ -60,6 +61,7 @@ from typing import Any
 
 from zdps.core.config import CoreConfig
 from zdps.core.node import NodeCore
+from zdps.core.outbox import envelopes
 from zdps.core.ring import HashRing
 from zdps.wire import (
     API_ACK,
@@ -73,12 +75,14 @@ from zdps.wire import (
     encode_envelope,
     unpack,
 )
+from zdps.wire.codec import NodeMessage
 
 CLIENT = b"client"
 TICK_RESOLUTION = 1e-6
 WALL_START_NS = 1_700_000_000 * 10**9  # the "time.time_ns()" of simulated clock 0
 
-Link = tuple[str, str]  # (sender node id, endpoint)
+Link = tuple[str, ...]  # (sender node id, endpoint), or with PROBE_LINK for the probe link
+PROBE_LINK = "probe"
 
 
 def mesh(names: Iterable[str], config: CoreConfig) -> SimNet:
@@ -257,7 +261,7 @@ class SimNet:
         sim = self.nodes[node]
         sim.core = None
         for link in list(self._links):
-            src, endpoint = link
+            src, endpoint = link[:2]
             if self._listeners.get(endpoint) == node or (src == node and not keep_outgoing):
                 self.dropped += len(self._links.pop(link))
 
@@ -358,13 +362,16 @@ class SimNet:
         scope: str | None = None,
         incarnation: int | None = None,
     ) -> bytes:
-        """A frame as ``sender`` (its current scope and incarnation unless given) would send."""
+        """A frame as ``sender`` (its current scope and incarnation unless given) would send.
+
+        ``messages`` are raw arrays (sent as they are, even malformed) or typed messages.
+        """
         sim = self.nodes.get(sender)
         return encode_envelope(
             scope if scope is not None else (sim.scope if sim else self.scope),
             sender,
             incarnation if incarnation is not None else (sim.incarnation if sim else 1),
-            messages,
+            [m.encode() if isinstance(m, NodeMessage) else m for m in messages],
         )
 
     # ------------------------------------------------------------------ time
@@ -563,10 +570,11 @@ class SimNet:
         now = self.clock
         for endpoint in out.disconnects:
             self.disconnects[node].append((now, endpoint))
-        for channel in (out.urgent, out.peers):
+        header = (core.scope, core.node, core.incarnation)
+        for channel, link in ((out.probes, (PROBE_LINK,)), (out.peers, ())):
             for endpoint, messages in channel.items():
-                frame = encode_envelope(core.scope_name, core.node, core.incarnation, messages)
-                self._send(node, endpoint, frame)
+                for frame in envelopes(header, messages):
+                    self._send(node, endpoint, frame, link)
         for topic, header, payload in out.deliveries:
             if not (isinstance(topic, str) and isinstance(header, bytes)):
                 raise DaemonCrash(f"{node} cannot publish {topic!r}/{header!r}")
@@ -574,7 +582,6 @@ class SimNet:
                 raise DaemonCrash(f"{node} cannot publish payload {payload!r}")
             topic.encode()
             self.deliveries[node].append(Delivery(now, topic, unpack(header), payload))
-        core.counters["delivered"] += len(out.deliveries)
         for client, frames in out.clients.items():
             log = self.client_frames.setdefault((node, client), [])
             for frame in frames:
@@ -584,14 +591,14 @@ class SimNet:
         if core.outbox:
             self._flush(node)
 
-    def _send(self, src: str, endpoint: str, frame: bytes) -> None:
+    def _send(self, src: str, endpoint: str, frame: bytes, channel: tuple = ()) -> None:
         dst = self._listeners.get(endpoint)
         if self.record:
             self.sent.append(Sent(self.clock, src, endpoint, dst, decode_envelope(frame)[3]))
         if dst is not None and (src, dst) in self._cut:
             self.dropped += 1
             return
-        link = (src, endpoint)
+        link = (src, endpoint, *channel)
         queue = self._links.setdefault(link, deque())
         delay = self.link_latency.get((src, dst or ""), self.latency)
         due = self.clock + delay
@@ -601,7 +608,7 @@ class SimNet:
         queue.append(_Frame(due, self._order, frame))
 
     def _receive(self, link: Link, item: _Frame) -> None:
-        src, endpoint = link
+        src, endpoint = link[:2]
         dst = self._listeners.get(endpoint)
         if dst is None or self.nodes[dst].core is None or (src, dst) in self._cut:
             self.dropped += 1

@@ -1,9 +1,9 @@
 """An in-memory network of sans-IO scopes, standing in for Erlang distribution in tests.
 
-``ScopeNet`` holds named ``Scope`` instances and one FIFO queue per directed link.
+``ScopeNet`` holds named ``Overlay`` instances and one FIFO queue per directed link.
 It carries out the actions the scopes return:
 
-* a ``ScopeSend`` is queued on the link ``sender -> peer`` if that link is up, and
+* an ``OverlaySend`` is queued on the link ``sender -> peer`` if that link is up, and
   dropped (counted in ``dropped``) otherwise;
 * a ``MemberEvent`` is appended to ``events[node]``, in the order it was returned.
 
@@ -29,9 +29,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable, Iterable
 
-from zdps.core.scope import Action, MemberEvent, Scope, ScopeSend
+from zdps.core.overlay import Action, MemberEvent, Overlay, OverlaySend
 from zdps.topics import is_exact
 from zdps.wire import pack, unpack
+from zdps.wire.messages import decode_message
 
 Link = tuple[str, str]
 Table = dict[bytes, dict[str, int]]
@@ -41,7 +42,7 @@ class ScopeNet:
     """Named scopes joined by in-memory FIFO links; see the module docstring."""
 
     def __init__(self, *names: str) -> None:
-        self.scopes: dict[str, Scope] = {}
+        self.scopes: dict[str, Overlay] = {}
         self.events: dict[str, list[MemberEvent]] = {}
         self.delivered = 0
         self.dropped = 0
@@ -52,14 +53,14 @@ class ScopeNet:
         for name in names:
             self.add(name)
 
-    def __getitem__(self, name: str) -> Scope:
+    def __getitem__(self, name: str) -> Overlay:
         return self.scopes[name]
 
-    def add(self, name: str) -> Scope:
+    def add(self, name: str) -> Overlay:
         """Start a new, unconnected scope ``name``."""
         if name in self.scopes:
             raise ValueError(f"scope {name!r} already exists")
-        self.scopes[name] = Scope(name)
+        self.scopes[name] = Overlay(name)
         self.events[name] = []
         return self.scopes[name]
 
@@ -100,7 +101,7 @@ class ScopeNet:
         """Scopes whose transport to ``name`` is up, sorted."""
         return sorted(b for a, b in self._up if a == name)
 
-    def restart(self, name: str) -> Scope:
+    def restart(self, name: str) -> Overlay:
         """Replace ``name``'s scope by a new instance: local members and watchers are lost.
 
         Its peers see it go down and come back up, as pg peers see a restarted scope.
@@ -108,7 +109,7 @@ class ScopeNet:
         neighbours = self.neighbours(name)
         for peer in neighbours:
             self.disconnect(name, peer)
-        self.scopes[name] = Scope(name)
+        self.scopes[name] = Overlay(name)
         for peer in neighbours:
             self.connect(name, peer)
         return self.scopes[name]
@@ -124,8 +125,9 @@ class ScopeNet:
         return self.route(node, self.scopes[node].leave(group, count))
 
     def inject(self, sender: str, receiver: str, message: list) -> list[Action]:
-        """Hand ``message`` to ``receiver`` as if ``sender`` sent it, bypassing the links."""
-        return self.route(receiver, self.scopes[receiver].handle(sender, message))
+        """Hand the raw ``message`` to ``receiver`` as if ``sender`` sent it, bypassing the
+        links; it is decoded (and checked) as a node decodes what arrives."""
+        return self.route(receiver, self.scopes[receiver].handle(sender, decode_message(message)))
 
     def route(self, node: str, actions: Iterable[Action]) -> list[Action]:
         """Carry out the actions ``node``'s scope returned; returns them as a list."""
@@ -133,11 +135,13 @@ class ScopeNet:
         for action in actions:
             if isinstance(action, MemberEvent):
                 self.events[node].append(action)
-            elif isinstance(action, ScopeSend):
+            elif isinstance(action, OverlaySend):
                 link = (node, action.peer)
                 if link in self._up:
                     self._seq += 1
-                    self._queues.setdefault(link, deque()).append((self._seq, pack(action.message)))
+                    self._queues.setdefault(link, deque()).append(
+                        (self._seq, pack(action.message.encode()))
+                    )
                 else:
                     self.dropped += 1
             else:  # pragma: no cover - the scope returns nothing else
@@ -169,7 +173,7 @@ class ScopeNet:
             raise LookupError(f"nothing in flight on {a} -> {b}")
         _, frame = queue.popleft()
         self.delivered += 1
-        return self.route(b, self.scopes[b].handle(a, unpack(frame)))
+        return self.route(b, self.scopes[b].handle(a, decode_message(unpack(frame))))
 
     def step(self) -> Link | None:
         """Deliver the oldest deliverable message; returns its link, or None if idle."""

@@ -64,7 +64,7 @@ def run_schedule(net: SimNet, names: list[str], rng: random.Random, steps: int) 
         elif op == "subscribe":
             net.subscribe(node, rng.choice(GROUPS))
         elif op == "unsubscribe":
-            local = sorted(net.core(node).scope.which_local_groups())
+            local = sorted(net.core(node).overlay.which_local_groups())
             if local:
                 net.unsubscribe(node, rng.choice(local))
         elif op in ("crash", "leave") and len(running) > 2:
@@ -97,11 +97,11 @@ def assert_invariants(net: SimNet, names: list[str], book: dict) -> None:
     # Scope tables equal the true local counts: no ghosts, nothing lost.
     truth: dict[bytes, dict[str, int]] = {}
     for node in names:
-        for group, count in net.core(node).scope.local_counts().items():
+        for group, count in net.core(node).overlay.local_counts().items():
             truth.setdefault(group, {})[node] = count
     for node in names:
-        scope = net.core(node).scope
-        assert {g: scope.members(g) for g in scope.which_groups()} == truth, node
+        overlay = net.core(node).overlay
+        assert {g: overlay.members(g) for g in overlay.which_groups()} == truth, node
     # Within an epoch: no duplicate, no reordering, at every node, for every topic.
     for node in names:
         for topic in TOPICS:
@@ -119,7 +119,7 @@ def assert_invariants(net: SimNet, names: list[str], book: dict) -> None:
         before = {n: len(net.received(n, topic)) for n in names}
         net.publish(names[0], topic, b"final")
         net.run_until_quiet()
-        reach = net.core(names[0]).scope.reach(topic.encode())
+        reach = net.core(names[0]).overlay.reach(topic.encode())
         for node in names:
             got = len(net.received(node, topic)) - before[node]
             assert got == (1 if node in reach else 0), (topic, node, reach)

@@ -213,7 +213,7 @@ def test_export_and_absorb_round_trip_keeping_ages() -> None:
     source.store(TOPIC, 2, 1, b"one", 0.0)
     source.store(TOPIC, 2, 2, b"two", 5.0)
     exported = source.export(TOPIC, 10.0)
-    assert exported == [TOPIC, [10, 12.0], [[2, 1, b"one", 10.0], [2, 2, b"two", 5.0]]]
+    assert exported == (TOPIC, Retention(10, 12.0), [[2, 1, b"one", 10.0], [2, 2, b"two", 5.0]])
 
     target = HistoryStore(Retention(100, 50.0))
     target.absorb(*exported, now=100.0)  # another node, another clock
@@ -230,18 +230,18 @@ def test_export_and_absorb_round_trip_keeping_ages() -> None:
     target.expire(107.1)
     assert TOPIC not in target.topics
     # And back again, the retention still travels without entries.
-    assert target.export(TOPIC, 200.0) == [TOPIC, [10, 12.0], []]
+    assert target.export(TOPIC, 200.0) == (TOPIC, Retention(10, 12.0), [])
 
 
 def test_export_of_a_topic_without_its_own_retention_sends_none() -> None:
     source = HistoryStore(Retention(100, 50.0))
     source.store(TOPIC, 1, 1, b"x", 3.0)
-    assert source.export(TOPIC, 3.0) == [TOPIC, None, [[1, 1, b"x", 0.0]]]
+    assert source.export(TOPIC, 3.0) == (TOPIC, None, [[1, 1, b"x", 0.0]])
     target = HistoryStore(Retention(7, 70.0))
     target.absorb(TOPIC, None, [[1, 1, b"x", 0.0]], 3.0)
     assert target.retention(TOPIC) == Retention(7, 70.0)  # its own default
     assert TOPIC not in target.configured
-    assert source.export("none", 1.0) == ["none", None, []]
+    assert source.export("none", 1.0) == ("none", None, [])
 
 
 def test_absorb_merges_with_what_is_there_without_duplicates() -> None:

@@ -31,6 +31,8 @@ from zdps.core.membership import (
 from zdps.core.swim import Swim, SwimConfig
 from zdps.topics import exact_group
 from zdps.wire import BYE, DEAD, FANOUT, HELLO, PEERS, PING
+from zdps.wire.gossip import Bye
+from zdps.wire.messages import decode_message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,7 +54,7 @@ def make(node: str = "a", incarnation: int = 1, seeds: tuple[str, ...] = ()) -> 
 
 def hello(node: str, peers: dict | None = None, reply: bool = True, dialed: str = "inproc://a"):
     body = {"advertise": f"inproc://{node}", "peers": peers or {}, "dialed": dialed, "reply": reply}
-    return [HELLO, body]
+    return decode_message([HELLO, body])
 
 
 def of(actions: list, kind: type) -> list:
@@ -60,7 +62,7 @@ def of(actions: list, kind: type) -> list:
 
 
 def hellos_to(actions: list, endpoint: str) -> list:
-    return [a for a in of(actions, Send) if a.endpoint == endpoint and a.message[0] == HELLO]
+    return [a for a in of(actions, Send) if a.endpoint == endpoint and a.message.KIND == HELLO]
 
 
 def admitted(m: Membership, node: str, incarnation: int = 1, now: float = 0.0) -> list:
@@ -147,7 +149,7 @@ def test_crashed_node_is_declared_dead_by_everyone_well_before_the_peer_timeout(
         assert down <= crashed + 1.5 < crashed + TIMEOUT
         core = net.core(node)
         assert "b" not in core.ring and "b" not in core.membership.peers
-        assert core.scope.members(X) == {}
+        assert core.overlay.members(X) == {}
     assert net.views() == {"a": {"c"}, "c": {"a"}}
 
 
@@ -155,7 +157,7 @@ def test_bye_removes_the_sender_at_once() -> None:
     net = mesh("a", "b", "c")
     net.subscribe("b", X)
     net.run_until_quiet()
-    assert net.core("a").scope.members(X) == {"b": 1}
+    assert net.core("a").overlay.members(X) == {"b": 1}
     net.advance(0.5)
     left_at = net.clock
     net.leave("b")
@@ -163,7 +165,7 @@ def test_bye_removes_the_sender_at_once() -> None:
     assert net.clock == left_at
     for node in "ac":
         assert net.log_lines(node, "peer b down (left)") == [left_at]
-        assert net.core(node).scope.members(X) == {}
+        assert net.core(node).overlay.members(X) == {}
         assert "b" not in net.core(node).ring
     assert len(net.entries(BYE, src="b")) == 2
 
@@ -171,10 +173,10 @@ def test_bye_removes_the_sender_at_once() -> None:
 def test_bye_from_unknown_or_stale_incarnation_is_ignored() -> None:
     m = make()
     admitted(m, "b", incarnation=5)
-    assert m.handle("c", 1, [BYE, {}], 0.1) == []
-    assert m.handle("b", 4, [BYE, {}], 0.1) == []
+    assert m.handle("c", 1, Bye(), 0.1) == []
+    assert m.handle("b", 4, Bye(), 0.1) == []
     assert m.is_alive("b", 5)
-    assert of(m.handle("b", 5, [BYE, {}], 0.2), PeerDown) == [PeerDown("b", "left")]
+    assert of(m.handle("b", 5, Bye(), 0.2), PeerDown) == [PeerDown("b", "left")]
 
 
 # ---------------------------------------------------------------- incarnations
@@ -208,7 +210,7 @@ def test_restarted_node_replaces_old_incarnation_and_its_memberships_vanish() ->
             "peer b up at inproc://b",
         ]
         assert net.core(node).membership.peers["b"].incarnation == net.nodes["b"].incarnation
-        assert net.core(node).scope.members(X) == {}
+        assert net.core(node).overlay.members(X) == {}
     assert net.converged()
     before = len(net.entries(FANOUT, dst="b"))
     ref = net.publish("a", "x", b"after")
@@ -232,12 +234,12 @@ def test_stale_frame_from_older_incarnation_is_ignored_by_the_node() -> None:
     net.restart("b")
     net.subscribe("b", X)
     net.run_until_quiet()
-    assert net.core("a").scope.members(X) == {"b": 1}
+    assert net.core("a").overlay.members(X) == {"b": 1}
     stale = net.envelope("b", [hello("b"), ["sync", {}]], incarnation=old)
     net.inject("a", stale)
     net.run_until_quiet()
     assert net.core("a").membership.peers["b"].incarnation == net.nodes["b"].incarnation
-    assert net.core("a").scope.members(X) == {"b": 1}  # the stale sync did not wipe it
+    assert net.core("a").overlay.members(X) == {"b": 1}  # the stale sync did not wipe it
     assert net.core("a").counters["ignored_unknown_peer"] == 1
     assert net.log_lines("a", "restarted") == [0.5]
 
@@ -245,7 +247,7 @@ def test_stale_frame_from_older_incarnation_is_ignored_by_the_node() -> None:
 def test_stale_hello_after_the_newer_incarnation_left_is_ignored() -> None:
     m = make()
     admitted(m, "b", incarnation=7)
-    m.handle("b", 7, [BYE, {}], 1.0)
+    m.handle("b", 7, Bye(), 1.0)
     assert m.handle("b", 6, hello("b"), 1.1) == []
     assert "b" not in m.peers
 
@@ -301,10 +303,17 @@ def test_ping_with_other_view_is_answered_with_peers() -> None:
     m = make()
     admitted(m, "b")
     admitted(m, "c")
-    assert m.handle("b", 1, [PING, {"view": m.view_digest(), "endpoint": "inproc://b"}], 0.1) == []
-    (answer,) = m.handle("b", 1, [PING, {"view": "other", "endpoint": "inproc://b"}], 0.1)
-    assert answer.endpoint == "inproc://b" and answer.message[0] == PEERS
-    assert set(answer.message[1]) == {"b", "c"}
+    assert (
+        m.handle(
+            "b", 1, decode_message([PING, {"view": m.view_digest(), "endpoint": "inproc://b"}]), 0.1
+        )
+        == []
+    )
+    (answer,) = m.handle(
+        "b", 1, decode_message([PING, {"view": "other", "endpoint": "inproc://b"}]), 0.1
+    )
+    assert answer.endpoint == "inproc://b" and answer.message.KIND == PEERS
+    assert set(answer.message.encode()[1]) == {"b", "c"}
 
 
 def test_peers_message_makes_unknown_nodes_be_dialed() -> None:
@@ -313,13 +322,17 @@ def test_peers_message_makes_unknown_nodes_be_dialed() -> None:
     actions = m.handle(
         "b",
         1,
-        [PEERS, {"a": ["inproc://a", 1], "b": ["inproc://b", 1], "c": ["inproc://c", 3]}],
+        decode_message(
+            [PEERS, {"a": ["inproc://a", 1], "b": ["inproc://b", 1], "c": ["inproc://c", 3]}]
+        ),
         0.1,
     )
     assert [a.endpoint for a in of(actions, Send)] == ["inproc://c"]
-    assert actions[0].message[1]["reply"] is True
+    assert actions[0].message.encode()[1]["reply"] is True
     assert m.peers["c"].state is PeerState.JOINING
-    assert m.handle("b", 1, [PEERS, {"c": ["inproc://c", 3]}], 0.2) == []  # already dialing
+    assert (
+        m.handle("b", 1, decode_message([PEERS, {"c": ["inproc://c", 3]}]), 0.2) == []
+    )  # already dialing
 
 
 def test_views_agree_when_digests_agree() -> None:
@@ -375,7 +388,7 @@ def test_peer_heard_only_through_others_is_dropped_here_and_readmitted() -> None
     (down,) = net.log_lines("a", "peer b down (dead)")
     assert cut_at + TIMEOUT <= down <= cut_at + TIMEOUT + HB + 1e-3
     assert net.entries(DEAD) == []  # silence is a local matter: no verdict was spread
-    assert net.core("a").scope.members(X) == {}
+    assert net.core("a").overlay.members(X) == {}
     assert "a" in net.core("b").membership.alive()  # b never noticed
     assert "b" in net.core("c").membership.alive()  # nor did c
     net.heal()
@@ -383,7 +396,7 @@ def test_peer_heard_only_through_others_is_dropped_here_and_readmitted() -> None
     assert net.log_lines("b", "peer a down") == []
     assert len(net.log_lines("a", "peer b up")) == 2
     assert net.converged()
-    assert net.core("a").scope.members(X) == {"b": 1}
+    assert net.core("a").overlay.members(X) == {"b": 1}
     ref = net.publish("a", "x", b"back")
     net.run_until_quiet()
     assert net.acks("a")[ref][1:] == [1, 1]
@@ -392,7 +405,7 @@ def test_peer_heard_only_through_others_is_dropped_here_and_readmitted() -> None
 
 def test_stranger_ping_starts_a_handshake() -> None:
     m = make()
-    actions = m.handle("b", 3, [PING, {"view": "v", "endpoint": "inproc://b"}], 0.0)
+    actions = m.handle("b", 3, decode_message([PING, {"view": "v", "endpoint": "inproc://b"}]), 0.0)
     assert [a.endpoint for a in hellos_to(actions, "inproc://b")] == ["inproc://b"]
     assert m.peers["b"].state is PeerState.JOINING and not m.is_alive("b", 3)
     ups = of(m.handle("b", 3, hello("b", reply=False), 0.1), PeerUp)

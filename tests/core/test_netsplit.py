@@ -21,7 +21,7 @@ X, Y, Z = exact_group("x"), exact_group("y"), exact_group("z")
 def tables(net: SimNet) -> dict[str, dict]:
     """Each node's whole scope table: group -> {node: count}."""
     return {
-        n: {g: net.core(n).scope.members(g) for g in net.core(n).scope.which_groups()}
+        n: {g: net.core(n).overlay.members(g) for g in net.core(n).overlay.which_groups()}
         for n in net.running()
     }
 
@@ -57,7 +57,7 @@ def test_a_healed_netsplit_converges_without_ghosts() -> None:
     split(net, ["c"], ["a", "b"])
     net.advance(3.0)
     assert net.views() == {"a": {"b"}, "b": {"a"}, "c": set()}
-    assert net.core("a").scope.members(Y) == {}  # the far side's members vanished
+    assert net.core("a").overlay.members(Y) == {}  # the far side's members vanished
     # Each side keeps serving and changing its own members during the split.
     net.subscribe("c", Z)
     net.unsubscribe("b", X)
@@ -118,7 +118,7 @@ def test_heal_without_any_seed_left_to_bridge() -> None:
     net.heal()
     took = heal_time(net)
     assert took <= 3.0
-    assert net.core("b").scope.members(Y) == {"c": 1}
+    assert net.core("b").overlay.members(Y) == {"c": 1}
 
 
 def test_an_update_lost_in_a_short_cut_is_repaired() -> None:
@@ -131,8 +131,8 @@ def test_an_update_lost_in_a_short_cut_is_repaired() -> None:
     net.subscribe("b", X)  # the update to a is lost with the cut
     net.advance(0.5)
     net.heal()
-    assert net.core("a").scope.members(X) == {}
+    assert net.core("a").overlay.members(X) == {}
     net.advance(1.0)  # a few pings later
-    assert net.core("a").scope.members(X) == {"b": 1}
+    assert net.core("a").overlay.members(X) == {"b": 1}
     assert net.core("a").counters["resyncs_asked"] >= 1
     assert net.views() == {"a": {"b"}, "b": {"a"}}  # nobody was declared dead

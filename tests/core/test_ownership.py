@@ -25,7 +25,7 @@ def test_idle_topics_are_forgotten_and_restart_with_a_new_epoch() -> None:
         net.advance(1.0)
         net.publish("a", "busy", b"x")
         net.run_until_quiet()
-    assert len(net.core("a").router.sequencer) == 1
+    assert len(net.core("a").sequencer) == 1
     net.publish("a", "idle", b"2")
     net.run_until_quiet()
     (first, _), (second, seq) = net.stamps("a", "idle")
@@ -55,4 +55,4 @@ def test_a_barrier_whose_owner_dies_asks_the_new_owner() -> None:
     barriers_to_b = [m for s in net.sent if s.dst == "b" for m in s.messages if m[0] == BARRIER]
     assert barriers_to_b, "the new owner was asked"
     assert net.replies("a")[ref] == (True, True)
-    assert net.core("b").scope.members(group) == {"a": 1}
+    assert net.core("b").overlay.members(group) == {"a": 1}

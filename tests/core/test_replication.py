@@ -25,7 +25,7 @@ from zdps.core.config import CoreConfig
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.replication import Replication, Waiting
 from zdps.core.ring import HashRing
-from zdps.core.router import Sequencer
+from zdps.core.sequencing import Sequencer
 from zdps.topics import exact_group
 from zdps.wire import (
     CLOSED,
@@ -40,6 +40,7 @@ from zdps.wire import (
     STORE,
     STORED,
 )
+from zdps.wire.data import StoredEntry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,7 +91,7 @@ def history(net: SimNet, node: str, topic: str, **args) -> dict:
 
 def history_epoch(net: SimNet, topic: str) -> int:
     """The epoch the topic's owner is sequencing it in."""
-    return net.core(net.owner(topic)).router.sequencer.epoch(topic)
+    return net.core(net.owner(topic)).sequencer.epoch(topic)
 
 
 def copies(net: SimNet, topic: str) -> Counter:
@@ -135,7 +136,7 @@ def test_a_replicated_publish_is_acked_only_after_the_replica_confirmed(entry: s
     confirmations = [m for m in net.held("b", "a") if m[0] == STORED]
     assert confirmations == [[STORED, [[topic, epoch, 3]]]]
     assert ref not in net.acks(entry) and ref not in net.nacks(entry)
-    assert net.core("a").router.pending == 1
+    assert net.core("a").pending == 1
     if entry != "b":  # (b's next forward would queue behind its confirmation)
         # An owner-level publish meanwhile does not wait for anything.
         quick = publish(net, entry, topic, b"quick", LEVEL_OWNER)
@@ -147,7 +148,7 @@ def test_a_replicated_publish_is_acked_only_after_the_replica_confirmed(entry: s
     net.run_until_quiet()
     assert net.acks(entry)[ref] == [3, 1, 1]
     assert ref not in net.nacks(entry)
-    assert net.core("a").router.pending == 0
+    assert net.core("a").pending == 0
     expected = [b"plain", b"plain", b"kept"] + ([b"quick"] if entry != "b" else [])
     assert [d.payload for d in net.received("c", topic)] == expected
 
@@ -162,7 +163,7 @@ def test_a_lone_node_refuses_replicated_publishes_without_sequencing_them() -> N
     assert refused not in net.acks("a")
     assert net.received("a", "t") == []
     assert stored(net, "a", "t") == []
-    assert len(net.core("a").router.sequencer) == 0
+    assert len(net.core("a").sequencer) == 0
     assert net.core("a").counters["owned_published"] == 0
 
     accepted = publish(net, "a", "t", b"owner is enough", LEVEL_OWNER)
@@ -195,7 +196,7 @@ def test_a_replica_dying_before_it_confirmed_gives_replica_lost(store_arrived: b
     ref = publish(net, "c", topic, b"x")
     net.run_until_quiet()
     assert len(stored(net, "b", topic)) == (1 if store_arrived else 0)
-    assert net.core("a").router.pending == 1
+    assert net.core("a").pending == 1
     crashed_at = net.clock
     net.crash("b")
     net.release("b", "a")
@@ -204,8 +205,8 @@ def test_a_replica_dying_before_it_confirmed_gives_replica_lost(store_arrived: b
     assert net.nacks("c")[ref][0] == E_REPLICA_LOST
     assert net.clock - crashed_at < net.config.ack_timeout  # not a timeout
     assert ref not in net.acks("c")
-    assert net.core("a").router.pending == 0
-    assert net.core("c").router.pending == 0
+    assert net.core("a").pending == 0
+    assert net.core("c").pending == 0
 
 
 # ---------------------------------------------------------------- owner changes
@@ -556,15 +557,15 @@ def test_a_replica_that_missed_a_copy_tells_the_owner_instead_of_confirming() ->
     books = Replication("r", HashRing(["o", "r"]), HistoryStore(Retention(100, 60.0)))
     for seq in (1, 2):
         books.stored("o", "t", 7, seq)
-    assert books.confirmations() == {"o": [["t", 7, 2]]}
+    assert books.confirmations() == {"o": [StoredEntry("t", 7, 2)]}
     books.stored("o", "t", 7, 4)  # 3 never arrived
     books.stored("o", "t", 7, 5)
     books.stored("o", "u", 7, 1)  # other topics are not affected
-    assert books.confirmations() == {"o": [["u", 7, 1], ["t", 7, 0]]}  # told once
+    assert books.confirmations() == {"o": [StoredEntry("u", 7, 1), StoredEntry("t", 7, 0)]}
     books.stored("o", "t", 7, 6)
     assert books.confirmations() == {}
     books.stored("o", "t", 8, 1)  # the owner's new epoch is confirmed again
-    assert books.confirmations() == {"o": [["t", 8, 1]]}
+    assert books.confirmations() == {"o": [StoredEntry("t", 8, 1)]}
 
 
 def test_an_owner_told_of_a_missed_copy_refuses_and_starts_a_new_epoch() -> None:
@@ -574,11 +575,11 @@ def test_an_owner_told_of_a_missed_copy_refuses_and_starts_a_new_epoch() -> None
     refs = [publish(net, "a", topic, b"m%d" % i) for i in range(2)]
     net.run_until_quiet()
     assert [net.acks("a")[r][0] for r in refs] == [1, 2]
-    epoch = owner.router.sequencer.epoch(topic)
+    epoch = owner.sequencer.epoch(topic)
     net.hold("b", "a")  # b's confirmation of the next one waits
     waiting = publish(net, "a", topic, b"m2")
     net.run_until_quiet()
-    owner.router.on_stored("b", [[topic, epoch, 0]])  # b reports a missed copy first
+    net.inject("a", net.envelope("b", [[STORED, [[topic, epoch, 0]]]]))  # b missed a copy
     net.release("b", "a")
     net.run_until_quiet()
     assert net.nacks("a")[waiting][0] == E_REPLICA_LOST
@@ -586,7 +587,7 @@ def test_an_owner_told_of_a_missed_copy_refuses_and_starts_a_new_epoch() -> None
     after = publish(net, "a", topic, b"m3")
     net.run_until_quiet()
     assert net.acks("a")[after][0] == 1  # seq 1 of a new epoch
-    assert owner.router.sequencer.epoch(topic) > epoch
+    assert owner.sequencer.epoch(topic) > epoch
 
 
 def test_a_publish_stuck_on_a_silent_replica_does_not_hold_up_later_ones() -> None:

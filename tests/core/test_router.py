@@ -26,7 +26,6 @@ from tests.core.node_net import SimNet, mesh, wait_for
 from zdps.client.protocol import ClientProtocol, PublishResult
 from zdps.core.config import CoreConfig
 from zdps.core.ring import HashRing
-from zdps.core.router import MAX_HOPS
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import (
     ACK,
@@ -48,6 +47,7 @@ from zdps.wire import (
     encode_api,
     pack,
 )
+from zdps.wire.limits import MAX_HOPS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,7 +207,7 @@ def test_publish_with_ref_zero_gets_no_ack() -> None:
     assert [entry[2] for _, entry in net.entries(FORWARD)] == [0]  # no ack id
     assert net.entries(ACK) == []
     assert net.frames("a") == [] and net.frames("c") == []
-    assert net.core("a").router.pending == 0
+    assert net.core("a").pending == 0
 
 
 def test_a_batch_keeps_its_order_and_travels_in_one_frame() -> None:
@@ -303,7 +303,7 @@ def test_forwarding_is_bounded_by_max_hops(length: int) -> None:
         assert net.received(chain[-1]) == []
         assert [s.src for s, _ in net.entries(NACK)] == list(reversed(chain[1 : MAX_HOPS + 1]))
     for name in chain:
-        assert net.core(name).router.pending == 0
+        assert net.core(name).pending == 0
 
 
 # ---------------------------------------------------------------- failures
@@ -314,13 +314,13 @@ def test_owner_dying_before_the_ack_gives_owner_lost() -> None:
     topic = topic_owned_by("b", "abc")
     ref = net.publish("a", topic, b"lost")
     net.crash("b")  # the forward was still in flight
-    assert net.core("a").router.pending == 1
+    assert net.core("a").pending == 1
     wait_for(net, lambda: net.log_lines("a", "peer b down"))
     (declared,) = net.log_lines("a", "peer b down (dead)")
     assert net.nacks("a")[ref][0] == E_OWNER_LOST
     assert net.answered_at("a", ref) == declared
     assert net.acks("a") == {}
-    assert net.core("a").router.pending == 0
+    assert net.core("a").pending == 0
 
 
 def test_owner_restarting_before_the_ack_gives_owner_lost_at_once() -> None:
@@ -350,7 +350,7 @@ def test_silent_owner_gives_timeout_after_ack_timeout() -> None:
     answered = wait_for(net, lambda: net.frames("a"), timeout=1.0)
     assert net.nacks("a") == {ref: (E_TIMEOUT, net.nacks("a")[ref][1])}
     assert start + 0.5 <= answered <= start + 0.5 + CONFIG.heartbeat_interval + 1e-6
-    assert net.core("a").router.pending == 0
+    assert net.core("a").pending == 0
     assert "b" in net.core("a").ring  # b is not dead, just silent
     net.heal()
     net.advance(3.0)
@@ -735,7 +735,7 @@ def test_random_interleavings_keep_seq_gapless_and_order_identical(data, ops) ->
                 assert ack[1] == len(interested)
     for node in NAMES:  # nothing was refused, nothing is left waiting
         assert net.nacks(node) == {}
-        assert net.core(node).router.pending == 0
+        assert net.core(node).pending == 0
         assert net.core(node).errors == {}
 
 

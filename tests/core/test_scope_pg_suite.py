@@ -3,12 +3,12 @@
 Each test keeps the name of the pg_SUITE case it ports (lib/kernel/test/pg_SUITE.erl).
 The mapping, from pg to zdps:
 
-* a pg scope process is one ``Scope(node)``; a pid joined to a group is one unit of
+* a pg scope process is one ``Overlay(node)``; a pid joined to a group is one unit of
   the node's local count in that group (a pid joined twice is a count of 2);
 * nodeup + discover is ``peer_up`` on both sides (``ScopeNet.connect``); a netsplit
   or a stopped remote scope is ``peer_down`` (``ScopeNet.disconnect``);
 * a killed local member is a local leave of its count; a restarted scope is a new
-  ``Scope`` with the same node id, which its peers see go down and come back;
+  ``Overlay`` with the same node id, which its peers see go down and come back;
 * pg's ``sync(GS)`` barriers become ``ScopeNet.run()``: deliver until quiescent;
 * pg's monitor messages ``{Ref, join|leave, Group, Pids}`` are ``MemberEvent``s.
 
@@ -25,14 +25,16 @@ import time
 import pytest
 
 from tests.core.scope_net import ScopeNet
-from zdps.core.scope import NotJoined, Scope, ScopeSend
+from zdps.core.overlay import NotJoined, Overlay, OverlaySend
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE, ProtocolError
+from zdps.wire.gossip import Update
+from zdps.wire.messages import decode_message
 
 
-def sends(actions: list) -> list[ScopeSend]:
-    """The ScopeSend actions among ``actions``."""
-    return [a for a in actions if isinstance(a, ScopeSend)]
+def sends(actions: list) -> list[OverlaySend]:
+    """The OverlaySend actions among ``actions``."""
+    return [a for a in actions if isinstance(a, OverlaySend)]
 
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,7 +50,7 @@ def group(name: str) -> bytes:
 
 def test_pg() -> None:
     """The scope API on one node: join, read back every way, leave, all empty again."""
-    s = Scope("a")
+    s = Overlay("a")
     g = group("pg")
     assert sends(s.join(g)) == []
     assert s.local_count(g) == 1
@@ -86,7 +88,7 @@ def test_errors() -> None:
     ]
     for message in bad_messages:
         with pytest.raises(ProtocolError) as info:
-            a.handle("b", message)
+            a.handle("b", decode_message(message))
         assert info.value.code == "malformed", message
     assert net.table("a") == before == {group("kept"): {"b": 1}}
     assert a.version == version
@@ -114,7 +116,7 @@ def test_leave_exit_race() -> None:
 
 def test_single() -> None:
     """Single node: multi-join is a count; NotJoined for an unknown group; a death is a leave."""
-    s = Scope("a")
+    s = Overlay("a")
     g = group("single")
     s.join(g)
     s.join(g, 2)  # join [self(), self()]
@@ -146,14 +148,14 @@ def test_single_leave_more_than_joined() -> None:
     net.join("a", g, 2)
     net.run()
     actions = net.leave("a", g, 5)
-    assert [a.message for a in sends(actions)] == [[UPDATE, {g: 0}]]
+    assert [a.message.encode() for a in sends(actions)] == [[UPDATE, {g: 0}]]
     net.run()
     assert net.views(g) == {"a": {}, "b": {}}
 
 
 def test_dyn_distribution() -> None:
     """A nodeup for the local node must not make it look remote; join still works."""
-    s = Scope("a")
+    s = Overlay("a")
     assert s.peer_up("a") == []
     assert s.peers == frozenset()
     assert sends(s.join(group("g"))) == []
@@ -164,7 +166,7 @@ def test_dyn_distribution() -> None:
 
 def test_process_owner_check() -> None:
     """Only positive local counts can join (pg: nolocal / function_clause for bad members)."""
-    s = Scope("a")
+    s = Overlay("a")
     for bad in (0, -1):
         with pytest.raises(ValueError):
             s.join(group("g"), bad)
@@ -445,7 +447,7 @@ def test_scope_restart() -> None:
 def test_missing_scope_join() -> None:
     """pg: join/leave on a scope that is not running exits with noproc.
 
-    A missing scope process has no meaning in sans-IO: a ``Scope`` exists as long as
+    A missing scope process has no meaning in sans-IO: a ``Overlay`` exists as long as
     the caller holds it. The nearest meaningful things are tested instead: leaving
     a group never joined raises ``NotJoined`` (and tells nobody), and operating on a
     peer that was never discovered is ignored.
@@ -563,7 +565,7 @@ def test_forced_sync() -> None:
     ]
     # force a sync the way pg does: discover sent to the peer, which answers with a sync
     forced = net.peer_up("b", "a")
-    assert [s.message for s in sends(forced)] == [[SYNC, {one: 1}]]
+    assert [s.message.encode() for s in sends(forced)] == [[SYNC, {one: 1}]]
     net.run()
     assert a.members(one) == expected
     assert a.members(fs) == {}
@@ -766,10 +768,10 @@ def _monitor_test_impl(net: ScopeNet, g: bytes, initial, second) -> None:
 def test_monitor_scope() -> None:
     """A scope watcher gets ordered join/leave events for local and remote changes."""
 
-    def initial(scope: Scope, watcher: str) -> None:
+    def initial(scope: Overlay, watcher: str) -> None:
         assert scope.monitor_scope(watcher) == {}
 
-    def second(scope: Scope, watcher: str) -> None:
+    def second(scope: Overlay, watcher: str) -> None:
         assert scope.monitor_scope(watcher) == {group("monitor_scope"): {"a": 1}}
 
     _monitor_test_impl(ScopeNet("a"), group("monitor_scope"), initial, second)
@@ -779,10 +781,10 @@ def test_monitor() -> None:
     """The same with a watcher on one group, which hears nothing about other groups."""
     g = group("monitor")
 
-    def initial(scope: Scope, watcher: str) -> None:
+    def initial(scope: Overlay, watcher: str) -> None:
         assert scope.monitor(watcher, g) == {}
 
-    def second(scope: Scope, watcher: str) -> None:
+    def second(scope: Overlay, watcher: str) -> None:
         assert scope.monitor(watcher, g) == {"a": 1}
 
     _monitor_test_impl(ScopeNet("a"), g, initial, second)
@@ -849,13 +851,13 @@ def test_multi_monitor() -> None:
 
 def test_scope_send_targets_known_peers_only() -> None:
     """A local change is broadcast once to every known peer, and to nobody else."""
-    s = Scope("a")
+    s = Overlay("a")
     s.peer_up("b")
     s.peer_up("c")
     s.peer_down("c")
     s.peer_up("d")
     actions = s.join(group("g"), 3)
     assert sorted(actions, key=lambda a: a.peer) == [
-        ScopeSend("b", [UPDATE, {group("g"): 3}]),
-        ScopeSend("d", [UPDATE, {group("g"): 3}]),
+        OverlaySend("b", Update({group("g"): 3})),
+        OverlaySend("d", Update({group("g"): 3})),
     ]

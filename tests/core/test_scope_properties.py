@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core.scope_net import ScopeNet, Table, brute_reach
-from zdps.core.scope import NotJoined, Scope
+from zdps.core.overlay import NotJoined, Overlay
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE
+from zdps.wire.messages import decode_message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -250,7 +251,7 @@ def test_peer_view_is_what_the_peer_last_said(
     local: dict[bytes, int], script: list[tuple[str, dict[bytes, int]]], topics: list[bytes]
 ) -> None:
     """A sync replaces, an update overrides; zeros are never stored; reach stays exact."""
-    scope = Scope("me")
+    scope = Overlay("me")
     for g, count in local.items():
         if count:
             scope.join(g, count)
@@ -258,7 +259,7 @@ def test_peer_view_is_what_the_peer_last_said(
     model: dict[bytes, int] = {}
     for kind, message in script:
         version = scope.version
-        actions = scope.handle("p", [kind, dict(message)])
+        actions = scope.handle("p", decode_message([kind, dict(message)]))
         if kind == SYNC:
             new = {g: c for g, c in message.items() if c}
         else:
@@ -279,7 +280,7 @@ def test_peer_view_is_what_the_peer_last_said(
             assert scope.reach(topic) == brute_reach(table, topic)
     # the same sync again is a no-op
     version = scope.version
-    assert scope.handle("p", [SYNC, dict(model)]) == []
+    assert scope.handle("p", decode_message([SYNC, dict(model)])) == []
     assert scope.version == version
     # and the peer going down removes exactly its part
     scope.peer_down("p")

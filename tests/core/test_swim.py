@@ -30,12 +30,14 @@ from zdps.wire import (
     ALIVE,
     DEAD,
     PROBE,
-    PROBE_ACK,
     PROBE_NACK,
     PROBE_REQ,
     SUSPECT,
     ProtocolError,
+    probes,
 )
+from zdps.wire.messages import decode_message
+from zdps.wire.probes import Probe, ProbeAck, ProbeNack, ProbeReq
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,20 +62,20 @@ def run(swim: Swim, start: float, until: float) -> list:
 
 
 def told(actions: list, kind: str) -> list[Tell]:
-    return [a for a in actions if isinstance(a, Tell) and a.message[0] == kind]
+    return [a for a in actions if isinstance(a, Tell) and kind == a.message.KIND]
 
 
 def deaths(actions: list) -> list[str]:
     return [a.node for a in actions if isinstance(a, Dead)]
 
 
-def verdict(kind: str, node: str, incarnation: int = 1, version: int = 0) -> list:
-    return [kind, {"node": node, "inc": incarnation, "ver": version}]
+def verdict(kind: str, node: str, incarnation: int = 1, version: int = 0) -> probes.Verdict:
+    return decode_message([kind, {"node": node, "inc": incarnation, "ver": version}])
 
 
 def answer_probes(swim: Swim, actions: list) -> None:
     for tell in told(actions, PROBE):
-        swim.handle(tell.node, [PROBE_ACK, tell.message[1]], 0.0)
+        swim.handle(tell.node, ProbeAck(tell.message.seq), 0.0)
 
 
 # ---------------------------------------------------------------- probing
@@ -84,13 +86,11 @@ def test_a_probe_is_acked_and_the_next_one_goes_to_the_next_peer() -> None:
     assert swim.next_deadline() == pytest.approx(INTERVAL)  # the first hello goes first
     assert swim.tick(INTERVAL - STEP) == []
     (probe,) = swim.tick(INTERVAL)
-    assert probe.message == [PROBE, {"seq": 1}] and probe.node in "bc"
-    assert swim.handle(probe.node, [PROBE_ACK, {"seq": 1}], INTERVAL + 0.001) == []
+    assert probe.message == Probe(1) and probe.node in "bc"
+    assert swim.handle(probe.node, ProbeAck(1), INTERVAL + 0.001) == []
     assert run(swim, INTERVAL + STEP, 2 * INTERVAL - STEP) == []  # acked: no follow-up
     (second,) = swim.tick(2 * INTERVAL)
-    assert (
-        second.message == [PROBE, {"seq": 2}] and second.node == ({"b", "c"} - {probe.node}).pop()
-    )
+    assert second.message == Probe(2) and second.node == ({"b", "c"} - {probe.node}).pop()
     assert swim.health == 0 and not swim.is_suspect(probe.node)
 
 
@@ -114,11 +114,11 @@ def test_probes_go_round_robin_over_a_reshuffled_list(peers: int, seed: int, rou
 def test_a_relayed_ack_from_a_helper_saves_the_target() -> None:
     swim = make(peers="bcde")
     (probe,) = swim.tick(INTERVAL)
-    target, seq = probe.node, probe.message[1]["seq"]
+    target, seq = probe.node, probe.message.seq
     asks = told(run(swim, INTERVAL + STEP, INTERVAL + TIMEOUT), PROBE_REQ)
     assert len(asks) == 3 and target not in {a.node for a in asks}  # k = 3 others
-    assert all(a.message[1] == {"seq": seq, "target": target} for a in asks)
-    swim.handle(asks[0].node, [PROBE_ACK, {"seq": seq}], INTERVAL + TIMEOUT + 0.01)
+    assert all(a.message == ProbeReq(seq, target) for a in asks)
+    swim.handle(asks[0].node, ProbeAck(seq), INTERVAL + TIMEOUT + 0.01)
     assert not swim.is_suspect(target)
     assert not told(run(swim, INTERVAL + TIMEOUT + 0.02, 2 * INTERVAL), SUSPECT)
     assert swim.health == 0
@@ -126,17 +126,17 @@ def test_a_relayed_ack_from_a_helper_saves_the_target() -> None:
 
 def test_a_helper_probes_the_target_and_relays_its_ack_or_a_nack() -> None:
     helper = make("h", peers="at")
-    (probe,) = helper.handle("a", [PROBE_REQ, {"seq": 41, "target": "t"}], 0.0)
-    assert probe.node == "t" and probe.message[0] == PROBE
-    relayed = helper.handle("t", [PROBE_ACK, probe.message[1]], 0.01)
-    assert relayed == [Tell("a", [PROBE_ACK, {"seq": 41}])]
-    (probe,) = helper.handle("a", [PROBE_REQ, {"seq": 42, "target": "t"}], 0.05)
+    (probe,) = helper.handle("a", ProbeReq(41, "t"), 0.0)
+    assert probe.node == "t" and probe.message.KIND == PROBE
+    relayed = helper.handle("t", ProbeAck(probe.message.seq), 0.01)
+    assert relayed == [Tell("a", ProbeAck(41))]
+    (probe,) = helper.handle("a", ProbeReq(42, "t"), 0.05)
     nack_at = 0.05 + 0.8 * TIMEOUT
     assert told(run(helper, 0.05, nack_at - STEP), PROBE_NACK) == []
-    assert told(helper.tick(nack_at), PROBE_NACK) == [Tell("a", [PROBE_NACK, {"seq": 42}])]
-    assert helper.handle("t", [PROBE_ACK, probe.message[1]], 0.15) == []  # too late
-    unknown = helper.handle("a", [PROBE_REQ, {"seq": 43, "target": "zz"}], 0.15)
-    assert unknown == [Tell("a", [PROBE_NACK, {"seq": 43}])]
+    assert told(helper.tick(nack_at), PROBE_NACK) == [Tell("a", ProbeNack(42))]
+    assert helper.handle("t", ProbeAck(probe.message.seq), 0.15) == []  # too late
+    unknown = helper.handle("a", ProbeReq(43, "zz"), 0.15)
+    assert unknown == [Tell("a", ProbeNack(43))]
 
 
 # ---------------------------------------------------------------- suspicion
@@ -284,7 +284,7 @@ def test_verdicts_about_itself_are_refuted_only_for_its_own_incarnation() -> Non
         [PROBE],
         [PROBE, []],
         [PROBE, {"seq": "1"}],
-        [PROBE_ACK, {"seq": True}],
+        ProbeAck(True),
         [PROBE_REQ, {"seq": 1}],
         [PROBE_REQ, {"seq": 1, "target": ""}],
         [SUSPECT, {"node": "b", "inc": 1}],
@@ -293,7 +293,7 @@ def test_verdicts_about_itself_are_refuted_only_for_its_own_incarnation() -> Non
 )
 def test_malformed_detector_messages_are_refused(message: list) -> None:
     with pytest.raises(ProtocolError):
-        make().handle("b", message, 0.0)
+        decode_message(message)
 
 
 # ---------------------------------------------------------------- health and stalls
@@ -303,7 +303,7 @@ def test_missing_nacks_raise_local_health_and_stretch_probe_timeouts() -> None:
     swim = make(peers="bcde")
     (probe,) = swim.tick(INTERVAL)
     asks = told(run(swim, INTERVAL + STEP, INTERVAL + TIMEOUT), PROBE_REQ)
-    swim.handle(asks[0].node, [PROBE_NACK, {"seq": probe.message[1]["seq"]}], 0.31)
+    swim.handle(asks[0].node, ProbeNack(probe.message.seq), 0.31)
     run(swim, 0.31, 2 * INTERVAL - STEP)
     assert swim.health == 0
     (probe,) = told(swim.tick(2 * INTERVAL), PROBE)  # the failed one ends, the next starts
@@ -311,7 +311,7 @@ def test_missing_nacks_raise_local_health_and_stretch_probe_timeouts() -> None:
     asked_at = 2 * INTERVAL + TIMEOUT * 3  # the probe timeout, stretched 3 times
     assert told(run(swim, 2 * INTERVAL + STEP, asked_at - STEP), PROBE_REQ) == []
     assert told(swim.tick(asked_at), PROBE_REQ)
-    swim.handle(probe.node, [PROBE_ACK, probe.message[1]], asked_at + STEP)
+    swim.handle(probe.node, ProbeAck(probe.message.seq), asked_at + STEP)
     assert swim.health == 1  # an ack lowers it again
 
 
@@ -330,7 +330,7 @@ def test_a_late_tick_judges_no_probe_in_flight() -> None:
     assert not told(actions, SUSPECT) and deaths(actions) == []
     assert swim.counts["stalls"] == 1 and swim.health == 1
     # The ack that waited in our socket is still taken.
-    swim.handle(probe.node, [PROBE_ACK, probe.message[1]], stalled_until + 0.001)
+    swim.handle(probe.node, ProbeAck(probe.message.seq), stalled_until + 0.001)
     assert not swim.is_suspect(probe.node)
     # With nobody answering after the stall, detection resumes: the stall excuses once.
     later = run(swim, stalled_until + STEP, stalled_until + 3.0)
@@ -346,7 +346,7 @@ def test_the_silence_backstop_drops_a_peer_without_a_verdict() -> None:
         swim.heard("c", now)
         actions = swim.tick(now)
         for tell in told(actions, PROBE) + told(actions, PROBE_REQ):
-            swim.handle(tell.node, [PROBE_ACK, {"seq": tell.message[1]["seq"]}], now)
+            swim.handle(tell.node, ProbeAck(tell.message.seq), now)
     assert deaths(actions) == ["b"] and now == pytest.approx(2.0)
     assert told(actions, DEAD) == []
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zdps.daemon.config import DEFAULT_API, ConfigError, load
+from zdps.core.config import CoreConfig
+from zdps.daemon.config import DEFAULT_API, ConfigError, core_config, load
 from zdps.endpoints import connectable
 
 pytestmark = pytest.mark.timeout(10)
@@ -63,6 +64,14 @@ def test_the_example_config_is_valid() -> None:
         ({"max_payload": 1 << 30}, "max_payload must be 1 to"),
         ({"seeds": ["tcp://127.0.0.1:*"]}, "must name a host and port"),
         ({"seeds": ["tcp://0.0.0.0:7710"]}, "must name a host and port"),
+        ({"pub_hwm": -1}, "pub_hwm must be 0 to"),
+        ({"pub_hwm": 2**31}, "pub_hwm must be 0 to 2147483647 messages"),  # a C int in libzmq
+        ({"max_payload": float("nan")}, "max_payload must be a whole number"),
+        ({"history": float("inf")}, "history must be a whole number"),
+        ({"history_ttl": 0}, "history_ttl must be over 0 and at most 31536000 s"),
+        ({"scope": ""}, "scope must be at least 1 printable character"),
+        ({"node_id": "a\tb"}, "node_id must be 1 to 128 printable characters"),
+        ({"log_level": 3}, "log_level must be a string"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(values: dict, message: str) -> None:
@@ -78,3 +87,22 @@ def test_wildcard_bind_with_advertise_is_fine() -> None:
 def test_clients_dial_a_concrete_host_for_wildcard_binds() -> None:
     assert connectable("tcp://0.0.0.0:7712", "10.1.2.3") == "tcp://10.1.2.3:7712"
     assert connectable("tcp://127.0.0.1:7712", "10.1.2.3") == "tcp://127.0.0.1:7712"
+
+
+def test_the_cores_get_every_setting_they_have_a_field_for() -> None:
+    given = {
+        "heartbeat_interval": 0.3,
+        "peer_timeout": 5.0,
+        "probe_interval": 0.5,
+        "probe_timeout": 0.25,
+        "indirect_probes": 2,
+        "suspicion_mult": 5.0,
+        "suspicion_max_mult": 6.0,
+        "max_payload": 1000,
+        "history": 10,
+        "history_ttl": 60.0,
+        "replicas": 2,
+    }
+    core = core_config(load(None, given))
+    assert {name: getattr(core, name) for name in given} == given
+    assert core.flow_window == CoreConfig().flow_window  # not a setting: the core's own

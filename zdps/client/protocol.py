@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import zmq
 
-from zdps.daemon.config import DEFAULT_API
 from zdps.endpoints import host, is_wildcard
+from zdps.settings import DEFAULT_API
 from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire import (
     ACK_LEVELS,

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zdps.settings import default
+
 
 @dataclass(slots=True)
 class CoreConfig:
     """What the protocol cores need to know about the node's settings."""
 
-    heartbeat_interval: float = 0.2  # pings: anti-entropy digests on the data link
-    peer_timeout: float = 2.0  # join timeout; and a peer silent this long is dropped here
-    probe_interval: float = 0.2
-    probe_timeout: float = 0.1
-    indirect_probes: int = 3
-    suspicion_mult: float = 3.0
-    suspicion_max_mult: float = 4.0
-    max_payload: int = 1024 * 1024
-    history: int = 1000  # messages kept per topic unless the topic sets its own
-    history_ttl: float = 3600.0  # seconds a message is kept unless the topic sets its own
-    replicas: int = 1  # R: nodes after the owner that store each topic's history
+    # pings: anti-entropy digests on the data link
+    heartbeat_interval: float = default("heartbeat_interval")
+    # join timeout; and a peer silent this long is dropped here
+    peer_timeout: float = default("peer_timeout")
+    probe_interval: float = default("probe_interval")
+    probe_timeout: float = default("probe_timeout")
+    indirect_probes: int = default("indirect_probes")
+    suspicion_mult: float = default("suspicion_mult")
+    suspicion_max_mult: float = default("suspicion_max_mult")
+    max_payload: int = default("max_payload")
+    history: int = default("history")  # messages kept per topic unless the topic sets its own
+    history_ttl: float = default("history_ttl")  # seconds kept unless the topic sets its own
+    replicas: int = default("replicas")  # R: nodes after the owner storing a topic's history
     ack_timeout: float = 10.0  # a forwarded publish is refused if no ack came back by then
     flow_window: int = 20_000  # data entries in flight to one peer before the node pauses
     idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped

@@ -16,14 +16,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-
-class Retention(NamedTuple):
-    """How much history a topic keeps: at most ``count`` messages, none older than ``age`` s."""
-
-    count: int
-    age: float
+from zdps.wire.api import HistoryQuery
+from zdps.wire.data import Retention
+from zdps.wire.limits import HISTORY_PAGE_BYTES
 
 
 class Entry(NamedTuple):
@@ -135,27 +132,51 @@ class HistoryStore:
             if not history.entries:
                 del self.topics[topic]
 
-    def export(self, topic: str, now: float) -> list:
+    def export(self, topic: str, now: float) -> tuple[str, Retention | None, list]:
         """``topic``'s history as sent in a handoff: retention, then entries with their age."""
-        retention = self.configured.get(topic)
         history = self.topics.get(topic)
         entries = (
             [[e.epoch, e.seq, e.payload, now - e.stored] for e in history.entries]
-            if (history)
+            if history
             else []
         )
-        return [topic, list(retention) if retention else None, entries]
+        return topic, self.configured.get(topic), entries
 
-    def absorb(self, topic: str, retention: list | None, entries: list, now: float) -> int:
+    def absorb(self, topic: str, retention: Retention | None, entries: list, now: float) -> int:
         """Merge a handoff from another holder of ``topic``; how many entries were new."""
         if retention is not None:
-            self.configure(topic, Retention(*retention), now)
+            self.configure(topic, retention, now)
         store, limit = self.store, self.retention(topic).age
         return sum(
             store(topic, epoch, seq, data, now - age)
             for epoch, seq, data, age in entries
             if age <= limit  # what expired in transit is not kept
         )
+
+    def page(self, query: HistoryQuery) -> tuple[list[list], bool]:
+        """One page of a history request: ``[epoch, seq, payload]`` entries, and whether
+        the range goes on. At most ``query.limit`` entries and about HISTORY_PAGE_BYTES
+        of payload (at least one entry).
+        """
+        if query.since is not None:
+            newest = self.newest(query.topic)[0]
+            after = (newest, query.since - 1) if query.since else (0, 0)
+        else:
+            after = query.after
+        until, limit = query.until, query.limit
+        entries: list[list[Any]] = []
+        size, more = 0, False
+        for entry in self.fetch(query.topic, after[0], after[1], limit + 1):
+            if until is not None and (entry.epoch, entry.seq) >= until:
+                break
+            if len(entries) == limit or (
+                entries and size + len(entry.payload) > HISTORY_PAGE_BYTES
+            ):
+                more = True
+                break
+            entries.append([entry.epoch, entry.seq, entry.payload])
+            size += len(entry.payload)
+        return entries, more
 
     def held(self) -> list[str]:
         """Topics with stored history or a retention of their own."""

@@ -11,7 +11,7 @@ Protocol (docs/PROTOCOL.md, "Membership"):
 * Every alive peer gets a ``ping`` each heartbeat interval. A ping carries a digest of the
   sender's view; a peer whose view differs answers with ``peers`` so views converge.
 * The SWIM detector (``swim.py``) watches every alive peer and declares peers dead; its
-  messages go on the probe channel (``Send.urgent``). Anything heard from a peer counts
+  messages go on the probe link (``Send.probe``). Anything heard from a peer counts
   as a sign of life for its silence backstop. A ``bye`` removes the sender at once.
 * A hello with a new incarnation from a known node id means the node restarted: the old
   incarnation is removed before the new one is added.
@@ -34,8 +34,8 @@ from enum import StrEnum
 
 from zdps.core import swim
 from zdps.core.ring import node_set_digest
-from zdps.endpoints import is_dialable
-from zdps.wire import BYE, E_MALFORMED, HELLO, PEERS, PING, ProtocolError
+from zdps.wire.codec import NodeMessage
+from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
 
 
 class PeerState(StrEnum):
@@ -57,13 +57,13 @@ class Peer:
 class Send:
     """Send ``message`` to whatever node listens at ``endpoint``.
 
-    ``urgent`` messages (the detector's) take the probe channel, so they never wait
+    ``probe`` messages (the detector's) take the probe link, so they never wait
     behind data.
     """
 
     endpoint: str
-    message: list
-    urgent: bool = False
+    message: NodeMessage
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ class Membership:
     _seeds: dict[str, _Seed] = field(default_factory=dict)
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
-    ping_extras: Callable[[], dict] | None = None  # more ping fields (the scope digest)
+    scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
     _next_ping: float = 0.0
     _leaving: bool = False
 
@@ -161,27 +161,24 @@ class Membership:
         """An accepted envelope from an alive peer arrived."""
         self.detector.heard(node, now)
 
-    def handle(self, node: str, incarnation: int, message: list, now: float) -> list[Action]:
+    def handle(self, node: str, incarnation: int, message: NodeMessage, now: float) -> list[Action]:
         """Apply a hello, peers, ping, bye or detector message from ``node``."""
-        kind = message[0]
-        if kind == HELLO:
-            return self._on_hello(node, incarnation, _field(message, dict), now)
+        if type(message) is Hello:
+            return self._on_hello(node, incarnation, message, now)
         if node == self.node or not self.is_alive(node, incarnation):
-            if kind == PING:
-                return self._on_stranger_ping(node, incarnation, _field(message, dict), now)
+            if type(message) is Ping:
+                return self._on_stranger_ping(node, incarnation, message, now)
             return []
-        if kind == PING:
-            body = _field(message, dict)
-            if body.get("view") != self.view_digest():
-                return [Send(self.peers[node].endpoint, [PEERS, self._peer_list()])]
+        if type(message) is Ping:
+            if message.view != self.view_digest():
+                return [Send(self.peers[node].endpoint, Peers(self._peer_list()))]
             return []
-        if kind == PEERS:
-            return self._learn(_peer_list_arg(_field(message, dict)), now)
-        if kind == BYE:
+        if type(message) is Peers:
+            return self._learn(message.peers, now)
+        if type(message) is Bye:
             return self._remove(node, "left", now)
-        if kind in swim.SWIM_KINDS:
-            return self._detected(self.detector.handle(node, message, now), now)
-        raise ProtocolError(E_MALFORMED, f"unknown membership message {kind!r}")
+        assert message.PROBE, message
+        return self._detected(self.detector.handle(node, message, now), now)
 
     def tick(self, now: float) -> list[Action]:
         """Timers: pings, hello retries, seed retries, failure detection, tombstones."""
@@ -200,10 +197,8 @@ class Membership:
                     actions.append(self._hello(peer.endpoint, reply=True))
         if now >= self._next_ping:
             self._next_ping = now + interval
-            body = {"view": self.view_digest(), "endpoint": self.endpoint}
-            if self.ping_extras is not None:
-                body.update(self.ping_extras())
-            ping = [PING, body]
+            digest = self.scope_digest() if self.scope_digest is not None else None
+            ping = Ping(self.view_digest(), self.endpoint, digest)
             actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
         known = {p.endpoint for p in self.peers.values()}
         for endpoint, seed in list(self._seeds.items()):
@@ -240,46 +235,33 @@ class Membership:
     def leave(self, now: float) -> list[Action]:
         """Graceful leave: tell every alive peer, then stop all protocol activity."""
         self._leaving = True
-        return [Send(self.peers[n].endpoint, [BYE, {}]) for n in self.alive()]
+        return [Send(self.peers[n].endpoint, Bye()) for n in self.alive()]
 
     # ------------------------------------------------------------------ internals
 
     def _hello(self, endpoint: str, reply: bool, echo: str | None = None) -> Send:
-        body = {
-            "advertise": self.endpoint,
-            "peers": self._peer_list(),
-            "dialed": endpoint,
-            "reply": reply,
-        }
-        if echo is not None:
-            body["echo"] = echo
-        return Send(endpoint, [HELLO, body])
+        return Send(endpoint, Hello(self.endpoint, self._peer_list(), endpoint, reply, echo))
 
-    def _peer_list(self) -> dict[str, list]:
+    def _peer_list(self) -> PeerList:
         return {
-            p.node: [p.endpoint, p.incarnation]
+            p.node: (p.endpoint, p.incarnation)
             for p in self.peers.values()
             if p.state is PeerState.ALIVE
         }
 
-    def _on_hello(self, node: str, incarnation: int, body: dict, now: float) -> list[Action]:
-        advertise = body.get("advertise")
-        if not is_dialable(advertise):
-            raise ProtocolError(
-                E_MALFORMED, f"hello advertises no dialable endpoint: {advertise!r}"
-            )
-        peers = _peer_list_arg(body.get("peers", {}))
+    def _on_hello(self, node: str, incarnation: int, hello: Hello, now: float) -> list[Action]:
+        advertise, peers = hello.advertise, hello.peers
         if node == self.node:
-            if incarnation == self.incarnation and isinstance(body.get("dialed"), str):
-                self._self_endpoints.add(body["dialed"])  # a seed that is this very node
+            if incarnation == self.incarnation and hello.dialed is not None:
+                self._self_endpoints.add(hello.dialed)  # a seed that is this very node
             return []
         if self._leaving:
             return []
         tomb = self._tombstones.get(node)
         if tomb is not None and incarnation < tomb[0]:
             return []  # an older life of a node that already died or left
-        echo = body.get("echo")
-        if isinstance(echo, str) and echo in self._seeds:
+        echo = hello.echo
+        if echo is not None and echo in self._seeds:
             self._seeds[echo].answered_by = node
         actions: list[Action] = []
         peer = self.peers.get(node)
@@ -288,9 +270,8 @@ class Membership:
                 return []  # a hello from an older life of a restarted node, still in flight
             actions += self._remove(node, "restarted", now)
             peer = None
-        if body.get("reply"):
-            dialed = body.get("dialed")
-            actions.append(self._hello(advertise, reply=False, echo=dialed))
+        if hello.reply:
+            actions.append(self._hello(advertise, reply=False, echo=hello.dialed))
         if peer is None or peer.state is PeerState.JOINING:
             if peer is not None and peer.endpoint != advertise:
                 actions.append(Disconnect(peer.endpoint))
@@ -310,19 +291,18 @@ class Membership:
             if isinstance(action, swim.Dead):
                 out += self._remove(action.node, "dead", now)
             elif action.node in self.peers:
-                out.append(Send(self.peers[action.node].endpoint, action.message, urgent=True))
+                out.append(Send(self.peers[action.node].endpoint, action.message, probe=True))
         return out
 
     def _on_stranger_ping(
-        self, node: str, incarnation: int, body: dict, now: float
+        self, node: str, incarnation: int, ping: Ping, now: float
     ) -> list[Action]:
         """A ping from a node we do not hold as alive: it thinks we are peers, so re-handshake."""
-        endpoint = body.get("endpoint")
-        if node == self.node or not is_dialable(endpoint) or self._leaving:
+        if node == self.node or ping.endpoint is None or self._leaving:
             return []
-        return self._learn({node: [endpoint, incarnation]}, now, gossip=False)
+        return self._learn({node: (ping.endpoint, incarnation)}, now, gossip=False)
 
-    def _learn(self, peers: dict, now: float, gossip: bool = True) -> list[Action]:
+    def _learn(self, peers: PeerList, now: float, gossip: bool = True) -> list[Action]:
         """Peers heard of from someone: say hello to the ones not yet known."""
         actions: list[Action] = []
         for node, (endpoint, incarnation) in peers.items():
@@ -359,24 +339,3 @@ class Membership:
         if peer.state is PeerState.ALIVE:
             actions.insert(0, PeerDown(node, reason))
         return actions
-
-
-def _field(message: list, kind: type) -> dict:
-    if len(message) != 2 or not isinstance(message[1], kind):
-        raise ProtocolError(E_MALFORMED, f"{message[0]} needs one {kind.__name__} argument")
-    return message[1]
-
-
-def _peer_list_arg(peers: object) -> dict[str, list]:
-    """Check a peer list ``{id: [endpoint, incarnation]}`` before anything is changed."""
-    if not isinstance(peers, dict) or not all(
-        isinstance(node, str)
-        and node
-        and isinstance(info, list)
-        and len(info) == 2
-        and is_dialable(info[0])
-        and type(info[1]) is int
-        for node, info in peers.items()
-    ):
-        raise ProtocolError(E_MALFORMED, "peer lists are {id: [endpoint, incarnation]}")
-    return peers

@@ -1,89 +1,146 @@
-"""What one turn of the node core asks the IO layer to do.
+"""What one turn of the node core asks the IO layer to do, and how it becomes frames.
 
-The core appends; the IO layer drains after each wake-up. Messages to a peer keep their
-order, and consecutive data entries of one kind are coalesced into a single message,
-so everything ready for one destination leaves in one ZeroMQ frame (batching comes
-from the shape of the outbox, not from timers: a lone message is never held back).
+The core appends; the IO layer (the daemon, or the simulator) takes the outbox after
+each wake-up and carries it out with ``envelopes``, so both make the same frames.
+Messages to a peer keep their order, and consecutive entries of one batch kind are
+coalesced into a single message, so everything ready for one destination leaves in
+one ZeroMQ frame (batching comes from the shape of the outbox, not from timers: a
+lone message is never held back).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from zdps.wire import ACK, CONSUMED, NACK, UPDATE
+from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY, error_result
+from zdps.wire.codec import Batch, NodeMessage, encode_envelope
+from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
+from zdps.wire.gossip import Update
+
+FRAME_BUDGET = 32 * 1024 * 1024  # envelopes are split to stay under this many bytes
+FRAME_ENTRIES = 1024  # and to carry at most this many bulk entries (a probe waits for one)
+_BULK = (Forward, Fanout, Store)  # the bulk of data: counted for FRAME_ENTRIES
+_ORDER_FREE = (Ack, Nack, Consumed)  # nothing depends on their order relative to data
+_ACK_LOOKBACK = 4
 
 
 @dataclass(slots=True)
 class Outbox:
     """Pending sends, ordered per destination."""
 
-    peers: dict[str, list[list]] = field(default_factory=dict)
-    urgent: dict[str, list[list]] = field(default_factory=dict)  # the probe channel
+    peers: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the data links
+    probes: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the probe links
     disconnects: list[str] = field(default_factory=list)
-    deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)
-    clients: dict[bytes, list[list]] = field(default_factory=dict)
+    deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # to the PUB
+    clients: dict[bytes, list[list]] = field(default_factory=dict)  # API frames [kind, ...]
     errors: list[tuple[str, str]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
-    def send(self, endpoint: str, message: list) -> None:
-        """Queue one control message to the node at ``endpoint``."""
+    # ------------------------------------------------------------------ to peers
+
+    def send(self, endpoint: str, message: NodeMessage) -> None:
+        """Queue one message to the node at ``endpoint`` on its data link."""
         self.peers.setdefault(endpoint, []).append(message)
 
-    def probe(self, endpoint: str, message: list) -> None:
-        """Queue a failure-detector message: it goes on the probe channel, never behind data."""
-        self.urgent.setdefault(endpoint, []).append(message)
+    def probe(self, endpoint: str, message: NodeMessage) -> None:
+        """Queue a failure-detector message: it goes on the probe link, never behind data."""
+        self.probes.setdefault(endpoint, []).append(message)
 
-    def take_urgent(self) -> dict[str, list[list]]:
-        """Hand over the probe-channel messages now (the IO layer sends them mid-turn)."""
-        urgent, self.urgent = self.urgent, {}
-        return urgent
+    def take_probes(self) -> dict[str, list[NodeMessage]]:
+        """Hand over the probe-link messages now (the IO layer sends them mid-turn)."""
+        probes, self.probes = self.probes, {}
+        return probes
 
-    def merge(self, endpoint: str, message: list) -> None:
-        """Queue a message whose body is a map of absolute values (a scope ``update``).
+    def update(self, endpoint: str, message: Update) -> None:
+        """Queue a scope ``update``; absolute counts, so it merges into a queued one.
 
-        If the previous message to ``endpoint`` is of the same kind the maps are merged,
-        so a subscriber that joins a thousand topics costs each peer one message.
+        A subscriber that joins a thousand topics costs each peer one message.
         """
         queue = self.peers.setdefault(endpoint, [])
-        if queue and queue[-1][0] == message[0] and message[0] == UPDATE:
-            queue[-1][1].update(message[1])
+        if queue and type(queue[-1]) is Update:
+            queue[-1].counts.update(message.counts)
         else:
-            queue.append(message)
+            queue.append(Update(dict(message.counts)))
 
-    def batch(self, endpoint: str, kind: str, entry: list) -> None:
-        """Queue one data entry, joining the previous message if it is of the same kind."""
-        _coalesce(self.peers.setdefault(endpoint, []), kind, entry)
+    def batch(self, endpoint: str, kind: type[Batch], entry: Any) -> None:
+        """Queue one entry, joining the latest message of ``kind`` if only acks follow it.
 
-    def reply(self, client: bytes, kind: str, *fields: object) -> None:
-        """Queue one API frame to a client."""
-        self.clients.setdefault(client, []).append([kind, *fields])
+        Only acks, nacks and confirmations may be passed over: nothing depends on their
+        order relative to data, while data keeps its order against everything else.
+        """
+        queue = self.peers.get(endpoint)
+        if queue is None:
+            queue = self.peers[endpoint] = []
+        for message in reversed(queue):
+            if type(message) is kind:
+                message.entries.append(entry)  # type: ignore[attr-defined]
+                return
+            if type(message) not in _ORDER_FREE:
+                break
+        queue.append(kind([entry]))
 
-    def batch_reply(self, client: bytes, kind: str, entry: list) -> None:
-        """Queue one ack/nack entry to a client, coalesced like ``batch``."""
-        _coalesce(self.clients.setdefault(client, []), kind, entry)
-
-    def ack(self, endpoint: str, kind: str, ack_id: int, seq: int, nodes: int, subscribers: int):
-        """Queue an ack to a peer, extending the previous one when it continues a run."""
-        _ack_run(self.peers.setdefault(endpoint, []), kind, ack_id, seq, nodes, subscribers)
-
-    def client_ack(self, client: bytes, kind: str, ref: int, seq: int, nodes: int, subs: int):
-        """Queue an ack to a client, extending the previous one when it continues a run."""
-        _ack_run(self.clients.setdefault(client, []), kind, ref, seq, nodes, subs)
-
-    def error(self, code: str, message: str) -> None:
-        """Record bad input (the IO layer counts it and logs at most once a second)."""
-        self.errors.append((code, message))
+    def ack(self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int) -> None:
+        """Queue an ack to a peer, extending the previous run when this continues it."""
+        queue = self.peers.setdefault(endpoint, [])
+        for message in reversed(queue[-_ACK_LOOKBACK:]):
+            if type(message) is Ack:
+                _extend_run(message.entries, ack_id, seq, nodes, subscribers)
+                return
+        queue.append(Ack([[ack_id, seq, nodes, subscribers, 1]]))
 
     def disconnect(self, endpoint: str) -> None:
         """Drop the connection to ``endpoint`` with anything still queued to it."""
         self.peers.pop(endpoint, None)
-        self.urgent.pop(endpoint, None)
+        self.probes.pop(endpoint, None)
         self.disconnects.append(endpoint)
+
+    # ------------------------------------------------------------------ to clients
+
+    def reply(self, client: bytes, ref: int, result: Any) -> None:
+        """A request's successful answer."""
+        self.clients.setdefault(client, []).append([API_REPLY, ref, True, result])
+
+    def fail(self, client: bytes, ref: int, code: str, message: str) -> None:
+        """A request's failure (ref 0: a frame that could not be attributed)."""
+        answer = [API_REPLY, ref, False, error_result(code, message)]
+        self.clients.setdefault(client, []).append(answer)
+
+    def event(self, client: bytes, ref: int, body: dict) -> None:
+        """A watch update."""
+        self.clients.setdefault(client, []).append([API_EVENT, ref, body])
+
+    def client_ack(self, client: bytes, ref: int, seq: int, nodes: int, subscribers: int) -> None:
+        """Queue an ack to a client, extending the previous run when this continues it."""
+        queue = self.clients.setdefault(client, [])
+        for frame in reversed(queue[-_ACK_LOOKBACK:]):
+            if frame[0] == API_ACK:
+                _extend_run(frame[1], ref, seq, nodes, subscribers)
+                return
+        queue.append([API_ACK, [[ref, seq, nodes, subscribers, 1]]])
+
+    def client_nack(self, client: bytes, ref: int, code: str, message: str) -> None:
+        """Queue a refusal of a client's publish, coalesced like ``batch``."""
+        queue = self.clients.setdefault(client, [])
+        for frame in reversed(queue):
+            if frame[0] == API_NACK:
+                frame[1].append([ref, code, message])
+                return
+            if frame[0] != API_ACK:
+                break
+        queue.append([API_NACK, [[ref, code, message]]])
+
+    # ------------------------------------------------------------------ to the IO layer
+
+    def error(self, code: str, message: str) -> None:
+        """Record bad input (the IO layer logs it at most once a second per code)."""
+        self.errors.append((code, message))
 
     def __bool__(self) -> bool:
         return bool(
             self.peers
-            or self.urgent
+            or self.probes
             or self.disconnects
             or self.deliveries
             or self.clients
@@ -92,39 +149,39 @@ class Outbox:
         )
 
 
-def _coalesce(queue: list[list], kind: str, entry: list) -> None:
-    """Append ``entry`` to the latest message of ``kind``, else start one.
+def _extend_run(runs: list[list[int]], ref: int, seq: int, nodes: int, subscribers: int) -> None:
+    """Runs are ``[ref, seq, nodes, subscribers, n]``: refs ref..ref+n-1 got seq..seq+n-1.
 
-    Only acks, nacks and confirmations may be passed over: nothing depends on their
-    order relative to data, while data keeps its order against everything else.
+    A batch of publishes to one topic is acknowledged by a single entry.
     """
-    for message in reversed(queue):
-        if message[0] == kind:
-            message[1].append(entry)
-            return
-        if message[0] not in _ORDER_FREE:
-            break
-    queue.append([kind, [entry]])
+    last = runs[-1]
+    n = last[4]
+    if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subscribers:
+        last[4] = n + 1
+    else:
+        runs.append([ref, seq, nodes, subscribers, 1])
 
 
-def _ack_run(queue: list[list], kind: str, ref: int, seq: int, nodes: int, subs: int) -> None:
-    """Acks are ``[ref, seq, nodes, subscribers, n]``: refs ref..ref+n-1 got seq..seq+n-1.
+def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iterator[bytes]:
+    """Envelopes carrying ``messages`` in order, each under FRAME_BUDGET when possible.
 
-    A batch of publishes to one topic is acknowledged by a single entry. Acks need no
-    order relative to other messages, so an ack joins the latest ack message among the
-    last few queued, even when fan-out copies to the same node were queued after it.
+    A batch too large for one frame is halved (whole messages first, then the entries
+    of a single batch message), so a burst of large payloads never becomes a frame the
+    peer would refuse. So is one with more than FRAME_ENTRIES bulk entries: the peer
+    handles a frame whole before it reads the next, a probe included.
     """
-    for message in reversed(queue[-_ACK_LOOKBACK:]):
-        if message[0] == kind:
-            last = message[1][-1]
-            n = last[4]
-            if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subs:
-                last[4] = n + 1
-            else:
-                message[1].append([ref, seq, nodes, subs, 1])
+    frame = None
+    if sum(len(m.entries) for m in messages if isinstance(m, _BULK)) <= FRAME_ENTRIES:
+        frame = encode_envelope(*header, [m.encode() for m in messages])
+        if len(frame) <= FRAME_BUDGET:
+            yield frame
             return
-    queue.append([kind, [[ref, seq, nodes, subs, 1]]])
-
-
-_ACK_LOOKBACK = 4
-_ORDER_FREE = frozenset({ACK, NACK, CONSUMED})
+    if len(messages) > 1:
+        half = len(messages) // 2
+        yield from envelopes(header, messages[:half])
+        yield from envelopes(header, messages[half:])
+    elif isinstance(messages[0], Batch) and len(messages[0].entries) > 1:
+        for part in messages[0].halves():
+            yield from envelopes(header, [part])
+    else:  # one entry: far below the 256 MiB a peer accepts
+        yield frame or encode_envelope(*header, [m.encode() for m in messages])

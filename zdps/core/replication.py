@@ -6,13 +6,13 @@ Rules (docs/PROTOCOL.md §7.8):
   ring, the replicas. When the owner leaves, the first replica becomes the owner and
   already holds the history.
 * A replica confirms what it stored with ``stored [topic, epoch, seq]`` (the newest entry
-  per topic, once per turn), and only while an epoch's copies arrive without a hole. A
+  per topic, once per turn), and only while an epoch's copies arrive without a gap. A
   publish at ack level ``replicated`` is acknowledged once every replica it was sent to
   confirmed it, and refused if one of them goes away first.
 * When the ring changes, each holder of a topic's history sends it to the nodes newly in
   the topic's placement (``handoff``) and forgets its copy if it is no longer in it.
 
-This module only keeps the books; ``Router`` sends what it decides.
+This module only keeps the books; ``sequencing.py`` and ``handoff.py`` send what it decides.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from zdps.core.acks import Route
 from zdps.core.history import HistoryStore
 from zdps.core.ring import HashRing
+from zdps.wire.data import StoredEntry
 
 MAX_TRACKED = 1_000_000  # (owner, topic) pairs whose last copy a replica remembers
-
-# A route says where an ack goes (see router.py).
-Route = tuple[bytes | str, int]
 
 
 @dataclass(slots=True)
@@ -53,8 +52,8 @@ class Replication:
     _waiting: dict[str, deque[Waiting]] = field(default_factory=dict)
     _owed: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     _received: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    _broken: dict[tuple[str, str], int] = field(default_factory=dict)  # epoch with a hole
-    _holes: dict[str, list[list]] = field(default_factory=dict)  # hole notices owed
+    _broken: dict[tuple[str, str], int] = field(default_factory=dict)  # epoch with a gap
+    _gaps: dict[str, list[StoredEntry]] = field(default_factory=dict)  # gap notices owed
 
     def replicas(self, topic: str) -> list[str]:
         """The replicas of ``topic`` (the owner excluded), nearest first."""
@@ -127,8 +126,8 @@ class Replication:
         """We stored a copy from ``owner``: confirm the newest one this turn.
 
         A confirmation covers everything before it, so it is only sent while the copies
-        of an epoch arrive without a hole: copies can be lost (a link cut, or dropped
-        while we held the owner for dead). At a hole the owner is told instead (a
+        of an epoch arrive without a gap: copies can be lost (a link cut, or dropped
+        while we held the owner for dead). At a gap the owner is told instead (a
         ``stored`` entry with seq 0): it refuses that epoch's waiting ``replicated``
         publishes and starts a new epoch, which we confirm again.
         """
@@ -139,7 +138,7 @@ class Replication:
         self._received[key] = (epoch, seq)
         if last is not None and last[0] == epoch and seq != last[1] + 1:
             if self._broken.get(key) != epoch:
-                self._holes.setdefault(owner, []).append([topic, epoch, 0])
+                self._gaps.setdefault(owner, []).append(StoredEntry(topic, epoch, 0))
             self._broken[key] = epoch
         if self._broken.get(key) == epoch:
             return
@@ -147,14 +146,14 @@ class Replication:
         if (epoch, seq) > owed.get(topic, (0, 0)):
             owed[topic] = (epoch, seq)
 
-    def confirmations(self) -> dict[str, list[list]]:
-        """``stored`` entries owed to each owner (confirmations, then holes), now sent."""
+    def confirmations(self) -> dict[str, list[StoredEntry]]:
+        """``stored`` entries owed to each owner (confirmations, then gaps), now sent."""
         owed, self._owed = self._owed, {}
-        holes, self._holes = self._holes, {}
+        gaps, self._gaps = self._gaps, {}
         return {
-            owner: [[topic, epoch, seq] for topic, (epoch, seq) in owed.get(owner, {}).items()]
-            + holes.get(owner, [])
-            for owner in owed.keys() | holes.keys()
+            owner: [StoredEntry(topic, *last) for topic, last in owed.get(owner, {}).items()]
+            + gaps.get(owner, [])
+            for owner in owed.keys() | gaps.keys()
         }
 
     # ------------------------------------------------------------------ ring changes

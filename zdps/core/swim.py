@@ -32,20 +32,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
-from zdps.wire import (
-    ALIVE,
-    DEAD,
-    E_MALFORMED,
-    PROBE,
-    PROBE_ACK,
-    PROBE_NACK,
-    PROBE_REQ,
-    SUSPECT,
-    ProtocolError,
-)
+from zdps.wire import probes
+from zdps.wire.probes import Alive, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect, Verdict
 
-SWIM_KINDS = frozenset({PROBE, PROBE_REQ, PROBE_ACK, PROBE_NACK, SUSPECT, ALIVE, DEAD})
 HEALTH_MAX = 8  # probe timeouts are stretched by 1 to HEALTH_MAX times
 EXPECTED_CONFIRMATIONS = 3  # Lifeguard's K: suspicions that bring the timeout to its minimum
 NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
@@ -54,10 +45,10 @@ COUNTS = ("probes", "indirect", "suspected", "refuted", "stalls")  # shown by ``
 
 @dataclass(frozen=True, slots=True)
 class Tell:
-    """Send ``message`` to peer ``node`` on the probe channel."""
+    """Send ``message`` to peer ``node`` on the probe link."""
 
     node: str
-    message: list
+    message: probes.Probe | probes.ProbeReq | probes.ProbeAck | probes.ProbeNack | Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,37 +194,36 @@ class Swim:
         if peer is not None:
             peer.last_heard = now
 
-    def handle(self, sender: str, message: list, now: float) -> list[Action]:
-        """A detector message from the alive peer ``sender``."""
-        if len(message) != 2 or not isinstance(message[1], dict):
-            raise ProtocolError(E_MALFORMED, f"{message[0]} needs one map argument")
-        kind, body = message
-        if kind == PROBE:
-            return [Tell(sender, [PROBE_ACK, {"seq": _int(body, "seq")}])]
-        if kind == PROBE_REQ:
-            return self._on_probe_req(sender, _int(body, "seq"), _str(body, "target"), now)
-        if kind == PROBE_ACK:
-            return self._on_ack(_int(body, "seq"))
-        if kind == PROBE_NACK:
+    def handle(self, sender: str, message: Any, now: float) -> list[Action]:
+        """A detector message (``zdps.wire.probes``) from the alive peer ``sender``."""
+        kind = type(message)
+        if kind is Probe:
+            return [Tell(sender, ProbeAck(message.seq))]
+        if kind is ProbeReq:
+            return self._on_probe_req(sender, message.seq, message.target, now)
+        if kind is ProbeAck:
+            return self._on_ack(message.seq)
+        if kind is ProbeNack:
             probe = self._probe
-            if probe is not None and probe.seq == _int(body, "seq"):
+            if probe is not None and probe.seq == message.seq:
                 probe.nacks += 1
             return []
-        node, incarnation, version = _str(body, "node"), _int(body, "inc"), _int(body, "ver")
+        node, incarnation, version = message.node, message.inc, message.ver
         if node == self.node:
-            accused = kind != ALIVE and incarnation == self.incarnation
+            accused = kind is not Alive and incarnation == self.incarnation
             return self._refute(version) if accused else []
         peer = self.peers.get(node)
         if peer is None or peer.incarnation != incarnation or version < peer.version:
             return []  # another life of that node, or news older than ours
-        if kind == ALIVE:
+        if kind is Alive:
             if version > peer.version:
                 peer.version, peer.suspicion = version, None
             return []
-        if kind == SUSPECT:
+        if kind is Suspect:
             peer.version = version
             return self._suspect(node, sender, now)
-        self.remove(node)  # DEAD
+        assert kind is probes.Dead, message
+        self.remove(node)
         return [Dead(node)]
 
     def tick(self, now: float) -> list[Action]:
@@ -252,7 +242,7 @@ class Swim:
         for seq, relay in list(self._relays.items()):
             if now >= relay.deadline:
                 del self._relays[seq]
-                actions.append(Tell(relay.requester, [PROBE_NACK, {"seq": relay.seq}]))
+                actions.append(Tell(relay.requester, ProbeNack(relay.seq)))
         silence = self.config.silence_timeout
         for node, peer in list(self.peers.items()):
             suspicion = peer.suspicion
@@ -262,10 +252,10 @@ class Swim:
             elif suspicion is not None and now >= suspicion.deadline():
                 self.remove(node)
                 actions.append(Dead(node))
-                actions += self._tell_all(DEAD, node, peer)
+                actions += self._tell_all(probes.Dead, node, peer)
             elif suspicion is not None and now >= suspicion.next_tell:
                 suspicion.next_tell = now + self.config.probe_interval
-                actions.append(Tell(node, _verdict(SUSPECT, node, peer)))
+                actions.append(Tell(node, Suspect(node, peer.incarnation, peer.version)))
         return actions
 
     # ------------------------------------------------------------------ probing
@@ -302,7 +292,7 @@ class Swim:
             target, self._seq, now + self.config.probe_timeout * self._scale(), now + interval
         )
         self._next_probe = now + interval
-        return [Tell(target, [PROBE, {"seq": self._seq}])]
+        return [Tell(target, Probe(self._seq))]
 
     def _ask_helpers(self, probe: _Probe) -> list[Action]:
         probe.asked = True
@@ -312,7 +302,7 @@ class Swim:
         ]
         helpers = self.rng.sample(candidates, min(self.config.indirect_probes, len(candidates)))
         probe.helpers = len(helpers)
-        request = [PROBE_REQ, {"seq": probe.seq, "target": probe.target}]
+        request = ProbeReq(probe.seq, probe.target)
         return [Tell(helper, request) for helper in helpers]
 
     def _probe_failed(self, probe: _Probe, now: float) -> list[Action]:
@@ -332,15 +322,15 @@ class Swim:
         relay = self._relays.pop(seq, None)
         if relay is None:
             return []  # late: that probe is over
-        return [Tell(relay.requester, [PROBE_ACK, {"seq": relay.seq}])]
+        return [Tell(relay.requester, ProbeAck(relay.seq))]
 
     def _on_probe_req(self, sender: str, seq: int, target: str, now: float) -> list[Action]:
         if target not in self.peers:
-            return [Tell(sender, [PROBE_NACK, {"seq": seq}])]
+            return [Tell(sender, ProbeNack(seq))]
         self._seq += 1
         wait = self.config.probe_timeout * NACK_FRACTION * self._scale()
         self._relays[self._seq] = _Relay(sender, seq, now + wait)
-        return [Tell(target, [PROBE, {"seq": self._seq}])]
+        return [Tell(target, Probe(self._seq))]
 
     def _stalled(self, late: float, now: float) -> None:
         """This node was not running for ``late`` seconds: hold none of it against peers."""
@@ -388,7 +378,7 @@ class Swim:
             return []
         # Our own accusation goes to everyone, so that they count it as a confirmation.
         self.counts["suspected"] += 1
-        return self._tell_all(SUSPECT, node, peer)
+        return self._tell_all(Suspect, node, peer)
 
     def _refute(self, version: int) -> list[Action]:
         """We are accused: outrank the accusation and tell everyone we are alive.
@@ -400,27 +390,9 @@ class Swim:
             self.version = version + 1
             self.counts["refuted"] += 1
             self._add_health(1)
-        alive = [ALIVE, {"node": self.node, "inc": self.incarnation, "ver": self.version}]
+        alive = Alive(self.node, self.incarnation, self.version)
         return [Tell(peer, alive) for peer in self.peers]
 
-    def _tell_all(self, kind: str, node: str, peer: _Peer) -> list[Action]:
-        message = _verdict(kind, node, peer)
+    def _tell_all(self, kind: type[Verdict], node: str, peer: _Peer) -> list[Action]:
+        message = kind(node, peer.incarnation, peer.version)
         return [Tell(other, message) for other in self.peers]
-
-
-def _verdict(kind: str, node: str, peer: _Peer) -> list:
-    return [kind, {"node": node, "inc": peer.incarnation, "ver": peer.version}]
-
-
-def _int(body: dict, key: str) -> int:
-    value = body.get(key)
-    if type(value) is not int:
-        raise ProtocolError(E_MALFORMED, f"{key} must be an int")
-    return value
-
-
-def _str(body: dict, key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise ProtocolError(E_MALFORMED, f"{key} must be a non-empty string")
-    return value

@@ -29,23 +29,21 @@ from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll
 
 from zdps import __version__
-from zdps.core.config import CoreConfig
 from zdps.core.node import NodeCore
-from zdps.daemon.config import Config
+from zdps.core.outbox import envelopes
+from zdps.daemon.config import Config, core_config
 from zdps.daemon.logs import RateLimitedLog, setup
 from zdps.endpoints import connectable, host
-from zdps.wire import E_MALFORMED, FANOUT, FORWARD, encode_api, encode_envelope
+from zdps.wire import E_MALFORMED, encode_api
+from zdps.wire.codec import NodeMessage
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
 DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
-FRAME_BUDGET = 32 * 1024 * 1024  # outgoing envelopes are split to stay under this
-FRAME_ENTRIES = 1024  # and to carry at most this many data entries (a probe waits for one)
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
 PROBE_HWM = 1000  # probe-channel envelopes queued per peer; beyond that they are dropped
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 SHUTDOWN_LINGER_MS = 1000
-_SPLIT_KINDS = frozenset({FORWARD, FANOUT})  # the bulk of data: counted for FRAME_ENTRIES
 _get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
 
 
@@ -99,19 +97,7 @@ class Node:
             config.advertised,
             config.seeds,
             time.monotonic(),
-            CoreConfig(
-                heartbeat_interval=config.heartbeat_interval,
-                peer_timeout=config.peer_timeout,
-                probe_interval=config.probe_interval,
-                probe_timeout=config.probe_timeout,
-                indirect_probes=config.indirect_probes,
-                suspicion_mult=config.suspicion_mult,
-                suspicion_max_mult=config.suspicion_max_mult,
-                max_payload=config.max_payload,
-                history=config.history,
-                history_ttl=config.history_ttl,
-                replicas=config.replicas,
-            ),
+            core_config(config),
             info={
                 "version": __version__,
                 "pid": os.getpid(),
@@ -173,7 +159,7 @@ class Node:
         self.log.info(
             "node %s ready: scope=%s cluster=%s advertise=%s api=%s pub=%s seeds=%s",
             core.node,
-            core.scope_name,
+            core.scope,
             endpoints["cluster"],
             endpoints["advertise"],
             endpoints["api"],
@@ -240,7 +226,6 @@ class Node:
             # the peers confirm what we sent them.
             self._api_paused = core.paused
             if self._api_paused:
-                core.counters["flow_paused"] += 1
                 self.poller.unregister(self.api)
             else:
                 self.poller.register(self.api, zmq.POLLIN)
@@ -278,15 +263,14 @@ class Node:
                 core.bad_input(E_MALFORMED, "cluster message of more than one frame")
             else:
                 core.on_cluster_frame(body, now)
-                if core.outbox.urgent:  # answer probes now, not after the whole drain
-                    self._send_urgent(core.outbox.take_urgent())
+                if core.outbox.probes:  # answer probes now, not after the whole drain
+                    self._send_probes(core.outbox.take_probes())
 
     def _drain_api(self, now: float) -> None:
         core = self.core
         for client, body in self._drain(self.api, self._routed(self.api)):
             if body is None:
-                core.bad_input(E_MALFORMED, "API message of more than one frame")
-                core.fail(client, 0, E_MALFORMED, "an API message is one frame")
+                core.bad_client_frame(client, "an API message is one frame")
             else:
                 core.on_client_frame(client, body, now)
                 if core.paused:
@@ -336,13 +320,13 @@ class Node:
             prober = self._probers.pop(endpoint, None)
             if prober is not None:
                 prober.close(0)
-        if out.urgent:
-            self._send_urgent(out.urgent)
+        if out.probes:
+            self._send_probes(out.probes)
         if out.peers:
             core = self.core
-            header = (core.scope_name, core.node, core.incarnation)
+            header = (core.scope, core.node, core.incarnation)
             for endpoint, messages in out.peers.items():
-                for frame in _frames(header, messages):
+                for frame in envelopes(header, messages):
                     self._send_peer(endpoint, frame)
         if out.deliveries:
             send = self.pub.send
@@ -350,7 +334,6 @@ class Node:
                 send(topic.encode() + b"\x00", zmq.SNDMORE)
                 send(header_frame, zmq.SNDMORE)
                 send(payload)
-            self.core.counters["delivered"] += len(out.deliveries)
         for client, frames in out.clients.items():
             for frame in frames:
                 try:
@@ -380,17 +363,16 @@ class Node:
             self._backlog[endpoint] = deque([frame])
             self.poller.register(sock, zmq.POLLOUT)
 
-    def _send_urgent(self, urgent: dict[str, list[list]]) -> None:
-        """Probe-channel envelopes: sent now or dropped (a late probe is worthless)."""
+    def _send_probes(self, probes: dict[str, list[NodeMessage]]) -> None:
+        """Probe-link envelopes: sent now or dropped (a late probe is worthless)."""
         core = self.core
-        for endpoint, messages in urgent.items():
+        header = (core.scope, core.node, core.incarnation)
+        for endpoint, messages in probes.items():
             sock = self._dealer(endpoint, probe=True)
             if sock is not None:
-                with contextlib.suppress(zmq.Again):
-                    sock.send(
-                        encode_envelope(core.scope_name, core.node, core.incarnation, messages),
-                        zmq.NOBLOCK,
-                    )
+                for frame in envelopes(header, messages):
+                    with contextlib.suppress(zmq.Again):
+                        sock.send(frame, zmq.NOBLOCK)
 
     def _retry_backlog(self, endpoint: str) -> None:
         backlog = self._backlog.get(endpoint)
@@ -417,30 +399,3 @@ class Node:
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _frames(header: tuple[str, str, int], messages: list) -> Iterator[bytes]:
-    """Envelopes carrying ``messages`` in order, each under FRAME_BUDGET when possible.
-
-    A batch too large for one frame is halved (whole messages first, then the entry
-    list of a single data message), so a burst of large payloads never becomes a frame
-    the peer would refuse. So is one with more than FRAME_ENTRIES forwards and copies:
-    the peer handles a frame whole before it reads the next, a probe included.
-    """
-    frame = None
-    if sum(len(m[1]) for m in messages if m[0] in _SPLIT_KINDS) <= FRAME_ENTRIES:
-        frame = encode_envelope(*header, messages)
-        if len(frame) <= FRAME_BUDGET:
-            yield frame
-            return
-    if len(messages) > 1:
-        half = len(messages) // 2
-        yield from _frames(header, messages[:half])
-        yield from _frames(header, messages[half:])
-    elif isinstance(messages[0][1], list) and len(messages[0][1]) > 1:
-        kind, entries = messages[0]
-        half = len(entries) // 2
-        yield from _frames(header, [[kind, entries[:half]]])
-        yield from _frames(header, [[kind, entries[half:]]])
-    else:
-        yield frame or encode_envelope(*header, messages)  # one entry: far below MAX_FRAME

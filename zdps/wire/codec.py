@@ -1,92 +1,22 @@
-"""The zdps wire protocol, version 1: framing shared by daemon, clients and tests.
+"""Framing: msgpack, the node-to-node envelope, the client API frame, and message bases.
 
-Everything on the wire is msgpack. ``docs/PROTOCOL.md`` is the specification; this
-module is its single implementation, so the two change together. Decoders here only
-check the outer shape; each handler validates the fields it uses and reports a
-``ProtocolError`` that the daemon counts and logs.
+Everything on the wire is msgpack (docs/PROTOCOL.md §1). An envelope carries a batch
+of messages ``[kind, body]``; each kind is one class (``zdps.wire.messages`` lists
+them) whose ``decode`` checks the body completely or raises ``ProtocolError``, so a
+handler only ever sees well-formed, typed values.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, NamedTuple, Self
 
 import msgpack
 
+from zdps.wire.errors import E_BAD_VERSION, ProtocolError, malformed
+from zdps.wire.limits import U64
+
 PROTOCOL_VERSION: Final = 1
-
-# Node <-> node message kinds (first element of each message inside an envelope).
-HELLO: Final = "hello"
-PEERS: Final = "peers"
-PING: Final = "ping"
-BYE: Final = "bye"
-SYNC: Final = "sync"
-UPDATE: Final = "update"
-BARRIER: Final = "barrier"
-BARRIER_OK: Final = "barrier_ok"
-FORWARD: Final = "fwd"
-FANOUT: Final = "fanout"
-ACK: Final = "ack"
-NACK: Final = "nack"
-CLOSE: Final = "close"
-CLOSED: Final = "closed"
-CONSUMED: Final = "consumed"
-RESYNC: Final = "resync"
-
-# Failure detection (SWIM), sent on the probe channel (docs/PROTOCOL.md §4.4).
-PROBE: Final = "probe"
-PROBE_REQ: Final = "probe_req"
-PROBE_ACK: Final = "probe_ack"
-PROBE_NACK: Final = "probe_nack"
-SUSPECT: Final = "suspect"
-ALIVE: Final = "alive"
-DEAD: Final = "dead"
-
-# History and replication (docs/PROTOCOL.md §7.8, §7.9).
-STORE: Final = "store"
-STORED: Final = "stored"
-HANDOFF: Final = "handoff"
-HISTORY: Final = "history"
-HISTORY_REPLY: Final = "history_rep"
-CONFIGURE: Final = "configure"
-
-# Publish ack levels (the optional fourth field of a publish entry, fifth of a fwd).
-LEVEL_NONE: Final = 0
-LEVEL_OWNER: Final = 1
-LEVEL_REPLICATED: Final = 2
-ACK_LEVELS: Final = {"none": LEVEL_NONE, "owner": LEVEL_OWNER, "replicated": LEVEL_REPLICATED}
-
-# Client <-> node kinds (second element of each API frame).
-API_PUBLISH: Final = "pub"
-API_REQUEST: Final = "req"
-API_ACK: Final = "ack"
-API_NACK: Final = "nack"
-API_REPLY: Final = "rep"
-API_EVENT: Final = "event"
-
-# Error codes carried by NACKs and failed replies.
-E_INVALID_TOPIC: Final = "invalid_topic"
-E_TOO_LARGE: Final = "too_large"
-E_MALFORMED: Final = "malformed"
-E_BAD_VERSION: Final = "bad_version"
-E_UNKNOWN_OP: Final = "unknown_op"
-E_UNKNOWN_KIND: Final = "unknown_kind"
-E_WRONG_SCOPE: Final = "wrong_scope"
-E_NO_ROUTE: Final = "no_route"
-E_OWNER_LOST: Final = "owner_lost"
-E_TIMEOUT: Final = "timeout"
-E_TOO_MANY_HOPS: Final = "too_many_hops"
-E_NO_REPLICA: Final = "no_replica"
-E_REPLICA_LOST: Final = "replica_lost"
-
-
-class ProtocolError(Exception):
-    """A frame that does not follow the protocol; ``code`` is one of the E_* names."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
 
 _packer = msgpack.Packer(use_bin_type=True)
 pack = _packer.pack
@@ -97,38 +27,159 @@ def unpack(frame: bytes) -> Any:
     try:
         return msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
     except Exception as exc:  # msgpack raises several unrelated exception types
-        raise ProtocolError(E_MALFORMED, f"undecodable msgpack: {exc}") from None
+        raise malformed(f"undecodable msgpack: {exc}") from None
 
 
 # ---------------------------------------------------------------- node <-> node
 
 
+class Envelope(NamedTuple):
+    """One ZeroMQ frame from a peer: who sent it, and its messages still undecoded."""
+
+    scope: str
+    sender: str
+    incarnation: int
+    messages: list  # raw [kind, body] arrays, decoded one by one (a bad one is skipped)
+
+
 def encode_envelope(scope: str, sender: str, incarnation: int, messages: list) -> bytes:
-    """One ZeroMQ frame from a node to a peer: a batch of messages, in order."""
+    """One ZeroMQ frame from a node to a peer: encoded messages, in order."""
     return pack([PROTOCOL_VERSION, scope, sender, incarnation, messages])
 
 
-def decode_envelope(frame: bytes) -> tuple[str, str, int, list]:
-    """Return (scope, sender, incarnation, messages) or raise ProtocolError."""
+def decode_envelope(frame: bytes) -> Envelope:
+    """The envelope in ``frame``, or ProtocolError (the version is checked first)."""
     data = unpack(frame)
     if not isinstance(data, list) or not data:
-        raise ProtocolError(E_MALFORMED, "envelope is not a non-empty array")
+        raise malformed("envelope is not a non-empty array")
     if data[0] != PROTOCOL_VERSION:
         raise ProtocolError(
             E_BAD_VERSION, f"peer speaks protocol {data[0]!r}, this node speaks {PROTOCOL_VERSION}"
         )
     if len(data) != 5:
-        raise ProtocolError(E_MALFORMED, "envelope must have 5 elements")
+        raise malformed("envelope must have 5 elements")
     _, scope, sender, incarnation, messages = data
     if not (
-        isinstance(scope, str)
-        and isinstance(sender, str)
+        type(scope) is str
+        and type(sender) is str
         and sender
-        and isinstance(incarnation, int)
-        and isinstance(messages, list)
+        and type(incarnation) is int
+        and type(messages) is list
     ):
-        raise ProtocolError(E_MALFORMED, "envelope fields have the wrong types")
-    return scope, sender, incarnation, messages
+        raise malformed("envelope fields have the wrong types")
+    return Envelope(scope, sender, incarnation, messages)
+
+
+class NodeMessage:
+    """A message inside an envelope, ``[kind, body]``; subclasses are frozen dataclasses.
+
+    ``PROBE`` kinds travel on the probe link; ``MEMBERSHIP`` kinds are handed to
+    membership even from a sender that is not (yet) an alive peer.
+    """
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+    PROBE: ClassVar[bool] = False
+    MEMBERSHIP: ClassVar[bool] = False
+
+    @classmethod
+    def decode(cls, body: Any) -> Self:
+        raise NotImplementedError
+
+    def body(self) -> Any:
+        raise NotImplementedError
+
+    def encode(self) -> list:
+        return [self.KIND, self.body()]
+
+
+class Reject(NamedTuple):
+    """A batch entry that did not decode: skipped alone, refused under ``ack_id`` if set."""
+
+    ack_id: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(NodeMessage):
+    """A message whose body is a list of entries, decoded entry by entry.
+
+    ``entries`` are the well-formed ones, in order; ``rejects`` the others. ``DATA``
+    kinds count for flow control (docs/PROTOCOL.md §7.7). On the sending side the
+    outbox appends entries to the message still being built for a destination.
+    """
+
+    entries: list
+    rejects: tuple[Reject, ...] = ()
+    DATA: ClassVar[bool] = False
+    ACK_FIELD: ClassVar[int | None] = None  # index of the entry's ack_id, if it has one
+    SHAPE: ClassVar[str] = ""  # the entry as the spec writes it
+
+    @classmethod
+    def entry(cls, raw: Any) -> Any:
+        """One checked entry (a NamedTuple), or ProtocolError."""
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, body: Any) -> Self:
+        if type(body) is not list:
+            raise malformed(f"{cls.KIND} carries a list of entries")
+        entries: list = []
+        rejects: list[Reject] = []
+        check = cls.entry
+        for raw in body:
+            try:
+                entries.append(check(raw))
+            except ProtocolError as exc:
+                rejects.append(Reject(cls.named_ack_id(raw), exc.message))
+        return cls(entries, tuple(rejects))
+
+    @classmethod
+    def named_ack_id(cls, raw: Any) -> int:
+        """The ack_id a bad entry names in its own field, else 0 (nobody to refuse)."""
+        at = cls.ACK_FIELD
+        if at is None or type(raw) is not list or len(raw) <= at:
+            return 0
+        ack_id = raw[at]
+        return ack_id if type(ack_id) is int and 0 < ack_id < U64 else 0
+
+    def body(self) -> list:
+        return self.entries
+
+    def halves(self) -> tuple[Self, Self]:
+        """Two messages of this kind with the first and second half of the entries."""
+        half = len(self.entries) // 2
+        return type(self)(self.entries[:half]), type(self)(self.entries[half:])
+
+
+# ---------------------------------------------------------------- checks
+
+
+def need_map(value: Any, what: str) -> dict:
+    if type(value) is not dict:
+        raise malformed(f"{what} is a map")
+    return value
+
+
+def need_int(value: Any, what: str, low: int = 0, high: int = U64) -> int:
+    """An int (not a bool) in ``low <= value < high``."""
+    if type(value) is not int or not low <= value < high:
+        raise malformed(f"{what} is an integer from {low} to {high - 1}")
+    return value
+
+
+def need_str(value: Any, what: str) -> str:
+    """A non-empty str."""
+    if type(value) is not str or not value:
+        raise malformed(f"{what} is a non-empty string")
+    return value
+
+
+def need_number(value: Any, what: str) -> float:
+    """An int or float (not a bool)."""
+    if type(value) is not float and type(value) is not int:
+        raise malformed(f"{what} is a number")
+    return float(value)
 
 
 # ---------------------------------------------------------------- client <-> node
@@ -143,33 +194,12 @@ def decode_api(frame: bytes) -> list:
     """Return [kind, *fields] of an API frame or raise ProtocolError."""
     data = unpack(frame)
     if not isinstance(data, list) or len(data) < 2:
-        raise ProtocolError(E_MALFORMED, "API frame is not an array of at least 2 elements")
+        raise malformed("API frame is not an array of at least 2 elements")
     if data[0] != PROTOCOL_VERSION:
         raise ProtocolError(
             E_BAD_VERSION,
             f"client speaks protocol {data[0]!r}, this node speaks {PROTOCOL_VERSION}",
         )
     if not isinstance(data[1], str):
-        raise ProtocolError(E_MALFORMED, "API frame kind must be a string")
+        raise malformed("API frame kind must be a string")
     return data[1:]
-
-
-# ---------------------------------------------------------------- local PUB
-
-
-_SEQ_KEY = b"\x82\xa3seq\xcf"  # map of 2; "seq": uint64
-_EPOCH_KEY = b"\xa5epoch\xcf"  # "epoch": uint64
-
-
-def message_header(seq: int, epoch: int) -> bytes:
-    """The second frame of a delivered message: msgpack ``{"seq": seq, "epoch": epoch}``.
-
-    Built by hand (fixed-width uint64 fields, still plain msgpack) because it is made
-    once per delivered message.
-    """
-    return _SEQ_KEY + seq.to_bytes(8, "big") + _EPOCH_KEY + epoch.to_bytes(8, "big")
-
-
-def closed_header(seq: int, epoch: int) -> bytes:
-    """The second frame of the final control message of a deleted topic."""
-    return pack({"seq": seq, "epoch": epoch, "type": "closed"})

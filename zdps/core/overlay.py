@@ -1,5 +1,8 @@
 """The scope overlay: which nodes are interested in which groups, replicated like Erlang's pg.
 
+(pg calls this replica a *scope*; in zdps the scope is the cluster's name, so the
+replica is the ``Overlay``.)
+
 A *member* is one node's interest in a group, with a count of local subscribers. Each
 node owns only its local counts; it tells every peer about each change and gives a new
 peer a full sync. What a node knows about a peer is exactly what that peer last said:
@@ -11,7 +14,7 @@ peer a full sync. What a node knows about a peer is exactly what that peer last 
 * ``peer_down`` makes every membership of that peer vanish;
 * an empty group and a missing group are the same thing: a count of 0 is never stored.
 
-Unlike pg, a scope never asks a peer for its sync: ``peer_up`` only *sends* ours. The
+Unlike pg, the overlay never asks a peer for its sync: ``peer_up`` only *sends* ours. The
 membership layer therefore calls ``peer_up`` on both sides after every (re)discovery,
 and delivers a peer's hello before anything else from it; a sync that arrives from a
 peer not yet up is ignored like any other message from an unknown peer.
@@ -22,7 +25,7 @@ reconnect). So each node's pings carry ``local_digest()``, and a receiver whose
 ``peer_digest`` of the sender differs asks it for a fresh sync (``resync``).
 
 Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
-the order the changes were applied. Like pg, the scope does no IO: every method
+the order the changes were applied. Like pg, the overlay does no IO: every method
 returns the actions for the caller to carry out.
 """
 
@@ -33,17 +36,17 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from zdps.topics import EXACT_SUFFIX, is_exact, is_valid_group
-from zdps.wire import E_MALFORMED, SYNC, UPDATE, ProtocolError
+from zdps.wire.gossip import Sync, Update
 
 Counts = dict[bytes, int]
 
 
 @dataclass(frozen=True, slots=True)
-class ScopeSend:
-    """Send ``message`` to the scope of ``peer``."""
+class OverlaySend:
+    """Send ``message`` to the overlay of ``peer``."""
 
     peer: str
-    message: list
+    message: Sync | Update
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +60,15 @@ class MemberEvent:
     count: int
 
 
-Action = ScopeSend | MemberEvent
+Action = OverlaySend | MemberEvent
 
 
 class NotJoined(KeyError):
     """A local leave of a group this node is not a member of (pg's ``not_joined``)."""
 
 
-class Scope:
-    """One node's replica of a scope's group membership."""
+class Overlay:
+    """One node's replica of the cluster's group membership."""
 
     def __init__(self, node: str) -> None:
         self.node = node
@@ -170,7 +173,7 @@ class Scope:
 
     def _local_changed(self, group: bytes, new: int, delta: int) -> list[Action]:
         self._local_digest = None
-        actions: list[Action] = [ScopeSend(peer, [UPDATE, {group: new}]) for peer in self._remote]
+        actions: list[Action] = [OverlaySend(peer, Update({group: new})) for peer in self._remote]
         self._apply(group, self.node, new, delta, actions)
         return actions
 
@@ -181,7 +184,7 @@ class Scope:
         if peer == self.node:
             return []
         self._remote.setdefault(peer, {})
-        return [ScopeSend(peer, [SYNC, dict(self._local)])]
+        return [OverlaySend(peer, Sync(dict(self._local)))]
 
     def peer_down(self, peer: str) -> list[Action]:
         """A peer died or left: all its memberships vanish."""
@@ -192,24 +195,17 @@ class Scope:
             self._apply(group, peer, 0, -count, actions)
         return actions
 
-    def handle(self, peer: str, message: list) -> list[Action]:
+    def handle(self, peer: str, message: Sync | Update) -> list[Action]:
         """Apply a ``sync`` or ``update`` from ``peer``; unknown peers are ignored."""
-        if (
-            len(message) != 2
-            or message[0] not in (SYNC, UPDATE)
-            or not isinstance(message[1], dict)
-        ):
-            raise ProtocolError(E_MALFORMED, "scope messages are [sync|update, {group: count}]")
-        counts = message[1]
+        counts = message.counts
         known = self._remote.get(peer)
         if known is None:
             self.ignored += 1
             return []
         actions: list[Action] = []
-        if message[0] == SYNC and counts == known:
-            return actions  # a repeated sync is cheap: no validation, no work
-        _check_counts(counts)
-        if message[0] == SYNC:
+        if type(message) is Sync:
+            if counts == known:
+                return actions  # a repeated sync is cheap: no work
             for group in [g for g in known if g not in counts]:
                 self._set_remote(peer, known, group, 0, actions)
         for group, count in counts.items():
@@ -289,11 +285,3 @@ def _digest(counts: Counts) -> str:
     for group in sorted(counts):
         h.update(len(group).to_bytes(2, "big") + group + counts[group].to_bytes(8, "big"))
     return h.hexdigest()
-
-
-def _check_counts(counts: dict) -> None:
-    for group, count in counts.items():
-        if not isinstance(group, bytes) or not is_valid_group(group):
-            raise ProtocolError(E_MALFORMED, f"invalid group {group!r}")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ProtocolError(E_MALFORMED, f"invalid count {count!r} for group {group!r}")

@@ -1,0 +1,81 @@
+"""Handoff: the history this node holds follows the ring (docs/PROTOCOL.md §7.8).
+
+* After every ring change each holder of a topic's history sends it to the nodes newly
+  in the topic's placement (``Replication.handoffs``), in ``handoff`` messages of at
+  most HANDOFF_BYTES of payload, and forgets its copy if it is no longer in it.
+* A receiver merges by ``(epoch, seq)``. If it got entries it did not have (the other
+  side of a healed netsplit), it passes the topic on to the rest of the placement as
+  it sees it, not back to the sender: holders hand over by their own view of the
+  ring, which right after a heal may miss the owner. Only new entries travel on, so
+  this ends; an owner that merged new entries starts a new epoch, so subscribers look
+  for what they missed.
+* Once a second, history older than its retention is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from zdps.core.history import HistoryStore
+from zdps.core.outbox import Outbox
+from zdps.core.part import Part
+from zdps.core.replication import Replication
+from zdps.core.ring import HashRing
+from zdps.core.sequencing import Sequencer
+from zdps.wire.data import Handoff, HandoffEntry
+from zdps.wire.limits import HANDOFF_BYTES
+
+HISTORY_SWEEP = 1.0  # seconds between drops of expired history
+
+
+@dataclass(slots=True)
+class HistoryHandoff(Part):
+    """Moves the history this node holds to where the ring says it belongs."""
+
+    node: str
+    ring: HashRing
+    endpoint_of: Callable[[str], str | None]
+    history: HistoryStore
+    replication: Replication
+    sequencer: Sequencer
+    _next_sweep: float = 0.0
+
+    def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
+        sends, drops = self.replication.handoffs(old_nodes)
+        for node, topics in sends.items():
+            for topic in topics:
+                self.hand_over(node, topic, now, out)
+        for topic in drops:
+            self.history.drop(topic)
+
+    def on_handoff(self, sender: str, message: Handoff, now: float, out: Outbox) -> None:
+        """History of topics we became responsible for, from another holder."""
+        for topic, retention, stored in message.entries:
+            if not self.history.absorb(topic, retention, stored, now):
+                continue
+            self.sequencer.forget(topic)  # a new epoch, above what was merged
+            for node in self.ring.successors(topic, self.replication.factor + 1):
+                if node not in (self.node, sender):
+                    self.hand_over(node, topic, now, out)
+
+    def hand_over(self, node: str, topic: str, now: float, out: Outbox) -> None:
+        """Send ``node`` our history of ``topic`` (and its retention), in chunks."""
+        endpoint = self.endpoint_of(node)
+        if endpoint is None:
+            return
+        topic, retention, entries = self.history.export(topic, now)
+        chunk: list = []
+        size = 0
+        for entry in entries:
+            if chunk and size + len(entry[2]) > HANDOFF_BYTES:
+                out.send(endpoint, Handoff([HandoffEntry(topic, retention, chunk)]))
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += len(entry[2])
+        out.send(endpoint, Handoff([HandoffEntry(topic, retention, chunk)]))
+
+    def expire(self, now: float, out: Outbox) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + HISTORY_SWEEP
+            self.history.expire(now)

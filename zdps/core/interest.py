@@ -1,0 +1,83 @@
+"""Who a publish to a topic reaches, as its owner sees it (docs/PROTOCOL.md §7.3, §7.8).
+
+Interested nodes (an exact or prefix member in the scope overlay) get one ``fanout``
+copy each; the topic's replicas get a ``store`` copy instead, delivered there too when
+the replica has interest, so no node gets two copies. Computed from the overlay and
+the ring, and cached per topic until either changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zdps.core.history import HistoryStore
+from zdps.core.overlay import Overlay
+from zdps.core.replication import Replication
+from zdps.core.ring import HashRing
+
+MAX_CACHED = 100_000  # topics whose interest is cached; beyond that the cache starts over
+
+
+@dataclass(slots=True)
+class Interest:
+    """The copies one publish to a topic makes."""
+
+    endpoints: list[str]  # fanout copies go here ...
+    nodes: list[str]  # ... to these nodes, in the same order
+    local: bool  # delivered on this node's own PUB
+    subscribers: int  # the reach counts summed (what acks report)
+    replicas: list[tuple[str, str, bool]]  # (node, endpoint, deliver there too): store copies
+    reached: int  # nodes that deliver it
+
+
+@dataclass(slots=True)
+class InterestCache:
+    """``Interest`` per topic, valid while the overlay's version and the ring are unchanged."""
+
+    node: str
+    ring: HashRing
+    overlay: Overlay
+    endpoint_of: Callable[[str], str | None]
+    history: HistoryStore
+    replication: Replication
+    _cache: dict[str, Interest] = field(default_factory=dict)
+    _version: int = -1
+
+    def of(self, topic: str) -> Interest:
+        if self._version != self.overlay.version:
+            self._cache.clear()
+            self._version = self.overlay.version
+        found = self._cache.get(topic)
+        if found is None:
+            found = self._compute(topic)
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[topic] = found
+        return found
+
+    def forget(self, topic: str) -> None:
+        self._cache.pop(topic, None)
+
+    def clear(self) -> None:
+        """The ring or the live peers changed."""
+        self._cache.clear()
+
+    def _compute(self, topic: str) -> Interest:
+        reach = self.overlay.reach(topic.encode())
+        replicas = []
+        if self.ring.owner(topic) == self.node and self.history.retention(topic).count > 0:
+            for node in self.replication.replicas(topic):
+                endpoint = self.endpoint_of(node)
+                if endpoint is not None:
+                    replicas.append((node, endpoint, node in reach))
+        copied = {node for node, _, _ in replicas}
+        nodes, endpoints = [], []
+        for node in reach:
+            endpoint = self.endpoint_of(node) if node != self.node else None
+            if endpoint is not None and node not in copied:
+                nodes.append(node)
+                endpoints.append(endpoint)
+        local = self.node in reach
+        reached = len(nodes) + local + sum(deliver for _, _, deliver in replicas)
+        return Interest(endpoints, nodes, local, sum(reach.values()), replicas, reached)

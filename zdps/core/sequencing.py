@@ -1,0 +1,226 @@
+"""Sequencing: what a topic's owner does with a publish (docs/PROTOCOL.md §7.2-§7.5, §7.8).
+
+* The owner stamps ``(epoch, seq)``: seq counts 1, 2, 3 ... per topic within an epoch,
+  and a new epoch starts whenever the owner (re)starts sequencing a topic. Epochs a
+  node hands out only grow, and start above every epoch in the topic's history, so
+  ``(epoch, seq)`` keeps growing across owner changes.
+* It stores the message in the topic's history, sends exactly one copy to each
+  interested node (``interest.py``): a ``fanout``, or to a replica a ``store`` that
+  doubles as its delivery copy; and delivers locally when it has members itself.
+* Ack levels: ``owner`` acks once sequenced; ``replicated`` once every replica it was
+  sent to confirmed it stored it (``stored``). Refused with ``no_replica`` before
+  sequencing when no replica is reachable, with ``replica_lost`` when a replica goes
+  away or misses a copy first (its fate is then unknown), with ``timeout`` after
+  ``ack_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zdps.core.acks import Route, Routes
+from zdps.core.flow import FlowControl
+from zdps.core.history import HistoryStore
+from zdps.core.interest import InterestCache
+from zdps.core.outbox import Outbox
+from zdps.core.part import Part
+from zdps.core.replication import Replication, Waiting
+from zdps.core.ring import HashRing
+from zdps.wire.data import (
+    LEVEL_REPLICATED,
+    Closed,
+    ClosedEntry,
+    Fanout,
+    FanoutEntry,
+    Handoff,
+    HandoffEntry,
+    Retention,
+    Store,
+    Stored,
+    StoreEntry,
+)
+from zdps.wire.delivery import closed_header, message_header
+from zdps.wire.errors import E_NO_REPLICA, E_REPLICA_LOST, E_TIMEOUT
+
+
+class Sequencer:
+    """Per-topic (epoch, seq) counters of the topics this node sequences."""
+
+    def __init__(
+        self, epoch_base_ms: int, started: float, floor: Callable[[str], int] = lambda _: 0
+    ) -> None:
+        self._base = epoch_base_ms
+        self._started = started
+        self._last_epoch = 0
+        self._floor = floor  # the newest epoch already in the topic's history
+        self._topics: dict[str, list[int]] = {}  # topic -> [epoch, seq, last used]
+
+    def stamp(self, topic: str, now: float) -> tuple[int, int]:
+        """The (epoch, seq) of the next message on ``topic``.
+
+        A new epoch is above every epoch this node handed out and every epoch in the
+        topic's history, so ``(epoch, seq)`` keeps growing across owner changes.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            epoch = max(
+                self._base + int((now - self._started) * 1000),
+                self._last_epoch + 1,
+                self._floor(topic) + 1,
+            )
+            self._last_epoch = epoch
+            state = self._topics[topic] = [epoch, 0, now]
+        state[1] += 1
+        state[2] = now
+        return state[0], state[1]
+
+    def forget_idle(self, now: float, idle: float) -> None:
+        """Forget topics unused for ``idle`` seconds: memory follows the active topics.
+
+        The next message on such a topic starts a new epoch, which subscribers already
+        treat as a new sequence.
+        """
+        limit = now - idle
+        self._topics = {t: s for t, s in self._topics.items() if s[2] >= limit}
+
+    def forget(self, topic: str) -> None:
+        """The next message on ``topic`` starts a new epoch."""
+        self._topics.pop(topic, None)
+
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Forget every topic for which ``keep`` is false (ownership moved away)."""
+        self._topics = {t: s for t, s in self._topics.items() if keep(t)}
+
+    def epoch(self, topic: str) -> int:
+        """The epoch ``topic`` is being sequenced in, or 0."""
+        state = self._topics.get(topic)
+        return state[0] if state else 0
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+
+@dataclass(slots=True)
+class Owner(Part):
+    """The owner's side of the publish path: stamp, store, copy, acknowledge."""
+
+    node: str
+    ring: HashRing
+    sequencer: Sequencer
+    history: HistoryStore
+    replication: Replication
+    interest: InterestCache
+    routes: Routes
+    flow: FlowControl
+    counters: dict[str, int]
+    ack_timeout: float = 10.0
+    idle_topic_ttl: float = 600.0
+    peer_fanout: dict[str, int] = field(default_factory=dict)  # copies sent, per peer
+    _next_idle_sweep: float = 0.0
+
+    def sequence(
+        self, topic: str, payload: bytes, route: Route | None, level: int, now: float, out: Outbox
+    ) -> None:
+        """Sequence one publish of a topic we own."""
+        interest = self.interest.of(topic)
+        replicated = level == LEVEL_REPLICATED and route is not None
+        if replicated and not interest.replicas and self.replication.factor:
+            self.routes.refuse(out, route, E_NO_REPLICA, "no replica is reachable to store it")
+            return
+        epoch, seq = self.sequencer.stamp(topic, now)
+        self.history.store(topic, epoch, seq, payload, now)
+        fanout, inflight = self.peer_fanout, self.flow.inflight
+        if interest.endpoints:
+            entry = FanoutEntry(topic, seq, epoch, payload)
+            batch = out.batch
+            for endpoint in interest.endpoints:
+                batch(endpoint, Fanout, entry)
+            for node in interest.nodes:
+                fanout[node] = fanout.get(node, 0) + 1
+                inflight[node] = inflight.get(node, 0) + 1
+            self.counters["fanout_sent"] += len(interest.endpoints)
+        for node, endpoint, deliver in interest.replicas:
+            out.batch(endpoint, Store, StoreEntry(topic, seq, epoch, payload, deliver))
+            inflight[node] = inflight.get(node, 0) + 1
+            if deliver:
+                fanout[node] = fanout.get(node, 0) + 1
+                self.counters["fanout_sent"] += 1
+        if interest.local:
+            out.deliveries.append((topic, message_header(seq, epoch), payload))
+        self.counters["owned_published"] += 1
+        if route is None:
+            return
+        if replicated and interest.replicas:
+            replicas = {node for node, _, _ in interest.replicas}
+            deadline = now + self.ack_timeout
+            waiting = Waiting(
+                epoch, seq, route, interest.reached, interest.subscribers, replicas, deadline
+            )
+            self.replication.wait(topic, waiting)
+        else:
+            self.routes.ack(out, route, seq, interest.reached, interest.subscribers)
+
+    def close(self, topic: str, route: Route | None, now: float, out: Outbox) -> None:
+        """Delete a topic we own: a final ``closed`` everywhere, history dropped."""
+        epoch, seq = self.sequencer.stamp(topic, now)
+        self.sequencer.forget(topic)
+        interest = self.interest.of(topic)  # replicas as placed under the topic's retention
+        self.history.drop(topic)
+        self.interest.forget(topic)
+        for endpoint in interest.endpoints:
+            out.batch(endpoint, Closed, ClosedEntry(topic, seq, epoch))
+        for node, endpoint, deliver in interest.replicas:  # replicas drop the history too
+            out.batch(endpoint, Closed, ClosedEntry(topic, seq, epoch, deliver))
+            self.flow.sent(node)
+        for node in interest.nodes:
+            self.flow.sent(node)
+        if interest.local:
+            out.deliveries.append((topic, closed_header(seq, epoch), b""))
+        if route is not None:
+            self.routes.ack(out, route, seq, interest.reached, interest.subscribers)
+
+    def configure(
+        self, topic: str, retention: Retention, route: Route | None, now: float, out: Outbox
+    ) -> None:
+        """Set a topic's retention here and at its replicas; acked with seq 0."""
+        self.history.configure(topic, retention, now)
+        self.interest.forget(topic)  # a retention of 0 stops replication
+        for node in self.replication.replicas(topic):
+            endpoint = self.routes.endpoint_of(node)
+            if endpoint is not None:
+                out.send(endpoint, Handoff([HandoffEntry(topic, retention, [])]))
+        if route is not None:
+            self.routes.ack(out, route, 0, 0, 0)
+
+    def on_stored(self, sender: str, message: Stored, now: float, out: Outbox) -> None:
+        """A replica confirmed what it stored: ack the publishes that waited for it."""
+        for topic, epoch, seq in message.entries:
+            if seq == 0:  # the replica missed a copy of this epoch
+                for waiting in self.replication.missed(sender, topic, epoch):
+                    why = f"replica {sender} missed a copy"
+                    self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why)
+                if self.sequencer.epoch(topic) == epoch:
+                    self.sequencer.forget(topic)  # a new epoch, which it can confirm again
+                continue
+            for done in self.replication.confirmed(sender, topic, epoch, seq):
+                self.routes.ack(out, done.route, done.seq, done.nodes, done.subscribers)
+
+    def peer_down(self, node: str, out: Outbox) -> None:
+        for waiting in self.replication.lost(node):
+            why = f"replica {node} went away first"
+            self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why)
+        self.interest.clear()
+
+    def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
+        """Stop sequencing topics we no longer own: their next owner starts a new epoch."""
+        self.interest.clear()
+        self.sequencer.retain(lambda topic: self.ring.owner(topic) == self.node)
+
+    def expire(self, now: float, out: Outbox) -> None:
+        for waiting in self.replication.expired(now):
+            why = f"not replicated within {self.ack_timeout} s"
+            self.routes.refuse(out, waiting.route, E_TIMEOUT, why)
+        if now >= self._next_idle_sweep:
+            self._next_idle_sweep = now + self.idle_topic_ttl / 10
+            self.sequencer.forget_idle(now, self.idle_topic_ttl)

@@ -1,0 +1,44 @@
+"""The status view: what ``zdps status`` shows of one node (docs/PROTOCOL.md §8.3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zdps.core.node import NodeCore
+
+
+def status(core: NodeCore, now: float) -> dict[str, Any]:
+    """Identity, peers, ring, counters and errors, read from the core's parts."""
+    detector = core.membership.detector
+    peers = [
+        {
+            "node": p.node,
+            "endpoint": p.endpoint,
+            "state": str(p.state),
+            "since_s": round(now - p.since, 3),
+            "suspect": detector.is_suspect(p.node),
+            "fanout_sent": core.owner.peer_fanout.get(p.node, 0),
+        }
+        for p in sorted(core.membership.peers.values(), key=lambda p: p.node)
+    ]
+    return {
+        **core.info,
+        "node": core.node,
+        "scope": core.scope,
+        "incarnation": core.incarnation,
+        "detector": {"version": detector.version, "health": detector.health, **detector.counts},
+        "uptime_s": round(now - core.started, 3),
+        "peers": peers,
+        "ring": {"nodes": sorted(core.ring.nodes), "digest": core.ring.digest()},
+        "groups": {
+            "local": len(core.overlay.which_local_groups()),
+            "cluster": len(core.overlay.which_groups()),
+        },
+        "topics_sequenced": len(core.sequencer),
+        "history": {"topics": len(core.history.topics), "messages": len(core.history)},
+        "pending_acks": core.pending,
+        "paused": core.paused,
+        "counters": dict(core.counters),
+        "errors": dict(core.errors),
+    }

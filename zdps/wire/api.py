@@ -1,0 +1,391 @@
+"""The client API: what a client sends its node, and what the node answers (§8).
+
+Frames are ``[1, kind, ...]``. A client publishes (``pub``) and makes requests
+(``req``); each request's args decode into the typed operation named by ``op``. The
+node answers with ``ack``/``nack`` runs for publishes, ``rep`` for requests and
+``event`` for watches. Both sides decode here, so node and clients agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Self
+
+from zdps.topics import InvalidTopic, check_topic, is_valid_group
+from zdps.wire.codec import encode_api, need_int, need_map, need_str
+from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, AckRun, NackEntry, Retention
+from zdps.wire.data import decode_retention as _retention
+from zdps.wire.errors import E_INVALID_TOPIC, E_TOO_LARGE, E_UNKNOWN_OP, ProtocolError, malformed
+from zdps.wire.limits import HISTORY_PAGE, U64
+
+API_PUBLISH = "pub"
+API_REQUEST = "req"
+API_ACK = "ack"
+API_NACK = "nack"
+API_REPLY = "rep"
+API_EVENT = "event"
+
+MAX_VALID_TOPICS = 100_000  # topics remembered as valid by a node (bounded)
+
+
+def need_topic(value: Any) -> str:
+    try:
+        check_topic(value)
+    except InvalidTopic as exc:
+        raise ProtocolError(E_INVALID_TOPIC, str(exc)) from None
+    return value
+
+
+# ---------------------------------------------------------------- publishing
+
+
+class PublishEntry(NamedTuple):
+    ref: int  # 0: no ack wanted
+    topic: str
+    payload: bytes
+    level: int = LEVEL_OWNER
+
+
+class PublishReject(NamedTuple):
+    """A bad publish entry: nacked under ``ref`` unless it is 0, counted as ``code``."""
+
+    ref: int
+    code: str
+    message: str
+
+
+class PublishDecoder:
+    """Checks ``pub`` entries against the node's ``max_payload``, remembering valid topics.
+
+    Checking a topic costs more than the rest of an entry, and publishers reuse few
+    topics, so topics already found valid are remembered (at most MAX_VALID_TOPICS).
+    """
+
+    def __init__(self, max_payload: int) -> None:
+        self.max_payload = max_payload
+        self._valid: set[str] = set()
+
+    def decode(self, body: Any) -> tuple[list[PublishEntry], list[PublishReject]]:
+        if type(body) is not list:
+            raise malformed("a publish is [1, 'pub', [entries]]")
+        entries: list[PublishEntry] = []
+        rejects: list[PublishReject] = []
+        valid, limit = self._valid, self.max_payload
+        for raw in body:
+            if (
+                type(raw) is list
+                and len(raw) == 3
+                and type(raw[0]) is int
+                and 0 <= raw[0] < U64
+                and raw[1] in valid
+                and type(raw[2]) is bytes
+                and len(raw[2]) <= limit
+            ):
+                raw.append(LEVEL_OWNER)
+                entries.append(tuple.__new__(PublishEntry, raw))
+                continue
+            try:
+                entries.append(self._checked(raw))
+            except ProtocolError as exc:
+                ref = raw[0] if type(raw) is list and raw and type(raw[0]) is int else 0
+                rejects.append(PublishReject(ref, exc.code, exc.message))
+        return entries, rejects
+
+    def _checked(self, raw: Any) -> PublishEntry:
+        if type(raw) is not list or not 3 <= len(raw) <= 4:
+            raise malformed("a publish is [ref, topic, payload, level?]")
+        ref, topic, payload, *more = raw
+        level = more[0] if more else LEVEL_OWNER
+        if type(level) is not int or level not in (LEVEL_OWNER, LEVEL_REPLICATED):
+            raise malformed("a publish's level is 1 (owner) or 2 (replicated)")
+        need_int(ref, "a publish ref")
+        if topic not in self._valid:
+            need_topic(topic)
+            if len(self._valid) >= MAX_VALID_TOPICS:
+                self._valid.clear()
+            self._valid.add(topic)
+        if type(payload) is not bytes:
+            raise malformed("payload must be binary")
+        if len(payload) > self.max_payload:
+            raise ProtocolError(
+                E_TOO_LARGE, f"payload is {len(payload)} bytes, the limit is {self.max_payload}"
+            )
+        return PublishEntry(ref, topic, payload, level)
+
+
+def encode_publish(entries: list[list]) -> bytes:
+    """``[ref, topic, payload]`` (or with a level) entries as one ``pub`` frame."""
+    return encode_api(API_PUBLISH, entries)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class Op:
+    """The args of one request op, checked (subclasses are frozen dataclasses)."""
+
+    __slots__ = ()
+    OP: ClassVar[str]
+
+    @classmethod
+    def decode(cls, args: dict) -> Self:
+        return cls()
+
+    def args(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Info(Op):
+    """The node's identity and endpoints."""
+
+    OP = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Op):
+    """Everything ``zdps status`` shows."""
+
+    OP = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOp(Op):
+    topic: str
+
+    @classmethod
+    def decode(cls, args: dict) -> Self:
+        if "topic" not in args:
+            raise malformed(f"{cls.OP} needs a topic")
+        return cls(need_topic(args["topic"]))
+
+    def args(self) -> dict[str, Any]:
+        return {"topic": self.topic}
+
+
+@dataclass(frozen=True, slots=True)
+class Members(TopicOp):
+    """The nodes a publish to ``topic`` reaches, with their subscriber counts."""
+
+    OP = "members"
+
+
+@dataclass(frozen=True, slots=True)
+class Watch(TopicOp):
+    """``members`` now, then an ``event`` after every change."""
+
+    OP = "watch"
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(TopicOp):
+    """End every subscription to ``topic`` with a final ``closed`` message."""
+
+    OP = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch(Op):
+    """End the watch made by the request ``ref``."""
+
+    OP = "unwatch"
+    ref: int
+
+    @classmethod
+    def decode(cls, args: dict) -> Unwatch:
+        return cls(need_int(args.get("ref"), "unwatch's ref"))
+
+    def args(self) -> dict[str, Any]:
+        return {"ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Op):
+    """Answer once ``groups`` are known to their owners, after ``token`` shows up (§9.4)."""
+
+    OP = "ready"
+    token: str
+    groups: list[bytes]
+
+    @classmethod
+    def decode(cls, args: dict) -> Ready:
+        token, groups = args.get("token"), args.get("groups")
+        if type(token) is not str or not token:
+            raise malformed("ready needs a non-empty text token")
+        if type(groups) is not list or not all(
+            type(g) is bytes and is_valid_group(g) for g in groups
+        ):
+            raise malformed("ready's groups are a list of valid subscriptions")
+        return cls(token, groups)
+
+    def args(self) -> dict[str, Any]:
+        return {"token": self.token, "groups": self.groups}
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Op):
+    """Set ``topic``'s retention at its owner and replicas."""
+
+    OP = "create"
+    topic: str
+    retention: Retention
+
+    @classmethod
+    def decode(cls, args: dict) -> Create:
+        if not {"topic", "history", "ttl"} <= args.keys():
+            raise malformed("create needs topic, history and ttl")
+        return cls(need_topic(args["topic"]), _retention(args["history"], args["ttl"]))
+
+    def args(self) -> dict[str, Any]:
+        return {"topic": self.topic, "history": self.retention.count, "ttl": self.retention.age}
+
+
+Position = tuple[int, int]  # (epoch, seq)
+
+
+def _position(value: Any, name: str) -> Position:
+    if type(value) is list and len(value) == 2 and all(type(x) is int for x in value):
+        return value[0], value[1]
+    raise malformed(f"{name} is [epoch, seq]")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery(Op):
+    """A page of a topic's stored messages after ``after`` (or from ``since``) (§7.9)."""
+
+    OP = "history"
+    topic: str
+    since: int | None = None  # a seq of the newest stored epoch; 0: everything
+    after: Position = (0, 0)
+    until: Position | None = None  # excluded
+    limit: int = HISTORY_PAGE
+
+    @classmethod
+    def decode(cls, args: dict) -> HistoryQuery:
+        topic = need_topic(args.get("topic"))
+        since = args.get("since")
+        if since is not None:
+            since, after = need_int(since, "since"), (0, 0)
+        else:
+            after = _position(args.get("after"), "after")
+        until = args.get("until")
+        limit = need_int(args.get("limit", HISTORY_PAGE), "limit", 1, HISTORY_PAGE + 1)
+        return cls(topic, since, after, None if until is None else _position(until, "until"), limit)
+
+    def args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"topic": self.topic, "limit": self.limit}
+        if self.since is not None:
+            args["since"] = self.since
+        else:
+            args["after"] = list(self.after)
+        if self.until is not None:
+            args["until"] = list(self.until)
+        return args
+
+
+OPS: dict[str, type[Op]] = {
+    op.OP: op for op in (Info, Status, Members, Watch, Unwatch, Ready, Delete, Create, HistoryQuery)
+}
+
+
+class Request(NamedTuple):
+    ref: int  # > 0, echoed in the answer
+    op: Op
+
+
+def request_ref(fields: list) -> int:
+    """The ref to answer a bad request with: its own if it is an int > 0, else 0."""
+    ref = fields[0] if fields else 0
+    return ref if type(ref) is int and 0 < ref < U64 else 0
+
+
+def decode_request(fields: list) -> Request:
+    """``[ref, op, args]`` (after ``[1, "req"``), or ProtocolError."""
+    ref = request_ref(fields)
+    if len(fields) != 3 or type(fields[2]) is not dict or not ref:
+        raise malformed("a request is [ref > 0, op, {args}]")
+    op = OPS.get(fields[1]) if type(fields[1]) is str else None
+    if op is None:
+        raise ProtocolError(E_UNKNOWN_OP, f"unknown request {str(fields[1])[:32]!r}")
+    return Request(ref, op.decode(fields[2]))
+
+
+def encode_request(ref: int, op: Op) -> bytes:
+    return encode_api(API_REQUEST, ref, op.OP, op.args())
+
+
+# ---------------------------------------------------------------- answers
+
+
+class Reply(NamedTuple):
+    ref: int  # 0: answers a frame that could not be attributed
+    ok: bool
+    result: Any  # on failure {"code", "message"}
+
+
+class Event(NamedTuple):
+    ref: int  # the watch's request
+    body: dict
+
+
+class Acks(NamedTuple):
+    runs: list[AckRun]
+
+
+class Nacks(NamedTuple):
+    entries: list[NackEntry]
+
+
+Answer = Acks | Nacks | Reply | Event
+
+
+def decode_answer(kind: str, fields: list) -> Answer | None:
+    """A frame from the node (after ``[1``); None for a kind this client does not know.
+
+    Fields after the first five of an ack entry are for newer clients (§11).
+    """
+    if kind == API_ACK:
+        return Acks([_ack_run(e) for e in _entry_list(kind, fields)])
+    if kind == API_NACK:
+        return Nacks([_nack(e) for e in _entry_list(kind, fields)])
+    if kind == API_REPLY:
+        if len(fields) != 3 or type(fields[1]) is not bool:
+            raise malformed("a reply is [ref, ok, result]")
+        ref, ok, result = fields
+        if not ok and not _is_error(result):
+            raise malformed("a failed reply's result is {code, message}")
+        return Reply(need_int(ref, "a reply's ref"), ok, result)
+    if kind == API_EVENT:
+        if len(fields) < 2:
+            raise malformed("an event is [ref, body]")
+        return Event(need_int(fields[0], "an event's ref"), need_map(fields[1], "an event"))
+    return None
+
+
+def _entry_list(kind: str, fields: list) -> list:
+    if not fields or type(fields[0]) is not list:
+        raise malformed(f"{kind} carries a list of entries")
+    return fields[0]
+
+
+def _ack_run(entry: Any) -> AckRun:
+    if type(entry) is not list or len(entry) < 5:
+        raise malformed("ack entries are [ref, seq, nodes, subscribers, n]")
+    run = AckRun(*(need_int(x, "an ack field") for x in entry[:5]))
+    if run.n < 1:
+        raise malformed("an ack run is at least 1 long")
+    return run
+
+
+def _nack(entry: Any) -> NackEntry:
+    if type(entry) is not list or len(entry) != 3 or type(entry[2]) is not str:
+        raise malformed("nack entries are [ref, code, message]")
+    return NackEntry(need_int(entry[0], "a nack's ref"), need_str(entry[1], "a code"), entry[2])
+
+
+def _is_error(result: Any) -> bool:
+    return type(result) is dict and type(result.get("code")) is str and "message" in result
+
+
+def error_result(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}

@@ -1,0 +1,391 @@
+"""The data path between nodes: routing, copies, replication, acks, flow control.
+
+Every kind here but ``consumed`` is a ``Batch``: a list of entries, decoded entry by
+entry into NamedTuples, so one bad entry is skipped alone and, when it names an
+``ack_id`` in its own field, refused under that id (docs/PROTOCOL.md §3.3, §7).
+Entries are built with ``tuple.__new__`` on the checked array: this runs once per
+message per hop, so it stays at a few type checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from zdps.wire.codec import Batch, NodeMessage, need_int
+from zdps.wire.errors import malformed
+from zdps.wire.limits import MAX_ACK_RUN, MAX_HISTORY, MAX_HISTORY_TTL, MAX_HOPS, U64
+
+# Publish ack levels: the optional last field of a client's publish entry and of fwd.
+LEVEL_NONE = 0
+LEVEL_OWNER = 1
+LEVEL_REPLICATED = 2
+ACK_LEVELS = {"none": LEVEL_NONE, "owner": LEVEL_OWNER, "replicated": LEVEL_REPLICATED}
+
+_new = tuple.__new__
+
+
+class Retention(NamedTuple):
+    """How much history a topic keeps: at most ``count`` messages, none older than ``age`` s."""
+
+    count: int
+    age: float
+
+
+def decode_retention(count: Any, age: Any) -> Retention:
+    if type(count) is not int or not 0 <= count <= MAX_HISTORY:
+        raise malformed(f"history is 0 to {MAX_HISTORY} messages")
+    if type(age) not in (int, float) or not 0 < age <= MAX_HISTORY_TTL:
+        raise malformed(f"ttl is over 0 and at most {MAX_HISTORY_TTL} s")
+    return Retention(count, float(age))
+
+
+def _u64(value: Any) -> bool:
+    return type(value) is int and 0 <= value < U64
+
+
+# ---------------------------------------------------------------- towards the owner
+
+
+class ForwardEntry(NamedTuple):
+    topic: str
+    payload: bytes
+    ack_id: int  # 0: no ack wanted; else names the publish at the sender
+    hops: int  # links crossed so far, at most MAX_HOPS
+    level: int = LEVEL_OWNER  # LEVEL_OWNER or LEVEL_REPLICATED
+
+
+@dataclass(frozen=True, slots=True)
+class Forward(Batch):
+    """Publishes on their way to the topic's owner (§7.1)."""
+
+    KIND = "fwd"
+    DATA = True
+    ACK_FIELD = 2
+    SHAPE = "[topic str, payload bin, ack_id int, hops int, level int?]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> ForwardEntry:
+        if (
+            type(raw) is list
+            and 4 <= len(raw) <= 5
+            and type(raw[0]) is str
+            and type(raw[1]) is bytes
+            and _u64(raw[2])
+            and type(raw[3]) is int
+            and 0 <= raw[3] <= MAX_HOPS
+        ):
+            if len(raw) == 4:
+                raw.append(LEVEL_OWNER)  # sent by nodes that leave the default level out
+            if raw[4] == LEVEL_OWNER or raw[4] == LEVEL_REPLICATED:
+                return _new(ForwardEntry, raw)
+        raise malformed(f"fwd entries are {cls.SHAPE}, hops at most {MAX_HOPS}, level 1 or 2")
+
+    def body(self) -> list:
+        """The default level is left out, as nodes before ack levels sent it."""
+        return [e if e[4] != LEVEL_OWNER else e[:4] for e in self.entries]
+
+
+class CloseEntry(NamedTuple):
+    topic: str
+    ack_id: int
+    hops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Batch):
+    """Topic deletions on their way to the owner (§7.5)."""
+
+    KIND = "close"
+    DATA = True
+    ACK_FIELD = 1
+    SHAPE = "[topic str, ack_id int, hops int]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> CloseEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 3
+            and type(raw[0]) is str
+            and _u64(raw[1])
+            and type(raw[2]) is int
+            and 0 <= raw[2] <= MAX_HOPS
+        ):
+            return _new(CloseEntry, raw)
+        raise malformed(f"close entries are {cls.SHAPE}")
+
+
+class ConfigureEntry(NamedTuple):
+    topic: str
+    retention: Retention
+    ack_id: int
+    hops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Configure(Batch):
+    """A topic's retention (``create``) on its way to the owner (§7.8)."""
+
+    KIND = "configure"
+    DATA = True
+    ACK_FIELD = 3
+    SHAPE = "[topic str, count int, age float, ack_id int, hops int]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> ConfigureEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 5
+            and type(raw[0]) is str
+            and _u64(raw[3])
+            and type(raw[4]) is int
+            and 0 <= raw[4] <= MAX_HOPS
+        ):
+            return ConfigureEntry(raw[0], decode_retention(raw[1], raw[2]), raw[3], raw[4])
+        raise malformed(f"configure entries are {cls.SHAPE}")
+
+    def body(self) -> list:
+        return [
+            [e.topic, e.retention.count, e.retention.age, e.ack_id, e.hops] for e in self.entries
+        ]
+
+
+# ---------------------------------------------------------------- from the owner
+
+
+class FanoutEntry(NamedTuple):
+    topic: str
+    seq: int
+    epoch: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout(Batch):
+    """Sequenced copies, one per interested node: deliver in the order received (§7.3)."""
+
+    KIND = "fanout"
+    DATA = True
+    SHAPE = "[topic str, seq int, epoch int, payload bin]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> FanoutEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 4
+            and type(raw[0]) is str
+            and _u64(raw[1])
+            and _u64(raw[2])
+            and type(raw[3]) is bytes
+        ):
+            return _new(FanoutEntry, raw)
+        raise malformed(f"fanout entries are {cls.SHAPE}")
+
+
+class ClosedEntry(NamedTuple):
+    topic: str
+    seq: int
+    epoch: int
+    deliver: bool = True  # False: a replica without interest only drops the history
+
+
+@dataclass(frozen=True, slots=True)
+class Closed(Batch):
+    """A topic's final message: drop its history, deliver ``closed`` if interested (§7.5)."""
+
+    KIND = "closed"
+    DATA = True
+    SHAPE = "[topic str, seq int, epoch int, deliver bool?]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> ClosedEntry:
+        if (
+            type(raw) is list
+            and 3 <= len(raw) <= 4
+            and type(raw[0]) is str
+            and _u64(raw[1])
+            and _u64(raw[2])
+        ):
+            if len(raw) == 3:
+                raw.append(True)  # sent by nodes that leave the default out
+            if type(raw[3]) is bool:
+                return _new(ClosedEntry, raw)
+        raise malformed(f"closed entries are {cls.SHAPE}")
+
+    def body(self) -> list:
+        """``deliver`` is only sent when False, as nodes before replication sent it."""
+        return [e if not e[3] else e[:3] for e in self.entries]
+
+
+class StoreEntry(NamedTuple):
+    topic: str
+    seq: int
+    epoch: int
+    payload: bytes
+    deliver: bool  # the replica has interest: this is also its delivery copy
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Batch):
+    """Copies for a replica to keep in the topic's history (§7.8)."""
+
+    KIND = "store"
+    DATA = True
+    SHAPE = "[topic str, seq int, epoch int, payload bin, deliver bool]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> StoreEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 5
+            and type(raw[0]) is str
+            and _u64(raw[1])
+            and _u64(raw[2])
+            and type(raw[3]) is bytes
+            and type(raw[4]) is bool
+        ):
+            return _new(StoreEntry, raw)
+        raise malformed(f"store entries are {cls.SHAPE}")
+
+
+class StoredEntry(NamedTuple):
+    topic: str
+    epoch: int
+    seq: int  # the newest stored; 0: a copy of this epoch went missing
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(Batch):
+    """A replica's confirmations to the owner, one per topic per turn (§7.8)."""
+
+    KIND = "stored"
+    SHAPE = "[topic str, epoch int, seq int]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> StoredEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 3
+            and type(raw[0]) is str
+            and _u64(raw[1])
+            and _u64(raw[2])
+        ):
+            return _new(StoredEntry, raw)
+        raise malformed(f"stored entries are {cls.SHAPE}")
+
+
+class HandoffEntry(NamedTuple):
+    topic: str
+    retention: Retention | None  # the topic's own retention, None for the default
+    stored: list  # [epoch, seq, payload, age] oldest first; age in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff(Batch):
+    """A topic's history for a node newly in its placement, or a retention change (§7.8)."""
+
+    KIND = "handoff"
+    SHAPE = (
+        "[topic str, [count int, age float] or nil,"
+        " [[epoch int, seq int, payload bin, age float], ...]]"
+    )
+
+    @classmethod
+    def entry(cls, raw: Any) -> HandoffEntry:
+        if type(raw) is not list or len(raw) != 3 or type(raw[0]) is not str:
+            raise malformed(f"handoff entries are {cls.SHAPE}")
+        topic, retention, stored = raw
+        if retention is not None:
+            if type(retention) is not list or len(retention) != 2:
+                raise malformed("a retention is [count, age]")
+            retention = decode_retention(*retention)
+        if type(stored) is not list or not all(
+            type(e) is list
+            and len(e) == 4
+            and _u64(e[0])
+            and _u64(e[1])
+            and type(e[2]) is bytes
+            and type(e[3]) in (int, float)
+            and e[3] >= 0
+            for e in stored
+        ):
+            raise malformed("handoff entries hold [epoch, seq, payload, age]")
+        return HandoffEntry(topic, retention, stored)
+
+
+# ---------------------------------------------------------------- back along the route
+
+
+class AckRun(NamedTuple):
+    """``ack_id``..``ack_id + n - 1`` got ``seq``..``seq + n - 1`` (§7.4)."""
+
+    ack_id: int
+    seq: int
+    nodes: int
+    subscribers: int
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Batch):
+    """Acknowledgements as runs; the outbox extends the last run when the next continues it."""
+
+    KIND = "ack"
+    SHAPE = "[ack_id int, seq int, nodes int, subscribers int, n int]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> AckRun:
+        if (
+            type(raw) is list
+            and len(raw) == 5
+            and _u64(raw[0])
+            and _u64(raw[1])
+            and _u64(raw[2])
+            and _u64(raw[3])
+            and type(raw[4]) is int
+            and 1 <= raw[4] <= MAX_ACK_RUN
+        ):
+            return _new(AckRun, raw)
+        raise malformed(f"ack entries are {cls.SHAPE}, n from 1 to {MAX_ACK_RUN}")
+
+
+class NackEntry(NamedTuple):
+    ack_id: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Nack(Batch):
+    """Refusals, relayed back along each publish's route (§7.4)."""
+
+    KIND = "nack"
+    SHAPE = "[ack_id int, code str, message str]"
+
+    @classmethod
+    def entry(cls, raw: Any) -> NackEntry:
+        if (
+            type(raw) is list
+            and len(raw) == 3
+            and _u64(raw[0])
+            and type(raw[1]) is str
+            and type(raw[2]) is str
+        ):
+            return _new(NackEntry, raw)
+        raise malformed(f"nack entries are {cls.SHAPE}")
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed(NodeMessage):
+    """How many of the receiver's data entries the sender processed (§7.7)."""
+
+    KIND = "consumed"
+    SHAPE = "int"
+    count: int
+
+    @classmethod
+    def decode(cls, body: Any) -> Consumed:
+        return cls(need_int(body, "consumed's count"))
+
+    def body(self) -> int:
+        return self.count

@@ -1,0 +1,39 @@
+"""Bad input, as the protocol names it: ``ProtocolError`` and the error codes.
+
+Only ``ProtocolError`` means "the other side broke the protocol". A decoder raises it
+for anything that does not follow docs/PROTOCOL.md; the node counts it by ``code`` and
+carries on. Any other exception is a bug in zdps and must fail a test (as in h11).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Error codes carried by nacks and failed replies (docs/PROTOCOL.md §8.4).
+E_INVALID_TOPIC: Final = "invalid_topic"
+E_TOO_LARGE: Final = "too_large"
+E_MALFORMED: Final = "malformed"
+E_BAD_VERSION: Final = "bad_version"
+E_UNKNOWN_OP: Final = "unknown_op"
+E_UNKNOWN_KIND: Final = "unknown_kind"
+E_WRONG_SCOPE: Final = "wrong_scope"
+E_NO_ROUTE: Final = "no_route"
+E_OWNER_LOST: Final = "owner_lost"
+E_TIMEOUT: Final = "timeout"
+E_TOO_MANY_HOPS: Final = "too_many_hops"
+E_NO_REPLICA: Final = "no_replica"
+E_REPLICA_LOST: Final = "replica_lost"
+
+
+class ProtocolError(Exception):
+    """Input that does not follow the protocol; ``code`` is one of the E_* names."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def malformed(why: str) -> ProtocolError:
+    """The usual bad-input error: ``raise malformed("fwd entries are ...")``."""
+    return ProtocolError(E_MALFORMED, why)

@@ -1,0 +1,191 @@
+"""Membership and scope gossip on the data link (docs/PROTOCOL.md §4, §5).
+
+``hello``/``peers``/``ping``/``bye`` build the full mesh; ``sync``/``update``/``resync``
+replicate the scope overlay's group counts, as Erlang's pg does with its own messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zdps.endpoints import is_dialable
+from zdps.topics import is_valid_group
+from zdps.wire.codec import NodeMessage, need_map
+from zdps.wire.errors import malformed
+from zdps.wire.limits import U64
+
+PeerList = dict[str, tuple[str, int]]  # node id -> (advertised endpoint, incarnation)
+Counts = dict[bytes, int]  # group -> local subscribers
+
+
+def decode_peer_list(value: Any) -> PeerList:
+    """``{id: [endpoint, incarnation]}``, checked as a whole before anything is learned."""
+    if type(value) is not dict:
+        raise malformed("peer lists are {id: [endpoint, incarnation]}")
+    peers: PeerList = {}
+    for node, info in value.items():
+        if not (
+            type(node) is str
+            and node
+            and type(info) is list
+            and len(info) == 2
+            and is_dialable(info[0])
+            and type(info[1]) is int
+        ):
+            raise malformed("peer lists are {id: [endpoint, incarnation]}")
+        peers[node] = (info[0], info[1])
+    return peers
+
+
+def decode_counts(value: Any, kind: str) -> Counts:
+    """``{group: count}``: every key a valid group (bin), every count an int >= 0."""
+    if type(value) is not dict:
+        raise malformed(f"{kind} carries a map {{group: count}}")
+    for group, count in value.items():
+        if type(group) is not bytes or not is_valid_group(group):
+            raise malformed(f"invalid group {group!r}")
+        if type(count) is not int or not 0 <= count < U64:
+            raise malformed(f"invalid count {count!r} for group {group!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(NodeMessage):
+    """Introduces the sender; ``reply`` asks for a hello back (§4.2)."""
+
+    KIND = "hello"
+    MEMBERSHIP = True
+    advertise: str  # the endpoint peers dial to reach the sender
+    peers: PeerList  # the sender's alive peers
+    dialed: str | None  # the endpoint the sender dialed to send this
+    reply: bool
+    echo: str | None = None  # in an answer: the asker's ``dialed`` (a seed answered)
+
+    @classmethod
+    def decode(cls, body: Any) -> Hello:
+        body = need_map(body, "hello")
+        advertise = body.get("advertise")
+        if not is_dialable(advertise):
+            raise malformed(f"hello advertises no dialable endpoint: {advertise!r}")
+        dialed, echo = body.get("dialed"), body.get("echo")
+        return cls(
+            advertise,
+            decode_peer_list(body.get("peers", {})),
+            dialed if type(dialed) is str else None,
+            body.get("reply") is True,
+            echo if type(echo) is str else None,
+        )
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "advertise": self.advertise,
+            "peers": self.peers,
+            "dialed": self.dialed,
+            "reply": self.reply,
+        }
+        if self.echo is not None:
+            body["echo"] = self.echo
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Peers(NodeMessage):
+    """The sender's alive peers, in answer to a ping whose view differs (§4.3)."""
+
+    KIND = "peers"
+    MEMBERSHIP = True
+    peers: PeerList
+
+    @classmethod
+    def decode(cls, body: Any) -> Peers:
+        return cls(decode_peer_list(body))
+
+    def body(self) -> PeerList:
+        return self.peers
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(NodeMessage):
+    """Every heartbeat: the sender's view and scope digests, for anti-entropy (§4.3, §5)."""
+
+    KIND = "ping"
+    MEMBERSHIP = True
+    view: str | None  # digest of the sender's live nodes; None never matches
+    endpoint: str | None  # the sender's advertised endpoint, if dialable
+    scope_digest: str | None = None  # digest of the sender's local group counts
+
+    @classmethod
+    def decode(cls, body: Any) -> Ping:
+        body = need_map(body, "ping")
+        view, endpoint, digest = body.get("view"), body.get("endpoint"), body.get("scope")
+        return cls(
+            view if type(view) is str else None,
+            endpoint if is_dialable(endpoint) else None,
+            digest if type(digest) is str else None,
+        )
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"view": self.view, "endpoint": self.endpoint}
+        if self.scope_digest is not None:
+            body["scope"] = self.scope_digest
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(NodeMessage):
+    """A graceful leave (§4.5); the body is an empty map, not checked."""
+
+    KIND = "bye"
+    MEMBERSHIP = True
+
+    @classmethod
+    def decode(cls, body: Any) -> Bye:
+        return cls()
+
+    def body(self) -> dict:
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Sync(NodeMessage):
+    """All of the sender's local group counts: replaces what is known of it (§5)."""
+
+    KIND = "sync"
+    counts: Counts = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, body: Any) -> Sync:
+        return cls(decode_counts(body, cls.KIND))
+
+    def body(self) -> Counts:
+        return self.counts
+
+
+@dataclass(frozen=True, slots=True)
+class Update(NodeMessage):
+    """Changed local group counts, absolute (0: left); the outbox merges queued ones."""
+
+    KIND = "update"
+    counts: Counts = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, body: Any) -> Update:
+        return cls(decode_counts(body, cls.KIND))
+
+    def body(self) -> Counts:
+        return self.counts
+
+
+@dataclass(frozen=True, slots=True)
+class Resync(NodeMessage):
+    """Asks for a full ``sync``: a ping's scope digest differed (§5); body not checked."""
+
+    KIND = "resync"
+
+    @classmethod
+    def decode(cls, body: Any) -> Resync:
+        return cls()
+
+    def body(self) -> dict:
+        return {}

@@ -91,14 +91,14 @@ def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def start(config_path: Path | None, **flags: Any) -> None:
     """Run a node in the foreground until SIGTERM or SIGINT."""
     from zdps.daemon.config import load
-    from zdps.daemon.node import Node
+    from zdps.daemon.loop import Daemon
 
     try:
         config = load(config_path, flags)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        node = Node(config)
+        node = Daemon(config)
     except Exception as exc:  # bind failures and the like: one clear line, exit 1
         raise click.ClickException(f"cannot start node {config.node_id}: {exc}") from None
     sys.exit(node.run())

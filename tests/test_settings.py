@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from zdps_cli.main import cli, start
 
-from zdps.core.config import CoreConfig
+from zdps.core.tunables import CoreConfig
 from zdps.daemon.config import Config, ConfigError, load
 from zdps.settings import BY_NAME, SETTINGS, Setting, markdown_table
 
@@ -130,7 +130,7 @@ def test_start_help_lists_every_flag() -> None:
 def test_given_flags_beat_the_file_and_reach_the_node(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import zdps.daemon.node
+    import zdps.daemon.loop
 
     started: list[Config] = []
 
@@ -141,7 +141,7 @@ def test_given_flags_beat_the_file_and_reach_the_node(
         def run(self) -> int:
             return 0
 
-    monkeypatch.setattr(zdps.daemon.node, "Node", FakeNode)
+    monkeypatch.setattr(zdps.daemon.loop, "Daemon", FakeNode)
     path = tmp_path / "zdps.toml"
     path.write_text("pub_hwm = 5\nhistory = 7\nseeds = ['tcp://10.0.0.9:7710']\n")
     args = ["start", "--config", str(path), "--pub-hwm", "10", "--log-level", "debug"]

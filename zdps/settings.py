@@ -1,7 +1,7 @@
 """Every node setting, defined once: its type, default, bounds and help text.
 
 The TOML loader (``zdps.daemon.config``), the flags of ``zdps start``, the protocol
-cores' defaults (``zdps.core.config``) and the settings table of docs/PROTOCOL.md come
+cores' defaults (``zdps.core.tunables``) and the settings table of docs/PROTOCOL.md come
 from here; tests/test_settings.py checks conf/zdps.toml and README.md against it. What
 relates two keys (peer_timeout and heartbeat_interval, probe_timeout and probe_interval,
 advertise and a wildcard cluster) and endpoint syntax are checked by ``Config.check``;

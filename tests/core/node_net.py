@@ -1,7 +1,7 @@
 """A deterministic in-process cluster of ``NodeCore`` instances: zdps's simulation harness.
 
 ``SimNet`` runs N node cores with no sockets, threads or real time, and carries out
-each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.node``) does:
+each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.loop``) does:
 
 * ``outbox.peers`` becomes envelope frames per endpoint per turn, made by
   ``zdps.core.outbox.envelopes`` exactly as the daemon makes them, and is handed to
@@ -59,10 +59,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from zdps.core.config import CoreConfig
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.core.ring import HashRing
+from zdps.core.tunables import CoreConfig
 from zdps.wire import (
     API_ACK,
     API_NACK,
@@ -559,7 +559,7 @@ class SimNet:
     # ------------------------------------------------------------------ the IO layer
 
     def _flush(self, node: str) -> None:
-        """Carry out ``node``'s outbox as ``zdps.daemon.node.Node._flush`` does."""
+        """Carry out ``node``'s outbox as ``zdps.daemon.loop.Daemon._flush`` does."""
         sim = self.nodes[node]
         core = sim.core
         if core is None:

@@ -11,10 +11,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.core.node_net import SimNet, mesh
 from tests.core.test_router import topic_owned_by
-from zdps.core.config import CoreConfig
+from tests.wire.test_messages import ANY, EXAMPLES, over_the_wire, paths, replaced
+from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
 from zdps.wire import (
     ACK,
@@ -124,3 +127,16 @@ def test_a_bug_in_a_request_handler_propagates(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(KeyError, match="a bug"):
         net.client_frame("a", encode_api(API_REQUEST, 5, "status", {}))
     assert core.errors == {}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), new=ANY)
+def test_damaged_messages_from_an_alive_peer_never_raise(data: st.DataObject, new: object) -> None:
+    """Whatever an alive peer sends is bad input at worst: counted, never a crash."""
+    net, _ = settled()
+    message = data.draw(st.sampled_from(EXAMPLES), label="kind")
+    raw = over_the_wire(message.encode())
+    path = data.draw(st.sampled_from(paths(raw)), label="path")
+    net.inject("a", net.envelope("b", [replaced(raw, path, new)]))
+    net.run_until_quiet()
+    net.advance(1.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.core.node_net import SimNet
-from zdps.core.config import CoreConfig
 from zdps.core.ring import HashRing
+from zdps.core.tunables import CoreConfig
 from zdps.topics import SYNC_PREFIX, exact_group
 from zdps.wire import BARRIER
 

@@ -47,7 +47,7 @@ from tests.core.test_fault_schedules import build
 from tests.core.test_replication import cluster, placed
 from zdps.client.protocol import Message
 from zdps.client.recovery import Fetch, Gap, Recovery, Step, recovering
-from zdps.core.config import CoreConfig
+from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import API_REPLY, FANOUT, LEVEL_OWNER, LEVEL_REPLICATED, STORE
 

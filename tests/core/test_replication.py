@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.core.node_net import WALL_START_NS, SimNet, mesh, wait_for
-from zdps.core.config import CoreConfig
 from zdps.core.history import HistoryStore, Retention
 from zdps.core.replication import Replication, Waiting
 from zdps.core.ring import HashRing
 from zdps.core.sequencing import Sequencer
+from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
 from zdps.wire import (
     CLOSED,

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from tests.core.node_net import SimNet, mesh, wait_for
 from zdps.client.protocol import ClientProtocol, PublishResult
-from zdps.core.config import CoreConfig
 from zdps.core.ring import HashRing
+from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import (
     ACK,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zdps.core.config import CoreConfig
+from zdps.core.tunables import CoreConfig
 from zdps.daemon.config import DEFAULT_API, ConfigError, core_config, load
 from zdps.endpoints import connectable
 

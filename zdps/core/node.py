@@ -22,7 +22,6 @@ from zdps.core import membership as mem
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clients import ClientApi
-from zdps.core.config import CoreConfig
 from zdps.core.flow import FlowControl
 from zdps.core.handoff import HistoryHandoff
 from zdps.core.history import HistoryStore
@@ -35,8 +34,9 @@ from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.routing import Router
 from zdps.core.sequencing import Owner, Sequencer
-from zdps.core.status import status
-from zdps.core.swim import Swim, SwimConfig
+from zdps.core.status import COUNTERS, status
+from zdps.core.swim import Swim
+from zdps.core.tunables import CoreConfig
 from zdps.core.watches import Watches
 from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
 from zdps.wire import data, gossip, requests
@@ -45,23 +45,6 @@ from zdps.wire.codec import Batch, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
 from zdps.wire.errors import E_INVALID_TOPIC, E_MALFORMED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
-
-COUNTERS = (
-    "published",
-    "routed_to_owner",
-    "owned_published",
-    "fanout_sent",
-    "fanout_received",
-    "delivered",
-    "peers_joined",
-    "peers_lost",
-    "ignored_unknown_peer",
-    "deferred",
-    "flow_paused",
-    "resyncs_asked",
-    "replica_stored",
-    "history_served",
-)
 
 Handler = Callable[[str, Any, float, Outbox], None]
 
@@ -90,9 +73,9 @@ class NodeCore:
         self.errors: dict[str, int] = {}
         self.outbox = Outbox()
         self.overlay = Overlay(node)
-        detector = Swim(node, incarnation, _detector_config(config))
+        detector = Swim(node, incarnation, config.detector())
         self.membership = membership = mem.Membership(
-            node, incarnation, endpoint, detector, seeds, _membership_config(config)
+            node, incarnation, endpoint, detector, seeds, config.membership()
         )
         membership.scope_digest = self.overlay.local_digest
         endpoint_of = membership.endpoint_of
@@ -113,9 +96,9 @@ class NodeCore:
             counters,
         )  # fmt: skip
         self.handoff = HistoryHandoff(node, ring, endpoint_of, history, replication, self.sequencer)
-        self.barriers = Barriers(node, ring, membership.alive, endpoint_of, config.barrier_timeout)
+        self.barriers = Barriers(node, ring, membership.alive, endpoint_of, config.request_timeout)
         self.fetches = HistoryFetches(
-            node, ring, endpoint_of, history, counters, config.barrier_timeout
+            node, ring, endpoint_of, history, counters, config.request_timeout
         )
         self.watches = Watches(ring, self.overlay)
         self.clients = ClientApi(
@@ -196,6 +179,10 @@ class NodeCore:
         """Graceful shutdown: tell every peer we are leaving."""
         self._membership(self.membership.leave(now), now, self.outbox)
 
+    def status(self, now: float) -> dict[str, Any]:
+        """What ``zdps status`` shows (status.py)."""
+        return status(self, now)
+
     def bad_input(self, code: str, message: str) -> None:
         """Count bad input and hand it to the IO layer for (rate-limited) logging."""
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -209,12 +196,6 @@ class NodeCore:
     def client_gone(self, client: bytes) -> None:
         """A client's connection vanished: drop what we keep for it."""
         self.watches.client_gone(client)
-
-    def status(self, now: float) -> dict[str, Any]:
-        return status(self, now)
-
-    def members(self, topic: str) -> dict[str, Any]:
-        return self.watches.members(topic)
 
     # ------------------------------------------------------------------ inputs
 
@@ -335,22 +316,3 @@ class NodeCore:
                         out.send(endpoint, action.message)
             elif isinstance(action, MemberEvent):
                 self.watches.on_member_event(action, out)
-
-
-def _detector_config(config: CoreConfig) -> SwimConfig:
-    return SwimConfig(
-        probe_interval=config.probe_interval,
-        probe_timeout=config.probe_timeout,
-        indirect_probes=config.indirect_probes,
-        suspicion_mult=config.suspicion_mult,
-        suspicion_max_mult=config.suspicion_max_mult,
-        silence_timeout=config.peer_timeout,
-    )
-
-
-def _membership_config(config: CoreConfig) -> mem.MembershipConfig:
-    return mem.MembershipConfig(
-        heartbeat_interval=config.heartbeat_interval,
-        join_timeout=config.peer_timeout,
-        tombstone_ttl=config.peer_timeout + config.heartbeat_interval,
-    )

@@ -7,6 +7,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from zdps.core.node import NodeCore
 
+COUNTERS = (  # the node's counters, by their fixed names (README.md)
+    "published",
+    "routed_to_owner",
+    "owned_published",
+    "fanout_sent",
+    "fanout_received",
+    "delivered",
+    "peers_joined",
+    "peers_lost",
+    "ignored_unknown_peer",
+    "deferred",
+    "flow_paused",
+    "resyncs_asked",
+    "replica_stored",
+    "history_served",
+)
+
 
 def status(core: NodeCore, now: float) -> dict[str, Any]:
     """Identity, peers, ring, counters and errors, read from the core's parts."""

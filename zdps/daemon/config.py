@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zdps.core.config import CoreConfig
+from zdps.core.tunables import CoreConfig
 from zdps.endpoints import endpoint_problem, is_wildcard
 from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 

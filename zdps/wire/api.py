@@ -77,6 +77,7 @@ class PublishDecoder:
                 and len(raw) == 3
                 and type(raw[0]) is int
                 and 0 <= raw[0] < U64
+                and type(raw[1]) is str
                 and raw[1] in valid
                 and type(raw[2]) is bytes
                 and len(raw[2]) <= limit
@@ -99,7 +100,7 @@ class PublishDecoder:
         if type(level) is not int or level not in (LEVEL_OWNER, LEVEL_REPLICATED):
             raise malformed("a publish's level is 1 (owner) or 2 (replicated)")
         need_int(ref, "a publish ref")
-        if topic not in self._valid:
+        if type(topic) is not str or topic not in self._valid:
             need_topic(topic)
             if len(self._valid) >= MAX_VALID_TOPICS:
                 self._valid.clear()
@@ -126,6 +127,7 @@ class Op:
 
     __slots__ = ()
     OP: ClassVar[str]
+    SHAPE: ClassVar[str] = "{}"  # the args as docs/PROTOCOL.md §8.3 writes them
 
     @classmethod
     def decode(cls, args: dict) -> Self:
@@ -151,6 +153,7 @@ class Status(Op):
 
 @dataclass(frozen=True, slots=True)
 class TopicOp(Op):
+    SHAPE = "{topic: str}"
     topic: str
 
     @classmethod
@@ -189,6 +192,7 @@ class Unwatch(Op):
     """End the watch made by the request ``ref``."""
 
     OP = "unwatch"
+    SHAPE = "{ref: int}"
     ref: int
 
     @classmethod
@@ -204,6 +208,7 @@ class Ready(Op):
     """Answer once ``groups`` are known to their owners, after ``token`` shows up (§9.4)."""
 
     OP = "ready"
+    SHAPE = "{token: str, groups: [bin, ...]}"
     token: str
     groups: list[bytes]
 
@@ -227,6 +232,7 @@ class Create(Op):
     """Set ``topic``'s retention at its owner and replicas."""
 
     OP = "create"
+    SHAPE = "{topic: str, history: int, ttl: float}"
     topic: str
     retention: Retention
 
@@ -254,6 +260,10 @@ class HistoryQuery(Op):
     """A page of a topic's stored messages after ``after`` (or from ``since``) (§7.9)."""
 
     OP = "history"
+    SHAPE = (
+        "{topic: str, since?: int, after?: [epoch int, seq int],"
+        " until?: [epoch int, seq int], limit?: int}"
+    )
     topic: str
     since: int | None = None  # a seq of the newest stored epoch; 0: everything
     after: Position = (0, 0)

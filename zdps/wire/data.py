@@ -380,7 +380,7 @@ class Consumed(NodeMessage):
     """How many of the receiver's data entries the sender processed (§7.7)."""
 
     KIND = "consumed"
-    SHAPE = "int"
+    SHAPE = "count int"
     count: int
 
     @classmethod

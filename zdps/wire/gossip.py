@@ -55,6 +55,7 @@ class Hello(NodeMessage):
     """Introduces the sender; ``reply`` asks for a hello back (§4.2)."""
 
     KIND = "hello"
+    SHAPE = "{advertise: endpoint, peers?: peer list, dialed?: str, reply?: bool, echo?: str}"
     MEMBERSHIP = True
     advertise: str  # the endpoint peers dial to reach the sender
     peers: PeerList  # the sender's alive peers
@@ -94,6 +95,7 @@ class Peers(NodeMessage):
     """The sender's alive peers, in answer to a ping whose view differs (§4.3)."""
 
     KIND = "peers"
+    SHAPE = "peer list"
     MEMBERSHIP = True
     peers: PeerList
 
@@ -110,6 +112,7 @@ class Ping(NodeMessage):
     """Every heartbeat: the sender's view and scope digests, for anti-entropy (§4.3, §5)."""
 
     KIND = "ping"
+    SHAPE = "{view?: str, endpoint?: endpoint, scope?: str}"
     MEMBERSHIP = True
     view: str | None  # digest of the sender's live nodes; None never matches
     endpoint: str | None  # the sender's advertised endpoint, if dialable
@@ -137,6 +140,7 @@ class Bye(NodeMessage):
     """A graceful leave (§4.5); the body is an empty map, not checked."""
 
     KIND = "bye"
+    SHAPE = "{}"
     MEMBERSHIP = True
 
     @classmethod
@@ -152,6 +156,7 @@ class Sync(NodeMessage):
     """All of the sender's local group counts: replaces what is known of it (§5)."""
 
     KIND = "sync"
+    SHAPE = "{group bin: count int}"
     counts: Counts = field(default_factory=dict)
 
     @classmethod
@@ -167,6 +172,7 @@ class Update(NodeMessage):
     """Changed local group counts, absolute (0: left); the outbox merges queued ones."""
 
     KIND = "update"
+    SHAPE = "{group bin: count int}"
     counts: Counts = field(default_factory=dict)
 
     @classmethod
@@ -182,6 +188,7 @@ class Resync(NodeMessage):
     """Asks for a full ``sync``: a ping's scope digest differed (§5); body not checked."""
 
     KIND = "resync"
+    SHAPE = "{}"
 
     @classmethod
     def decode(cls, body: Any) -> Resync:

@@ -29,6 +29,7 @@ class Probe(_Numbered):
     """Are you there? Answered by ``probe_ack`` with the same ``seq``."""
 
     KIND = "probe"
+    SHAPE = "{seq: int}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class ProbeAck(_Numbered):
     """The answer to ``probe``, or a helper's relayed answer to ``probe_req``."""
 
     KIND = "probe_ack"
+    SHAPE = "{seq: int}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class ProbeNack(_Numbered):
     """A helper got no answer from the target in time (counts for local health)."""
 
     KIND = "probe_nack"
+    SHAPE = "{seq: int}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class ProbeReq(NodeMessage):
     """Probe ``target`` for me: my own probe of it went unanswered."""
 
     KIND = "probe_req"
+    SHAPE = "{seq: int, target: str}"
     PROBE = True
     MEMBERSHIP = True
     seq: int
@@ -92,6 +96,7 @@ class Suspect(Verdict):
     """``node`` did not answer a probe; it refutes or is declared dead."""
 
     KIND = "suspect"
+    SHAPE = "{node: str, inc: int, ver: int}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,7 @@ class Alive(Verdict):
     """A refutation: the sender is alive at version ``ver``."""
 
     KIND = "alive"
+    SHAPE = "{node: str, inc: int, ver: int}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +112,4 @@ class Dead(Verdict):
     """``node``'s suspicion timed out: remove it."""
 
     KIND = "dead"
+    SHAPE = "{node: str, inc: int, ver: int}"

@@ -15,7 +15,7 @@ class Barrier(NodeMessage):
     """Answer ``barrier_ok`` once everything sent before this on the link is applied."""
 
     KIND = "barrier"
-    SHAPE = "int"
+    SHAPE = "barrier_id int"
     barrier_id: int
 
     @classmethod
@@ -31,7 +31,7 @@ class BarrierOk(NodeMessage):
     """The answer to ``barrier``: releases the sender from barrier ``barrier_id``."""
 
     KIND = "barrier_ok"
-    SHAPE = "int"
+    SHAPE = "barrier_id int"
     barrier_id: int
 
     @classmethod

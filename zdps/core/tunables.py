@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zdps.core.membership import MembershipConfig
+from zdps.core.swim import SwimConfig
 from zdps.settings import default
 
 
@@ -32,4 +34,24 @@ class CoreConfig:
     ack_timeout: float = 10.0  # a forwarded publish is refused if no ack came back by then
     flow_window: int = 20_000  # data entries in flight to one peer before the node pauses
     idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped
-    barrier_timeout: float = 8.0  # below the clients' 10 s default, so the node answers first
+    # how long a node waits for other nodes on a client's behalf (ready, history); below
+    # the clients' 10 s default, so the node answers first
+    request_timeout: float = 8.0
+
+    def detector(self) -> SwimConfig:
+        return SwimConfig(
+            probe_interval=self.probe_interval,
+            probe_timeout=self.probe_timeout,
+            indirect_probes=self.indirect_probes,
+            suspicion_mult=self.suspicion_mult,
+            suspicion_max_mult=self.suspicion_max_mult,
+            silence_timeout=self.peer_timeout,
+        )
+
+    def membership(self) -> MembershipConfig:
+        """A peer silent for peer_timeout is gone, so its tombstone outlives that."""
+        return MembershipConfig(
+            heartbeat_interval=self.heartbeat_interval,
+            join_timeout=self.peer_timeout,
+            tombstone_ttl=self.peer_timeout + self.heartbeat_interval,
+        )

@@ -1,0 +1,213 @@
+"""The typed messages: each decodes what it encodes, and anything else is ProtocolError.
+
+One valid example per kind (NODE_MESSAGES, and every request op) round-trips through
+msgpack. Hypothesis then replaces any one value inside an example with arbitrary
+msgpack data: decoding must give a message of the same kind or raise ProtocolError,
+never another exception (which would be a bug, as in h11).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zdps.wire import codec
+from zdps.wire.api import (
+    OPS,
+    Create,
+    Delete,
+    HistoryQuery,
+    Info,
+    Members,
+    PublishDecoder,
+    Ready,
+    Status,
+    Unwatch,
+    Watch,
+    decode_answer,
+    decode_request,
+)
+from zdps.wire.codec import Batch, ProtocolError
+from zdps.wire.data import (
+    Ack,
+    Close,
+    Closed,
+    ClosedEntry,
+    CloseEntry,
+    Configure,
+    ConfigureEntry,
+    Consumed,
+    Fanout,
+    FanoutEntry,
+    Forward,
+    ForwardEntry,
+    Handoff,
+    HandoffEntry,
+    Nack,
+    NackEntry,
+    Retention,
+    Store,
+    Stored,
+    StoredEntry,
+    StoreEntry,
+)
+from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, Update
+from zdps.wire.messages import NODE_MESSAGES, decode_message
+from zdps.wire.probes import Alive, Dead, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect
+from zdps.wire.requests import Barrier, BarrierOk, History, HistoryRep
+
+pytestmark = pytest.mark.timeout(60)
+
+EP = "tcp://127.0.0.1:7710"
+EXAMPLES = [
+    Hello(EP, {"b": (EP, 5)}, EP, True, "tcp://127.0.0.1:1"),
+    Peers({"b": (EP, 5)}),
+    Ping("0123456789abcdef", EP, "fedcba9876543210"),
+    Bye(),
+    Sync({b"t\x00": 2, b"p.": 1}),
+    Update({b"t\x00": 0}),
+    Barrier(3),
+    BarrierOk(3),
+    Forward([ForwardEntry("t", b"x", 4, 1, 2), ForwardEntry("u", b"", 0, 2)]),
+    Fanout([FanoutEntry("t", 1, 17, b"x")]),
+    Ack([(1, 2, 3, 4, 5)]),
+    Nack([NackEntry(1, "timeout", "late")]),
+    Close([CloseEntry("t", 2, 1)]),
+    Closed([ClosedEntry("t", 3, 17), ClosedEntry("t", 3, 17, False)]),
+    Consumed(12),
+    Resync(),
+    Probe(1),
+    ProbeReq(2, "c"),
+    ProbeAck(1),
+    ProbeNack(2),
+    Suspect("c", 9, 0),
+    Alive("a", 9, 1),
+    Dead("c", 9, 2),
+    Store([StoreEntry("t", 1, 17, b"x", True)]),
+    Stored([StoredEntry("t", 17, 1)]),
+    Handoff([HandoffEntry("t", Retention(5, 60.0), [[17, 1, b"x", 0.5]])]),
+    History(7, HistoryQuery("t", since=3)),
+    HistoryRep(7, {"topic": "t", "entries": [], "more": False}),
+    Configure([ConfigureEntry("t", Retention(5, 60.0), 3, 1)]),
+]
+OP_EXAMPLES = [
+    Info(),
+    Status(),
+    Members("t"),
+    Watch("t"),
+    Unwatch(4),
+    Ready("token", [b"t\x00", b""]),
+    Delete("t"),
+    Create("t", Retention(0, 1.5)),
+    HistoryQuery("t", None, (17, 2), (18, 0), 50),
+]
+
+
+def over_the_wire(raw: Any) -> Any:
+    return codec.unpack(codec.pack(raw))
+
+
+def test_there_is_an_example_of_every_kind_and_op() -> None:
+    assert [type(m) for m in EXAMPLES] == list(NODE_MESSAGES)
+    assert {op.OP for op in OP_EXAMPLES} == set(OPS)
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.KIND)
+def test_every_kind_decodes_what_it_encodes(message: Any) -> None:
+    decoded = decode_message(over_the_wire(message.encode()))
+    if isinstance(message, Batch):
+        assert decoded.rejects == ()
+        assert [tuple(e) for e in decoded.entries] == [
+            tuple(e) if len(e) == len(d) else (*e, d[-1])
+            for e, d in zip(message.entries, decoded.entries, strict=True)
+        ]
+    else:
+        assert decoded == message
+
+
+@pytest.mark.parametrize("op", OP_EXAMPLES, ids=lambda op: op.OP)
+def test_every_op_decodes_what_it_encodes(op: Any) -> None:
+    request = decode_request(over_the_wire([9, op.OP, op.args()]))
+    assert request.ref == 9 and request.op == op
+
+
+def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every place inside ``value`` (list indexes and map keys) that can be replaced."""
+    found = [prefix]
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found += paths(item, (*prefix, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    return found
+
+
+def replaced(value: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, list):
+        return [replaced(v, rest, new) if i == head else v for i, v in enumerate(value)]
+    return {k: replaced(v, rest, new) if k == head else v for k, v in value.items()}
+
+
+ANY = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70).filter(lambda n: -(2**63) <= n < 2**64)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
+    | st.binary(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), new=ANY)
+def test_any_damaged_message_is_a_protocol_error_or_still_well_formed(data: Any, new: Any) -> None:
+    message = data.draw(st.sampled_from(EXAMPLES), label="kind")
+    raw = over_the_wire(message.encode())
+    path = data.draw(st.sampled_from(paths(raw)), label="path")
+    try:
+        decoded = decode_message(over_the_wire(replaced(raw, path, new)))
+    except ProtocolError:
+        return
+    assert type(decoded) is type(message)
+
+
+API_FRAMES = [
+    *([1, "req", 9, op.OP, op.args()] for op in OP_EXAMPLES),
+    [1, "pub", [[3, "t", b"x"], [4, "t", b"y", 2], [0, "u", b""]]],
+    [1, "ack", [[1, 2, 3, 4, 5], [9, 9, 1, 1, 1, "newer field"]]],
+    [1, "nack", [[1, "timeout", "late"]]],
+    [1, "rep", 5, True, {"any": "result"}],
+    [1, "rep", 5, False, {"code": "timeout", "message": "late"}],
+    [1, "event", 5, {"topic": "t"}],
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), new=ANY)
+def test_any_damaged_api_frame_is_a_protocol_error_or_well_formed(data: Any, new: Any) -> None:
+    """As the node and the clients read frames: decode_api, then the kind's decoder."""
+    frame = data.draw(st.sampled_from(API_FRAMES), label="frame")
+    path = data.draw(st.sampled_from(paths(frame)), label="path")
+    try:
+        kind, *fields = codec.decode_api(codec.pack(replaced(frame, path, new)))
+        if kind == "req":
+            decode_request(fields)
+        elif kind == "pub":
+            if len(fields) != 1:
+                return
+            PublishDecoder(16).decode(fields[0])
+        else:
+            decode_answer(kind, fields)
+    except ProtocolError:
+        pass

@@ -1,0 +1,123 @@
+"""docs/PROTOCOL.md against the code: message tables, error codes and the test vectors.
+
+The spec's tables name every node-to-node kind and every request op once, and each
+row's body starts with the shape its class states; the error codes are the ones the
+code defines; the ring, digest and appendix vectors are what the code computes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from zdps.core.overlay import Overlay
+from zdps.core.ring import HashRing, node_set_digest
+from zdps.core.ring import _point as point
+from zdps.wire import codec, errors
+from zdps.wire.api import OPS, encode_publish
+from zdps.wire.codec import encode_api, encode_envelope
+from zdps.wire.data import Ack, Consumed, Fanout, FanoutEntry, Forward, ForwardEntry
+from zdps.wire.delivery import message_header
+from zdps.wire.messages import NODE_MESSAGES
+
+pytestmark = pytest.mark.timeout(30)
+
+SPEC = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+INCARNATION = 1_700_000_000_000_000_000
+
+
+def section(title: str) -> str:
+    """The text of the section whose heading starts with ``title``, up to the next one."""
+    start = SPEC.index(f"\n{title}")
+    level = SPEC[start + 1 :].split(" ", 1)[0]
+    after = SPEC.find(f"\n{level} ", start + 1)
+    return SPEC[start : after if after != -1 else len(SPEC)]
+
+
+def rows(text: str) -> dict[str, str]:
+    """``{name: second cell}`` of every table row whose first cell is a backticked name."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"\|\s*`([a-z_]+)`\s*\|([^|]*)\|", line)
+        if match:
+            assert match.group(1) not in found, f"{match.group(1)} has two rows"
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def test_every_message_kind_has_one_row_starting_with_its_shape() -> None:
+    table = rows(section("### 3.3"))
+    assert set(table) == {cls.KIND for cls in NODE_MESSAGES}
+    for cls in NODE_MESSAGES:
+        assert table[cls.KIND].startswith(f"`{cls.SHAPE}`"), (cls.KIND, table[cls.KIND])
+
+
+def test_every_request_op_has_one_row_starting_with_its_args() -> None:
+    table = rows(section("### 8.3"))
+    assert set(table) == set(OPS)
+    for name, op in OPS.items():
+        assert table[name].startswith(f"`{op.SHAPE}`"), (name, table[name])
+
+
+def test_the_error_code_table_is_the_codes_the_code_defines() -> None:
+    defined = {v for k, v in vars(errors).items() if k.startswith("E_")}
+    assert set(rows(section("### 8.4"))) == defined - {"wrong_scope", "unknown_kind"}
+    text = section("### 8.4")
+    assert "`wrong_scope`" in text and "`unknown_kind`" in text
+
+
+def test_ring_vectors() -> None:
+    ring = HashRing(["n1", "n2", "n3"])
+    assert point(b"news") == 0xAD662ED3DC9273D1
+    assert [ring.owner(t) for t in ("news", "news.sport", "a")] == ["n1", "n3", "n1"]
+    assert node_set_digest(["n1", "n2", "n3"]) == ring.digest() == "072b3391b2ebd4c0"
+    text = section("## 6.")
+    assert "`0xad662ed3dc9273d1`" in text and "`072b3391b2ebd4c0`" in text
+
+
+def test_the_empty_scope_digest_is_the_digest_of_no_input() -> None:
+    import hashlib
+
+    assert Overlay("a").local_digest() == hashlib.blake2b(digest_size=8).hexdigest()
+
+
+def hex_of(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
+
+
+def appendix_hex() -> str:
+    """Every hex byte written in the appendix, in order, as one spaced string."""
+    text = section("## Appendix").replace("`", " ")
+    pairs = re.findall(r"(?m)(?:^|(?<= ))([0-9a-f]{2})(?= |$)", text)
+    return " ".join(pairs)
+
+
+def test_appendix_bytes_are_what_the_code_encodes() -> None:
+    hexes = appendix_hex()
+    publish = encode_publish([[1, "news", b"hi"]])
+    assert hex_of(publish) == "93 01 a3 70 75 62 91 93 01 a4 6e 65 77 73 c4 02 68 69"
+    forward = Forward([ForwardEntry("news", b"hi", 1, 1)]).encode()
+    envelope = encode_envelope("default", "n2", INCARNATION, [forward])
+    consumed = encode_envelope("default", "n2", INCARNATION, [Consumed(1).encode()])
+    header = message_header(1, 1_700_000_000_123)
+    ack = encode_api("ack", [[1, 1, 1, 1, 1]])
+    batch_ack = encode_api("ack", [[2, 2, 1, 1, 3]])
+    for encoded in (publish, envelope, consumed, header, ack, batch_ack):
+        assert hex_of(encoded) in hexes, hex_of(encoded)
+
+
+def test_appendix_messages_decode_to_the_arrays_it_shows() -> None:
+    text = section("## Appendix")
+    copies = Fanout([FanoutEntry("news", 1, 1_700_000_000_123, b"hi")])
+    answer = codec.unpack(
+        encode_envelope(
+            "default", "n1", INCARNATION, [copies.encode(), Ack([[1, 1, 1, 1, 1]]).encode()]
+        )
+    )
+    assert answer[4] == [
+        ["fanout", [["news", 1, 1_700_000_000_123, b"hi"]]],
+        ["ack", [[1, 1, 1, 1, 1]]],
+    ]
+    assert '[["fanout", [["news", 1, 1700000000123, b"hi"]]], ["ack", [[1, 1, 1, 1, 1]]]]' in text

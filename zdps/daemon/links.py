@@ -1,0 +1,121 @@
+"""Peer links: two DEALERs per peer, sends that never block the loop, and their backlogs.
+
+Each peer gets two DEALERs to its cluster ROUTER: the data link, and the probe link for
+the failure detector. The peer's ROUTER fair-queues between the two connections, so a
+probe is read after at most one frame of each other link, not behind a data backlog.
+A data link whose queue is full keeps an in-memory backlog, retried when its socket
+becomes writable: nothing is dropped for back-pressure (flow control bounds what is in
+flight). A probe link that is full drops the envelope: a late probe is worthless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+import zmq
+
+from zdps.daemon.sockets import PollSet
+
+PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
+PROBE_HWM = 1000  # probe-link envelopes queued per peer; beyond that they are dropped
+SHUTDOWN_LINGER_MS = 1000
+
+
+class PeerLinks:
+    """The DEALERs to every peer endpoint, created on first send, closed on disconnect."""
+
+    def __init__(
+        self, ctx: zmq.Context, poller: PollSet, refused: Callable[[str, str], None]
+    ) -> None:
+        self._ctx = ctx
+        self._poller = poller
+        self._refused = refused  # (endpoint, why): ZeroMQ would not dial it
+        self._data: dict[str, zmq.Socket] = {}
+        self._probes: dict[str, zmq.Socket] = {}
+        self._backlog: dict[str, deque[bytes]] = {}
+
+    def _dealer(self, endpoint: str, probe: bool) -> zmq.Socket | None:
+        sockets = self._probes if probe else self._data
+        sock = sockets.get(endpoint)
+        if sock is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError as exc:  # the core checks endpoints; this is the last guard
+                sock.close(0)
+                self._refused(endpoint, str(exc))
+                return None
+            sockets[endpoint] = sock
+        return sock
+
+    def send(self, endpoint: str, frame: bytes) -> None:
+        """Queue an envelope on the data link, in order, whatever the link's state."""
+        backlog = self._backlog.get(endpoint)
+        if backlog:
+            backlog.append(frame)
+            return
+        sock = self._dealer(endpoint, probe=False)
+        if sock is None:
+            return
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            self._backlog[endpoint] = deque([frame])
+            self._poller.register(sock, zmq.POLLOUT)
+
+    def send_probe(self, endpoint: str, frame: bytes) -> None:
+        """Send an envelope on the probe link now, or drop it."""
+        sock = self._dealer(endpoint, probe=True)
+        if sock is not None:
+            with contextlib.suppress(zmq.Again):
+                sock.send(frame, zmq.NOBLOCK)
+
+    def retry(self, ready: dict) -> None:
+        """Move backlogs into the links the poller found writable."""
+        for endpoint in list(self._backlog):
+            sock = self._data[endpoint]
+            if not ready.get(sock, 0) & zmq.POLLOUT:
+                continue
+            backlog = self._backlog[endpoint]
+            while backlog:
+                try:
+                    sock.send(backlog[0], zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                backlog.popleft()
+            if not backlog:
+                del self._backlog[endpoint]
+                self._poller.unregister(sock)
+
+    def disconnect(self, endpoint: str) -> None:
+        """Close both links to ``endpoint``, discarding what is still queued."""
+        self._backlog.pop(endpoint, None)
+        sock = self._data.pop(endpoint, None)
+        if sock is not None:
+            self._poller.unregister(sock)
+            sock.close(0)
+        probe = self._probes.pop(endpoint, None)
+        if probe is not None:
+            probe.close(0)
+
+    def linger(self) -> None:
+        """Leaving: hand every backlog to ZeroMQ (as far as the HWM allows) and give the
+        data links SHUTDOWN_LINGER_MS to send their last envelopes (bye, acks)."""
+        for endpoint, backlog in self._backlog.items():
+            sock = self._data[endpoint]
+            while backlog:
+                try:
+                    sock.send(backlog.popleft(), zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+        for sock in self._data.values():
+            sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
+
+    def close(self) -> None:
+        """Close every link; each keeps the LINGER it has."""
+        for sock in (*self._data.values(), *self._probes.values()):
+            sock.close()

@@ -8,6 +8,7 @@ from zdps.core import outbox as outbox_module
 from zdps.core.outbox import Outbox, envelopes
 from zdps.wire import ACK, FANOUT, FORWARD, UPDATE, decode_envelope
 from zdps.wire.data import (
+    LEVEL_OWNER,
     Ack,
     Closed,
     ClosedEntry,
@@ -15,7 +16,7 @@ from zdps.wire.data import (
     Fanout,
     FanoutEntry,
     Forward,
-    ForwardEntry,
+    forward_entry,
 )
 from zdps.wire.gossip import Update
 from zdps.wire.probes import Probe
@@ -103,7 +104,7 @@ def test_a_burst_of_large_payloads_is_split_in_order(monkeypatch: pytest.MonkeyP
 
 
 def test_many_small_forwards_and_copies_are_split_so_a_probe_never_waits_long() -> None:
-    forwards = [ForwardEntry("t", b"x", seq, 0) for seq in range(5000)]
+    forwards = [forward_entry("t", b"x", seq, 0, LEVEL_OWNER) for seq in range(5000)]
     copies = [copy(seq, 7) for seq in range(3000)]
     messages = [Forward(forwards), Ack([[1, 1, 1, 1, 500]]), Fanout(copies)]
     frames = list(envelopes(HEADER, messages))

@@ -18,7 +18,7 @@ from zdps.core.ring import _point as point
 from zdps.wire import codec, errors
 from zdps.wire.api import OPS, encode_publish
 from zdps.wire.codec import encode_api, encode_envelope
-from zdps.wire.data import Ack, Consumed, Fanout, FanoutEntry, Forward, ForwardEntry
+from zdps.wire.data import LEVEL_OWNER, Ack, Consumed, Fanout, FanoutEntry, Forward, forward_entry
 from zdps.wire.delivery import message_header
 from zdps.wire.messages import NODE_MESSAGES
 
@@ -98,7 +98,7 @@ def test_appendix_bytes_are_what_the_code_encodes() -> None:
     hexes = appendix_hex()
     publish = encode_publish([[1, "news", b"hi"]])
     assert hex_of(publish) == "93 01 a3 70 75 62 91 93 01 a4 6e 65 77 73 c4 02 68 69"
-    forward = Forward([ForwardEntry("news", b"hi", 1, 1)]).encode()
+    forward = Forward([forward_entry("news", b"hi", 1, 1, LEVEL_OWNER)]).encode()
     envelope = encode_envelope("default", "n2", INCARNATION, [forward])
     consumed = encode_envelope("default", "n2", INCARNATION, [Consumed(1).encode()])
     header = message_header(1, 1_700_000_000_123)

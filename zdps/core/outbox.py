@@ -82,11 +82,26 @@ class Outbox:
         queue.append(kind([entry]))
 
     def ack(self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int) -> None:
-        """Queue an ack to a peer, extending the previous run when this continues it."""
+        """Queue an ack to a peer, extending the previous run when this continues it.
+
+        Runs are ``[ack_id, seq, nodes, subscribers, n]``: ids ack_id..ack_id+n-1 got seqs
+        seq..seq+n-1, so a batch of publishes to one topic is acknowledged by one entry.
+        """
         queue = self.peers.setdefault(endpoint, [])
         for message in reversed(queue[-_ACK_LOOKBACK:]):
             if type(message) is Ack:
-                _extend_run(message.entries, ack_id, seq, nodes, subscribers)
+                runs = message.entries
+                last = runs[-1]
+                n = last[4]
+                if (
+                    last[0] + n == ack_id
+                    and last[1] + n == seq
+                    and last[2] == nodes
+                    and last[3] == subscribers
+                ):
+                    last[4] = n + 1
+                else:
+                    runs.append([ack_id, seq, nodes, subscribers, 1])
                 return
         queue.append(Ack([[ack_id, seq, nodes, subscribers, 1]]))
 
@@ -116,7 +131,18 @@ class Outbox:
         queue = self.clients.setdefault(client, [])
         for frame in reversed(queue[-_ACK_LOOKBACK:]):
             if frame[0] == API_ACK:
-                _extend_run(frame[1], ref, seq, nodes, subscribers)
+                runs = frame[1]
+                last = runs[-1]
+                n = last[4]
+                if (
+                    last[0] + n == ref
+                    and last[1] + n == seq
+                    and last[2] == nodes
+                    and last[3] == subscribers
+                ):
+                    last[4] = n + 1
+                else:
+                    runs.append([ref, seq, nodes, subscribers, 1])
                 return
         queue.append([API_ACK, [[ref, seq, nodes, subscribers, 1]]])
 
@@ -147,19 +173,6 @@ class Outbox:
             or self.errors
             or self.log
         )
-
-
-def _extend_run(runs: list[list[int]], ref: int, seq: int, nodes: int, subscribers: int) -> None:
-    """Runs are ``[ref, seq, nodes, subscribers, n]``: refs ref..ref+n-1 got seq..seq+n-1.
-
-    A batch of publishes to one topic is acknowledged by a single entry.
-    """
-    last = runs[-1]
-    n = last[4]
-    if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subscribers:
-        last[4] = n + 1
-    else:
-        runs.append([ref, seq, nodes, subscribers, 1])
 
 
 def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iterator[bytes]:

@@ -34,10 +34,10 @@ from zdps.wire.data import (
     Consumed,
     Fanout,
     Forward,
-    ForwardEntry,
     Retention,
     Store,
     Stored,
+    forward_entry,
 )
 from zdps.wire.delivery import closed_header, message_header
 from zdps.wire.errors import E_NO_ROUTE, E_TOO_MANY_HOPS
@@ -77,7 +77,7 @@ class Router(Part):
             return
         hop = self._next_hop(owner, route, hops, now, out)
         if hop is not None:
-            out.batch(hop[0], Forward, ForwardEntry(topic, payload, hop[1], hops + 1, level))
+            out.batch(hop[0], Forward, forward_entry(topic, payload, hop[1], hops + 1, level))
 
     def close(self, topic: str, route: Route | None, hops: int, now: float, out: Outbox) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""

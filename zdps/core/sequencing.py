@@ -32,13 +32,11 @@ from zdps.wire.data import (
     Closed,
     ClosedEntry,
     Fanout,
-    FanoutEntry,
     Handoff,
     HandoffEntry,
     Retention,
     Store,
     Stored,
-    StoreEntry,
 )
 from zdps.wire.delivery import closed_header, message_header
 from zdps.wire.errors import E_NO_REPLICA, E_REPLICA_LOST, E_TIMEOUT
@@ -132,7 +130,7 @@ class Owner(Part):
         self.history.store(topic, epoch, seq, payload, now)
         fanout, inflight = self.peer_fanout, self.flow.inflight
         if interest.endpoints:
-            entry = FanoutEntry(topic, seq, epoch, payload)
+            entry = (topic, seq, epoch, payload)  # a FanoutEntry, as a plain tuple (data.py)
             batch = out.batch
             for endpoint in interest.endpoints:
                 batch(endpoint, Fanout, entry)
@@ -141,7 +139,7 @@ class Owner(Part):
                 inflight[node] = inflight.get(node, 0) + 1
             self.counters["fanout_sent"] += len(interest.endpoints)
         for node, endpoint, deliver in interest.replicas:
-            out.batch(endpoint, Store, StoreEntry(topic, seq, epoch, payload, deliver))
+            out.batch(endpoint, Store, (topic, seq, epoch, payload, deliver))  # a StoreEntry
             inflight[node] = inflight.get(node, 0) + 1
             if deliver:
                 fanout[node] = fanout.get(node, 0) + 1

@@ -90,18 +90,7 @@ class Outbox:
         queue = self.peers.setdefault(endpoint, [])
         for message in reversed(queue[-_ACK_LOOKBACK:]):
             if type(message) is Ack:
-                runs = message.entries
-                last = runs[-1]
-                n = last[4]
-                if (
-                    last[0] + n == ack_id
-                    and last[1] + n == seq
-                    and last[2] == nodes
-                    and last[3] == subscribers
-                ):
-                    last[4] = n + 1
-                else:
-                    runs.append([ack_id, seq, nodes, subscribers, 1])
+                _extend_run(message.entries, ack_id, seq, nodes, subscribers)
                 return
         queue.append(Ack([[ack_id, seq, nodes, subscribers, 1]]))
 
@@ -131,18 +120,7 @@ class Outbox:
         queue = self.clients.setdefault(client, [])
         for frame in reversed(queue[-_ACK_LOOKBACK:]):
             if frame[0] == API_ACK:
-                runs = frame[1]
-                last = runs[-1]
-                n = last[4]
-                if (
-                    last[0] + n == ref
-                    and last[1] + n == seq
-                    and last[2] == nodes
-                    and last[3] == subscribers
-                ):
-                    last[4] = n + 1
-                else:
-                    runs.append([ref, seq, nodes, subscribers, 1])
+                _extend_run(frame[1], ref, seq, nodes, subscribers)
                 return
         queue.append([API_ACK, [[ref, seq, nodes, subscribers, 1]]])
 
@@ -173,6 +151,15 @@ class Outbox:
             or self.errors
             or self.log
         )
+
+
+def _extend_run(runs: list[list[int]], ref: int, seq: int, nodes: int, subscribers: int) -> None:
+    last = runs[-1]
+    n = last[4]
+    if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subscribers:
+        last[4] = n + 1
+    else:
+        runs.append([ref, seq, nodes, subscribers, 1])
 
 
 def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iterator[bytes]:

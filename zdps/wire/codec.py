@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final, NamedTuple, Self
 import msgpack
 
 from zdps.wire.errors import E_BAD_VERSION, ProtocolError, malformed
+from zdps.wire.fields import entry_check, shape
 from zdps.wire.limits import U64
 
 PROTOCOL_VERSION: Final = 1
@@ -113,6 +114,26 @@ class Batch(NodeMessage):
     rejects: tuple[Reject, ...] = ()
     DATA: ClassVar[bool] = False
     ACK_FIELD: ClassVar[int | None] = None  # index of the entry's ack_id, if it has one
+    # The entry's NamedTuple, from which SHAPE and ``entry`` are made (fields.py):
+    ENTRY: ClassVar[type | None] = None
+    RANGES: ClassVar[tuple[tuple[str, int, int], ...]] = ()  # (field, low, high excluded)
+    CHOICES: ClassVar[tuple[tuple[str, tuple], ...]] = ()  # (field, the values allowed)
+    IN_PLACE: ClassVar[bool] = False  # decoded entries stay msgpack's arrays
+
+    def __init_subclass__(cls) -> None:
+        # No super() call: the slotted dataclass is a copy, whose __class__ cell differs.
+        entry = cls.__dict__.get("ENTRY")
+        if entry is not None and "entry" not in cls.__dict__:
+            cls.SHAPE = shape(entry)
+            check = entry_check(
+                cls.KIND,
+                entry,
+                dict((f, (lo, hi)) for f, lo, hi in cls.RANGES),
+                dict(cls.CHOICES),
+                cls.IN_PLACE,
+            )
+            cls.entry = staticmethod(check)  # type: ignore[method-assign, assignment]
+
     SHAPE: ClassVar[str] = ""  # the entry as the spec writes it
 
     @classmethod

@@ -3,7 +3,8 @@
 Every kind here but ``consumed`` is a ``Batch``: a list of entries, decoded entry by
 entry, so one bad entry is skipped alone and, when it names an ``ack_id`` in its own
 field, refused under that id (docs/PROTOCOL.md §3.3, §7). Each entry's fields are a
-NamedTuple, in wire order.
+NamedTuple, in wire order, from which its check and its spec line are made
+(``fields.py``).
 
 The four kinds that carry every message (fwd, fanout, store, ack) are checked in
 place: their decoded entries stay the arrays msgpack made, in that field order, and
@@ -27,8 +28,7 @@ LEVEL_NONE = 0
 LEVEL_OWNER = 1
 LEVEL_REPLICATED = 2
 ACK_LEVELS = {"none": LEVEL_NONE, "owner": LEVEL_OWNER, "replicated": LEVEL_REPLICATED}
-
-_new = tuple.__new__
+_HOPS = (("hops", 0, MAX_HOPS + 1),)
 
 
 class Retention(NamedTuple):
@@ -57,6 +57,13 @@ class ForwardEntry(NamedTuple):
     level: int = LEVEL_OWNER  # LEVEL_OWNER or LEVEL_REPLICATED
 
 
+def forward_entry(topic: str, payload: bytes, ack_id: int, hops: int, level: int) -> tuple:
+    """A fwd entry as sent: the default level is left out, as nodes before ack levels did."""
+    if level == LEVEL_OWNER:
+        return (topic, payload, ack_id, hops)
+    return (topic, payload, ack_id, hops, level)
+
+
 @dataclass(frozen=True, slots=True)
 class Forward(Batch):
     """Publishes on their way to the topic's owner (§7.1)."""
@@ -64,31 +71,10 @@ class Forward(Batch):
     KIND = "fwd"
     DATA = True
     ACK_FIELD = 2
-    SHAPE = "[topic str, payload bin, ack_id int, hops int, level int?]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> list:
-        if (
-            type(raw) is list
-            and 4 <= len(raw) <= 5
-            and type(raw[0]) is str
-            and type(raw[1]) is bytes
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-            and type(raw[3]) is int
-            and 0 <= raw[3] <= MAX_HOPS
-        ):
-            if len(raw) == 4:
-                raw.append(LEVEL_OWNER)  # sent by nodes that leave the default level out
-            if raw[4] == LEVEL_OWNER or raw[4] == LEVEL_REPLICATED:
-                return raw
-        raise malformed(f"fwd entries are {cls.SHAPE}, hops at most {MAX_HOPS}, level 1 or 2")
-
-
-def forward_entry(topic: str, payload: bytes, ack_id: int, hops: int, level: int) -> tuple:
-    """A fwd entry as sent: the default level is left out, as nodes before ack levels did."""
-    if level == LEVEL_OWNER:
-        return (topic, payload, ack_id, hops)
-    return (topic, payload, ack_id, hops, level)
+    ENTRY = ForwardEntry
+    RANGES = _HOPS
+    CHOICES = (("level", (LEVEL_OWNER, LEVEL_REPLICATED)),)
+    IN_PLACE = True
 
 
 class CloseEntry(NamedTuple):
@@ -104,25 +90,13 @@ class Close(Batch):
     KIND = "close"
     DATA = True
     ACK_FIELD = 1
-    SHAPE = "[topic str, ack_id int, hops int]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> CloseEntry:
-        if (
-            type(raw) is list
-            and len(raw) == 3
-            and type(raw[0]) is str
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and type(raw[2]) is int
-            and 0 <= raw[2] <= MAX_HOPS
-        ):
-            return _new(CloseEntry, raw)
-        raise malformed(f"close entries are {cls.SHAPE}")
+    ENTRY = CloseEntry
+    RANGES = _HOPS
 
 
 class ConfigureEntry(NamedTuple):
     topic: str
-    retention: Retention
+    retention: Retention  # two fields on the wire: count and age
     ack_id: int
     hops: int
 
@@ -142,7 +116,8 @@ class Configure(Batch):
             type(raw) is list
             and len(raw) == 5
             and type(raw[0]) is str
-            and (type(raw[3]) is int and 0 <= raw[3] < U64)
+            and type(raw[3]) is int
+            and 0 <= raw[3] < U64
             and type(raw[4]) is int
             and 0 <= raw[4] <= MAX_HOPS
         ):
@@ -150,9 +125,7 @@ class Configure(Batch):
         raise malformed(f"configure entries are {cls.SHAPE}")
 
     def body(self) -> list:
-        return [
-            [e.topic, e.retention.count, e.retention.age, e.ack_id, e.hops] for e in self.entries
-        ]
+        return [[e.topic, *e.retention, e.ack_id, e.hops] for e in self.entries]
 
 
 # ---------------------------------------------------------------- from the owner
@@ -171,20 +144,8 @@ class Fanout(Batch):
 
     KIND = "fanout"
     DATA = True
-    SHAPE = "[topic str, seq int, epoch int, payload bin]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> list:
-        if (
-            type(raw) is list
-            and len(raw) == 4
-            and type(raw[0]) is str
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-            and type(raw[3]) is bytes
-        ):
-            return raw
-        raise malformed(f"fanout entries are {cls.SHAPE}")
+    ENTRY = FanoutEntry
+    IN_PLACE = True
 
 
 class ClosedEntry(NamedTuple):
@@ -200,25 +161,10 @@ class Closed(Batch):
 
     KIND = "closed"
     DATA = True
-    SHAPE = "[topic str, seq int, epoch int, deliver bool?]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> ClosedEntry:
-        if (
-            type(raw) is list
-            and 3 <= len(raw) <= 4
-            and type(raw[0]) is str
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-        ):
-            if len(raw) == 3:
-                raw.append(True)  # sent by nodes that leave the default out
-            if type(raw[3]) is bool:
-                return _new(ClosedEntry, raw)
-        raise malformed(f"closed entries are {cls.SHAPE}")
+    ENTRY = ClosedEntry
 
     def body(self) -> list:
-        """``deliver`` is only sent when False, as nodes before replication sent it."""
+        """``deliver`` is only sent when False, as nodes before replication did."""
         return [e if not e[3] else e[:3] for e in self.entries]
 
 
@@ -236,21 +182,8 @@ class Store(Batch):
 
     KIND = "store"
     DATA = True
-    SHAPE = "[topic str, seq int, epoch int, payload bin, deliver bool]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> list:
-        if (
-            type(raw) is list
-            and len(raw) == 5
-            and type(raw[0]) is str
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-            and type(raw[3]) is bytes
-            and type(raw[4]) is bool
-        ):
-            return raw
-        raise malformed(f"store entries are {cls.SHAPE}")
+    ENTRY = StoreEntry
+    IN_PLACE = True
 
 
 class StoredEntry(NamedTuple):
@@ -264,19 +197,7 @@ class Stored(Batch):
     """A replica's confirmations to the owner, one per topic per turn (§7.8)."""
 
     KIND = "stored"
-    SHAPE = "[topic str, epoch int, seq int]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> StoredEntry:
-        if (
-            type(raw) is list
-            and len(raw) == 3
-            and type(raw[0]) is str
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-        ):
-            return _new(StoredEntry, raw)
-        raise malformed(f"stored entries are {cls.SHAPE}")
+    ENTRY = StoredEntry
 
 
 class HandoffEntry(NamedTuple):
@@ -307,8 +228,10 @@ class Handoff(Batch):
         if type(stored) is not list or not all(
             type(e) is list
             and len(e) == 4
-            and (type(e[0]) is int and 0 <= e[0] < U64)
-            and (type(e[1]) is int and 0 <= e[1] < U64)
+            and type(e[0]) is int
+            and type(e[1]) is int
+            and 0 <= e[0] < U64
+            and 0 <= e[1] < U64
             and type(e[2]) is bytes
             and type(e[3]) in (int, float)
             and e[3] >= 0
@@ -336,22 +259,9 @@ class Ack(Batch):
     """Acknowledgements as runs; the outbox extends the last run when the next continues it."""
 
     KIND = "ack"
-    SHAPE = "[ack_id int, seq int, nodes int, subscribers int, n int]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> list:
-        if (
-            type(raw) is list
-            and len(raw) == 5
-            and (type(raw[0]) is int and 0 <= raw[0] < U64)
-            and (type(raw[1]) is int and 0 <= raw[1] < U64)
-            and (type(raw[2]) is int and 0 <= raw[2] < U64)
-            and (type(raw[3]) is int and 0 <= raw[3] < U64)
-            and type(raw[4]) is int
-            and 1 <= raw[4] <= MAX_ACK_RUN
-        ):
-            return raw
-        raise malformed(f"ack entries are {cls.SHAPE}, n from 1 to {MAX_ACK_RUN}")
+    ENTRY = AckRun
+    RANGES = (("n", 1, MAX_ACK_RUN + 1),)
+    IN_PLACE = True
 
 
 class NackEntry(NamedTuple):
@@ -365,19 +275,7 @@ class Nack(Batch):
     """Refusals, relayed back along each publish's route (§7.4)."""
 
     KIND = "nack"
-    SHAPE = "[ack_id int, code str, message str]"
-
-    @classmethod
-    def entry(cls, raw: Any) -> NackEntry:
-        if (
-            type(raw) is list
-            and len(raw) == 3
-            and (type(raw[0]) is int and 0 <= raw[0] < U64)
-            and type(raw[1]) is str
-            and type(raw[2]) is str
-        ):
-            return _new(NackEntry, raw)
-        raise malformed(f"nack entries are {cls.SHAPE}")
+    ENTRY = NackEntry
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,15 +136,13 @@ class Ping(NodeMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class Bye(NodeMessage):
-    """A graceful leave (§4.5); the body is an empty map, not checked."""
+class _Empty(NodeMessage):
+    """A message whose body is an empty map, not checked: only its kind matters."""
 
-    KIND = "bye"
     SHAPE = "{}"
-    MEMBERSHIP = True
 
     @classmethod
-    def decode(cls, body: Any) -> Bye:
+    def decode(cls, body: Any) -> Any:
         return cls()
 
     def body(self) -> dict:
@@ -152,47 +150,44 @@ class Bye(NodeMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class Sync(NodeMessage):
+class Bye(_Empty):
+    """A graceful leave (§4.5)."""
+
+    KIND = "bye"
+    MEMBERSHIP = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts(NodeMessage):
+    """Group counts of the sender: ``{group: count}``, every group checked."""
+
+    SHAPE = "{group bin: count int}"
+    counts: Counts = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, body: Any) -> Any:
+        return cls(decode_counts(body, cls.KIND))
+
+    def body(self) -> Counts:
+        return self.counts
+
+
+@dataclass(frozen=True, slots=True)
+class Sync(_Counts):
     """All of the sender's local group counts: replaces what is known of it (§5)."""
 
     KIND = "sync"
-    SHAPE = "{group bin: count int}"
-    counts: Counts = field(default_factory=dict)
-
-    @classmethod
-    def decode(cls, body: Any) -> Sync:
-        return cls(decode_counts(body, cls.KIND))
-
-    def body(self) -> Counts:
-        return self.counts
 
 
 @dataclass(frozen=True, slots=True)
-class Update(NodeMessage):
+class Update(_Counts):
     """Changed local group counts, absolute (0: left); the outbox merges queued ones."""
 
     KIND = "update"
-    SHAPE = "{group bin: count int}"
-    counts: Counts = field(default_factory=dict)
-
-    @classmethod
-    def decode(cls, body: Any) -> Update:
-        return cls(decode_counts(body, cls.KIND))
-
-    def body(self) -> Counts:
-        return self.counts
 
 
 @dataclass(frozen=True, slots=True)
-class Resync(NodeMessage):
-    """Asks for a full ``sync``: a ping's scope digest differed (§5); body not checked."""
+class Resync(_Empty):
+    """Asks for a full ``sync``: a ping's scope digest differed (§5)."""
 
     KIND = "resync"
-    SHAPE = "{}"
-
-    @classmethod
-    def decode(cls, body: Any) -> Resync:
-        return cls()
-
-    def body(self) -> dict:
-        return {}

@@ -142,7 +142,11 @@ class Cluster:
         )
 
     def spawn(self, *args: str, name: str) -> tuple[subprocess.Popen, Path, Path]:
-        """Start a long-running zdps CLI command (e.g. subscribe) writing to files."""
+        """Start a long-running zdps CLI command (e.g. subscribe) writing to files.
+
+        SIGINT gets its default action back in the child: a shell running the tests as a
+        background job (``bash .ci/run &``) has them ignore it, and Python keeps that.
+        """
         out, err = self.workdir / f"{name}.out", self.workdir / f"{name}.err"
         with out.open("wb") as o, err.open("wb") as e:
             proc = subprocess.Popen(
@@ -150,6 +154,7 @@ class Cluster:
                 stdout=o,
                 stderr=e,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         self.procs.append(proc)
         return proc, out, err

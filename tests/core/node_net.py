@@ -21,34 +21,17 @@ each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.loop``) d
 A "turn" is one input (a cluster frame, a subscription, a client frame, a tick)
 followed by ``take()``; the outbox is carried out after every turn.
 
-Time is simulated: ``clock`` moves only inside ``step``/``run_until_quiet``/
-``advance``, which process events in time order. A frame is due ``latency`` seconds
-after it was sent (0 by default: the same instant); a node's tick is due at its
-``next_deadline``. At equal times frames go before ticks (the daemon drains its
-sockets before it runs timers). A node is never ticked twice at the same instant: a
-deadline at or before its last tick is taken as ``TICK_RESOLUTION`` later, as the
-daemon's loop spins until its monotonic clock moves.
-
-The network is FIFO per directed link ``(sender id, endpoint)``, whatever the
-latencies. ``cut(a, b)`` drops frames from ``a`` to ``b`` (those sent while cut and
-those still in flight when delivered), ``heal`` undoes it; ``hold(a, b)`` keeps them
-in flight instead (``held`` shows them) until ``release``. A frame for an endpoint
-where no running node listens is dropped. ``crash(node)`` discards the node's core
-and drops everything in flight to or from it; ``restart(node)`` builds a new core with
-the same id and endpoint and a larger incarnation; ``leave(node)`` is a graceful stop:
-the core says bye, its byes stay in flight and the node stops. A ``Disconnect`` is
-recorded but does not drop frames already in flight (they left the socket).
+``crash(node)`` discards the node's core and drops everything in flight to or from
+it; ``restart(node)`` builds a new core with the same id and endpoint and a larger
+incarnation; ``leave(node)`` is a graceful stop: the core says bye, its byes stay in
+flight and the node stops. A ``Disconnect`` is recorded but does not drop frames
+already in flight (they left the socket).
 
 Client input goes through ``on_client_frame`` as encoded API frames, as in the daemon.
 
-Observations: ``deliveries``, ``client_frames`` (with ``acks``/``nacks``/``replies``),
-``sent`` (every envelope, decoded, with ``entries(kind)`` to count data entries),
-``logs``, ``errors``, ``dropped``. ``converged()`` says whether every running node sees
-exactly every other running node as alive and on its ring.
-
-Randomised schedules (delays, loss, partitions, crashes) are meant to be built on top:
-``latency``/``link_latency`` set delays, ``in_flight`` + ``deliver`` let a scheduler
-pick which link moves next while FIFO per link is kept.
+The network and the clock (links, cuts, holds, latencies, ``step``/``advance``) are in
+tests/core/sim_network.py; what is recorded and the views on it (``acks``, ``entries``,
+``converged`` ...) in tests/core/sim_observations.py. Both are mixed into ``SimNet``.
 """
 
 from __future__ import annotations
@@ -57,32 +40,31 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from tests.core.sim_network import PROBE_LINK, TICK_RESOLUTION, Frame, Link, Network
+from tests.core.sim_observations import CLIENT, Delivery, Observations, Sent
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
-from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
-from zdps.wire import (
-    API_ACK,
-    API_NACK,
-    API_PUBLISH,
-    API_REPLY,
-    API_REQUEST,
-    decode_api,
-    decode_envelope,
-    encode_api,
-    encode_envelope,
-    unpack,
-)
+from zdps.wire import API_PUBLISH, API_REQUEST, decode_api, encode_api, encode_envelope, unpack
 from zdps.wire.codec import NodeMessage
 
-CLIENT = b"client"
-TICK_RESOLUTION = 1e-6
-WALL_START_NS = 1_700_000_000 * 10**9  # the "time.time_ns()" of simulated clock 0
+__all__ = [
+    "CLIENT",
+    "PROBE_LINK",
+    "TICK_RESOLUTION",
+    "WALL_START_NS",
+    "DaemonCrash",
+    "Delivery",
+    "Link",
+    "Sent",
+    "SimNet",
+    "SimNode",
+    "mesh",
+    "wait_for",
+]
 
-Link = tuple[str, ...]  # (sender node id, endpoint), or with PROBE_LINK for the probe link
-PROBE_LINK = "probe"
+WALL_START_NS = 1_700_000_000 * 10**9  # the "time.time_ns()" of simulated clock 0
 
 
 def mesh(names: Iterable[str], config: CoreConfig) -> SimNet:
@@ -109,34 +91,6 @@ class DaemonCrash(RuntimeError):
     """A core asked for something the daemon's IO layer would die carrying out."""
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message the node's XPUB published."""
-
-    time: float
-    topic: str
-    header: dict
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """One envelope frame a node sent (messages decoded back from the frame)."""
-
-    time: float
-    src: str
-    endpoint: str
-    dst: str | None  # the node listening at ``endpoint`` when it was sent
-    messages: list
-
-
-@dataclass(slots=True)
-class _Frame:
-    due: float
-    order: int
-    frame: bytes
-
-
 @dataclass(slots=True)
 class SimNode:
     """One node of the simulated cluster; ``core`` is None while it is down."""
@@ -153,7 +107,7 @@ class SimNode:
 
 
 @dataclass
-class SimNet:
+class SimNet(Network, Observations):
     """Simulated nodes, clock and network; see the module docstring."""
 
     scope: str = "sim"
@@ -171,7 +125,7 @@ class SimNet:
     disconnects: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     dropped: int = 0
     _listeners: dict[str, str] = field(default_factory=dict)
-    _links: dict[Link, deque[_Frame]] = field(default_factory=dict)
+    _links: dict[Link, deque[Frame]] = field(default_factory=dict)
     _cut: set[tuple[str, str]] = field(default_factory=set)
     _held: set[tuple[str, str]] = field(default_factory=set)
     _order: int = 0
@@ -265,47 +219,6 @@ class SimNet:
             if self._listeners.get(endpoint) == node or (src == node and not keep_outgoing):
                 self.dropped += len(self._links.pop(link))
 
-    # ------------------------------------------------------------------ faults
-
-    def cut(self, a: str, b: str, both: bool = True) -> None:
-        """Drop every frame from ``a`` to ``b`` (and ``b`` to ``a`` if ``both``)."""
-        self._cut.add((a, b))
-        if both:
-            self._cut.add((b, a))
-
-    def heal(self, a: str | None = None, b: str | None = None, both: bool = True) -> None:
-        """Undo ``cut(a, b)``; with no arguments, heal every link."""
-        if a is None:
-            self._cut.clear()
-            return
-        self._cut.discard((a, b))
-        if both:
-            self._cut.discard((b, a))
-
-    def isolate(self, node: str) -> None:
-        """Cut ``node`` from every other node, both ways."""
-        for other in self.nodes:
-            if other != node:
-                self.cut(node, other)
-
-    def is_cut(self, a: str, b: str) -> bool:
-        return (a, b) in self._cut
-
-    def hold(self, a: str, b: str) -> None:
-        """Keep frames from ``a`` to ``b`` in flight (not lost) until ``release(a, b)``."""
-        self._held.add((a, b))
-
-    def release(self, a: str, b: str) -> None:
-        self._held.discard((a, b))
-
-    def held(self, a: str, b: str) -> list[list]:
-        """The messages of the frames in flight from ``a`` to ``b``, oldest first."""
-        queue = self._links.get((a, self.nodes[b].endpoint), ())
-        return [m for item in queue for m in decode_envelope(item.frame)[3]]
-
-    def _is_held(self, link: Link) -> bool:
-        return (link[0], self._listeners.get(link[1])) in self._held
-
     # ------------------------------------------------------------------ inputs
 
     def subscribe(self, node: str, group: bytes, subscribed: bool = True) -> None:
@@ -374,188 +287,6 @@ class SimNet:
             [m.encode() if isinstance(m, NodeMessage) else m for m in messages],
         )
 
-    # ------------------------------------------------------------------ time
-
-    def in_flight(self) -> list[Link]:
-        """Links with frames in flight, oldest head first."""
-        heads = [(q[0].order, link) for link, q in self._links.items() if q]
-        return [link for _, link in sorted(heads)]
-
-    def pending_frames(self) -> int:
-        return sum(len(q) for q in self._links.values())
-
-    def deliver(self, link: Link) -> None:
-        """Deliver the oldest frame on ``link`` now, whatever its due time."""
-        item = self._links[link].popleft()
-        if not self._links[link]:
-            del self._links[link]
-        self._receive(link, item)
-
-    def step(self, until: float = math.inf) -> bool:
-        """Process the next event (frame or tick) if it is due by ``until``; False if none."""
-        frame_key, frame_link = (math.inf, 0), None
-        for link, queue in self._links.items():
-            if self._held and self._is_held(link):
-                continue
-            key = (queue[0].due, queue[0].order)
-            if key < frame_key:
-                frame_key, frame_link = key, link
-        frame_due = frame_key[0]
-        tick_due, tick_node = math.inf, None
-        for name in sorted(self.nodes):
-            sim = self.nodes[name]
-            if sim.core is not None:
-                due = max(sim.core.next_deadline(self.clock), sim.last_tick + TICK_RESOLUTION)
-                if due < tick_due:
-                    tick_due, tick_node = due, name
-        if frame_link is not None and frame_due <= tick_due:
-            if frame_due > until:
-                return False
-            self.clock = max(self.clock, frame_due)
-            self.deliver(frame_link)
-            return True
-        if tick_node is None or tick_due > until:
-            return False
-        self.clock = max(self.clock, tick_due)
-        sim = self.nodes[tick_node]
-        sim.last_tick = self.clock
-        sim.core.tick(self.clock)
-        self._flush(tick_node)
-        return True
-
-    def run_until_quiet(self, max_events: int = 100_000) -> int:
-        """Process events in time order until only held frames are in flight; returns the count.
-
-        With zero latency no time passes unless a tick was already due. With a latency
-        of a heartbeat or more the network may never be quiet: RuntimeError after
-        ``max_events``.
-        """
-        for done in range(max_events):
-            if not self._links or (self._held and all(map(self._is_held, self._links))):
-                return done
-            self.step()
-        raise RuntimeError(f"network not quiet after {max_events} events")
-
-    def advance(self, seconds: float, max_events: int = 1_000_000) -> None:
-        """Let ``seconds`` of simulated time pass, processing every event due meanwhile."""
-        until = self.clock + seconds
-        for _ in range(max_events):
-            if not self.step(until):
-                self.clock = until
-                return
-        raise RuntimeError(f"more than {max_events} events in {seconds} s")
-
-    def settle(self, timeout: float = 10.0) -> None:
-        """Run until the running nodes form a full mesh and nothing is in flight."""
-        deadline = self.clock + timeout
-        self.run_until_quiet()
-        while not self.converged():
-            if self.clock >= deadline:
-                raise AssertionError(f"no full mesh after {timeout} s: {self.views()}")
-            self.advance(self.config.heartbeat_interval)
-            self.run_until_quiet()
-
-    # ------------------------------------------------------------------ observations
-
-    def views(self) -> dict[str, set[str]]:
-        """Each running node's set of alive peers."""
-        return {n: set(self.core(n).membership.alive()) for n in self.running()}
-
-    def converged(self) -> bool:
-        """Every running node sees exactly the others as alive, and rings agree."""
-        running = set(self.running())
-        return all(
-            set(self.core(n).membership.alive()) == running - {n}
-            and self.core(n).ring.nodes == running
-            for n in running
-        )
-
-    def owner(self, topic: str, nodes: Iterable[str] | None = None) -> str | None:
-        """The owner of ``topic`` on a ring of ``nodes`` (default: the running nodes)."""
-        return HashRing(self.running() if nodes is None else nodes).owner(topic)
-
-    def received(self, node: str, topic: str | None = None) -> list[Delivery]:
-        """``node``'s deliveries, optionally only those of ``topic``."""
-        return [d for d in self.deliveries[node] if topic is None or d.topic == topic]
-
-    def stamps(self, node: str, topic: str) -> list[tuple[int, int]]:
-        """(epoch, seq) of the ordinary messages ``node`` delivered on ``topic``."""
-        return [
-            (d.header["epoch"], d.header["seq"])
-            for d in self.received(node, topic)
-            if "type" not in d.header
-        ]
-
-    def frames(self, node: str, client: bytes = CLIENT) -> list[list]:
-        """Decoded API frames ``[kind, *fields]`` sent to ``client`` of ``node``."""
-        return [frame for _, frame in self.client_frames.get((node, client), [])]
-
-    def answered_at(self, node: str, ref: Any, client: bytes = CLIENT) -> float | None:
-        """When ``client`` of ``node`` first got an ack, nack or reply for ``ref``."""
-        for time, (kind, *fields) in self.client_frames.get((node, client), []):
-            if kind == API_ACK and any(e[0] <= ref < e[0] + e[4] for e in fields[0]):
-                return time
-            if kind == API_NACK and any(e[0] == ref for e in fields[0]):
-                return time
-            if kind == API_REPLY and fields[0] == ref:
-                return time
-        return None
-
-    def acks(self, node: str, client: bytes = CLIENT) -> dict[Any, list]:
-        """ref -> [seq, nodes, subscribers] of every API ack sent to ``client``."""
-        found: dict[Any, list] = {}
-        for kind, *fields in self.frames(node, client):
-            if kind == API_ACK:
-                for ref, seq, nodes, subscribers, n in fields[0]:  # a run of n acks
-                    for i in range(n):
-                        found[ref + i] = [seq + i, nodes, subscribers]
-        return found
-
-    def nacks(self, node: str, client: bytes = CLIENT) -> dict[Any, tuple[str, str]]:
-        """ref -> (code, message) of every API nack sent to ``client``."""
-        found: dict[Any, tuple[str, str]] = {}
-        for kind, *fields in self.frames(node, client):
-            if kind == API_NACK:
-                for ref, code, message in fields[0]:
-                    found[ref] = (code, message)
-        return found
-
-    def replies(self, node: str, client: bytes = CLIENT) -> dict[Any, tuple[bool, Any]]:
-        """ref -> (ok, result) of every request reply sent to ``client``."""
-        return {
-            fields[0]: (fields[1], fields[2])
-            for kind, *fields in self.frames(node, client)
-            if kind == API_REPLY
-        }
-
-    def entries(
-        self, kind: str, *, src: str | None = None, dst: str | None = None
-    ) -> list[tuple[Sent, Any]]:
-        """Every message body entry of ``kind`` sent (as recorded), with its envelope.
-
-        Data kinds (fwd, fanout, ack, ...) carry a list of entries and yield one item
-        per entry; other kinds yield their single body.
-        """
-        found = []
-        for sent in self.sent:
-            if (src is None or sent.src == src) and (dst is None or sent.dst == dst):
-                for message in sent.messages:
-                    if isinstance(message, list) and message and message[0] == kind:
-                        body = message[1] if len(message) > 1 else None
-                        if isinstance(body, list):
-                            found += [(sent, entry) for entry in body]
-                        else:
-                            found.append((sent, body))
-        return found
-
-    def log_lines(self, node: str, text: str) -> list[float]:
-        """Times at which ``node`` logged a line containing ``text``."""
-        return [t for t, line in self.logs[node] if text in line]
-
-    def error_codes(self, node: str) -> dict[str, int]:
-        """``node``'s current core error counters."""
-        return dict(self.core(node).errors)
-
     # ------------------------------------------------------------------ the IO layer
 
     def _flush(self, node: str) -> None:
@@ -590,28 +321,3 @@ class SimNet:
         self.logs[node] += [(now, line) for line in out.log]
         if core.outbox:
             self._flush(node)
-
-    def _send(self, src: str, endpoint: str, frame: bytes, channel: tuple = ()) -> None:
-        dst = self._listeners.get(endpoint)
-        if self.record:
-            self.sent.append(Sent(self.clock, src, endpoint, dst, decode_envelope(frame)[3]))
-        if dst is not None and (src, dst) in self._cut:
-            self.dropped += 1
-            return
-        link = (src, endpoint, *channel)
-        queue = self._links.setdefault(link, deque())
-        delay = self.link_latency.get((src, dst or ""), self.latency)
-        due = self.clock + delay
-        if queue:
-            due = max(due, queue[-1].due)  # FIFO per link whatever the latencies
-        self._order += 1
-        queue.append(_Frame(due, self._order, frame))
-
-    def _receive(self, link: Link, item: _Frame) -> None:
-        src, endpoint = link[:2]
-        dst = self._listeners.get(endpoint)
-        if dst is None or self.nodes[dst].core is None or (src, dst) in self._cut:
-            self.dropped += 1
-            return
-        self.core(dst).on_cluster_frame(item.frame, self.clock)
-        self._flush(dst)

@@ -22,6 +22,9 @@ is a netsplit (the remote scope's 'DOWN' on both sides), ``restart`` is a scope
 restart (its peers see it go down and come back), ``join``/``leave`` are local
 member changes, and ``inject`` is pg's white-box ``gen_server:cast`` of a crafted
 message.
+
+``sends`` (the ``OverlaySend`` actions among some) and ``group`` (pg's group names as
+exact-topic groups) are the small helpers of the pg_SUITE port.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable
 
 from zdps.core.overlay import Action, MemberEvent, Overlay, OverlaySend
-from zdps.topics import is_exact
+from zdps.topics import exact_group, is_exact
 from zdps.wire import pack, unpack
 from zdps.wire.messages import decode_message
 
@@ -229,3 +232,13 @@ def brute_reach(table: Table, topic: bytes) -> dict[str, int]:
             for node, count in nodes.items():
                 found[node] = found.get(node, 0) + count
     return found
+
+
+def sends(actions: list) -> list[OverlaySend]:
+    """The OverlaySend actions among ``actions``."""
+    return [a for a in actions if isinstance(a, OverlaySend)]
+
+
+def group(name: str) -> bytes:
+    """pg's atom group names become exact-topic groups."""
+    return exact_group(name)

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.core.helpers import build
 from tests.core.node_net import SimNet
 from zdps.topics import exact_group, prefix_group
 
@@ -35,16 +36,6 @@ pytestmark = pytest.mark.timeout(300)
 EXAMPLES = int(os.environ.get("ZDPS_SIM_EXAMPLES", "40"))
 TOPICS = ["orders", "orders.eu", "prices", "news.a", "news.b"]
 GROUPS = [exact_group(t) for t in TOPICS] + [prefix_group("news."), prefix_group("orders")]
-
-
-def build(rng: random.Random) -> tuple[SimNet, list[str]]:
-    names = [f"n{i}" for i in range(rng.randint(3, 5))]
-    net = SimNet(latency=rng.choice([0.0, 0.0005, 0.002]))
-    net.add(names[0])
-    for name in names[1:]:
-        net.add(name, [rng.choice(names[: names.index(name)])])
-    net.settle()
-    return net, names
 
 
 def run_schedule(net: SimNet, names: list[str], rng: random.Random, steps: int) -> dict:

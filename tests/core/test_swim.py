@@ -1,6 +1,6 @@
-"""The SWIM detector (zdps/core/swim.py), alone and inside simulated clusters.
+"""The SWIM detector (zdps/core/swim.py), alone: ``Swim`` driven with explicit times.
 
-Rules under test:
+The detector inside simulated clusters: test_swim_cluster.py. Rules under test:
 
 * one peer is probed per probe interval, round-robin over a list reshuffled each round;
 * an unanswered probe asks up to ``indirect_probes`` helpers, whose relayed ack saves
@@ -10,8 +10,7 @@ Rules under test:
 * an unrefuted suspicion ends in a dead verdict sent to every peer; the timeout falls
   from its maximum to its minimum as independent accusers confirm it;
 * verdicts about another incarnation never touch the current one;
-* local health stretches probe timeouts; a stalled tick judges nobody;
-* in a cluster, a crash is known everywhere fast, a restart or a false verdict heals.
+* local health stretches probe timeouts; a stalled tick judges nobody.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.core.node_net import SimNet
+from tests.core.helpers import verdict
 from zdps.core.swim import EXPECTED_CONFIRMATIONS, HEALTH_MAX, Dead, Swim, SwimConfig, Tell
 from zdps.wire import (
     ALIVE,
@@ -34,7 +33,6 @@ from zdps.wire import (
     PROBE_REQ,
     SUSPECT,
     ProtocolError,
-    probes,
 )
 from zdps.wire.messages import decode_message
 from zdps.wire.probes import Probe, ProbeAck, ProbeNack, ProbeReq
@@ -67,10 +65,6 @@ def told(actions: list, kind: str) -> list[Tell]:
 
 def deaths(actions: list) -> list[str]:
     return [a.node for a in actions if isinstance(a, Dead)]
-
-
-def verdict(kind: str, node: str, incarnation: int = 1, version: int = 0) -> probes.Verdict:
-    return decode_message([kind, {"node": node, "inc": incarnation, "ver": version}])
 
 
 def answer_probes(swim: Swim, actions: list) -> None:
@@ -349,74 +343,3 @@ def test_the_silence_backstop_drops_a_peer_without_a_verdict() -> None:
             swim.handle(tell.node, ProbeAck(tell.message.seq), now)
     assert deaths(actions) == ["b"] and now == pytest.approx(2.0)
     assert told(actions, DEAD) == []
-
-
-# ---------------------------------------------------------------- in a cluster
-
-
-def mesh(*names: str) -> SimNet:
-    net = SimNet()
-    net.add(names[0])
-    for name in names[1:]:
-        net.add(name, [names[0]])
-    net.settle()
-    return net
-
-
-@pytest.mark.parametrize("crash_after", [0.0, 0.07, 0.13, 0.29, 0.41])
-def test_a_crash_is_known_everywhere_within_1_5_s(crash_after: float) -> None:
-    net = mesh("a", "b", "c", "d")
-    net.advance(1.0 + crash_after)
-    crashed = net.clock
-    net.crash("b")
-    net.advance(3.0)
-    downs = [net.log_lines(n, "peer b down (dead)") for n in "acd"]
-    assert all(len(d) == 1 for d in downs)
-    assert max(d[0] for d in downs) - crashed <= 1.5
-    assert net.entries(DEAD)  # at least one node learned it from a verdict
-    assert net.converged()
-
-
-def test_a_restart_is_never_killed_by_news_of_the_old_life() -> None:
-    net = mesh("a", "b", "c")
-    net.advance(1.0)
-    old = net.nodes["b"].incarnation
-    net.crash("b")
-    net.advance(0.5)  # long enough for a suspicion of the old b, too short for a verdict
-    net.restart("b")
-    net.advance(0.1)
-    for node in "ac":  # a dead verdict about the old life arrives late
-        net.inject(node, net.envelope("a" if node == "c" else "c", [verdict(DEAD, "b", old)]))
-    net.advance(3.0)
-    assert net.converged()
-    for node in "ac":
-        assert net.log_lines(node, "peer b down (dead)") == []
-        assert net.core(node).membership.peers["b"].incarnation == net.nodes["b"].incarnation
-
-
-def test_a_node_declared_dead_while_alive_comes_back() -> None:
-    net = mesh("a", "b", "c")
-    net.advance(1.0)
-    b = net.nodes["b"].incarnation
-    net.inject("a", net.envelope("c", [verdict(DEAD, "b", b)]))  # a false verdict
-    assert net.log_lines("a", "peer b down (dead)")
-    net.advance(1.5)
-    assert net.converged()
-    assert len(net.log_lines("a", "peer b up")) == 2
-
-
-def test_a_short_freeze_is_refuted_not_fatal() -> None:
-    """b hears nothing and says nothing for 0.6 s; its peers suspect it, it refutes."""
-    net = mesh("a", "b", "c")
-    net.advance(1.0)
-    net.isolate("b")
-    suspected = False
-    for _ in range(12):
-        net.advance(0.05)
-        suspected |= any(net.core(n).membership.detector.is_suspect("b") for n in "ac")
-    assert suspected
-    net.heal()
-    net.advance(3.0)
-    assert all(net.log_lines(n, "down") == [] for n in "abc")
-    assert net.core("b").membership.detector.counts["refuted"] >= 1
-    assert not any(net.core(n).membership.detector.is_suspect("b") for n in "ac")

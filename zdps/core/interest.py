@@ -2,8 +2,8 @@
 
 Interested nodes (an exact or prefix member in the scope overlay) get one ``fanout``
 copy each; the topic's replicas get a ``store`` copy instead, delivered there too when
-the replica has interest, so no node gets two copies. Computed from the overlay and
-the ring, and cached per topic until either changes.
+the replica has interest, so no node gets two copies. Computed from the overlay, the
+ring and the topic's retention, and cached per topic until one of them changes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Interest:
     subscribers: int  # the reach counts summed (what acks report)
     replicas: list[tuple[str, str, bool]]  # (node, endpoint, deliver there too): store copies
     reached: int  # nodes that deliver it
+    keeps_history: bool  # the topic's retention when this was computed was not 0
 
 
 @dataclass(slots=True)
@@ -49,15 +50,13 @@ class InterestCache:
             self._cache.clear()
             self._version = self.overlay.version
         found = self._cache.get(topic)
-        if found is None:
+        # A retention can change by configure, by handoff or by deletion: checked here.
+        if found is None or found.keeps_history != (self.history.retention(topic).count > 0):
             found = self._compute(topic)
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
             self._cache[topic] = found
         return found
-
-    def forget(self, topic: str) -> None:
-        self._cache.pop(topic, None)
 
     def clear(self) -> None:
         """The ring or the live peers changed."""
@@ -66,7 +65,8 @@ class InterestCache:
     def _compute(self, topic: str) -> Interest:
         reach = self.overlay.reach(topic.encode())
         replicas = []
-        if self.ring.owner(topic) == self.node and self.history.retention(topic).count > 0:
+        keeps_history = self.history.retention(topic).count > 0
+        if self.ring.owner(topic) == self.node and keeps_history:
             for node in self.replication.replicas(topic):
                 endpoint = self.endpoint_of(node)
                 if endpoint is not None:
@@ -80,4 +80,5 @@ class InterestCache:
                 endpoints.append(endpoint)
         local = self.node in reach
         reached = len(nodes) + local + sum(deliver for _, _, deliver in replicas)
-        return Interest(endpoints, nodes, local, sum(reach.values()), replicas, reached)
+        subscribers = sum(reach.values())
+        return Interest(endpoints, nodes, local, subscribers, replicas, reached, keeps_history)

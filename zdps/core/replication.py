@@ -130,13 +130,18 @@ class Replication:
         while we held the owner for dead). At a gap the owner is told instead (a
         ``stored`` entry with seq 0): it refuses that epoch's waiting ``replicated``
         publishes and starts a new epoch, which we confirm again.
+
+        An owner's new epoch starts at seq 1, so a replica that already had copies of
+        the topic from that owner takes a later first seq of a new epoch as a gap too
+        (its first copy was lost). A node that is new to the placement, and so has
+        none, may start anywhere: the owner waits on it only for what it sent it.
         """
         key = (owner, topic)
         last = self._received.get(key)
         if len(self._received) > MAX_TRACKED:
             self._received.clear()
         self._received[key] = (epoch, seq)
-        if last is not None and last[0] == epoch and seq != last[1] + 1:
+        if last is not None and seq != (last[1] + 1 if last[0] == epoch else 1):
             if self._broken.get(key) != epoch:
                 self._gaps.setdefault(owner, []).append(StoredEntry(topic, epoch, 0))
             self._broken[key] = epoch
@@ -176,4 +181,8 @@ class Replication:
                     sends.setdefault(node, []).append(topic)
             if self.node not in new:
                 drops.append(topic)
+        for topic in drops:  # if we are placed again later, we start as new to it
+            for key in [k for k in self._received if k[1] == topic]:
+                del self._received[key]
+                self._broken.pop(key, None)
         return sends, drops

@@ -165,7 +165,6 @@ class Owner(Part):
         self.sequencer.forget(topic)
         interest = self.interest.of(topic)  # replicas as placed under the topic's retention
         self.history.drop(topic)
-        self.interest.forget(topic)
         for endpoint in interest.endpoints:
             out.batch(endpoint, Closed, ClosedEntry(topic, seq, epoch))
         for node, endpoint, deliver in interest.replicas:  # replicas drop the history too
@@ -183,7 +182,6 @@ class Owner(Part):
     ) -> None:
         """Set a topic's retention here and at its replicas; acked with seq 0."""
         self.history.configure(topic, retention, now)
-        self.interest.forget(topic)  # a retention of 0 stops replication
         for node in self.replication.replicas(topic):
             endpoint = self.routes.endpoint_of(node)
             if endpoint is not None:

@@ -1,8 +1,18 @@
-"""Flow control: unconfirmed data to a peer is bounded, and nothing accepted is lost.
+"""Flow control (zdps/core/flow.py): unconfirmed data to a peer is bounded, and nothing
+accepted is lost.
 
 The owner counts fan-out copies until the receiving node confirms it processed them
 (``consumed``); past the window it is saturated: forwards wait, unsequenced and
 unacknowledged, until confirmations return; then everything flows in order.
+
+* Saturated means more than ``window`` entries in flight to some peer; a ``consumed``
+  subtracts (never below 0), a peer that goes down no longer counts.
+* While saturated, and while older forwards still wait, a ``fwd`` is set aside whole.
+* What a node processed from a peer is confirmed once it exceeds 1/8 of the window,
+  else at the next tick (``all_``).
+
+Sans-IO tests drive ``FlowControl`` directly; the others run the simulated cluster
+(tests/core/node_net.py).
 """
 
 from __future__ import annotations
@@ -10,14 +20,81 @@ from __future__ import annotations
 import pytest
 
 from tests.core.node_net import SimNet
+from zdps.core.flow import FlowControl
+from zdps.core.outbox import Outbox
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
 from zdps.wire import CONSUMED
+from zdps.wire.data import Consumed, Forward
 
 pytestmark = pytest.mark.timeout(60)
 
 WINDOW = 10
+
+
+def endpoint(node: str) -> str | None:
+    return None if node == "gone" else f"inproc://{node}"
+
+
+def forward(payload: bytes) -> Forward:
+    return Forward([("t", payload, 0, 1)])
+
+
+# ---------------------------------------------------------------- FlowControl
+
+
+def test_saturated_only_above_the_window_and_consumed_never_below_zero() -> None:
+    flow = FlowControl(WINDOW)
+    flow.sent("b", WINDOW)
+    flow.sent("c", 3)
+    assert not flow.saturated  # the window itself is allowed
+    flow.sent("b")
+    assert flow.saturated
+    flow.on_consumed("c", Consumed(3))
+    assert flow.saturated  # another peer's confirmation does not help
+    flow.on_consumed("b", Consumed(1))
+    assert not flow.saturated
+    flow.on_consumed("b", Consumed(WINDOW * 5))
+    assert flow.inflight == {"b": 0, "c": 0}
+
+
+def test_forwards_are_deferred_while_saturated_and_while_older_ones_wait() -> None:
+    flow = FlowControl(WINDOW)
+    assert flow.defer("b", forward(b"0")) is False and not flow.deferred
+    flow.sent("c", WINDOW + 1)
+    assert flow.defer("b", forward(b"1")) is True
+    flow.on_consumed("c", Consumed(WINDOW))
+    assert not flow.saturated
+    assert flow.defer("d", forward(b"2")) is True  # behind the one still waiting
+    assert [(s, m.entries[0][1]) for s, m in flow.deferred] == [("b", b"1"), ("d", b"2")]
+
+
+def test_confirmations_wait_for_an_eighth_of_the_window_unless_all_are_owed() -> None:
+    flow, out = FlowControl(16), Outbox()  # 1/8 of the window: 2
+    flow.processed("b", 2)
+    flow.processed("c", 3)
+    flow.processed("gone", 5)
+    flow.confirm(out, endpoint, all_=False)
+    assert out.peers == {endpoint("c"): [Consumed(3)]}
+    assert flow.owed == {"b": 2}
+    flow.processed("b", 1)
+    flow.confirm(out, endpoint, all_=True)
+    assert out.peers[endpoint("b")] == [Consumed(3)]
+    assert flow.owed == {}
+
+
+def test_a_peer_going_down_is_forgotten() -> None:
+    flow = FlowControl(WINDOW)
+    flow.sent("b", WINDOW + 1)
+    flow.sent("c", 2)
+    flow.processed("b", 4)
+    flow.peer_down("b", Outbox())
+    assert not flow.saturated
+    assert (flow.inflight, flow.owed) == ({"c": 2}, {})
+
+
+# ---------------------------------------------------------------- in the cluster
 
 
 def three_nodes() -> tuple[SimNet, str]:

@@ -1,0 +1,367 @@
+"""Sequencing (zdps/core/sequencing.py): what a topic's owner does with a publish.
+
+* The topic's owner (``ring.owner``) sequences: seq 1, 2, 3 ... without gaps whatever
+  the entry node, and every subscriber sees the same total order.
+* Epochs a node hands out only grow, and a new one starts above every epoch in the
+  topic's history; a topic idle for ``idle_topic_ttl`` is forgotten, and its next
+  publish opens a new epoch.
+* The owner stores what it sequences and copies it; ack level ``owner`` is acked at
+  once, ``replicated`` waits until every replica it was sent to confirmed it (a
+  ``stored`` of seq 0 refuses that epoch's waiting ones and starts a new epoch).
+* ``delete`` ends a topic with a ``closed`` header after every earlier message; the
+  next publish opens a larger epoch at seq 1. It drops the history everywhere.
+* ``create`` sets a topic's retention at the owner and its replicas.
+
+Sans-IO tests build an ``Owner`` from its parts and read the ``Outbox``; the others
+run the simulated cluster (tests/core/node_net.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.helpers import cluster, history, placed, publish, stored, topic_owned_by
+from tests.core.node_net import SimNet
+from zdps.core.acks import Routes
+from zdps.core.flow import FlowControl
+from zdps.core.history import HistoryStore
+from zdps.core.interest import InterestCache
+from zdps.core.outbox import Outbox
+from zdps.core.overlay import Overlay
+from zdps.core.replication import Replication
+from zdps.core.ring import HashRing
+from zdps.core.sequencing import Owner, Sequencer
+from zdps.core.status import COUNTERS
+from zdps.core.tunables import CoreConfig
+from zdps.topics import exact_group, prefix_group
+from zdps.wire import (
+    API_ACK,
+    API_NACK,
+    CLOSED,
+    CONSUMED,
+    E_NO_REPLICA,
+    E_REPLICA_LOST,
+    E_TIMEOUT,
+    LEVEL_OWNER,
+    LEVEL_REPLICATED,
+)
+from zdps.wire.data import Retention, Store, Stored, StoredEntry
+
+pytestmark = pytest.mark.timeout(120)
+
+DEFAULT = Retention(CoreConfig().history, CoreConfig().history_ttl)
+CLIENT = b"client"
+
+
+def endpoint(node: str) -> str:
+    return f"inproc://{node}"
+
+
+def make_owner(nodes: str = "abc", replicas: int = 1, reachable: str = "abc") -> Owner:
+    """Node ``a``'s owner side on a ring of ``nodes``; only ``reachable`` have an endpoint."""
+    ring = HashRing(nodes)
+    history = HistoryStore(Retention(100, 60.0))
+    replication = Replication("a", ring, history, replicas)
+
+    def endpoint_of(node: str) -> str | None:
+        return endpoint(node) if node in reachable else None
+
+    interest = InterestCache("a", ring, Overlay("a"), endpoint_of, history, replication)
+    return Owner(
+        "a", ring, Sequencer(1_000, 0.0, history.last_epoch), history, replication, interest,
+        Routes(endpoint_of), FlowControl(), dict.fromkeys(COUNTERS, 0), ack_timeout=10.0,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- Sequencer
+
+
+def test_epochs_only_grow_and_start_above_the_historys() -> None:
+    newest: dict[str, int] = {}  # the newest epoch in each topic's history
+    sequencer = Sequencer(1_000, 10.0, lambda topic: newest.get(topic, 0))
+    assert sequencer.stamp("t", 10.0) == (1_000, 1)  # the clock: base + elapsed ms
+    assert sequencer.stamp("t", 10.5) == (1_000, 2)  # one epoch while sequencing
+    assert sequencer.stamp("u", 10.0) == (1_001, 1)  # same millisecond: still larger
+    assert sequencer.stamp("w", 5.0) == (1_002, 1)  # a clock behind: still larger
+    sequencer.forget("t")
+    assert sequencer.stamp("t", 12.0) == (3_000, 1)
+    newest["v"] = 9_999  # history from an owner whose clock is ahead of ours
+    assert sequencer.stamp("v", 12.0) == (10_000, 1)
+    sequencer.forget("t")
+    assert sequencer.stamp("t", 12.0) == (10_001, 1)  # and every later epoch is above it
+    assert sequencer.epoch("t") == 10_001 and sequencer.epoch("never") == 0
+
+
+def test_idle_and_disowned_topics_are_forgotten() -> None:
+    sequencer = Sequencer(1_000, 0.0)
+    for topic in ("busy", "idle", "moved"):
+        sequencer.stamp(topic, 0.0)
+    sequencer.stamp("busy", 6.0)
+    sequencer.forget_idle(6.0, 5.0)
+    assert (sequencer.epoch("busy") > 0, sequencer.epoch("idle")) == (True, 0)
+    sequencer.retain(lambda topic: topic != "moved")
+    assert sequencer.epoch("moved") == 0 and len(sequencer) == 1
+
+
+def test_idle_topics_are_forgotten_and_restart_with_a_new_epoch() -> None:
+    net = SimNet(config=CoreConfig(idle_topic_ttl=5.0))
+    net.add("a")
+    net.subscribe("a", exact_group("busy"))
+    net.subscribe("a", exact_group("idle"))
+    for topic in ("busy", "idle"):
+        net.publish("a", topic, b"1")
+    net.run_until_quiet()
+    for _ in range(10):  # "busy" keeps being used, "idle" does not
+        net.advance(1.0)
+        net.publish("a", "busy", b"x")
+        net.run_until_quiet()
+    assert len(net.core("a").sequencer) == 1
+    net.publish("a", "idle", b"2")
+    net.run_until_quiet()
+    (first, _), (second, seq) = net.stamps("a", "idle")
+    assert second > first and seq == 1
+    assert len({epoch for epoch, _ in net.stamps("a", "busy")}) == 1
+
+
+def test_concurrent_publishes_get_gapless_seqs_and_one_total_order() -> None:
+    net = cluster("abcd")
+    topic = topic_owned_by("a", "abcd")
+    for node in "abcd":
+        net.subscribe(node, exact_group(topic))
+    net.run_until_quiet()
+    sent = []
+    for i in range(24):
+        entry = "abcd"[(i * 7) % 4 if i % 5 else 3]
+        sent.append((entry, net.publish(entry, topic, f"{entry}{i}".encode())))
+    net.run_until_quiet()
+    orders = {node: [d.payload for d in net.received(node, topic)] for node in "abcd"}
+    assert len({tuple(o) for o in orders.values()}) == 1
+    (epoch,) = {e for e, _ in net.stamps("a", topic)}
+    for node in "abcd":
+        assert net.stamps(node, topic) == [(epoch, s) for s in range(1, 25)]
+    order = orders["a"]
+    for entry in "abcd":  # each entry node's publishes keep their order ...
+        published = [f"{e}{i}".encode() for i, (e, _) in enumerate(sent) if e == entry]
+        assert [p for p in order if p[:1] == entry.encode()] == published
+        # ... and each ack names the seq its message was delivered with.
+        seqs = [net.acks(entry)[ref][0] for e, ref in sent if e == entry]
+        assert [order[s - 1] for s in seqs] == published
+
+
+# ---------------------------------------------------------------- Owner: ack levels
+
+
+def test_an_owner_level_publish_is_stored_copied_and_acked_at_once() -> None:
+    owner, out = make_owner(), Outbox()
+    topic = placed("abc", "ab")
+    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_OWNER, 0.0, out)
+    epoch = owner.sequencer.epoch(topic)
+    assert out.peers == {endpoint("b"): [Store([(topic, 1, epoch, b"x", False)])]}
+    assert out.clients == {CLIENT: [[API_ACK, [[7, 1, 0, 0, 1]]]]}
+    assert [(e.seq, e.payload) for e in owner.history.topics[topic].entries] == [(1, b"x")]
+    assert owner.replication.pending == 0
+
+
+def test_a_replicated_publish_waits_for_every_replica_it_was_sent_to() -> None:
+    owner, out = make_owner(replicas=2), Outbox()
+    topic = placed("abc", "abc")
+    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    epoch = owner.sequencer.epoch(topic)
+    assert set(out.peers) == {endpoint("b"), endpoint("c")}  # a store copy each
+    assert out.clients == {} and owner.replication.pending == 1
+    owner.on_stored("b", Stored([StoredEntry(topic, epoch, 1)]), 0.1, out)
+    owner.on_stored("c", Stored([StoredEntry(topic, epoch - 1, 1)]), 0.1, out)  # other epoch
+    assert out.clients == {}
+    owner.on_stored("c", Stored([StoredEntry(topic, epoch, 1)]), 0.2, out)
+    assert out.clients == {CLIENT: [[API_ACK, [[7, 1, 0, 0, 1]]]]}
+    assert owner.replication.pending == 0
+
+
+def test_a_replicated_publish_without_a_reachable_replica_is_refused_unsequenced() -> None:
+    owner, out = make_owner(reachable="ac"), Outbox()
+    topic = placed("abc", "ab")
+    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    assert [frame[0] for frame in out.clients[CLIENT]] == [API_NACK]
+    assert out.clients[CLIENT][0][1][0][:2] == [7, E_NO_REPLICA]
+    assert out.peers == {} and out.deliveries == []
+    assert len(owner.history) == 0 and len(owner.sequencer) == 0
+    assert owner.counters["owned_published"] == 0
+
+
+def test_stored_seq_0_refuses_that_epochs_waiting_publishes_and_starts_a_new_epoch() -> None:
+    owner, out = make_owner(), Outbox()
+    topic = placed("abc", "ab")
+    for ref in (7, 8):
+        owner.sequence(topic, b"x", (CLIENT, ref), LEVEL_REPLICATED, 0.0, out)
+    epoch = owner.sequencer.epoch(topic)
+    owner.on_stored("b", Stored([StoredEntry(topic, epoch - 1, 0)]), 0.1, out)  # older epoch
+    assert out.clients == {} and owner.sequencer.epoch(topic) == epoch
+    owner.on_stored("b", Stored([StoredEntry(topic, epoch, 0)]), 0.1, out)
+    (nack,) = out.clients[CLIENT]
+    assert nack[0] == API_NACK and [(r, c) for r, c, _ in nack[1]] == [
+        (7, E_REPLICA_LOST),
+        (8, E_REPLICA_LOST),
+    ]
+    assert owner.replication.pending == 0 and owner.sequencer.epoch(topic) == 0
+    owner.sequence(topic, b"y", None, LEVEL_OWNER, 0.2, out)
+    assert owner.sequencer.epoch(topic) > epoch
+
+
+def test_a_replica_going_away_or_the_ack_timeout_refuses_what_waited() -> None:
+    owner, out = make_owner(), Outbox()
+    topic = placed("abc", "ab")
+    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, b"y", (CLIENT, 8), LEVEL_REPLICATED, 5.0, out)
+    owner.expire(9.9, out)
+    assert out.clients == {}
+    owner.expire(10.0, out)  # the first one's deadline
+    assert [e[:2] for e in out.clients[CLIENT][0][1]] == [[7, E_TIMEOUT]]
+    owner.peer_down("c", out)  # not a replica of the topic
+    assert len(out.clients[CLIENT][0][1]) == 1
+    owner.peer_down("b", out)
+    assert [e[:2] for e in out.clients[CLIENT][0][1]] == [[7, E_TIMEOUT], [8, E_REPLICA_LOST]]
+    assert owner.replication.pending == 0
+
+
+# ---------------------------------------------------------------- delete
+
+
+def test_delete_closes_after_earlier_messages_and_restarts_at_seq_one() -> None:
+    net = cluster("abcd")
+    topic = topic_owned_by("a", "abcd")
+    net.subscribe("b", exact_group(topic))
+    net.subscribe("c", prefix_group(topic[:1]))
+    net.subscribe("a", exact_group(topic))
+    net.run_until_quiet()
+    for i in range(3):
+        net.publish("b", topic, f"old{i}".encode())  # all queued behind each other
+    ref = net.request("b", "delete", {"topic": topic})
+    net.publish("b", topic, b"new0")
+    net.run_until_quiet()
+    net.publish("d", topic, b"new1")
+    net.run_until_quiet()
+    assert net.acks("b")[ref] == [4, 3, 3]
+    expected = None
+    for node in "abc":
+        got = [
+            (d.header.get("type"), d.header["seq"], d.payload) for d in net.received(node, topic)
+        ]
+        assert got == [
+            (None, 1, b"old0"),
+            (None, 2, b"old1"),
+            (None, 3, b"old2"),
+            ("closed", 4, b""),
+            (None, 1, b"new0"),
+            (None, 2, b"new1"),
+        ]
+        epochs = [d.header["epoch"] for d in net.received(node, topic)]
+        assert epochs[:4] == [epochs[0]] * 4 and epochs[4:] == [epochs[4]] * 2
+        assert epochs[4] > epochs[0]
+        assert expected in (None, epochs)
+        expected = epochs
+    assert [e for s, e in net.entries(CLOSED)] == [[topic, 4, expected[0]]] * 2
+    assert net.received("d") == []
+
+
+def test_delete_of_unknown_topic_closes_an_empty_epoch() -> None:
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    net.subscribe("a", exact_group(topic))
+    net.run_until_quiet()
+    ref = net.request("a", "delete", {"topic": topic})
+    net.run_until_quiet()
+    assert net.acks("a")[ref] == [1, 1, 1]
+    (closed,) = net.received("a", topic)
+    assert closed.header["type"] == "closed" and closed.header["seq"] == 1
+    net.publish("a", topic, b"first")
+    net.run_until_quiet()
+    assert net.stamps("a", topic)[0][1] == 1
+    assert net.stamps("a", topic)[0][0] > closed.header["epoch"]
+
+
+@pytest.mark.parametrize("replica_subscribes", [False, True])
+def test_delete_drops_the_history_everywhere(replica_subscribes: bool) -> None:
+    net = cluster("abc")
+    topic = placed("abc", "ab")
+    net.subscribe("c", exact_group(topic))
+    if replica_subscribes:
+        net.subscribe("b", exact_group(topic))
+    net.run_until_quiet()
+    net.request("c", "create", {"topic": topic, "history": 50, "ttl": 100})
+    for i in range(3):
+        publish(net, "c", topic, b"%d" % i)
+    net.run_until_quiet()
+    assert all(len(stored(net, n, topic)) == 3 for n in "ab")
+
+    ref = net.request("c", "delete", {"topic": topic})
+    net.run_until_quiet()
+    assert net.acks("c")[ref][0] == 4
+    for node in "abc":
+        assert topic not in net.core(node).history.held()
+        assert net.core(node).history.retention(topic) == DEFAULT
+    closed_to_b = [e for s, e in net.entries(CLOSED) if s.dst == "b"]
+    epoch = net.stamps("c", topic)[0][0]
+    if replica_subscribes:
+        assert closed_to_b == [[topic, 4, epoch]]
+    else:
+        assert closed_to_b == [[topic, 4, epoch, False]]
+    closed_at = {n: [d for d in net.received(n, topic) if "type" in d.header] for n in "abc"}
+    assert len(closed_at["c"]) == 1
+    assert len(closed_at["b"]) == (1 if replica_subscribes else 0)
+    assert closed_at["a"] == []
+    assert len(net.received("b", topic)) == (4 if replica_subscribes else 0)
+    assert history(net, "c", topic, since=0)["entries"] == []
+
+
+def test_delete_reaches_replicas_of_a_topic_kept_only_by_its_own_retention() -> None:
+    """The cluster keeps no history by default; this topic was created with one."""
+    net = cluster("abc", CoreConfig(history=0))
+    topic = placed("abc", "ab")
+    net.request("c", "create", {"topic": topic, "history": 10, "ttl": 100})
+    publish(net, "c", topic, b"x")
+    net.run_until_quiet()
+    assert len(stored(net, "b", topic)) == 1
+    net.subscribe("a", exact_group("elsewhere"))  # any change of the owner's scope
+    net.run_until_quiet()
+    ref = net.request("c", "delete", {"topic": topic})
+    net.run_until_quiet()
+    assert net.acks("c")[ref][0] == 2
+    for node in "ab":
+        assert topic not in net.core(node).history.held(), node
+
+
+# ---------------------------------------------------------------- create
+
+
+def test_create_sets_retention_at_owner_and_replicas_and_survives_an_owner_change() -> None:
+    net = cluster("abc")
+    topic = placed("abc", "ab", then=("bc", "bc"))
+    ref = net.request("c", "create", {"topic": topic, "history": 3, "ttl": 100})
+    net.run_until_quiet()
+    assert net.acks("c")[ref] == [0, 0, 0]
+    net.advance(0.5)  # the forwarded create counted as in flight until the owner confirms it
+    assert sum(count for _, count in net.entries(CONSUMED, src="a", dst="c")) == 1
+    assert {n: net.core(n).history.retention(topic) for n in "abc"} == {
+        "a": Retention(3, 100.0),
+        "b": Retention(3, 100.0),
+        "c": DEFAULT,  # not in the placement
+    }
+    for i in range(5):
+        publish(net, "c", topic, b"%d" % i)
+    net.run_until_quiet()
+    for node in "ab":
+        assert [(s, p) for _, s, p in stored(net, node, topic)] == [(3, b"2"), (4, b"3"), (5, b"4")]
+
+    net.crash("a")
+    net.settle()
+    assert {n: net.core(n).history.retention(topic) for n in "bc"} == {
+        "b": Retention(3, 100.0),
+        "c": Retention(3, 100.0),  # handed over with the history
+    }
+    publish(net, "c", topic, b"5")
+    publish(net, "c", topic, b"6")
+    net.run_until_quiet()
+    result = history(net, "c", topic, since=0)
+    assert [p for _, _, p in result["entries"]] == [b"4", b"5", b"6"]
+    for node in "bc":
+        assert [p for _, _, p in stored(net, node, topic)] == [b"4", b"5", b"6"]

@@ -1,0 +1,89 @@
+"""The status view (zdps/core/status.py): what ``zdps status`` shows of one node.
+
+* The reply holds the ``info`` keys (handed in by the daemon) plus exactly the keys
+  docs/PROTOCOL.md §8.3 lists for ``status``, with the detector's and each peer's
+  sub-keys as listed there, and every counter under its fixed name.
+* Each value is read from the part that owns it: peers from membership, the ring,
+  the overlay's group counts, the topics being sequenced, the history held, the
+  publishes still waiting for an answer, the pause, the counters and the errors.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.helpers import cluster, topic_owned_by
+from zdps.core.node import NodeCore
+from zdps.core.ring import HashRing
+from zdps.core.status import COUNTERS
+from zdps.topics import exact_group, prefix_group
+
+pytestmark = pytest.mark.timeout(30)
+
+# docs/PROTOCOL.md §8.3, the op ``status``: "the info keys plus ..."
+STATUS_KEYS = {
+    "node", "scope", "incarnation", "detector", "uptime_s", "peers", "ring", "groups",
+    "topics_sequenced", "history", "pending_acks", "paused", "counters", "errors",
+}  # fmt: skip
+DETECTOR_KEYS = {"version", "health", "probes", "indirect", "suspected", "refuted", "stalls"}
+PEER_KEYS = {"node", "endpoint", "state", "since_s", "suspect", "fanout_sent"}
+INFO = {
+    "version": "0.1.0",
+    "pid": 4242,
+    "endpoints": {
+        "cluster": "tcp://*:1",
+        "advertise": "tcp://a:1",
+        "api": "ipc://x",
+        "pub": "ipc://y",
+    },
+}
+
+
+def test_status_has_the_info_keys_and_the_documented_ones() -> None:
+    core = NodeCore("a", 7_000_000, "prod", "tcp://a:1", [], 100.0, info=INFO)
+    status = core.status(102.5)
+    assert status.keys() == INFO.keys() | STATUS_KEYS
+    assert {k: status[k] for k in INFO} == INFO
+    assert (status["node"], status["scope"], status["incarnation"]) == ("a", "prod", 7_000_000)
+    assert status["detector"].keys() == DETECTOR_KEYS
+    assert status["uptime_s"] == 2.5
+    assert status["peers"] == []
+    assert status["ring"] == {"nodes": ["a"], "digest": HashRing(["a"]).digest()}
+    assert status["groups"] == {"local": 0, "cluster": 0}
+    assert (status["topics_sequenced"], status["history"]) == (0, {"topics": 0, "messages": 0})
+    assert (status["pending_acks"], status["paused"], status["errors"]) == (0, False, {})
+    assert status["counters"] == dict.fromkeys(COUNTERS, 0)
+
+
+def test_status_reads_each_value_from_the_part_that_owns_it() -> None:
+    net = cluster("abc")
+    topic = topic_owned_by("a", "abc")
+    net.subscribe("a", exact_group(topic))
+    net.subscribe("a", prefix_group("x."))
+    net.subscribe("b", exact_group(topic))
+    net.subscribe("b", exact_group("other"))
+    net.run_until_quiet()
+    net.publish("c", topic, b"1")
+    net.publish("a", topic, b"2")
+    net.run_until_quiet()
+    net.hold("a", "b")  # b's answer to the next one waits
+    net.publish("b", topic_owned_by("a", "abc", prefix="u"), b"3")
+    net.run_until_quiet()
+    net.inject("a", b"junk")
+    status = net.core("a").status(net.clock)
+    assert [p["node"] for p in status["peers"]] == ["b", "c"]
+    for peer in status["peers"]:
+        assert peer.keys() == PEER_KEYS
+        assert (peer["endpoint"], peer["state"], peer["suspect"]) == (
+            net.endpoint(peer["node"]),
+            "alive",
+            False,
+        )
+    assert {p["node"]: p["fanout_sent"] for p in status["peers"]} == {"b": 2, "c": 0}
+    assert status["ring"]["nodes"] == ["a", "b", "c"]
+    assert status["groups"] == {"local": 2, "cluster": 3}
+    assert status["topics_sequenced"] == 2
+    assert status["history"] == {"topics": 2, "messages": 3}
+    assert status["counters"]["owned_published"] == 3
+    assert status["errors"] == {"malformed": 1}
+    assert net.core("b").status(net.clock)["pending_acks"] == 1

@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from zdps.client.protocol import recv_delivery
+from zdps.client.sockets import recv_delivery
 from zdps.wire import message_header
 
 STAMP = struct.Struct("<q")

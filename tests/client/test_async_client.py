@@ -1,15 +1,17 @@
-"""``AsyncClient`` against a scripted fake node: its reader, loops, close, watches, leaks."""
+"""``AsyncClient`` against a scripted fake node: its reader, loops, close, watches, leaks,
+and its windowed publishing (the same steps as ``Client``'s, awaited)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 import zmq
 
-from tests.client.fake_node import FakeNode, answer, free_port, garbage, wait_until
-from zdps import AsyncClient, RequestError
+from tests.client.fake_node import FakeNode, answer, free_port, garbage, on_publish, wait_until
+from zdps import AsyncClient, PublishResult, RequestError, StreamResult
 from zdps.client.protocol import DEFAULT_RCVHWM
 
 pytestmark = pytest.mark.timeout(30)
@@ -59,13 +61,13 @@ def test_bad_frames_do_not_stop_the_reader(node: FakeNode) -> None:
 def test_a_dead_reader_fails_pending_requests_and_is_replaced(node: FakeNode) -> None:
     async def scenario() -> None:
         async with AsyncClient(node.endpoint, timeout=10) as client:
-            parse = client._proto.parse
+            absorb = client._session.absorb
 
             def broken(frame: bytes):
-                client._proto.parse = parse  # once
+                client._session.absorb = absorb  # once
                 raise RuntimeError("reader bug")
 
-            client._proto.parse = broken
+            client._session.absorb = broken
             began = time.monotonic()
             with pytest.raises(RequestError) as raised:
                 await client.request("echo")
@@ -179,3 +181,140 @@ def test_subscriber_queue_is_bounded(node: FakeNode) -> None:
             subscription.close()
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------- publishing
+
+
+class Outstanding:
+    """Publishes the fake node holds unacknowledged, and the most it ever held."""
+
+    def __init__(self) -> None:
+        self.refs: list[int] = []
+        self.most = 0
+
+    def add(self, entries: list) -> None:
+        self.refs += [entry[0] for entry in entries]
+        self.most = max(self.most, len(self.refs))
+
+    def ack_all(self, node: FakeNode, client: bytes) -> None:
+        refs, self.refs = self.refs, []
+        node.send(client, "ack", [[ref, ref * 10, 1, 0, 1] for ref in refs])
+
+
+def counted(n: int, consumed: list[int]) -> Iterator[tuple[str, bytes]]:
+    for i in range(n):
+        consumed.append(i)
+        yield "t", b"m%d" % i
+
+
+def test_publish_many_keeps_its_window_and_yields_each_outcome(node: FakeNode) -> None:
+    window = 4
+    held = Outstanding()
+
+    @on_publish
+    def handler(node: FakeNode, client: bytes, msg: list) -> None:
+        held.add(msg[2])
+        if len(held.refs) >= window:
+            node.send(client, "event", 999, {"nodes": {}})  # settles nothing
+            node.later(0.05, lambda: held.ack_all(node, client))
+
+    node.handler = handler
+
+    async def scenario() -> list:
+        async with AsyncClient(node.endpoint, timeout=5) as client:
+            outcomes = [o async for o in client.publish_many(counted(12, []), window=window)]
+            assert client._session.awaited == {}
+            return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert held.most == window
+    assert [o.seq for o in outcomes] == [10 * ref for ref in range(1, 13)]
+
+
+@pytest.mark.parametrize("ack", [True, False])
+def test_publish_many_to_a_dead_node_reports_timeouts_and_stops(ack: bool) -> None:
+    consumed: list[int] = []
+
+    async def scenario() -> list:
+        async with AsyncClient(f"tcp://127.0.0.1:{free_port()}", timeout=0.5) as client:
+            return [o async for o in client.publish_many(counted(1500, consumed), ack=ack)]
+
+    began = time.monotonic()
+    outcomes = asyncio.run(scenario())
+    assert time.monotonic() - began < 3
+    assert outcomes and {getattr(o, "code", None) for o in outcomes} == {"timeout"}
+    assert len(consumed) < 1500
+    if ack:
+        assert len(outcomes) == len(consumed)
+
+
+def test_closing_publish_many_early_forgets_its_refs(node: FakeNode) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(node.endpoint, timeout=3) as client:
+            outcomes = client.publish_many(("t", b"x") for _ in range(10))
+            assert isinstance(await anext(outcomes), PublishResult)
+            await outcomes.aclose()
+            assert client._session.awaited == {}
+
+    asyncio.run(scenario())
+
+
+def test_publish_stream_window_late_acks_and_nacks(node: FakeNode) -> None:
+    window = 7
+    held = Outstanding()
+
+    @on_publish
+    def handler(node: FakeNode, client: bytes, msg: list) -> None:
+        held.add(msg[2])
+        if len(held.refs) >= window:
+
+            def settle() -> None:
+                refs, held.refs = held.refs, []
+                node.send(client, "ack", [[refs[0], 1, 1, 0, len(refs) - 1]])
+                node.send(client, "nack", [[refs[-1], "too_large", "no"]])
+
+            node.later(0.05, settle)
+        elif msg[2][-1][2] == b"last":
+            node.later(0.05, lambda: held.ack_all(node, client))
+
+    node.handler = handler
+    messages = [("t", b"x")] * 20 + [("t", b"last")]
+
+    async def scenario() -> StreamResult:
+        async with AsyncClient(node.endpoint, timeout=5) as client:
+            return await client.publish_stream(iter(messages), window=window, batch=3)
+
+    result = asyncio.run(scenario())
+    assert held.most <= window and result.done == 21
+    assert [f.code for f in result.failures] == ["too_large"] * len(result.failures)
+    assert result.acked == 21 - len(result.failures) and 1 <= len(result.failures) <= 3
+
+
+def test_publish_stream_to_a_dead_node_stops_within_the_timeout() -> None:
+    consumed: list[int] = []
+
+    async def scenario() -> StreamResult:
+        async with AsyncClient(f"tcp://127.0.0.1:{free_port()}", timeout=0.5) as client:
+            return await client.publish_stream(counted(100_000, consumed), window=2000, batch=100)
+
+    began = time.monotonic()
+    result = asyncio.run(scenario())
+    assert time.monotonic() - began < 3
+    assert result.acked == 0 and result.done == len(consumed) < 100_000
+    assert {f.code for f in result.failures} == {"timeout"}
+
+
+def test_a_stream_and_other_operations_share_the_client(node: FakeNode) -> None:
+    """Refs of concurrent publishes fall between the stream's frames: each gets its ack."""
+
+    async def scenario() -> None:
+        async with AsyncClient(node.endpoint, timeout=5) as client:
+            stream = client.publish_stream(counted(3000, []), window=500, batch=50)
+            singles = [client.publish("u", b"y") for _ in range(20)]
+            result, *acks = await asyncio.gather(stream, *singles, client.request("echo"))
+            assert (result.acked, result.failures) == (3000, [])
+            assert all(isinstance(a, PublishResult) for a in acks[:-1])
+            assert acks[-1]["op"] == "echo" and client._session.awaited == {}
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))

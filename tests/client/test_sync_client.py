@@ -144,7 +144,7 @@ def test_publish_many_waits_for_late_acks_until_the_deadline(node: FakeNode) -> 
     with Client(node.endpoint, timeout=3) as client:
         outcomes = list(client.publish_many(("t", b"x") for _ in range(5)))
         assert [o.seq for o in outcomes] == [10, 20, 30, 40, 50]
-        assert client._outcomes == {} and client._pending == set()
+        assert client._session.awaited == {}
 
 
 def test_publish_many_yields_outcomes_in_acknowledgement_order(node: FakeNode) -> None:
@@ -190,7 +190,7 @@ def test_publish_many_times_out_only_what_is_unacknowledged(node: FakeNode) -> N
         wait_until(lambda: late, 5, "the late ack")
         # The late ack reaches the client before this reply (one connection, in order).
         assert client.request("echo") == {"op": "echo", "args": {}}
-        assert client._outcomes == {} and client._pending == set()  # the late ack dropped
+        assert client._session.awaited == {}  # the late ack dropped
 
 
 def test_closing_publish_many_early_forgets_its_refs(node: FakeNode) -> None:
@@ -198,7 +198,7 @@ def test_closing_publish_many_early_forgets_its_refs(node: FakeNode) -> None:
         outcomes = client.publish_many(("t", b"x") for _ in range(10))
         next(outcomes)
         outcomes.close()
-        assert client._pending == set()
+        assert client._session.awaited == {}
 
 
 # ---------------------------------------------------------------------- publish_stream
@@ -258,7 +258,7 @@ def test_publish_stream_drops_acks_that_come_after_the_deadline(node: FakeNode) 
         assert {f.code for f in result.failures} == {"timeout"}
         wait_until(lambda: late, 5, "the late ack")
         assert client.request("echo")["op"] == "echo"  # read after the late ack
-        assert client._outcomes == {}
+        assert client._session.awaited == {}
 
 
 # ---------------------------------------------------------------------- requests
@@ -293,7 +293,7 @@ def test_timed_out_requests_leave_nothing_behind(node: FakeNode) -> None:
         assert time.monotonic() - began < 1
         wait_until(lambda: late, 5, "the late reply")
         assert client.request("echo")["op"] == "echo"  # read after the late reply
-        assert client._outcomes == {} and client._pending == set()
+        assert client._session.awaited == {}
 
 
 def test_bad_frames_from_the_node_are_skipped(node: FakeNode) -> None:
@@ -326,7 +326,7 @@ def test_closing_a_watch_sends_unwatch(node: FakeNode) -> None:
         unwatch = wait_until(lambda: node.requests("unwatch"), 5, "unwatch")
         assert unwatch[0][4] == {"ref": watch_ref}
         assert client.request("echo")["op"] == "echo"  # its reply was dropped
-        assert client._outcomes == {}
+        assert client._session.awaited == {}
 
 
 def test_closing_the_client_ends_its_watches(node: FakeNode) -> None:

@@ -67,19 +67,19 @@ def test_closing_a_watch_ends_it_at_the_node(cluster: Cluster) -> None:
     """The node answers ``unwatch`` with false once the closed generator has ended it."""
     a = cluster.start("A")
     with Client(a.api) as client:
-        watch_ref = client._proto._next_ref
+        watch_ref = client._session.next_ref
         watch = client.watch("w")
         assert next(watch)["nodes"] == {}
         watch.close()
         assert client.request("unwatch", ref=watch_ref) is False
-        watch_ref = client._proto._next_ref
+        watch_ref = client._session.next_ref
         watch = client.watch("w")
         next(watch)
         assert client.request("unwatch", ref=watch_ref) is True  # live until closed
 
     async def scenario() -> None:
         async with AsyncClient(a.api) as client:
-            watch_ref = client._proto._next_ref
+            watch_ref = client._session.next_ref
             watch = client.watch("w")
             await anext(watch)
             await watch.aclose()

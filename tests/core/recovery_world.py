@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from tests.core.helpers import matches
 from tests.core.node_net import SimNet
 from zdps.client.protocol import Message
-from zdps.client.recovery import Fetch, Gap, Recovery, Step, recovering
+from zdps.client.recovery import Fetch, Gap, Recovery, recovering
+from zdps.client.steps import Request, Sleep
 from zdps.wire import API_REPLY
 
 CLIENT_TIMEOUT = 10.0  # the Python clients' request timeout
@@ -70,22 +71,22 @@ class Subscriber:
     def _deliver(self, net: SimNet, items: list) -> None:
         self.out += [(net.clock, item) for item in items]
 
-    def _step(self, net: SimNet, resume: Callable[[Generator], Step]) -> None:
+    def _step(self, net: SimNet, resume: Callable[[Generator], Request | Sleep]) -> None:
         """Resume the recovery; start what its next step asks for."""
         try:
             step = resume(self.steps)
-            while isinstance(step, dict) and net.nodes[self.node].core is None:
+            while isinstance(step, Request) and net.nodes[self.node].core is None:
                 self.failed_requests += 1
                 step = self.steps.send(None)  # no node to ask
         except StopIteration as done:
             self.steps = None
             self._deliver(net, done.value)
             return
-        if isinstance(step, dict):
-            ref = net.request(self.node, "history", step, client=self.name)
+        if isinstance(step, Request):
+            ref = net.request(self.node, "history", step.op.args(), client=self.name)
             self.waiting = ("reply", ref, net.clock + CLIENT_TIMEOUT)
         else:
-            self.waiting = ("sleep", net.clock + step)
+            self.waiting = ("sleep", net.clock + step.seconds)
 
     def _waited(self, net: SimNet) -> bool:
         """Whether what the recovery waits for happened (and it moved on)."""

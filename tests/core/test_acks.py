@@ -18,7 +18,9 @@ import pytest
 
 from tests.core.helpers import CONFIG, MAX_PAYLOAD, cluster, topic_owned_by
 from tests.core.node_net import wait_for
-from zdps.client.protocol import ClientProtocol, PublishResult
+from zdps.client.protocol import PublishResult
+from zdps.client.session import Session
+from zdps.client.steps import Pending
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.outbox import Outbox
 from zdps.core.tunables import CoreConfig
@@ -155,8 +157,10 @@ def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
     api_acks = [f[1] for f in net.frames("a") if f[0] == API_ACK]
     assert api_acks == [[[10, 1, 1, 1, 5]]]
     assert net.acks("a") == {10 + i: [1 + i, 1, 1] for i in range(5)}
-    outcomes, _ = ClientProtocol().parse(encode_api(API_ACK, api_acks[0]))
-    assert outcomes == [(10 + i, PublishResult(1 + i, 1, 1)) for i in range(5)]
+    session, pending = Session("test"), Pending()
+    session.awaited.update(dict.fromkeys(range(10, 15), pending))
+    session.absorb(encode_api(API_ACK, api_acks[0]))
+    assert pending.outcomes == {10 + i: PublishResult(1 + i, 1, 1) for i in range(5)}
 
 
 # ---------------------------------------------------------------- failures

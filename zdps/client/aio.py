@@ -1,34 +1,59 @@
-"""The asyncio client: the same operations as ``Client``, awaited."""
+"""The asyncio client: the session's operations (zdps/client/session.py), awaited.
+
+One reader task takes in every frame the node sends and wakes the operations that
+have news; operations run concurrently, each waiting for its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from zdps.client import publishing
+from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
-    IDLE_CHECK,
-    ClientProtocol,
+    PublishError,
     PublishResult,
-    Reconnects,
     RequestError,
-    SubscribePlan,
     ack_level,
     decode_delivery,
     node_endpoint,
-    publish_entry,
-    reachable_pub,
-    to_bytes,
 )
-from zdps.client.recovery import Delivery, Inbox, Pager, Step, fetching, recovering
-from zdps.wire import E_TIMEOUT, ProtocolError
+from zdps.client.recovery import Delivery
+from zdps.client.session import Session
+from zdps.client.sockets import (
+    IDLE_CHECK,
+    Reconnects,
+    open_dealer,
+    open_sub,
+    recv_delivery,
+    send_now,
+    set_up,
+    without_asyncio,
+)
+from zdps.client.steps import (
+    Dial,
+    Drain,
+    Emit,
+    Filter,
+    Operation,
+    Pending,
+    Send,
+    Sleep,
+    Step,
+    T,
+    Wait,
+)
+from zdps.client.subscription import Inbox, SubscribePlan
+from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
 
@@ -46,23 +71,95 @@ class AsyncClient:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        try:
-            self._sock.setsockopt(zmq.LINGER, 1000)
-            self._sock.connect(self.node)
-        except zmq.ZMQError as exc:
-            self._sock.close(0)
-            raise ValueError(f"cannot connect to node endpoint {self.node!r}: {exc}") from None
-        self._proto = ClientProtocol()
-        self._waiters: dict[int, asyncio.Future] = {}
-        self._events: dict[int, asyncio.Queue] = {}  # live watches
+        self._sock = open_dealer(self._ctx, self.node)
+        self._session = Session(self.node)
+        self._wakers: dict[Pending, asyncio.Future] = {}  # operations waiting for news
         self._reader: asyncio.Task | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
-        self._info: dict[str, Any] | None = None
         self._closed = False
-        self.bad_frames = 0  # frames from the node that could not be parsed (skipped)
 
-    # ------------------------------------------------------------------ plumbing
+    @property
+    def bad_frames(self) -> int:
+        """Frames from the node that could not be parsed (skipped)."""
+        return self._session.bad_frames
+
+    # ------------------------------------------------------------------ the driver
+
+    async def _run(self, steps: Operation[T], sub: zmq.Socket | None = None) -> T:
+        """Carry out an operation that returns one result."""
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await self._do(step, sub))
+        except StopIteration as done:
+            return done.value
+        finally:
+            steps.close()
+            self._send_outbox()
+
+    async def _iterate(self, steps: Operation[None]) -> AsyncGenerator[Any, None]:
+        """Carry out an operation that emits items; yields them as they come."""
+        try:
+            step = next(steps)
+            while True:
+                if type(step) is Emit:
+                    for item in step.items:
+                        yield item
+                    step = next(steps)
+                else:
+                    step = steps.send(await self._do(step))
+        except StopIteration:
+            return
+        finally:
+            steps.close()
+            self._send_outbox()
+
+    async def _do(self, step: Step, sub: zmq.Socket | None = None) -> Any:
+        if self._closed:
+            raise RequestError(E_CLOSED, "the client is closed")
+        kind = type(step)
+        if kind is Wait:
+            return await self._wait(step.pending, step.until)
+        if kind is Send:
+            return await self._send(step.frame, step.until)
+        if kind is Drain:
+            self._ensure_reader()
+            return await asyncio.sleep(0)  # the reader takes in what has arrived
+        if kind is Sleep:
+            return await asyncio.sleep(step.seconds)
+        if sub is not None and (kind is Dial or kind is Filter):
+            return set_up(sub, step)
+        raise TypeError(f"{step!r} is not a step this operation may take")
+
+    async def _send(self, frame: bytes, until: float) -> bool:
+        """Queue ``frame``, waiting until ``until`` for room; False if there was none."""
+        sent = self._sock.send(frame)  # settled at once when there is room
+        if not sent.done() and not await self._until(sent, until):
+            return False
+        if sent.cancelled():  # by closing the socket
+            raise RequestError(E_CLOSED, "the client was closed")
+        sent.result()
+        return True
+
+    async def _wait(self, pending: Pending, until: float | None) -> None:
+        """Until the reader has news for ``pending``, or ``until``."""
+        self._ensure_reader()
+        waker = self._wakers[pending] = asyncio.get_running_loop().create_future()
+        try:
+            if await self._until(waker, until):
+                waker.result()  # RequestError(closed) if the client closed, or its reader died
+        finally:
+            if self._wakers.get(pending) is waker:
+                del self._wakers[pending]
+
+    async def _until(self, future: asyncio.Future, until: float | None) -> bool:
+        """Wait for ``future`` until ``until``; False (and cancelled) if it is not done."""
+        timeout = None if until is None else max(0.0, until - self._session.clock())
+        try:
+            done, _ = await asyncio.wait((future,), timeout=timeout)
+        finally:
+            future.cancel()  # nothing if done
+        return bool(done)
 
     def _ensure_reader(self) -> None:
         """Start the reader task in the running loop unless one runs there already."""
@@ -77,70 +174,71 @@ class AsyncClient:
         self._reader_loop = loop
 
     async def _read(self) -> None:
+        absorb, wakers = self._session.absorb, self._wakers
         try:
             while True:
-                frame = await self._sock.recv()
-                try:
-                    outcomes, events = self._proto.parse(frame)
-                except ProtocolError as exc:
-                    self.bad_frames += 1
-                    log.warning("skipped a bad frame from %s: %s", self.node, exc)
-                    continue
-                for ref, outcome in outcomes:
-                    waiter = self._waiters.pop(ref, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(outcome)
-                for ref, body in events:
-                    queue = self._events.get(ref)
-                    if queue is not None:
-                        queue.put_nowait(body)
+                for pending in absorb(await self._sock.recv()):
+                    waker = wakers.pop(pending, None)
+                    if waker is not None and not waker.done():
+                        waker.set_result(None)
         except asyncio.CancelledError:
-            self._fail_pending("the client stopped reading")
+            self._fail_waiting("the client stopped reading")
             raise
         except Exception as exc:
             log.exception("the reader of %s stopped", self.node)
-            self._fail_pending(f"the client stopped reading: {exc!r}")
+            self._fail_waiting(f"the client stopped reading: {exc!r}")
 
-    def _fail_pending(self, why: str) -> None:
-        """Fail every pending request and live watch with RequestError(closed)."""
-        waiters, self._waiters = self._waiters, {}
-        for waiter in waiters.values():
-            if not waiter.done():
-                waiter.set_result(RequestError(E_CLOSED, why))
-        for queue in self._events.values():
-            queue.put_nowait(RequestError(E_CLOSED, why))
+    def _fail_waiting(self, why: str) -> None:
+        """Fail every operation waiting for news (requests, watches) with RequestError(closed)."""
+        wakers = list(self._wakers.values())
+        self._wakers.clear()
+        for waker in wakers:
+            if not waker.done():
+                waker.set_exception(RequestError(E_CLOSED, why))
 
-    async def _send(self, frame: bytes) -> None:
-        """Queue ``frame``, waiting up to the timeout for room (a node that is down)."""
-        try:
-            await asyncio.wait_for(self._sock.send(frame), self.timeout)
-        except TimeoutError:
-            raise RequestError(
-                E_TIMEOUT, f"cannot send to {self.node}: the node is not reading (down?)"
-            ) from None
+    def _send_outbox(self) -> None:
+        if self._session.outbox and not self._closed:
+            send_now(self._sock, self._session.take_outbox())
 
-    async def _send_and_wait(self, ref: int, frame: bytes, timeout: float | None = None) -> Any:
-        if self._closed:
-            raise RequestError(E_CLOSED, "the client is closed")
-        self._ensure_reader()
-        waiter = self._waiters[ref] = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(self.timeout if timeout is None else timeout):
-                await self._sock.send(frame)
-                outcome = await waiter
-        except TimeoutError:
-            raise RequestError(E_TIMEOUT, f"no answer from {self.node} in time") from None
-        finally:
-            if self._waiters.get(ref) is waiter:
-                del self._waiters[ref]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+    async def _recover(self, steps: Generator) -> Any:
+        """Carry out a recovery's steps (zdps.client.recovery); its result."""
+        return await self._run(self._session.serve(steps, self.timeout))
+
+    # ------------------------------------------------------------------ requests
 
     async def request(self, op: str, /, *, _timeout: float | None = None, **args: Any) -> Any:
         """Send one API request (``args`` are its arguments) and wait for its reply."""
-        ref = self._proto.ref()
-        return await self._send_and_wait(ref, self._proto.request_frame(ref, op, args), _timeout)
+        timeout = self.timeout if _timeout is None else _timeout
+        return await self._run(self._session.request(op, args, timeout))
+
+    async def info(self) -> dict[str, Any]:
+        return await self._run(self._session.info(self.timeout))
+
+    async def status(self) -> dict[str, Any]:
+        return await self._run(self._session.call(Status(), self.timeout))
+
+    async def members(self, topic: str) -> dict[str, Any]:
+        return await self._run(self._session.call(Members(topic), self.timeout))
+
+    async def history(self, topic: str, **args: Any) -> dict[str, Any]:
+        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
+        return await self.request("history", topic=topic, **args)
+
+    async def create_topic(self, topic: str, history: int, ttl: float) -> None:
+        """Set ``topic``'s retention (see ``Client.create_topic``)."""
+        await self.request("create", topic=topic, history=history, ttl=ttl)
+
+    async def delete_topic(self, topic: str) -> PublishResult:
+        return await self._run(self._session.call(Delete(topic), self.timeout))
+
+    def watch(self, topic: str) -> AsyncGenerator[dict[str, Any], None]:
+        """The members of ``topic`` now, then again after every change.
+
+        Closing the generator (``aclose``) or the client sends ``unwatch`` to the node.
+        """
+        return self._iterate(self._session.watch(topic, self.timeout))
+
+    # ------------------------------------------------------------------ publishing
 
     async def publish(
         self, topic: str, data: bytes | str, ack: bool | str = True
@@ -149,13 +247,38 @@ class AsyncClient:
 
         ``ack``: "owner" (or True), "replicated", "none" (or False); see ``Client.publish``.
         """
-        level = ack_level(ack)
-        ref = self._proto.ref() if level else 0
-        frame = self._proto.publish_frame([publish_entry(ref, topic, to_bytes(data), level)])
-        if not level:
-            await self._send(frame)
-            return None
-        return await self._send_and_wait(ref, frame)
+        return await self._run(self._session.publish(topic, data, ack_level(ack), self.timeout))
+
+    def publish_many(
+        self,
+        messages: Iterable[tuple[str, bytes | str]],
+        ack: bool | str = True,
+        window: int = 1000,
+        batch: int = 1,
+    ) -> AsyncGenerator[PublishResult | PublishError, None]:
+        """Publish a stream, keeping at most ``window`` unacknowledged; yields each outcome.
+
+        As ``Client.publish_many``: the same arguments, outcomes and early stop.
+        ``messages`` is read inside the event loop, so it must not block.
+        """
+        steps = publishing.publish_many(self._session, messages, ack, window, batch, self.timeout)
+        return self._iterate(steps)
+
+    async def publish_stream(
+        self,
+        messages: Iterable[tuple[str, bytes | str]],
+        window: int = 20_000,
+        batch: int = 256,
+        ack: str = "owner",
+    ) -> StreamResult:
+        """Publish a stream with acks, counting them (see ``Client.publish_stream``).
+
+        ``messages`` is read inside the event loop, so it must not block.
+        """
+        steps = publishing.publish_stream(self._session, messages, window, batch, ack, self.timeout)
+        return await self._run(steps)
+
+    # ------------------------------------------------------------------ subscribing
 
     async def subscribe(
         self,
@@ -169,110 +292,22 @@ class AsyncClient:
 
         ``rcvhwm``, ``recover`` and ``since``: see ``Client.subscribe``.
         """
-        if since is not None and (prefix or since < 0):
-            raise ValueError("since needs exact topics and a seq >= 0")
-        plan = SubscribePlan.make(list(topics), prefix)
-        sock = self._ctx.socket(zmq.SUB)
+        plan = SubscribePlan.make(list(topics), prefix, since)
+        sock = open_sub(self._ctx, rcvhwm)
         try:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RCVHWM, rcvhwm)
-            info = await self.info()
-            sock.connect(reachable_pub(info["endpoints"]["pub"], self.node))
-            for group in plan.groups:
-                sock.subscribe(group)
-            sock.subscribe(plan.token_subscription)
-            await self.request("ready", **plan.ready_args)
-            sock.unsubscribe(plan.token_subscription)
-            subscription = AsyncSubscription(
-                sock, plan.groups, self._drive if recover or since is not None else None
-            )
-            if since is not None:
-                for topic in dict.fromkeys(topics):
-                    entries = await self._drive(fetching(Pager.make(topic, since=since)))
-                    subscription.replay(topic, entries)
+            inbox = await self._run(self._session.subscribe(plan, recover, self.timeout), sock)
         except BaseException:
             sock.close()
             raise
-        return subscription
-
-    async def history(self, topic: str, **args: Any) -> dict[str, Any]:
-        """One page of ``topic``'s stored messages (docs/PROTOCOL.md §7.9)."""
-        return await self.request("history", topic=topic, **args)
-
-    async def _drive(self, steps: Generator[Step, dict | None, Any]) -> Any:
-        """Carry out a recovery's steps (zdps.client.recovery); its result."""
-        try:
-            step = next(steps)
-            while True:
-                if isinstance(step, dict):
-                    try:
-                        reply = await self.request("history", **step)
-                    except RequestError as exc:
-                        log.debug("history of %s: %s", step["topic"], exc)
-                        reply = None
-                    step = steps.send(reply)
-                else:
-                    await asyncio.sleep(step)
-                    step = next(steps)
-        except StopIteration as done:
-            return done.value
-
-    async def create_topic(self, topic: str, history: int, ttl: float) -> None:
-        """Set ``topic``'s retention (see ``Client.create_topic``)."""
-        await self.request("create", topic=topic, history=history, ttl=ttl)
-
-    async def info(self) -> dict[str, Any]:
-        if self._info is None:
-            self._info = await self.request("info")
-        return self._info
-
-    async def status(self) -> dict[str, Any]:
-        return await self.request("status")
-
-    async def members(self, topic: str) -> dict[str, Any]:
-        return await self.request("members", topic=topic)
-
-    async def watch(self, topic: str) -> AsyncIterator[dict[str, Any]]:
-        """The members of ``topic`` now, then again after every change.
-
-        Closing the generator (``aclose``) or the client sends ``unwatch`` to the node.
-        """
-        ref = self._proto.ref()
-        queue: asyncio.Queue = asyncio.Queue()
-        self._events[ref] = queue
-        try:
-            yield await self._send_and_wait(
-                ref, self._proto.request_frame(ref, "watch", {"topic": topic})
-            )
-            while True:
-                body = await queue.get()
-                if isinstance(body, Exception):
-                    raise body
-                yield body
-        finally:
-            if self._events.pop(ref, None) is not None and not self._closed:
-                self._unwatch(ref)
-
-    def _unwatch(self, ref: int) -> None:
-        """Tell the node to end watch ``ref``, without waiting (its reply is dropped)."""
-        frame = self._proto.request_frame(self._proto.ref(), "unwatch", {"ref": ref})
-        # Not awaited: with NOBLOCK the future is settled at once, or queued behind the
-        # sends already waiting; either way its outcome is only retrieved.
-        with contextlib.suppress(zmq.ZMQError):
-            self._sock.send(frame, zmq.NOBLOCK).add_done_callback(_retrieve)
-
-    async def delete_topic(self, topic: str) -> PublishResult:
-        return await self.request("delete", topic=topic)
+        return AsyncSubscription(sock, inbox, self._recover)
 
     async def close(self) -> None:
         """Close the connection: pending requests fail at once, live watches end."""
         if self._closed:
             return
+        send_now(self._sock, self._session.close())
         self._closed = True
-        for ref in list(self._events):
-            self._unwatch(ref)
-        self._fail_pending("the client was closed")
-        self._events.clear()
+        self._fail_waiting("the client was closed")
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             if self._reader_loop is asyncio.get_running_loop():
@@ -291,23 +326,16 @@ class AsyncClient:
         await self.close()
 
 
-def _retrieve(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class AsyncSubscription:
     """Messages of a subscription, as an async iterator."""
 
     def __init__(
-        self,
-        sock: zmq.asyncio.Socket,
-        groups: list[bytes],
-        drive: Callable[[Generator], Awaitable[Any]] | None = None,
+        self, sock: zmq.asyncio.Socket, inbox: Inbox, recover: Callable[[Generator], Awaitable]
     ) -> None:
         self._sock = sock
-        self._drive = drive  # carries out recoveries; None: no recovery
-        self._inbox = Inbox(groups, recover=drive is not None)
+        self._reads = without_asyncio(sock)  # after an awaited poll, nothing waits
+        self._inbox = inbox
+        self._recover = recover  # carries out the inbox's recoveries
         self._reconnects = Reconnects(sock)
 
     @property
@@ -315,6 +343,7 @@ class AsyncSubscription:
         return self._inbox.ended
 
     def replay(self, topic: str, entries: list[list] | None) -> None:
+        """Deliver history ``entries`` of ``topic`` before anything live (as ``since`` does)."""
         self._inbox.replay(topic, entries)
 
     async def recv(self) -> Delivery | None:
@@ -326,13 +355,12 @@ class AsyncSubscription:
             if not await self._sock.poll(IDLE_CHECK * 1000):
                 self._reconnects.check(self._sock, inbox.state.groups())
                 continue
-            message = decode_delivery(await self._sock.recv_multipart())
+            message = decode_delivery(recv_delivery(self._reads, zmq.NOBLOCK))
             fetch = inbox.live(message)
             while inbox.unsubscribe:
                 self._sock.unsubscribe(inbox.unsubscribe.pop())
-            if fetch is not None and self._drive is not None:
-                steps = recovering(inbox.recovery, message, fetch)
-                inbox.ready.extend(await self._drive(steps))
+            if fetch is not None:
+                await self._recover(inbox.recovering(message, fetch))
         return inbox.ready.popleft()
 
     def __aiter__(self) -> AsyncSubscription:

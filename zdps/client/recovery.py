@@ -9,19 +9,23 @@ message. What history no longer holds is reported as a ``Gap``: never a silent l
 Order is ``(epoch, seq)``: an owner that holds a topic's history starts its epochs
 above every stored one, so a later epoch means a later owner. A message of an epoch
 older than the current one (from a previous owner, late, or from the other side of a
-healed netsplit) is delivered once, without moving the cursor; a hole before it in
+healed netsplit) is delivered once, without moving the cursor; a gap before it in
 its epoch is fetched or reported like any other.
+
+A recovery asks its driver for history as typed steps (``Request``, ``Sleep``), so the
+blocking and the asyncio client, and the simulated cluster of the tests, run it alike.
 """
 
 from __future__ import annotations
 
 import copy
-from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from zdps.client.protocol import Message, SubscriptionState
+from zdps.client.protocol import Message
+from zdps.client.steps import Request, Sleep
+from zdps.wire.api import HistoryQuery, Position
 
 RECENT_EPOCHS = 8  # epochs per topic remembered to drop duplicates of late messages
 
@@ -99,15 +103,15 @@ class Recovery:
 
     def recovered(self, msg: Message, entries: list[list] | None) -> list[Delivery]:
         """Deliver fetched ``entries`` ([epoch, seq, payload], oldest first), then ``msg``;
-        report the holes between them as gaps."""
+        report what is missing between them as gaps."""
         state = self.topics[msg.topic]
         out: list[Delivery] = []
         after, until = state.after, (msg.epoch, msg.seq)
         for epoch, seq, payload in entries or []:
             if after < (epoch, seq) < until and not state.delivered(epoch, seq):
-                out += self._hole(state, msg.topic, epoch, seq)
+                out += self._gap_before(state, msg.topic, epoch, seq)
                 out += self._deliver(state, Message(msg.topic, seq, epoch, payload))
-        out += self._hole(state, msg.topic, msg.epoch, msg.seq)
+        out += self._gap_before(state, msg.topic, msg.epoch, msg.seq)
         return out + self._deliver(state, msg)
 
     def start(self, topic: str, entries: list[list]) -> list[Delivery]:
@@ -120,7 +124,7 @@ class Recovery:
                 self.topics[topic] = _Topic((epoch, seq), {epoch: seq})
                 out.append(msg)
             elif (epoch, seq) > state.cursor:
-                out += self._hole(state, topic, epoch, seq)
+                out += self._gap_before(state, topic, epoch, seq)
                 out += self._deliver(state, msg)
         return out
 
@@ -147,7 +151,7 @@ class Recovery:
         return [msg]
 
     @staticmethod
-    def _hole(state: _Topic, topic: str, epoch: int, seq: int) -> list[Delivery]:
+    def _gap_before(state: _Topic, topic: str, epoch: int, seq: int) -> list[Delivery]:
         """The gap, if any, before ``(epoch, seq)`` in its epoch: what was never delivered."""
         first = state.seen.get(epoch, 0) + 1
         return [Gap(topic, epoch, first, seq - 1)] if seq > first else []
@@ -155,7 +159,7 @@ class Recovery:
 
 FETCH_ATTEMPTS = 5  # tries of one history page while ownership settles
 FETCH_RETRY = 0.2  # seconds between tries
-# Before a hole is reported as lost, history is asked once more after this many
+# Before a gap is reported as lost, history is asked once more after this many
 # seconds: right after an owner change or a heal, the owner may still be receiving it.
 GAP_RECHECK = 1.0
 
@@ -164,7 +168,7 @@ GAP_RECHECK = 1.0
 class Pager:
     """Fetches one range of history page by page (replies carry ``more``)."""
 
-    args: dict
+    query: HistoryQuery  # the next page to ask for
     entries: list[list] = field(default_factory=list)
     done: bool = False
 
@@ -173,101 +177,48 @@ class Pager:
         cls,
         topic: str,
         since: int | None = None,
-        after: tuple[int, int] | None = None,
-        until: tuple[int, int] | None = None,
+        after: Position | None = None,
+        until: Position | None = None,
     ) -> Pager:
-        args: dict = {"topic": topic}
         if since is not None:
-            args["since"] = since
-        else:
-            args["after"] = list(after or (0, 0))
-        if until is not None:
-            args["until"] = list(until)
-        return cls(args)
+            return cls(HistoryQuery(topic, since=since, until=until))
+        return cls(HistoryQuery(topic, after=after or (0, 0), until=until))
 
     def feed(self, reply: dict) -> None:
         page = reply["entries"]
         self.entries += page
         if reply["more"] and page:
-            self.args = {k: v for k, v in self.args.items() if k != "since"}
-            self.args["after"] = page[-1][:2]
+            epoch, seq = page[-1][:2]
+            self.query = replace(self.query, since=None, after=(epoch, seq))
         else:
             self.done = True
 
 
-# What a recovery asks of its IO side: a dict is the args of a ``history`` request, to
-# be answered with its reply (None if it failed); a float is seconds to wait.
-Step = dict | float
-
-
-def fetching(pager: Pager) -> Generator[Step, dict | None, list[list] | None]:
+def fetching(pager: Pager) -> Generator[Request | Sleep, dict | None, list[list] | None]:
     """Fetch ``pager``'s range page by page, retrying while ownership settles; the
     entries, or None if the owner could not be reached."""
     for _ in range(FETCH_ATTEMPTS):
         while not pager.done:
-            reply = yield pager.args
+            reply = yield Request(pager.query)
             if reply is None:
                 break
             pager.feed(reply)
         else:
             return pager.entries
-        yield FETCH_RETRY
+        yield Sleep(FETCH_RETRY)
     return None
 
 
 def recovering(
     recovery: Recovery, msg: Message, fetch: Fetch
-) -> Generator[Step, dict | None, list[Delivery]]:
+) -> Generator[Request | Sleep, dict | None, list[Delivery]]:
     """Answer ``fetch`` (from ``recovery.live(msg)``); what to deliver, gaps included.
 
-    A hole is asked for once more before it is reported: right after an owner change
+    A gap is asked for once more before it is reported: right after an owner change
     or a heal, the owner may still be receiving the history.
     """
     entries = yield from fetching(fetch.pager())
     if recovery.leaves_gaps(msg, entries):
-        yield GAP_RECHECK
+        yield Sleep(GAP_RECHECK)
         entries = (yield from fetching(fetch.pager())) or entries
     return recovery.recovered(msg, entries)
-
-
-class Inbox:
-    """A subscription's deliveries, without IO: live messages in, messages and gaps out.
-
-    Handles ``closed`` (a deleted topic ends an exact subscription) and, when
-    ``recover`` is on, gap recovery; the IO side performs the fetches it asks for.
-    """
-
-    def __init__(self, groups: list[bytes], recover: bool) -> None:
-        self.state = SubscriptionState(groups)
-        self.recovery = Recovery() if recover else None
-        self.ready: deque[Delivery] = deque()
-        self.unsubscribe: list[bytes] = []  # groups the SUB socket must drop
-
-    @property
-    def ended(self) -> bool:
-        return not self.ready and self.state.ended
-
-    def live(self, msg: Message) -> Fetch | None:
-        """Take one message from the PUB; a Fetch must be answered with ``recovered``."""
-        if msg.type == "closed":
-            if self.recovery is not None:
-                self.recovery.forget(msg.topic)
-            if self.state.closed(msg.topic):
-                self.unsubscribe.append(msg.topic.encode() + b"\x00")
-        elif self.recovery is None:
-            self.ready.append(msg)
-        else:
-            outcome = self.recovery.live(msg)
-            if isinstance(outcome, Fetch):
-                return outcome
-            self.ready.extend(outcome)
-        return None
-
-    def recovered(self, msg: Message, entries: list[list] | None) -> None:
-        assert self.recovery is not None
-        self.ready.extend(self.recovery.recovered(msg, entries))
-
-    def replay(self, topic: str, entries: list[list] | None) -> None:
-        """History entries (a ``since`` request) go before anything live."""
-        assert self.recovery is not None
-        self.ready.extend(self.recovery.start(topic, entries or []))

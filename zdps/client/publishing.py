@@ -1,0 +1,177 @@
+"""Windowed publishing as steps: ``publish_many`` and ``publish_stream`` of both clients.
+
+A window bounds the messages sent and not yet acknowledged, so a fast publisher is
+slowed down by its node (flow control, docs/PROTOCOL.md §7.7) instead of queueing
+without bound. A stream stops early once the node is unreachable: a frame that
+cannot be sent within the timeout, or a publish that times out while the node has
+sent nothing at all since it was sent. ``publish_stream`` is the fastest path: its
+only work per message is to append an entry; acks settle whole frames.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from zdps.client.ledger import StreamLedger, StreamResult
+from zdps.client.protocol import PublishError, PublishResult, ack_level, publish_entry, to_bytes
+from zdps.client.session import Session
+from zdps.client.steps import DRAIN, Emit, Operation, Pending, Send, Wait
+from zdps.wire import E_TIMEOUT, LEVEL_REPLICATED
+from zdps.wire.api import encode_publish
+
+Messages = Iterable[tuple[str, bytes | str]]
+_END: Any = object()  # the end of the messages
+
+
+def _check(window: int, batch: int) -> None:
+    if window < 1 or batch < 1:
+        raise ValueError("window and batch must be at least 1")
+
+
+def publish_many(
+    session: Session, messages: Messages, ack: bool | str, window: int, batch: int, timeout: float
+) -> Operation[None]:
+    """Emit the outcome of each publish as it settles (see ``Client.publish_many``).
+
+    Without acks nothing is emitted unless a frame cannot be sent. A message is read
+    from ``messages`` only once there is room for it in the window, so none is read
+    and then dropped.
+    """
+    _check(window, batch)
+    level = ack_level(ack)
+    clock = session.clock
+    pending = Pending()
+    inflight: OrderedDict[int, float] = OrderedDict()  # ref -> sent at, oldest first
+    entries: list[list] = []
+    unreachable = False
+
+    def flush() -> Operation[None]:
+        """Send ``entries``; emits the errors of the messages that could not be sent."""
+        nonlocal unreachable
+        refs = [entry[0] for entry in entries if entry[0]]
+        for ref in refs:  # acks read while waiting for room are kept
+            session.awaited[ref] = pending
+        frame, count = encode_publish(entries), len(entries)
+        entries.clear()
+        now = clock()
+        if not (yield Send(frame, now + timeout)):
+            for ref in refs:
+                session.forget(ref, pending)
+            unreachable = True
+            why = f"not sent: {session.not_reading}"
+            yield Emit([PublishError(E_TIMEOUT, why) for _ in range(count)])
+            return
+        for ref in refs:
+            inflight[ref] = now
+
+    def settled(block: bool) -> Operation[None]:
+        """Emits the outcomes that arrived (waiting for one if ``block``), then expiries."""
+        nonlocal unreachable
+        yield Wait(pending, next(iter(inflight.values())) + timeout) if block else DRAIN
+        out: list[PublishResult | PublishError] = []
+        for ref, outcome in pending.outcomes.items():
+            del inflight[ref]
+            out.append(outcome)
+        pending.outcomes.clear()
+        now = clock()
+        while inflight:
+            ref, sent_at = next(iter(inflight.items()))
+            if sent_at + timeout > now:
+                break
+            del inflight[ref]
+            session.forget(ref, pending)
+            if session.last_rx < sent_at:
+                unreachable = True
+            why = f"no acknowledgement for publish #{ref} within {timeout:g} s"
+            out.append(PublishError(E_TIMEOUT, why))
+        if out:
+            yield Emit(out)
+
+    source = iter(messages)
+    try:
+        while not unreachable:
+            # Room in the window first, so that no message is read and then dropped.
+            while level and len(inflight) + len(entries) >= window and not unreachable:
+                yield from flush() if entries else settled(block=True)
+            if unreachable or (item := next(source, _END)) is _END:
+                break
+            topic, data = item
+            ref = session.ref() if level else 0
+            entries.append(publish_entry(ref, topic, to_bytes(data), level))
+            if len(entries) >= batch:
+                yield from flush()
+                if inflight:
+                    yield from settled(block=False)
+        if entries:
+            yield from flush()
+        while inflight:
+            yield from settled(block=True)
+    finally:
+        # Closed early (or interrupted): late outcomes of these refs are dropped.
+        for ref in inflight:
+            session.forget(ref, pending)
+
+
+def publish_stream(
+    session: Session, messages: Messages, window: int, batch: int, ack: str, timeout: float
+) -> Operation[StreamResult]:
+    """Publish with acks, counting them (see ``Client.publish_stream``)."""
+    _check(window, batch)
+    level = ack_level(ack)
+    if not level:
+        raise ValueError("publish_stream counts acknowledgements: ack cannot be none")
+    replicated = level == LEVEL_REPLICATED
+    clock = session.clock
+    ledger = StreamLedger()
+    pending = Pending()
+    entries: list[list] = []
+    unreachable = False
+    late = f"no acknowledgement within {timeout:g} s"
+
+    def flush() -> Operation[None]:
+        nonlocal unreachable
+        first, count = session.reserve(len(entries)), len(entries)
+        for i, entry in enumerate(entries):
+            entry[0] = first + i
+        frame = encode_publish(entries)
+        entries.clear()
+        until = clock() + timeout
+        ledger.add(first, count, until)  # before sending: its acks may come while sending
+        if not (yield Send(frame, until)):
+            ledger.settle(first, count, PublishError(E_TIMEOUT, f"not sent: {session.not_reading}"))
+            unreachable = True
+
+    def wait() -> Operation[None]:
+        nonlocal unreachable
+        deadline = ledger.oldest_deadline()
+        if deadline is None:
+            return
+        yield Wait(pending, deadline)
+        for expired in ledger.expire(clock(), late):
+            if session.last_rx < expired - timeout:
+                unreachable = True
+
+    source = iter(messages)
+    stream = (ledger, pending)
+    session.streams.append(stream)
+    try:
+        while not unreachable:
+            while ledger.unsettled + len(entries) >= window and not unreachable:
+                yield from flush() if entries else wait()
+            if unreachable or (item := next(source, _END)) is _END:
+                break
+            topic, data = item
+            payload = data if type(data) is bytes else to_bytes(data)
+            entries.append([0, topic, payload, level] if replicated else [0, topic, payload])
+            if len(entries) >= batch:
+                yield from flush()
+                yield DRAIN
+        if entries:
+            yield from flush()
+        while ledger.unsettled:
+            yield from wait()
+    finally:
+        session.streams.remove(stream)
+    return StreamResult(ledger.acked, ledger.failures)

@@ -1,0 +1,138 @@
+"""Everything ZeroMQ in the clients: the sockets, their options, and how they are read.
+
+The session and the recovery never see a socket; both drivers (``Client``,
+``AsyncClient``) make and read theirs here, so socket options and libzmq's quirks are
+handled once. An asyncio socket is a ``zmq.Socket`` too: whatever does not wait works
+on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+
+import zmq
+
+from zdps.client.steps import Dial, Filter
+
+DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
+IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
+
+
+def ms(seconds: float) -> int:
+    """Milliseconds for ``poll``, rounded up so that a short wait is not a busy loop."""
+    return max(0, math.ceil(seconds * 1000))
+
+
+def open_dealer(ctx: zmq.Context, node: str) -> zmq.Socket:
+    """A DEALER connected to ``node``; a bad endpoint raises ValueError, leaking nothing."""
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        sock.setsockopt(zmq.LINGER, DEALER_LINGER_MS)
+        sock.connect(node)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise ValueError(f"cannot connect to node endpoint {node!r}: {exc}") from None
+    return sock
+
+
+def open_sub(ctx: zmq.Context, rcvhwm: int) -> zmq.Socket:
+    """A SUB not yet connected: RCVHWM must be set before connecting (§2)."""
+    sock = ctx.socket(zmq.SUB)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def set_up(sub: zmq.Socket, step: Dial | Filter) -> None:
+    """Carry out a subscribing step on the SUB."""
+    if type(step) is Dial:
+        sub.connect(step.endpoint)
+        return
+    for group in step.add:
+        sub.subscribe(group)
+    for group in step.drop:
+        sub.unsubscribe(group)
+
+
+def send_now(sock: zmq.Socket, frames: list[bytes]) -> None:
+    """Queue ``frames`` if there is room at once, else drop them.
+
+    For frames whose reply nobody awaits (``unwatch``): a node that does not read has
+    nothing to end. On an asyncio socket the send settles at once, or queues behind
+    the sends already waiting; either way its outcome is only retrieved.
+    """
+    for frame in frames:
+        try:
+            sent = sock.send(frame, zmq.NOBLOCK)
+        except zmq.ZMQError:  # no room (the node is down), or the socket is closed
+            continue
+        if isinstance(sent, asyncio.Future):
+            sent.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def without_asyncio(sock: zmq.Socket) -> zmq.Socket:
+    """The same socket, for reads that never wait (after an awaited ``poll``).
+
+    pyzmq reads non-blocking through such a shadow itself, so the asyncio socket's
+    event handling stays right; ``recv_delivery`` needs plain (not future) results.
+    """
+    return zmq.Socket.shadow(sock.underlying)
+
+
+def recv_delivery(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
+    """The three frames of one delivery from a node's PUB (docs/PROTOCOL.md §9.1).
+
+    Only the node publishes on its PUB and every delivery has exactly three frames, so
+    only the last frame's more-flag is read: pyzmq's recv_multipart reads it for every
+    frame and costs about three times as much. Extra frames are drained and returned,
+    for ``decode_delivery`` to refuse.
+    """
+    recv = sock.recv
+    frames = [recv(flags), recv()]
+    last = recv(0, copy=False)
+    frames.append(last.bytes)
+    while last.more:
+        last = recv(0, copy=False)
+        frames.append(last.bytes)
+    return frames
+
+
+class Reconnects:
+    """Sends a SUB's subscriptions again when its connection to the node is re-established.
+
+    libzmq's SUB reconnects to a node restarted on the same endpoint but does not resend
+    its subscriptions (seen with libzmq 4.3.5), so the new node would never learn of
+    them. A reconnected SUB receives nothing, so checking while idle is enough.
+    """
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        address = f"inproc://zdps-sub-monitor-{uuid.uuid4().hex}"
+        sock.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._monitor = zmq.Context.shadow(sock.context.underlying).socket(zmq.PAIR)
+        self._monitor.connect(address)
+        self._handshakes = 0
+
+    def check(self, sock: zmq.Socket, groups: list[bytes]) -> None:
+        reconnected = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            self._handshakes += 1
+            reconnected |= self._handshakes > 1
+        if reconnected:
+            for group in groups:  # the node sees a leave and a join: net one member
+                sock.unsubscribe(group)
+                sock.subscribe(group)
+
+    def close(self) -> None:
+        self._monitor.close(0)

@@ -1,0 +1,113 @@
+"""A subscription without IO: what the SUB subscribes to, and what it delivers.
+
+``SubscribePlan`` is what one ``subscribe`` call puts on the SUB and proves live with
+a token (docs/PROTOCOL.md §9.4); ``Inbox`` turns live messages into deliveries: a
+``closed`` message ends an exact topic, and with recovery on, gaps are fetched
+(zdps/client/recovery.py) before newer messages are handed on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from zdps.client.protocol import Message
+from zdps.client.recovery import Delivery, Fetch, Recovery, recovering
+from zdps.client.steps import Request, Sleep
+from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribePlan:
+    """The SUB subscriptions of one subscribe call, the token that proves them live, and
+    the topics to replay from ``since`` first."""
+
+    groups: list[bytes]
+    token: str
+    since: int | None = None
+    replay: tuple[str, ...] = ()  # exact topics, each once, when ``since`` is set
+
+    @classmethod
+    def make(cls, topics: list[str], prefix: bool, since: int | None = None) -> SubscribePlan:
+        if since is not None and (prefix or since < 0):
+            raise ValueError("since needs exact topics and a seq >= 0")
+        make_group = prefix_group if prefix else exact_group
+        # A SUB that subscribes twice to one group leaks a count (libzmq reports both
+        # subscribes but only one unsubscribe), so each group is subscribed once.
+        groups = list(dict.fromkeys(make_group(t) for t in topics))
+        replay = tuple(dict.fromkeys(topics)) if since is not None else ()
+        return cls(groups, uuid.uuid4().hex, since, replay)
+
+    @property
+    def token_subscription(self) -> bytes:
+        return SYNC_PREFIX + self.token.encode()
+
+
+class SubscriptionState:
+    """Which exact topics of a subscription are still open (``topic delete`` ends them)."""
+
+    def __init__(self, groups: list[bytes]) -> None:
+        self.open_exact = {g[:-1].decode() for g in groups if is_exact(g)}
+        self.prefixes = [g for g in groups if not is_exact(g)]
+
+    def closed(self, topic: str) -> bool:
+        """Note a ``closed`` control message; True if it ended one of our exact topics."""
+        if topic in self.open_exact:
+            self.open_exact.discard(topic)
+            return True
+        return False
+
+    @property
+    def ended(self) -> bool:
+        return not self.open_exact and not self.prefixes
+
+    def groups(self) -> list[bytes]:
+        """The SUB subscriptions still wanted."""
+        return [exact_group(t) for t in self.open_exact] + self.prefixes
+
+
+class Inbox:
+    """A subscription's deliveries, without IO: live messages in, messages and gaps out.
+
+    Handles ``closed`` (a deleted topic ends an exact subscription) and, when
+    ``recover`` is on, gap recovery; the IO side performs the fetches it asks for.
+    """
+
+    def __init__(self, groups: list[bytes], recover: bool) -> None:
+        self.state = SubscriptionState(groups)
+        self.recovery = Recovery() if recover else None
+        self.ready: deque[Delivery] = deque()
+        self.unsubscribe: list[bytes] = []  # groups the SUB socket must drop
+
+    @property
+    def ended(self) -> bool:
+        return not self.ready and self.state.ended
+
+    def live(self, msg: Message) -> Fetch | None:
+        """Take one message from the PUB; a Fetch must be answered by ``recovering``."""
+        if msg.type == "closed":
+            if self.recovery is not None:
+                self.recovery.forget(msg.topic)
+            if self.state.closed(msg.topic):
+                self.unsubscribe.append(msg.topic.encode() + b"\x00")
+        elif self.recovery is None:
+            self.ready.append(msg)
+        else:
+            outcome = self.recovery.live(msg)
+            if isinstance(outcome, Fetch):
+                return outcome
+            self.ready.extend(outcome)
+        return None
+
+    def recovering(self, msg: Message, fetch: Fetch) -> Generator[Request | Sleep, Any, None]:
+        """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to ``ready``."""
+        assert self.recovery is not None
+        self.ready.extend((yield from recovering(self.recovery, msg, fetch)))
+
+    def replay(self, topic: str, entries: list[list] | None) -> None:
+        """History entries (a ``since`` request) go before anything live."""
+        assert self.recovery is not None
+        self.ready.extend(self.recovery.start(topic, entries or []))

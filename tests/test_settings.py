@@ -25,11 +25,11 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from zdps_cli.main import cli, start
 
 from zdps.core.tunables import CoreConfig
 from zdps.daemon.config import Config, ConfigError, load
 from zdps.settings import BY_NAME, SETTINGS, Setting, markdown_table
+from zdps_cli.main import cli, start
 
 pytestmark = pytest.mark.timeout(60)
 

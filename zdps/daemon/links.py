@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import zmq
 
-from zdps.daemon.sockets import PollSet
+from zdps.daemon.polling import PollSet
 
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
 PROBE_HWM = 1000  # probe-link envelopes queued per peer; beyond that they are dropped

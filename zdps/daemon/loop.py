@@ -25,7 +25,7 @@ from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import RateLimitedLog, setup
-from zdps.daemon.sockets import PollSet, drain, routed
+from zdps.daemon.polling import PollSet, drain, routed
 from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage

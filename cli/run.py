@@ -1,0 +1,58 @@
+"""``zdps start``: one flag per setting (zdps.settings), then the daemon."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zdps.daemon.config import ConfigError
+from zdps.settings import SETTINGS
+
+_CLICK_TYPES: dict[type, type] = {str: str, list: str, int: int, float: float}
+
+
+def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per setting of ``zdps.settings``, its help and default from there.
+
+    Each flag defaults to None (a repeatable one to no values), so that ``load`` can tell
+    the flags that were given, and only those beat the config file.
+    """
+    for setting in reversed(SETTINGS):
+        bounds = "" if setting.choices or not setting.bounds else f"; {setting.bounds}"
+        repeatable = f" Repeat {setting.flag} for each one." if setting.type is list else ""
+        command = click.option(
+            setting.flag,
+            setting.name,
+            type=click.Choice(setting.choices) if setting.choices else _CLICK_TYPES[setting.type],
+            multiple=setting.type is list,
+            help=f"{setting.help}{repeatable}  [default: {setting.shown_default}{bounds}]",
+        )(command)
+    return command
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file; its keys are these flags with underscores (seeds for --seed).",
+)
+@_setting_options
+def start(config_path: Path | None, **flags: Any) -> None:
+    """Run a node in the foreground until SIGTERM or SIGINT."""
+    from zdps.daemon.config import load
+    from zdps.daemon.loop import Daemon
+
+    try:
+        config = load(config_path, flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        node = Daemon(config)
+    except Exception as exc:  # bind failures and the like: one clear line, exit 1
+        raise click.ClickException(f"cannot start node {config.node_id}: {exc}") from None
+    sys.exit(node.run())

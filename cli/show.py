@@ -1,0 +1,90 @@
+"""``zdps status`` and ``zdps members``: what a node knows, once or watched."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from zdps.client.protocol import ZdpsError
+from zdps.topics import check_topic
+from zdps_cli.options import call, check_name, node_option, open_client, stdout_gone, timeout_option
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@node_option
+@timeout_option
+def status(as_json: bool, node: str, timeout: float) -> None:
+    """Show the node's identity, peers, ring and counters."""
+    with open_client(node, timeout) as client:
+        info = call(client.status)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+        return
+    endpoints = info["endpoints"]
+    click.echo(
+        f"node      {info['node']}  (scope {info['scope']}, zdps {info['version']}, "
+        f"pid {info['pid']}, up {info['uptime_s']:.1f}s)"
+    )
+    click.echo(
+        f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "
+        f"api={endpoints['api']} pub={endpoints['pub']}"
+    )
+    ring = info["ring"]
+    click.echo(
+        f"ring      {len(ring['nodes'])} node(s) {' '.join(ring['nodes'])}  [{ring['digest']}]"
+    )
+    click.echo(f"groups    {info['groups']['local']} local, {info['groups']['cluster']} in scope")
+    click.echo("peers" + ("" if info["peers"] else "     none"))
+    for peer in info["peers"]:
+        click.echo(
+            f"  {peer['node']:<16} {peer['state']:<8} {peer['endpoint']:<28} "
+            f"up {peer['since_s']:.1f}s  fanout_sent {peer['fanout_sent']}"
+        )
+    click.echo("counters")
+    for name, value in info["counters"].items():
+        click.echo(f"  {name:<22} {value}")
+    errors = info["errors"]
+    click.echo("errors" + ("" if errors else "    none"))
+    for name, value in sorted(errors.items()):
+        click.echo(f"  {name:<22} {value}")
+
+
+@click.command()
+@click.argument("topic")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Print again after every change, until interrupted.")
+@node_option
+@timeout_option
+def members(topic: str, as_json: bool, watch: bool, node: str, timeout: float) -> None:
+    """Show the owner of TOPIC and the nodes a publish to it reaches."""
+    check_name(check_topic, topic)
+    with open_client(node, timeout) as client:
+        if not watch:
+            _print_members(call(client.members, topic), as_json)
+            return
+        try:
+            for view in client.watch(topic):
+                _print_members(view, as_json)
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:
+            stdout_gone()
+        except ZdpsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _print_members(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(view, sort_keys=True), nl=True)
+        sys.stdout.flush()
+        return
+    event = view.get("event")
+    if event:
+        group = event["group"] + ("*" if event["prefix"] else "")
+        click.echo(f"{event['kind']} {group} on {event['node']} ({event['count']})")
+    nodes = ", ".join(f"{n}={c}" for n, c in sorted(view["nodes"].items())) or "none"
+    click.echo(f"topic {view['topic']}  owner {view['owner']}  nodes {nodes}")

@@ -24,14 +24,13 @@ from zdps.client.protocol import (
     PublishResult,
     RequestError,
     ack_level,
-    decode_delivery,
     node_endpoint,
 )
 from zdps.client.recovery import Delivery
 from zdps.client.session import Session
 from zdps.client.sockets import (
     IDLE_CHECK,
-    Reconnects,
+    SubscriptionSocket,
     open_dealer,
     open_sub,
     recv_delivery,
@@ -326,25 +325,14 @@ class AsyncClient:
         await self.close()
 
 
-class AsyncSubscription:
+class AsyncSubscription(SubscriptionSocket):
     """Messages of a subscription, as an async iterator."""
 
     def __init__(
         self, sock: zmq.asyncio.Socket, inbox: Inbox, recover: Callable[[Generator], Awaitable]
     ) -> None:
-        self._sock = sock
+        super().__init__(sock, inbox, recover)
         self._reads = without_asyncio(sock)  # after an awaited poll, nothing waits
-        self._inbox = inbox
-        self._recover = recover  # carries out the inbox's recoveries
-        self._reconnects = Reconnects(sock)
-
-    @property
-    def ended(self) -> bool:
-        return self._inbox.ended
-
-    def replay(self, topic: str, entries: list[list] | None) -> None:
-        """Deliver history ``entries`` of ``topic`` before anything live (as ``since`` does)."""
-        self._inbox.replay(topic, entries)
 
     async def recv(self) -> Delivery | None:
         """The next message or gap, or None once every exact topic was deleted."""
@@ -353,14 +341,11 @@ class AsyncSubscription:
             if inbox.ended:
                 return None
             if not await self._sock.poll(IDLE_CHECK * 1000):
-                self._reconnects.check(self._sock, inbox.state.groups())
+                self._idle()
                 continue
-            message = decode_delivery(recv_delivery(self._reads, zmq.NOBLOCK))
-            fetch = inbox.live(message)
-            while inbox.unsubscribe:
-                self._sock.unsubscribe(inbox.unsubscribe.pop())
-            if fetch is not None:
-                await self._recover(inbox.recovering(message, fetch))
+            recovery = self._arrived(recv_delivery(self._reads, zmq.NOBLOCK))
+            if recovery is not None:
+                await self._recover(recovery)
         return inbox.ready.popleft()
 
     def __aiter__(self) -> AsyncSubscription:
@@ -371,7 +356,3 @@ class AsyncSubscription:
         if message is None:
             raise StopAsyncIteration
         return message
-
-    def close(self) -> None:
-        self._reconnects.close()
-        self._sock.close()

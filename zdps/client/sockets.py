@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Callable, Generator
+from typing import Any
 
 import zmq
 
+from zdps.client.protocol import decode_delivery
 from zdps.client.steps import Dial, Filter
+from zdps.client.subscription import Inbox
 
 DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
 IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
@@ -136,3 +140,34 @@ class Reconnects:
 
     def close(self) -> None:
         self._monitor.close(0)
+
+
+class SubscriptionSocket:
+    """What both drivers' subscriptions share: the SUB, its inbox, its reconnect watch."""
+
+    def __init__(self, sock: zmq.Socket, inbox: Inbox, recover: Callable[[Generator], Any]) -> None:
+        self._sock = sock
+        self._inbox = inbox
+        self._recover = recover  # carries out the inbox's recoveries
+        self._reconnects = Reconnects(sock)
+
+    @property
+    def ended(self) -> bool:
+        """True once every exact topic was deleted (prefix subscriptions never end)."""
+        return self._inbox.ended
+
+    def replay(self, topic: str, entries: list[list] | None) -> None:
+        """Deliver history ``entries`` of ``topic`` before anything live (as ``since`` does)."""
+        self._inbox.replay(topic, entries)
+
+    def _idle(self) -> None:
+        """Nothing arrived for a while: resubscribe if the SUB reconnected meanwhile."""
+        self._reconnects.check(self._sock, self._inbox.state.groups())
+
+    def _arrived(self, frames: list[bytes]) -> Generator | None:
+        """One delivery's frames: the recovery to carry out before it, if any."""
+        return self._inbox.arrived(decode_delivery(frames), self._sock.unsubscribe)
+
+    def close(self) -> None:
+        self._reconnects.close()
+        self._sock.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,18 @@ class Inbox:
                 return outcome
             self.ready.extend(outcome)
         return None
+
+    def arrived(
+        self, msg: Message, unsubscribe: Callable[[bytes], Any]
+    ) -> Generator[Request | Sleep, Any, None] | None:
+        """A message from the PUB: the recovery to carry out before it, if it needs one.
+
+        Groups that ended (a deleted exact topic) are dropped with ``unsubscribe``.
+        """
+        fetch = self.live(msg)
+        while self.unsubscribe:
+            unsubscribe(self.unsubscribe.pop())
+        return None if fetch is None else self.recovering(msg, fetch)
 
     def recovering(self, msg: Message, fetch: Fetch) -> Generator[Request | Sleep, Any, None]:
         """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to ``ready``."""

@@ -4,7 +4,7 @@ by polling one DEALER; each call returns once its operation is done."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import zmq
@@ -16,14 +16,13 @@ from zdps.client.protocol import (
     PublishError,
     PublishResult,
     ack_level,
-    decode_delivery,
     node_endpoint,
 )
 from zdps.client.recovery import Delivery
 from zdps.client.session import Session
 from zdps.client.sockets import (
     IDLE_CHECK,
-    Reconnects,
+    SubscriptionSocket,
     ms,
     open_dealer,
     open_sub,
@@ -32,7 +31,7 @@ from zdps.client.sockets import (
     set_up,
 )
 from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep, Step, T, Wait
-from zdps.client.subscription import Inbox, SubscribePlan
+from zdps.client.subscription import SubscribePlan
 from zdps.wire.api import Delete, Members, Status
 
 
@@ -295,23 +294,8 @@ class Client:
         self.close()
 
 
-class Subscription:
+class Subscription(SubscriptionSocket):
     """Messages of a subscription, in the order each topic's owner sequenced them."""
-
-    def __init__(self, sock: zmq.Socket, inbox: Inbox, recover: Callable[[Generator], Any]) -> None:
-        self._sock = sock
-        self._inbox = inbox
-        self._recover = recover  # carries out the inbox's recoveries
-        self._reconnects = Reconnects(sock)
-
-    @property
-    def ended(self) -> bool:
-        """True once every exact topic was deleted (prefix subscriptions never end)."""
-        return self._inbox.ended
-
-    def replay(self, topic: str, entries: list[list] | None) -> None:
-        """Deliver history ``entries`` of ``topic`` before anything live (as ``since`` does)."""
-        self._inbox.replay(topic, entries)
 
     def recv(self, timeout: float | None = None) -> Delivery | None:
         """The next message or gap; None on timeout or once the subscription has ended."""
@@ -322,25 +306,18 @@ class Subscription:
                 return None
             left = IDLE_CHECK if deadline is None else min(deadline - time.monotonic(), IDLE_CHECK)
             if not self._sock.poll(ms(left)):
-                self._reconnects.check(self._sock, inbox.state.groups())
+                self._idle()
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue
-            message = decode_delivery(recv_delivery(self._sock))
-            fetch = inbox.live(message)
-            while inbox.unsubscribe:
-                self._sock.unsubscribe(inbox.unsubscribe.pop())
-            if fetch is not None:
-                self._recover(inbox.recovering(message, fetch))
+            recovery = self._arrived(recv_delivery(self._sock))
+            if recovery is not None:
+                self._recover(recovery)
         return inbox.ready.popleft()
 
     def __iter__(self) -> Iterator[Delivery]:
         while (message := self.recv()) is not None:
             yield message
-
-    def close(self) -> None:
-        self._reconnects.close()
-        self._sock.close()
 
     def __enter__(self) -> Subscription:
         return self

@@ -1,0 +1,118 @@
+"""What `bench/compare` records besides the figures: the machine, the versions of every
+component, and the text that says how each system and workload is measured."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from .compare_context import Context
+
+METHOD = """\
+- Every payload carries the publisher's `time.monotonic_ns()` in its first 8 bytes,
+  written just before the message is handed to the client library; the subscriber
+  subtracts it from its own clock on receipt (one-way latency; CLOCK_MONOTONIC is
+  system-wide on Linux). The publisher and the subscriber(s) are separate processes.
+- Throughput is end to end: received messages / (publisher's first send -> the last
+  receipt at any subscriber). Throughput runs sample the latency of every 16th message
+  (shown as "under load": queueing included); the latency workload samples every message.
+- The latency workload sends at a fixed 10,000 msg/s, each message at its absolute
+  deadline t0 + i/rate (sleeping, no busy wait; a late wake-up is not carried over).
+- raw pyzmq: PUSH -> PULL, one message per `send()` (the ceiling for a Python data path);
+  the batched row sends 100 stamped payloads per frame. Fan-out: XPUB (XPUB_NODROP, so
+  nothing is dropped at the HWM) -> 100 SUB sockets in 2 processes.
+- Redis: redis-server started by the benchmark (no persistence, pub/sub output buffers
+  unlimited so a lagging subscriber is not disconnected); redis-py with hiredis; the
+  publisher pipelines 100 PUBLISH commands (transaction=False); at the fixed rate each
+  message is its own PUBLISH written at its deadline, with the replies read as they
+  arrive. Subscribers use `PubSub.get_message()`; fan-out uses 100 connections in 2
+  processes, multiplexed with `selectors`.
+- NATS: nats-server started by the benchmark (slow-consumer limits raised); nats-py on
+  asyncio, `publish()` in a loop then `flush()` (at the fixed rate, a turn of the event
+  loop after each message while on time, so it is written at once); subscribers with a
+  callback; fan-out is 100 connections in 2 processes.
+- pyre: node A SHOUTs to a group node B joined; discovery beacons pinned to loopback
+  (127.255.255.255) on a port picked per run. pyre has no fan-out row, and its counts
+  are capped (it is two orders of magnitude slower), which does not change a rate.
+- zdps: `zdps start` nodes on free loopback ports (kept up for the whole run), the
+  workloads through `zdps bench --json` only. zdps-1: publisher and subscribers on one
+  node. zdps-3: publisher on A, the topic owned by B, the subscriber on C; fan-out
+  subscribers spread round-robin over A, B and C.
+- Order: for each repetition, each workload, each system (the system order rotates per
+  repetition), so the systems share the same machine conditions."""
+
+
+NOTES = {
+    "tput64": "One publisher -> one subscriber, as fast as the publisher can send. "
+    "`zdps-3 ÷ system` > 1 means zdps on three nodes moved more messages per second.",
+    "tput1k": "As above with 1,024-byte payloads.",
+    "latency": "Lower is better; `zdps-3 ÷ system` < 1 means zdps on three nodes was "
+    "faster. `achieved msg/s` checks that the fixed rate was held.",
+    "fanout": "One topic, 100 subscribers: raw pyzmq, Redis and NATS with 100 subscriber "
+    "connections in 2 processes; zdps-1 with 100 subscribers on its one node; zdps-3 with "
+    "100 subscribers spread over A, B and C. deliveries/s counts every copy received.",
+}
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine, and what else was busy on it, for reading the figures."""
+    import psutil
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    # Other processes that were busy when the run started (for reading the figures).
+    procs = list(psutil.process_iter(["pid", "name", "cmdline"]))
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.cpu_percent(None)
+    time.sleep(1.0)
+    busy = []
+    me = os.getpid()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            pct = p.cpu_percent(None)
+            if pct >= 5 and p.pid != me:
+                cmd = " ".join((p.info.get("cmdline") or [p.info.get("name") or "?"])[:3])
+                busy.append(f"`{cmd[:70]}` {pct:.0f}%")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": psutil.virtual_memory().total / 2**30,
+        "kernel": platform.release(),
+        "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "other_load": busy[:8],
+    }
+
+
+def versions(ctx: Context) -> dict[str, str]:
+    """The version of every component measured, so a run can be reproduced."""
+    import importlib.metadata as md
+
+    import zmq
+
+    def dist(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        "pyzmq / libzmq": f"{zmq.__version__} / {zmq.zmq_version()}",
+        "redis-server (Debian)": ctx.redis.version if ctx.redis else "not run",
+        "nats-server (Debian)": ctx.nats.version if ctx.nats else "not run",
+        "redis-py": dist("redis"),
+        "hiredis": dist("hiredis"),
+        "nats-py": dist("nats-py"),
+        "zeromq-pyre (pyre)": dist("zeromq-pyre"),
+        "zdps": ctx.zdps_version,
+        "matplotlib / psutil": f"{dist('matplotlib')} / {dist('psutil')}",
+    }

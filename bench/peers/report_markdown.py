@@ -1,0 +1,296 @@
+"""RESULTS.md for `bench/compare`: one table per workload, the targets, daemon RSS and
+the soak, from the summary that `report` computed."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .report import figure
+
+SYSTEM_LABELS = {
+    "raw-zmq": "raw pyzmq PUSH/PULL (ceiling)",
+    "raw-zmq-batch": "raw pyzmq, 100 payloads per frame",
+    "redis": "Redis pub/sub, redis-py + hiredis",
+    "nats": "NATS, nats-py (asyncio)",
+    "pyre": "pyre SHOUT",
+    "zdps-1": "zdps, one node",
+    "zdps-3": "zdps, three nodes (A -> owner B -> C)",
+}
+FANOUT_LABELS = {"raw-zmq": "raw pyzmq XPUB -> 100 SUB (ceiling)"}
+WORKLOAD_TITLES = {
+    "tput64": "Throughput, 64 B payloads",
+    "tput1k": "Throughput, 1 KiB payloads",
+    "latency": "One-way latency at a fixed 10,000 msg/s (64 B)",
+    "fanout": "Fan-out: one topic to 100 subscribers (64 B)",
+}
+SHORT_TITLES = {
+    "tput64": "throughput 64 B",
+    "tput1k": "throughput 1 KiB",
+    "latency": "latency at 10k msg/s",
+    "fanout": "fan-out to 100",
+}
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or not b:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def _status(entry: dict[str, Any] | None) -> str | None:
+    if entry is None:
+        return "not run"
+    if entry.get("skipped"):
+        return f"skipped: {entry['skipped']}"
+    if not entry.get("ok"):
+        return "failed: " + "; ".join(str(e)[:160] for e in entry.get("errors", []))
+    return None
+
+
+def _loss(entry: dict[str, Any]) -> str:
+    text = f"{entry['received']:,}/{entry['expected']:,} ({entry['lost']:,} lost"
+    if entry.get("failed"):
+        text += f", {entry['failed']:,} publishes failed"
+    return text + ")"
+
+
+def _spread(entry: dict[str, Any]) -> str:
+    values = [v for v in entry.get("per_rep", []) if v is not None]
+    if len(values) < 2:
+        return ""
+    mid = statistics.median(values)
+    return f"±{(max(values) - min(values)) / 2 / mid * 100:.0f}%" if mid else ""
+
+
+def _throughput_table(
+    workload: str, by_system: dict[str, dict[str, Any]], systems: list[str]
+) -> list[str]:
+    raw = figure(workload, by_system.get("raw-zmq"))
+    z3 = figure(workload, by_system.get("zdps-3"))
+    lines = [
+        "| system | msgs/s | spread | MB/s | ÷ raw ceiling | zdps-3 ÷ system "
+        "| received/expected | p50 / p99 µs under load |",
+        "|---|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for system in systems:
+        entry = by_system.get(system)
+        status = _status(entry)
+        label = SYSTEM_LABELS.get(system, system)
+        if status:
+            lines.append(f"| {label} | {status} | | | | | | |")
+            continue
+        fig = figure(workload, entry)
+        lat = entry["latency_us"]
+        lines.append(
+            f"| {label} | {_num(fig)} | {_spread(entry)} | {_num(entry['mb_per_s'], 1)} "
+            f"| {_ratio(fig, raw)} | {_ratio(z3, fig)} | {_loss(entry)} "
+            f"| {_num(lat['p50'])} / {_num(lat['p99'])} |"
+        )
+    return lines
+
+
+def _latency_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
+    raw = (by_system.get("raw-zmq") or {}).get("latency_us") or {}
+    z3 = (by_system.get("zdps-3") or {}).get("latency_us") or {}
+    lines = [
+        "| system | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | achieved msg/s "
+        "| p50 ÷ raw | zdps-3 p50 ÷ system p50 | zdps-3 p99 ÷ system p99 | received/expected |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for system in systems:
+        entry = by_system.get(system)
+        status = _status(entry)
+        label = SYSTEM_LABELS.get(system, system)
+        if status:
+            lines.append(f"| {label} | {status} | | | | | | | | | |")
+            continue
+        lat = entry["latency_us"]
+        lines.append(
+            f"| {label} | {_num(lat['p50'])} | {_num(lat['p90'])} | {_num(lat['p99'])} "
+            f"| {_num(lat['p99.9'])} | {_num(lat['max'])} | {_num(entry['msgs_per_s'])} "
+            f"| {_ratio(lat['p50'], raw.get('p50'))} | {_ratio(z3.get('p50'), lat['p50'])} "
+            f"| {_ratio(z3.get('p99'), lat['p99'])} | {_loss(entry)} |"
+        )
+    return lines
+
+
+def _fanout_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
+    raw = figure("fanout", by_system.get("raw-zmq"))
+    z3 = figure("fanout", by_system.get("zdps-3"))
+    lines = [
+        "| system | deliveries/s | spread | msgs/s per subscriber | ÷ raw ceiling "
+        "| zdps-3 ÷ system | received/expected | p50 / p99 µs |",
+        "|---|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for system in systems:
+        entry = by_system.get(system)
+        status = _status(entry)
+        label = FANOUT_LABELS.get(system, SYSTEM_LABELS.get(system, system))
+        if status:
+            lines.append(f"| {label} | {status} | | | | | | |")
+            continue
+        fig = figure("fanout", entry)
+        lat = entry["latency_us"]
+        lines.append(
+            f"| {label} | {_num(fig)} | {_spread(entry)} | {_num(entry['msgs_per_s'])} "
+            f"| {_ratio(fig, raw)} | {_ratio(z3, fig)} | {_loss(entry)} "
+            f"| {_num(lat['p50'])} / {_num(lat['p99'])} |"
+        )
+    return lines
+
+
+def _rss_table(runs: list[dict[str, Any]], workloads: list[str]) -> list[str]:
+    """Per daemon and workload: RSS MiB at the start of its first run, peak, at the end of
+    its last run."""
+    cells: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for run in runs:
+        for daemon, s in (run.get("rss") or {}).items():
+            cells.setdefault(daemon, {}).setdefault(run["workload"], []).append(s)
+    if not cells:
+        return ["No daemon was sampled (no daemon-backed system ran)."]
+    header = "| daemon | " + " | ".join(SHORT_TITLES[w] for w in workloads)
+    lines = [header + " |", "|---|" + "---|" * len(workloads)]
+    for daemon in sorted(cells):
+        row = [daemon]
+        for w in workloads:
+            samples = cells[daemon].get(w)
+            if not samples:
+                row.append("")
+                continue
+            row.append(
+                f"{samples[0]['start_mib']:.1f} → {max(s['peak_mib'] for s in samples):.1f}"
+                f" → {samples[-1]['end_mib']:.1f}"
+            )
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| target | this run | met |", "|---|--:|---|"]
+    for row in rows:
+        value = row["value"]
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            shown = (
+                f"{value:.2f}{row['unit']}"
+                if row["unit"] == "x"
+                else f"{_num(value, 1 if row['unit'] == 'us' else 0)} {row['unit']}"
+            )
+        else:
+            shown = "not measured" if value is None else str(value)
+        met = {True: "**met**", False: "**not met**", None: "not measured"}[row["met"]]
+        if row["met"] is None and value is not None:
+            met = "not settled (run shorter than the target's 60 s)"
+        lines.append(f"| {row['target']} | {shown} | {met} |")
+    return lines
+
+
+def write_markdown(path: Path, data: dict[str, Any]) -> None:
+    """RESULTS.md: the figures with what it takes to read them: machine, versions, method."""
+    meta, summary = data["meta"], data["summary"]
+    systems, workloads = data["config"]["systems"], data["config"]["workloads"]
+    v = meta["versions"]
+    m = meta["machine"]
+    out = [
+        "# bench/compare: zdps side by side with its peers",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Date: {meta['date']} (wall time {meta['wall_s']:.0f} s)  ",
+        f"Mode: {data['config']['mode']}, {data['config']['reps']} interleaved repetition(s); "
+        "figures are medians over the repetitions, losses are summed.",
+        "",
+        "## Machine",
+        "",
+        f"- {m['nproc']} CPUs: {m['cpu']}; RAM {m['ram_gib']:.1f} GiB; Linux {m['kernel']}",
+        f"- load average at start {m['load_start']}, at end {m['load_end']}",
+    ]
+    if m.get("other_load"):
+        out.append(
+            "- other processes busy on the machine at the start (not part of this run): "
+            + ", ".join(m["other_load"])
+        )
+    out += [
+        "",
+        "## Versions",
+        "",
+        "| component | version |",
+        "|---|---|",
+        *(f"| {k} | {val} |" for k, val in v.items()),
+        "",
+        "## Targets (zdps, three nodes)",
+        "",
+        *_target_lines(data["targets"]),
+        "",
+    ]
+    for workload in workloads:
+        by_system = summary.get(workload, {})
+        order = [s for s in systems if s in by_system]
+        out += [f"## {WORKLOAD_TITLES[workload]}", ""]
+        if workload in ("tput64", "tput1k"):
+            out += _throughput_table(workload, by_system, order)
+        elif workload == "latency":
+            out += _latency_table(by_system, order)
+        else:
+            out += _fanout_table(by_system, order)
+        out.append("")
+        out.append(data["notes"].get(workload, ""))
+        out.append("")
+    out += [
+        "## Daemon RSS (MiB: start of the first run → peak → end of the last run)",
+        "",
+        *_rss_table(data["runs"], workloads),
+        "",
+        "Sampled every 0.25 s from /proc (psutil) while each workload ran against that "
+        "daemon. raw pyzmq and pyre have no daemon.",
+        "",
+    ]
+    soak = data.get("soak")
+    if soak:
+        out += [
+            f"### RSS over a steady run: zdps-3 at {soak['rate']:,} msg/s for "
+            f"{soak['duration_s']:.0f} s",
+            "",
+            "| node | start | early (20-40 %) | late (last 20 %) | peak | end | growth "
+            "| slope MiB/min | flat |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        ]
+        for node, f in soak.get("nodes", {}).items():
+            if f.get("flat") is None:
+                out.append(f"| {node} | {f.get('reason', 'n/a')} | | | | | | | |")
+                continue
+            out.append(
+                f"| {node} | {f['start_mib']:.1f} | {f['early_mib']:.1f} | {f['late_mib']:.1f} "
+                f"| {f['peak_mib']:.1f} | {f['end_mib']:.1f} | {f['growth_mib']:+.1f} "
+                f"| {f['slope_mib_per_min']:+.2f} | {'yes' if f['flat'] else 'no'} |"
+            )
+        if soak.get("error"):
+            out.append(f"\nThe soak run failed: {soak['error']}")
+        elif soak.get("result"):
+            r = soak["result"]
+            out.append(
+                f"\nDuring the soak: {r.get('received', 0):,}/{r.get('expected', 0):,} received, "
+                f"p50 {_num((r.get('latency_us') or {}).get('p50'))} µs, "
+                f"p99 {_num((r.get('latency_us') or {}).get('p99'))} µs."
+            )
+        out += [
+            "",
+            "Flat means: the median RSS of the last 20 % of the samples is at most "
+            "max(2 MiB, 3 %) above the median of the samples at 20-40 % of the run "
+            "(after warm-up).",
+            "",
+        ]
+    out += ["## How each system is measured", "", data["method"], ""]
+    if data.get("problems"):
+        out += ["## Problems in this run", ""]
+        out += [f"- {p}" for p in data["problems"]]
+        out.append("")
+    out += ["![results](results.png)", ""]
+    path.write_text("\n".join(out))

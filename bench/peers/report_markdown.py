@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,27 @@ def _status(entry: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _system_rows(
+    by_system: dict[str, dict[str, Any]],
+    systems: list[str],
+    columns: int,
+    row: Callable[[dict[str, Any]], str],
+    labels: dict[str, str] | None = None,
+) -> list[str]:
+    """One table row per system: the cells ``row`` makes of its figures, or why it has
+    none followed by ``columns`` empty cells."""
+    lines = []
+    for system in systems:
+        entry = by_system.get(system)
+        label = (labels or {}).get(system, SYSTEM_LABELS.get(system, system))
+        status = _status(entry)
+        if status:
+            lines.append(f"| {label} | {status} |" + " |" * columns)
+        else:
+            lines.append(f"| {label} | {row(entry)} |")
+    return lines
+
+
 def _loss(entry: dict[str, Any]) -> str:
     text = f"{entry['received']:,}/{entry['expected']:,} ({entry['lost']:,} lost"
     if entry.get("failed"):
@@ -81,21 +103,17 @@ def _throughput_table(
         "| received/expected | p50 / p99 µs under load |",
         "|---|--:|--:|--:|--:|--:|---|---|",
     ]
-    for system in systems:
-        entry = by_system.get(system)
-        status = _status(entry)
-        label = SYSTEM_LABELS.get(system, system)
-        if status:
-            lines.append(f"| {label} | {status} | | | | | | |")
-            continue
+
+    def row(entry: dict[str, Any]) -> str:
         fig = figure(workload, entry)
         lat = entry["latency_us"]
-        lines.append(
-            f"| {label} | {_num(fig)} | {_spread(entry)} | {_num(entry['mb_per_s'], 1)} "
+        return (
+            f"{_num(fig)} | {_spread(entry)} | {_num(entry['mb_per_s'], 1)} "
             f"| {_ratio(fig, raw)} | {_ratio(z3, fig)} | {_loss(entry)} "
-            f"| {_num(lat['p50'])} / {_num(lat['p99'])} |"
+            f"| {_num(lat['p50'])} / {_num(lat['p99'])}"
         )
-    return lines
+
+    return lines + _system_rows(by_system, systems, 6, row)
 
 
 def _latency_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
@@ -106,21 +124,17 @@ def _latency_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> 
         "| p50 ÷ raw | zdps-3 p50 ÷ system p50 | zdps-3 p99 ÷ system p99 | received/expected |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
-    for system in systems:
-        entry = by_system.get(system)
-        status = _status(entry)
-        label = SYSTEM_LABELS.get(system, system)
-        if status:
-            lines.append(f"| {label} | {status} | | | | | | | | | |")
-            continue
+
+    def row(entry: dict[str, Any]) -> str:
         lat = entry["latency_us"]
-        lines.append(
-            f"| {label} | {_num(lat['p50'])} | {_num(lat['p90'])} | {_num(lat['p99'])} "
+        return (
+            f"{_num(lat['p50'])} | {_num(lat['p90'])} | {_num(lat['p99'])} "
             f"| {_num(lat['p99.9'])} | {_num(lat['max'])} | {_num(entry['msgs_per_s'])} "
             f"| {_ratio(lat['p50'], raw.get('p50'))} | {_ratio(z3.get('p50'), lat['p50'])} "
-            f"| {_ratio(z3.get('p99'), lat['p99'])} | {_loss(entry)} |"
+            f"| {_ratio(z3.get('p99'), lat['p99'])} | {_loss(entry)}"
         )
-    return lines
+
+    return lines + _system_rows(by_system, systems, 9, row)
 
 
 def _fanout_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
@@ -131,21 +145,17 @@ def _fanout_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> l
         "| zdps-3 ÷ system | received/expected | p50 / p99 µs |",
         "|---|--:|--:|--:|--:|--:|---|---|",
     ]
-    for system in systems:
-        entry = by_system.get(system)
-        status = _status(entry)
-        label = FANOUT_LABELS.get(system, SYSTEM_LABELS.get(system, system))
-        if status:
-            lines.append(f"| {label} | {status} | | | | | | |")
-            continue
+
+    def row(entry: dict[str, Any]) -> str:
         fig = figure("fanout", entry)
         lat = entry["latency_us"]
-        lines.append(
-            f"| {label} | {_num(fig)} | {_spread(entry)} | {_num(entry['msgs_per_s'])} "
+        return (
+            f"{_num(fig)} | {_spread(entry)} | {_num(entry['msgs_per_s'])} "
             f"| {_ratio(fig, raw)} | {_ratio(z3, fig)} | {_loss(entry)} "
-            f"| {_num(lat['p50'])} / {_num(lat['p99'])} |"
+            f"| {_num(lat['p50'])} / {_num(lat['p99'])}"
         )
-    return lines
+
+    return lines + _system_rows(by_system, systems, 6, row, FANOUT_LABELS)
 
 
 def _rss_table(runs: list[dict[str, Any]], workloads: list[str]) -> list[str]:

@@ -230,3 +230,33 @@ def test_a_gap_after_a_replay_fetches_from_its_end() -> None:
     recovery = Recovery()
     recovery.start("t", entries((1, 1), (1, 2)))
     assert recovery.live(m(1, 5)) == Fetch("t", (1, 2), (1, 5))
+
+
+def test_a_replay_from_a_seq_history_no_longer_holds_starts_with_a_gap() -> None:
+    recovery = Recovery()
+    assert recovery.start("t", entries((3, 16), (3, 17)), since=1) == [
+        gap(3, 1, 15),
+        m(3, 16),
+        m(3, 17),
+    ]
+    assert recovery.live(m(3, 18)) == [m(3, 18)]
+
+
+def test_a_replay_from_seq_0_asks_for_whatever_is_stored() -> None:
+    recovery = Recovery()
+    assert recovery.start("t", entries((3, 16)), since=0) == [m(3, 16)]
+
+
+def test_a_replay_that_found_nothing_reports_a_gap_before_the_first_live_message() -> None:
+    recovery = Recovery()
+    assert recovery.start("t", [], since=5) == []
+    fetch = recovery.live(m(2, 9))
+    assert fetch == Fetch("t", (2, 4), (2, 9))
+    assert recovery.recovered(m(2, 9), entries((2, 8))) == [gap(2, 5, 7), m(2, 8), m(2, 9)]
+
+
+def test_after_an_empty_replay_a_new_epoch_or_the_asked_seq_starts_afresh() -> None:
+    for first in (m(7, 1), m(7, 5)):
+        recovery = Recovery()
+        recovery.start("t", [], since=5)
+        assert recovery.live(first) == [first]

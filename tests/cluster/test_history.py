@@ -135,3 +135,24 @@ def test_replicated_ack_needs_a_replica(cluster: Cluster) -> None:
     cluster.wait_mesh()
     ok = cluster.run("publish", "--ack", "replicated", "t", "y", "--node", b.api)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_since_below_what_history_holds_reports_the_gap(cluster: Cluster) -> None:
+    a = cluster.start("A")
+    created = cluster.run("topic", "create", "hs", "--history", "5", "--ttl", "60", "--node", a.api)
+    assert created.returncode == 0, created.stderr
+    published = cluster.run(
+        "publish", "hs", "--node", a.api, input="".join(f"{i}\n" for i in range(1, 21))
+    )
+    assert published.returncode == 0, published.stderr
+    as_json = cluster.run(
+        "subscribe", "--json", "--since", "1", "--count", "5", "hs", "--node", a.api
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert lines[0] == {"gap": {"topic": "hs", "epoch": lines[1]["epoch"], "from": 1, "to": 15}}
+    assert [x["seq"] for x in lines[1:]] == [16, 17, 18, 19, 20]
+    as_text = cluster.run("subscribe", "--since", "3", "--count", "5", "hs", "--node", a.api)
+    assert as_text.returncode == 0, as_text.stderr
+    assert as_text.stdout.splitlines() == ["16", "17", "18", "19", "20"]
+    assert f"gap: hs epoch {lines[1]['epoch']} seq 3-15 lost" in as_text.stderr

@@ -60,6 +60,11 @@ class _Topic:
     seen: dict[int, int] = field(default_factory=dict)  # epoch -> highest seq delivered
     after: tuple[int, int] = (0, 0)  # where the pending fetch starts
 
+    @classmethod
+    def before(cls, epoch: int, seq: int) -> _Topic:
+        """As if everything of ``epoch`` before ``seq`` had been delivered."""
+        return cls((epoch, seq - 1), {epoch: seq - 1})
+
     def note(self, epoch: int, seq: int) -> None:
         if seq > self.seen.get(epoch, 0):
             self.seen[epoch] = seq
@@ -75,6 +80,8 @@ class Recovery:
     """Decides, per live message, whether to deliver it, drop it, or fetch first."""
 
     topics: dict[str, _Topic] = field(default_factory=dict)
+    # topic -> the seq a ``since`` replay that found nothing stored asked for
+    expected: dict[str, int] = field(default_factory=dict)
 
     def live(self, msg: Message) -> Fetch | list[Delivery]:
         """A message from the PUB: what to deliver now, or the fetch to make first.
@@ -84,8 +91,11 @@ class Recovery:
         """
         state = self.topics.get(msg.topic)
         if state is None:
-            self.topics[msg.topic] = _Topic((msg.epoch, msg.seq), {msg.epoch: msg.seq})
-            return [msg]
+            since = self.expected.pop(msg.topic, 0)
+            if msg.seq <= since or not since:  # nothing expected before it
+                self.topics[msg.topic] = _Topic((msg.epoch, msg.seq), {msg.epoch: msg.seq})
+                return [msg]
+            state = self.topics[msg.topic] = _Topic.before(msg.epoch, since)
         key = (msg.epoch, msg.seq)
         if state.delivered(*key):
             return []  # already delivered, live or recovered
@@ -114,9 +124,19 @@ class Recovery:
         out += self._gap_before(state, msg.topic, msg.epoch, msg.seq)
         return out + self._deliver(state, msg)
 
-    def start(self, topic: str, entries: list[list]) -> list[Delivery]:
-        """Replay ``entries`` (a ``since`` request) before live messages; no gaps implied."""
+    def start(self, topic: str, entries: list[list], since: int = 0) -> list[Delivery]:
+        """Replay ``entries``, the answer to a request from seq ``since`` of the newest
+        stored epoch, before live messages.
+
+        What history no longer holds from ``since`` on is a gap: before the first entry,
+        or, when nothing is stored, before the first live message if its seq is higher.
+        ``since`` 0 asks for whatever is stored, so nothing before it is missing.
+        """
         out: list[Delivery] = []
+        if since and entries and entries[0][1] >= since:
+            self.topics[topic] = _Topic.before(entries[0][0], since)
+        elif since and not entries:
+            self.expected[topic] = since
         for epoch, seq, payload in entries:
             msg = Message(topic, seq, epoch, payload)
             state = self.topics.get(topic)
@@ -140,6 +160,7 @@ class Recovery:
     def forget(self, topic: str) -> None:
         """The topic was deleted: its next message starts afresh."""
         self.topics.pop(topic, None)
+        self.expected.pop(topic, None)
 
     @staticmethod
     def _deliver(state: _Topic, msg: Message) -> list[Delivery]:

@@ -259,7 +259,7 @@ class Session:
         inbox = Inbox(plan.groups, recover=recover or plan.since is not None)
         for topic in plan.replay:
             pager = Pager.make(topic, since=plan.since)
-            inbox.replay(topic, (yield from self.serve(fetching(pager), timeout)))
+            inbox.replay(topic, (yield from self.serve(fetching(pager), timeout)), plan.since)
         return inbox
 
     def watch(self, topic: str, timeout: float) -> Operation[None]:

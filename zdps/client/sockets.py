@@ -156,10 +156,6 @@ class SubscriptionSocket:
         """True once every exact topic was deleted (prefix subscriptions never end)."""
         return self._inbox.ended
 
-    def replay(self, topic: str, entries: list[list] | None) -> None:
-        """Deliver history ``entries`` of ``topic`` before anything live (as ``since`` does)."""
-        self._inbox.replay(topic, entries)
-
     def _idle(self) -> None:
         """Nothing arrived for a while: resubscribe if the SUB reconnected meanwhile."""
         self._reconnects.check(self._sock, self._inbox.state.groups())

@@ -119,7 +119,7 @@ class Inbox:
         assert self.recovery is not None
         self.ready.extend((yield from recovering(self.recovery, msg, fetch)))
 
-    def replay(self, topic: str, entries: list[list] | None) -> None:
+    def replay(self, topic: str, entries: list[list] | None, since: int = 0) -> None:
         """History entries (a ``since`` request) go before anything live."""
         assert self.recovery is not None
-        self.ready.extend(self.recovery.start(topic, entries or []))
+        self.ready.extend(self.recovery.start(topic, entries or [], since))

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from zdps.topics import check_topic
-from zdps_cli.options import check_endpoints, check_name, node_option
+from zdps_cli.options import check_endpoints, check_name, node_option, open_client
 
 
 @click.command()
@@ -84,6 +84,13 @@ from zdps_cli.options import check_endpoints, check_name, node_option
 )
 @click.option("--no-ack", is_flag=True, help="Publish fire-and-forget (--ack none).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a publisher or subscriber waits for its node to answer.",
+)
 @node_option
 def bench(
     pub_nodes: tuple[str, ...],
@@ -104,6 +111,8 @@ def bench(
         **options,
     )
     check_name(check_topic, config.topic)
+    for endpoint in dict.fromkeys(config.pub_nodes + config.sub_nodes):
+        open_client(endpoint, config.timeout).close()  # no node there: say so at once
     try:
         result = run(config, show_progress=True)
     except Exception as exc:  # a node that does not answer, a worker that died

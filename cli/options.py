@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from zdps.client.protocol import ENV_NODE, ZdpsError
+from zdps.client.sockets import CONNECT_CHECK
 from zdps.client.sync import Client
 from zdps.endpoints import endpoint_problem
 from zdps.settings import DEFAULT_API
@@ -50,10 +51,17 @@ def check_name(validate: Any, value: str) -> None:
 
 
 def open_client(node: str, timeout: float) -> Client:
+    """A client of ``node``, or a one-line error at once if no zdps node is there."""
     try:
-        return Client(node, timeout=timeout)
+        client = Client(node, timeout=timeout)
     except (ValueError, OSError) as exc:  # an endpoint ZeroMQ refuses
         raise click.ClickException(str(exc)) from None
+    try:
+        client.check_node(min(timeout, CONNECT_CHECK))
+    except ZdpsError as exc:
+        client.close(linger=0)
+        raise click.ClickException(exc.message) from None
+    return client
 
 
 def stdout_gone() -> NoReturn:

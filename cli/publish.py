@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from zdps.client.protocol import PublishError
+from zdps.client.protocol import PublishError, PublishResult
 from zdps.topics import check_topic
 from zdps_cli.options import check_name, node_option, open_client, timeout_option
 
@@ -20,39 +21,46 @@ from zdps_cli.options import check_name, node_option, open_client, timeout_optio
 @click.option(
     "--ack",
     type=click.Choice(["none", "owner", "replicated"]),
-    default="owner",
-    show_default=True,
-    help="Wait until the owner sequenced each message, or until its replicas stored it too.",
+    help="Wait until the owner sequenced each message (owner, the default), or until its "
+    "replicas stored it too (replicated), or only until the node read it (none).",
 )
 @click.option("--no-ack", is_flag=True, help="Fire and forget: the same as --ack none.")
 @node_option
 @timeout_option
 def publish(
-    topic: str, message: str | None, ack: str, no_ack: bool, node: str, timeout: float
+    topic: str, message: str | None, ack: str | None, no_ack: bool, node: str, timeout: float
 ) -> None:
     """Publish MESSAGE to TOPIC, or every line of stdin as one message each.
 
-    Exits 0 only when every message was acknowledged at the --ack level. Lines of
-    stdin are published as raw bytes, without their line ending.
+    Exits 0 only when every message was acknowledged at the --ack level; with --no-ack,
+    only when the node confirmed it read them all (within --timeout). Lines of stdin
+    are published as raw bytes, without their line ending. Interrupted (Ctrl-C,
+    SIGTERM), it says how many lines it read and how many were acknowledged.
     """
     check_name(check_topic, topic)
+    if no_ack and ack not in (None, "none"):
+        raise click.UsageError(f"--no-ack contradicts --ack {ack}")
+    level = "none" if no_ack else ack or "owner"
     # A MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8).
     stdin = _StdinLines() if message is None else None
     lines: Any = [os.fsencode(message)] if stdin is None else stdin
-    with open_client(node, timeout) as client:
-        failed = acked = 0
-        level = "none" if no_ack else ack
-        for outcome in client.publish_many(((topic, m) for m in lines), ack=level):
-            if isinstance(outcome, PublishError):
-                failed += 1
-                if failed <= MAX_SHOWN_FAILURES:
-                    click.echo(f"zdps publish: {outcome}", err=True)
-            else:
-                acked += 1
-                if message is not None:
-                    click.echo(
-                        f"seq={outcome.seq} nodes={outcome.nodes} subscribers={outcome.subscribers}"
-                    )
+    tally = _Tally()
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with open_client(node, timeout) as client:
+            for outcome in client.publish_many(((topic, m) for m in lines), ack=level):
+                tally.add(outcome, show_seq=message is not None)
+    except KeyboardInterrupt:
+        read = _read(stdin)
+        click.echo(
+            f"zdps publish: interrupted: read {read} message(s): {tally.acked} acknowledged, "
+            f"{tally.failed} failed, {read - tally.acked - tally.failed} not confirmed",
+            err=True,
+        )
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed, acked = tally.failed, tally.acked
     if failed > MAX_SHOWN_FAILURES:
         click.echo(f"zdps publish: ({failed - MAX_SHOWN_FAILURES} more failures)", err=True)
     if stdin is not None and not stdin.exhausted:
@@ -60,12 +68,41 @@ def publish(
             f"node {node} unreachable: stopped reading stdin after {stdin.count} line(s), "
             f"{failed} failed, {acked} acknowledged"
         )
+    if failed and level == "none":
+        raise click.ClickException(
+            f"{failed} of {_read(stdin)} message(s) not confirmed as read by the node"
+        )
     if failed:
-        verb = "sent" if no_ack else "acknowledged"
-        raise click.ClickException(f"{failed} message(s) not {verb}, {acked} acknowledged")
+        raise click.ClickException(f"{failed} message(s) not acknowledged, {acked} acknowledged")
 
 
 MAX_SHOWN_FAILURES = 10  # failures printed one by one by publish; the rest are counted
+
+
+def _read(stdin: _StdinLines | None) -> int:
+    return 1 if stdin is None else stdin.count
+
+
+def _terminated(_signum: int, _frame: Any) -> None:
+    """SIGTERM stops a publish as Ctrl-C does: with a count of what went out."""
+    raise KeyboardInterrupt
+
+
+class _Tally:
+    """Outcomes so far: failures shown (the first few) and counted, acks counted."""
+
+    def __init__(self) -> None:
+        self.acked = self.failed = 0
+
+    def add(self, outcome: PublishResult | PublishError, show_seq: bool) -> None:
+        if isinstance(outcome, PublishError):
+            self.failed += 1
+            if self.failed <= MAX_SHOWN_FAILURES:
+                click.echo(f"zdps publish: {outcome}", err=True)
+            return
+        self.acked += 1
+        if show_seq:
+            click.echo(f"seq={outcome.seq} nodes={outcome.nodes} subscribers={outcome.subscribers}")
 
 
 class _StdinLines:

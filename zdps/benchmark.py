@@ -48,6 +48,7 @@ class BenchConfig:
     window: int = 20_000
     ack: str = "owner"  # "none", "owner" or "replicated" (see Client.publish)
     sub_procs: int = 0  # 0: one process per subscriber, at most 2 (the machine's cores)
+    timeout: float = 30.0  # seconds a client waits for its node (and workers to be ready)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
     subs, clients = [], []
     for k in range(sockets):
         node = config.sub_nodes[(index + k) % len(config.sub_nodes)]
-        client = Client(node, context=ctx, timeout=30)
+        client = Client(node, context=ctx, timeout=config.timeout)
         clients.append(client)
         subs.append(client.subscribe(config.topic))
     ready.put(index)
@@ -137,7 +138,7 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
     """Publish in batches, paced by absolute deadlines when a rate is set."""
     from zdps.client.sync import Client
 
-    client = Client(config.pub_nodes[index % len(config.pub_nodes)], timeout=30)
+    client = Client(config.pub_nodes[index % len(config.pub_nodes)], timeout=config.timeout)
     padding = b"\x00" * max(0, config.size - STAMP.size)
     start.wait()
     began = time.monotonic()
@@ -201,7 +202,7 @@ def run(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
         proc.start()
     try:
         for _ in subs:
-            ready.get(timeout=60)
+            ready.get(timeout=2 * config.timeout)
         began = time.monotonic_ns()
         start.set()
         expected = config.publishers * config.count * config.subscribers

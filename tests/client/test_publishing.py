@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.client.scripted import NODE, Clock, Run, ack, event, nack
+from tests.client.scripted import NODE, Clock, Run, ack, event, nack, rep
 from zdps.client.protocol import PublishResult
 from zdps.client.publishing import publish_many, publish_stream
 from zdps.client.session import Session
@@ -91,8 +91,23 @@ def test_publish_many_without_acks_emits_nothing_unless_a_frame_is_lost(
     session: Session,
 ) -> None:
     run = Run(publish_many(session, counted(5, []), False, window=1, batch=2, timeout=5.0))
-    assert refs(run.sends()) == [[0, 0], [0, 0], [0]]
-    assert run.done and run.emitted == []
+    frames = run.sends()  # the publishes, then a request whose answer says they were read
+    assert refs(frames[:3]) == [[0, 0], [0, 0], [0]] and frames[3][1:4] == ["req", 1, "info"]
+    session.absorb(rep(1, {}))
+    run.resume()
+    assert run.done and run.emitted == [] and session.unconfirmed == 0
+
+
+def test_publish_many_without_acks_reports_what_the_node_did_not_read(
+    session: Session, clock: Clock
+) -> None:
+    run = Run(publish_many(session, counted(3, []), False, window=1, batch=2, timeout=5.0))
+    assert len(run.sends()) == 3 and isinstance(run.step, Wait)
+    clock.now += 5.0  # no answer: the node is not reading (stopped, saturated, gone)
+    run.resume()
+    assert run.done and codes(run.emitted) == ["timeout"] * 3
+    assert "not confirmed" in run.emitted[0].message
+    assert session.unconfirmed == 0  # reported here, not again at close
 
 
 def test_publish_many_stops_once_a_timeout_shows_the_node_is_silent(

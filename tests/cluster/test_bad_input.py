@@ -96,7 +96,7 @@ def test_cli_rejects_bad_arguments_with_clear_errors(cluster: Cluster, tmp_path)
     no_node = cluster.run(
         "publish", "t", "x", "--node", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5"
     )
-    assert no_node.returncode == 1 and "timeout" in no_node.stderr
+    assert no_node.returncode == 1 and "no zdps node at" in no_node.stderr
     bad_endpoint = cluster.run("start", "--cluster", "localhost:80")
     assert bad_endpoint.returncode == 2 and "not an endpoint" in bad_endpoint.stderr
     wildcard = cluster.run("start", "--cluster", "tcp://0.0.0.0:7710")

@@ -122,7 +122,7 @@ def test_commands_against_a_dead_node_end_within_their_timeout() -> None:
         assert code != 0 and seconds < 8, (args, code, seconds)
         assert "Traceback" not in err and err.splitlines()[-1].startswith("Error: "), (args, err)
     publish_err = results[0][2]
-    assert "unreachable" in publish_err and publish_err.count("\n") <= 13
+    assert "no zdps node at" in publish_err and publish_err.count("\n") <= 13
 
 
 def test_subscribe_ends_quietly_on_sigint(cluster: Cluster) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable
 from typing import Any
 
@@ -20,6 +21,7 @@ from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
+    E_UNREACHABLE,
     PublishError,
     PublishResult,
     RequestError,
@@ -29,6 +31,7 @@ from zdps.client.protocol import (
 from zdps.client.recovery import Delivery
 from zdps.client.session import Session
 from zdps.client.sockets import (
+    CONNECT_CHECK,
     IDLE_CHECK,
     SubscriptionSocket,
     open_dealer,
@@ -55,6 +58,7 @@ from zdps.client.subscription import Inbox, SubscribePlan
 from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
+CONNECT_POLL = 0.005  # seconds between looks at the connection's events in check_node
 
 
 class AsyncClient:
@@ -70,7 +74,7 @@ class AsyncClient:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context.instance()
-        self._sock = open_dealer(self._ctx, self.node)
+        self._sock, self._check = open_dealer(self._ctx, self.node)
         self._session = Session(self.node)
         self._wakers: dict[Pending, asyncio.Future] = {}  # operations waiting for news
         self._reader: asyncio.Task | None = None
@@ -300,10 +304,35 @@ class AsyncClient:
             raise
         return AsyncSubscription(sock, inbox, self._recover)
 
-    async def close(self) -> None:
-        """Close the connection: pending requests fail at once, live watches end."""
+    async def check_node(self, timeout: float = CONNECT_CHECK) -> None:
+        """Raise RequestError (code ``unreachable``) at once if what is at the endpoint
+        is no zdps node, as far as connecting to it tells (see ``Client.check_node``)."""
+        check, deadline = self._check, time.monotonic() + timeout
+        while not check.read() and time.monotonic() < deadline:
+            await asyncio.sleep(CONNECT_POLL)
+        why = check.verdict(self.node)
+        if why is not None:
+            raise RequestError(E_UNREACHABLE, why)
+
+    async def flush(self, timeout: float | None = None) -> int:
+        """Wait until the node has read every fire-and-forget publish sent so far (see
+        ``Client.flush``); how many it did not confirm."""
+        return await self._run(self._session.confirm(self.timeout if timeout is None else timeout))
+
+    async def close(self, linger: float | None = None) -> int:
+        """Close the connection: pending requests fail at once, live watches end.
+
+        First waits up to ``linger`` s for the node to read the fire-and-forget
+        publishes sent; returns how many it did not confirm (see ``Client.close``).
+        """
         if self._closed:
-            return
+            return 0
+        left = await self.flush(linger) if self._session.unconfirmed else 0
+        if left:
+            log.warning(
+                "closing with %d fire-and-forget publish(es) that %s did not confirm reading",
+                left, self.node,
+            )  # fmt: skip
         send_now(self._sock, self._session.close())
         self._closed = True
         self._fail_waiting("the client was closed")
@@ -316,13 +345,18 @@ class AsyncClient:
             else:
                 with contextlib.suppress(RuntimeError):  # its loop may be closed already
                     reader.cancel()
+        self._check.close()
         self._sock.close()
+        return left
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        cancelled = exc_type is not None and issubclass(
+            exc_type, KeyboardInterrupt | asyncio.CancelledError
+        )
+        await self.close(linger=0 if cancelled else None)
 
 
 class AsyncSubscription(SubscriptionSocket):

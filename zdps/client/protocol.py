@@ -26,6 +26,8 @@ DEFAULT_RCVHWM = 1_000_000
 # A client-side error code (never on the wire): the client was closed, or stopped
 # reading, before the answer came.
 E_CLOSED = "closed"
+# Client-side too: nothing at the endpoint answers as a zdps node (``check_node``).
+E_UNREACHABLE = "unreachable"
 
 
 def node_endpoint(node: str | None) -> str:

@@ -65,6 +65,8 @@ def publish_many(
             return
         for ref in refs:
             inflight[ref] = now
+        if not level:
+            session.unconfirmed += count
 
     def settled(block: bool) -> Operation[None]:
         """Emits the outcomes that arrived (waiting for one if ``block``), then expiries."""
@@ -108,6 +110,13 @@ def publish_many(
             yield from flush()
         while inflight:
             yield from settled(block=True)
+        if not level and not unreachable:
+            # Sent is only queued here: report those the node does not confirm reading.
+            left = yield from session.confirm(timeout)
+            if left:
+                session.unconfirmed -= left
+                why = f"not confirmed: the node did not read it within {timeout:g} s"
+                yield Emit([PublishError(E_TIMEOUT, why) for _ in range(left)])
     finally:
         # Closed early (or interrupted): late outcomes of these refs are dropped.
         for ref in inflight:

@@ -76,6 +76,7 @@ class Session:
         self.info_reply: dict[str, Any] | None = None  # the node's ``info``, asked once
         self.last_rx = clock()  # when the node last sent anything
         self.bad_frames = 0  # frames from the node that could not be parsed (skipped)
+        self.unconfirmed = 0  # fire-and-forget publishes sent, not yet known to be read
 
     # ------------------------------------------------------------------ refs
 
@@ -215,10 +216,29 @@ class Session:
             frame = encode_publish([[0, topic, to_bytes(data)]])
             if not (yield Send(frame, self.clock() + timeout)):
                 raise RequestError(E_TIMEOUT, self.not_reading)
+            self.unconfirmed += 1
             return None
         ref = self.ref()
         frame = encode_publish([publish_entry(ref, topic, to_bytes(data), level)])
         return (yield from self.roundtrip(ref, frame, timeout))
+
+    def confirm(self, timeout: float) -> Operation[int]:
+        """Wait until the node has read every fire-and-forget publish sent so far; how
+        many it did not confirm within ``timeout`` (0: it read them all).
+
+        Sent only means queued in this process: a node that is not reading, or none at
+        all, leaves them there. The node reads a connection's frames in order, so its
+        answer to a request sent after them says that it has read them all.
+        """
+        count = self.unconfirmed
+        if not count or timeout <= 0:
+            return count
+        try:
+            yield from self.call(Info(), timeout)
+        except RequestError:
+            return self.unconfirmed
+        self.unconfirmed -= count
+        return self.unconfirmed
 
     def serve(
         self, steps: Generator[Request | Sleep, dict | None, T], timeout: float

@@ -3,6 +3,7 @@ by polling one DEALER; each call returns once its operation is done."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any
@@ -13,14 +14,17 @@ from zdps.client import publishing
 from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
+    E_UNREACHABLE,
     PublishError,
     PublishResult,
+    RequestError,
     ack_level,
     node_endpoint,
 )
 from zdps.client.recovery import Delivery
 from zdps.client.session import Session
 from zdps.client.sockets import (
+    CONNECT_CHECK,
     IDLE_CHECK,
     SubscriptionSocket,
     ms,
@@ -33,6 +37,8 @@ from zdps.client.sockets import (
 from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep, Step, T, Wait
 from zdps.client.subscription import SubscribePlan
 from zdps.wire.api import Delete, Members, Status
+
+log = logging.getLogger("zdps.client")
 
 
 class Client:
@@ -50,7 +56,7 @@ class Client:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
-        self._sock = open_dealer(self._ctx, self.node)
+        self._sock, self._check = open_dealer(self._ctx, self.node)
         self._session = Session(self.node)
         self._closed = False
 
@@ -279,19 +285,53 @@ class Client:
             raise
         return Subscription(sock, inbox, self._recover)
 
-    def close(self) -> None:
-        """Close the connection; live watches are ended at the node."""
+    def check_node(self, timeout: float = CONNECT_CHECK) -> None:
+        """Raise RequestError (code ``unreachable``) at once if what is at the endpoint
+        is no zdps node, as far as connecting to it tells within ``timeout`` s.
+
+        Nothing listening shows within a millisecond on loopback, where a request would
+        wait out its timeout. Returns once a ZeroMQ peer answered, or when nothing was
+        learnt in time (then each request's own timeout decides).
+        """
+        check, deadline = self._check, time.monotonic() + timeout
+        while not check.read(deadline - time.monotonic()) and time.monotonic() < deadline:
+            pass
+        why = check.verdict(self.node)
+        if why is not None:
+            raise RequestError(E_UNREACHABLE, why)
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until the node has read every fire-and-forget publish sent so far (at most
+        ``timeout`` s, default the client's); how many it did not confirm (0: all)."""
+        return self._run(self._session.confirm(self.timeout if timeout is None else timeout))
+
+    def close(self, linger: float | None = None) -> int:
+        """Close the connection; live watches are ended at the node.
+
+        First waits up to ``linger`` s (default: the client's timeout) for the node to
+        read the fire-and-forget publishes sent (``flush``); returns how many it did not
+        confirm, and logs a warning if there are any: they may be lost.
+        """
         if self._closed:
-            return
+            return 0
+        left = self.flush(linger) if self._session.unconfirmed else 0
+        if left:
+            log.warning(
+                "closing with %d fire-and-forget publish(es) that %s did not confirm reading",
+                left, self.node,
+            )  # fmt: skip
         send_now(self._sock, self._session.close())
         self._closed = True
+        self._check.close()
         self._sock.close()
+        return left
 
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        # Interrupted (Ctrl-C): do not wait for the node, but still say what it missed.
+        self.close(linger=0 if exc_type is KeyboardInterrupt else None)
 
 
 class Subscription(SubscriptionSocket):

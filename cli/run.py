@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from zdps.daemon.config import ConfigError
-from zdps.settings import SETTINGS
+from zdps.settings import SETTINGS, Setting
 
 _CLICK_TYPES: dict[type, type] = {str: str, list: str, int: int, float: float}
 
@@ -27,11 +27,19 @@ def _setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
         command = click.option(
             setting.flag,
             setting.name,
-            type=click.Choice(setting.choices) if setting.choices else _CLICK_TYPES[setting.type],
+            type=_click_type(setting),
             multiple=setting.type is list,
             help=f"{setting.help}{repeatable}  [default: {setting.shown_default}{bounds}]",
         )(command)
     return command
+
+
+def _click_type(setting: Setting) -> Any:
+    """A setting's flag type; choices match in any case (``--log-level DEBUG``), as in
+    the TOML file, and reach ``load`` as the setting spells them."""
+    if setting.choices:
+        return click.Choice(setting.choices, case_sensitive=False)
+    return _CLICK_TYPES[setting.type]
 
 
 @click.command()

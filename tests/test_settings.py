@@ -272,6 +272,74 @@ def test_each_key_of_the_example_config_carries_its_help() -> None:
         assert setting.help in comments[setting.name], setting.name
 
 
+def _default_line(setting: Setting) -> str:
+    """What the example config says of a key's default and bounds, in one line."""
+    if setting.bounds:
+        return f"Default: {setting.shown_default}; {setting.bounds}."
+    return f"Default: {setting.shown_default}; "  # an endpoint, or a list of them
+
+
+def test_each_key_of_the_example_config_carries_its_default_and_bounds() -> None:
+    comments: dict[str, str] = {}
+    for key, _, _, comment in _conf_entries():
+        comments.setdefault(key, comment)
+    for setting in SETTINGS:
+        comment = comments[setting.name]
+        assert _default_line(setting) in comment, (setting.name, comment)
+        if not setting.bounds:  # Config.check decides what an endpoint is
+            said = comment.partition(_default_line(setting))[2]
+            assert said.split(".")[0].count("endpoint") == 1, (setting.name, comment)
+
+
+def test_the_example_config_sets_nothing_computed_per_host() -> None:
+    """A key whose default is computed where the node starts (the host name as node_id)
+    is only shown commented out, so the file can be copied to every host."""
+    computed = {setting.name for setting in SETTINGS if setting.factory}
+    assert computed == {"node_id"}
+    for key, _, commented, _ in _conf_entries():
+        assert commented or key not in computed, f"conf/zdps.toml sets {key} for every host"
+
+
+def test_the_example_config_works_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No relative path in it: it loads to the defaults wherever zdps starts."""
+    paths = re.findall(r"--config (\S+)", CONF.read_text())
+    for _, value, _, _ in _conf_entries():
+        values = value if isinstance(value, list) else [value]
+        paths += [v.removeprefix("ipc://") for v in values if str(v).startswith("ipc://")]
+    for path in paths:
+        assert path.startswith("/"), f"conf/zdps.toml names the relative path {path}"
+    monkeypatch.chdir(tmp_path)
+    assert load(CONF, {}) == Config()
+
+
+@pytest.mark.parametrize("spelling", ["DEBUG", "Debug", "debug"])
+def test_the_log_level_is_accepted_in_any_case_from_flag_and_file(
+    spelling: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zdps.daemon.loop
+
+    started: list[Config] = []
+
+    class FakeNode:
+        def __init__(self, config: Config) -> None:
+            started.append(config)
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(zdps.daemon.loop, "Daemon", FakeNode)
+    path = tmp_path / "zdps.toml"
+    path.write_text(f'log_level = "{spelling}"\n')
+    for args in (["--log-level", spelling], ["--config", str(path)]):
+        result = CliRunner().invoke(cli, ["start", *args])
+        assert result.exit_code == 0, result.output
+    assert [config.log_level for config in started] == ["debug", "debug"]
+    result = CliRunner().invoke(cli, ["start", "--log-level", "verbose"])
+    assert result.exit_code == 2 and "'verbose' is not one of" in result.output
+
+
 # ---------------------------------------------------------------------- docs
 
 

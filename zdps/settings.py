@@ -189,7 +189,12 @@ SETTINGS: tuple[Setting, ...] = (
         "pub", str, DEFAULT_PUB, "Endpoint of the local PUB that any ZeroMQ SUB can connect to."
     ),
     Setting(
-        "log_level", str, "info", "Least severe log lines written to stderr.", choices=LOG_LEVELS
+        "log_level",
+        str,
+        "info",
+        "Least severe log lines written to stderr, in any case; debug adds client connections, "
+        "group changes and a status line (every 10 s, if it changed).",
+        choices=LOG_LEVELS,
     ),
     _seconds("probe_interval", 0.2, "Seconds between failure probes, each of one peer in turn."),
     _seconds(

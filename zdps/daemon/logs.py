@@ -1,9 +1,17 @@
-"""Daemon logging: one line format, and bad-input reports at most once a second per kind."""
+"""Daemon logging: one line format, bad-input reports at most once a second per kind,
+and what the debug level adds (``DebugLog``)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 
 def setup(node: str, level: str) -> logging.Logger:
@@ -34,3 +42,110 @@ class RateLimitedLog:
         suffix = f" ({held} more like it since the last report)" if held else ""
         self._logger.warning("bad input [%s]: %s%s", kind, message, suffix)
         self._next[kind] = now + self._interval
+
+
+DEBUG_EVERY = 10.0  # seconds between two debug status lines, when something changed
+
+
+class DebugLog:
+    """What ``log_level = debug`` adds: a few lines per event, never one per message.
+
+    Each connection to the API or PUB socket and its end (from socket monitors), each
+    change in the number of local groups, and every ``DEBUG_EVERY`` seconds, if any of
+    it changed, the peers, groups, detector and non-zero counters. Made only at that
+    level (``make``), so that no other level pays for the monitors.
+    """
+
+    EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        poller: Any,
+        sockets: dict[str, zmq.Socket],
+        settings: dict[str, Any],
+    ) -> None:
+        self._logger = logger
+        logger.debug("settings %s", " ".join(f"{k}={v}" for k, v in settings.items()))
+        self._monitors = {
+            sock.get_monitor_socket(self.EVENTS): name for name, sock in sockets.items()
+        }
+        for monitor in self._monitors:
+            poller.register(monitor, zmq.POLLIN)
+        self._pub = sockets.get("pub")
+        self._addresses: dict[tuple[str, int], str] = {}  # (socket name, fd): peer address
+        self._groups = 0
+        self._last: dict[str, Any] = {}
+        self._next = 0.0
+
+    @classmethod
+    def make(
+        cls,
+        logger: logging.Logger,
+        poller: Any,
+        sockets: dict[str, zmq.Socket],
+        settings: dict[str, Any],
+    ) -> DebugLog | None:
+        """A DebugLog if ``logger`` logs debug lines, else None."""
+        if not logger.isEnabledFor(logging.DEBUG):
+            return None
+        return cls(logger, poller, sockets, settings)
+
+    def turn(self, ready: dict[Any, int], status: Callable[[], dict[str, Any]], now: float) -> None:
+        """Log what this turn of the loop changed; ``status`` is the node's status view."""
+        for monitor, name in self._monitors.items():
+            if monitor in ready:
+                self._events(monitor, name)
+        view: dict[str, Any] | None = None
+        if self._pub in ready:
+            view = status()
+            groups = view["groups"]["local"]
+            if groups != self._groups:
+                self._logger.debug("local groups %d -> %d", self._groups, groups)
+                self._groups = groups
+        if now >= self._next:
+            self._next = now + DEBUG_EVERY
+            self._summary(view or status())
+
+    def _events(self, monitor: zmq.Socket, name: str) -> None:
+        while monitor.poll(0):
+            event = parse_monitor_message(monitor.recv_multipart())
+            fd = event["value"]
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                address = self._addresses[name, fd] = _peer_address(fd)
+                self._logger.debug("%s connection from %s accepted (fd %d)", name, address, fd)
+            else:
+                address = self._addresses.pop((name, fd), "?")
+                self._logger.debug("%s connection from %s closed (fd %d)", name, address, fd)
+
+    def _summary(self, view: dict[str, Any]) -> None:
+        detector = view["detector"]
+        summary = {
+            "peers": ",".join(f"{p['node']}:{p['state']}" for p in view["peers"]) or "-",
+            "ring": len(view["ring"]["nodes"]),
+            "groups": f"{view['groups']['local']}/{view['groups']['cluster']}",
+            "connections": len(self._addresses),
+            "pending_acks": view["pending_acks"],
+            "paused": view["paused"],
+            "suspected": detector["suspected"],
+            "refuted": detector["refuted"],
+            **{name: n for name, n in view["counters"].items() if n},
+            **{f"error.{code}": n for code, n in view["errors"].items()},
+        }
+        if summary != self._last:
+            self._last = summary
+            self._logger.debug("status %s", " ".join(f"{k}={v}" for k, v in summary.items()))
+
+    def close(self) -> None:
+        for monitor in self._monitors:
+            monitor.close(0)
+
+
+def _peer_address(fd: int) -> str:
+    """host:port of the connection on ``fd``, or "?" once it is gone."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            peer = sock.getpeername()
+    except OSError:
+        return "?"
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else peer or "a local socket"

@@ -10,6 +10,7 @@ produced are sent as soon as that frame is handled, not at the end of the turn.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -24,7 +25,7 @@ from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
-from zdps.daemon.logs import RateLimitedLog, setup
+from zdps.daemon.logs import DebugLog, RateLimitedLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
 from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api
@@ -80,6 +81,8 @@ class Daemon:
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
         self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial)
+        sockets = {"api": self.api, "pub": self.pub}
+        self.debug = DebugLog.make(self.log, self.poller, sockets, dataclasses.asdict(config))
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
 
     def _bind(self, kind: int, endpoint: str, **options: int) -> zmq.Socket:
@@ -164,6 +167,8 @@ class Daemon:
         if now >= deadline:
             core.tick(now)
         self._flush()
+        if self.debug is not None:
+            self.debug.turn(ready, lambda: core.status(now), now)
         if core.paused != self._api_paused:
             # Saturated: leave client publishes queued in ZeroMQ (backpressure) until
             # the peers confirm what we sent them.
@@ -242,6 +247,8 @@ class Daemon:
 
     def close(self) -> None:
         """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
+        if self.debug is not None:
+            self.debug.close()
         for sock in (self.cluster, self.api, self.pub):
             sock.close()
         self.links.close()

@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from zdps.topics import check_topic
-from zdps_cli.options import check_endpoints, check_name, node_option, open_client
+from zdps_cli.options import (
+    check_endpoints,
+    check_name,
+    inherited,
+    json_option,
+    node_option,
+    open_client,
+)
 
 
 @click.command()
@@ -83,13 +90,12 @@ from zdps_cli.options import check_endpoints, check_name, node_option, open_clie
     help="Acknowledgement level publishers wait for.",
 )
 @click.option("--no-ack", is_flag=True, help="Publish fire-and-forget (--ack none).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@json_option("Print one JSON object instead of a table.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Seconds a publisher or subscriber waits for its node to answer.",
+    callback=inherited(lambda: 30.0),
+    help="Seconds a publisher or subscriber waits for its node to answer.  [default: 30]",
 )
 @node_option
 def bench(

@@ -9,17 +9,32 @@ import click
 
 from zdps import __version__
 from zdps_cli.bench import bench
+from zdps_cli.options import group_node_option, group_timeout_option
 from zdps_cli.publish import publish
 from zdps_cli.run import start
 from zdps_cli.show import members, status
 from zdps_cli.subscribe import subscribe
 from zdps_cli.topic import topic
 
+JSON_COMMANDS = ("status", "members", "subscribe", "bench")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zdps")
-def cli() -> None:
-    """zdps: a peer-to-peer cluster of ZeroMQ daemons that routes messages by topic."""
+@group_node_option
+@group_timeout_option
+@click.option("--json", "as_json", is_flag=True, help=f"--json for {', '.join(JSON_COMMANDS)}.")
+@click.pass_context
+def cli(ctx: click.Context, node: str | None, timeout: float | None, as_json: bool) -> None:
+    """zdps: a peer-to-peer cluster of ZeroMQ daemons that routes messages by topic.
+
+    --node, --timeout and --json given here are the defaults of the command that follows.
+    """
+    command = ctx.invoked_subcommand
+    if command == "start" and (node or timeout):
+        raise click.UsageError("zdps start binds --api; --node and --timeout are for clients")
+    if as_json and command not in JSON_COMMANDS:
+        raise click.UsageError(f"--json is for {', '.join(JSON_COMMANDS)}, not {command}")
 
 
 for command in (start, publish, subscribe, status, members, bench, topic):

@@ -19,27 +19,53 @@ from zdps.topics import InvalidTopic
 
 def check_endpoints(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """Refuse an endpoint ZeroMQ could not dial, in one line (exit 1)."""
-    for endpoint in value if isinstance(value, tuple) else [value]:
+    for endpoint in value if isinstance(value, tuple) else [value] if value else []:
         problem = endpoint_problem(endpoint)
         if problem:
             raise click.ClickException(f"{param.opts[0]} {endpoint!r} {problem}")
     return value
 
 
-node_option = click.option(
-    "--node",
-    envvar=ENV_NODE,
-    default=DEFAULT_API,
-    show_default=True,
-    callback=check_endpoints,
-    help=f"API endpoint of the node to talk to (also ${ENV_NODE}).",
-)
+def inherited(default: Any) -> Any:
+    """A callback for an option that a group (``zdps --node X status``, ``zdps topic
+    --node X delete T``) may also give: the command's own value first, then the nearest
+    group's, then ``default`` (a callable, read only then)."""
+
+    def resolve(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or value is False:
+            parent = ctx.parent
+            while parent is not None and parent.params.get(param.name) in (None, False):
+                parent = parent.parent
+            value = default() if parent is None else parent.params[param.name]
+        return check_endpoints(ctx, param, value) if param.name == "node" else value
+
+    return resolve
+
+
+def _node_default() -> str:
+    return os.environ.get(ENV_NODE) or DEFAULT_API
+
+
+NODE_HELP = f"API endpoint of the node to talk to.  [default: ${ENV_NODE}, else {DEFAULT_API}]"
+TIMEOUT_HELP = "Seconds to wait for the node to answer."
+
+node_option = click.option("--node", callback=inherited(_node_default), help=NODE_HELP)
 timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the node to answer.",
+    callback=inherited(lambda: 10.0),
+    help=f"{TIMEOUT_HELP}  [default: 10]",
+)
+
+
+def json_option(help: str = "Machine-readable output.") -> Any:
+    return click.option("--json", "as_json", is_flag=True, callback=inherited(bool), help=help)
+
+
+# The same options on a group, for its commands: given there, they are only defaults.
+group_node_option = click.option("--node", callback=check_endpoints, help=NODE_HELP)
+group_timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0.1), help=f"{TIMEOUT_HELP}  [default: the command's]"
 )
 
 

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -25,12 +25,25 @@ from zdps_cli.options import check_name, node_option, open_client, timeout_optio
     "replicas stored it too (replicated), or only until the node read it (none).",
 )
 @click.option("--no-ack", is_flag=True, help="Fire and forget: the same as --ack none.")
+@click.option(
+    "--file",
+    "source",
+    type=click.File("rb"),
+    help="Publish the bytes of this file as one message (-: all of stdin).",
+)
 @node_option
 @timeout_option
 def publish(
-    topic: str, message: str | None, ack: str | None, no_ack: bool, node: str, timeout: float
+    topic: str,
+    message: str | None,
+    ack: str | None,
+    no_ack: bool,
+    source: BinaryIO | None,
+    node: str,
+    timeout: float,
 ) -> None:
-    """Publish MESSAGE to TOPIC, or every line of stdin as one message each.
+    """Publish MESSAGE to TOPIC, or every line of stdin as one message each, or a
+    whole file (--file) as one message.
 
     Exits 0 only when every message was acknowledged at the --ack level; with --no-ack,
     only when the node confirmed it read them all (within --timeout). Lines of stdin
@@ -40,16 +53,20 @@ def publish(
     check_name(check_topic, topic)
     if no_ack and ack not in (None, "none"):
         raise click.UsageError(f"--no-ack contradicts --ack {ack}")
+    if message is not None and source is not None:
+        raise click.UsageError("give MESSAGE or --file, not both")
     level = "none" if no_ack else ack or "owner"
-    # A MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8).
-    stdin = _StdinLines() if message is None else None
-    lines: Any = [os.fsencode(message)] if stdin is None else stdin
+    stdin = _StdinLines() if message is None and source is None else None
+    if source is not None:
+        lines: Any = [source.read()]
+    else:  # a MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8)
+        lines = [os.fsencode(message)] if stdin is None else stdin
     tally = _Tally()
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with open_client(node, timeout) as client:
             for outcome in client.publish_many(((topic, m) for m in lines), ack=level):
-                tally.add(outcome, show_seq=message is not None)
+                tally.add(outcome, show_seq=stdin is None)
     except KeyboardInterrupt:
         read = _read(stdin)
         click.echo(

@@ -10,11 +10,19 @@ import click
 
 from zdps.client.protocol import ZdpsError
 from zdps.topics import check_topic
-from zdps_cli.options import call, check_name, node_option, open_client, stdout_gone, timeout_option
+from zdps_cli.options import (
+    call,
+    check_name,
+    json_option,
+    node_option,
+    open_client,
+    stdout_gone,
+    timeout_option,
+)
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @node_option
 @timeout_option
 def status(as_json: bool, node: str, timeout: float) -> None:
@@ -55,7 +63,7 @@ def status(as_json: bool, node: str, timeout: float) -> None:
 
 @click.command()
 @click.argument("topic")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option()
 @click.option("--watch", is_flag=True, help="Print again after every change, until interrupted.")
 @node_option
 @timeout_option

@@ -11,12 +11,21 @@ import click
 from zdps.client.protocol import Message
 from zdps.client.recovery import Gap
 from zdps.topics import check_prefix, check_topic
-from zdps_cli.options import call, check_name, node_option, open_client, stdout_gone, timeout_option
+from zdps_cli.lines import escape
+from zdps_cli.options import (
+    call,
+    check_name,
+    json_option,
+    node_option,
+    open_client,
+    stdout_gone,
+    timeout_option,
+)
 
 
 @click.command()
 @click.argument("topics", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@json_option("One JSON object per message.")
 @click.option("--count", type=click.IntRange(min=1), help="Exit 0 after N messages.")
 @click.option("--prefix", is_flag=True, help="TOPICS are prefixes: receive every topic under them.")
 @click.option(
@@ -45,10 +54,11 @@ def subscribe(
 ) -> None:
     """Print messages published to TOPICS, one line each.
 
-    Plain output is the payload; with several topics or --prefix each line starts
-    with the topic and a tab. A gap (messages lost for good) is a JSON object with a
-    "gap" key with --json, else a line on stderr. Ends (exit 0) after --count
-    messages or when every topic has been deleted.
+    Plain output is the payload, with control characters and bytes that are not UTF-8
+    escaped (a backslash is doubled; \\n, \\t, \\r, \\xHH); with several topics or
+    --prefix each line starts with the topic and a tab. A gap (messages lost for
+    good) is a JSON object with a "gap" key with --json, else a line on stderr.
+    Ends (exit 0) after --count messages or when every topic has been deleted.
     """
     for topic in topics:
         check_name(check_prefix if prefix else check_topic, topic)
@@ -97,5 +107,5 @@ def _print_gap(gap: Gap, as_json: bool) -> None:
 
 
 def _text_line(msg: Message, show_topic: bool) -> str:
-    text = msg.data.decode("utf-8", "backslashreplace").replace("\n", "\\n")
+    text = escape(msg.data)
     return f"{msg.topic}\t{text}" if show_topic else text

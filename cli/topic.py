@@ -5,11 +5,21 @@ from __future__ import annotations
 import click
 
 from zdps.topics import check_topic
-from zdps_cli.options import call, check_name, node_option, open_client, timeout_option
+from zdps_cli.options import (
+    call,
+    check_name,
+    group_node_option,
+    group_timeout_option,
+    node_option,
+    open_client,
+    timeout_option,
+)
 
 
 @click.group()
-def topic() -> None:
+@group_node_option
+@group_timeout_option
+def topic(node: str | None, timeout: float | None) -> None:
     """Manage topics (topics exist implicitly; `create` only sets their retention)."""
 
 

@@ -14,13 +14,20 @@ Subscriptions that start with NUL are reserved for zdps's own control use
 
 from __future__ import annotations
 
+import re
+
 MAX_TOPIC_BYTES = 255
 EXACT_SUFFIX = b"\x00"
 SYNC_PREFIX = b"\x00zdps.sync."
 
 
+# Control characters (C0, DEL, C1) break the line formats that print topics (a tab
+# separates topic and payload in ``zdps subscribe``), so topics and prefixes refuse them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class InvalidTopic(ValueError):
-    """A topic name that zdps refuses: empty, containing NUL, or too long."""
+    """A topic name that zdps refuses: empty, with a control character, or too long."""
 
 
 def check_topic(topic: str) -> bytes:
@@ -29,19 +36,19 @@ def check_topic(topic: str) -> bytes:
         raise InvalidTopic(f"topic must be text, not {type(topic).__name__}")
     if not topic:
         raise InvalidTopic("topic is empty")
-    if "\x00" in topic:
-        raise InvalidTopic("topic contains a NUL character")
     return _encode(topic, "topic")
 
 
 def check_prefix(prefix: str) -> bytes:
     """Return the bytes of a valid prefix; the empty prefix means every topic."""
-    if "\x00" in prefix:
-        raise InvalidTopic("prefix contains a NUL character")
     return _encode(prefix, "prefix")
 
 
 def _encode(text: str, what: str) -> bytes:
+    control = _CONTROL.search(text)
+    if control:
+        name = "a NUL character" if control[0] == "\x00" else f"the control character {control[0]!r}"
+        raise InvalidTopic(f"{what} contains {name}")
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -127,21 +127,27 @@ def test_start_help_lists_every_flag() -> None:
         assert f"  {setting.flag} " in result.output, setting.flag
 
 
-def test_given_flags_beat_the_file_and_reach_the_node(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    """The configs ``zdps start`` would run a daemon with; none is run."""
     import zdps.daemon.loop
 
-    started: list[Config] = []
+    configs: list[Config] = []
 
     class FakeNode:
         def __init__(self, config: Config) -> None:
-            started.append(config)
+            configs.append(config)
 
         def run(self) -> int:
             return 0
 
     monkeypatch.setattr(zdps.daemon.loop, "Daemon", FakeNode)
+    return configs
+
+
+def test_given_flags_beat_the_file_and_reach_the_node(
+    tmp_path: Path, started: list[Config]
+) -> None:
     path = tmp_path / "zdps.toml"
     path.write_text("pub_hwm = 5\nhistory = 7\nseeds = ['tcp://10.0.0.9:7710']\n")
     args = ["start", "--config", str(path), "--pub-hwm", "10", "--log-level", "debug"]
@@ -316,20 +322,8 @@ def test_the_example_config_works_from_any_directory(
 
 @pytest.mark.parametrize("spelling", ["DEBUG", "Debug", "debug"])
 def test_the_log_level_is_accepted_in_any_case_from_flag_and_file(
-    spelling: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spelling: str, tmp_path: Path, started: list[Config]
 ) -> None:
-    import zdps.daemon.loop
-
-    started: list[Config] = []
-
-    class FakeNode:
-        def __init__(self, config: Config) -> None:
-            started.append(config)
-
-        def run(self) -> int:
-            return 0
-
-    monkeypatch.setattr(zdps.daemon.loop, "Daemon", FakeNode)
     path = tmp_path / "zdps.toml"
     path.write_text(f'log_level = "{spelling}"\n')
     for args in (["--log-level", spelling], ["--config", str(path)]):

@@ -47,7 +47,8 @@ def check_prefix(prefix: str) -> bytes:
 def _encode(text: str, what: str) -> bytes:
     control = _CONTROL.search(text)
     if control:
-        name = "a NUL character" if control[0] == "\x00" else f"the control character {control[0]!r}"
+        char = control[0]
+        name = "a NUL character" if char == "\x00" else f"the control character {char!r}"
         raise InvalidTopic(f"{what} contains {name}")
     try:
         raw = text.encode("utf-8")

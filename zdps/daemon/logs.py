@@ -79,17 +79,9 @@ class DebugLog:
         self._next = 0.0
 
     @classmethod
-    def make(
-        cls,
-        logger: logging.Logger,
-        poller: Any,
-        sockets: dict[str, zmq.Socket],
-        settings: dict[str, Any],
-    ) -> DebugLog | None:
-        """A DebugLog if ``logger`` logs debug lines, else None."""
-        if not logger.isEnabledFor(logging.DEBUG):
-            return None
-        return cls(logger, poller, sockets, settings)
+    def make(cls, logger: logging.Logger, *args: Any) -> DebugLog | None:
+        """A DebugLog (the arguments of ``__init__``) if ``logger`` logs debug lines."""
+        return cls(logger, *args) if logger.isEnabledFor(logging.DEBUG) else None
 
     def turn(self, ready: dict[Any, int], status: Callable[[], dict[str, Any]], now: float) -> None:
         """Log what this turn of the loop changed; ``status`` is the node's status view."""

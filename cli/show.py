@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from zdps.client.protocol import ZdpsError
+from zdps.core.seeds import CONNECTION as SEED_CONNECTION
 from zdps.topics import check_topic
 from zdps_cli.options import (
     call,
@@ -52,6 +53,12 @@ def status(as_json: bool, node: str, timeout: float) -> None:
             f"  {peer['node']:<16} {peer['state']:<8} {peer['endpoint']:<28} "
             f"up {peer['since_s']:.1f}s  fanout_sent {peer['fanout_sent']}"
         )
+    _print_seeds(info["seeds"])
+    for clash in info["clashes"]:
+        click.echo(
+            f"CLASH     node id {info['node']} is also used by the node at {clash['endpoint']} "
+            f"(seen {clash['seen_s_ago']:.1f}s ago): give one of them another node_id"
+        )
     click.echo("counters")
     for name, value in info["counters"].items():
         click.echo(f"  {name:<22} {value}")
@@ -59,6 +66,21 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     click.echo("errors" + ("" if errors else "    none"))
     for name, value in sorted(errors.items()):
         click.echo(f"  {name:<22} {value}")
+
+
+def _print_seeds(seeds: list[dict[str, Any]]) -> None:
+    click.echo("seeds" + ("" if seeds else "     none"))
+    for seed in seeds:
+        if seed["state"] == "waiting":
+            fact = SEED_CONNECTION.get(seed["connection"], seed["connection"])
+            state = f"no answer for {seed['waiting_s']:.1f}s ({seed['hellos']} hellos): {fact}"
+        elif seed["state"] == "self":
+            state = "this node"
+        elif seed["node"]:
+            state = f"answered by {seed['node']}"
+        else:
+            state = "not dialled yet"
+        click.echo(f"  {seed['endpoint']:<28} {state}")
 
 
 @click.command()

@@ -43,7 +43,7 @@ def test_sigint_leaves_gracefully_like_sigterm(cluster: Cluster) -> None:
     b.proc.send_signal(signal.SIGINT)
     wait_for(lambda: a.alive_peers() == set(), 1.0, "A to drop B")
     assert b.proc.wait(5) == 0
-    assert "peer B down (left)" in a.logs()
+    assert "peer_down node=B reason=left" in a.logs()
 
 
 def test_json_output_carries_base64_for_binary_payloads(cluster: Cluster) -> None:

@@ -318,6 +318,6 @@ class SimNet(Network, Observations):
             for frame in frames:
                 log.append((now, decode_api(encode_api(*frame))))
         self.errors[node] += [(now, code, message) for code, message in out.errors]
-        self.logs[node] += [(now, line) for line in out.log]
+        self.logs[node] += [(now, str(event)) for event in out.log]
         if core.outbox:
             self._flush(node)

@@ -172,8 +172,8 @@ def test_owner_dying_before_the_ack_gives_owner_lost() -> None:
     ref = net.publish("a", topic, b"lost")
     net.crash("b")  # the forward was still in flight
     assert net.core("a").pending == 1
-    wait_for(net, lambda: net.log_lines("a", "peer b down"))
-    (declared,) = net.log_lines("a", "peer b down (dead)")
+    wait_for(net, lambda: net.log_lines("a", "peer_down node=b"))
+    (declared,) = net.log_lines("a", "peer_down node=b reason=dead")
     assert net.nacks("a")[ref][0] == E_OWNER_LOST
     assert net.answered_at("a", ref) == declared
     assert net.acks("a") == {}

@@ -141,6 +141,12 @@ def test_owner_saturates_then_resumes_without_loss_or_reordering() -> None:
     assert [d.payload for d in net.received("c", topic)] == [f"m{i}".encode() for i in range(50)]
     assert net.stamps("c", topic) == [(net.stamps("c", topic)[0][0], s) for s in range(1, 51)]
     assert owner.status(net.clock)["paused"] is False
+    # The operator sees each pause, with the peer that caused it, and the resume.
+    assert net.log_lines("b", f"flow_paused peers=c window={WINDOW}")
+    assert net.log_lines("a", f"flow_paused peers=b window={WINDOW}")
+    for node in "ab":
+        assert len(net.log_lines(node, "flow_paused")) == len(net.log_lines(node, "flow_resumed"))
+        assert net.core(node).counters["flow_paused"] == len(net.log_lines(node, "flow_paused"))
 
 
 def test_confirmations_are_one_message_per_peer_per_turn() -> None:

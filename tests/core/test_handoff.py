@@ -99,7 +99,8 @@ def test_new_entries_go_on_to_the_rest_of_the_placement_never_back_to_the_sender
     assert part.sequencer.epoch(topic) == 0  # the next publish starts a new epoch
     again = Outbox()
     part.on_handoff("c", handoff, 1.0, again)  # nothing new: nothing travels on
-    assert not again
+    assert not again.peers
+    assert [str(e) for e in again.log] == ["handoff_received by=c topics=1 new=0"]
 
 
 def test_a_retention_handed_over_after_a_publish_is_replicated_at_once() -> None:

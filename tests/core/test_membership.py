@@ -72,7 +72,7 @@ def test_bye_from_unknown_or_stale_incarnation_is_ignored() -> None:
     assert m.handle("c", 1, Bye(), 0.1) == []
     assert m.handle("b", 4, Bye(), 0.1) == []
     assert m.is_alive("b", 5)
-    assert of(m.handle("b", 5, Bye(), 0.2), PeerDown) == [PeerDown("b", "left")]
+    assert of(m.handle("b", 5, Bye(), 0.2), PeerDown) == [PeerDown("b", "left", "said bye")]
 
 
 # ---------------------------------------------------------------- incarnations
@@ -83,7 +83,8 @@ def test_restart_replaces_the_old_incarnation() -> None:
     admitted(m, "b", incarnation=1)
     actions = m.handle("b", 2, hello("b"), 1.0)
     downs, ups = of(actions, PeerDown), of(actions, PeerUp)
-    assert downs == [PeerDown("b", "restarted")] and ups == [PeerUp("b", "inproc://b")]
+    assert downs == [PeerDown("b", "restarted", "a new incarnation said hello")]
+    assert ups == [PeerUp("b", "inproc://b")]
     assert actions.index(downs[0]) < actions.index(ups[0])
     assert hellos_to(actions, "inproc://b")  # the new incarnation gets its answer
     assert m.is_alive("b", 2) and not m.is_alive("b", 1)
@@ -117,7 +118,7 @@ def test_seed_equal_to_own_endpoint_is_never_dialed() -> None:
 def test_hello_from_self_with_other_incarnation_does_not_mark_seed_as_self() -> None:
     m = make(seeds=("inproc://alias",))
     assert hellos_to(m.tick(0.0), "inproc://alias")
-    assert m.handle("a", 99, hello("a", dialed="inproc://alias"), 0.1) == []
+    assert not of(m.handle("a", 99, hello("a", dialed="inproc://alias"), 0.1), PeerUp)
     assert hellos_to(m.tick(5.0), "inproc://alias")
     assert m.handle("a", 1, hello("a", dialed="inproc://alias"), 5.1) == []
     assert hellos_to(m.tick(10.0), "inproc://alias") == []

@@ -102,8 +102,8 @@ def test_crashed_node_is_declared_dead_by_everyone_well_before_the_peer_timeout(
     net.crash("b")
     net.advance(5.0)
     for node in "ac":
-        (down,) = net.log_lines(node, "peer b down")
-        assert net.log_lines(node, "peer b down (dead)") == [down]
+        (down,) = net.log_lines(node, "peer_down node=b")
+        assert net.log_lines(node, "peer_down node=b reason=dead") == [down]
         assert down <= crashed + 1.5 < crashed + TIMEOUT
         core = net.core(node)
         assert "b" not in core.ring and "b" not in core.membership.peers
@@ -122,7 +122,7 @@ def test_bye_removes_the_sender_at_once() -> None:
     net.run_until_quiet()
     assert net.clock == left_at
     for node in "ac":
-        assert net.log_lines(node, "peer b down (left)") == [left_at]
+        assert net.log_lines(node, "peer_down node=b reason=left") == [left_at]
         assert net.core(node).overlay.members(X) == {}
         assert "b" not in net.core(node).ring
     assert len(net.entries(BYE, src="b")) == 2
@@ -141,11 +141,11 @@ def test_restarted_node_replaces_old_incarnation_and_its_memberships_vanish() ->
     net.run_until_quiet()
     assert net.nodes["b"].incarnation > old
     for node in "ac":
-        lines = [line for _, line in net.logs[node] if "peer b" in line]
+        lines = [line for _, line in net.logs[node] if "peer_" in line and "node=b " in line]
         assert lines == [
-            "peer b up at inproc://b",
-            "peer b down (restarted)",
-            "peer b up at inproc://b",
+            "peer_up node=b endpoint=inproc://b",
+            'peer_down node=b reason=restarted why="a new incarnation said hello"',
+            "peer_up node=b endpoint=inproc://b",
         ]
         assert net.core(node).membership.peers["b"].incarnation == net.nodes["b"].incarnation
         assert net.core(node).overlay.members(X) == {}
@@ -244,9 +244,9 @@ def test_peer_heard_only_through_others_is_dropped_here_and_readmitted() -> None
     net.run_until_quiet()
     cut_at = net.clock
     net.cut("b", "a", both=False)  # a stops hearing b; b still hears a
-    while not net.log_lines("a", "peer b down"):
+    while not net.log_lines("a", "peer_down node=b"):
         net.advance(HB)
-    (down,) = net.log_lines("a", "peer b down (dead)")
+    (down,) = net.log_lines("a", "peer_down node=b reason=dead")
     assert cut_at + TIMEOUT <= down <= cut_at + TIMEOUT + HB + 1e-3
     assert net.entries(DEAD) == []  # silence is a local matter: no verdict was spread
     assert net.core("a").overlay.members(X) == {}
@@ -254,8 +254,8 @@ def test_peer_heard_only_through_others_is_dropped_here_and_readmitted() -> None
     assert "b" in net.core("c").membership.alive()  # nor did c
     net.heal()
     net.advance(1.0)
-    assert net.log_lines("b", "peer a down") == []
-    assert len(net.log_lines("a", "peer b up")) == 2
+    assert net.log_lines("b", "peer_down node=a") == []
+    assert len(net.log_lines("a", "peer_up node=b ")) == 2
     assert net.converged()
     assert net.core("a").overlay.members(X) == {"b": 1}
     ref = net.publish("a", "x", b"back")

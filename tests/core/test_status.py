@@ -1,14 +1,17 @@
 """The status view (zdps/core/status.py): what ``zdps status`` shows of one node.
 
 * The reply holds the ``info`` keys (handed in by the daemon) plus exactly the keys
-  docs/PROTOCOL.md §8.3 lists for ``status``, with the detector's and each peer's
-  sub-keys as listed there, and every counter under its fixed name.
+  docs/PROTOCOL.md §8.3 lists for ``status`` (read from the spec's row), with the
+  detector's, each peer's, seed's and clash's sub-keys as listed there, and every
+  counter under its fixed name.
 * Each value is read from the part that owns it: peers from membership, the ring,
   the overlay's group counts, the topics being sequenced, the history held, the
   publishes still waiting for an answer, the pause, the counters and the errors.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -20,13 +23,36 @@ from zdps.topics import exact_group, prefix_group
 
 pytestmark = pytest.mark.timeout(30)
 
-# docs/PROTOCOL.md §8.3, the op ``status``: "the info keys plus ..."
-STATUS_KEYS = {
-    "node", "scope", "incarnation", "detector", "uptime_s", "peers", "ring", "groups",
-    "topics_sequenced", "history", "pending_acks", "paused", "counters", "errors",
-}  # fmt: skip
-DETECTOR_KEYS = {"version", "health", "probes", "indirect", "suspected", "refuted", "stalls"}
-PEER_KEYS = {"node", "endpoint", "state", "since_s", "suspect", "fanout_sent"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spec_status_keys() -> dict[str, set[str]]:
+    """docs/PROTOCOL.md §8.3's ``status`` row: its top-level keys, each with its sub-keys."""
+    spec = ROOT.joinpath("docs/PROTOCOL.md").read_text()
+    row = next(line for line in spec.splitlines() if line.startswith("| `status`"))
+    text = row[row.index("the `info` keys plus `") + len("the `info` keys plus `") :]
+    text = text[: text.index("`")]
+    keys: dict[str, set[str]] = {}
+    depth, name, current = 0, "", ""
+    for char in text + ",":
+        if char.isalnum() or char == "_":
+            name += char
+            continue
+        if name:
+            if depth == 0:
+                current = name
+                keys[current] = set()
+            elif depth == 1:
+                keys[current].add(name)
+            name = ""
+        depth += (char == "{") - (char == "}")  # peers[{...}]: the list adds no level
+    return keys
+
+
+SPEC = spec_status_keys()
+STATUS_KEYS = set(SPEC)
+DETECTOR_KEYS = SPEC["detector"]
+PEER_KEYS = SPEC["peers"]
 INFO = {
     "version": "0.1.0",
     "pid": 4242,
@@ -53,6 +79,21 @@ def test_status_has_the_info_keys_and_the_documented_ones() -> None:
     assert (status["topics_sequenced"], status["history"]) == (0, {"topics": 0, "messages": 0})
     assert (status["pending_acks"], status["paused"], status["errors"]) == (0, False, {})
     assert status["counters"] == dict.fromkeys(COUNTERS, 0)
+    assert (status["seeds"], status["clashes"]) == ([], [])
+
+
+def test_seed_and_clash_entries_have_the_documented_keys() -> None:
+    core = NodeCore("a", 7, "prod", "tcp://a:1", ["tcp://a:1", "tcp://b:1"], 100.0, info=INFO)
+    core.start(100.0)
+    core.membership.clashes["tcp://c:1"] = (3, 100.5)
+    status = core.status(101.0)
+    own, other = status["seeds"]
+    assert own.keys() == other.keys() == SPEC["seeds"]
+    assert (own["state"], own["node"]) == ("self", "a")
+    assert (other["state"], other["waiting_s"], other["hellos"]) == ("waiting", 1.0, 1)
+    (clash,) = status["clashes"]
+    assert clash == {"endpoint": "tcp://c:1", "incarnation": 3, "seen_s_ago": 0.5}
+    assert clash.keys() == SPEC["clashes"]
 
 
 def test_status_reads_each_value_from_the_part_that_owns_it() -> None:

@@ -4,7 +4,8 @@ The detector alone: test_swim.py. Rules under test:
 
 * a crash is known everywhere fast (within 1.5 s), mostly through a dead verdict;
 * a restart is never killed by news of the old life;
-* a false dead verdict, or a short freeze, heals: the node comes back or refutes.
+* a false dead verdict, or a short freeze, heals: the node comes back or refutes;
+  the operator's log shows each suspicion, accusation and refutation.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def test_a_crash_is_known_everywhere_within_1_5_s(crash_after: float) -> None:
     crashed = net.clock
     net.crash("b")
     net.advance(3.0)
-    downs = [net.log_lines(n, "peer b down (dead)") for n in "acd"]
+    downs = [net.log_lines(n, "peer_down node=b reason=dead") for n in "acd"]
     assert all(len(d) == 1 for d in downs)
     assert max(d[0] for d in downs) - crashed <= 1.5
     assert net.entries(DEAD)  # at least one node learned it from a verdict
@@ -54,7 +55,7 @@ def test_a_restart_is_never_killed_by_news_of_the_old_life() -> None:
     net.advance(3.0)
     assert net.converged()
     for node in "ac":
-        assert net.log_lines(node, "peer b down (dead)") == []
+        assert net.log_lines(node, "peer_down node=b reason=dead") == []
         assert net.core(node).membership.peers["b"].incarnation == net.nodes["b"].incarnation
 
 
@@ -63,10 +64,10 @@ def test_a_node_declared_dead_while_alive_comes_back() -> None:
     net.advance(1.0)
     b = net.nodes["b"].incarnation
     net.inject("a", net.envelope("c", [verdict(DEAD, "b", b)]))  # a false verdict
-    assert net.log_lines("a", "peer b down (dead)")
+    assert net.log_lines("a", "peer_down node=b reason=dead")
     net.advance(1.5)
     assert net.converged()
-    assert len(net.log_lines("a", "peer b up")) == 2
+    assert len(net.log_lines("a", "peer_up node=b ")) == 2
 
 
 def test_a_short_freeze_is_refuted_not_fatal() -> None:
@@ -81,6 +82,14 @@ def test_a_short_freeze_is_refuted_not_fatal() -> None:
     assert suspected
     net.heal()
     net.advance(3.0)
-    assert all(net.log_lines(n, "down") == [] for n in "abc")
+    assert all(net.log_lines(n, "peer_down") == [] for n in "abc")
     assert net.core("b").membership.detector.counts["refuted"] >= 1
     assert not any(net.core(n).membership.detector.is_suspect("b") for n in "ac")
+    # The operator sees the suspicion, the accusation and the refutation, once each.
+    suspicions = [line for n in "ac" for _, line in net.logs[n] if "suspect node=b " in line]
+    assert suspicions and all(line.startswith("suspect node=b by=") for line in suspicions)
+    assert any(net.log_lines(n, "suspicion_refuted node=b version=") for n in "ac")
+    for n in "ac":
+        assert len(net.log_lines(n, "suspect node=b ")) == len(net.log_lines(n, "refuted node=b"))
+    assert net.log_lines("b", "accused by=")
+    assert net.log_lines("b", "readmitted") == []  # nobody dropped it

@@ -9,7 +9,6 @@ on both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import uuid
 from collections.abc import Callable, Generator
@@ -20,6 +19,7 @@ import zmq
 from zdps.client.protocol import decode_delivery
 from zdps.client.steps import Dial, Filter
 from zdps.client.subscription import Inbox
+from zdps.connect_check import ConnectCheck
 
 DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
 IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
@@ -43,75 +43,6 @@ def open_dealer(ctx: zmq.Context, node: str) -> tuple[zmq.Socket, ConnectCheck]:
         sock.close(0)
         raise ValueError(f"cannot connect to node endpoint {node!r}: {exc}") from None
     return sock, check
-
-
-class ConnectCheck:
-    """Whether anything at a DEALER's endpoint speaks ZeroMQ, from its monitor events.
-
-    A refused connection shows within a millisecond on loopback, where a request
-    would wait its whole timeout to say as much. ``verdict`` says what is known by
-    then: None means a ZeroMQ handshake succeeded, or nothing was learnt in time (a
-    slow network, a stopped node: the request's own timeout decides then).
-    """
-
-    EVENTS = (
-        zmq.EVENT_CONNECTED
-        | zmq.EVENT_CONNECT_RETRIED
-        | zmq.EVENT_DISCONNECTED
-        | zmq.EVENT_HANDSHAKE_SUCCEEDED
-        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-        | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    )
-
-    def __init__(self, sock: zmq.Socket) -> None:
-        address = f"inproc://zdps-dealer-monitor-{uuid.uuid4().hex}"
-        sock.monitor(address, self.EVENTS)
-        self._sock = sock
-        self._monitor: zmq.Socket | None = zmq.Context.shadow(sock.context.underlying).socket(
-            zmq.PAIR
-        )
-        self._monitor.connect(address)
-        self._connected = False
-        self.answer: str | None = None  # "zeromq", "refused" or "rejected"
-
-    def read(self, wait: float = 0.0) -> bool:
-        """Take in the events so far, waiting up to ``wait`` s for the first; True once
-        there is an answer."""
-        monitor = self._monitor
-        while self.answer is None and monitor is not None and monitor.poll(ms(wait)):
-            wait = 0.0
-            event = int.from_bytes(monitor.recv_multipart()[0][:2], "little")
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.answer = "zeromq"
-            elif event == zmq.EVENT_CONNECTED:
-                self._connected = True
-            elif event == zmq.EVENT_CONNECT_RETRIED and not self._connected:
-                self.answer = "refused"
-            elif event != zmq.EVENT_CONNECT_RETRIED:  # a failed or dropped handshake
-                self.answer = "rejected"
-        if self.answer is not None:
-            self.close()
-        return self.answer is not None
-
-    def verdict(self, node: str) -> str | None:
-        """Why ``node`` is not a zdps node, as far as the events tell; None if they do not."""
-        answer = self.answer
-        self.close()
-        if answer == "refused":
-            return f'no zdps node at {node} — is "zdps start" running?'
-        if answer == "rejected":
-            return (
-                f"no zdps node at {node}: something there refused the ZeroMQ handshake "
-                "(is it the node's API endpoint?)"
-            )
-        return None  # a handshake, or none yet: a stopped or busy node is slow to answer
-
-    def close(self) -> None:
-        if self._monitor is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disable_monitor()
-            self._monitor.close(0)
-            self._monitor = None
 
 
 def open_sub(ctx: zmq.Context, rcvhwm: int) -> zmq.Socket:

@@ -92,14 +92,14 @@ class ClientApi:
             else:
                 raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind[:32]!r}")
         except ProtocolError as exc:
-            self.bad_input(exc.code, f"API: {exc.message}")
+            self.bad_input(exc.code, f"API frame from client {client.hex()}: {exc.message}")
             out.fail(client, 0, exc.code, exc.message)
 
     def on_publish(self, client: bytes, body: Any, now: float, out: Outbox) -> None:
         """Publishes ``[[ref, topic, payload, level?], ...]``; ref 0 wants no ack."""
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
-            self.bad_input(reject.code, f"publish from client: {reject.message}")
+            self.bad_input(reject.code, f"publish from client {client.hex()}: {reject.message}")
             if reject.ref:
                 out.client_nack(client, reject.ref, reject.code, reject.message)
         publish = self.router.publish
@@ -112,7 +112,7 @@ class ClientApi:
         try:
             request = decode_request(fields)
         except ProtocolError as exc:
-            self.bad_input(exc.code, f"request from client: {exc.message}")
+            self.bad_input(exc.code, f"request from client {client.hex()}: {exc.message}")
             out.fail(client, request_ref(fields), exc.code, exc.message)
             return
         self._ops[type(request.op)](client, request.ref, request.op, now, out)

@@ -50,6 +50,10 @@ class FlowControl(Part):
         window = self.window
         return any(count > window for count in self.inflight.values())
 
+    def over_window(self) -> list[str]:
+        """The peers that keep this node saturated."""
+        return sorted(node for node, count in self.inflight.items() if count > self.window)
+
     def defer(self, sender: str, message: Forward) -> bool:
         """Set ``message`` aside if saturated (or if older forwards still wait)."""
         if self.deferred or self.saturated:

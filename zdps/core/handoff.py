@@ -10,6 +10,8 @@
   this ends; an owner that merged new entries starts a new epoch, so subscribers look
   for what they missed.
 * Once a second, history older than its retention is dropped.
+* The operator sees each handoff: ``handoff_sent`` (all chunks go in that turn, so it
+  is its start and end) and ``handoff_received`` (per message, rate-limited).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from zdps.wire.data import Handoff, HandoffEntry
 from zdps.wire.limits import HANDOFF_BYTES
 
 HISTORY_SWEEP = 1.0  # seconds between drops of expired history
+HANDOFF_LOG_EVERY = 1.0  # seconds between two log lines of received handoffs
 
 
 @dataclass(slots=True)
@@ -44,26 +47,33 @@ class HistoryHandoff(Part):
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
         sends, drops = self.replication.handoffs(old_nodes)
         for node, topics in sends.items():
-            for topic in topics:
-                self.hand_over(node, topic, now, out)
+            entries = sum(self.hand_over(node, topic, now, out) for topic in topics)
+            if topics:
+                out.note("handoff_sent", to=node, topics=len(topics), entries=entries)
         for topic in drops:
             self.history.drop(topic)
 
     def on_handoff(self, sender: str, message: Handoff, now: float, out: Outbox) -> None:
         """History of topics we became responsible for, from another holder."""
+        new = 0
         for topic, retention, stored in message.entries:
-            if not self.history.absorb(topic, retention, stored, now):
+            added = self.history.absorb(topic, retention, stored, now)
+            if not added:
                 continue
+            new += added
             self.sequencer.forget(topic)  # a new epoch, above what was merged
             for node in self.ring.successors(topic, self.replication.factor + 1):
                 if node not in (self.node, sender):
                     self.hand_over(node, topic, now, out)
+        topics = len(message.entries)
+        out.note("handoff_received", every=HANDOFF_LOG_EVERY, by=sender, topics=topics, new=new)
 
-    def hand_over(self, node: str, topic: str, now: float, out: Outbox) -> None:
-        """Send ``node`` our history of ``topic`` (and its retention), in chunks."""
+    def hand_over(self, node: str, topic: str, now: float, out: Outbox) -> int:
+        """Send ``node`` our history of ``topic`` (and its retention), in chunks; returns
+        how many entries went."""
         endpoint = self.endpoint_of(node)
         if endpoint is None:
-            return
+            return 0
         topic, retention, entries = self.history.export(topic, now)
         chunk: list = []
         size = 0
@@ -74,6 +84,7 @@ class HistoryHandoff(Part):
             chunk.append(entry)
             size += len(entry[2])
         out.send(endpoint, Handoff([HandoffEntry(topic, retention, chunk)]))
+        return len(entries)
 
     def expire(self, now: float, out: Outbox) -> None:
         if now >= self._next_sweep:

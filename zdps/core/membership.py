@@ -19,6 +19,11 @@ Protocol (docs/PROTOCOL.md, "Membership"):
   seeds are, for ``lost_retry_ttl``, so a healed netsplit merges again (both sides then
   exchange full syncs). A peer that said ``bye`` is not redialed.
 * Nodes of another scope are never admitted (the envelope carries the scope).
+* A hello from this node's id with another incarnation at another endpoint is a
+  ``Clash`` (§4.2), answered so that the other process learns of it too. A peer back
+  at another endpoint has its old one checked for a while: does its old life still run?
+* The operator hears of suspicions, refutations and readmissions (``LogEvent``): the
+  redialled hellos to a peer declared dead name it (``dropped``), so that it knows.
 
 Invariant: ``PeerDown`` is reported exactly once per incarnation that was reported up.
 ``PeerUp`` is repeated for every hello from a known peer, as pg answers every discover
@@ -27,15 +32,19 @@ with a sync: it makes the scope send that peer a fresh full sync.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from zdps.core import swim
+from zdps.core.log_events import LogEvent, log_event
 from zdps.core.ring import node_set_digest
+from zdps.core.seeds import Seeds
+from zdps.wire import probes
 from zdps.wire.codec import NodeMessage
 from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
+
+CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
 
 
 class PeerState(StrEnum):
@@ -83,9 +92,18 @@ class PeerUp:
 class PeerDown:
     node: str
     reason: str  # "dead", "left" or "restarted"
+    why: str  # what showed it, for the operator
 
 
-Action = Send | Disconnect | PeerUp | PeerDown
+@dataclass(frozen=True, slots=True)
+class Clash:
+    """Another process uses this node's id: it advertises ``endpoint``."""
+
+    endpoint: str
+    incarnation: int
+
+
+Action = Send | Disconnect | PeerUp | PeerDown | Clash | LogEvent
 
 
 @dataclass(slots=True)
@@ -99,16 +117,6 @@ class MembershipConfig:
 
 
 @dataclass(slots=True)
-class _Seed:
-    """An endpoint to say hello to until someone answers there: a seed or a lost peer."""
-
-    next_try: float = 0.0
-    backoff: float = 0.0
-    answered_by: str | None = None
-    expires: float = math.inf  # seeds are retried forever, lost peers for a while
-
-
-@dataclass(slots=True)
 class Membership:
     """The peer table of one node and the hello/ping/peers/bye protocol."""
 
@@ -119,16 +127,19 @@ class Membership:
     seeds: list[str] = field(default_factory=list)
     config: MembershipConfig = field(default_factory=MembershipConfig)
     peers: dict[str, Peer] = field(default_factory=dict)
-    _seeds: dict[str, _Seed] = field(default_factory=dict)
+    clashes: dict[str, tuple[int, float]] = field(default_factory=dict)  # endpoint: (inc, at)
+    scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
+    dialing: Seeds = field(init=False)
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
-    scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
+    _dropped: dict[str, str] = field(default_factory=dict)  # endpoint: id declared dead there
     _next_ping: float = 0.0
     _leaving: bool = False
 
     def __post_init__(self) -> None:
         self._self_endpoints.add(self.endpoint)
-        self._seeds = {s: _Seed() for s in self.seeds if s != self.endpoint}
+        config = self.config
+        self.dialing = Seeds(self.seeds, config.seed_retry_min, config.seed_retry_max)
 
     # ------------------------------------------------------------------ views
 
@@ -176,16 +187,24 @@ class Membership:
         if type(message) is Peers:
             return self._learn(message.peers, now)
         if type(message) is Bye:
-            return self._remove(node, "left", now)
+            return self._remove(node, "left", now, "said bye")
         assert message.PROBE, message
-        return self._detected(self.detector.handle(node, message, now), now)
+        return self._probe_message(node, message, now)
 
     def tick(self, now: float) -> list[Action]:
         """Timers: pings, hello retries, seed retries, failure detection, tombstones."""
         actions: list[Action] = []
         if self._leaving:
             return actions
-        actions += self._detected(self.detector.tick(now), now)
+        detector = self.detector
+        was = {n for n, p in detector.peers.items() if p.suspicion is not None}
+        why = lambda node: "suspected, not refuted in time" if node in was else "silent"  # noqa: E731
+        actions += self._detected(detector.tick(now), now, why)
+        actions += [
+            log_event("suspect", "warning", node=node, by=self.node)
+            for node in detector.peers
+            if detector.is_suspect(node) and node not in was
+        ]
         interval = self.config.heartbeat_interval
         for peer in list(self.peers.values()):
             if peer.state is PeerState.JOINING:
@@ -200,29 +219,23 @@ class Membership:
             digest = self.scope_digest() if self.scope_digest is not None else None
             ping = Ping(self.view_digest(), self.endpoint, digest)
             actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
-        known = {p.endpoint for p in self.peers.values()}
-        for endpoint, seed in list(self._seeds.items()):
-            if seed.expires < now:
-                del self._seeds[endpoint]
-                continue
-            if endpoint in self._self_endpoints or endpoint in known:
-                continue
-            if seed.answered_by in self.peers:
-                continue
-            if now >= seed.next_try:
-                if seed.backoff:
-                    # A fresh connection per retry: hellos queued for an absent seed
-                    # would otherwise all arrive at once when it comes up.
-                    actions.append(Disconnect(endpoint))
-                seed.backoff = min(
-                    max(seed.backoff * 2, self.config.seed_retry_min), self.config.seed_retry_max
-                )
-                seed.next_try = now + seed.backoff
+        node_at = self._nodes_at()
+        for endpoint, step in self.dialing.due(now, lambda e, by: node_at(e, by) is not None):
+            if step != "hello":
+                actions.append(Disconnect(endpoint))
+            if step == "drop":
+                self._dropped.pop(endpoint, None)
+            else:
                 actions.append(self._hello(endpoint, reply=True))
+        actions += self.dialing.warnings(now)
         for node, (_, expires) in list(self._tombstones.items()):
             if expires < now:
                 del self._tombstones[node]
         return actions
+
+    def seeds_view(self, now: float) -> list[dict]:
+        """The configured seeds and what answered there, for ``status``."""
+        return self.dialing.view(now, self.node, self._nodes_at())
 
     def next_deadline(self) -> float:
         """The latest time at which ``tick`` must run next."""
@@ -240,7 +253,10 @@ class Membership:
     # ------------------------------------------------------------------ internals
 
     def _hello(self, endpoint: str, reply: bool, echo: str | None = None) -> Send:
-        return Send(endpoint, Hello(self.endpoint, self._peer_list(), endpoint, reply, echo))
+        """A hello to ``endpoint``; asking one of a peer declared dead there names it."""
+        dropped = self._dropped.get(endpoint) if reply else None
+        hello = Hello(self.endpoint, self._peer_list(), endpoint, reply, echo, dropped)
+        return Send(endpoint, hello)
 
     def _peer_list(self) -> PeerList:
         return {
@@ -252,23 +268,26 @@ class Membership:
     def _on_hello(self, node: str, incarnation: int, hello: Hello, now: float) -> list[Action]:
         advertise, peers = hello.advertise, hello.peers
         if node == self.node:
-            if incarnation == self.incarnation and hello.dialed is not None:
-                self._self_endpoints.add(hello.dialed)  # a seed that is this very node
-            return []
+            if incarnation == self.incarnation:
+                if hello.dialed is not None:
+                    self._self_endpoints.add(hello.dialed)  # a seed that is this very node
+                return []
+            return self._clash(advertise, incarnation, hello.reply, now)
         if self._leaving:
             return []
         tomb = self._tombstones.get(node)
         if tomb is not None and incarnation < tomb[0]:
             return []  # an older life of a node that already died or left
-        echo = hello.echo
-        if echo is not None and echo in self._seeds:
-            self._seeds[echo].answered_by = node
+        if hello.echo is not None:
+            self.dialing.answered(hello.echo, node)
         actions: list[Action] = []
         peer = self.peers.get(node)
         if peer is not None and peer.state is PeerState.ALIVE and peer.incarnation != incarnation:
             if incarnation < peer.incarnation:
                 return []  # a hello from an older life of a restarted node, still in flight
-            actions += self._remove(node, "restarted", now)
+            actions += self._remove(node, "restarted", now, "a new incarnation said hello")
+            if peer.endpoint != advertise:
+                self.dialing.redial(peer.endpoint, now, CLASH_CHECK)  # does its old life run?
             peer = None
         if hello.reply:
             actions.append(self._hello(advertise, reply=False, echo=hello.dialed))
@@ -277,19 +296,56 @@ class Membership:
                 actions.append(Disconnect(peer.endpoint))
             self.peers[node] = Peer(node, advertise, incarnation, PeerState.ALIVE, now)
             self._tombstones.pop(node, None)
+            self._dropped.pop(advertise, None)
             self.detector.add(node, incarnation, now)
-            actions.append(PeerUp(node, advertise))
-        else:
-            actions.append(PeerUp(node, advertise))  # known peer: pg answers with a sync again
+        elif hello.dropped == self.node:  # it had declared us dead; we held it alive
+            actions.append(log_event("readmitted", "warning", every=1.0, by=node))
+        actions.append(PeerUp(node, advertise))  # for a known peer too: pg answers with a sync
         actions += self._learn(peers, now)
         return actions
 
-    def _detected(self, actions: list[swim.Action], now: float) -> list[Action]:
-        """The detector's messages (to alive peers) and deaths, as membership actions."""
+    def _clash(self, endpoint: str, incarnation: int, reply: bool, now: float) -> list[Action]:
+        """Another process calls itself this node (or an old life of it, still in flight)."""
+        if endpoint == self.endpoint and incarnation < self.incarnation:
+            return []  # our own earlier life, at our own endpoint
+        first = endpoint not in self.clashes
+        self.clashes[endpoint] = (incarnation, now)
+        actions: list[Action] = [Clash(endpoint, incarnation)] if first else []
+        if reply or first:
+            actions.append(self._hello(endpoint, reply=False))  # so that it learns of it too
+        return actions
+
+    def _probe_message(self, sender: str, message: NodeMessage, now: float) -> list[Action]:
+        """A detector message; what it changes in suspicions is told to the operator."""
+        detector = self.detector
+        about = getattr(message, "node", None)  # verdicts name the node they are about
+        suspected = about is not None and detector.is_suspect(about)
+        version = detector.version
+        verdict = f"declared dead by {sender}"
+        actions = self._detected(detector.handle(sender, message, now), now, lambda _: verdict)
+        if about is None:
+            return actions
+        if about == self.node:
+            if detector.version != version:  # accused, and refuted with a new version
+                kind = "dead" if type(message) is probes.Dead else "suspect"
+                refuted = detector.version
+                actions.append(
+                    log_event("accused", "warning", by=sender, verdict=kind, refuted=refuted)
+                )
+        elif detector.is_suspect(about) and not suspected:
+            actions.append(log_event("suspect", "warning", node=about, by=sender))
+        elif suspected and about in detector.peers and not detector.is_suspect(about):
+            actions.append(log_event("suspicion_refuted", node=about, version=message.ver))
+        return actions
+
+    def _detected(
+        self, actions: list[swim.Action], now: float, why: Callable[[str], str]
+    ) -> list[Action]:
+        """The detector's messages (to alive peers) and deaths (``why(node)`` for the log)."""
         out: list[Action] = []
         for action in actions:
             if isinstance(action, swim.Dead):
-                out += self._remove(action.node, "dead", now)
+                out += self._remove(action.node, "dead", now, why(action.node))
             elif action.node in self.peers:
                 out.append(Send(self.peers[action.node].endpoint, action.message, probe=True))
         return out
@@ -306,7 +362,13 @@ class Membership:
         """Peers heard of from someone: say hello to the ones not yet known."""
         actions: list[Action] = []
         for node, (endpoint, incarnation) in peers.items():
-            if node == self.node or node in self.peers:
+            if node == self.node:
+                if endpoint not in self._self_endpoints and endpoint not in self.clashes:
+                    # Another process with our id, or news of an old life of ours: if one
+                    # runs there, its answer tells (``_clash``).
+                    actions.append(self._hello(endpoint, reply=True))
+                continue
+            if node in self.peers:
                 continue
             tomb = self._tombstones.get(node)
             if (
@@ -322,7 +384,7 @@ class Membership:
             actions.append(self._hello(endpoint, reply=True))
         return actions
 
-    def _remove(self, node: str, reason: str, now: float) -> list[Action]:
+    def _remove(self, node: str, reason: str, now: float, why: str) -> list[Action]:
         peer = self.peers.pop(node, None)
         if peer is None:
             return []
@@ -331,11 +393,18 @@ class Membership:
         if reason == "dead" and peer.state is PeerState.ALIVE:
             # It may be cut off rather than gone: keep dialing it, so that both sides
             # find each other again when the network heals.
-            seed = self._seeds.setdefault(
-                peer.endpoint, _Seed(expires=now + self.config.lost_retry_ttl)
-            )
-            seed.next_try, seed.backoff = now + self.config.seed_retry_min, 0.0
+            self.dialing.redial(peer.endpoint, now, self.config.lost_retry_ttl)
+            self._dropped[peer.endpoint] = node
         actions: list[Action] = [Disconnect(peer.endpoint)]
         if peer.state is PeerState.ALIVE:
-            actions.insert(0, PeerDown(node, reason))
+            actions.insert(0, PeerDown(node, reason, why))
         return actions
+
+    def _nodes_at(self) -> Callable[[str, str | None], str | None]:
+        """(endpoint, node that answered a hello there) -> the node known there, if any."""
+        at = {p.endpoint: p.node for p in self.peers.values()}
+        at.update(dict.fromkeys(self._self_endpoints, self.node))
+        peers = self.peers
+        return lambda endpoint, answered_by: (
+            at.get(endpoint) or (answered_by if answered_by in peers else None)
+        )

@@ -9,7 +9,9 @@ current monotonic time. The IO layer owns the sockets and drains ``take()`` afte
 every wake-up; tests and the simulator drive the same object with no sockets at all.
 
 Only ``ProtocolError`` means bad input: it is counted and the rest carries on. Any
-other exception is a bug and propagates (the daemon logs it and exits 1).
+other exception is a bug and propagates (the daemon logs it and exits 1). A node that
+finds its id taken by an older node right after it started sets ``refusal``: the
+daemon leaves and exits 1 with it (§4.2).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from zdps.wire.errors import E_INVALID_TOPIC, E_MALFORMED, E_WRONG_SCOPE, Protoc
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
 
 Handler = Callable[[str, Any, float, Outbox], None]
+CLASH_REFUSAL = 30.0  # seconds after its start in which a node refuses to share its id
+FLOW_LOG_EVERY = 5.0  # seconds between two log lines of flow-control pauses (or resumes)
 
 
 class NodeCore:
@@ -136,6 +140,7 @@ class NodeCore:
             data.Nack: self.acks.on_nack,
         }
         self._paused = False
+        self.refusal: str | None = None  # set: this node must stop (its id is taken)
 
     # ------------------------------------------------------------------ IO interface
 
@@ -147,6 +152,11 @@ class NodeCore:
         if self.paused != self._paused:
             self._paused = not self._paused
             self.counters["flow_paused"] += self._paused
+            if self._paused:
+                peers = ",".join(self.flow.over_window())
+                out.note("flow_paused", every=FLOW_LOG_EVERY, peers=peers, window=self.flow.window)
+            else:
+                out.note("flow_resumed", every=FLOW_LOG_EVERY, window=self.flow.window)
         self.outbox = Outbox()
         return out
 
@@ -190,8 +200,12 @@ class NodeCore:
 
     def bad_client_frame(self, client: bytes, message: str) -> None:
         """A client frame the IO layer could not even hand over (not one ZeroMQ frame)."""
-        self.bad_input(E_MALFORMED, f"API: {message}")
+        self.bad_input(E_MALFORMED, f"API frame from client {client.hex()}: {message}")
         self.outbox.fail(client, 0, E_MALFORMED, message)
+
+    def seed_connection(self, endpoint: str, answer: str) -> None:
+        """What the IO layer saw of its connection to a seed (``seeds.CONNECTION``)."""
+        self.membership.dialing.connection(endpoint, answer)
 
     def client_gone(self, client: bytes) -> None:
         """A client's connection vanished: drop what we keep for it."""
@@ -286,24 +300,42 @@ class NodeCore:
                 if self.ring.add(action.node):
                     ring_changed = True
                     self.counters["peers_joined"] += 1
-                    out.log.append(f"peer {action.node} up at {action.endpoint}")
+                    out.note("peer_up", node=action.node, endpoint=action.endpoint)
                 self._overlay(self.overlay.peer_up(action.node), out)
             elif isinstance(action, mem.PeerDown):
                 if self.ring.remove(action.node):
                     ring_changed = True
                     went_down.add(action.node)
                 self.counters["peers_lost"] += 1
-                out.log.append(f"peer {action.node} down ({action.reason})")
+                level = "warning" if action.reason == "dead" else "info"
+                out.note("peer_down", level, node=action.node, reason=action.reason, why=action.why)
                 self._overlay(self.overlay.peer_down(action.node), out)
                 for part in self._parts:
                     part.peer_down(action.node, out)
                 self.router.resume(now, out)
+            elif isinstance(action, mem.Clash):
+                self._clash(action, now, out)
+            else:
+                out.log.append(action)
         if ring_changed:
             # A node that restarted (down and up again in this batch) is back without its
             # history: hand it over as to a node that joined.
             old_nodes = old_nodes - (went_down & self.ring.nodes)
             for part in self._parts:
                 part.ring_changed(old_nodes, now, out)
+
+    def _clash(self, clash: mem.Clash, now: float, out: Outbox) -> None:
+        """Another process uses our id: the one started later refuses, if just started."""
+        self.counters["id_clashes"] += 1
+        fields = {"node": self.node, "other": clash.endpoint}
+        if clash.incarnation < self.incarnation and now - self.started < CLASH_REFUSAL:
+            self.refusal = (
+                f"node id '{self.node}' is already used by the node at {clash.endpoint}: give "
+                "this node another one (node_id, --node-id; the default is the host name)"
+            )
+            out.note("node_id_clash", "error", **fields, action="this node stops")
+        else:
+            out.note("node_id_clash", "error", **fields, action="give one of them another node_id")
 
     def _overlay(self, actions: list, out: Outbox) -> None:
         for action in actions:

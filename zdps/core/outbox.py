@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from zdps.core.log_events import LogEvent, log_event
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY, error_result
 from zdps.wire.codec import Batch, NodeMessage, encode_envelope
 from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
@@ -36,7 +37,7 @@ class Outbox:
     deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # to the PUB
     clients: dict[bytes, list[list]] = field(default_factory=dict)  # API frames [kind, ...]
     errors: list[tuple[str, str]] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
+    log: list[LogEvent] = field(default_factory=list)
 
     # ------------------------------------------------------------------ to peers
 
@@ -140,6 +141,10 @@ class Outbox:
     def error(self, code: str, message: str) -> None:
         """Record bad input (the IO layer logs it at most once a second per code)."""
         self.errors.append((code, message))
+
+    def note(self, event: str, level: str = "info", every: float = 0.0, **fields: Any) -> None:
+        """Tell the operator what happened (log_events.py)."""
+        self.log.append(log_event(event, level, every, **fields))
 
     def __bool__(self) -> bool:
         return bool(

@@ -22,6 +22,7 @@ COUNTERS = (  # the node's counters, by their fixed names (README.md)
     "resyncs_asked",
     "replica_stored",
     "history_served",
+    "id_clashes",
 )
 
 
@@ -47,6 +48,11 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
         "detector": {"version": detector.version, "health": detector.health, **detector.counts},
         "uptime_s": round(now - core.started, 3),
         "peers": peers,
+        "seeds": core.membership.seeds_view(now),
+        "clashes": [
+            {"endpoint": endpoint, "incarnation": inc, "seen_s_ago": round(now - at, 3)}
+            for endpoint, (inc, at) in sorted(core.membership.clashes.items())
+        ],
         "ring": {"nodes": sorted(core.ring.nodes), "digest": core.ring.digest()},
         "groups": {
             "local": len(core.overlay.which_local_groups()),

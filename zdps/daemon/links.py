@@ -6,16 +6,21 @@ probe is read after at most one frame of each other link, not behind a data back
 A data link whose queue is full keeps an in-memory backlog, retried when its socket
 becomes writable: nothing is dropped for back-pressure (flow control bounds what is in
 flight). A probe link that is full drops the envelope: a late probe is worthless.
+
+The data links to the configured seeds are watched (``ConnectCheck``) until their
+first connection says something, so the core can tell the operator why a seed is
+silent: nothing listens there, or it is not a cluster endpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import zmq
 
+from zdps.connect_check import ConnectCheck
 from zdps.daemon.polling import PollSet
 
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
@@ -27,14 +32,20 @@ class PeerLinks:
     """The DEALERs to every peer endpoint, created on first send, closed on disconnect."""
 
     def __init__(
-        self, ctx: zmq.Context, poller: PollSet, refused: Callable[[str, str], None]
+        self,
+        ctx: zmq.Context,
+        poller: PollSet,
+        refused: Callable[[str, str], None],
+        watched: Iterable[str] = (),
     ) -> None:
         self._ctx = ctx
         self._poller = poller
         self._refused = refused  # (endpoint, why): ZeroMQ would not dial it
+        self._watched = frozenset(watched)  # the seeds: their data links are checked
         self._data: dict[str, zmq.Socket] = {}
         self._probes: dict[str, zmq.Socket] = {}
         self._backlog: dict[str, deque[bytes]] = {}
+        self._checks: dict[str, ConnectCheck] = {}
 
     def _dealer(self, endpoint: str, probe: bool) -> zmq.Socket | None:
         sockets = self._probes if probe else self._data
@@ -43,13 +54,21 @@ class PeerLinks:
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)
+            check = None
             try:
+                if not probe and endpoint in self._watched:
+                    check = ConnectCheck(sock)  # before connecting, so no event is missed
                 sock.connect(endpoint)
             except zmq.ZMQError as exc:  # the core checks endpoints; this is the last guard
+                if check is not None:
+                    check.close()
                 sock.close(0)
                 self._refused(endpoint, str(exc))
                 return None
             sockets[endpoint] = sock
+            if check is not None:
+                self._checks[endpoint] = check
+                self._poller.register(check.monitor, zmq.POLLIN)
         return sock
 
     def send(self, endpoint: str, frame: bytes) -> None:
@@ -91,8 +110,27 @@ class PeerLinks:
                 del self._backlog[endpoint]
                 self._poller.unregister(sock)
 
+    def connection_news(self, ready: dict) -> list[tuple[str, str]]:
+        """(seed endpoint, ``ConnectCheck.answer``) for each watched link that said what
+        it found this turn."""
+        news = []
+        for endpoint, check in list(self._checks.items()):
+            monitor = check.monitor
+            if monitor in ready and check.read():
+                self._poller.unregister(monitor)
+                del self._checks[endpoint]
+                news.append((endpoint, check.answer))
+        return news
+
+    def _unwatch(self, endpoint: str) -> None:
+        check = self._checks.pop(endpoint, None)
+        if check is not None:
+            self._poller.unregister(check.monitor)
+            check.close()
+
     def disconnect(self, endpoint: str) -> None:
         """Close both links to ``endpoint``, discarding what is still queued."""
+        self._unwatch(endpoint)
         self._backlog.pop(endpoint, None)
         sock = self._data.pop(endpoint, None)
         if sock is not None:
@@ -117,5 +155,7 @@ class PeerLinks:
 
     def close(self) -> None:
         """Close every link; each keeps the LINGER it has."""
+        for endpoint in list(self._checks):
+            self._unwatch(endpoint)
         for sock in (*self._data.values(), *self._probes.values()):
             sock.close()

@@ -1,5 +1,5 @@
-"""Daemon logging: one line format, bad-input reports at most once a second per kind,
-and what the debug level adds (``DebugLog``)."""
+"""Daemon logging: one line format, the cores' log events (bad input at most once a
+second per code), and what the debug level adds (``DebugLog``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from zdps.core.log_events import LEVELS, LogEvent, log_event
+
 
 def setup(node: str, level: str) -> logging.Logger:
     """Log to stderr (journald picks it up under systemd)."""
@@ -25,23 +27,42 @@ def setup(node: str, level: str) -> logging.Logger:
     return logger
 
 
-class RateLimitedLog:
-    """Logs the first report of each kind per interval and counts the ones it held back."""
+class EventLog:
+    """Writes the cores' log events at their level.
 
-    def __init__(self, logger: logging.Logger, interval: float = 1.0) -> None:
+    A rate-limited event (``LogEvent.every``, and bad input: once a second per code)
+    is written at most once per interval per key, with ``held_back=N`` saying how many
+    lines like it were not written since the last one.
+    """
+
+    BAD_INPUT_EVERY = 1.0
+
+    def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
-        self._interval = interval
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def report(self, kind: str, message: str, now: float) -> None:
-        if now < self._next.get(kind, 0.0):
-            self._held[kind] = self._held.get(kind, 0) + 1
+    def write(self, event: LogEvent, now: float) -> None:
+        if event.every:
+            self._limited(event.event, event, now, event.every)
+        else:
+            self._logger.log(_LEVELS[event.level], "%s", event)
+
+    def bad_input(self, code: str, message: str, now: float) -> None:
+        """Input refused as ``code``, described by ``message`` (which names its sender)."""
+        event = log_event("bad_input", "warning", code=code, what=message)
+        self._limited(f"bad_input:{code}", event, now, self.BAD_INPUT_EVERY)
+
+    def _limited(self, key: str, event: LogEvent, now: float, every: float) -> None:
+        if now < self._next.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
             return
-        held = self._held.pop(kind, 0)
-        suffix = f" ({held} more like it since the last report)" if held else ""
-        self._logger.warning("bad input [%s]: %s%s", kind, message, suffix)
-        self._next[kind] = now + self._interval
+        held = self._held.pop(key, 0)
+        self._logger.log(_LEVELS[event.level], "%s%s", event, f" held_back={held}" if held else "")
+        self._next[key] = now + every
+
+
+_LEVELS = {name: getattr(logging, name.upper()) for name in LEVELS}
 
 
 DEBUG_EVERY = 10.0  # seconds between two debug status lines, when something changed

@@ -21,11 +21,12 @@ from typing import Any
 import zmq
 
 from zdps import __version__
+from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
-from zdps.daemon.logs import DebugLog, RateLimitedLog, setup
+from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
 from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api
@@ -42,7 +43,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.log = setup(config.node_id, config.log_level)
-        self.bad_input_log = RateLimitedLog(self.log)
+        self.events = EventLog(self.log)
         self.ctx = zmq.Context()
         self.incarnation = time.time_ns()
         self._stopping = False
@@ -80,7 +81,7 @@ class Daemon:
         for sock in (self.cluster, self.api, self.pub):
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
-        self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial)
+        self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, config.seeds)
         sockets = {"api": self.api, "pub": self.pub}
         self.debug = DebugLog.make(self.log, self.poller, sockets, dataclasses.asdict(config))
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
@@ -106,7 +107,8 @@ class Daemon:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; then tell the peers we leave and return 0.
+        """Serve until SIGTERM or SIGINT; then tell the peers we leave and return 0 (1 if
+        the core refused to go on: another node has this node's id).
 
         An exception that escapes the core is a bug: it is logged, every socket is
         destroyed without linger (no bye), and the daemon exits 1.
@@ -115,29 +117,23 @@ class Daemon:
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         core = self.core
         endpoints = core.info["endpoints"]
-        self.log.info(
-            "node %s ready: scope=%s cluster=%s advertise=%s api=%s pub=%s seeds=%s",
-            core.node,
-            core.scope,
-            endpoints["cluster"],
-            endpoints["advertise"],
-            endpoints["api"],
-            endpoints["pub"],
-            ",".join(self.config.seeds) or "-",
-        )
+        seeds = ",".join(self.config.seeds) or "-"
+        self.events.write(log_event("ready", **endpoints, scope=core.scope, seeds=seeds), 0.0)
         try:
             core.start(time.monotonic())
             self._flush()
-            while not self._stopping:
+            while not self._stopping and core.refusal is None:
                 self._turn()
-            self.log.info("node %s leaving", core.node)
+            if core.refusal is not None:
+                self.events.write(log_event("refused_to_run", "error", why=core.refusal), 0.0)
+            self.events.write(log_event("leaving", pending_acks=core.pending), 0.0)
             core.leave(time.monotonic())
             self._flush()
             self.links.linger()
             for sock in (self.api, self.pub):
                 sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
         except Exception:
-            self.log.exception("node %s stopped by an internal error", core.node)
+            self.log.exception("%s", log_event("internal_error", "error"))
             self.ctx.destroy(linger=0)
             return 1
         else:
@@ -146,7 +142,7 @@ class Daemon:
             signal.set_wakeup_fd(old_fd)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        return 0
+        return 0 if core.refusal is None else 1
 
     def _turn(self) -> None:
         core = self.core
@@ -164,6 +160,8 @@ class Daemon:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
         self.links.retry(ready)
+        for endpoint, answer in self.links.connection_news(ready):
+            core.seed_connection(endpoint, answer)
         if now >= deadline:
             core.tick(now)
         self._flush()
@@ -180,21 +178,29 @@ class Daemon:
 
     def _drain_cluster(self, now: float) -> None:
         core = self.core
-        for _identity, body in drain(self.cluster, routed(self.cluster)):
-            if body is None:
+        errors = core.outbox.errors
+        for _identity, frame in drain(self.cluster, routed(self.cluster)):
+            reported = len(errors)
+            if frame is None:
                 core.bad_input(E_MALFORMED, "cluster message of more than one frame")
             else:
-                core.on_cluster_frame(body, now)
+                core.on_cluster_frame(frame.bytes, now)
+                if len(errors) > reported:
+                    _from_address(errors, reported, frame)
                 if core.outbox.probes:  # answer probes now, not after the whole drain
                     self._send_probes(core.outbox.take_probes())
 
     def _drain_api(self, now: float) -> None:
         core = self.core
-        for client, body in drain(self.api, routed(self.api)):
-            if body is None:
+        errors = core.outbox.errors
+        for client, frame in drain(self.api, routed(self.api)):
+            reported = len(errors)
+            if frame is None:
                 core.bad_client_frame(client, "an API message is one frame")
             else:
-                core.on_client_frame(client, body, now)
+                core.on_client_frame(client, frame.bytes, now)
+                if len(errors) > reported:
+                    _from_address(errors, reported, frame)
                 if core.paused:
                     return  # saturated: the rest stays queued in ZeroMQ (flow control)
 
@@ -236,9 +242,9 @@ class Daemon:
                     break
         now = time.monotonic()
         for code, message in out.errors:
-            self.bad_input_log.report(code, message, now)
-        for line in out.log:
-            self.log.info("%s", line)
+            self.events.bad_input(code, message, now)
+        for event in out.log:
+            self.events.write(event, now)
 
     def _send_probes(self, probes: dict[str, list[NodeMessage]]) -> None:
         for endpoint, messages in probes.items():
@@ -255,3 +261,14 @@ class Daemon:
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _from_address(errors: list[tuple[str, str]], start: int, frame: zmq.Frame) -> None:
+    """Add the address the frame came from to the bad-input reports it caused."""
+    try:
+        address = frame.get("Peer-Address") or "a local socket"
+    except zmq.ZMQError:  # inproc
+        address = "a local socket"
+    for index in range(start, len(errors)):
+        code, message = errors[index]
+        errors[index] = (code, f"{message} (connection from {address})")

@@ -65,8 +65,11 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
             return
 
 
-def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, bytes | None]]:
+def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, zmq.Frame | None]]:
     """A receiver of (identity, body) from a ROUTER; body None for a multi-frame message.
+
+    The body is a ``zmq.Frame``: its ``bytes`` cost what a copying receive does, and it
+    can still say which address sent it (for bad-input reports).
 
     A ROUTER message always has the identity and at least one frame, so only the body's
     more-flag is read: pyzmq's recv_multipart checks RCVMORE per frame and costs about
@@ -74,11 +77,11 @@ def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, bytes | None]]:
     """
     recv = sock.recv
 
-    def receive(flags: int) -> tuple[bytes, bytes | None]:
+    def receive(flags: int) -> tuple[bytes, zmq.Frame | None]:
         identity = recv(flags)
         body = recv(0, copy=False)
         if not body.more:
-            return identity, body.bytes
+            return identity, body
         while body.more:
             body = recv(0, copy=False)
         return identity, None

@@ -55,13 +55,17 @@ class Hello(NodeMessage):
     """Introduces the sender; ``reply`` asks for a hello back (§4.2)."""
 
     KIND = "hello"
-    SHAPE = "{advertise: endpoint, peers?: peer list, dialed?: str, reply?: bool, echo?: str}"
+    SHAPE = (
+        "{advertise: endpoint, peers?: peer list, dialed?: str, reply?: bool, echo?: str, "
+        "dropped?: str}"
+    )
     MEMBERSHIP = True
     advertise: str  # the endpoint peers dial to reach the sender
     peers: PeerList  # the sender's alive peers
     dialed: str | None  # the endpoint the sender dialed to send this
     reply: bool
     echo: str | None = None  # in an answer: the asker's ``dialed`` (a seed answered)
+    dropped: str | None = None  # the node id the sender declared dead at ``dialed``
 
     @classmethod
     def decode(cls, body: Any) -> Hello:
@@ -69,13 +73,14 @@ class Hello(NodeMessage):
         advertise = body.get("advertise")
         if not is_dialable(advertise):
             raise malformed(f"hello advertises no dialable endpoint: {advertise!r}")
-        dialed, echo = body.get("dialed"), body.get("echo")
+        dialed, echo, dropped = body.get("dialed"), body.get("echo"), body.get("dropped")
         return cls(
             advertise,
             decode_peer_list(body.get("peers", {})),
             dialed if type(dialed) is str else None,
             body.get("reply") is True,
             echo if type(echo) is str else None,
+            dropped if type(dropped) is str else None,
         )
 
     def body(self) -> dict[str, Any]:
@@ -87,6 +92,8 @@ class Hello(NodeMessage):
         }
         if self.echo is not None:
             body["echo"] = self.echo
+        if self.dropped is not None:
+            body["dropped"] = self.dropped
         return body
 
 

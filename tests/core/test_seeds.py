@@ -1,0 +1,100 @@
+"""Seeds (zdps/core/seeds.py): what a node says hello to, and what it tells of a silent seed.
+
+* the first hello goes at once, each retry on a fresh connection with a doubling
+  back-off; a seed with a node known there is left alone;
+* a configured seed silent for WARN_AFTER seconds is reported, then every WARN_EVERY
+  seconds, with what its connection showed; an answer ends it;
+* lost peers and old endpoints are redialled only until they expire, and then their
+  connection is dropped (unless a node is known there); they are never warned about;
+* the status view names, per configured seed, the node known there or how long it
+  has been waiting.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from zdps.core.seeds import CONNECTION, WARN_AFTER, WARN_EVERY, Seeds
+
+pytestmark = pytest.mark.timeout(30)
+
+SEED = "tcp://127.0.0.1:7710"
+
+
+def nobody(_endpoint: str, _answered_by: str | None) -> bool:
+    return False
+
+
+def make() -> Seeds:
+    return Seeds([SEED, SEED], retry_min=0.25, retry_max=2.0)
+
+
+def steps(seeds: Seeds, until: float, skip=nobody) -> list[tuple]:
+    """(time, endpoint, step) of what ``due`` says at every 50 ms up to ``until``."""
+    out = []
+    for tick in range(round(until * 20) + 1):
+        t = tick / 20
+        out += [(t, endpoint, step) for endpoint, step in seeds.due(t, skip)]
+    return out
+
+
+def test_first_hello_at_once_then_fresh_connections_with_backoff() -> None:
+    seeds = make()
+    sent = steps(seeds, 4.0)
+    assert sent[0] == (0.0, SEED, "hello")
+    assert {step for _, _, step in sent[1:]} == {"retry"}
+    gaps = [round(b[0] - a[0], 2) for a, b in itertools.pairwise(sent)]
+    assert gaps == [0.25, 0.5, 1.0, 2.0]
+
+
+def test_a_seed_with_a_node_known_there_is_not_dialled() -> None:
+    seeds = make()
+    assert steps(seeds, 3.0, skip=lambda endpoint, by: True) == []
+
+
+def test_a_silent_seed_is_warned_about_with_what_its_connection_showed() -> None:
+    seeds = make()
+    list(seeds.due(0.0, nobody))
+    assert seeds.warnings(WARN_AFTER - 0.1) == []
+    seeds.connection(SEED, "refused")
+    (warning,) = seeds.warnings(WARN_AFTER)
+    assert warning.level == "warning"
+    assert str(warning) == (
+        f'seed_silent seed={SEED} waited_s={WARN_AFTER} why="{CONNECTION["refused"]}"'
+    )
+    assert seeds.warnings(WARN_AFTER + WARN_EVERY - 0.1) == []
+    seeds.connection(SEED, "zeromq")
+    (again,) = seeds.warnings(WARN_AFTER + WARN_EVERY)
+    assert "not a cluster endpoint (an API endpoint?)" in str(again)
+
+
+def test_an_answer_ends_the_warnings_and_shows_in_the_view() -> None:
+    seeds = make()
+    list(seeds.due(0.0, nobody))
+    (row,) = seeds.view(3.0, "a", lambda endpoint, by: None)
+    assert row == {
+        "endpoint": SEED, "state": "waiting", "node": None, "waiting_s": 3.0, "hellos": 1,
+        "connection": None,
+    }  # fmt: skip
+    seeds.answered(SEED, "b")
+    assert seeds.warnings(WARN_AFTER * 2) == []
+    (row,) = seeds.view(10.0, "a", lambda endpoint, by: by)
+    assert (row["state"], row["node"], row["waiting_s"]) == ("answered", "b", None)
+    (row,) = seeds.view(10.0, "a", lambda endpoint, by: "a")
+    assert row["state"] == "self"
+
+
+def test_lost_peers_expire_drop_their_connection_and_are_never_warned_about() -> None:
+    seeds = Seeds([], retry_min=0.25, retry_max=2.0)
+    lost = "tcp://127.0.0.1:7720"
+    seeds.redial(lost, now=0.0, ttl=3.0)
+    sent = steps(seeds, 4.0)
+    assert sent[0] == (0.25, lost, "hello") and sent[-1][1:] == (lost, "drop")
+    assert all(t <= 3.05 for t, _, _ in sent)
+    assert lost not in seeds
+    seeds.redial(lost, now=10.0, ttl=3.0)
+    assert seeds.warnings(30.0) == [] and seeds.view(30.0, "a", lambda e, by: None) == []
+    known = steps(seeds, 20.0, skip=lambda endpoint, by: True)
+    assert known == []  # expired while a node is known there: its link is kept

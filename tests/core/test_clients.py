@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.helpers import MAX_PAYLOAD, cluster
+from tests.core.helpers import MAX_PAYLOAD, cluster, hello
 from zdps.topics import prefix_group
 from zdps.wire import (
     E_INVALID_TOPIC,
@@ -147,6 +147,17 @@ def test_bad_api_frames_are_answered_with_ref_zero(frame: bytes, code: str) -> N
     assert net.replies("a")[0][1]["code"] == code
     assert net.error_codes("a") == {code: 1}
     assert len(net.sent) == sent  # nothing reached the cluster
+
+
+def test_a_cluster_envelope_on_the_api_says_whose_seed_is_wrong() -> None:
+    """A node that has this API endpoint as a seed: the log names it and the mistake."""
+    net = cluster("ab")
+    net.client_frame("a", net.envelope("x", [hello("x")]))
+    (reply,) = net.replies("a").values()
+    assert reply[1]["code"] == "unknown_op"
+    assert "a cluster envelope from node 'x': this is an API endpoint" in reply[1]["message"]
+    ((_, code, message),) = net.errors["a"]
+    assert code == "unknown_op" and "from node 'x'" in message and "from client " in message
 
 
 # ---------------------------------------------------------------- robustness

@@ -89,6 +89,12 @@ class ClientApi:
                 self.on_publish(client, fields[1], now, out)
             elif kind == API_REQUEST:
                 self.on_request(client, fields[1:], now, out)
+            elif _is_envelope(fields):
+                raise ProtocolError(
+                    E_UNKNOWN_OP,
+                    f"a cluster envelope from node {str(fields[1])[:64]!r}: this is an API "
+                    "endpoint, which that node has as a seed or peer (give it a cluster one)",
+                )
             else:
                 raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind[:32]!r}")
         except ProtocolError as exc:
@@ -116,3 +122,13 @@ class ClientApi:
             out.fail(client, request_ref(fields), exc.code, exc.message)
             return
         self._ops[type(request.op)](client, request.ref, request.op, now, out)
+
+
+def _is_envelope(fields: list) -> bool:
+    """[scope, sender, incarnation, messages]: a node dialled this endpoint as a peer."""
+    return (
+        len(fields) == 4
+        and type(fields[1]) is str
+        and type(fields[2]) is int
+        and type(fields[3]) is list
+    )

@@ -8,7 +8,7 @@ import shlex
 import statistics
 from typing import Any
 
-from .ab_runs import RETRIES, SIZE, WORKLOADS
+from .ab_runs import DEFAULT_WORKLOADS, RETRIES, SIZE
 from .revisions import WORKING_TREE, Revision
 
 THRESHOLD = 0.95  # head/base below this is a regression of more than 5 %
@@ -50,6 +50,13 @@ def summarise(runs: list[dict[str, Any]], workloads: list[str], reps: int) -> di
             "ratio_max": max(ratios),
             "median_rep_ratio": statistics.median(ratios),
             "cpu_us_per_msg": cpu,
+            "latency_us": {
+                s: {
+                    q: statistics.median(r["bench"]["latency_us"][q] for r in by[s])
+                    for q in ("p50", "p99", "max")
+                }
+                for s in by
+            },
             "others_pct": _spread([r["others_pct"] for s in by for r in by[s]]),
             "steal_pct": _spread([r["steal_pct"] for s in by for r in by[s]]),
         }
@@ -78,6 +85,23 @@ def markdown(
         lines.append(
             f"| {workload} | {s['msgs_per_s']['base']:,.0f} | {s['msgs_per_s']['head']:,.0f} "
             f"| {s['ratio']:.3f} | {s['ratio_min']:.3f}-{s['ratio_max']:.3f} |"
+        )
+    lines += [
+        "",
+        "One-way latency, publisher to subscriber (µs; medians over the repetitions; the "
+        "fixed-rate workloads are the ones that measure it):",
+        "",
+        "| workload | base p50 | head p50 | base p99 | head p99 | head/base p99 "
+        "| base max | head max |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for workload, s in summary.items():
+        lat = s["latency_us"]
+        p99 = lat["head"]["p99"] / lat["base"]["p99"] if lat["base"]["p99"] else float("nan")
+        lines.append(
+            f"| {workload} | {lat['base']['p50']:,.0f} | {lat['head']['p50']:,.0f} "
+            f"| {lat['base']['p99']:,.0f} | {lat['head']['p99']:,.0f} | {p99:.2f} "
+            f"| {lat['base']['max']:,.0f} | {lat['head']['max']:,.0f} |"
         )
     lines += [
         "",
@@ -163,7 +187,7 @@ def reproduce(args: argparse.Namespace, revs: dict[str, Revision]) -> str:
         "--reps", str(args.reps),
         "--count", str(args.count),
     ]  # fmt: skip
-    if args.workloads != list(WORKLOADS):
+    if tuple(args.workloads) != DEFAULT_WORKLOADS:
         cmd += ["--workloads", ",".join(args.workloads)]
     if args.max_others is not None:
         cmd += ["--max-others", f"{args.max_others:g}"]

@@ -16,7 +16,12 @@ WORKLOADS = {
     # name: (node ids, publisher's node, subscriber's node, the topic's owner)
     "one": (["A"], "A", "A", "A"),
     "three": (["A", "B", "C"], "A", "C", "B"),
+    "lat1k": (["A", "B", "C"], "A", "C", "B"),
+    "lat10k": (["A", "B", "C"], "A", "C", "B"),
 }
+DEFAULT_WORKLOADS = ("one", "three")
+RATES = {"lat1k": 1_000, "lat10k": 10_000}  # fixed-rate workloads: their msgs/s
+LATENCY_SECONDS = 5.0  # a fixed-rate run sends for this long, whatever --count says
 RETRIES = 3  # with --max-others: how many times a pair may be run again
 
 
@@ -25,6 +30,9 @@ def run_one(
 ) -> dict[str, Any]:
     """One workload on one revision, on nodes of its own; loss or a dead node is an error."""
     node_ids, pub_at, sub_at, _owner = WORKLOADS[workload]
+    rate = RATES.get(workload, 0)
+    if rate:
+        count = round(rate * LATENCY_SECONDS)
     name = f"{workload}-rep{rep}-{attempt}"
     log_dir = rev.logs / name
     log_dir.mkdir()
@@ -42,6 +50,7 @@ def run_one(
             sub_node=cluster.nodes[sub_at].api,
             topic=topic,
             count=count,
+            rate=rate,
             size=SIZE,
             timeout=60 + count / 2_000,
             log_dir=log_dir,

@@ -20,8 +20,11 @@ METHOD = """\
 - Throughput is end to end: received messages / (publisher's first send -> the last
   receipt at any subscriber). Throughput runs sample the latency of every 16th message
   (shown as "under load": queueing included); the latency workload samples every message.
-- The latency workload sends at a fixed 10,000 msg/s, each message at its absolute
-  deadline t0 + i/rate (sleeping, no busy wait; a late wake-up is not carried over).
+- The latency workloads send at a fixed 1,000, 10,000 or 50,000 msg/s, each message at
+  its absolute deadline t0 + i/rate (sleeping, no busy wait; a late wake-up is not
+  carried over).
+- relay-4: raw pyzmq through three Python relay processes (PULL -> PUSH), the same four
+  hops and five processes as zdps-3 with nothing done at each hop: its floor.
 - raw pyzmq: PUSH -> PULL, one message per `send()` (the ceiling for a Python data path);
   the batched row sends 100 stamped payloads per frame. Fan-out: XPUB (XPUB_NODROP, so
   nothing is dropped at the HWM) -> 100 SUB sockets in 2 processes.
@@ -50,8 +53,11 @@ NOTES = {
     "tput64": "One publisher -> one subscriber, as fast as the publisher can send. "
     "`zdps-3 ÷ system` > 1 means zdps on three nodes moved more messages per second.",
     "tput1k": "As above with 1,024-byte payloads.",
+    "latency1k": "As at 10k msg/s below, at 1,000 msg/s: every message is a wake-up at each hop.",
     "latency": "Lower is better; `zdps-3 ÷ system` < 1 means zdps on three nodes was "
-    "faster. `achieved msg/s` checks that the fixed rate was held.",
+    "faster. `achieved msg/s` checks that the fixed rate was held. `relay-4` is the floor "
+    "for zdps-3: the same four hops and five processes, each relay a Python recv/send.",
+    "latency50k": "As at 10k msg/s above, at 50,000 msg/s.",
     "fanout": "One topic, 100 subscribers: raw pyzmq, Redis and NATS with 100 subscriber "
     "connections in 2 processes; zdps-1 with 100 subscribers on its one node; zdps-3 with "
     "100 subscribers spread over A, B and C. deliveries/s counts every copy received.",

@@ -18,8 +18,10 @@ PEER_MODULES = {
     "redis": "redis_pubsub",
     "nats": "nats_pubsub",
     "pyre": "pyre_shout",
+    "relay-4": "zmq_relay",
 }
 RATE = 10_000  # msg/s of the latency workload and the soak
+LATENCY_RATES = {"latency1k": 1_000, "latency": RATE, "latency50k": 50_000}  # msg/s
 FANOUT_SUBSCRIBERS = 100
 BATCH = 100
 
@@ -44,16 +46,17 @@ def workload_params(ctx: Context, system: str, workload: str) -> dict[str, Any]:
             sample_every=16,
             timeout_s=30 + count / 2_000,
         )
-    elif workload == "latency":
-        count = int(RATE * p["latency_s"])
+    elif workload in LATENCY_RATES:
+        rate = LATENCY_RATES[workload]
+        count = int(rate * p["latency_s"])
         cfg.update(
             workload="latency",
             size=64,
             count=count,
             subscribers=1,
-            rate=RATE,
+            rate=rate,
             sample_every=1,
-            timeout_s=30 + count / RATE * 3,
+            timeout_s=30 + count / rate * 3,
         )
     else:
         count = p["fanout"]
@@ -72,6 +75,9 @@ def workload_params(ctx: Context, system: str, workload: str) -> dict[str, Any]:
 def run_peer_workload(ctx: Context, system: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if system in ("raw-zmq", "raw-zmq-batch"):
         cfg["port"] = runner.free_port()
+    elif system == "relay-4":
+        cfg["port"] = runner.free_port()
+        cfg["relay_ports"] = [runner.free_port() for _ in range(3)]
     elif system == "redis":
         cfg.update(port=ctx.redis.port, channel="bench")
     elif system == "nats":

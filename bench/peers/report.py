@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-WORKLOADS = ("tput64", "tput1k", "latency", "fanout")
+WORKLOADS = ("tput64", "tput1k", "latency1k", "latency", "latency50k", "fanout")
 LATENCY_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
@@ -62,7 +62,7 @@ def figure(workload: str, entry: dict[str, Any] | None) -> float | None:
         return None
     if workload == "fanout":
         return entry.get("deliveries_per_s")
-    if workload == "latency":
+    if workload.startswith("latency"):
         return (entry.get("latency_us") or {}).get("p50")
     return entry.get("msgs_per_s")
 

@@ -14,6 +14,7 @@ from .report import figure
 SYSTEM_LABELS = {
     "raw-zmq": "raw pyzmq PUSH/PULL (ceiling)",
     "raw-zmq-batch": "raw pyzmq, 100 payloads per frame",
+    "relay-4": "raw pyzmq, 4 hops through 3 Python relays (the floor for zdps-3)",
     "redis": "Redis pub/sub, redis-py + hiredis",
     "nats": "NATS, nats-py (asyncio)",
     "pyre": "pyre SHOUT",
@@ -24,13 +25,17 @@ FANOUT_LABELS = {"raw-zmq": "raw pyzmq XPUB -> 100 SUB (ceiling)"}
 WORKLOAD_TITLES = {
     "tput64": "Throughput, 64 B payloads",
     "tput1k": "Throughput, 1 KiB payloads",
+    "latency1k": "One-way latency at a fixed 1,000 msg/s (64 B)",
     "latency": "One-way latency at a fixed 10,000 msg/s (64 B)",
+    "latency50k": "One-way latency at a fixed 50,000 msg/s (64 B)",
     "fanout": "Fan-out: one topic to 100 subscribers (64 B)",
 }
 SHORT_TITLES = {
     "tput64": "throughput 64 B",
     "tput1k": "throughput 1 KiB",
+    "latency1k": "latency at 1k msg/s",
     "latency": "latency at 10k msg/s",
+    "latency50k": "latency at 50k msg/s",
     "fanout": "fan-out to 100",
 }
 
@@ -123,7 +128,7 @@ def _latency_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> 
         "| system | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | achieved msg/s "
         "| p50 ÷ raw | zdps-3 p50 ÷ system p50 | zdps-3 p99 ÷ system p99 | received/expected |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
-    ]
+    ]  # relay-4 is the floor for zdps-3: the same hops and processes, nothing done
 
     def row(entry: dict[str, Any]) -> str:
         lat = entry["latency_us"]
@@ -246,7 +251,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         out += [f"## {WORKLOAD_TITLES[workload]}", ""]
         if workload in ("tput64", "tput1k"):
             out += _throughput_table(workload, by_system, order)
-        elif workload == "latency":
+        elif workload.startswith("latency"):
             out += _latency_table(by_system, order)
         else:
             out += _fanout_table(by_system, order)

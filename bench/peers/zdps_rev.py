@@ -135,6 +135,7 @@ def run_bench(
     count: int,
     size: int,
     timeout: float,
+    rate: float = 0,
     log_dir: Path,
     name: str,
 ) -> tuple[dict[str, Any], dict[str, float]]:
@@ -149,6 +150,7 @@ def run_bench(
         "--topic", topic,
         "--size", str(size),
         "--count", str(count),
+        "--rate", str(rate),
     ]  # fmt: skip
     err_path = log_dir / f"{name}.err"
     with err_path.open("wb") as err:

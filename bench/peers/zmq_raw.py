@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -21,7 +22,8 @@ def _endpoint(cfg: dict[str, Any]) -> str:
     return f"tcp://127.0.0.1:{cfg['port']}"
 
 
-def sub(cfg: dict[str, Any]) -> None:
+def sub(cfg: dict[str, Any], before_ready: Callable[[], None] | None = None) -> None:
+    """``before_ready``: what must be up, once the PULL is bound, before READY."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
@@ -30,6 +32,8 @@ def sub(cfg: dict[str, Any]) -> None:
     batch = max(1, cfg.get("batch", 1))
     size = cfg["size"]
     rx = Receiving(cfg, cfg["count"])
+    if before_ready is not None:
+        before_ready()
     ready()
     recv = sock.recv
     add = rx.samples.add

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -35,6 +36,10 @@ from zdps.wire.codec import NodeMessage
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
+# The data path allocates and frees millions of short-lived objects and creates almost
+# no cycles: collect the young generation every 50,000 allocations, not 700 (bench/ab:
+# node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Daemon:
@@ -119,6 +124,9 @@ class Daemon:
         endpoints = core.info["endpoints"]
         seeds = ",".join(self.config.seeds) or "-"
         self.events.write(log_event("ready", **endpoints, scope=core.scope, seeds=seeds), 0.0)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             core.start(time.monotonic())
             self._flush()

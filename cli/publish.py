@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from zdps.client.protocol import PublishError, PublishResult
+from zdps.client.protocol import FLUSH, PublishError, PublishResult
 from zdps.topics import check_topic
 from zdps_cli.options import check_name, node_option, open_client, timeout_option
 
@@ -65,7 +66,8 @@ def publish(
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         with open_client(node, timeout) as client:
-            for outcome in client.publish_many(((topic, m) for m in lines), ack=level):
+            messages = (m if m is FLUSH else (topic, m) for m in lines)
+            for outcome in client.publish_many(messages, ack=level, batch=BATCH):
                 tally.add(outcome, show_seq=stdin is None)
     except KeyboardInterrupt:
         read = _read(stdin)
@@ -94,6 +96,8 @@ def publish(
 
 
 MAX_SHOWN_FAILURES = 10  # failures printed one by one by publish; the rest are counted
+BATCH = 1024  # lines of stdin sent in one frame at most (as one batch: they share a topic)
+READ_SIZE = 1 << 16  # bytes read from stdin at a time
 
 
 def _read(stdin: _StdinLines | None) -> int:
@@ -123,16 +127,33 @@ class _Tally:
 
 
 class _StdinLines:
-    """Lines of stdin as bytes, without "\n" or "\r\n"; notes when stdin is used up."""
+    """Lines of stdin as bytes, without "\n" or "\r\n"; notes when stdin is used up.
+
+    What stdin already holds goes out in batches: before a read that would wait, it
+    yields ``FLUSH``, so the lines read so far leave at once rather than behind it.
+    """
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = 0  # lines read
         self.exhausted = False
 
-    def __iter__(self) -> Iterator[bytes]:
-        for line in sys.stdin.buffer:
+    def __iter__(self) -> Iterator[Any]:
+        fd = sys.stdin.fileno()
+        rest = b""
+        while True:
+            if not select.select([fd], [], [], 0)[0]:
+                yield FLUSH
+            chunk = os.read(fd, READ_SIZE)
+            if not chunk:
+                break
+            data = rest + chunk
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            self.count += len(lines)
+            if b"\r" in data:
+                lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+            yield from lines
+        if rest:  # a last line without its line ending
             self.count += 1
-            if line.endswith(b"\n"):
-                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-            yield line
+            yield rest
         self.exhausted = True

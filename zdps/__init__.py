@@ -14,11 +14,19 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from zdps.client.aio import AsyncClient, AsyncSubscription
     from zdps.client.ledger import StreamResult
-    from zdps.client.protocol import Message, PublishError, PublishResult, RequestError, ZdpsError
+    from zdps.client.protocol import (
+        FLUSH,
+        Message,
+        PublishError,
+        PublishResult,
+        RequestError,
+        ZdpsError,
+    )
     from zdps.client.recovery import Gap
     from zdps.client.sync import Client, Subscription
 
 _EXPORTS = {
+    "FLUSH": "zdps.client.protocol",
     "AsyncClient": "zdps.client.aio",
     "AsyncSubscription": "zdps.client.aio",
     "Client": "zdps.client.sync",
@@ -33,6 +41,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "FLUSH",
     "AsyncClient",
     "AsyncSubscription",
     "Client",

@@ -14,11 +14,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import zmq
 
-from zdps.wire import encode_api, pack, unpack
+from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, PROTOCOL_VERSION, encode_api, pack, unpack
+from zdps.wire.batches import unpack_batch
 
 
 def free_port() -> int:
@@ -38,6 +39,36 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 Handler = Callable[["FakeNode", bytes, list], None]
+
+
+class Published(NamedTuple):
+    """One entry of a ``pub`` frame, decoded: a batch of messages to one topic."""
+
+    ref: int  # of its first message, the others' follow (0: no acks)
+    topic: str
+    payloads: list[bytes]
+    level: int
+
+
+def pub_entries(msg: list) -> list[Published]:
+    """The entries ``[ref, topic, n, batch, level?]`` of a ``pub`` frame, decoded."""
+    found = []
+    for entry in msg[2]:
+        assert 4 <= len(entry) <= 5, entry
+        ref, topic, n, batch, *level = entry
+        assert level in ([], [LEVEL_REPLICATED]), entry  # the default does not travel
+        payloads = unpack_batch(batch, n)
+        found.append(Published(ref, topic, payloads, level[0] if level else LEVEL_OWNER))
+    return found
+
+
+def pub_messages(msg: list) -> list[tuple[int, str, bytes]]:
+    """``(ref, topic, payload)`` of each message of a ``pub`` frame, in order."""
+    return [
+        (entry.ref + i if entry.ref else 0, entry.topic, payload)
+        for entry in pub_entries(msg)
+        for i, payload in enumerate(entry.payloads)
+    ]
 
 
 class FakeNode:
@@ -104,11 +135,15 @@ class FakeNode:
 
 
 def answer(node: FakeNode, client: bytes, msg: list) -> None:
-    """What a healthy single node answers (enough for the client's operations)."""
+    """What a healthy single node answers (enough for the client's operations): a
+    batch's acks as one run, its messages' seqs consecutive."""
     if msg[1] == "pub":
-        for ref, _topic, _payload in msg[2]:
-            if ref:
-                node.send(client, "ack", [[ref, next(node.seq), 1, 0, 1]])
+        for entry in pub_entries(msg):
+            n = len(entry.payloads)
+            seq = next(node.seq)
+            node.seq = itertools.count(seq + n)
+            if entry.ref:
+                node.send(client, "ack", [[entry.ref, seq, 1, 0, n]])
         return
     _, _, ref, op, args = msg
     if op == "info":
@@ -124,7 +159,7 @@ def answer(node: FakeNode, client: bytes, msg: list) -> None:
 
 def garbage() -> list[bytes]:
     """Frames a client must skip: not msgpack, and a reply of the wrong shape."""
-    return [b"\xc1", pack([1, "rep", 5])]
+    return [b"\xc1", pack([PROTOCOL_VERSION, "rep", 5])]
 
 
 def on_publish(handle: Handler) -> Handler:

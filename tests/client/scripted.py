@@ -76,7 +76,8 @@ def ack(*runs: tuple[int, int, int, int, int]) -> bytes:
     return encode_api("ack", [list(run) for run in runs])
 
 
-def nack(*entries: tuple[int, str, str]) -> bytes:
+def nack(*entries: tuple[int, str, str, int]) -> bytes:
+    """Entries ``(ref, code, message, n)``: ``n`` refs from ``ref`` on refused."""
     return encode_api("nack", [list(entry) for entry in entries])
 
 

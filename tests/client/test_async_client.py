@@ -10,8 +10,17 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from tests.client.fake_node import FakeNode, answer, free_port, garbage, on_publish, wait_until
-from zdps import AsyncClient, PublishResult, RequestError, StreamResult
+from tests.client.fake_node import (
+    FakeNode,
+    answer,
+    free_port,
+    garbage,
+    on_publish,
+    pub_entries,
+    pub_messages,
+    wait_until,
+)
+from zdps import FLUSH, AsyncClient, PublishResult, RequestError, StreamResult
 from zdps.client.protocol import DEFAULT_RCVHWM
 
 pytestmark = pytest.mark.timeout(30)
@@ -193,8 +202,9 @@ class Outstanding:
         self.refs: list[int] = []
         self.most = 0
 
-    def add(self, entries: list) -> None:
-        self.refs += [entry[0] for entry in entries]
+    def add(self, msg: list) -> None:
+        """The publishes of a ``pub`` frame, each message of a batch with its own ref."""
+        self.refs += [ref for ref, _topic, _payload in pub_messages(msg)]
         self.most = max(self.most, len(self.refs))
 
     def ack_all(self, node: FakeNode, client: bytes) -> None:
@@ -214,7 +224,7 @@ def test_publish_many_keeps_its_window_and_yields_each_outcome(node: FakeNode) -
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) >= window:
             node.send(client, "event", 999, {"nodes": {}})  # settles nothing
             node.later(0.05, lambda: held.ack_all(node, client))
@@ -266,16 +276,16 @@ def test_publish_stream_window_late_acks_and_nacks(node: FakeNode) -> None:
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) >= window:
 
             def settle() -> None:
                 refs, held.refs = held.refs, []
                 node.send(client, "ack", [[refs[0], 1, 1, 0, len(refs) - 1]])
-                node.send(client, "nack", [[refs[-1], "too_large", "no"]])
+                node.send(client, "nack", [[refs[-1], "too_large", "no", 1]])
 
             node.later(0.05, settle)
-        elif msg[2][-1][2] == b"last":
+        elif pub_messages(msg)[-1][2] == b"last":
             node.later(0.05, lambda: held.ack_all(node, client))
 
     node.handler = handler
@@ -318,3 +328,28 @@ def test_a_stream_and_other_operations_share_the_client(node: FakeNode) -> None:
             assert acks[-1]["op"] == "echo" and client._session.awaited == {}
 
     asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_runs_of_a_topic_travel_as_batches_and_a_flush_sends_at_once(node: FakeNode) -> None:
+    items = [("t", b"a"), ("t", b"b"), FLUSH, ("t", b"c"), ("u", b"d"), ("u", b"e")]
+
+    async def scenario() -> tuple[list, StreamResult]:
+        async with AsyncClient(node.endpoint, timeout=5) as client:
+            outcomes = [o async for o in client.publish_many(iter(items), batch=100)]
+            return outcomes, await client.publish_stream(iter(items), batch=100)
+
+    outcomes, result = asyncio.run(scenario())
+    assert [o.seq for o in outcomes] == [1, 2, 3, 4, 5]
+    assert (result.acked, result.failures) == (5, [])
+    frames = [
+        [(e.ref, e.topic, e.payloads) for e in pub_entries(f)]
+        for f in node.received
+        if f[1] == "pub"
+    ]
+    assert len(frames) == 4  # two for each call: at the FLUSH, and at the end
+    for at in (0, 2):
+        start = frames[at][0][0]
+        assert frames[at : at + 2] == [
+            [(start, "t", [b"a", b"b"])],
+            [(start + 2, "t", [b"c"]), (start + 3, "u", [b"d", b"e"])],
+        ]

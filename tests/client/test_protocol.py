@@ -1,11 +1,14 @@
-"""The clients' shared vocabulary: ack levels, publish entries, deliveries."""
+"""The clients' shared vocabulary: ack levels, publish entries, FLUSH, deliveries."""
 
 from __future__ import annotations
 
 import pytest
 
-from zdps.client.protocol import Message, ack_level, decode_delivery, publish_entry
-from zdps.wire import ProtocolError, closed_header, message_header, pack
+import zdps
+from zdps.client.protocol import FLUSH, Message, ack_level, decode_delivery
+from zdps.wire import ProtocolError, closed_header, decode_api, message_header, pack
+from zdps.wire.api import PublishDecoder, encode_publish, publish_entry
+from zdps.wire.batches import pack_batch, unpack_batch
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -16,9 +19,26 @@ def test_ack_levels() -> None:
         ack_level("all")
 
 
-def test_the_level_travels_only_when_it_is_not_the_default() -> None:
-    assert publish_entry(3, "t", b"x", 1) == [3, "t", b"x"]
-    assert publish_entry(3, "t", b"x", 2) == [3, "t", b"x", 2]
+def test_a_publish_entry_is_a_batch_and_the_level_travels_only_when_not_the_default() -> None:
+    assert publish_entry(3, "t", [b"x"], 1) == [3, "t", 1, pack_batch([b"x"])]
+    assert publish_entry(3, "t", [b"x", b"y"], 2) == [3, "t", 2, pack_batch([b"x", b"y"]), 2]
+    assert publish_entry(0, "t", [b"x"] * 3, 0)[:3] == [0, "t", 3]
+    entry = publish_entry(7, "t", [b"a", b"", b"c"], 1)
+    assert unpack_batch(entry[3], entry[2]) == [b"a", b"", b"c"]
+
+
+def test_a_node_decodes_what_a_client_sends() -> None:
+    entries = [publish_entry(3, "t", [b"x", b"y"], 1), publish_entry(5, "u", [b"z"], 2)]
+    fields = decode_api(encode_publish(entries))
+    assert fields[0] == "pub"
+    decoded, rejects = PublishDecoder(max_payload=16).decode(fields[1])
+    assert rejects == []
+    assert decoded == [[3, "t", 2, pack_batch([b"x", b"y"]), 1], [5, "u", 1, pack_batch([b"z"]), 2]]
+
+
+def test_flush_is_one_marker_exported_by_zdps() -> None:
+    assert zdps.FLUSH is FLUSH and "FLUSH" in zdps.__all__
+    assert repr(FLUSH) == "zdps.FLUSH"
 
 
 def test_deliveries_decode_to_messages() -> None:

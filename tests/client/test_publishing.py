@@ -1,4 +1,4 @@
-"""Windowed publishing without sockets: windows, batches, outcomes, early stops."""
+"""Windowed publishing without sockets: windows, batches, frames, outcomes, early stops."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.client.scripted import NODE, Clock, Run, ack, event, nack, rep
+from tests.client.scripted import NODE, Clock, Run, ack, event, nack, rep, sent
+from zdps import FLUSH
+from zdps.client.frames import FRAME_BYTES
 from zdps.client.protocol import PublishResult
 from zdps.client.publishing import publish_many, publish_stream
 from zdps.client.session import Session
 from zdps.client.steps import Send, Wait
+from zdps.settings import MAX_PAYLOAD_LIMIT
+from zdps.wire import LEVEL_REPLICATED, decode_api, unpack
+from zdps.wire.api import PublishDecoder
+from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, unpack_batch
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -32,8 +38,33 @@ def counted(n: int, consumed: list[int], topic: str = "t") -> Iterator[tuple[str
 
 
 def refs(frames: list[list]) -> list[list[int]]:
-    """The refs of each publish frame sent."""
-    return [[entry[0] for entry in frame[2]] for frame in frames]
+    """The refs of the messages of each publish frame sent (0 for each without an ack):
+    an entry's batch of n has n consecutive refs from its own."""
+    return [
+        [ref + i if ref else 0 for ref, _topic, n, *_ in frame[2] for i in range(n)]
+        for frame in frames
+    ]
+
+
+def shapes(frames: list[list]) -> list[list[tuple[int, str, list[bytes]]]]:
+    """``(ref, topic, payloads)`` of each entry of each publish frame sent."""
+    found = []
+    for frame in frames:
+        assert frame[1] == "pub"
+        entries = []
+        for entry in frame[2]:
+            assert len(entry) == 4, entry  # the default level does not travel
+            ref, topic, n, batch = entry
+            entries.append((ref, topic, unpack_batch(batch, n)))
+        found.append(entries)
+    return found
+
+
+def flushed(items: list, read: list[int]) -> Iterator:
+    """``items`` one by one, noting in ``read`` how many were read so far."""
+    for item in items:
+        read.append(len(read))
+        yield item
 
 
 def stream(
@@ -160,7 +191,7 @@ def test_publish_stream_keeps_its_window_and_counts_runs(session: Session) -> No
     run = Run(steps)
     assert refs(run.sends()) == [[1, 2, 3], [4, 5, 6], [7]] and len(consumed) == 7
     session.absorb(ack((1, 1, 1, 0, 6)))  # one run for two frames
-    session.absorb(nack((7, "too_large", "no")))
+    session.absorb(nack((7, "too_large", "no", 1)))
     run.resume()
     assert refs(run.sends()) == [[8, 9, 10], [11, 12, 13], [14]]
     session.absorb(ack((8, 7, 1, 0, 7)))
@@ -209,7 +240,16 @@ def test_publish_stream_sends_the_replicated_level(session: Session) -> None:
     run = Run(
         publish_stream(session, counted(2, []), window=4, batch=2, ack="replicated", timeout=5)
     )
-    assert [entry[3] for entry in run.sends()[0][2]] == [2, 2]
+    assert run.sends()[0][2] == [[1, "t", 2, pack_batch([b"m0", b"m1"]), LEVEL_REPLICATED]]
+
+
+def test_publish_many_sends_the_replicated_level(session: Session) -> None:
+    messages = [("t", b"a"), ("u", b"b")]
+    run = Run(publish_many(session, iter(messages), "replicated", 4, 2, 5.0))
+    assert run.sends()[0][2] == [
+        [1, "t", 1, pack_batch([b"a"]), LEVEL_REPLICATED],
+        [2, "u", 1, pack_batch([b"b"]), LEVEL_REPLICATED],
+    ]
 
 
 @pytest.mark.parametrize(("window", "batch"), [(0, 1), (1, 0)])
@@ -223,3 +263,164 @@ def test_windows_and_batches_hold_at_least_one(session: Session, window: int, ba
 def test_publish_stream_counts_acks_so_it_needs_them(session: Session) -> None:
     with pytest.raises(ValueError):
         next(publish_stream(session, iter([]), 10, 10, "none", 5.0))
+
+
+# ---------------------------------------------------------------------- frames and batches
+
+RUNS = [("t", b"a"), ("t", b"b"), ("u", b"c"), ("u", b"d"), ("u", b"e"), ("t", b"f")]
+
+
+def publisher(kind: str, session: Session, messages: Iterator, window: int, batch: int) -> Run:
+    """``publish_many`` (with acks) or ``publish_stream``, at the owner level."""
+    if kind == "many":
+        return Run(publish_many(session, messages, True, window, batch, timeout=5.0))
+    return Run(publish_stream(session, messages, window, batch, "owner", timeout=5.0))
+
+
+def settled(kind: str, run: Run) -> list:
+    """The outcomes of a finished run, one per message (``None`` for each ack counted
+    by a stream, its failures after them)."""
+    assert run.done
+    if kind == "many":
+        return run.emitted
+    return [None] * run.result.acked + run.result.failures
+
+
+@pytest.mark.parametrize("kind", ["many", "stream"])
+def test_each_run_of_a_topic_travels_as_one_batch(session: Session, kind: str) -> None:
+    run = publisher(kind, session, iter(RUNS), window=100, batch=100)
+    assert shapes(run.sends()) == [
+        [(1, "t", [b"a", b"b"]), (3, "u", [b"c", b"d", b"e"]), (6, "t", [b"f"])]
+    ]
+    session.absorb(ack((1, 10, 1, 0, 2), (3, 20, 1, 0, 3), (6, 12, 1, 0, 1)))
+    run.resume()
+    outcomes = settled(kind, run)
+    if kind == "many":
+        assert [o.seq for o in outcomes] == [10, 11, 20, 21, 22, 12]
+    assert codes(outcomes) == [None] * 6 and session.awaited == {} and session.streams == []
+
+
+@pytest.mark.parametrize("kind", ["many", "stream"])
+def test_a_frame_leaves_at_batch_messages_whatever_their_topics(
+    session: Session, kind: str
+) -> None:
+    """A frame is full at ``batch`` messages; a topic's run goes on in the next frame,
+    and refs are consecutive across frames."""
+    run = publisher(kind, session, iter(RUNS), window=100, batch=4)
+    assert shapes(run.sends()) == [
+        [(1, "t", [b"a", b"b"]), (3, "u", [b"c", b"d"])],
+        [(5, "u", [b"e"]), (6, "t", [b"f"])],
+    ]
+    session.absorb(ack((1, 1, 1, 0, 6)))
+    run.resume()
+    assert codes(settled(kind, run)) == [None] * 6
+
+
+@pytest.mark.parametrize("kind", ["many", "stream"])
+def test_a_frame_leaves_at_frame_bytes_of_payload(session: Session, kind: str) -> None:
+    quarter = FRAME_BYTES // 4
+    sizes = [quarter, quarter, quarter, quarter - 1, 1, 7]  # the fifth makes FRAME_BYTES
+    topics = ["t", "t", "u", "u", "u", "t"]
+    messages = [(topic, b"x" * size) for topic, size in zip(topics, sizes, strict=True)]
+    run = publisher(kind, session, iter(messages), window=100, batch=100)
+    frames = run.sends()
+    assert refs(frames) == [[1, 2, 3, 4, 5], [6]]
+    assert [[(r, t, [len(p) for p in ps]) for r, t, ps in f] for f in shapes(frames)] == [
+        [(1, "t", sizes[:2]), (3, "u", sizes[2:5])],
+        [(6, "t", sizes[5:])],
+    ]
+    session.absorb(ack((1, 1, 1, 0, 6)))
+    run.resume()
+    assert codes(settled(kind, run)) == [None] * 6
+
+
+def sending(run: Run) -> list[tuple[int, str, list[bytes]]]:
+    """The entries of the frame ``run`` is sending, which is then sent."""
+    assert isinstance(run.step, Send), run.step
+    (frame,) = shapes([unpack(run.step.frame)])
+    run.resume(True)
+    return frame
+
+
+@pytest.mark.parametrize("kind", ["many", "stream"])
+def test_a_flush_sends_the_frame_being_filled_at_once(session: Session, kind: str) -> None:
+    read: list[int] = []
+    items = [FLUSH, ("t", b"a"), ("t", b"b"), FLUSH, FLUSH, ("u", b"c"), ("t", b"d"), FLUSH]
+    items.append(("t", b"e"))
+    run = publisher(kind, session, flushed(items, read), window=100, batch=100)
+    # Sent at the FLUSH, before anything after it is read; a FLUSH with nothing being
+    # filled (the first, and the second in a row) sends nothing.
+    assert len(read) == 4 and sending(run) == [(1, "t", [b"a", b"b"])]
+    assert len(read) == 8 and sending(run) == [(3, "u", [b"c"]), (4, "t", [b"d"])]
+    assert len(read) == 9 and sending(run) == [(5, "t", [b"e"])]
+    assert isinstance(run.step, Wait)
+    session.absorb(ack((1, 1, 1, 0, 5)))
+    run.resume()
+    assert codes(settled(kind, run)) == [None] * 5 and session.awaited == {}
+
+
+def test_a_flush_without_acks_sends_at_once_too(session: Session) -> None:
+    read: list[int] = []
+    items = [("t", b"a"), FLUSH, ("t", b"b"), ("t", b"c")]
+    run = Run(publish_many(session, flushed(items, read), False, 100, 100, timeout=5.0))
+    assert len(read) == 2 and sending(run) == [(0, "t", [b"a"])]
+    assert sending(run) == [(0, "t", [b"b", b"c"])]
+    assert sent(run.step)[3] == "info"  # the request that confirms they were read
+
+
+def test_a_frames_refs_are_taken_when_it_leaves(session: Session) -> None:
+    """Refs are reserved as a frame is sent: they are consecutive within it, whatever
+    other operations of the session took meanwhile."""
+    run = Run(publish_many(session, counted(6, []), True, window=3, batch=3, timeout=5.0))
+    assert refs(run.sends()) == [[1, 2, 3]] and isinstance(run.step, Wait)
+    request = Run(session.request("echo", {}, 5.0))
+    assert unpack(request.step.frame)[2] == 4
+    session.absorb(ack((1, 1, 1, 0, 3)))
+    run.resume()
+    assert refs(run.sends()) == [[5, 6, 7]]
+    session.absorb(ack((5, 4, 1, 0, 3)))
+    run.resume()
+    assert run.done and [o.seq for o in run.emitted] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_nack_of_n_refs_fails_exactly_those_publishes(session: Session) -> None:
+    run = Run(publish_many(session, counted(6, []), True, window=10, batch=6, timeout=5.0))
+    assert shapes(run.sends()) == [[(1, "t", [b"m%d" % i for i in range(6)])]]
+    session.absorb(nack((2, "too_large", "big", 3)))  # refs 2, 3 and 4
+    session.absorb(ack((1, 10, 1, 0, 1), (5, 11, 1, 0, 2)))
+    run.resume()
+    assert run.done and codes(run.emitted) == ["too_large"] * 3 + [None] * 3
+    assert all(o.message == "big" for o in run.emitted[:3])
+    assert [o.seq for o in run.emitted[3:]] == [10, 11, 12]
+    assert session.awaited == {}
+
+
+def test_a_nack_of_n_refs_fails_exactly_those_of_a_stream(session: Session) -> None:
+    run = stream(session, counted(6, []), window=10, batch=3)
+    assert refs(run.sends()) == [[1, 2, 3], [4, 5, 6]]
+    session.absorb(nack((2, "no_route", "x", 4)))  # refs 2-5, across both frames
+    session.absorb(ack((1, 1, 1, 0, 1), (6, 2, 1, 0, 1)))
+    run.resume()
+    assert run.done and (run.result.acked, codes(run.result.failures)) == (2, ["no_route"] * 4)
+
+
+def test_a_long_run_of_one_topic_is_split_at_max_batch(session: Session) -> None:
+    count = MAX_BATCH + 10
+    run = stream(session, counted(count, []), window=count, batch=count)
+    frames = run.sends()
+    assert [(r, t, len(ps)) for f in shapes(frames) for r, t, ps in f] == [
+        (1, "t", MAX_BATCH),
+        (1 + MAX_BATCH, "t", 10),
+    ]
+    session.absorb(ack((1, 1, 1, 0, count)))
+    run.resume()
+    assert run.done and run.result.acked == count
+
+
+def test_a_payload_too_large_for_the_node_is_refused_alone(session: Session) -> None:
+    big = b"x" * (MAX_BATCH_BYTES + 1)  # over any node's max_payload (MAX_PAYLOAD_LIMIT)
+    run = Run(publish_many(session, iter([("t", b"a"), ("t", big)]), True, 10, 10, 5.0))
+    decoder = PublishDecoder(MAX_PAYLOAD_LIMIT)  # what a node makes of the frame
+    entries, rejects = decoder.decode(decode_api(run.step.frame)[1])
+    assert [(r.ref, r.code, r.n) for r in rejects] == [(2, "too_large", 1)]
+    assert [entry[:3] for entry in entries] == [[1, "t", 1]]

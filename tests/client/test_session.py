@@ -12,7 +12,8 @@ from zdps.client.session import Session
 from zdps.client.steps import Dial, Filter, Pending, Sleep, Wait
 from zdps.client.subscription import SubscribePlan
 from zdps.topics import SYNC_PREFIX
-from zdps.wire import pack, unpack
+from zdps.wire import PROTOCOL_VERSION, pack, unpack
+from zdps.wire.batches import pack_batch
 from zdps.wire.limits import HISTORY_PAGE
 
 pytestmark = pytest.mark.timeout(10)
@@ -54,14 +55,45 @@ def test_a_stream_takes_its_runs_and_passes_on_the_rest(session: Session) -> Non
     }
     assert (ledger.acked, ledger.unsettled) == (2, 1)
     session.awaited[9] = other
-    session.absorb(nack((7, "no_route", "x"), (9, "too_large", "y")))
+    session.absorb(nack((7, "no_route", "x", 1), (9, "too_large", "y", 1)))
     assert ledger.failures[0].code == "no_route" and ledger.unsettled == 0
     assert isinstance(other.outcomes[9], PublishError) and other.outcomes[9].code == "too_large"
 
 
+def test_a_nack_run_fails_exactly_its_n_refs(session: Session) -> None:
+    pending = Pending()
+    for ref in (10, 11, 12, 13):
+        session.awaited[ref] = pending
+    assert session.absorb(nack((10, "too_large", "big", 3))) == [pending] * 3
+    assert {ref: (o.code, o.message) for ref, o in pending.outcomes.items()} == {
+        ref: ("too_large", "big") for ref in (10, 11, 12)
+    }
+    assert session.awaited == {13: pending}
+
+
+def test_a_nack_run_shared_by_a_stream_and_other_refs(session: Session) -> None:
+    ledger, stream, other = StreamLedger(), Pending(), Pending()
+    ledger.add(5, 3, 1.0)  # refs 5..7
+    session.streams.append((ledger, stream))
+    session.awaited.update({4: other, 8: other})
+    touched = session.absorb(nack((4, "no_route", "x", 3)))  # refs 4, 5 and 6
+    assert set(touched) == {stream, other}
+    assert list(other.outcomes) == [4] and other.outcomes[4].code == "no_route"
+    assert session.awaited == {8: other}
+    assert (ledger.acked, len(ledger.failures), ledger.unsettled) == (0, 2, 1)
+
+
 @pytest.mark.parametrize(
     "frame",
-    [b"\xc1", pack([1, "rep", 5]), pack([1, "ack", [[1, 2]]]), pack([1, "rep", 1, False, {}])],
+    [
+        b"\xc1",
+        pack([PROTOCOL_VERSION, "rep", 5]),
+        pack([PROTOCOL_VERSION, "ack", [[1, 2]]]),
+        pack([PROTOCOL_VERSION, "nack", [[1, "too_large", "no"]]]),  # without its n
+        pack([PROTOCOL_VERSION, "nack", [[1, "too_large", "no", 0]]]),
+        pack([PROTOCOL_VERSION, "rep", 1, False, {}]),
+        pack([PROTOCOL_VERSION - 1, "rep", 1, True, {}]),  # another protocol version
+    ],
 )
 def test_frames_of_the_wrong_shape_are_skipped_and_counted(session: Session, frame: bytes) -> None:
     pending = Pending()
@@ -74,7 +106,7 @@ def test_answers_nobody_awaits_are_dropped(session: Session, clock: Clock) -> No
     clock.now = 150.0
     assert session.absorb(rep(7, True)) == []
     assert session.absorb(event(7, {"nodes": {}})) == []
-    assert session.absorb(pack([1, "future-kind", 1])) == []  # newer nodes (§11)
+    assert session.absorb(pack([PROTOCOL_VERSION, "future-kind", 1])) == []  # newer nodes (§11)
     assert session.bad_frames == 0 and session.last_rx == 150.0
 
 
@@ -83,7 +115,7 @@ def test_answers_nobody_awaits_are_dropped(session: Session, clock: Clock) -> No
 
 def test_a_request_is_sent_then_awaited_until_its_reply(session: Session) -> None:
     run = Run(session.request("echo", {"n": 1}, 5.0))
-    assert sent(run.step) == [1, "req", 1, "echo", {"n": 1}]
+    assert sent(run.step) == [PROTOCOL_VERSION, "req", 1, "echo", {"n": 1}]
     assert run.step.until == 105.0
     step = run.resume(True)
     assert isinstance(step, Wait) and step.until == 105.0
@@ -132,7 +164,7 @@ def test_refs_are_never_reused(session: Session) -> None:
 def test_a_recovery_is_served_with_requests_that_may_fail(session: Session) -> None:
     run = Run(session.serve(fetching(Pager.make("t", since=0)), 5.0))
     history = {"topic": "t", "since": 0, "limit": HISTORY_PAGE}
-    assert sent(run.step) == [1, "req", 1, "history", history]
+    assert sent(run.step) == [PROTOCOL_VERSION, "req", 1, "history", history]
     run.resume(True)
     session.absorb(rep(1, {"code": "owner_lost", "message": "x"}, ok=False))
     assert run.resume() == Sleep(FETCH_RETRY)  # the recovery's own step, passed on
@@ -152,13 +184,13 @@ def test_subscribe_connects_subscribes_proves_then_replays(session: Session) -> 
     assert plan.groups == [b"a\x00", b"b\x00"] and plan.replay == ("a", "b")
     token = SYNC_PREFIX + plan.token.encode()
     run = Run(session.subscribe(plan, recover=False, timeout=5.0))
-    assert sent(run.step) == [1, "req", 1, "info", {}]
+    assert sent(run.step) == [PROTOCOL_VERSION, "req", 1, "info", {}]
     run.resume(True)
     session.absorb(rep(1, {"endpoints": {"pub": "tcp://127.0.0.1:7712"}}))
     assert run.resume() == Dial("tcp://127.0.0.1:7712")  # connected before subscribing
     assert run.resume() == Filter(add=(b"a\x00", b"b\x00", token))  # groups, then the token
     assert sent(run.resume()) == [
-        1,
+        PROTOCOL_VERSION,
         "req",
         2,
         "ready",
@@ -195,7 +227,7 @@ def test_subscribe_asks_info_once_and_dials_the_api_host(clock: Clock) -> None:
 
 def test_a_watch_emits_members_then_every_event(session: Session) -> None:
     run = Run(session.watch("t", 5.0))
-    assert sent(run.step) == [1, "req", 1, "watch", {"topic": "t"}]
+    assert sent(run.step) == [PROTOCOL_VERSION, "req", 1, "watch", {"topic": "t"}]
     run.resume(True)
     session.absorb(event(1, {"n": 0}))  # may come before the reply: kept for later
     session.absorb(rep(1, {"nodes": {}}))
@@ -219,3 +251,21 @@ def test_closing_the_session_ends_its_watches_once(session: Session) -> None:
     assert [unpack(f)[3:] for f in session.close()] == [["unwatch", {"ref": 1}]]
     run.op.close()
     assert session.take_outbox() == []
+
+
+@pytest.mark.parametrize(("level", "tail"), [(1, []), (2, [2])])
+def test_a_single_publish_is_a_batch_of_one(session: Session, level: int, tail: list) -> None:
+    run = Run(session.publish("t", "x", level, 5.0))
+    assert sent(run.step) == [PROTOCOL_VERSION, "pub", [[1, "t", 1, pack_batch([b"x"]), *tail]]]
+    run.resume(True)
+    session.absorb(ack((1, 7, 1, 2, 1)))
+    run.resume()
+    assert run.result == PublishResult(7, 1, 2) and session.awaited == {}
+
+
+def test_a_publish_without_ack_has_ref_0(session: Session) -> None:
+    run = Run(session.publish("t", b"x", 0, 5.0))
+    assert sent(run.step) == [PROTOCOL_VERSION, "pub", [[0, "t", 1, pack_batch([b"x"])]]]
+    run.resume(True)
+    assert run.done and run.result is None and session.unconfirmed == 1
+    assert session.next_ref == 1  # no ref used

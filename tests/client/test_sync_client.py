@@ -14,9 +14,11 @@ from tests.client.fake_node import (
     free_port,
     garbage,
     on_publish,
+    pub_entries,
+    pub_messages,
     wait_until,
 )
-from zdps import Client, PublishError, PublishResult, RequestError
+from zdps import FLUSH, Client, PublishError, PublishResult, RequestError
 from zdps.client.protocol import DEFAULT_RCVHWM, reachable_pub
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,8 +41,9 @@ class Outstanding:
         self.refs: list[int] = []
         self.most = 0
 
-    def add(self, entries: list) -> None:
-        self.refs += [ref for ref, _topic, _payload in entries]
+    def add(self, msg: list) -> None:
+        """The publishes of a ``pub`` frame, each message of a batch with its own ref."""
+        self.refs += [ref for ref, _topic, _payload in pub_messages(msg)]
         self.most = max(self.most, len(self.refs))
 
     def ack_all(self, node: FakeNode, client: bytes) -> None:
@@ -101,7 +104,7 @@ def test_publish_many_never_exceeds_its_window(node: FakeNode) -> None:
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) >= window:
             node.send(client, "event", 999, {"nodes": {}})  # settles nothing
             node.later(0.1, lambda: held.ack_all(node, client))
@@ -119,7 +122,7 @@ def test_publish_many_batches_count_against_the_window(node: FakeNode, batch: in
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         node.later(0.02, lambda: held.ack_all(node, client))
 
     node.handler = handler
@@ -134,7 +137,7 @@ def test_publish_many_waits_for_late_acks_until_the_deadline(node: FakeNode) -> 
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) == 5:
             node.send(client, "event", 999, {"nodes": {}})
             node.send(client, "rep", 12345, True, None)  # a late reply nobody waits for
@@ -152,12 +155,12 @@ def test_publish_many_yields_outcomes_in_acknowledgement_order(node: FakeNode) -
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) == 4:
             first, second, third, fourth = held.refs
             for ref in (third, first, fourth):
                 node.send(client, "ack", [[ref, ref * 10, 1, 0, 1]])
-            node.send(client, "nack", [[second, "too_large", "no"]])
+            node.send(client, "nack", [[second, "too_large", "no", 1]])
 
     node.handler = handler
     with Client(node.endpoint, timeout=3) as client:
@@ -175,7 +178,7 @@ def test_publish_many_times_out_only_what_is_unacknowledged(node: FakeNode) -> N
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        for ref, _topic, payload in msg[2]:
+        for ref, _topic, payload in pub_messages(msg):
             if payload == b"lost":  # acked only long after the client's deadline
                 node.later(0.8, lambda ref=ref: ack_late(client, ref))
             else:
@@ -210,7 +213,7 @@ def test_publish_stream_window_late_acks_and_nacks(node: FakeNode) -> None:
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        held.add(msg[2])
+        held.add(msg)
         if len(held.refs) >= window:
             node.send(client, "event", 999, {"nodes": {}})
 
@@ -218,10 +221,10 @@ def test_publish_stream_window_late_acks_and_nacks(node: FakeNode) -> None:
                 refs, held.refs = held.refs, []
                 # one run for all but the last, which is nacked
                 node.send(client, "ack", [[refs[0], 1, 1, 0, len(refs) - 1]])
-                node.send(client, "nack", [[refs[-1], "too_large", "no"]])
+                node.send(client, "nack", [[refs[-1], "too_large", "no", 1]])
 
             node.later(0.1, settle)
-        elif msg[2][-1][2] == b"last":
+        elif pub_messages(msg)[-1][2] == b"last":
             node.later(0.1, lambda: held.ack_all(node, client))
 
     node.handler = handler
@@ -243,9 +246,9 @@ def test_publish_stream_drops_acks_that_come_after_the_deadline(node: FakeNode) 
 
     @on_publish
     def handler(node: FakeNode, client: bytes, msg: list) -> None:
-        entries = msg[2]
-        run = [[entries[0][0], 1, 1, 0, len(entries)]]
-        if entries[0][2] == b"slow":
+        sent = pub_messages(msg)
+        run = [[sent[0][0], 1, 1, 0, len(sent)]]
+        if sent[0][2] == b"slow":
             node.later(0.6, lambda: ack_late(client, run))
         else:
             node.send(client, "ack", run)
@@ -259,6 +262,55 @@ def test_publish_stream_drops_acks_that_come_after_the_deadline(node: FakeNode) 
         wait_until(lambda: late, 5, "the late ack")
         assert client.request("echo")["op"] == "echo"  # read after the late ack
         assert client._session.awaited == {}
+
+
+def published(node: FakeNode) -> list[list[tuple[int, str, list[bytes]]]]:
+    """``(ref, topic, payloads)`` of each entry of each ``pub`` frame the node got."""
+    return [
+        [(e.ref, e.topic, e.payloads) for e in pub_entries(f)]
+        for f in node.received
+        if f[1] == "pub"
+    ]
+
+
+@pytest.mark.parametrize("how", ["many", "stream"])
+def test_a_run_of_a_topic_travels_as_one_batch_until_a_flush(node: FakeNode, how: str) -> None:
+    items = [("t", b"a"), ("t", "b"), ("u", b"c"), FLUSH, ("u", b"d"), ("u", b"e"), ("t", b"f")]
+    with Client(node.endpoint, timeout=5) as client:
+        if how == "many":
+            outcomes = list(client.publish_many(iter(items), batch=100))
+            assert [type(o) for o in outcomes] == [PublishResult] * 6
+            assert [o.seq for o in outcomes] == [1, 2, 3, 4, 5, 6]  # one run per batch
+        else:
+            result = client.publish_stream(iter(items), batch=100)
+            assert (result.acked, result.failures) == (6, [])
+    frames = published(node)
+    first = frames[0][0][0]
+    assert frames == [
+        [(first, "t", [b"a", b"b"]), (first + 2, "u", [b"c"])],
+        [(first + 3, "u", [b"d", b"e"]), (first + 5, "t", [b"f"])],
+    ]
+
+
+def test_a_nack_run_fails_exactly_its_refs(node: FakeNode) -> None:
+    @on_publish
+    def handler(node: FakeNode, client: bytes, msg: list) -> None:
+        for entry in pub_entries(msg):
+            n = len(entry.payloads)
+            if entry.topic == "bad":
+                node.send(client, "nack", [[entry.ref, "invalid_topic", "no", n]])
+            else:
+                node.send(client, "ack", [[entry.ref, entry.ref, 1, 0, n]])
+
+    node.handler = handler
+    items = [("ok", b"1"), ("ok", b"2"), ("bad", b"3"), ("bad", b"4"), ("bad", b"5"), ("ok", b"6")]
+    with Client(node.endpoint, timeout=5) as client:
+        outcomes = list(client.publish_many(iter(items), batch=10))
+        result = client.publish_stream(iter(items), batch=10)
+    assert [getattr(o, "code", None) for o in outcomes] == [None] * 2 + ["invalid_topic"] * 3 + [
+        None
+    ]
+    assert (result.acked, [f.code for f in result.failures]) == (3, ["invalid_topic"] * 3)
 
 
 # ---------------------------------------------------------------------- requests

@@ -8,6 +8,8 @@ import zmq
 
 from tests.cluster.harness import Cluster, free_port, wait_for
 from zdps import Client, PublishError, RequestError
+from zdps.wire import PROTOCOL_VERSION as V
+from zdps.wire.batches import pack_batch
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,22 +32,38 @@ def test_garbage_on_every_socket_is_counted_and_survived(cluster: Cluster) -> No
     peer = dealer(a.cluster)
     peer.send(b"\xc1 not msgpack")
     peer.send(msgpack.packb([99, "default", "X", 1, []]))  # unknown protocol version
-    peer.send(msgpack.packb([1, "default", "X", 1, [["fanout", "not a list"]]]))  # unknown peer
+    peer.send(msgpack.packb([V, "default", "X", 1, [["fanout", "not a list"]]]))  # unknown peer
     peer.send_multipart([b"two", b"frames"])
     peer.send(msgpack.packb({"a": "map"}))
     hostile = {"advertise": "garbage", "peers": {}, "dialed": a.cluster, "reply": True}
-    peer.send(msgpack.packb([1, "default", "X", 1, [["hello", hostile]]]))
+    peer.send(msgpack.packb([V, "default", "X", 1, [["hello", hostile]]]))
     wild = {"advertise": "tcp://127.0.0.1:*", "peers": {}, "dialed": a.cluster, "reply": True}
-    peer.send(msgpack.packb([1, "default", "Y", 1, [["hello", wild]]]))
+    peer.send(msgpack.packb([V, "default", "Y", 1, [["hello", wild]]]))
 
     api = dealer(a.api)
     api.send(b"\x00\x01garbage")
     api.send(msgpack.packb([7, "req", 1, "status", {}]))
-    api.send(msgpack.packb([1, "req", 2, "no-such-op", {}]))
-    replies = [msgpack.unpackb(api.recv()) for _ in range(3) if api.poll(5000)]
-    assert [r[1] for r in replies] == ["rep", "rep", "rep"]
-    assert [r[4]["code"] for r in replies] == ["malformed", "bad_version", "unknown_op"]
+    api.send(msgpack.packb([V, "req", 2, "no-such-op", {}]))
+    # Batches: one that lies about its count, one that is not payloads, one with a
+    # payload over max_payload between two good ones (only that one is refused).
+    batches = [
+        [3, "survivor", 3, pack_batch([b"a", b"b"])],
+        [6, "survivor", 2, msgpack.packb([b"a", 7])],
+        [8, "survivor", 3, pack_batch([b"ok", b"x" * (2 * 1024 * 1024), b"ok"])],
+    ]
+    api.send(msgpack.packb([V, "pub", batches], use_bin_type=True))
+    replies = [msgpack.unpackb(api.recv()) for _ in range(5) if api.poll(5000)]
+    assert [r[1] for r in replies] == ["rep", "rep", "rep", "nack", "ack"]
+    assert [r[4]["code"] for r in replies[:3]] == ["malformed", "bad_version", "unknown_op"]
     assert "protocol 7" in replies[1][4]["message"]
+    refused = replies[3][2]
+    assert [(ref, code, n) for ref, code, _, n in refused] == [
+        (3, "malformed", 3),
+        (6, "malformed", 2),
+        (9, "too_large", 1),
+    ]
+    assert [run[0] for run in replies[4][2]] == [8, 10]  # refs 8 and 10 got seqs 2 and 3
+    assert [run[1] for run in replies[4][2]] == [2, 3]
 
     sub = zmq.Context.instance().socket(zmq.XSUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -54,11 +72,12 @@ def test_garbage_on_every_socket_is_counted_and_survived(cluster: Cluster) -> No
     sub.send(b"\x01bad\x00topic\x00")
 
     errors = wait_for(
-        lambda: (e := a.status()["errors"]) and sum(e.values()) >= 10 and e,
+        lambda: (e := a.status()["errors"]).get("invalid_topic") and e["malformed"] >= 8 and e,
         10,
-        "errors to be counted",
+        "errors to be counted (the XSUB's last)",
     )
-    assert errors["malformed"] >= 6
+    assert errors["malformed"] >= 8
+    assert errors["too_large"] == 1
     assert errors["bad_version"] == 2
     assert errors["unknown_op"] == 1
     assert errors["invalid_topic"] == 1
@@ -66,8 +85,13 @@ def test_garbage_on_every_socket_is_counted_and_survived(cluster: Cluster) -> No
     assert a.proc.poll() is None
 
     with a.client() as client:
-        assert client.publish("survivor", b"accepted after").seq == 2
-    assert [subscription.recv(5).data for _ in range(2)] == [b"accepted before", b"accepted after"]
+        assert client.publish("survivor", b"accepted after").seq == 4
+    assert [subscription.recv(5).data for _ in range(4)] == [
+        b"accepted before",
+        b"ok",
+        b"ok",
+        b"accepted after",
+    ]
     subscription.close()
     logs = a.logs()
     assert "bad_input code=malformed" in logs and "bad_input code=bad_version" in logs

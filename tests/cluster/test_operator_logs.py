@@ -24,6 +24,7 @@ import zmq
 
 from tests.cluster.harness import Cluster, NodeProc, free_port, wait_for, zdps_command
 from zdps.core.seeds import CONNECTION, WARN_AFTER
+from zdps.wire import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,7 +115,7 @@ def test_bad_api_input_is_logged_with_the_client_and_its_address(cluster: Cluste
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(a.api)
-    sock.send(msgpack.packb([1, "req", 5, "status", "not a map"]))
+    sock.send(msgpack.packb([PROTOCOL_VERSION, "req", 5, "status", "not a map"]))
     assert sock.poll(5000)
     sock.close()
     line = wait_for(

@@ -14,6 +14,7 @@ from tests.core.node_net import SimNet, mesh
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
 from zdps.wire import HELLO, LEVEL_REPLICATED, probes
+from zdps.wire.api import publish_entry
 from zdps.wire.messages import decode_message
 
 MAX_PAYLOAD = 1024  # small, so that a test can exceed it cheaply
@@ -96,14 +97,13 @@ def verdict(kind: str, node: str, incarnation: int = 1, version: int = 0) -> pro
 def publish(net: SimNet, node: str, topic: str, payload: bytes, level: int = LEVEL_REPLICATED):
     """A client of ``node`` publishes at ack ``level``; returns the ref."""
     ref = net.ref()
-    net.publish_batch(node, [[ref, topic, payload, level]])
+    net.publish_batch(node, [publish_entry(ref, topic, [payload], level)])
     return ref
 
 
 def stored(net: SimNet, node: str, topic: str) -> list[tuple[int, int, bytes]]:
-    """``(epoch, seq, payload)`` of what ``node`` holds of ``topic``'s history."""
-    history = net.core(node).history.topics.get(topic)
-    return [(e.epoch, e.seq, e.payload) for e in history.entries] if history else []
+    """``(epoch, seq, payload)`` of every message ``node`` holds of ``topic``'s history."""
+    return net.core(node).history.fetch(topic, 0, 0, 1_000_000)
 
 
 def history(net: SimNet, node: str, topic: str, **args) -> dict:

@@ -9,10 +9,12 @@ each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.loop``) d
   ``alias``); ``outbox.probes`` goes the same way, ahead of the data, on a link of its
   own (``(sender, endpoint, PROBE_LINK)``), as the daemon's probe link: probes may
   overtake data;
-* ``outbox.deliveries`` is what the local XPUB would publish: recorded per node as
-  ``Delivery(time, topic, header, payload)`` with the header decoded. A delivery the
-  daemon could not send (topic not text, header or payload not bytes) raises
-  ``DaemonCrash``, because the daemon would die on it;
+* ``outbox.deliveries`` is what the local XPUB would publish: each batch unpacked into
+  its messages, as the daemon does (``zdps.daemon.delivery``), recorded per node as
+  ``Delivery(time, topic, header, payload)`` with the header as a dict. A delivery the
+  daemon could not send (topic not text, a batch that is not bytes) raises
+  ``DaemonCrash``, because the daemon would die on it; a batch that does not unpack is
+  bad input, counted as the daemon counts it;
 * ``outbox.clients`` frames are encoded with ``encode_api`` and decoded back with
   ``decode_api`` (so unencodable replies fail as they would), recorded per
   ``(node, client)`` with the time;
@@ -46,7 +48,17 @@ from tests.core.sim_observations import CLIENT, Delivery, Observations, Sent
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.core.tunables import CoreConfig
-from zdps.wire import API_PUBLISH, API_REQUEST, decode_api, encode_api, encode_envelope, unpack
+from zdps.wire import (
+    API_PUBLISH,
+    API_REQUEST,
+    LEVEL_OWNER,
+    ProtocolError,
+    decode_api,
+    encode_api,
+    encode_envelope,
+)
+from zdps.wire.api import publish_entry
+from zdps.wire.batches import unpack_batch
 from zdps.wire.codec import NodeMessage
 
 __all__ = [
@@ -240,8 +252,28 @@ class SimNet(Network, Observations):
     ) -> int:
         """A client of ``node`` publishes one message; returns its ref (0 when ``ack`` is off)."""
         ref = self.ref() if ack else 0
-        self.publish_batch(node, [[ref, topic, payload]], client)
+        self.publish_batch(node, [publish_entry(ref, topic, [payload], LEVEL_OWNER)], client)
         return ref
+
+    def refs(self, n: int) -> int:
+        """The first of ``n`` consecutive fresh refs (the refs of a batch of ``n``)."""
+        first = self._next_ref
+        self._next_ref += n
+        return first
+
+    def publish_run(
+        self,
+        node: str,
+        topic: str,
+        payloads: list[bytes],
+        level: int = LEVEL_OWNER,
+        client: bytes = CLIENT,
+    ) -> int:
+        """A client of ``node`` publishes ``payloads`` to ``topic`` as one batch; returns
+        the ref of the first (the others' follow)."""
+        first = self.refs(len(payloads))
+        self.publish_batch(node, [publish_entry(first, topic, payloads, level)], client)
+        return first
 
     def publish_batch(self, node: str, entries: list, client: bytes = CLIENT) -> None:
         """A client's publish frame with ``entries`` as given (may be malformed)."""
@@ -306,13 +338,23 @@ class SimNet(Network, Observations):
             for endpoint, messages in channel.items():
                 for frame in envelopes(header, messages):
                     self._send(node, endpoint, frame, link)
-        for topic, header, payload in out.deliveries:
-            if not (isinstance(topic, str) and isinstance(header, bytes)):
-                raise DaemonCrash(f"{node} cannot publish {topic!r}/{header!r}")
-            if not isinstance(payload, bytes):
-                raise DaemonCrash(f"{node} cannot publish payload {payload!r}")
+        for topic, seq, epoch, n, batch in out.deliveries:
+            if not isinstance(topic, str) or not (batch is None or isinstance(batch, bytes)):
+                raise DaemonCrash(f"{node} cannot publish {topic!r}/{batch!r}")
             topic.encode()
-            self.deliveries[node].append(Delivery(now, topic, unpack(header), payload))
+            if batch is None:
+                header = {"seq": seq, "epoch": epoch, "type": "closed"}
+                self.deliveries[node].append(Delivery(now, topic, header, b""))
+                continue
+            try:
+                payloads = unpack_batch(batch, n)
+            except ProtocolError as exc:
+                core.bad_input(exc.code, exc.message)
+                continue
+            self.deliveries[node] += [
+                Delivery(now, topic, {"seq": seq + i, "epoch": epoch}, payload)
+                for i, payload in enumerate(payloads)
+            ]
         for client, frames in out.clients.items():
             log = self.client_frames.setdefault((node, client), [])
             for frame in frames:

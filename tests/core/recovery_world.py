@@ -6,7 +6,8 @@ feeds them to ``zdps.client.recovery.Recovery``; a ``Fetch`` is carried out with
 clients' own steps (``recovering``): ``history`` requests through the subscriber's
 node, page by page, retries and the re-check of holes, each reply awaited for at most
 the clients' request timeout. ``World`` applies the schedule's operations (publishes,
-partitions, heals, crashes, leaves, restarts) and knows when a node may fail next.
+each a batch of one or more messages to one topic, partitions, heals, crashes,
+leaves, restarts) and knows when a node may fail next.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from zdps.client.protocol import Message
 from zdps.client.recovery import Fetch, Gap, Recovery, recovering
 from zdps.client.steps import Request, Sleep
 from zdps.wire import API_REPLY
+from zdps.wire.api import publish_entry
 
 CLIENT_TIMEOUT = 10.0  # the Python clients' request timeout
 SLICE = 0.05  # subscribers read their node's deliveries this often (simulated seconds)
@@ -124,6 +126,7 @@ class World:
     net: SimNet
     names: list[str]
     subscribers: list[Subscriber]
+    # payload -> (entry node, topic, ref, level), one per message
     published: dict[bytes, tuple[str, str, int, int]] = field(default_factory=dict)
     stopped: set[str] = field(default_factory=set)
     # Restarted nodes until they got their copies back (REJOIN after they can reach the
@@ -143,12 +146,17 @@ class World:
             for sub in self.subscribers:
                 sub.pump(self.net)
 
-    def publish(self, node: str, topic: str, level: int) -> None:
-        payload = b"%s#%d" % (topic.encode(), len(self.published))
-        ref = self.net.ref()
-        self.net.publish_batch(node, [[ref, topic, payload, level]], client=PUB)
-        self.published[payload] = (node, topic, ref, level)
-        self.note(f"publish {payload.decode()} at {node} level {level}")
+    def publish(self, node: str, topic: str, level: int, count: int = 1) -> None:
+        """One batch of ``count`` messages to ``topic`` (refs ``ref`` to ``ref+count-1``)."""
+        payloads = [b"%s#%d" % (topic.encode(), len(self.published) + i) for i in range(count)]
+        refs = [self.net.ref() for _ in payloads]
+        assert refs == list(range(refs[0], refs[0] + count))  # a batch's refs
+        entry = publish_entry(refs[0], topic, payloads, level)
+        self.net.publish_batch(node, [entry], client=PUB)
+        for ref, payload in zip(refs, payloads, strict=True):
+            self.published[payload] = (node, topic, ref, level)
+        names = ", ".join(p.decode() for p in payloads)
+        self.note(f"publish {names} at {node} level {level}")
 
     def partition(self, parts: list[list[str]]) -> None:
         for i, side in enumerate(parts):

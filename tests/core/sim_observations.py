@@ -82,7 +82,7 @@ class Observations:
         for time, (kind, *fields) in self.client_frames.get((node, client), []):
             if kind == API_ACK and any(e[0] <= ref < e[0] + e[4] for e in fields[0]):
                 return time
-            if kind == API_NACK and any(e[0] == ref for e in fields[0]):
+            if kind == API_NACK and any(e[0] <= ref < e[0] + e[3] for e in fields[0]):
                 return time
             if kind == API_REPLY and fields[0] == ref:
                 return time
@@ -103,8 +103,9 @@ class Observations:
         found: dict[Any, tuple[str, str]] = {}
         for kind, *fields in self.frames(node, client):
             if kind == API_NACK:
-                for ref, code, message in fields[0]:
-                    found[ref] = (code, message)
+                for ref, code, message, n in fields[0]:  # n refs from ref refused
+                    for i in range(n):
+                        found[ref + i] = (code, message)
         return found
 
     def replies(self, node: str, client: bytes = CLIENT) -> dict[Any, tuple[bool, Any]]:

@@ -1,10 +1,13 @@
 """Acks (zdps/core/acks.py): acknowledgements and refusals travel back along each route.
 
-* Acks carry ``[ref, seq, nodes, subscribers]``; ref 0 wants none. They travel as runs
-  ``[id, seq, nodes, subscribers, n]``: a batch to one topic costs one entry per hop.
-* A hop that forwards a publish with a route takes a fresh ack id (in order) and
-  relays each acknowledgement of a run back along that publish's own route; unknown
-  ids (late answers) are ignored, each on its own.
+* Publishes travel in batches (one topic, ``n`` messages). Acks carry
+  ``[ref, seq, nodes, subscribers, n]``: the batch's ``n`` messages got seqs
+  ``seq``..``seq + n - 1``; ref 0 wants none.
+* A hop that forwards a batch with a route takes one fresh ack id for it (in order)
+  and relays its ack entry back along that batch's own route, as one entry (to a peer)
+  or one run of ``n`` (to a client); unknown ids (late answers) are ignored, each on
+  its own. ``len`` counts the messages waiting, not the batches.
+* A refusal refuses the whole batch: a client gets ``[ref, code, message, n]``.
 * A lost owner gives ``owner_lost`` (only to what waited on that peer), a silent one
   ``timeout`` after the ack timeout, in deadline order.
 
@@ -15,8 +18,10 @@ others run the simulated cluster (tests/core/node_net.py).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.core.helpers import CONFIG, MAX_PAYLOAD, cluster, topic_owned_by
+from tests.core.helpers import CONFIG, FAST, MAX_PAYLOAD, cluster, topic_owned_by
 from tests.core.node_net import wait_for
 from zdps.client.protocol import PublishResult
 from zdps.client.session import Session
@@ -33,8 +38,10 @@ from zdps.wire import (
     E_OWNER_LOST,
     E_TIMEOUT,
     FORWARD,
+    LEVEL_OWNER,
     encode_api,
 )
+from zdps.wire.api import publish_entry
 from zdps.wire.data import Ack, Nack, NackEntry
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,81 +57,160 @@ def relay(ack_timeout: float = 10.0) -> AckRelay:
     return AckRelay(Routes(endpoint), ack_timeout)
 
 
+def refused(out: Outbox) -> list[tuple[int, str, int]]:
+    """(ref, code, n) of every API nack entry queued to CLIENT."""
+    return [
+        (ref, code, n)
+        for frame in out.clients.get(CLIENT, [])
+        if frame[0] == API_NACK
+        for ref, code, _, n in frame[1]
+    ]
+
+
 # ---------------------------------------------------------------- AckRelay and Routes
 
 
-def test_ack_ids_are_handed_out_in_order() -> None:
+def test_ack_ids_are_handed_out_in_order_one_per_batch() -> None:
     acks = relay()
-    assert [acks.track((CLIENT, ref), "o", 0.0) for ref in (5, 9, 2)] == [1, 2, 3]
-    assert len(acks) == 3
+    ids = [acks.track((CLIENT, ref), n, "o", 0.0) for ref, n in ((5, 1), (9, 4), (2, 2))]
+    assert ids == [1, 2, 3]
+    assert len(acks) == 7  # the messages waiting, not the batches
 
 
-def test_a_run_is_relayed_one_by_one_along_each_route() -> None:
+def test_each_batchs_ack_is_relayed_as_one_along_its_route() -> None:
     acks, out = relay(), Outbox()
-    for route in ((CLIENT, 10), (CLIENT, 11), ("p", 40), (CLIENT, 30)):
-        acks.track(route, "o", 0.0)
-    acks.on_ack("o", Ack([[1, 7, 2, 3, 4]]), 0.1, out)  # ids 1-4 got seqs 7-10
-    assert out.clients == {CLIENT: [[API_ACK, [[10, 7, 2, 3, 2], [30, 10, 2, 3, 1]]]]}
-    assert out.peers == {endpoint("p"): [Ack([[40, 9, 2, 3, 1]])]}
+    for route, n in (((CLIENT, 10), 2), (("p", 40), 3), ((CLIENT, 12), 1), ((CLIENT, 30), 4)):
+        acks.track(route, n, "o", 0.0)
+    # ids 1-4 are batches of 2, 3, 1 and 4 messages that got seqs 7-8, 9-11, 12, 13-16.
+    entries = [[1, 7, 2, 3, 2], [2, 9, 2, 3, 3], [3, 12, 2, 3, 1], [4, 13, 2, 3, 4]]
+    acks.on_ack("o", Ack(entries), 0.1, out)
+    # To the client: runs; refs 10-11 and 12 continue each other, seqs 7-8 and 12 do not.
+    assert out.clients == {
+        CLIENT: [[API_ACK, [[10, 7, 2, 3, 2], [12, 12, 2, 3, 1], [30, 13, 2, 3, 4]]]]
+    }
+    # To the peer: one entry for its batch, under its own ack id.
+    assert out.peers == {endpoint("p"): [Ack([[40, 9, 2, 3, 3]])]}
     assert len(acks) == 0
+
+
+def test_a_clients_consecutive_batches_are_acknowledged_as_one_run() -> None:
+    acks, out = relay(), Outbox()
+    acks.track((CLIENT, 10), 3, "o", 0.0)
+    acks.track((CLIENT, 13), 2, "o", 0.0)
+    acks.on_ack("o", Ack([[1, 5, 1, 1, 3], [2, 8, 1, 1, 2]]), 0.1, out)
+    assert out.clients == {CLIENT: [[API_ACK, [[10, 5, 1, 1, 5]]]]}
+
+
+def test_the_n_of_a_batch_is_the_one_tracked_not_the_one_in_the_answer() -> None:
+    """An ack id names one batch: an entry's n never reaches the ids after it."""
+    acks, out = relay(), Outbox()
+    acks.track((CLIENT, 10), 2, "o", 0.0)
+    acks.track((CLIENT, 20), 1, "o", 0.0)
+    acks.on_ack("o", Ack([[1, 1, 1, 1, 3]]), 0.1, out)
+    assert out.clients == {CLIENT: [[API_ACK, [[10, 1, 1, 1, 2]]]]}
+    assert len(acks) == 1
 
 
 def test_unknown_and_late_ids_are_ignored_each_on_its_own() -> None:
     acks, out = relay(), Outbox()
-    acks.track((CLIENT, 10), "o", 0.0)
-    acks.track((CLIENT, 11), "o", 0.0)
-    acks.on_ack("o", Ack([[2, 8, 1, 1, 1]]), 0.1, out)
-    acks.on_ack("o", Ack([[0, 1, 1, 1, 5]]), 0.1, out)  # 0, 3, 4: unknown; 1 known; 2 late
+    acks.track((CLIENT, 10), 1, "o", 0.0)
+    acks.track((CLIENT, 11), 2, "o", 0.0)
+    acks.on_ack("o", Ack([[2, 8, 1, 1, 2]]), 0.1, out)
+    acks.on_ack(
+        "o", Ack([[0, 1, 1, 1, 1], [3, 1, 1, 1, 1], [1, 2, 1, 1, 1], [2, 9, 1, 1, 2]]), 0.1, out
+    )  # 0, 3: unknown; 1 known; 2 late
     acks.on_nack(
         "o", Nack([NackEntry(2, E_TIMEOUT, "late"), NackEntry(9, E_TIMEOUT, "?")]), 0.1, out
     )
-    assert out.clients == {CLIENT: [[API_ACK, [[11, 8, 1, 1, 1], [10, 2, 1, 1, 1]]]]}
+    assert out.clients == {CLIENT: [[API_ACK, [[11, 8, 1, 1, 2], [10, 2, 1, 1, 1]]]]}
     assert len(acks) == 0
 
 
-def test_a_refusal_is_relayed_along_the_route() -> None:
+def test_a_refusal_is_relayed_along_the_route_for_the_whole_batch() -> None:
     acks, out = relay(), Outbox()
-    acks.track((CLIENT, 10), "o", 0.0)
-    acks.track(("p", 40), "o", 0.0)
+    acks.track((CLIENT, 10), 5, "o", 0.0)
+    acks.track(("p", 40), 3, "o", 0.0)
     acks.on_nack("o", Nack([NackEntry(1, E_NO_ROUTE, "a"), NackEntry(2, E_NO_ROUTE, "b")]), 0, out)
-    assert out.clients == {CLIENT: [[API_NACK, [[10, E_NO_ROUTE, "a"]]]]}
+    assert out.clients == {CLIENT: [[API_NACK, [[10, E_NO_ROUTE, "a", 5]]]]}
+    # Between nodes a nack names the batch; the peer knows its n.
     assert out.peers == {endpoint("p"): [Nack([NackEntry(40, E_NO_ROUTE, "b")])]}
+    assert len(acks) == 0
 
 
 def test_a_peer_going_down_refuses_only_what_waited_on_it() -> None:
     acks, out = relay(), Outbox()
-    acks.track((CLIENT, 10), "b", 0.0)
-    acks.track((CLIENT, 11), "c", 0.0)
-    acks.track((CLIENT, 12), "b", 0.0)
+    acks.track((CLIENT, 10), 1, "b", 0.0)
+    acks.track((CLIENT, 11), 4, "c", 0.0)
+    acks.track((CLIENT, 15), 3, "b", 0.0)
     acks.peer_down("b", out)
-    (frame,) = out.clients[CLIENT]
-    assert frame[0] == API_NACK and [(r, c) for r, c, _ in frame[1]] == [
-        (10, E_OWNER_LOST),
-        (12, E_OWNER_LOST),
-    ]
-    assert len(acks) == 1
-    acks.on_ack("c", Ack([[2, 1, 1, 1, 1]]), 0.1, out)  # the other one still gets its ack
-    assert out.clients[CLIENT][-1] == [API_ACK, [[11, 1, 1, 1, 1]]]
+    assert refused(out) == [(10, E_OWNER_LOST, 1), (15, E_OWNER_LOST, 3)]
+    assert len(acks) == 4
+    acks.on_ack("c", Ack([[2, 1, 1, 1, 4]]), 0.1, out)  # the other one still gets its ack
+    assert out.clients[CLIENT][-1] == [API_ACK, [[11, 1, 1, 1, 4]]]
 
 
 def test_expiry_refuses_with_timeout_in_deadline_order() -> None:
     acks, out = relay(ack_timeout=10.0), Outbox()
-    for ref, now in ((10, 0.0), (11, 1.0), (12, 2.0)):
-        acks.track((CLIENT, ref), "o", now)
+    for ref, n, now in ((10, 2, 0.0), (12, 1, 1.0), (13, 3, 2.0)):
+        acks.track((CLIENT, ref), n, "o", now)
     acks.expire(9.99, out)
     assert out.clients == {}
     acks.expire(10.0, out)
+    assert len(acks) == 4
     acks.expire(12.5, out)
-    (frame,) = out.clients[CLIENT]
-    assert [(r, c) for r, c, _ in frame[1]] == [(10, E_TIMEOUT), (11, E_TIMEOUT), (12, E_TIMEOUT)]
+    assert refused(out) == [(10, E_TIMEOUT, 2), (12, E_TIMEOUT, 1), (13, E_TIMEOUT, 3)]
     assert len(acks) == 0
 
 
 def test_routes_to_a_peer_without_an_endpoint_write_nothing() -> None:
     routes, out = Routes(endpoint), Outbox()
-    routes.ack(out, ("gone", 1), 1, 1, 1)
-    routes.refuse(out, ("gone", 2), E_TIMEOUT, "x")
+    routes.ack(out, ("gone", 1), 1, 1, 1, 5)
+    routes.refuse(out, ("gone", 2), E_TIMEOUT, "x", 5)
     assert not out
+
+
+@FAST
+@given(
+    batches=st.lists(
+        st.tuples(st.integers(1, 50), st.sampled_from(["ack", "nack", "down", "expire"])),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_every_message_of_every_batch_is_answered_exactly_once(
+    batches: list[tuple[int, str]],
+) -> None:
+    """Whatever happens to each batch, its n refs are each acked or refused once."""
+    acks, out = relay(ack_timeout=10.0), Outbox()
+    ref, seq, ids = 1, 1, []
+    for n, fate in batches:
+        hop = "down" if fate == "down" else "o"
+        ids.append((acks.track((CLIENT, ref), n, hop, 0.0), ref, n, seq, fate))
+        ref, seq = ref + n, seq + n
+    assert len(acks) == sum(n for n, _ in batches)
+    acks.expire(9.9, out)  # nothing is due yet
+    assert not out
+    for ack_id, _, n, first, fate in ids:
+        if fate == "ack":
+            acks.on_ack("o", Ack([[ack_id, first, 1, 1, n]]), 1.0, out)
+        elif fate == "nack":
+            acks.on_nack("o", Nack([NackEntry(ack_id, E_NO_ROUTE, "x")]), 1.0, out)
+    acks.peer_down("down", out)
+    acks.expire(10.0, out)  # what is left: the batches nobody answered
+    assert len(acks) == 0
+    answered: dict[int, object] = {}
+    for kind, entries in out.clients[CLIENT]:
+        for entry in entries:
+            count = entry[4] if kind == API_ACK else entry[3]
+            for i in range(count):
+                assert entry[0] + i not in answered
+                answered[entry[0] + i] = entry[1] + i if kind == API_ACK else entry[1]
+    expected = {}
+    codes = {"nack": E_NO_ROUTE, "down": E_OWNER_LOST, "expire": E_TIMEOUT}
+    for _, first_ref, n, first_seq, fate in ids:
+        for i in range(n):
+            expected[first_ref + i] = first_seq + i if fate == "ack" else codes[fate]
+    assert answered == expected
 
 
 # ---------------------------------------------------------------- in the cluster
@@ -140,20 +226,22 @@ def test_publish_with_ref_zero_gets_no_ack() -> None:
     assert net.publish("c", topic, b"quiet too", ack=False) == 0
     net.run_until_quiet()
     assert [d.payload for d in net.received("b", topic)] == [b"quiet", b"quiet too"]
-    assert [entry[2] for _, entry in net.entries(FORWARD)] == [0]  # no ack id
+    assert [entry[3] for _, entry in net.entries(FORWARD)] == [0]  # no ack id
     assert net.entries(ACK) == []
     assert net.frames("a") == [] and net.frames("c") == []
     assert net.core("a").pending == 0
 
 
 def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
-    """Acks are runs [ref, seq, nodes, subscribers, n]; a batch costs one entry per hop."""
+    """A batch of n costs one ack entry per hop and one run of n to the client."""
     net = cluster("ab")
     topic = topic_owned_by("b", "ab")
     net.subscribe("b", exact_group(topic))
-    net.publish_batch("a", [[ref, topic, b"m"] for ref in range(10, 15)])
+    net.publish_batch("a", [publish_entry(10, topic, [b"m"] * 5, LEVEL_OWNER)])
     net.run_until_quiet()
-    assert [e for _, e in net.entries(ACK, src="b")] == [[1, 1, 1, 1, 5]]
+    ((_, forward),) = net.entries(FORWARD)
+    assert forward[1] == 5  # one fwd entry of 5
+    assert [e for _, e in net.entries(ACK, src="b")] == [[forward[3], 1, 1, 1, 5]]
     api_acks = [f[1] for f in net.frames("a") if f[0] == API_ACK]
     assert api_acks == [[[10, 1, 1, 1, 5]]]
     assert net.acks("a") == {10 + i: [1 + i, 1, 1] for i in range(5)}
@@ -163,6 +251,25 @@ def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
     assert pending.outcomes == {10 + i: PublishResult(1 + i, 1, 1) for i in range(5)}
 
 
+def test_batches_between_nodes_are_acknowledged_one_entry_each() -> None:
+    """Ack ids name batches: two batches forwarded in one turn get two ack entries,
+    which the entry node relays to its client as one run when refs and seqs continue."""
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    net.publish_batch(
+        "a",
+        [
+            publish_entry(10, topic, [b"m"] * 3, LEVEL_OWNER),
+            publish_entry(13, topic, [b"m"] * 2, LEVEL_OWNER),
+        ],
+    )
+    net.run_until_quiet()
+    ids = [e[3] for _, e in net.entries(FORWARD)]
+    assert [e for _, e in net.entries(ACK, src="b")] == [[ids[0], 1, 0, 0, 3], [ids[1], 4, 0, 0, 2]]
+    assert [f[1] for f in net.frames("a") if f[0] == API_ACK] == [[[10, 1, 0, 0, 5]]]
+    assert net.core("a").pending == 0
+
+
 # ---------------------------------------------------------------- failures
 
 
@@ -170,12 +277,18 @@ def test_owner_dying_before_the_ack_gives_owner_lost() -> None:
     net = cluster("abc")
     topic = topic_owned_by("b", "abc")
     ref = net.publish("a", topic, b"lost")
-    net.crash("b")  # the forward was still in flight
-    assert net.core("a").pending == 1
+    net.publish_batch("a", [publish_entry(net.ref(), topic, [b"also", b"lost"], LEVEL_OWNER)])
+    net.ref()  # the batch's second ref
+    net.crash("b")  # the forwards were still in flight
+    assert net.core("a").pending == 3
     wait_for(net, lambda: net.log_lines("a", "peer_down node=b"))
     (declared,) = net.log_lines("a", "peer_down node=b reason=dead")
-    assert net.nacks("a")[ref][0] == E_OWNER_LOST
-    assert net.answered_at("a", ref) == declared
+    assert {r: code for r, (code, _) in net.nacks("a").items()} == dict.fromkeys(
+        (ref, ref + 1, ref + 2), E_OWNER_LOST
+    )
+    nacks = [e for kind, entries in net.frames("a") if kind == API_NACK for e in entries]
+    assert [(e[0], e[3]) for e in nacks] == [(ref, 1), (ref + 1, 2)]  # one entry per batch
+    assert net.answered_at("a", ref) == net.answered_at("a", ref + 2) == declared
     assert net.acks("a") == {}
     assert net.core("a").pending == 0
 
@@ -201,14 +314,15 @@ def test_silent_owner_gives_timeout_after_ack_timeout() -> None:
     net.advance(0.05)
     net.cut("a", "b", both=False)
     start = net.clock
-    ref = net.publish("a", topic, b"void")
+    ref = net.ref()
+    net.publish_batch("a", [publish_entry(ref, topic, [b"void"] * 4, LEVEL_OWNER)])
     net.advance(0.45)
     assert net.frames("a") == []
     answered = wait_for(net, lambda: net.frames("a"), timeout=1.0)
-    assert net.nacks("a") == {ref: (E_TIMEOUT, net.nacks("a")[ref][1])}
+    assert net.frames("a") == [[API_NACK, [[ref, E_TIMEOUT, net.nacks("a")[ref][1], 4]]]]
     assert start + 0.5 <= answered <= start + 0.5 + CONFIG.heartbeat_interval + 1e-6
     assert net.core("a").pending == 0
     assert "b" in net.core("a").ring  # b is not dead, just silent
     net.heal()
     net.advance(3.0)
-    assert set(net.nacks("a")) == {ref} and net.acks("a") == {}
+    assert set(net.nacks("a")) == {ref, ref + 1, ref + 2, ref + 3} and net.acks("a") == {}

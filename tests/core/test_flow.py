@@ -5,7 +5,9 @@ The owner counts fan-out copies until the receiving node confirms it processed t
 (``consumed``); past the window it is saturated: forwards wait, unsequenced and
 unacknowledged, until confirmations return; then everything flows in order.
 
-* Saturated means more than ``window`` entries in flight to some peer; a ``consumed``
+* Flow control counts messages, not entries: a batch entry (fwd, fanout, store) of
+  ``n`` is ``n`` in flight and ``n`` consumed, and a bad one counts the ``n`` it names.
+* Saturated means more than ``window`` messages in flight to some peer; a ``consumed``
   subtracts (never below 0), a peer that goes down no longer counts.
 * While saturated, and while older forwards still wait, a ``fwd`` is set aside whole.
 * What a node processed from a peer is confirmed once it exceeds 1/8 of the window,
@@ -18,14 +20,19 @@ Sans-IO tests drive ``FlowControl`` directly; the others run the simulated clust
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.core.helpers import FAST
 from tests.core.node_net import SimNet
 from zdps.core.flow import FlowControl
 from zdps.core.outbox import Outbox
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
-from zdps.wire import CONSUMED
+from zdps.wire import CONSUMED, FANOUT, FORWARD, LEVEL_OWNER, STORE
+from zdps.wire.api import publish_entry
+from zdps.wire.batches import pack_batch
 from zdps.wire.data import Consumed, Forward
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,8 +44,8 @@ def endpoint(node: str) -> str | None:
     return None if node == "gone" else f"inproc://{node}"
 
 
-def forward(payload: bytes) -> Forward:
-    return Forward([("t", payload, 0, 1)])
+def forward(payload: bytes, n: int = 1) -> Forward:
+    return Forward([("t", n, pack_batch([payload] * n), 0, 1, LEVEL_OWNER)])
 
 
 # ---------------------------------------------------------------- FlowControl
@@ -67,7 +74,10 @@ def test_forwards_are_deferred_while_saturated_and_while_older_ones_wait() -> No
     flow.on_consumed("c", Consumed(WINDOW))
     assert not flow.saturated
     assert flow.defer("d", forward(b"2")) is True  # behind the one still waiting
-    assert [(s, m.entries[0][1]) for s, m in flow.deferred] == [("b", b"1"), ("d", b"2")]
+    assert [(s, m.entries[0][2]) for s, m in flow.deferred] == [
+        ("b", pack_batch([b"1"])),
+        ("d", pack_batch([b"2"])),
+    ]
 
 
 def test_confirmations_wait_for_an_eighth_of_the_window_unless_all_are_owed() -> None:
@@ -151,11 +161,79 @@ def test_owner_saturates_then_resumes_without_loss_or_reordering() -> None:
 
 def test_confirmations_are_one_message_per_peer_per_turn() -> None:
     net, topic = three_nodes()
-    net.publish_batch("a", [[0, topic, b"x"]] * 25)
+    net.publish_batch("a", [publish_entry(0, topic, [b"x"] * 25, LEVEL_OWNER)])
     net.run_until_quiet()
+    assert [e[1] for _, e in net.entries(FORWARD)] == [25]  # one entry ...
+    assert [e[3] for kind in (FANOUT, STORE) for _, e in net.entries(kind)] == [25]
     confirmations = [count for _, count in net.entries(CONSUMED)]
-    assert sum(confirmations) == 25 + 25  # b confirms a's forwards, c confirms b's fan-out
+    assert sum(confirmations) == 25 + 25  # ... confirmed as 25 messages by b and by c
     assert len(confirmations) <= 4
+
+
+def test_one_batch_over_the_window_saturates() -> None:
+    """The window counts messages: one fwd entry of window + 1 saturates the entry node,
+    its fan-out entry the owner."""
+    net, topic = three_nodes()
+    net.publish_batch("a", [publish_entry(0, topic, [b"x"] * (WINDOW + 1), LEVEL_OWNER)])
+    assert net.core("a").flow.inflight == {"b": WINDOW + 1}
+    assert net.core("a").paused
+    assert net.core("a").counters["routed_to_owner"] == WINDOW + 1
+    run_except(net, "c", "b")  # c's confirmations do not reach b
+    assert net.core("b").flow.inflight["c"] == WINDOW + 1 and net.core("b").paused
+    assert net.core("b").counters["fanout_sent"] == WINDOW + 1
+    assert net.core("c").counters["fanout_received"] == WINDOW + 1
+    net.run_until_quiet()
+    net.advance(1.0)
+    assert not net.core("a").paused and not net.core("b").paused
+    assert [d.payload for d in net.received("c", topic)] == [b"x"] * (WINDOW + 1)
+
+
+def test_deferred_forwards_are_counted_in_messages() -> None:
+    net, topic = three_nodes()
+    net.publish_batch("a", [publish_entry(0, topic, [b"x"] * (WINDOW + 1), LEVEL_OWNER)])
+    run_except(net, "c", "b")  # b saturates on its copies to c
+    assert net.core("b").paused
+    assert not net.core("a").paused  # b confirmed a's forwards: a takes more
+    net.publish_batch("a", [publish_entry(0, topic, [b"y"] * 7, LEVEL_OWNER)])
+    run_except(net, "c", "b")
+    assert net.core("b").counters["deferred"] == 7  # one fwd entry of 7 set aside
+    assert net.core("b").counters["owned_published"] == WINDOW + 1
+    net.run_until_quiet()
+    assert net.core("b").counters["owned_published"] == WINDOW + 8
+    assert [d.payload for d in net.received("c", topic)] == [b"x"] * (WINDOW + 1) + [b"y"] * 7
+
+
+@FAST
+@given(sizes=st.lists(st.integers(1, 200), min_size=1, max_size=6))
+def test_in_flight_and_consumed_count_the_messages_of_each_batch(sizes: list[int]) -> None:
+    net = SimNet(config=CoreConfig(flow_window=100_000))
+    for node in "abc":
+        net.add(node, ["a"] if node != "a" else [])
+    net.settle()
+    topic = next(t for i in range(1000) if HashRing(["a", "b", "c"]).owner(t := f"t{i}") == "b")
+    net.subscribe("c", exact_group(topic))
+    net.run_until_quiet()
+    before = len(net.sent)
+    net.hold("b", "a")  # b's confirmations to a wait
+    net.hold("c", "b")  # and c's to b
+    net.publish_batch(
+        "a", [publish_entry(0, topic, [b"%d" % i] * n, LEVEL_OWNER) for i, n in enumerate(sizes)]
+    )
+    net.run_until_quiet()
+    total = sum(sizes)
+    assert [e[1] for _, e in net.entries(FORWARD)] == sizes  # an entry per batch ...
+    assert net.core("a").flow.inflight == {"b": total}  # ... counting its n messages
+    assert net.core("b").flow.inflight == {"c": total}
+    net.release("b", "a")
+    net.release("c", "b")
+    net.advance(1.0)  # owed confirmations go at the next tick
+    consumed = {
+        (s.src, s.dst): count for s, count in net.entries(CONSUMED) if s in net.sent[before:]
+    }
+    assert consumed == {("b", "a"): total, ("c", "b"): total}
+    assert net.core("a").flow.inflight == {"b": 0}
+    assert net.core("b").flow.inflight == {"c": 0}
+    assert len(net.received("c", topic)) == total
 
 
 def test_a_dead_peer_releases_the_saturation() -> None:

@@ -6,7 +6,7 @@
 * It fails with ``no_route`` without a link to the owner, ``owner_lost`` if the owner
   goes down first, ``timeout`` after the request timeout.
 * ``since``, ``after`` and ``limit`` select a page; ``more`` says whether the range
-  goes on.
+  goes on. Pages count messages, not the batches they were published and stored in.
 
 Sans-IO tests drive ``HistoryFetches`` directly and read the ``Outbox``; the others run
 the simulated cluster (tests/core/node_net.py).
@@ -18,14 +18,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.core.helpers import FAST, cluster, history, placed, publish, stored, topic_owned_by
+from tests.core.helpers import FAST, cluster, history, placed, stored, topic_owned_by
 from zdps.core.history import HistoryStore
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.outbox import Outbox
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
-from zdps.wire import API_REPLY, E_NO_ROUTE, E_OWNER_LOST, E_TIMEOUT, LEVEL_OWNER
+from zdps.wire import API_REPLY, E_NO_ROUTE, E_OWNER_LOST, E_TIMEOUT
 from zdps.wire.api import HistoryQuery
+from zdps.wire.batches import pack_batch
 from zdps.wire.data import Retention
 from zdps.wire.requests import History, HistoryRep
 
@@ -61,13 +62,26 @@ def test_the_owner_answers_from_its_own_store() -> None:
     part, out = fetches(), Outbox()
     topic = topic_owned_by("a", "abc")
     for seq in (1, 2):
-        part.history.store(topic, 9, seq, b"%d" % seq, 0.0)
+        part.history.store(topic, 9, seq, 1, pack_batch([b"%d" % seq]), 0.0)
     part.request(CLIENT, 7, HistoryQuery(topic, since=0), 1.0, out)
     entries = [[9, 1, b"1"], [9, 2, b"2"]]
     assert replies(out) == [
         [7, True, {"topic": topic, "node": "a", "entries": entries, "more": False}]
     ]
     assert out.peers == {} and part.counters["history_served"] == 2
+
+
+def test_the_owner_answers_per_message_from_stored_batches() -> None:
+    part, out = fetches(), Outbox()
+    topic = topic_owned_by("a", "abc")
+    part.history.store(topic, 9, 1, 3, pack_batch([b"1", b"2", b"3"]), 0.0)
+    part.history.store(topic, 9, 4, 2, pack_batch([b"4", b"5"]), 0.0)
+    part.request(CLIENT, 7, HistoryQuery(topic, after=(9, 1), limit=3), 1.0, out)
+    entries = [[9, 2, b"2"], [9, 3, b"3"], [9, 4, b"4"]]  # across the two batches
+    assert replies(out) == [
+        [7, True, {"topic": topic, "node": "a", "entries": entries, "more": True}]
+    ]
+    assert part.counters["history_served"] == 3  # messages, not batches
 
 
 def test_another_node_forwards_to_the_owner_and_relays_its_answer() -> None:
@@ -115,7 +129,7 @@ def test_an_unanswered_request_times_out() -> None:
 
 def test_asked_by_a_peer_the_node_answers_from_its_store() -> None:
     part, out = fetches(), Outbox()
-    part.history.store("t", 9, 1, b"x", 0.0)
+    part.history.store("t", 9, 1, 1, pack_batch([b"x"]), 0.0)
     part.on_history("c", History(4, HistoryQuery("t", since=0)), 1.0, out)
     result = {"topic": "t", "node": "a", "entries": [[9, 1, b"x"]], "more": False}
     assert out.peers == {endpoint("c"): [HistoryRep(4, result)]}
@@ -126,20 +140,23 @@ def test_asked_by_a_peer_the_node_answers_from_its_store() -> None:
 
 @FAST
 @given(
-    epochs=st.lists(st.integers(1, 5), min_size=1, max_size=3),
-    since=st.integers(0, 7),
+    epochs=st.lists(st.lists(st.integers(1, 3), min_size=1, max_size=3), min_size=1, max_size=3),
+    since=st.integers(0, 10),
     limit=st.integers(1, 6),
 )
-def test_history_since_after_limit_and_paging(epochs: list[int], since: int, limit: int) -> None:
+def test_history_since_after_limit_and_paging(
+    epochs: list[list[int]], since: int, limit: int
+) -> None:
+    """Each epoch's publishes are batches of the drawn sizes; pages are per message."""
     net = cluster("ab", CoreConfig(idle_topic_ttl=1.0))
     topic = placed("ab", "ab")
-    for count in epochs:  # each run of publishes after an idle pause opens a new epoch
-        for i in range(count):
-            publish(net, "b", topic, b"%d" % i, LEVEL_OWNER)
+    for sizes in epochs:  # each run of publishes after an idle pause opens a new epoch
+        for size in sizes:
+            net.publish_run("b", topic, [b"%d" % i for i in range(size)])
         net.run_until_quiet()
         net.advance(1.5)
     everything = [list(entry) for entry in stored(net, "a", topic)]
-    assert len(everything) == sum(epochs)
+    assert len(everything) == sum(map(sum, epochs))
     assert len({e for e, _, _ in everything}) == len(epochs)
     newest = everything[-1][0]
 

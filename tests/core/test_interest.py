@@ -1,7 +1,8 @@
 """Interest (zdps/core/interest.py): who a publish reaches, and with which copy.
 
 * Exactly one copy per interested node (exact or prefix member, or both), none to
-  nodes without interest, local delivery at the owner when it has a member.
+  nodes without interest, local delivery at the owner when it has a member. A batch
+  of ``n`` messages is copied as one entry of ``n`` per node.
 * A replica that also has subscribers gets one copy (``store`` with deliver), not two;
   a topic that keeps no history (retention 0) has no replicas, so its interested
   nodes all get a ``fanout``.
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.core.helpers import FAST, cluster, placed, publish, stored, topic_owned_by
+from tests.core.helpers import FAST, cluster, placed, stored, topic_owned_by
 from tests.core.node_net import SimNet
 from zdps.core.history import HistoryStore
 from zdps.core.interest import InterestCache
@@ -29,7 +30,7 @@ from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group, prefix_group
-from zdps.wire import FANOUT, STORE
+from zdps.wire import FANOUT, LEVEL_REPLICATED, STORE
 from zdps.wire.data import Retention
 from zdps.wire.gossip import Update
 
@@ -59,10 +60,19 @@ def subscribe(cache: InterestCache, node: str, group: bytes, count: int = 1) -> 
         cache.overlay.handle(node, Update({group: count}))
 
 
+def copy_entries(net: SimNet, topic: str) -> list[tuple[str, list]]:
+    """(destination, entry) of every copy of ``topic``'s batches sent for delivery: a
+    fanout entry, or a store entry that doubles as the replica's delivery copy."""
+    found = [(s.dst, e) for s, e in net.entries(FANOUT) if e[0] == topic]
+    return found + [(s.dst, e) for s, e in net.entries(STORE) if e[0] == topic and e[5]]
+
+
 def copies(net: SimNet, topic: str) -> Counter:
-    """Copies of ``topic``'s messages sent for delivery, per destination node."""
-    found = Counter(s.dst for s, e in net.entries(FANOUT) if e[0] == topic)
-    found.update(s.dst for s, e in net.entries(STORE) if e[0] == topic and e[4])
+    """Copies of ``topic``'s messages sent for delivery, per destination node (a batch
+    entry of n is n messages)."""
+    found: Counter = Counter()
+    for dst, entry in copy_entries(net, topic):
+        found[dst] += entry[3]
     return found
 
 
@@ -182,30 +192,36 @@ def test_prefix_members_get_every_topic_under_the_prefix() -> None:
     entry=st.sampled_from("abcd"),
     replicas=st.integers(1, 2),
     count=st.integers(1, 4),
+    size=st.integers(1, 3),
 )
 def test_a_replica_with_subscribers_gets_one_copy_and_delivers_it(
-    subscribers: set[str], entry: str, replicas: int, count: int
+    subscribers: set[str], entry: str, replicas: int, count: int, size: int
 ) -> None:
+    """``count`` batches of ``size``: one copy entry of ``size`` per batch per node."""
     net = cluster("abcd", CoreConfig(replicas=replicas))
     topic = "topic"
     owner, *copies_at = HashRing("abcd").successors(topic, replicas + 1)
     for node in sorted(subscribers):
         net.subscribe(node, exact_group(topic))
     net.run_until_quiet()
-    refs = [publish(net, entry, topic, b"%d" % i) for i in range(count)]
+    batches = [[b"%d.%d" % (i, j) for j in range(size)] for i in range(count)]
+    refs = [net.publish_run(entry, topic, payloads, LEVEL_REPLICATED) for payloads in batches]
     net.run_until_quiet()
-    payloads = [b"%d" % i for i in range(count)]
+    payloads = [p for b in batches for p in b]
     for node in "abcd":
         got = [d.payload for d in net.received(node, topic)]
         assert got == (payloads if node in subscribers else []), node
-    expected = Counter({n: count for n in subscribers if n != owner})
+    expected = Counter({n: count * size for n in subscribers if n != owner})
     assert copies(net, topic) == expected
+    assert Counter(dst for dst, _ in copy_entries(net, topic)) == Counter(
+        {n: count for n in subscribers if n != owner}  # one entry per batch
+    )
     for replica in copies_at:
         assert [p for _, _, p in stored(net, replica, topic)] == payloads
         to_replica = [e for s, e in net.entries(STORE) if s.dst == replica]
-        assert [e[4] for e in to_replica] == [replica in subscribers] * count
+        assert [(e[3], e[5]) for e in to_replica] == [(size, replica in subscribers)] * count
         assert [e for s, e in net.entries(FANOUT) if s.dst == replica] == []
     acks = net.acks(entry)
-    assert [acks[ref] for ref in refs] == [
-        [i + 1, len(subscribers), len(subscribers)] for i in range(count)
+    assert [acks[ref + j] for ref in refs for j in range(size)] == [
+        [i + 1, len(subscribers), len(subscribers)] for i in range(count * size)
     ]

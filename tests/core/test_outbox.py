@@ -7,6 +7,8 @@ import pytest
 from zdps.core import outbox as outbox_module
 from zdps.core.outbox import Outbox, envelopes
 from zdps.wire import ACK, FANOUT, FORWARD, UPDATE, decode_envelope
+from zdps.wire.api import API_ACK
+from zdps.wire.batches import pack_batch
 from zdps.wire.data import (
     LEVEL_OWNER,
     Ack,
@@ -16,7 +18,7 @@ from zdps.wire.data import (
     Fanout,
     FanoutEntry,
     Forward,
-    forward_entry,
+    ForwardEntry,
 )
 from zdps.wire.gossip import Update
 from zdps.wire.probes import Probe
@@ -27,23 +29,29 @@ EP = "tcp://127.0.0.1:1"
 HEADER = ("default", "A", 1)
 
 
-def copy(seq: int, epoch: int = 9, payload: bytes = b"x") -> FanoutEntry:
-    return FanoutEntry("t", seq, epoch, payload)
+def copy(seq: int, epoch: int = 9, payload: bytes = b"x", n: int = 1) -> FanoutEntry:
+    return FanoutEntry("t", seq, epoch, n, pack_batch([payload] * n))
 
 
-def test_copies_and_acks_to_one_node_form_one_batch_each() -> None:
+def test_copies_and_acks_to_one_node_form_one_message_each() -> None:
+    """A peer's batches are acknowledged one entry each: an ack id names one batch."""
     out = Outbox()
-    for seq in (1, 2, 3):
-        out.batch(EP, Fanout, copy(seq))
-        out.ack(EP, 10 + seq, seq, 2, 5)
-    assert out.peers[EP] == [Fanout([copy(1), copy(2), copy(3)]), Ack([[11, 1, 2, 5, 3]])]
+    for seq in (1, 3, 5):
+        out.batch(EP, Fanout, copy(seq, n=2))
+        out.ack(EP, 10 + seq, seq, 2, 5, 2)
+    assert out.peers[EP] == [
+        Fanout([copy(1, n=2), copy(3, n=2), copy(5, n=2)]),
+        Ack([[11, 1, 2, 5, 2], [13, 3, 2, 5, 2], [15, 5, 2, 5, 2]]),
+    ]
 
 
-def test_a_run_breaks_where_refs_seqs_or_reach_differ() -> None:
+def test_a_clients_acks_form_one_run_across_batches() -> None:
+    """A client numbers its publishes in order: batches with consecutive refs and seqs
+    make one run, which breaks where refs, seqs or the reach differ."""
     out = Outbox()
-    for ref, seq, nodes in ((1, 1, 1), (2, 2, 1), (4, 3, 1), (5, 4, 2)):
-        out.ack(EP, ref, seq, nodes, nodes)
-    assert out.peers[EP] == [Ack([[1, 1, 1, 1, 2], [4, 3, 1, 1, 1], [5, 4, 2, 2, 1]])]
+    for ref, seq, nodes, n in ((1, 1, 1, 3), (4, 4, 1, 2), (7, 6, 1, 1), (8, 7, 2, 4)):
+        out.client_ack(b"c", ref, seq, nodes, nodes, n)
+    assert out.clients[b"c"] == [[API_ACK, [[1, 1, 1, 1, 5], [7, 6, 1, 1, 1], [8, 7, 2, 2, 4]]]]
 
 
 def test_data_never_passes_a_closed_or_control_message() -> None:
@@ -86,7 +94,10 @@ def test_small_batches_stay_one_frame() -> None:
     messages = [Update({b"t\x00": 1}), Fanout([copy(1)])]
     frames = list(envelopes(HEADER, messages))
     assert len(frames) == 1
-    assert decode_envelope(frames[0])[3] == [[UPDATE, {b"t\x00": 1}], [FANOUT, [["t", 1, 9, b"x"]]]]
+    assert decode_envelope(frames[0])[3] == [
+        [UPDATE, {b"t\x00": 1}],
+        [FANOUT, [["t", 1, 9, 1, pack_batch([b"x"])]]],
+    ]
 
 
 def test_a_burst_of_large_payloads_is_split_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,16 +114,21 @@ def test_a_burst_of_large_payloads_is_split_in_order(monkeypatch: pytest.MonkeyP
     assert kinds[0] == UPDATE and kinds[-1] == UPDATE and set(kinds[1:-1]) == {FANOUT}
 
 
-def test_many_small_forwards_and_copies_are_split_so_a_probe_never_waits_long() -> None:
-    forwards = [forward_entry("t", b"x", seq, 0, LEVEL_OWNER) for seq in range(5000)]
-    copies = [copy(seq, 7) for seq in range(3000)]
+def test_many_messages_are_split_so_a_probe_never_waits_long() -> None:
+    """An envelope carries at most FRAME_MESSAGES messages, counted inside batches."""
+    blob = pack_batch([b"x"] * 10)
+    forwards = [ForwardEntry("t", 10, blob, seq, 0, LEVEL_OWNER) for seq in range(5000)]
+    copies = [copy(seq, 7, n=3) for seq in range(3000)]
     messages = [Forward(forwards), Ack([[1, 1, 1, 1, 500]]), Fanout(copies)]
     frames = list(envelopes(HEADER, messages))
     received = [m for f in frames for m in decode_envelope(f)[3]]
-    assert all(sum(len(b) for k, b in decode_envelope(f)[3] if k != ACK) <= 1024 for f in frames)
-    # The default ack level is left out of a fwd entry on the wire.
+    for frame in frames:
+        bodies = [b for k, b in decode_envelope(frame)[3] if k != ACK]
+        carried = sum(e[1] if len(e) == 6 else e[3] for b in bodies for e in b)
+        assert carried <= outbox_module.FRAME_MESSAGES
+    assert len(frames) > (50_000 + 9000) // outbox_module.FRAME_MESSAGES
     assert [e for kind, body in received if kind == FORWARD for e in body] == [
-        ["t", b"x", seq, 0] for seq in range(5000)
+        list(e) for e in forwards
     ]
     assert [e for kind, body in received if kind == FANOUT for e in body] == [
         list(e) for e in copies

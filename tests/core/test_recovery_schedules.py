@@ -3,7 +3,8 @@
 Each example runs 3-5 node cores on the simulated network and clock
 (tests/core/node_net.py, built by ``build`` of tests/core/helpers.py) through a random
 schedule of crashes, restarts, graceful leaves, 2- and 3-way partitions, heals and
-publishes, most at ack level ``replicated`` and some at ``owner`` level. Simulated
+publishes (batches of one or several messages to one topic), most at ack level
+``replicated`` and some at ``owner`` level. Simulated
 subscribers, subscribed before anything is published, feed their node's deliveries to
 ``zdps.client.recovery.Recovery`` exactly as the Python clients do (docs/PROTOCOL.md
 §7.9): a ``Fetch`` is answered with ``history`` requests through their own node, page by
@@ -40,12 +41,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.helpers import build, cluster, matches, placed
+from tests.core.helpers import build, cluster, matches, placed, stored
 from tests.core.node_net import SimNet
 from tests.core.recovery_world import PUB, SLICE, Subscriber, World
 from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import FANOUT, LEVEL_OWNER, LEVEL_REPLICATED, STORE
+from zdps.wire.api import publish_entry
+from zdps.wire.batches import unpack_batch
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -70,7 +73,12 @@ def setup(rng: random.Random) -> World:
     return world
 
 
-def run_schedule(world: World, rng: random.Random, steps: int) -> None:
+def run_schedule(
+    world: World, rng: random.Random, steps: int, sizes: random.Random | None = None
+) -> None:
+    """Run ``steps`` random operations; with ``sizes``, each publish is a batch of a
+    size drawn from it (else of one message: the schedule of a seed is as it was when
+    batches were not drawn, which the regressions below rely on)."""
     net, names = world.net, world.names
     for _ in range(steps):
         running = [n for n in names if n not in world.stopped]
@@ -82,7 +90,8 @@ def run_schedule(world: World, rng: random.Random, steps: int) -> None:
         if op == "publish":
             level = LEVEL_REPLICATED if rng.random() < 0.75 else LEVEL_OWNER
             for _ in range(rng.randint(1, 4)):
-                world.publish(node, rng.choice(TOPICS), level)
+                count = sizes.choice([1, 2, 3, 6]) if sizes else 1
+                world.publish(node, rng.choice(TOPICS), level, count)
         elif op in ("crash", "leave") and world.intact():
             world.stop(node, op)
         elif op == "restart" and world.stopped:
@@ -103,7 +112,7 @@ def run_schedule(world: World, rng: random.Random, steps: int) -> None:
     world.advance(12.0)  # past the ack and history timeouts: everything is answered
     finals = {}
     for topic in TOPICS:
-        world.publish(names[0], topic, LEVEL_REPLICATED)
+        world.publish(names[0], topic, LEVEL_REPLICATED, 2 if sizes else 1)
         finals[topic] = list(world.published)[-1]
 
     def caught_up() -> bool:
@@ -121,13 +130,15 @@ def run_schedule(world: World, rng: random.Random, steps: int) -> None:
 
 
 def stamps_of(net: SimNet) -> dict[bytes, tuple[str, int, int, float]]:
-    """payload -> (sequencing node, epoch, seq, time), from the copies owners sent."""
+    """payload -> (sequencing node, epoch, seq, time), from the copies owners sent (a
+    batch's messages have seq, seq + 1, ...)."""
     found: dict[bytes, tuple[str, int, int, float]] = {}
     for kind in (FANOUT, STORE):
         for sent, entry in net.entries(kind):
-            _topic, seq, epoch, payload = entry[:4]
-            if payload not in found or sent.time < found[payload][3]:
-                found[payload] = (sent.src, epoch, seq, sent.time)
+            _topic, first, epoch, n, batch = entry[:5]
+            for seq, payload in enumerate(unpack_batch(batch, n), first):
+                if payload not in found or sent.time < found[payload][3]:
+                    found[payload] = (sent.src, epoch, seq, sent.time)
     for node, deliveries in net.deliveries.items():
         for d in deliveries:
             if "type" not in d.header and d.payload not in found:
@@ -200,10 +211,12 @@ def check(world: World, seed: int) -> dict:
     return figures
 
 
-def run(seed: int, steps: int) -> dict:
+def run(seed: int, steps: int, batches: bool = True) -> dict:
+    """One schedule; with ``batches`` its publishes are batches of random sizes (drawn
+    apart from the schedule's own random numbers)."""
     rng = random.Random(seed)
     world = setup(rng)
-    run_schedule(world, rng, steps)
+    run_schedule(world, rng, steps, random.Random(f"sizes {seed}") if batches else None)
     return check(world, seed)
 
 
@@ -225,16 +238,12 @@ def test_an_owner_restarted_before_anyone_noticed_gets_the_history_back() -> Non
     net = cluster("abc")
     topic = placed("abc", "ab")
     for i in range(3):
-        net.publish_batch("c", [[net.ref(), topic, b"m%d" % i, LEVEL_REPLICATED]])
+        net.publish_batch("c", [publish_entry(net.ref(), topic, [b"m%d" % i], LEVEL_REPLICATED)])
     net.run_until_quiet()
     net.crash("a")
     net.restart("a", ["b"])  # back before the detector declared it dead
     net.settle()
-    assert [e.payload for e in net.core("a").history.topics[topic].entries] == [
-        b"m0",
-        b"m1",
-        b"m2",
-    ]
+    assert [p for _, _, p in stored(net, "a", topic)] == [b"m0", b"m1", b"m2"]
     ref = net.request("c", "history", {"topic": topic, "after": [0, 0]})
     net.run_until_quiet()
     ok, result = net.replies("c")[ref]
@@ -248,5 +257,6 @@ def test_history_merged_at_a_replica_after_a_heal_reaches_the_owner() -> None:
     is [n3, n0]: n0 (and n1, not in the placement) hold the entry, n3, the owner, does
     not: handoffs follow each sender's view of the ring, and a node that absorbs
     entries passed them on to nobody, so the subscriber at n1, fetching from n3, never
-    got it (no Gap either). Now new entries are passed on to the rest of the placement."""
-    run(4450478, 28)
+    got it (no Gap either). Now new entries are passed on to the rest of the placement.
+    (Run with single-message publishes: the schedule as it was found.)"""
+    run(4450478, 28, batches=False)

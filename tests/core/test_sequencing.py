@@ -5,9 +5,12 @@
 * Epochs a node hands out only grow, and a new one starts above every epoch in the
   topic's history; a topic idle for ``idle_topic_ttl`` is forgotten, and its next
   publish opens a new epoch.
+* A batch of ``n`` gets ``n`` consecutive seqs at once and stays one unit: one history
+  entry, one copy per node, one acknowledgement of ``n``; a refusal refuses all ``n``.
 * The owner stores what it sequences and copies it; ack level ``owner`` is acked at
-  once, ``replicated`` waits until every replica it was sent to confirmed it (a
-  ``stored`` of seq 0 refuses that epoch's waiting ones and starts a new epoch).
+  once, ``replicated`` waits until every replica it was sent to confirmed it (its
+  last seq; a ``stored`` of seq 0 refuses that epoch's waiting ones and starts a new
+  epoch).
 * ``delete`` ends a topic with a ``closed`` header after every earlier message; the
   next publish opens a larger epoch at seq 1. It drops the history everywhere.
 * ``create`` sets a topic's retention at the owner and its replicas.
@@ -19,8 +22,19 @@ run the simulated cluster (tests/core/node_net.py).
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.core.helpers import cluster, history, placed, publish, stored, topic_owned_by
+from tests.core.helpers import (
+    FAST,
+    MAX_PAYLOAD,
+    cluster,
+    history,
+    placed,
+    publish,
+    stored,
+    topic_owned_by,
+)
 from tests.core.node_net import SimNet
 from zdps.core.acks import Routes
 from zdps.core.flow import FlowControl
@@ -42,10 +56,15 @@ from zdps.wire import (
     E_NO_REPLICA,
     E_REPLICA_LOST,
     E_TIMEOUT,
+    E_TOO_LARGE,
     LEVEL_OWNER,
     LEVEL_REPLICATED,
+    STORE,
 )
-from zdps.wire.data import Retention, Store, Stored, StoredEntry
+from zdps.wire.api import publish_entry
+from zdps.wire.batches import pack_batch
+from zdps.wire.data import Fanout, Retention, Store, Stored, StoredEntry
+from zdps.wire.gossip import Update
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,6 +74,13 @@ CLIENT = b"client"
 
 def endpoint(node: str) -> str:
     return f"inproc://{node}"
+
+
+def batch(*payloads: bytes) -> bytes:
+    return pack_batch(list(payloads))
+
+
+X = batch(b"x")
 
 
 def make_owner(nodes: str = "abc", replicas: int = 1, reachable: str = "abc") -> Owner:
@@ -90,6 +116,14 @@ def test_epochs_only_grow_and_start_above_the_historys() -> None:
     sequencer.forget("t")
     assert sequencer.stamp("t", 12.0) == (10_001, 1)  # and every later epoch is above it
     assert sequencer.epoch("t") == 10_001 and sequencer.epoch("never") == 0
+
+
+@given(sizes=st.lists(st.integers(1, 4096), min_size=1, max_size=20))
+def test_a_batch_of_n_takes_n_consecutive_seqs(sizes: list[int]) -> None:
+    sequencer = Sequencer(1_000, 0.0)
+    stamps = [sequencer.stamp("t", 0.0, n) for n in sizes]
+    assert stamps == [(1_000, 1 + sum(sizes[:i])) for i in range(len(sizes))]
+    assert sequencer.stamp("t", 0.0) == (1_000, 1 + sum(sizes))  # and the next one after
 
 
 def test_idle_and_disowned_topics_are_forgotten() -> None:
@@ -154,18 +188,50 @@ def test_concurrent_publishes_get_gapless_seqs_and_one_total_order() -> None:
 def test_an_owner_level_publish_is_stored_copied_and_acked_at_once() -> None:
     owner, out = make_owner(), Outbox()
     topic = placed("abc", "ab")
-    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_OWNER, 0.0, out)
+    owner.sequence(topic, 1, X, (CLIENT, 7), LEVEL_OWNER, 0.0, out)
     epoch = owner.sequencer.epoch(topic)
-    assert out.peers == {endpoint("b"): [Store([(topic, 1, epoch, b"x", False)])]}
+    assert out.peers == {endpoint("b"): [Store([(topic, 1, epoch, 1, X, False)])]}
     assert out.clients == {CLIENT: [[API_ACK, [[7, 1, 0, 0, 1]]]]}
-    assert [(e.seq, e.payload) for e in owner.history.topics[topic].entries] == [(1, b"x")]
+    assert owner.history.fetch(topic, 0, 0, 10) == [(epoch, 1, b"x")]
     assert owner.replication.pending == 0
+
+
+def test_a_batch_is_one_seq_range_one_history_entry_one_copy_and_one_ack() -> None:
+    owner, out = make_owner(), Outbox()
+    topic = placed("abc", "ab")
+    subscribe_c_and_a(owner, topic)
+    first, second = batch(b"1", b"2", b"3"), batch(b"4", b"5")
+    owner.sequence(topic, 3, first, (CLIENT, 7), LEVEL_OWNER, 0.0, out)
+    owner.sequence(topic, 2, second, (CLIENT, 10), LEVEL_OWNER, 0.0, out)
+    epoch = owner.sequencer.epoch(topic)
+    assert out.peers == {
+        endpoint("b"): [
+            Store([(topic, 1, epoch, 3, first, False), (topic, 4, epoch, 2, second, False)])
+        ],
+        endpoint("c"): [Fanout([(topic, 1, epoch, 3, first), (topic, 4, epoch, 2, second)])],
+    }
+    assert out.deliveries == [(topic, 1, epoch, 3, first), (topic, 4, epoch, 2, second)]
+    assert out.clients == {CLIENT: [[API_ACK, [[7, 1, 2, 2, 5]]]]}  # one run: refs 7-11
+    entries = owner.history.topics[topic].entries
+    assert [(e.seq, e.n, e.batch) for e in entries] == [(1, 3, first), (4, 2, second)]
+    assert owner.history.newest(topic) == (epoch, 5)
+    assert owner.counters["owned_published"] == 5
+    assert owner.counters["fanout_sent"] == 5  # to c; the store to b is not a delivery copy
+    assert owner.flow.inflight == {"b": 5, "c": 5}  # messages, not entries
+    assert owner.peer_fanout == {"c": 5}
+
+
+def subscribe_c_and_a(owner: Owner, topic: str) -> None:
+    """``c`` and ``a`` itself have a member of ``topic``."""
+    owner.interest.overlay.peer_up("c")
+    owner.interest.overlay.handle("c", Update({exact_group(topic): 1}))
+    owner.interest.overlay.join(exact_group(topic))
 
 
 def test_a_replicated_publish_waits_for_every_replica_it_was_sent_to() -> None:
     owner, out = make_owner(replicas=2), Outbox()
     topic = placed("abc", "abc")
-    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 1, X, (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
     epoch = owner.sequencer.epoch(topic)
     assert set(out.peers) == {endpoint("b"), endpoint("c")}  # a store copy each
     assert out.clients == {} and owner.replication.pending == 1
@@ -177,12 +243,37 @@ def test_a_replicated_publish_waits_for_every_replica_it_was_sent_to() -> None:
     assert owner.replication.pending == 0
 
 
+@FAST
+@given(n=st.integers(2, 50), confirmed=st.integers(1, 49))
+def test_a_replicated_batch_is_acked_once_its_last_seq_is_stored(n: int, confirmed: int) -> None:
+    owner, out = make_owner(), Outbox()
+    topic = placed("abc", "ab")
+    owner.sequence(topic, 1, X, None, LEVEL_OWNER, 0.0, out)  # seq 1, no ack wanted
+    blob = pack_batch([b"m"] * n)
+    owner.sequence(topic, n, blob, (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)  # seqs 2..n+1
+    epoch = owner.sequencer.epoch(topic)
+    assert out.peers[endpoint("b")] == [
+        # Only the replicated batch asks to be confirmed at once.
+        Store([(topic, 1, epoch, 1, X, False), (topic, 2, epoch, n, blob, False, True)])
+    ]
+    confirmed = min(confirmed, n)  # b stored up to seq confirmed: not the whole batch
+    owner.on_stored("b", Stored([StoredEntry(topic, epoch, confirmed)]), 0.1, out)
+    assert out.clients == {} and owner.replication.pending == n  # messages waiting
+    owner.on_stored("b", Stored([StoredEntry(topic, epoch, n + 1)]), 0.2, out)
+    assert out.clients == {CLIENT: [[API_ACK, [[7, 2, 0, 0, n]]]]}
+    assert owner.replication.pending == 0
+
+
 def test_a_replicated_publish_without_a_reachable_replica_is_refused_unsequenced() -> None:
     owner, out = make_owner(reachable="ac"), Outbox()
     topic = placed("abc", "ab")
-    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 1, X, (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 4, batch(b"1", b"2", b"3", b"4"), (CLIENT, 8), LEVEL_REPLICATED, 0.0, out)
     assert [frame[0] for frame in out.clients[CLIENT]] == [API_NACK]
-    assert out.clients[CLIENT][0][1][0][:2] == [7, E_NO_REPLICA]
+    assert [(e[0], e[1], e[3]) for e in out.clients[CLIENT][0][1]] == [
+        (7, E_NO_REPLICA, 1),
+        (8, E_NO_REPLICA, 4),  # the whole batch
+    ]
     assert out.peers == {} and out.deliveries == []
     assert len(owner.history) == 0 and len(owner.sequencer) == 0
     assert owner.counters["owned_published"] == 0
@@ -191,36 +282,103 @@ def test_a_replicated_publish_without_a_reachable_replica_is_refused_unsequenced
 def test_stored_seq_0_refuses_that_epochs_waiting_publishes_and_starts_a_new_epoch() -> None:
     owner, out = make_owner(), Outbox()
     topic = placed("abc", "ab")
-    for ref in (7, 8):
-        owner.sequence(topic, b"x", (CLIENT, ref), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 1, X, (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 3, batch(b"a", b"b", b"c"), (CLIENT, 8), LEVEL_REPLICATED, 0.0, out)
     epoch = owner.sequencer.epoch(topic)
     owner.on_stored("b", Stored([StoredEntry(topic, epoch - 1, 0)]), 0.1, out)  # older epoch
     assert out.clients == {} and owner.sequencer.epoch(topic) == epoch
     owner.on_stored("b", Stored([StoredEntry(topic, epoch, 0)]), 0.1, out)
     (nack,) = out.clients[CLIENT]
-    assert nack[0] == API_NACK and [(r, c) for r, c, _ in nack[1]] == [
-        (7, E_REPLICA_LOST),
-        (8, E_REPLICA_LOST),
+    assert nack[0] == API_NACK and [(r, c, n) for r, c, _, n in nack[1]] == [
+        (7, E_REPLICA_LOST, 1),
+        (8, E_REPLICA_LOST, 3),
     ]
     assert owner.replication.pending == 0 and owner.sequencer.epoch(topic) == 0
-    owner.sequence(topic, b"y", None, LEVEL_OWNER, 0.2, out)
+    owner.sequence(topic, 1, batch(b"y"), None, LEVEL_OWNER, 0.2, out)
     assert owner.sequencer.epoch(topic) > epoch
 
 
 def test_a_replica_going_away_or_the_ack_timeout_refuses_what_waited() -> None:
     owner, out = make_owner(), Outbox()
     topic = placed("abc", "ab")
-    owner.sequence(topic, b"x", (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
-    owner.sequence(topic, b"y", (CLIENT, 8), LEVEL_REPLICATED, 5.0, out)
+    owner.sequence(topic, 2, batch(b"x", b"x"), (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)
+    owner.sequence(topic, 5, batch(*[b"y"] * 5), (CLIENT, 9), LEVEL_REPLICATED, 5.0, out)
+    assert owner.replication.pending == 7  # messages, not batches
     owner.expire(9.9, out)
     assert out.clients == {}
     owner.expire(10.0, out)  # the first one's deadline
-    assert [e[:2] for e in out.clients[CLIENT][0][1]] == [[7, E_TIMEOUT]]
+    assert [(e[0], e[1], e[3]) for e in out.clients[CLIENT][0][1]] == [(7, E_TIMEOUT, 2)]
     owner.peer_down("c", out)  # not a replica of the topic
     assert len(out.clients[CLIENT][0][1]) == 1
     owner.peer_down("b", out)
-    assert [e[:2] for e in out.clients[CLIENT][0][1]] == [[7, E_TIMEOUT], [8, E_REPLICA_LOST]]
+    assert [(e[0], e[1], e[3]) for e in out.clients[CLIENT][0][1]] == [
+        (7, E_TIMEOUT, 2),
+        (9, E_REPLICA_LOST, 5),
+    ]
     assert owner.replication.pending == 0
+
+
+# ---------------------------------------------------------------- batches in the cluster
+
+
+@FAST
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    over=st.sets(st.integers(0, 23), max_size=4),
+    entry=st.sampled_from("abc"),
+)
+def test_only_an_oversized_payload_of_a_batch_is_refused(
+    sizes: list[int], over: set[int], entry: str
+) -> None:
+    """A client's batch with payloads over max_payload: only their refs are nacked
+    too_large; the others are sequenced, in order, with consecutive seqs."""
+    net = cluster("abc")
+    topic = topic_owned_by("b", "abc")
+    net.subscribe("c", exact_group(topic))
+    net.run_until_quiet()
+    refs = [net.ref() for _ in range(sum(sizes))]
+    payloads = [b"o" * (MAX_PAYLOAD + 1) if i in over else b"%d" % i for i in range(len(refs))]
+    entries, at = [], 0
+    for n in sizes:
+        entries.append(publish_entry(refs[at], topic, payloads[at : at + n], LEVEL_OWNER))
+        at += n
+    net.publish_batch(entry, entries)
+    net.run_until_quiet()
+    too_large = {i for i in over if i < len(refs)}
+    nacks = net.nacks(entry)
+    assert {r: code for r, (code, _) in nacks.items()} == {
+        refs[i]: E_TOO_LARGE for i in sorted(too_large)
+    }
+    kept = [i for i in range(len(refs)) if i not in too_large]
+    acks = net.acks(entry)
+    assert sorted(acks) == [refs[i] for i in kept]
+    assert [acks[refs[i]][0] for i in kept] == list(range(1, len(kept) + 1))  # consecutive
+    assert [d.payload for d in net.received("c", topic)] == [payloads[i] for i in kept]
+    assert [s for _, s in net.stamps("c", topic)] == list(range(1, len(kept) + 1))
+    assert net.core("b").counters["owned_published"] == len(kept)
+    assert net.core(entry).counters["published"] == len(kept)
+    assert net.error_codes(entry) == ({E_TOO_LARGE: len(too_large)} if too_large else {})
+
+
+def test_a_replicated_batch_is_stored_as_one_entry_at_the_replica_and_acked_as_one() -> None:
+    net = cluster("abc")
+    topic = placed("abc", "ab")
+    net.subscribe("b", exact_group(topic))
+    net.run_until_quiet()
+    payloads = [b"r%d" % i for i in range(4)]
+    ref = net.publish_run("c", topic, payloads, LEVEL_REPLICATED)
+    net.run_until_quiet()
+    epoch = net.stamps("b", topic)[0][0]
+    assert [e for _, e in net.entries(STORE, dst="b")] == [
+        [topic, 1, epoch, 4, pack_batch(payloads), True, True]
+    ]
+    assert [(e.seq, e.n) for e in net.core("b").history.topics[topic].entries] == [(1, 4)]
+    assert [p for _, _, p in stored(net, "b", topic)] == payloads
+    assert [e for _, e in net.entries("stored", src="b")] == [[topic, epoch, 4]]  # its last seq
+    assert net.acks("c") == {ref + i: [1 + i, 1, 1] for i in range(4)}
+    assert [d.payload for d in net.received("b", topic)] == payloads
+    assert net.core("a").counters["owned_published"] == 4
+    assert net.core("b").counters["replica_stored"] == 4
 
 
 # ---------------------------------------------------------------- delete

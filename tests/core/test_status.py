@@ -7,6 +7,8 @@
 * Each value is read from the part that owns it: peers from membership, the ring,
   the overlay's group counts, the topics being sequenced, the history held, the
   publishes still waiting for an answer, the pause, the counters and the errors.
+* Everything that counts publishes counts messages, not batches: a batch of ``n`` is
+  ``n`` in the history, the counters, ``fanout_sent`` and ``pending_acks``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.helpers import cluster, topic_owned_by
+from tests.core.helpers import cluster, placed, topic_owned_by
 from zdps.core.node import NodeCore
 from zdps.core.ring import HashRing
 from zdps.core.status import COUNTERS
 from zdps.topics import exact_group, prefix_group
+from zdps.wire import LEVEL_REPLICATED
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -128,3 +131,46 @@ def test_status_reads_each_value_from_the_part_that_owns_it() -> None:
     assert status["counters"]["owned_published"] == 3
     assert status["errors"] == {"malformed": 1}
     assert net.core("b").status(net.clock)["pending_acks"] == 1
+
+
+# ---------------------------------------------------------------- batches
+
+
+def replicated_batch_waiting(n: int):
+    """Owner ``a`` (replica ``b``) holds a replicated batch of ``n`` from a client of
+    ``c``: ``b`` and ``c`` have a member each, ``b``'s confirmation has not arrived."""
+    net = cluster("abc")
+    topic = placed("abc", "ab")
+    net.subscribe("b", exact_group(topic))
+    net.subscribe("c", exact_group(topic))
+    net.run_until_quiet()
+    net.hold("b", "a")
+    ref = net.publish_run("c", topic, [b"%d" % i for i in range(n)], LEVEL_REPLICATED)
+    net.run_until_quiet()
+    return net, topic, ref
+
+
+def test_status_counts_the_messages_of_a_batch() -> None:
+    net, _, ref = replicated_batch_waiting(4)
+    owner, replica, entry = (net.core(n).status(net.clock) for n in "abc")
+    assert owner["history"] == {"topics": 1, "messages": 4}
+    assert replica["history"] == {"topics": 1, "messages": 4}
+    assert owner["counters"]["owned_published"] == 4
+    assert owner["counters"]["fanout_sent"] == 8  # 4 to b (its store copy), 4 to c
+    assert {p["node"]: p["fanout_sent"] for p in owner["peers"]} == {"b": 4, "c": 4}
+    assert (entry["counters"]["published"], entry["counters"]["routed_to_owner"]) == (4, 4)
+    assert entry["counters"]["fanout_received"] == entry["counters"]["delivered"] == 4
+    assert replica["counters"]["replica_stored"] == replica["counters"]["delivered"] == 4
+    assert entry["pending_acks"] == 4  # publishes waiting, not batches
+    net.release("b", "a")
+    net.run_until_quiet()
+    assert net.acks("c") == {ref + i: [1 + i, 2, 2] for i in range(4)}
+    assert [net.core(n).status(net.clock)["pending_acks"] for n in "abc"] == [0, 0, 0]
+
+
+def test_pending_acks_counts_the_messages_of_a_replicated_batch_at_its_owner() -> None:
+    """The owner waits for its replica: the same 4 publishes its entry node waits for."""
+    net, _, _ = replicated_batch_waiting(4)
+    assert net.core("c").status(net.clock)["pending_acks"] == 4
+    assert net.core("a").status(net.clock)["pending_acks"] == 4
+    assert net.core("a").owner.replication.pending == 4

@@ -16,9 +16,10 @@ from zdps.core.overlay import Overlay
 from zdps.core.ring import HashRing, node_set_digest
 from zdps.core.ring import _point as point
 from zdps.wire import codec, errors
-from zdps.wire.api import OPS, encode_publish
-from zdps.wire.codec import encode_api, encode_envelope
-from zdps.wire.data import LEVEL_OWNER, Ack, Consumed, Fanout, FanoutEntry, Forward, forward_entry
+from zdps.wire.api import OPS, encode_publish, publish_entry
+from zdps.wire.batches import pack_batch
+from zdps.wire.codec import PROTOCOL_VERSION, encode_api, encode_envelope
+from zdps.wire.data import LEVEL_OWNER, Ack, Consumed, Fanout, FanoutEntry, Forward, ForwardEntry
 from zdps.wire.delivery import message_header
 from zdps.wire.messages import NODE_MESSAGES
 
@@ -94,30 +95,50 @@ def appendix_hex() -> str:
     return " ".join(pairs)
 
 
+def test_the_spec_names_the_version_the_code_speaks() -> None:
+    assert SPEC.startswith(f"# zdps wire protocol, version {PROTOCOL_VERSION}\n")
+    assert f"version, `{PROTOCOL_VERSION}` today" in section("## 1.")
+
+
 def test_appendix_bytes_are_what_the_code_encodes() -> None:
     hexes = appendix_hex()
-    publish = encode_publish([[1, "news", b"hi"]])
-    assert hex_of(publish) == "93 01 a3 70 75 62 91 93 01 a4 6e 65 77 73 c4 02 68 69"
-    forward = Forward([forward_entry("news", b"hi", 1, 1, LEVEL_OWNER)]).encode()
+    hi, abc = pack_batch([b"hi"]), pack_batch([b"a", b"b", b"c"])
+    publish = encode_publish([publish_entry(1, "news", [b"hi"], LEVEL_OWNER)])
+    assert hex_of(publish) == ("93 02 a3 70 75 62 91 94 01 a4 6e 65 77 73 01 c4 05 91 c4 02 68 69")
+    forward = Forward([ForwardEntry("news", 1, hi, 1, 1, LEVEL_OWNER)]).encode()
     envelope = encode_envelope("default", "n2", INCARNATION, [forward])
     consumed = encode_envelope("default", "n2", INCARNATION, [Consumed(1).encode()])
     header = message_header(1, 1_700_000_000_123)
     ack = encode_api("ack", [[1, 1, 1, 1, 1]])
+    batch = encode_publish([publish_entry(2, "news", [b"a", b"b", b"c"], LEVEL_OWNER)])
     batch_ack = encode_api("ack", [[2, 2, 1, 1, 3]])
-    for encoded in (publish, envelope, consumed, header, ack, batch_ack):
+    for encoded in (hi, publish, envelope, consumed, header, ack, batch, batch_ack, abc):
         assert hex_of(encoded) in hexes, hex_of(encoded)
 
 
 def test_appendix_messages_decode_to_the_arrays_it_shows() -> None:
-    text = section("## Appendix")
-    copies = Fanout([FanoutEntry("news", 1, 1_700_000_000_123, b"hi")])
-    answer = codec.unpack(
-        encode_envelope(
-            "default", "n1", INCARNATION, [copies.encode(), Ack([[1, 1, 1, 1, 1]]).encode()]
+    text = section("## Appendix").replace("\n ", " ")
+    epoch = 1_700_000_000_123
+    hi, abc = pack_batch([b"hi"]), pack_batch([b"a", b"b", b"c"])
+    for copy, ack in (((1, 1, hi), [1, 1, 1, 1, 1]), ((2, 3, abc), [2, 2, 1, 1, 3])):
+        seq, n, batch = copy
+        answer = codec.unpack(
+            encode_envelope(
+                "default",
+                "n1",
+                INCARNATION,
+                [
+                    Fanout([FanoutEntry("news", seq, epoch, n, batch)]).encode(),
+                    Ack([ack]).encode(),
+                ],
+            )
         )
-    )
-    assert answer[4] == [
-        ["fanout", [["news", 1, 1_700_000_000_123, b"hi"]]],
-        ["ack", [[1, 1, 1, 1, 1]]],
-    ]
-    assert '[["fanout", [["news", 1, 1700000000123, b"hi"]]], ["ack", [[1, 1, 1, 1, 1]]]]' in text
+        assert answer[4] == [["fanout", [["news", seq, epoch, n, batch]]], ["ack", [ack]]]
+        shown = f'[["fanout", [["news", {seq}, {epoch}, {n}, b"{_escaped(batch)}"]]],'
+        assert " ".join(shown.split()) in " ".join(text.split()), shown
+        assert f'["ack", [[{", ".join(map(str, ack))}]]]' in text
+
+
+def _escaped(data: bytes) -> str:
+    """``data`` as the appendix writes a bytes literal."""
+    return repr(data)[2:-1]

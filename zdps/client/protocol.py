@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from zdps.endpoints import host, is_wildcard
 from zdps.settings import DEFAULT_API
-from zdps.wire import ACK_LEVELS, LEVEL_OWNER, LEVEL_REPLICATED
+from zdps.wire import ACK_LEVELS, LEVEL_OWNER
 from zdps.wire.delivery import decode_header
 from zdps.wire.errors import malformed
 
@@ -63,6 +63,20 @@ def reachable_pub(pub: str, api: str) -> str:
     return pub
 
 
+class _Flush:
+    """``FLUSH``: in the messages of ``publish_many``/``publish_stream``, "send the frame
+    being filled now". A reader of a pipe yields it before it waits for more, so what it
+    already has travels as one frame and nothing waits behind a read that blocks."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "zdps.FLUSH"
+
+
+FLUSH: Any = _Flush()
+
+
 class ZdpsError(Exception):
     """Base class of zdps client errors; ``code`` is the protocol's error code."""
 
@@ -109,15 +123,6 @@ def ack_level(ack: bool | str) -> int:
     if ack not in ACK_LEVELS:
         raise ValueError(f"ack must be one of {', '.join(ACK_LEVELS)}, not {ack!r}")
     return ACK_LEVELS[ack]
-
-
-def publish_entry(ref: int, topic: str, payload: bytes, level: int) -> list:
-    """One entry of a publish frame; ref 0 asks for no ack.
-
-    The level travels only when it is not the default: the node checks three-element
-    entries on its fast path.
-    """
-    return [ref, topic, payload, level] if level == LEVEL_REPLICATED else [ref, topic, payload]
 
 
 def to_bytes(data: bytes | str) -> bytes:

@@ -5,7 +5,9 @@ slowed down by its node (flow control, docs/PROTOCOL.md §7.7) instead of queuei
 without bound. A stream stops early once the node is unreachable: a frame that
 cannot be sent within the timeout, or a publish that times out while the node has
 sent nothing at all since it was sent. ``publish_stream`` is the fastest path: its
-only work per message is to append an entry; acks settle whole frames.
+only work per message is to add it to the frame; acks settle whole frames. A frame
+(``frames.py``: one batch per run of a topic) leaves when it holds ``batch`` messages
+or 4 MiB, or at a ``FLUSH`` among the messages.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from zdps.client.frames import PublishFrame
 from zdps.client.ledger import StreamLedger, StreamResult
-from zdps.client.protocol import PublishError, PublishResult, ack_level, publish_entry, to_bytes
+from zdps.client.protocol import FLUSH, PublishError, PublishResult, ack_level, to_bytes
 from zdps.client.session import Session
 from zdps.client.steps import DRAIN, Emit, Operation, Pending, Send, Wait
-from zdps.wire import E_TIMEOUT, LEVEL_REPLICATED
-from zdps.wire.api import encode_publish
+from zdps.wire import E_TIMEOUT
 
 Messages = Iterable[tuple[str, bytes | str]]
 _END: Any = object()  # the end of the messages
@@ -44,19 +46,20 @@ def publish_many(
     clock = session.clock
     pending = Pending()
     inflight: OrderedDict[int, float] = OrderedDict()  # ref -> sent at, oldest first
-    entries: list[list] = []
+    frame = PublishFrame()
     unreachable = False
 
     def flush() -> Operation[None]:
-        """Send ``entries``; emits the errors of the messages that could not be sent."""
+        """Send ``frame``; emits the errors of the messages that could not be sent."""
         nonlocal unreachable
-        refs = [entry[0] for entry in entries if entry[0]]
+        count = frame.count
+        first = session.reserve(count) if level else 0
+        refs = range(first, first + count) if level else range(0)
         for ref in refs:  # acks read while waiting for room are kept
             session.awaited[ref] = pending
-        frame, count = encode_publish(entries), len(entries)
-        entries.clear()
+        data = frame.take(first, level)
         now = clock()
-        if not (yield Send(frame, now + timeout)):
+        if not (yield Send(data, now + timeout)):
             for ref in refs:
                 session.forget(ref, pending)
             unreachable = True
@@ -95,18 +98,21 @@ def publish_many(
     try:
         while not unreachable:
             # Room in the window first, so that no message is read and then dropped.
-            while level and len(inflight) + len(entries) >= window and not unreachable:
-                yield from flush() if entries else settled(block=True)
+            while level and len(inflight) + frame.count >= window and not unreachable:
+                yield from flush() if frame.count else settled(block=True)
             if unreachable or (item := next(source, _END)) is _END:
                 break
+            if item is FLUSH:
+                if frame.count:
+                    yield from flush()
+                continue
             topic, data = item
-            ref = session.ref() if level else 0
-            entries.append(publish_entry(ref, topic, to_bytes(data), level))
-            if len(entries) >= batch:
+            frame.add(topic, data if type(data) is bytes else to_bytes(data))
+            if frame.full(batch):
                 yield from flush()
                 if inflight:
                     yield from settled(block=False)
-        if entries:
+        if frame.count:
             yield from flush()
         while inflight:
             yield from settled(block=True)
@@ -131,24 +137,21 @@ def publish_stream(
     level = ack_level(ack)
     if not level:
         raise ValueError("publish_stream counts acknowledgements: ack cannot be none")
-    replicated = level == LEVEL_REPLICATED
     clock = session.clock
     ledger = StreamLedger()
     pending = Pending()
-    entries: list[list] = []
+    frame = PublishFrame()
     unreachable = False
     late = f"no acknowledgement within {timeout:g} s"
 
     def flush() -> Operation[None]:
         nonlocal unreachable
-        first, count = session.reserve(len(entries)), len(entries)
-        for i, entry in enumerate(entries):
-            entry[0] = first + i
-        frame = encode_publish(entries)
-        entries.clear()
+        count = frame.count
+        first = session.reserve(count)
+        data = frame.take(first, level)
         until = clock() + timeout
         ledger.add(first, count, until)  # before sending: its acks may come while sending
-        if not (yield Send(frame, until)):
+        if not (yield Send(data, until)):
             ledger.settle(first, count, PublishError(E_TIMEOUT, f"not sent: {session.not_reading}"))
             unreachable = True
 
@@ -165,19 +168,24 @@ def publish_stream(
     source = iter(messages)
     stream = (ledger, pending)
     session.streams.append(stream)
+    add = frame.add
     try:
         while not unreachable:
-            while ledger.unsettled + len(entries) >= window and not unreachable:
-                yield from flush() if entries else wait()
+            while ledger.unsettled + frame.count >= window and not unreachable:
+                yield from flush() if frame.count else wait()
             if unreachable or (item := next(source, _END)) is _END:
                 break
+            if item is FLUSH:
+                if frame.count:
+                    yield from flush()
+                    yield DRAIN
+                continue
             topic, data = item
-            payload = data if type(data) is bytes else to_bytes(data)
-            entries.append([0, topic, payload, level] if replicated else [0, topic, payload])
-            if len(entries) >= batch:
+            add(topic, data if type(data) is bytes else to_bytes(data))
+            if frame.full(batch):
                 yield from flush()
                 yield DRAIN
-        if entries:
+        if frame.count:
             yield from flush()
         while ledger.unsettled:
             yield from wait()

@@ -20,7 +20,6 @@ from zdps.client.protocol import (
     PublishError,
     PublishResult,
     RequestError,
-    publish_entry,
     reachable_pub,
     to_bytes,
 )
@@ -52,6 +51,7 @@ from zdps.wire.api import (
     decode_answer,
     encode_publish,
     encode_request,
+    publish_entry,
 )
 
 log = logging.getLogger("zdps.client")
@@ -158,14 +158,16 @@ class Session:
 
     def _nacks(self, answer: Nacks) -> list[Pending]:
         touched: list[Pending] = []
-        for ref, code, message in answer.entries:
+        for ref, code, message, n in answer.entries:
             error = PublishError(code, message)
+            taken = 0
             for ledger, pending in self.streams:
-                if ledger.settle(ref, 1, error):
+                if settled := ledger.settle(ref, n, error):
+                    taken += settled
                     touched.append(pending)
-                    break
-            else:
-                touched += self._outcome(ref, error)
+            if taken < n:
+                for i in range(n):
+                    touched += self._outcome(ref + i, error)
         return touched
 
     # ------------------------------------------------------------------ requests
@@ -213,13 +215,13 @@ class Session:
     ) -> Operation[PublishResult | None]:
         """One message; waits for its ack at ``level`` (0: only until it is queued)."""
         if not level:
-            frame = encode_publish([[0, topic, to_bytes(data)]])
+            frame = encode_publish([publish_entry(0, topic, [to_bytes(data)], level)])
             if not (yield Send(frame, self.clock() + timeout)):
                 raise RequestError(E_TIMEOUT, self.not_reading)
             self.unconfirmed += 1
             return None
         ref = self.ref()
-        frame = encode_publish([publish_entry(ref, topic, to_bytes(data), level)])
+        frame = encode_publish([publish_entry(ref, topic, [to_bytes(data)], level)])
         return (yield from self.roundtrip(ref, frame, timeout))
 
     def confirm(self, timeout: float) -> Operation[int]:

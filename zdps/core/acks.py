@@ -2,13 +2,14 @@
 
 Rules (docs/PROTOCOL.md §7.4):
 
-* A *route* names who waits for a publish: ``(client identity, ref)`` for a client of
-  this node, ``(node id, ack_id)`` for the peer that forwarded it to us.
-* Each hop that forwards a publish with a route allocates a fresh ``ack_id`` and keeps
-  ``(route, next hop, deadline)`` until the next hop answers. Acks come back as runs
-  ``[ack_id, seq, nodes, subscribers, n]`` and are relayed one by one, where runs form
-  again; unknown ids (late answers) are ignored.
-* A pending publish is refused with ``owner_lost`` if the next hop goes down first, and
+* A *route* names who waits for a batch of publishes: ``(client identity, ref)`` for a
+  client of this node (the batch's refs start at ``ref``), ``(node id, ack_id)`` for the
+  peer that forwarded it to us.
+* Each hop that forwards a batch with a route allocates one fresh ``ack_id`` for it and
+  keeps ``(route, n, next hop, deadline)`` until the next hop answers. The answer is one
+  entry ``[ack_id, seq, nodes, subscribers, n]`` per batch, relayed back as one; unknown
+  ids (late answers) are ignored. Work per batch, none per message.
+* A pending batch is refused with ``owner_lost`` if the next hop goes down first, and
   with ``timeout`` if no answer came within ``ack_timeout``.
 """
 
@@ -31,19 +32,23 @@ class Routes:
 
     endpoint_of: Callable[[str], str | None]
 
-    def ack(self, out: Outbox, route: Route, seq: int, nodes: int, subscribers: int) -> None:
+    def ack(
+        self, out: Outbox, route: Route, seq: int, nodes: int, subscribers: int, n: int = 1
+    ) -> None:
+        """The ``n`` publishes waiting on ``route`` got seqs ``seq``..``seq + n - 1``."""
         target, ref = route
         if type(target) is bytes:
-            out.client_ack(target, ref, seq, nodes, subscribers)
+            out.client_ack(target, ref, seq, nodes, subscribers, n)
         else:
             endpoint = self.endpoint_of(target)  # type: ignore[arg-type]
             if endpoint is not None:
-                out.ack(endpoint, ref, seq, nodes, subscribers)
+                out.ack(endpoint, ref, seq, nodes, subscribers, n)
 
-    def refuse(self, out: Outbox, route: Route, code: str, message: str) -> None:
+    def refuse(self, out: Outbox, route: Route, code: str, message: str, n: int = 1) -> None:
+        """The ``n`` publishes waiting on ``route`` are refused."""
         target, ref = route
         if type(target) is bytes:
-            out.client_nack(target, ref, code, message)
+            out.client_nack(target, ref, code, message, n)
         else:
             endpoint = self.endpoint_of(target)  # type: ignore[arg-type]
             if endpoint is not None:
@@ -56,53 +61,59 @@ class AckRelay(Part):
 
     routes: Routes
     ack_timeout: float = 10.0
-    _pending: dict[int, tuple[Route, str, float]] = field(default_factory=dict)
+    _pending: dict[int, tuple[Route, int, str, float]] = field(default_factory=dict)
     _next_ack: int = 1
+    _messages: int = 0  # publishes in the pending batches
 
-    def track(self, route: Route, next_hop: str, now: float) -> int:
-        """A fresh ack id for a publish forwarded to ``next_hop`` on behalf of ``route``.
+    def track(self, route: Route, n: int, next_hop: str, now: float) -> int:
+        """A fresh ack id for a batch of ``n`` forwarded to ``next_hop`` for ``route``.
 
         Ids are handed out in order and deadlines only grow, so ``_pending`` is ordered
         by deadline (``expire`` relies on it).
         """
         ack_id = self._next_ack
         self._next_ack += 1
-        self._pending[ack_id] = (route, next_hop, now + self.ack_timeout)
+        self._pending[ack_id] = (route, n, next_hop, now + self.ack_timeout)
+        self._messages += n
         return ack_id
 
     def on_ack(self, sender: str, message: Ack, now: float, out: Outbox) -> None:
-        """Acks from the next hop: relay each one back along its route."""
+        """Acks from the next hop: relay each batch's back along its route."""
         pop, ack = self._pending.pop, self.routes.ack
-        for ack_id, seq, nodes, subscribers, n in message.entries:
-            for i in range(n):
-                pending = pop(ack_id + i, None)
-                if pending is not None:
-                    ack(out, pending[0], seq + i, nodes, subscribers)
+        for ack_id, seq, nodes, subscribers, _n in message.entries:
+            pending = pop(ack_id, None)
+            if pending is not None:
+                self._messages -= pending[1]
+                ack(out, pending[0], seq, nodes, subscribers, pending[1])
 
     def on_nack(self, sender: str, message: Nack, now: float, out: Outbox) -> None:
         for ack_id, code, why in message.entries:
             pending = self._pending.pop(ack_id, None)
             if pending is not None:
-                self.routes.refuse(out, pending[0], code, why)
+                self._messages -= pending[1]
+                self.routes.refuse(out, pending[0], code, why, pending[1])
 
     def peer_down(self, node: str, out: Outbox) -> None:
-        lost = [ack_id for ack_id, pending in self._pending.items() if pending[1] == node]
+        lost = [ack_id for ack_id, pending in self._pending.items() if pending[2] == node]
+        why = f"node {node} went away before acknowledging"
         for ack_id in lost:
-            route = self._pending.pop(ack_id)[0]
-            self.routes.refuse(
-                out, route, E_OWNER_LOST, f"node {node} went away before acknowledging"
-            )
+            self._refuse(ack_id, E_OWNER_LOST, why, out)
 
     def expire(self, now: float, out: Outbox) -> None:
         expired = []
         for ack_id, pending in self._pending.items():
-            if pending[2] > now:
+            if pending[3] > now:
                 break
             expired.append(ack_id)
+        why = f"no acknowledgement within {self.ack_timeout} s"
         for ack_id in expired:
-            route = self._pending.pop(ack_id)[0]
-            message = f"no acknowledgement within {self.ack_timeout} s"
-            self.routes.refuse(out, route, E_TIMEOUT, message)
+            self._refuse(ack_id, E_TIMEOUT, why, out)
+
+    def _refuse(self, ack_id: int, code: str, why: str, out: Outbox) -> None:
+        route, n, _, _ = self._pending.pop(ack_id)
+        self._messages -= n
+        self.routes.refuse(out, route, code, why, n)
 
     def __len__(self) -> int:
-        return len(self._pending)
+        """Publishes waiting for the next hop's answer."""
+        return self._messages

@@ -102,16 +102,18 @@ class ClientApi:
             out.fail(client, 0, exc.code, exc.message)
 
     def on_publish(self, client: bytes, body: Any, now: float, out: Outbox) -> None:
-        """Publishes ``[[ref, topic, payload, level?], ...]``; ref 0 wants no ack."""
+        """Batches ``[[ref, topic, n, batch, level?], ...]``; ref 0 wants no ack."""
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
             self.bad_input(reject.code, f"publish from client {client.hex()}: {reject.message}")
             if reject.ref:
-                out.client_nack(client, reject.ref, reject.code, reject.message)
+                out.client_nack(client, reject.ref, reject.code, reject.message, reject.n)
         publish = self.router.publish
-        for ref, topic, payload, level in entries:
-            publish(topic, payload, (client, ref) if ref else None, 0, now, out, level)
-        self.counters["published"] += len(entries)
+        count = 0
+        for ref, topic, n, batch, level in entries:
+            publish(topic, n, batch, (client, ref) if ref else None, 0, now, out, level)
+            count += n
+        self.counters["published"] += count
 
     def on_request(self, client: bytes, fields: list, now: float, out: Outbox) -> None:
         """A request ``[ref, op, args]``; the answer is a reply (or events) to ``client``."""

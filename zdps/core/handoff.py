@@ -26,6 +26,7 @@ from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.sequencing import Sequencer
 from zdps.wire.data import Handoff, HandoffEntry
+from zdps.wire.errors import ProtocolError
 from zdps.wire.limits import HANDOFF_BYTES
 
 HISTORY_SWEEP = 1.0  # seconds between drops of expired history
@@ -42,6 +43,7 @@ class HistoryHandoff(Part):
     history: HistoryStore
     replication: Replication
     sequencer: Sequencer
+    bad_input: Callable[[str, str], None]
     _next_sweep: float = 0.0
 
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
@@ -57,7 +59,11 @@ class HistoryHandoff(Part):
         """History of topics we became responsible for, from another holder."""
         new = 0
         for topic, retention, stored in message.entries:
-            added = self.history.absorb(topic, retention, stored, now)
+            try:
+                added = self.history.absorb(topic, retention, stored, now)
+            except ProtocolError as exc:  # a batch that does not unpack: that topic's rest
+                self.bad_input(exc.code, f"handoff of {topic!r} from {sender}: {exc.message}")
+                continue
             if not added:
                 continue
             new += added
@@ -70,21 +76,21 @@ class HistoryHandoff(Part):
 
     def hand_over(self, node: str, topic: str, now: float, out: Outbox) -> int:
         """Send ``node`` our history of ``topic`` (and its retention), in chunks; returns
-        how many entries went."""
+        how many messages went."""
         endpoint = self.endpoint_of(node)
         if endpoint is None:
             return 0
         topic, retention, entries = self.history.export(topic, now)
         chunk: list = []
         size = 0
-        for entry in entries:
-            if chunk and size + len(entry[2]) > HANDOFF_BYTES:
+        for entry in entries:  # [epoch, seq, n, batch, age]
+            if chunk and size + len(entry[3]) > HANDOFF_BYTES:
                 out.send(endpoint, Handoff([HandoffEntry(topic, retention, chunk)]))
                 chunk, size = [], 0
             chunk.append(entry)
-            size += len(entry[2])
+            size += len(entry[3])
         out.send(endpoint, Handoff([HandoffEntry(topic, retention, chunk)]))
-        return len(entries)
+        return sum([entry[2] for entry in entries])
 
     def expire(self, now: float, out: Outbox) -> None:
         if now >= self._next_sweep:

@@ -5,10 +5,12 @@ A topic's owner stores every message it sequences; its next ``R`` nodes on the r
 holder hands its history to the nodes newly responsible for the topic, so a new owner
 continues with the old history (docs/PROTOCOL.md §7.8).
 
-Entries are ordered by ``(epoch, seq)``. That order is the order of sequencing because
-an owner that holds history for a topic starts its new epoch above every epoch stored
-(see ``Router``). Retention is by count and by age; a topic's retention is either the
-cluster default or one set with ``zdps topic create``.
+Messages are stored in the batches the owner sequenced (one entry per batch, whose
+payloads stay packed until read), ordered by ``(epoch, seq)``. That order is the
+order of sequencing because an owner that holds history for a topic starts its new
+epoch above every epoch stored (see ``Sequencer``). Retention is by count and by
+age, exact to the message; a topic's retention is either the cluster default or one
+set with ``zdps topic create``.
 """
 
 from __future__ import annotations
@@ -19,62 +21,133 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from zdps.wire.api import HistoryQuery
+from zdps.wire.batches import pack_batch, unpack_batch
 from zdps.wire.data import Retention
 from zdps.wire.limits import HISTORY_PAGE_BYTES
 
 
 class Entry(NamedTuple):
+    """A batch as stored: messages ``seq``..``seq + n - 1`` of ``epoch``."""
+
     epoch: int
     seq: int
-    payload: bytes
+    n: int
+    batch: bytes  # the payloads (zdps/wire/batches.py), unpacked only when read
     stored: float  # local monotonic time at which it was stored
+
+    @property
+    def last(self) -> tuple[int, int]:
+        return self.epoch, self.seq + self.n - 1
 
 
 @dataclass(slots=True)
 class TopicHistory:
-    """The stored messages of one topic, oldest first."""
+    """The stored messages of one topic, oldest first, in batches as they were sequenced.
+
+    Retention is exact to the message: trimming by count may cut into the oldest batch,
+    whose first ``skip`` messages are then no longer held (nor served, nor counted).
+    """
 
     retention: Retention
     entries: deque[Entry] = field(default_factory=deque)
+    size: int = 0  # messages held
+    skip: int = 0  # messages of entries[0] trimmed away
 
-    def add(self, epoch: int, seq: int, payload: bytes, stored: float) -> bool:
-        """Store one message; False if it was already there."""
+    def add(self, epoch: int, seq: int, n: int, batch: bytes, stored: float) -> int:
+        """Store a batch; how many of its messages are new here and still held."""
         entries = self.entries
-        entry = Entry(epoch, seq, payload, stored)
-        last = entries[-1] if entries else None
-        if last is None or last.epoch < epoch or (last.epoch == epoch and last.seq < seq):
-            entries.append(entry)  # the usual case: the newest message
-        else:
-            keys = [e[:2] for e in entries]
-            at = bisect_right(keys, (epoch, seq))
-            if at and keys[at - 1] == (epoch, seq):
-                return False
-            entries.insert(at, entry)
-        if len(entries) > self.retention.count:
-            return entries.popleft() is not entry  # an entry older than all is not kept
-        return True
+        if not entries or entries[-1].last < (epoch, seq):
+            entries.append(Entry(epoch, seq, n, batch, stored))  # the usual case: the newest
+            self.size += n
+            self._trim_count()
+            return min(n, self.size)
+        return self._merge(epoch, seq, unpack_batch(batch, n), stored)
+
+    def _merge(self, epoch: int, seq: int, payloads: list[bytes], stored: float) -> int:
+        """Insert, one by one, the messages not held yet (a handoff, or late copies)."""
+        self._materialize_head()
+        entries = self.entries
+        starts = [(e.epoch, e.seq) for e in entries]
+        added = []
+        for offset, payload in enumerate(payloads):
+            key = (epoch, seq + offset)
+            at = bisect_right(starts, key)
+            if at and entries[at - 1].epoch == epoch and key[1] <= entries[at - 1].last[1]:
+                continue  # held already
+            entries.insert(at, Entry(epoch, key[1], 1, pack_batch([payload]), stored))
+            starts.insert(at, key)
+            added.append(key)
+        self.size += len(added)
+        self._trim_count()
+        first = self.first()
+        return sum(1 for key in added if first is not None and key >= first)
+
+    def _materialize_head(self) -> None:
+        """Make the trimmed part of the oldest batch go for good (before an insertion)."""
+        if self.skip:
+            head = self.entries[0]
+            payloads = unpack_batch(head.batch, head.n)[self.skip :]
+            self.entries[0] = Entry(
+                head.epoch, head.seq + self.skip, len(payloads), pack_batch(payloads), head.stored
+            )
+            self.skip = 0
+
+    def _trim_count(self) -> None:
+        entries, count = self.entries, self.retention.count
+        while self.size > count:
+            excess, held = self.size - count, entries[0].n - self.skip
+            if excess >= held:
+                entries.popleft()
+                self.size -= held
+                self.skip = 0
+            else:
+                self.skip += excess
+                self.size -= excess
 
     def trim(self, now: float) -> None:
         """Drop what is over the count or older than the age."""
-        entries, (count, age) = self.entries, self.retention
-        while len(entries) > count:
-            entries.popleft()
-        limit = now - age
+        self._trim_count()
+        entries, limit = self.entries, now - self.retention.age
         while entries and entries[0].stored < limit:
-            entries.popleft()
+            self.size -= entries.popleft().n - self.skip
+            self.skip = 0
 
-    def after(self, epoch: int, seq: int, limit: int) -> list[Entry]:
-        """Up to ``limit`` entries that come after ``(epoch, seq)``."""
-        found: list[Entry] = []
+    def first(self) -> tuple[int, int] | None:
+        """The ``(epoch, seq)`` of the oldest message held."""
+        if not self.entries:
+            return None
+        head = self.entries[0]
+        return head.epoch, head.seq + self.skip
+
+    def after(self, epoch: int, seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """Up to ``limit`` messages that come after ``(epoch, seq)``, as
+        ``(epoch, seq, payload)``, oldest first."""
+        key = (epoch, seq)
+        if limit <= 0:
+            return []
+        batches: list[Entry] = []
         for entry in reversed(self.entries):
-            if (entry.epoch, entry.seq) <= (epoch, seq):
+            if entry.last <= key:
                 break
-            found.append(entry)
-        found.reverse()
-        return found[:limit]
+            batches.append(entry)
+        found: list[tuple[int, int, bytes]] = []
+        for entry in reversed(batches):
+            skip = self.skip if entry is self.entries[0] else 0
+            payloads = unpack_batch(entry.batch, entry.n)
+            for offset in range(skip, entry.n):
+                if (entry.epoch, entry.seq + offset) > key:
+                    found.append((entry.epoch, entry.seq + offset, payloads[offset]))
+                    if len(found) == limit:
+                        return found
+        return found
 
     def last_epoch(self) -> int:
         return self.entries[-1].epoch if self.entries else 0
+
+    def exported(self, now: float) -> list[list]:
+        """Every batch held as ``[epoch, seq, n, batch, age]``, as a handoff sends it."""
+        self._materialize_head()
+        return [[e.epoch, e.seq, e.n, e.batch, now - e.stored] for e in self.entries]
 
 
 @dataclass(slots=True)
@@ -96,25 +169,26 @@ class HistoryStore:
             history.retention = retention
             history.trim(now)
 
-    def store(self, topic: str, epoch: int, seq: int, payload: bytes, now: float) -> bool:
-        """Keep one message; False if it was already there or the topic keeps none."""
+    def store(self, topic: str, epoch: int, seq: int, n: int, batch: bytes, now: float) -> int:
+        """Keep a batch of ``n`` messages from ``seq`` on; how many of them are new and
+        held (0 if the topic keeps none)."""
         history = self.topics.get(topic)
         if history is None:
             retention = self.retention(topic)
             if retention.count <= 0:
-                return False
+                return 0
             history = self.topics[topic] = TopicHistory(retention)
-        return history.add(epoch, seq, payload, now)
+        return history.add(epoch, seq, n, batch, now)
 
-    def fetch(self, topic: str, epoch: int, seq: int, limit: int) -> list[Entry]:
-        """Entries of ``topic`` after ``(epoch, seq)``, oldest first, at most ``limit``."""
+    def fetch(self, topic: str, epoch: int, seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """Messages of ``topic`` after ``(epoch, seq)``, oldest first, at most ``limit``."""
         history = self.topics.get(topic)
         return history.after(epoch, seq, limit) if history else []
 
     def newest(self, topic: str) -> tuple[int, int]:
-        """The ``(epoch, seq)`` of the newest stored entry, or (0, 0)."""
+        """The ``(epoch, seq)`` of the newest stored message, or (0, 0)."""
         history = self.topics.get(topic)
-        return history.entries[-1][:2] if history and history.entries else (0, 0)
+        return history.entries[-1].last if history and history.entries else (0, 0)
 
     def last_epoch(self, topic: str) -> int:
         history = self.topics.get(topic)
@@ -133,23 +207,18 @@ class HistoryStore:
                 del self.topics[topic]
 
     def export(self, topic: str, now: float) -> tuple[str, Retention | None, list]:
-        """``topic``'s history as sent in a handoff: retention, then entries with their age."""
+        """``topic``'s history as sent in a handoff: retention, then batches with their age."""
         history = self.topics.get(topic)
-        entries = (
-            [[e.epoch, e.seq, e.payload, now - e.stored] for e in history.entries]
-            if history
-            else []
-        )
-        return topic, self.configured.get(topic), entries
+        return topic, self.configured.get(topic), history.exported(now) if history else []
 
     def absorb(self, topic: str, retention: Retention | None, entries: list, now: float) -> int:
-        """Merge a handoff from another holder of ``topic``; how many entries were new."""
+        """Merge a handoff from another holder of ``topic``; how many messages were new."""
         if retention is not None:
             self.configure(topic, retention, now)
         store, limit = self.store, self.retention(topic).age
         return sum(
-            store(topic, epoch, seq, data, now - age)
-            for epoch, seq, data, age in entries
+            store(topic, epoch, seq, n, batch, now - age)
+            for epoch, seq, n, batch, age in entries
             if age <= limit  # what expired in transit is not kept
         )
 
@@ -166,16 +235,14 @@ class HistoryStore:
         until, limit = query.until, query.limit
         entries: list[list[Any]] = []
         size, more = 0, False
-        for entry in self.fetch(query.topic, after[0], after[1], limit + 1):
-            if until is not None and (entry.epoch, entry.seq) >= until:
+        for epoch, seq, payload in self.fetch(query.topic, after[0], after[1], limit + 1):
+            if until is not None and (epoch, seq) >= until:
                 break
-            if len(entries) == limit or (
-                entries and size + len(entry.payload) > HISTORY_PAGE_BYTES
-            ):
+            if len(entries) == limit or (entries and size + len(payload) > HISTORY_PAGE_BYTES):
                 more = True
                 break
-            entries.append([entry.epoch, entry.seq, entry.payload])
-            size += len(entry.payload)
+            entries.append([epoch, seq, payload])
+            size += len(payload)
         return entries, more
 
     def held(self) -> list[str]:
@@ -183,4 +250,4 @@ class HistoryStore:
         return list(self.topics.keys() | self.configured.keys())
 
     def __len__(self) -> int:
-        return sum(len(h.entries) for h in self.topics.values())
+        return sum(h.size for h in self.topics.values())

@@ -97,9 +97,11 @@ class NodeCore:
         )  # fmt: skip
         self.router = Router(
             node, ring, endpoint_of, self.owner, self.acks, self.flow, history, replication,
-            counters,
+            counters, self.bad_input,
         )  # fmt: skip
-        self.handoff = HistoryHandoff(node, ring, endpoint_of, history, replication, self.sequencer)
+        self.handoff = HistoryHandoff(
+            node, ring, endpoint_of, history, replication, self.sequencer, self.bad_input
+        )
         self.barriers = Barriers(node, ring, membership.alive, endpoint_of, config.request_timeout)
         self.fetches = HistoryFetches(
             node, ring, endpoint_of, history, counters, config.request_timeout
@@ -148,7 +150,7 @@ class NodeCore:
         """Hand the accumulated actions to the IO layer and start a fresh outbox."""
         out = self.outbox
         self.router.confirm(out, all_=False)
-        self.counters["delivered"] += len(out.deliveries)
+        self.counters["delivered"] += sum([delivery[3] or 1 for delivery in out.deliveries])
         if self.paused != self._paused:
             self._paused = not self._paused
             self.counters["flow_paused"] += self._paused
@@ -271,12 +273,12 @@ class NodeCore:
 
     def _rejected(self, sender: str, message: Batch, out: Outbox) -> None:
         """Bad entries of a batch: counted, refused under the ack id they name, processed."""
-        for ack_id, why in message.rejects:
+        for ack_id, why, _count in message.rejects:
             self.bad_input(E_MALFORMED, f"{message.KIND} entry from {sender}: {why}")
             if ack_id:
                 self.routes.refuse(out, (sender, ack_id), E_MALFORMED, why)
         if message.DATA:
-            self.flow.processed(sender, len(message.rejects))
+            self.flow.processed(sender, sum([reject.count for reject in message.rejects]))
 
     def _check_scope_digest(self, sender: str, ping: gossip.Ping, out: Outbox) -> None:
         """A peer's memberships differ from what we hold for it: ask it for a sync."""

@@ -21,8 +21,8 @@ from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
 from zdps.wire.gossip import Update
 
 FRAME_BUDGET = 32 * 1024 * 1024  # envelopes are split to stay under this many bytes
-FRAME_ENTRIES = 1024  # and to carry at most this many bulk entries (a probe waits for one)
-_BULK = (Forward, Fanout, Store)  # the bulk of data: counted for FRAME_ENTRIES
+FRAME_MESSAGES = 8192  # and to carry at most this many messages (a probe waits for one)
+_BULK = (Forward, Fanout, Store)  # the bulk of data: counted for FRAME_MESSAGES
 _ORDER_FREE = (Ack, Nack, Consumed)  # nothing depends on their order relative to data
 _ACK_LOOKBACK = 4
 
@@ -34,7 +34,9 @@ class Outbox:
     peers: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the data links
     probes: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the probe links
     disconnects: list[str] = field(default_factory=list)
-    deliveries: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # to the PUB
+    # To the local PUB, in order: (topic, seq, epoch, n, batch) for n messages from seq
+    # on, n = 0 and batch None for a topic's final ``closed``.
+    deliveries: list = field(default_factory=list)
     clients: dict[bytes, list[list]] = field(default_factory=dict)  # API frames [kind, ...]
     errors: list[tuple[str, str]] = field(default_factory=list)
     log: list[LogEvent] = field(default_factory=list)
@@ -82,18 +84,18 @@ class Outbox:
                 break
         queue.append(kind([entry]))
 
-    def ack(self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int) -> None:
-        """Queue an ack to a peer, extending the previous run when this continues it.
-
-        Runs are ``[ack_id, seq, nodes, subscribers, n]``: ids ack_id..ack_id+n-1 got seqs
-        seq..seq+n-1, so a batch of publishes to one topic is acknowledged by one entry.
-        """
+    def ack(
+        self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int, n: int
+    ) -> None:
+        """Queue the ack of a peer's batch ``ack_id``: its ``n`` messages got seqs
+        seq..seq+n-1. It joins an ``ack`` message among the last few queued."""
         queue = self.peers.setdefault(endpoint, [])
+        entry = [ack_id, seq, nodes, subscribers, n]
         for message in reversed(queue[-_ACK_LOOKBACK:]):
             if type(message) is Ack:
-                _extend_run(message.entries, ack_id, seq, nodes, subscribers)
+                message.entries.append(entry)
                 return
-        queue.append(Ack([[ack_id, seq, nodes, subscribers, 1]]))
+        queue.append(Ack([entry]))
 
     def disconnect(self, endpoint: str) -> None:
         """Drop the connection to ``endpoint`` with anything still queued to it."""
@@ -116,25 +118,43 @@ class Outbox:
         """A watch update."""
         self.clients.setdefault(client, []).append([API_EVENT, ref, body])
 
-    def client_ack(self, client: bytes, ref: int, seq: int, nodes: int, subscribers: int) -> None:
-        """Queue an ack to a client, extending the previous run when this continues it."""
+    def client_ack(
+        self, client: bytes, ref: int, seq: int, nodes: int, subscribers: int, n: int = 1
+    ) -> None:
+        """Queue the ack of ``n`` publishes of a client (refs ref..ref+n-1 got seqs
+        seq..seq+n-1), extending the previous run when this continues it.
+
+        Runs are ``[ref, seq, nodes, subscribers, n]``; clients number their publishes
+        consecutively, so a stream of batches to one topic is acknowledged by one entry.
+        """
         queue = self.clients.setdefault(client, [])
         for frame in reversed(queue[-_ACK_LOOKBACK:]):
             if frame[0] == API_ACK:
-                _extend_run(frame[1], ref, seq, nodes, subscribers)
+                runs = frame[1]
+                last = runs[-1]
+                k = last[4]
+                if (
+                    last[0] + k == ref
+                    and last[1] + k == seq
+                    and last[2] == nodes
+                    and last[3] == subscribers
+                ):
+                    last[4] = k + n
+                else:
+                    runs.append([ref, seq, nodes, subscribers, n])
                 return
-        queue.append([API_ACK, [[ref, seq, nodes, subscribers, 1]]])
+        queue.append([API_ACK, [[ref, seq, nodes, subscribers, n]]])
 
-    def client_nack(self, client: bytes, ref: int, code: str, message: str) -> None:
-        """Queue a refusal of a client's publish, coalesced like ``batch``."""
+    def client_nack(self, client: bytes, ref: int, code: str, message: str, n: int = 1) -> None:
+        """Queue a refusal of ``n`` publishes of a client, coalesced like ``batch``."""
         queue = self.clients.setdefault(client, [])
         for frame in reversed(queue):
             if frame[0] == API_NACK:
-                frame[1].append([ref, code, message])
+                frame[1].append([ref, code, message, n])
                 return
             if frame[0] != API_ACK:
                 break
-        queue.append([API_NACK, [[ref, code, message]]])
+        queue.append([API_NACK, [[ref, code, message, n]]])
 
     # ------------------------------------------------------------------ to the IO layer
 
@@ -158,25 +178,16 @@ class Outbox:
         )
 
 
-def _extend_run(runs: list[list[int]], ref: int, seq: int, nodes: int, subscribers: int) -> None:
-    last = runs[-1]
-    n = last[4]
-    if last[0] + n == ref and last[1] + n == seq and last[2] == nodes and last[3] == subscribers:
-        last[4] = n + 1
-    else:
-        runs.append([ref, seq, nodes, subscribers, 1])
-
-
 def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iterator[bytes]:
     """Envelopes carrying ``messages`` in order, each under FRAME_BUDGET when possible.
 
     A batch too large for one frame is halved (whole messages first, then the entries
     of a single batch message), so a burst of large payloads never becomes a frame the
-    peer would refuse. So is one with more than FRAME_ENTRIES bulk entries: the peer
+    peer would refuse. So is one with more than FRAME_MESSAGES messages: the peer
     handles a frame whole before it reads the next, a probe included.
     """
     frame = None
-    if sum(len(m.entries) for m in messages if isinstance(m, _BULK)) <= FRAME_ENTRIES:
+    if sum(m.messages() for m in messages if isinstance(m, _BULK)) <= FRAME_MESSAGES:
         frame = encode_envelope(*header, [m.encode() for m in messages])
         if len(frame) <= FRAME_BUDGET:
             yield frame

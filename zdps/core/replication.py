@@ -30,10 +30,11 @@ MAX_TRACKED = 1_000_000  # (owner, topic) pairs whose last copy a replica rememb
 
 @dataclass(slots=True)
 class Waiting:
-    """A publish acknowledged once ``replicas`` all confirmed ``(epoch, seq)``."""
+    """A batch acknowledged once ``replicas`` all confirmed ``(epoch, seq + n - 1)``."""
 
     epoch: int
-    seq: int
+    seq: int  # of its first message
+    n: int
     route: Route
     nodes: int
     subscribers: int
@@ -54,6 +55,7 @@ class Replication:
     _received: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     _broken: dict[tuple[str, str], int] = field(default_factory=dict)  # epoch with a gap
     _gaps: dict[str, list[StoredEntry]] = field(default_factory=dict)  # gap notices owed
+    _urgent: set[str] = field(default_factory=set)  # owners a replicated publish waits on
 
     def replicas(self, topic: str) -> list[str]:
         """The replicas of ``topic`` (the owner excluded), nearest first."""
@@ -75,7 +77,8 @@ class Replication:
         if not queue:
             return []
         for waiting in queue:  # in sequencing order: epochs only grow along the queue
-            if waiting.epoch > epoch or (waiting.epoch == epoch and waiting.seq > seq):
+            last = waiting.seq + waiting.n - 1
+            if waiting.epoch > epoch or (waiting.epoch == epoch and last > seq):
                 break
             if waiting.epoch == epoch:
                 waiting.replicas.discard(replica)
@@ -118,12 +121,16 @@ class Replication:
 
     @property
     def pending(self) -> int:
-        return sum(len(queue) for queue in self._waiting.values())
+        """Publishes (messages, not batches) waiting for their replicas."""
+        return sum(waiting.n for queue in self._waiting.values() for waiting in queue)
 
     # ------------------------------------------------------------------ replica side
 
-    def stored(self, owner: str, topic: str, epoch: int, seq: int) -> None:
-        """We stored a copy from ``owner``: confirm the newest one this turn.
+    def stored(
+        self, owner: str, topic: str, epoch: int, seq: int, n: int = 1, urgent: bool = True
+    ) -> None:
+        """We stored a batch of copies from ``owner``: confirm the newest one this turn if
+        ``urgent`` (a replicated publish waits on it), else at the next tick.
 
         A confirmation covers everything before it, so it is only sent while the copies
         of an epoch arrive without a gap: copies can be lost (a link cut, or dropped
@@ -140,25 +147,31 @@ class Replication:
         last = self._received.get(key)
         if len(self._received) > MAX_TRACKED:
             self._received.clear()
-        self._received[key] = (epoch, seq)
+        self._received[key] = (epoch, seq + n - 1)
         if last is not None and seq != (last[1] + 1 if last[0] == epoch else 1):
             if self._broken.get(key) != epoch:
                 self._gaps.setdefault(owner, []).append(StoredEntry(topic, epoch, 0))
+                self._urgent.add(owner)
             self._broken[key] = epoch
         if self._broken.get(key) == epoch:
             return
         owed = self._owed.setdefault(owner, {})
-        if (epoch, seq) > owed.get(topic, (0, 0)):
-            owed[topic] = (epoch, seq)
+        if (epoch, seq + n - 1) > owed.get(topic, (0, 0)):
+            owed[topic] = (epoch, seq + n - 1)
+        if urgent:
+            self._urgent.add(owner)
 
-    def confirmations(self) -> dict[str, list[StoredEntry]]:
-        """``stored`` entries owed to each owner (confirmations, then gaps), now sent."""
-        owed, self._owed = self._owed, {}
-        gaps, self._gaps = self._gaps, {}
+    def confirmations(self, all_: bool = True) -> dict[str, list[StoredEntry]]:
+        """``stored`` entries owed (confirmations, then gaps), now sent: to every owner, or
+        (``all_`` False) only to those a replicated publish or a gap notice waits on."""
+        owners = self._owed.keys() | self._gaps.keys()
+        if not all_:
+            owners &= self._urgent
+        self._urgent.clear()
         return {
-            owner: [StoredEntry(topic, *last) for topic, last in owed.get(owner, {}).items()]
-            + gaps.get(owner, [])
-            for owner in owed.keys() | gaps.keys()
+            owner: [StoredEntry(topic, *last) for topic, last in self._owed.pop(owner, {}).items()]
+            + self._gaps.pop(owner, [])
+            for owner in owners
         }
 
     # ------------------------------------------------------------------ ring changes

@@ -1,5 +1,7 @@
 """Routing: every publish to its topic's owner, and the copies owners send back (§7.1).
 
+* Publishes travel in batches (one topic, ``n`` messages, one blob): every step here is
+  work per batch, none per message.
 * A publish entering any node goes to the owner named by that node's ring, in one hop
   when views agree. A node that receives a forward for a topic it does not own (views
   differ for a moment) forwards it again; after ``MAX_HOPS`` it is refused
@@ -37,10 +39,8 @@ from zdps.wire.data import (
     Retention,
     Store,
     Stored,
-    forward_entry,
 )
-from zdps.wire.delivery import closed_header, message_header
-from zdps.wire.errors import E_NO_ROUTE, E_TOO_MANY_HOPS
+from zdps.wire.errors import E_NO_ROUTE, E_TOO_MANY_HOPS, ProtocolError
 from zdps.wire.limits import MAX_HOPS
 
 
@@ -57,27 +57,30 @@ class Router(Part):
     history: HistoryStore
     replication: Replication
     counters: dict[str, int]
+    bad_input: Callable[[str, str], None]
 
     # ------------------------------------------------------------------ up to the owner
 
     def publish(
         self,
         topic: str,
-        payload: bytes,
+        n: int,
+        batch: bytes,
         route: Route | None,
         hops: int,
         now: float,
         out: Outbox,
         level: int = LEVEL_OWNER,
     ) -> None:
-        """Route one publish: sequence it here if we own the topic, else forward it."""
+        """Route a batch of ``n`` publishes: sequence it here if we own the topic, else
+        forward it, unopened."""
         owner = self.ring.owner(topic)
         if owner == self.node:
-            self.owner.sequence(topic, payload, route, level, now, out)
+            self.owner.sequence(topic, n, batch, route, level, now, out)
             return
-        hop = self._next_hop(owner, route, hops, now, out)
+        hop = self._next_hop(owner, route, hops, now, out, n)
         if hop is not None:
-            out.batch(hop[0], Forward, forward_entry(topic, payload, hop[1], hops + 1, level))
+            out.batch(hop[0], Forward, (topic, n, batch, hop[1], hops + 1, level))  # data.py
 
     def close(self, topic: str, route: Route | None, hops: int, now: float, out: Outbox) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""
@@ -108,31 +111,39 @@ class Router(Part):
             out.batch(hop[0], Configure, ConfigureEntry(topic, retention, hop[1], hops + 1))
 
     def _next_hop(
-        self, owner: str | None, route: Route | None, hops: int, now: float, out: Outbox
+        self,
+        owner: str | None,
+        route: Route | None,
+        hops: int,
+        now: float,
+        out: Outbox,
+        n: int = 1,
     ) -> tuple[str, int] | None:
         """The owner's endpoint and the ack id to forward with (0: none wanted), or None
-        if the entry cannot be forwarded (refused if it has a route); counts it in flight.
+        if the entry cannot be forwarded (refused if it has a route); counts its ``n``
+        messages in flight.
         """
         endpoint = self.endpoint_of(owner) if owner else None
         if endpoint is None or hops >= MAX_HOPS:
             if route is not None:
                 routes = self.owner.routes
                 if endpoint is None:
-                    routes.refuse(out, route, E_NO_ROUTE, f"no connection to the owner {owner}")
+                    why = f"no connection to the owner {owner}"
+                    routes.refuse(out, route, E_NO_ROUTE, why, n)
                 else:
-                    routes.refuse(out, route, E_TOO_MANY_HOPS, f"more than {MAX_HOPS} hops")
+                    routes.refuse(out, route, E_TOO_MANY_HOPS, f"more than {MAX_HOPS} hops", n)
             return None
         assert owner is not None
         inflight = self.flow.inflight
-        inflight[owner] = inflight.get(owner, 0) + 1
-        self.counters["routed_to_owner"] += 1
-        return endpoint, 0 if route is None else self.acks.track(route, owner, now)
+        inflight[owner] = inflight.get(owner, 0) + n
+        self.counters["routed_to_owner"] += n
+        return endpoint, 0 if route is None else self.acks.track(route, n, owner, now)
 
     # ------------------------------------------------------------------ from other hops
 
     def on_forward(self, sender: str, message: Forward, now: float, out: Outbox) -> None:
         if self.flow.defer(sender, message):
-            self.counters["deferred"] += len(message.entries)
+            self.counters["deferred"] += message.messages()
         else:
             self._route_forwards(sender, message, now, out)
 
@@ -151,9 +162,10 @@ class Router(Part):
 
     def _route_forwards(self, sender: str, message: Forward, now: float, out: Outbox) -> None:
         publish = self.publish
-        self.flow.processed(sender, len(message.entries))
-        for topic, payload, ack_id, hops, level in message.entries:
-            publish(topic, payload, (sender, ack_id) if ack_id else None, hops, now, out, level)
+        self.flow.processed(sender, message.messages())
+        for topic, n, batch, ack_id, hops, level in message.entries:
+            route = (sender, ack_id) if ack_id else None
+            publish(topic, n, batch, route, hops, now, out, level)
 
     def on_close(self, sender: str, message: Close, now: float, out: Outbox) -> None:
         self.flow.processed(sender, len(message.entries))
@@ -166,8 +178,13 @@ class Router(Part):
             self.configure(topic, retention, (sender, ack_id) if ack_id else None, hops, now, out)
 
     def confirm(self, out: Outbox, all_: bool) -> None:
-        """What this node owes its peers: ``stored`` to owners, ``consumed`` to senders."""
-        for owner, entries in self.replication.confirmations().items():
+        """What this node owes its peers: ``stored`` to owners, ``consumed`` to senders.
+
+        At the end of a turn only what someone waits for goes (``all_`` False): the
+        confirmations a replicated publish waits on, and ``consumed`` once over 1/8 of
+        the window; the rest goes at the next tick, so a copy does not cost a frame back.
+        """
+        for owner, entries in self.replication.confirmations(all_).items():
             endpoint = self.endpoint_of(owner)
             if endpoint is not None:
                 out.send(endpoint, Stored(entries))
@@ -178,29 +195,40 @@ class Router(Part):
     def on_fanout(self, sender: str, message: Fanout, now: float, out: Outbox) -> None:
         """Copies sent to us by owners: deliver them locally, in the order received."""
         deliveries = out.deliveries
-        for topic, seq, epoch, payload in message.entries:
-            deliveries.append((topic, message_header(seq, epoch), payload))
-        self.counters["fanout_received"] += len(message.entries)
-        self.flow.processed(sender, len(message.entries))
+        count = 0
+        for entry in message.entries:  # [topic, seq, epoch, n, batch]
+            deliveries.append(entry)
+            count += entry[3]
+        self.counters["fanout_received"] += count
+        self.flow.processed(sender, count)
 
     def on_closed(self, sender: str, message: Closed, now: float, out: Outbox) -> None:
         for topic, seq, epoch, deliver in message.entries:
             self.history.drop(topic)
             if deliver:
-                out.deliveries.append((topic, closed_header(seq, epoch), b""))
+                out.deliveries.append((topic, seq, epoch, 0, None))
         self.flow.processed(sender, len(message.entries))
 
     def on_store(self, sender: str, message: Store, now: float, out: Outbox) -> None:
-        """Copies from an owner for which we are a replica: store, and deliver if asked."""
+        """Copies from an owner for which we are a replica: store, and deliver if asked.
+
+        A batch older than what is held is merged message by message, which unpacks it:
+        one that does not unpack (only a faulty peer sends one) costs only itself.
+        """
         store, stored = self.history.store, self.replication.stored
         deliveries = out.deliveries
-        delivered = 0
-        for topic, seq, epoch, payload, deliver in message.entries:
-            store(topic, epoch, seq, payload, now)
-            stored(sender, topic, epoch, seq)
+        count = delivered = 0
+        for topic, seq, epoch, n, batch, deliver, confirm in message.entries:
+            count += n
+            try:
+                store(topic, epoch, seq, n, batch, now)
+            except ProtocolError as exc:
+                self.bad_input(exc.code, f"store entry from {sender}: {exc.message}")
+                continue
+            stored(sender, topic, epoch, seq, n, confirm)
             if deliver:
-                deliveries.append((topic, message_header(seq, epoch), payload))
-                delivered += 1
-        self.counters["replica_stored"] += len(message.entries)
+                deliveries.append((topic, seq, epoch, n, batch))
+                delivered += n
+        self.counters["replica_stored"] += count
         self.counters["fanout_received"] += delivered
-        self.flow.processed(sender, len(message.entries))
+        self.flow.processed(sender, count)

@@ -4,6 +4,9 @@
   and a new epoch starts whenever the owner (re)starts sequencing a topic. Epochs a
   node hands out only grow, and start above every epoch in the topic's history, so
   ``(epoch, seq)`` keeps growing across owner changes.
+* A batch of ``n`` publishes gets ``n`` consecutive seqs at once and travels on as one
+  unit: one history entry, one copy per node, one acknowledgement (one ``Waiting``
+  for ``replicated``).
 * It stores the message in the topic's history, sends exactly one copy to each
   interested node (``interest.py``): a ``fanout``, or to a replica a ``store`` that
   doubles as its delivery copy; and delivers locally when it has members itself.
@@ -38,7 +41,6 @@ from zdps.wire.data import (
     Store,
     Stored,
 )
-from zdps.wire.delivery import closed_header, message_header
 from zdps.wire.errors import E_NO_REPLICA, E_REPLICA_LOST, E_TIMEOUT
 
 
@@ -54,8 +56,9 @@ class Sequencer:
         self._floor = floor  # the newest epoch already in the topic's history
         self._topics: dict[str, list[int]] = {}  # topic -> [epoch, seq, last used]
 
-    def stamp(self, topic: str, now: float) -> tuple[int, int]:
-        """The (epoch, seq) of the next message on ``topic``.
+    def stamp(self, topic: str, now: float, n: int = 1) -> tuple[int, int]:
+        """The (epoch, seq) of the next message on ``topic``; the ``n`` messages of a
+        batch get that seq and the ``n - 1`` after it.
 
         A new epoch is above every epoch this node handed out and every epoch in the
         topic's history, so ``(epoch, seq)`` keeps growing across owner changes.
@@ -69,9 +72,10 @@ class Sequencer:
             )
             self._last_epoch = epoch
             state = self._topics[topic] = [epoch, 0, now]
-        state[1] += 1
+        seq = state[1] + 1
+        state[1] += n
         state[2] = now
-        return state[0], state[1]
+        return state[0], seq
 
     def forget_idle(self, now: float, idle: float) -> None:
         """Forget topics unused for ``idle`` seconds: memory follows the active topics.
@@ -118,46 +122,56 @@ class Owner(Part):
     _next_idle_sweep: float = 0.0
 
     def sequence(
-        self, topic: str, payload: bytes, route: Route | None, level: int, now: float, out: Outbox
+        self,
+        topic: str,
+        n: int,
+        batch: bytes,
+        route: Route | None,
+        level: int,
+        now: float,
+        out: Outbox,
     ) -> None:
-        """Sequence one publish of a topic we own."""
+        """Sequence a batch of ``n`` publishes of a topic we own: one seq range, one
+        history entry, one copy per interested node, one acknowledgement."""
         interest = self.interest.of(topic)
         replicated = level == LEVEL_REPLICATED and route is not None
         if replicated and not interest.replicas and self.replication.factor:
-            self.routes.refuse(out, route, E_NO_REPLICA, "no replica is reachable to store it")
+            self.routes.refuse(out, route, E_NO_REPLICA, "no replica is reachable to store it", n)
             return
-        epoch, seq = self.sequencer.stamp(topic, now)
-        self.history.store(topic, epoch, seq, payload, now)
+        epoch, seq = self.sequencer.stamp(topic, now, n)
+        self.history.store(topic, epoch, seq, n, batch, now)
         fanout, inflight = self.peer_fanout, self.flow.inflight
         if interest.endpoints:
-            entry = (topic, seq, epoch, payload)  # a FanoutEntry, as a plain tuple (data.py)
-            batch = out.batch
+            entry = (topic, seq, epoch, n, batch)  # a FanoutEntry, as a plain tuple (data.py)
+            append = out.batch
             for endpoint in interest.endpoints:
-                batch(endpoint, Fanout, entry)
+                append(endpoint, Fanout, entry)
             for node in interest.nodes:
-                fanout[node] = fanout.get(node, 0) + 1
-                inflight[node] = inflight.get(node, 0) + 1
-            self.counters["fanout_sent"] += len(interest.endpoints)
+                fanout[node] = fanout.get(node, 0) + n
+                inflight[node] = inflight.get(node, 0) + n
+            self.counters["fanout_sent"] += n * len(interest.endpoints)
+        copy = (topic, seq, epoch, n, batch)
         for node, endpoint, deliver in interest.replicas:
-            out.batch(endpoint, Store, (topic, seq, epoch, payload, deliver))  # a StoreEntry
-            inflight[node] = inflight.get(node, 0) + 1
+            # A StoreEntry; ``confirm`` (a replicated publish waits) is sent only when set.
+            out.batch(endpoint, Store, (*copy, deliver, True) if replicated else (*copy, deliver))
+            inflight[node] = inflight.get(node, 0) + n
             if deliver:
-                fanout[node] = fanout.get(node, 0) + 1
-                self.counters["fanout_sent"] += 1
+                fanout[node] = fanout.get(node, 0) + n
+                self.counters["fanout_sent"] += n
         if interest.local:
-            out.deliveries.append((topic, message_header(seq, epoch), payload))
-        self.counters["owned_published"] += 1
+            out.deliveries.append((topic, seq, epoch, n, batch))
+        self.counters["owned_published"] += n
         if route is None:
             return
         if replicated and interest.replicas:
             replicas = {node for node, _, _ in interest.replicas}
             deadline = now + self.ack_timeout
             waiting = Waiting(
-                epoch, seq, route, interest.reached, interest.subscribers, replicas, deadline
+                epoch, seq, n, route, interest.reached, interest.subscribers, replicas, deadline
             )
             self.replication.wait(topic, waiting)
         else:
-            self.routes.ack(out, route, seq, interest.reached, interest.subscribers)
+            self.routes.ack(out, route, seq, interest.reached, interest.subscribers, n)
 
     def close(self, topic: str, route: Route | None, now: float, out: Outbox) -> None:
         """Delete a topic we own: a final ``closed`` everywhere, history dropped."""
@@ -173,7 +187,7 @@ class Owner(Part):
         for node in interest.nodes:
             self.flow.sent(node)
         if interest.local:
-            out.deliveries.append((topic, closed_header(seq, epoch), b""))
+            out.deliveries.append((topic, seq, epoch, 0, None))
         if route is not None:
             self.routes.ack(out, route, seq, interest.reached, interest.subscribers)
 
@@ -195,17 +209,17 @@ class Owner(Part):
             if seq == 0:  # the replica missed a copy of this epoch
                 for waiting in self.replication.missed(sender, topic, epoch):
                     why = f"replica {sender} missed a copy"
-                    self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why)
+                    self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why, waiting.n)
                 if self.sequencer.epoch(topic) == epoch:
                     self.sequencer.forget(topic)  # a new epoch, which it can confirm again
                 continue
             for done in self.replication.confirmed(sender, topic, epoch, seq):
-                self.routes.ack(out, done.route, done.seq, done.nodes, done.subscribers)
+                self.routes.ack(out, done.route, done.seq, done.nodes, done.subscribers, done.n)
 
     def peer_down(self, node: str, out: Outbox) -> None:
         for waiting in self.replication.lost(node):
             why = f"replica {node} went away first"
-            self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why)
+            self.routes.refuse(out, waiting.route, E_REPLICA_LOST, why, waiting.n)
         self.interest.clear()
 
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
@@ -216,7 +230,7 @@ class Owner(Part):
     def expire(self, now: float, out: Outbox) -> None:
         for waiting in self.replication.expired(now):
             why = f"not replicated within {self.ack_timeout} s"
-            self.routes.refuse(out, waiting.route, E_TIMEOUT, why)
+            self.routes.refuse(out, waiting.route, E_TIMEOUT, why, waiting.n)
         if now >= self._next_idle_sweep:
             self._next_idle_sweep = now + self.idle_topic_ttl / 10
             self.sequencer.forget_idle(now, self.idle_topic_ttl)

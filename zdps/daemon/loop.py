@@ -1,10 +1,16 @@
 """The IO layer of a node: sockets, the clock, signals; all decisions are NodeCore's.
 
 One thread, one poller. Each wake-up drains every ready socket (up to a bound, so no
-socket starves the others), feeds the frames to the core, runs due timers, then
+socket starves the others), feeds the frames to the core, runs due timers, and
 carries out the core's outbox: envelopes per peer (``links.py``), replies per client,
 deliveries to the XPUB. Sends never block the loop. Probe-link messages a frame
-produced are sent as soon as that frame is handled, not at the end of the turn.
+produced are sent as soon as that frame is handled.
+
+The outbox is carried out after each socket's drain, and within a drain once FLUSH_AFTER
+of work has gone by, not once per wake-up: what a turn read must not wait for the rest
+of the turn, least of all when the process is descheduled in the middle of it (the
+latency tail). Batching does not suffer: a busy node's frames already carry whole
+batches.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
+from zdps.daemon.delivery import deliver
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
@@ -40,6 +47,7 @@ E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that 
 # no cycles: collect the young generation every 50,000 allocations, not 700 (bench/ab:
 # node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
 GC_THRESHOLDS = (50_000, 20, 100)
+FLUSH_AFTER = 0.001  # seconds of draining after which the outbox is carried out
 
 
 class Daemon:
@@ -160,8 +168,10 @@ class Daemon:
         now = time.monotonic()
         if self.cluster in ready:
             self._drain_cluster(now)
+            self._flush()
         if self.api in ready:
             self._drain_api(now)
+            self._flush()
         if self.pub in ready:
             self._drain_pub(now)
         if self._wake_r.fileno() in ready:
@@ -186,8 +196,9 @@ class Daemon:
 
     def _drain_cluster(self, now: float) -> None:
         core = self.core
-        errors = core.outbox.errors
+        flush_at = now + FLUSH_AFTER
         for _identity, frame in drain(self.cluster, routed(self.cluster)):
+            errors = core.outbox.errors
             reported = len(errors)
             if frame is None:
                 core.bad_input(E_MALFORMED, "cluster message of more than one frame")
@@ -197,11 +208,15 @@ class Daemon:
                     _from_address(errors, reported, frame)
                 if core.outbox.probes:  # answer probes now, not after the whole drain
                     self._send_probes(core.outbox.take_probes())
+            if (clock := time.monotonic()) >= flush_at:
+                self._flush()
+                now, flush_at = clock, clock + FLUSH_AFTER
 
     def _drain_api(self, now: float) -> None:
         core = self.core
-        errors = core.outbox.errors
+        flush_at = now + FLUSH_AFTER
         for client, frame in drain(self.api, routed(self.api)):
+            errors = core.outbox.errors
             reported = len(errors)
             if frame is None:
                 core.bad_client_frame(client, "an API message is one frame")
@@ -211,6 +226,9 @@ class Daemon:
                     _from_address(errors, reported, frame)
                 if core.paused:
                     return  # saturated: the rest stays queued in ZeroMQ (flow control)
+            if (clock := time.monotonic()) >= flush_at:
+                self._flush()
+                now, flush_at = clock, clock + FLUSH_AFTER
 
     def _drain_pub(self, now: float) -> None:
         core = self.core
@@ -234,11 +252,7 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send(endpoint, frame)
         if out.deliveries:
-            send = self.pub.send
-            for topic, header_frame, payload in out.deliveries:
-                send(topic.encode() + b"\x00", zmq.SNDMORE)
-                send(header_frame, zmq.SNDMORE)
-                send(payload)
+            deliver(self.pub, out.deliveries, self.core.bad_input)
         for client, frames in out.clients.items():
             for frame in frames:
                 try:

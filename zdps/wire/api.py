@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 from zdps.topics import InvalidTopic, check_topic, is_valid_group
+from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, split_oversized, unpack_batch
 from zdps.wire.codec import encode_api, need_int, need_map, need_str
-from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, AckRun, NackEntry, Retention
+from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, AckRun, Retention
 from zdps.wire.data import decode_retention as _retention
 from zdps.wire.errors import E_INVALID_TOPIC, E_TOO_LARGE, E_UNKNOWN_OP, ProtocolError, malformed
 from zdps.wire.limits import HISTORY_PAGE, U64
@@ -40,18 +41,20 @@ def need_topic(value: Any) -> str:
 
 
 class PublishEntry(NamedTuple):
-    ref: int  # 0: no ack wanted
+    ref: int  # of the first message, the others' follow; 0: no ack wanted
     topic: str
-    payload: bytes
+    n: int  # messages in the batch
+    batch: bytes  # their payloads (batches.py)
     level: int = LEVEL_OWNER
 
 
 class PublishReject(NamedTuple):
-    """A bad publish entry: nacked under ``ref`` unless it is 0, counted as ``code``."""
+    """Bad publishes: ``n`` refs from ``ref`` on are nacked unless ``ref`` is 0."""
 
     ref: int
     code: str
     message: str
+    n: int = 1
 
 
 class PublishDecoder:
@@ -59,6 +62,9 @@ class PublishDecoder:
 
     Checking a topic costs more than the rest of an entry, and publishers reuse few
     topics, so topics already found valid are remembered (at most MAX_VALID_TOPICS).
+    A batch's payloads are checked in one call at C speed (``unpack_batch``). A batch
+    with payloads over the limit is refused for those alone: the others go on, as
+    batches of the runs between them.
     """
 
     def __init__(self, max_payload: int) -> None:
@@ -66,57 +72,86 @@ class PublishDecoder:
         self._valid: set[str] = set()
 
     def decode(self, body: Any) -> tuple[list, list[PublishReject]]:
-        """The entries as ``[ref, topic, payload, level]`` (PublishEntry's fields), checked."""
+        """The entries as ``[ref, topic, n, batch, level]`` (PublishEntry's fields), checked."""
         if type(body) is not list:
             raise malformed("a publish is [1, 'pub', [entries]]")
         entries: list[PublishEntry] = []
         rejects: list[PublishReject] = []
-        valid, limit = self._valid, self.max_payload
         for raw in body:
-            if (
-                type(raw) is list
-                and len(raw) == 3
-                and type(raw[0]) is int
-                and 0 <= raw[0] < U64
-                and type(raw[1]) is str
-                and raw[1] in valid
-                and type(raw[2]) is bytes
-                and len(raw[2]) <= limit
-            ):
-                raw.append(LEVEL_OWNER)
-                entries.append(raw)  # checked in place, as data.py's hot kinds
-                continue
             try:
                 entries.append(self._checked(raw))
             except ProtocolError as exc:
-                ref = raw[0] if type(raw) is list and raw and type(raw[0]) is int else 0
-                rejects.append(PublishReject(ref, exc.code, exc.message))
+                if exc.code == E_TOO_LARGE:
+                    self._split(raw, entries, rejects)
+                    continue
+                ref, n = _refs(raw)
+                rejects.append(PublishReject(ref, exc.code, exc.message, n))
         return entries, rejects
 
-    def _checked(self, raw: Any) -> PublishEntry:
-        if type(raw) is not list or not 3 <= len(raw) <= 4:
-            raise malformed("a publish is [ref, topic, payload, level?]")
-        ref, topic, payload, *more = raw
-        level = more[0] if more else LEVEL_OWNER
-        if type(level) is not int or level not in (LEVEL_OWNER, LEVEL_REPLICATED):
-            raise malformed("a publish's level is 1 (owner) or 2 (replicated)")
-        need_int(ref, "a publish ref")
+    def _checked(self, raw: Any) -> Any:
+        """One entry, checked in place (a list, as data.py's hot kinds), or ProtocolError."""
+        if type(raw) is not list or not 4 <= len(raw) <= 5:
+            raise malformed("a publish is [ref, topic, n, batch, level?]")
+        ref, topic, n, blob, *more = raw
+        if type(n) is not int or not 0 < n <= MAX_BATCH:
+            raise malformed(f"a publish batch holds 1 to {MAX_BATCH} messages")
+        if type(ref) is not int or not 0 <= ref <= U64 - n:
+            raise malformed("a publish ref is an integer from 0, its batch's refs below 2**64")
+        if more:
+            if type(more[0]) is not int or more[0] not in (LEVEL_OWNER, LEVEL_REPLICATED):
+                raise malformed("a publish's level is 1 (owner) or 2 (replicated)")
+        else:
+            raw.append(LEVEL_OWNER)
         if type(topic) is not str or topic not in self._valid:
             need_topic(topic)
             if len(self._valid) >= MAX_VALID_TOPICS:
                 self._valid.clear()
             self._valid.add(topic)
-        if type(payload) is not bytes:
-            raise malformed("payload must be binary")
-        if len(payload) > self.max_payload:
-            raise ProtocolError(
-                E_TOO_LARGE, f"payload is {len(payload)} bytes, the limit is {self.max_payload}"
+        if type(blob) is not bytes:
+            raise malformed("a publish batch is binary")
+        if n > 1 and len(blob) > MAX_BATCH_BYTES:
+            raise malformed(f"a publish batch of over one message is at most {MAX_BATCH_BYTES} B")
+        unpack_batch(blob, n, self.max_payload)
+        return raw
+
+    def _split(self, raw: list, entries: list, rejects: list[PublishReject]) -> None:
+        """A checked entry with payloads over the limit: the rest go on in runs."""
+        ref, topic, n, blob, level = raw
+        runs, over = split_oversized(blob, n, self.max_payload)
+        for offset, payloads in runs:
+            first = ref + offset if ref else 0
+            entries.append([first, topic, len(payloads), pack_batch(payloads), level])
+        rejects += [
+            PublishReject(
+                ref + i if ref else 0,
+                E_TOO_LARGE,
+                f"payload is {size} bytes, the limit is {self.max_payload}",
             )
-        return PublishEntry(ref, topic, payload, level)
+            for i, size in over
+        ]
+
+
+def _refs(raw: Any) -> tuple[int, int]:
+    """The refs a bad entry names: its ref if an int, and its n if a valid count."""
+    if type(raw) is not list or not raw or type(raw[0]) is not int or not 0 < raw[0] < U64:
+        return 0, 1
+    n = raw[2] if len(raw) > 2 and type(raw[2]) is int and 0 < raw[2] <= MAX_BATCH else 1
+    return raw[0], min(n, U64 - raw[0])
+
+
+def publish_entry(ref: int, topic: str, payloads: list[bytes], level: int) -> list:
+    """One entry of a publish frame: a batch of ``payloads``; ref 0 asks for no ack.
+
+    The level travels only when it is not the default.
+    """
+    entry = [ref, topic, len(payloads), pack_batch(payloads)]
+    if level == LEVEL_REPLICATED:
+        entry.append(level)
+    return entry
 
 
 def encode_publish(entries: list[list]) -> bytes:
-    """``[ref, topic, payload]`` (or with a level) entries as one ``pub`` frame."""
+    """``publish_entry`` entries as one ``pub`` frame."""
     return encode_api(API_PUBLISH, entries)
 
 
@@ -343,8 +378,17 @@ class Acks(NamedTuple):
     runs: list[AckRun]
 
 
+class RefusedRun(NamedTuple):
+    """``n`` publishes from ``ref`` on were refused with ``code``."""
+
+    ref: int
+    code: str
+    message: str
+    n: int
+
+
 class Nacks(NamedTuple):
-    entries: list[NackEntry]
+    entries: list[RefusedRun]
 
 
 Answer = Acks | Nacks | Reply | Event
@@ -388,10 +432,11 @@ def _ack_run(entry: Any) -> AckRun:
     return run
 
 
-def _nack(entry: Any) -> NackEntry:
-    if type(entry) is not list or len(entry) != 3 or type(entry[2]) is not str:
-        raise malformed("nack entries are [ref, code, message]")
-    return NackEntry(need_int(entry[0], "a nack's ref"), need_str(entry[1], "a code"), entry[2])
+def _nack(entry: Any) -> RefusedRun:
+    if type(entry) is not list or len(entry) != 4 or type(entry[2]) is not str:
+        raise malformed("nack entries are [ref, code, message, n]")
+    ref, code = need_int(entry[0], "a nack's ref"), need_str(entry[1], "a code")
+    return RefusedRun(ref, code, entry[2], need_int(entry[3], "a nack's n", 1))
 
 
 def _is_error(result: Any) -> bool:

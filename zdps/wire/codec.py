@@ -13,11 +13,12 @@ from typing import Any, ClassVar, Final, NamedTuple, Self
 
 import msgpack
 
+from zdps.wire.batches import MAX_BATCH
 from zdps.wire.errors import E_BAD_VERSION, ProtocolError, malformed
 from zdps.wire.fields import entry_check, shape
 from zdps.wire.limits import U64
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 
 _packer = msgpack.Packer(use_bin_type=True)
 pack = _packer.pack
@@ -95,10 +96,15 @@ class NodeMessage:
 
 
 class Reject(NamedTuple):
-    """A batch entry that did not decode: skipped alone, refused under ``ack_id`` if set."""
+    """A batch entry that did not decode: skipped alone, refused under ``ack_id`` if set.
+
+    ``count`` is the messages it says it carries, if it says so readably (else 1): what
+    its sender counts in flight (§7.7).
+    """
 
     ack_id: int
     why: str
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,7 @@ class Batch(NodeMessage):
     rejects: tuple[Reject, ...] = ()
     DATA: ClassVar[bool] = False
     ACK_FIELD: ClassVar[int | None] = None  # index of the entry's ack_id, if it has one
+    COUNT_FIELD: ClassVar[int | None] = None  # index of the entry's message count, if any
     # The entry's NamedTuple, from which SHAPE and ``entry`` are made (fields.py):
     ENTRY: ClassVar[type | None] = None
     RANGES: ClassVar[tuple[tuple[str, int, int], ...]] = ()  # (field, low, high excluded)
@@ -152,20 +159,28 @@ class Batch(NodeMessage):
             try:
                 entries.append(check(raw))
             except ProtocolError as exc:
-                rejects.append(Reject(cls.named_ack_id(raw), exc.message))
+                rejects.append(Reject(cls.named_ack_id(raw), exc.message, cls.named_count(raw)))
         return cls(entries, tuple(rejects))
 
     @classmethod
     def named_ack_id(cls, raw: Any) -> int:
         """The ack_id a bad entry names in its own field, else 0 (nobody to refuse)."""
-        at = cls.ACK_FIELD
-        if at is None or type(raw) is not list or len(raw) <= at:
-            return 0
-        ack_id = raw[at]
-        return ack_id if type(ack_id) is int and 0 < ack_id < U64 else 0
+        return _field(raw, cls.ACK_FIELD, U64 - 1) or 0
+
+    @classmethod
+    def named_count(cls, raw: Any) -> int:
+        """The message count a bad entry names in its own field if it is in range, else 1."""
+        return _field(raw, cls.COUNT_FIELD, MAX_BATCH) or 1
 
     def body(self) -> list:
         return self.entries
+
+    def messages(self) -> int:
+        """How many messages the entries carry: each carries one unless it is a batch."""
+        at = self.COUNT_FIELD
+        if at is None:
+            return len(self.entries)
+        return sum([entry[at] for entry in self.entries])
 
     def halves(self) -> tuple[Self, Self]:
         """Two messages of this kind with the first and second half of the entries."""
@@ -174,6 +189,14 @@ class Batch(NodeMessage):
 
 
 # ---------------------------------------------------------------- checks
+
+
+def _field(raw: Any, at: int | None, high: int) -> int | None:
+    """Field ``at`` of a raw entry if it is an int from 1 to ``high``, else None."""
+    if at is None or type(raw) is not list or len(raw) <= at:
+        return None
+    value = raw[at]
+    return value if type(value) is int and 0 < value <= high else None
 
 
 def need_map(value: Any, what: str) -> dict:

@@ -1,5 +1,10 @@
 """The data path between nodes: routing, copies, replication, acks, flow control.
 
+Messages travel in batches (``batches.py``): a ``fwd``, ``fanout`` or ``store`` entry
+carries ``n`` consecutive messages of one topic as one blob that no hop unpacks, the
+owner gives them the seqs ``seq``..``seq + n - 1`` at once, and one ack entry answers
+them all.
+
 Every kind here but ``consumed`` is a ``Batch``: a list of entries, decoded entry by
 entry, so one bad entry is skipped alone and, when it names an ``ack_id`` in its own
 field, refused under that id (docs/PROTOCOL.md §3.3, §7). Each entry's fields are a
@@ -19,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from zdps.wire.batches import MAX_BATCH
 from zdps.wire.codec import Batch, NodeMessage, need_int
 from zdps.wire.errors import malformed
-from zdps.wire.limits import MAX_ACK_RUN, MAX_HISTORY, MAX_HISTORY_TTL, MAX_HOPS, U64
+from zdps.wire.limits import MAX_HISTORY, MAX_HISTORY_TTL, MAX_HOPS, U64
 
 # Publish ack levels: the optional last field of a client's publish entry and of fwd.
 LEVEL_NONE = 0
@@ -29,6 +35,8 @@ LEVEL_OWNER = 1
 LEVEL_REPLICATED = 2
 ACK_LEVELS = {"none": LEVEL_NONE, "owner": LEVEL_OWNER, "replicated": LEVEL_REPLICATED}
 _HOPS = (("hops", 0, MAX_HOPS + 1),)
+_N = ("n", 1, MAX_BATCH + 1)
+_SEQ = ("seq", 1, U64 - MAX_BATCH)  # a batch's seqs, seq..seq + n - 1, stay below 2**64
 
 
 class Retention(NamedTuple):
@@ -51,28 +59,23 @@ def decode_retention(count: Any, age: Any) -> Retention:
 
 class ForwardEntry(NamedTuple):
     topic: str
-    payload: bytes
-    ack_id: int  # 0: no ack wanted; else names the publish at the sender
+    n: int  # messages in the batch
+    batch: bytes  # their payloads (batches.py), passed on unopened
+    ack_id: int  # 0: no ack wanted; else names the batch at the sender
     hops: int  # links crossed so far, at most MAX_HOPS
-    level: int = LEVEL_OWNER  # LEVEL_OWNER or LEVEL_REPLICATED
-
-
-def forward_entry(topic: str, payload: bytes, ack_id: int, hops: int, level: int) -> tuple:
-    """A fwd entry as sent: the default level is left out, as nodes before ack levels did."""
-    if level == LEVEL_OWNER:
-        return (topic, payload, ack_id, hops)
-    return (topic, payload, ack_id, hops, level)
+    level: int  # LEVEL_OWNER or LEVEL_REPLICATED
 
 
 @dataclass(frozen=True, slots=True)
 class Forward(Batch):
-    """Publishes on their way to the topic's owner (§7.1)."""
+    """Batches of publishes on their way to the topic's owner (§7.1)."""
 
     KIND = "fwd"
     DATA = True
-    ACK_FIELD = 2
+    ACK_FIELD = 3
+    COUNT_FIELD = 1
     ENTRY = ForwardEntry
-    RANGES = _HOPS
+    RANGES = (_N, *_HOPS)
     CHOICES = (("level", (LEVEL_OWNER, LEVEL_REPLICATED)),)
     IN_PLACE = True
 
@@ -133,9 +136,10 @@ class Configure(Batch):
 
 class FanoutEntry(NamedTuple):
     topic: str
-    seq: int
+    seq: int  # of the first message; the others follow one by one
     epoch: int
-    payload: bytes
+    n: int
+    batch: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,9 @@ class Fanout(Batch):
 
     KIND = "fanout"
     DATA = True
+    COUNT_FIELD = 3
     ENTRY = FanoutEntry
+    RANGES = (_SEQ, _N)
     IN_PLACE = True
 
 
@@ -170,10 +176,12 @@ class Closed(Batch):
 
 class StoreEntry(NamedTuple):
     topic: str
-    seq: int
+    seq: int  # of the first message
     epoch: int
-    payload: bytes
+    n: int
+    batch: bytes
     deliver: bool  # the replica has interest: this is also its delivery copy
+    confirm: bool = False  # a replicated publish waits on it: confirm it at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +190,9 @@ class Store(Batch):
 
     KIND = "store"
     DATA = True
+    COUNT_FIELD = 3
     ENTRY = StoreEntry
+    RANGES = (_SEQ, _N)
     IN_PLACE = True
 
 
@@ -203,7 +213,7 @@ class Stored(Batch):
 class HandoffEntry(NamedTuple):
     topic: str
     retention: Retention | None  # the topic's own retention, None for the default
-    stored: list  # [epoch, seq, payload, age] oldest first; age in seconds
+    stored: list  # [epoch, seq, n, batch, age] oldest first; age in seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +223,7 @@ class Handoff(Batch):
     KIND = "handoff"
     SHAPE = (
         "[topic str, [count int, age float] or nil,"
-        " [[epoch int, seq int, payload bin, age float], ...]]"
+        " [[epoch int, seq int, n int, batch bin, age float], ...]]"
     )
 
     @classmethod
@@ -227,17 +237,19 @@ class Handoff(Batch):
             retention = decode_retention(*retention)
         if type(stored) is not list or not all(
             type(e) is list
-            and len(e) == 4
+            and len(e) == 5
             and type(e[0]) is int
             and type(e[1]) is int
+            and type(e[2]) is int
             and 0 <= e[0] < U64
-            and 0 <= e[1] < U64
-            and type(e[2]) is bytes
-            and type(e[3]) in (int, float)
-            and e[3] >= 0
+            and 0 < e[1] < U64 - MAX_BATCH
+            and 0 < e[2] <= MAX_BATCH
+            and type(e[3]) is bytes
+            and type(e[4]) in (int, float)
+            and e[4] >= 0
             for e in stored
         ):
-            raise malformed("handoff entries hold [epoch, seq, payload, age]")
+            raise malformed("handoff entries hold [epoch, seq, n, batch, age]")
         return HandoffEntry(topic, retention, stored)
 
 
@@ -245,7 +257,10 @@ class Handoff(Batch):
 
 
 class AckRun(NamedTuple):
-    """``ack_id``..``ack_id + n - 1`` got ``seq``..``seq + n - 1`` (§7.4)."""
+    """The ``n`` messages of the batch ``ack_id`` got ``seq``..``seq + n - 1`` (§7.4).
+
+    To a client, ``ack_id`` is the ref of the first message and the others' refs follow.
+    """
 
     ack_id: int
     seq: int
@@ -256,11 +271,11 @@ class AckRun(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Ack(Batch):
-    """Acknowledgements as runs; the outbox extends the last run when the next continues it."""
+    """Acknowledgements, one entry per batch."""
 
     KIND = "ack"
     ENTRY = AckRun
-    RANGES = (("n", 1, MAX_ACK_RUN + 1),)
+    RANGES = (("seq", 0, U64 - MAX_BATCH), _N)  # seq 0: a retention's ack
     IN_PLACE = True
 
 

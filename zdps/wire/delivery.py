@@ -5,8 +5,8 @@ from __future__ import annotations
 from zdps.wire.codec import pack, unpack
 from zdps.wire.errors import malformed
 
-_SEQ_KEY = b"\x82\xa3seq\xcf"  # map of 2; "seq": uint64
-_EPOCH_KEY = b"\xa5epoch\xcf"  # "epoch": uint64
+SEQ_KEY = b"\x82\xa3seq\xcf"  # map of 2; "seq": uint64
+EPOCH_KEY = b"\xa5epoch\xcf"  # "epoch": uint64
 
 
 def message_header(seq: int, epoch: int) -> bytes:
@@ -15,7 +15,7 @@ def message_header(seq: int, epoch: int) -> bytes:
     Built by hand (fixed-width uint64 fields, still plain msgpack) because it is made
     once per delivered message. ``seq`` and ``epoch`` were checked to fit on decoding.
     """
-    return _SEQ_KEY + seq.to_bytes(8, "big") + _EPOCH_KEY + epoch.to_bytes(8, "big")
+    return SEQ_KEY + seq.to_bytes(8, "big") + EPOCH_KEY + epoch.to_bytes(8, "big")
 
 
 def closed_header(seq: int, epoch: int) -> bytes:

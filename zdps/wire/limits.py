@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Final
 
 MAX_HOPS: Final = 3  # forwards one publish may take before it is refused (docs/PROTOCOL.md §7.1)
-MAX_ACK_RUN: Final = 1_000_000  # longest ack run accepted from a peer (§7.4)
 MAX_HISTORY: Final = 10_000_000  # messages per topic a retention may ask for (§7.8)
 MAX_HISTORY_TTL: Final = 365 * 24 * 3600.0  # seconds a retention may keep a message
 HISTORY_PAGE: Final = 10_000  # entries per history reply (§7.9)

@@ -1,0 +1,111 @@
+"""Batches: the blob of payloads every hop passes on, and the entry node's checks of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, ProtocolError
+from zdps.wire.api import PublishDecoder, publish_entry
+from zdps.wire.batches import MAX_BATCH, pack_batch, split_oversized, unpack_batch
+
+pytestmark = pytest.mark.timeout(60)
+
+PAYLOADS = st.lists(st.binary(max_size=40), min_size=1, max_size=50)
+
+
+@given(payloads=PAYLOADS)
+def test_a_batch_unpacks_to_what_was_packed(payloads: list[bytes]) -> None:
+    assert unpack_batch(pack_batch(payloads), len(payloads)) == payloads
+    assert msgpack.unpackb(pack_batch(payloads)) == payloads  # any msgpack library reads it
+
+
+ANY = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    good=st.lists(st.binary(max_size=4), max_size=4),
+    bad=ANY,
+    at=st.integers(0, 4),
+    tail=st.binary(max_size=2),
+)
+def test_a_damaged_batch_is_a_protocol_error(good: list, bad: Any, at: int, tail: bytes) -> None:
+    """Anything but an array of exactly n bin is refused, and nothing else is raised."""
+    items = [*good[:at], bad, *good[at:]]
+    blob = msgpack.packb(items, use_bin_type=True) + tail
+    with pytest.raises(ProtocolError):
+        unpack_batch(blob, len(items))
+    with pytest.raises(ProtocolError):
+        unpack_batch(pack_batch(good), len(good) + 1)
+
+
+def test_a_payload_over_the_limit_is_too_large_and_named() -> None:
+    blob = pack_batch([b"ok", b"x" * 20, b"fine"])
+    assert unpack_batch(blob, 3, 20) == [b"ok", b"x" * 20, b"fine"]
+    with pytest.raises(ProtocolError) as refused:
+        unpack_batch(blob, 3, 19)
+    assert refused.value.code == "too_large" and "20 bytes" in refused.value.message
+
+
+def test_oversized_payloads_split_a_batch_into_runs() -> None:
+    blob = pack_batch([b"a", b"LONG", b"b", b"c", b"LONG", b"d"])
+    runs, over = split_oversized(blob, 6, 3)
+    assert runs == [(0, [b"a"]), (2, [b"b", b"c"]), (5, [b"d"])]
+    assert over == [(1, 4), (4, 4)]
+
+
+def decode(entries: list, limit: int = 8) -> tuple[list, list]:
+    return PublishDecoder(limit).decode(msgpack.unpackb(msgpack.packb(entries, use_bin_type=True)))
+
+
+def test_publish_entries_carry_a_batch_with_its_first_ref() -> None:
+    entries, rejects = decode(
+        [publish_entry(5, "t", [b"a", b"b"], LEVEL_OWNER), publish_entry(0, "u", [b"c"], 2)]
+    )
+    assert rejects == []
+    assert entries == [
+        [5, "t", 2, pack_batch([b"a", b"b"]), LEVEL_OWNER],
+        [0, "u", 1, pack_batch([b"c"]), LEVEL_REPLICATED],
+    ]
+
+
+def test_only_the_oversized_payloads_of_a_batch_are_refused() -> None:
+    """The others go on as batches of their runs, with the refs they had."""
+    entry = publish_entry(10, "t", [b"a", b"x" * 9, b"b", b"c"], LEVEL_OWNER)
+    entries, rejects = decode([entry])
+    assert entries == [
+        [10, "t", 1, pack_batch([b"a"]), LEVEL_OWNER],
+        [12, "t", 2, pack_batch([b"b", b"c"]), LEVEL_OWNER],
+    ]
+    assert [(r.ref, r.code, r.n) for r in rejects] == [(11, "too_large", 1)]
+
+
+@pytest.mark.parametrize(
+    ("entry", "code", "ref", "n"),
+    [
+        ([4, "t", 3, pack_batch([b"a", b"b"])], "malformed", 4, 3),  # n does not match
+        ([4, "t", 2, b"\x92\xc4"], "malformed", 4, 2),  # truncated
+        ([4, "t", 2, msgpack.packb([b"a", "text"], use_bin_type=True)], "malformed", 4, 2),
+        ([4, "bad\x00topic", 1, pack_batch([b"a"])], "invalid_topic", 4, 1),
+        ([4, "t", MAX_BATCH + 1, pack_batch([b"a"])], "malformed", 4, 1),
+        ([4, "t", 0, pack_batch([])], "malformed", 4, 1),
+        ([2**64 - 1, "t", 2, pack_batch([b"a", b"b"])], "malformed", 2**64 - 1, 1),
+        ([4, "t", 1, pack_batch([b"a"]), 3], "malformed", 4, 1),  # no such level
+        (["4", "t", 1, pack_batch([b"a"])], "malformed", 0, 1),
+    ],
+)
+def test_a_bad_publish_entry_is_refused_for_the_refs_it_names(
+    entry: list, code: str, ref: int, n: int
+) -> None:
+    entries, rejects = decode([entry, publish_entry(9, "ok", [b"z"], LEVEL_OWNER)])
+    assert [e[0] for e in entries] == [9]  # the good entry after it still counts
+    assert [(r.code, r.ref, r.n) for r in rejects] == [(code, ref, n)]

@@ -1,0 +1,56 @@
+"""The publish frame a client is filling: its messages as one batch per run of a topic.
+
+A node handles a batch as one unit (docs/PROTOCOL.md §7), so consecutive messages to
+one topic go into one ``pub`` entry, whatever their number. A frame is full at
+``batch`` messages or FRAME_BYTES of payload: a frame past the node's 256 MiB limit
+would cost the connection, and one much larger than that only delays the first ack.
+"""
+
+from __future__ import annotations
+
+from zdps.wire.api import encode_publish, publish_entry
+from zdps.wire.batches import MAX_BATCH
+
+FRAME_BYTES = 4 * 1024 * 1024  # payload bytes after which a frame is sent
+
+
+class PublishFrame:
+    """Messages waiting to be sent, grouped into runs of one topic in order."""
+
+    __slots__ = ("_payloads", "_topic", "count", "runs", "size")
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.runs: list[tuple[str, list[bytes]]] = []
+        self.count = 0  # messages
+        self.size = 0  # payload bytes
+        self._topic: str | None = None
+        self._payloads: list[bytes] = []
+
+    def add(self, topic: str, payload: bytes) -> None:
+        """Add a message; one over FRAME_BYTES is a batch of its own (it fills the frame),
+        so that a payload the node refuses as too large takes no other message with it."""
+        size = len(payload)
+        if topic != self._topic or len(self._payloads) >= MAX_BATCH or size > FRAME_BYTES:
+            self._payloads = []
+            self._topic = topic if size <= FRAME_BYTES else None
+            self.runs.append((topic, self._payloads))
+        self._payloads.append(payload)
+        self.count += 1
+        self.size += size
+
+    def full(self, batch: int) -> bool:
+        return self.count >= batch or self.size >= FRAME_BYTES
+
+    def take(self, first_ref: int, level: int) -> bytes:
+        """The ``pub`` frame of everything added, with refs from ``first_ref`` on (0:
+        no acks), in order; the frame starts empty again."""
+        entries, ref = [], first_ref
+        for topic, payloads in self.runs:
+            entries.append(publish_entry(ref, topic, payloads, level))
+            if ref:
+                ref += len(payloads)
+        self._reset()
+        return encode_publish(entries)

@@ -1,0 +1,72 @@
+"""A batch: the payloads of consecutive messages to one topic, as one opaque blob (§7).
+
+The data path carries messages in batches: a client publishes ``n`` payloads to a
+topic as one entry, the entry node checks them once, and every hop after it moves the
+blob without looking inside. Only a node that delivers on its raw PUB (§9.1), and a
+client that receives batches (§9.5), unpack it. The blob is a msgpack array of ``n``
+bin payloads, so any msgpack library reads it.
+
+The checks run at C speed: msgpack's own length limit finds a payload over
+``max_payload``, and ``bytes.join`` finds an element that is not bin. No Python code
+runs per payload.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgpack
+
+from zdps.wire.errors import E_TOO_LARGE, ProtocolError, malformed
+
+MAX_BATCH: Final = 4096  # messages in one batch (what a delivering node expands at once)
+MAX_BATCH_BYTES: Final = 32 * 1024 * 1024  # a batch's blob, unless it holds one message
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+_unpackb = msgpack.unpackb
+
+
+def pack_batch(payloads: list[bytes]) -> bytes:
+    """The blob of ``payloads`` (a msgpack array of bin)."""
+    return _pack(payloads)
+
+
+def unpack_batch(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
+    """The ``n`` payloads of ``blob``, each at most ``limit`` bytes (-1: any), or
+    ProtocolError: ``too_large`` for a payload over the limit, else ``malformed``."""
+    try:
+        payloads = _unpackb(blob, max_bin_len=limit, max_str_len=0, max_map_len=0)
+    except ValueError as exc:
+        if limit >= 0 and "max_bin_len" in str(exc):
+            largest = max(map(len, unpack_batch(blob, n)))
+            raise ProtocolError(
+                E_TOO_LARGE, f"a payload is {largest} bytes, the limit is {limit}"
+            ) from None
+        raise malformed(f"a batch is a msgpack array of bin payloads: {exc}") from None
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise malformed(f"a batch is a msgpack array of bin payloads: {exc}") from None
+    if type(payloads) is not list or len(payloads) != n:
+        raise malformed(f"a batch of {n} is an array of {n} payloads")
+    try:
+        b"".join(payloads)  # a TypeError names any element that is not bin
+    except TypeError:
+        raise malformed("every payload of a batch is bin") from None
+    return payloads
+
+
+Runs = list[tuple[int, list[bytes]]]
+
+
+def split_oversized(blob: bytes, n: int, limit: int) -> tuple[Runs, list[tuple[int, int]]]:
+    """A batch refused as ``too_large``, in parts: the runs of payloads within
+    ``limit`` as ``(offset, payloads)``, and ``(offset, size)`` of those over it."""
+    runs: list[tuple[int, list[bytes]]] = []
+    over: list[tuple[int, int]] = []
+    for i, payload in enumerate(unpack_batch(blob, n)):
+        if len(payload) > limit:
+            over.append((i, len(payload)))
+        elif runs and runs[-1][0] + len(runs[-1][1]) == i:
+            runs[-1][1].append(payload)
+        else:
+            runs.append((i, [payload]))
+    return runs, over

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
@@ -15,6 +17,21 @@ from zdps.client.sync import Client
 from zdps.endpoints import endpoint_problem
 from zdps.settings import DEFAULT_API
 from zdps.topics import InvalidTopic
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, systemd) stops the command as Ctrl-C does: it raises
+    KeyboardInterrupt, so the command ends the way it documents for an interrupt."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def check_endpoints(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:

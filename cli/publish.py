@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -13,7 +12,13 @@ import click
 
 from zdps.client.protocol import FLUSH, PublishError, PublishResult
 from zdps.topics import check_topic
-from zdps_cli.options import check_name, node_option, open_client, timeout_option
+from zdps_cli.options import (
+    check_name,
+    node_option,
+    open_client,
+    stopped_by_sigterm,
+    timeout_option,
+)
 
 
 @click.command()
@@ -63,9 +68,8 @@ def publish(
     else:  # a MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8)
         lines = [os.fsencode(message)] if stdin is None else stdin
     tally = _Tally()
-    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        with open_client(node, timeout) as client:
+        with stopped_by_sigterm(), open_client(node, timeout) as client:
             messages = (m if m is FLUSH else (topic, m) for m in lines)
             for outcome in client.publish_many(messages, ack=level, batch=BATCH):
                 tally.add(outcome, show_seq=stdin is None)
@@ -77,8 +81,6 @@ def publish(
             err=True,
         )
         sys.exit(130)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     failed, acked = tally.failed, tally.acked
     if failed > MAX_SHOWN_FAILURES:
         click.echo(f"zdps publish: ({failed - MAX_SHOWN_FAILURES} more failures)", err=True)
@@ -102,11 +104,6 @@ READ_SIZE = 1 << 16  # bytes read from stdin at a time
 
 def _read(stdin: _StdinLines | None) -> int:
     return 1 if stdin is None else stdin.count
-
-
-def _terminated(_signum: int, _frame: Any) -> None:
-    """SIGTERM stops a publish as Ctrl-C does: with a count of what went out."""
-    raise KeyboardInterrupt
 
 
 class _Tally:

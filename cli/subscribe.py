@@ -19,6 +19,7 @@ from zdps_cli.options import (
     node_option,
     open_client,
     stdout_gone,
+    stopped_by_sigterm,
     timeout_option,
 )
 
@@ -65,7 +66,7 @@ def subscribe(
     if since is not None and prefix:
         raise click.UsageError("--since needs exact topics, not --prefix")
     try:
-        with open_client(node, timeout) as client:
+        with stopped_by_sigterm(), open_client(node, timeout) as client:
             subscription = call(
                 client.subscribe, *topics, prefix=prefix, recover=recover, since=since
             )
@@ -82,7 +83,7 @@ def subscribe(
                     if count is not None and received >= count:
                         return
             click.echo("subscription ended: topic deleted", err=True)
-    except KeyboardInterrupt:  # Ctrl-C: what was received has been printed
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was received has been printed
         pass
     except BrokenPipeError:
         stdout_gone()

@@ -125,7 +125,10 @@ def test_commands_against_a_dead_node_end_within_their_timeout() -> None:
     assert "no zdps node at" in publish_err and publish_err.count("\n") <= 13
 
 
-def test_subscribe_ends_quietly_on_sigint(cluster: Cluster) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_subscribe_ends_quietly_on_sigint_or_sigterm(
+    cluster: Cluster, signum: signal.Signals
+) -> None:
     a = cluster.start("A")
     proc, out, err = cluster.spawn("subscribe", "intr", "--node", a.api, name="intr")
     wait_for(lambda: "subscribed intr" in err.read_text(), 10, "subscriber")
@@ -133,7 +136,7 @@ def test_subscribe_ends_quietly_on_sigint(cluster: Cluster) -> None:
         client.publish("intr", b"one")
         client.publish("intr", b"two")
     wait_for(lambda: out.read_text() == "one\ntwo\n", 10, "both messages")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     assert proc.wait(10) == 0
     assert err.read_text() == "subscribed intr\n"
 
@@ -182,3 +185,20 @@ def test_publish_sends_stdin_and_arguments_as_raw_bytes(cluster: Cluster) -> Non
         got = [subscription.recv(5) for _ in range(6)]
     expected = [b"\xff\xfe", b"plain", b"", b"a\rb", b"last\r", b"\xfe\xff arg"]
     assert [m.data for m in got] == expected
+
+
+def test_commands_stop_on_sigint_even_when_started_with_it_ignored(cluster: Cluster) -> None:
+    """`bash .ci/run &` runs the suite with SIGINT ignored, and children inherit that:
+    the harness gives a command its default back, and the daemon handles SIGINT itself."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        a = cluster.start("A")
+        proc, _, err = cluster.spawn("subscribe", "bg", "--node", a.api, name="bg")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    wait_for(lambda: "subscribed bg" in err.read_text(), 10, "subscriber")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    a.proc.send_signal(signal.SIGINT)
+    assert a.proc.wait(10) == 0
+    assert "leaving" in a.logs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from tests.cluster.harness import Cluster, NodeProc, wait_for
-from zdps import Gap, Message
+from zdps import AsyncClient, Gap, Message
 from zdps.core.ring import HashRing
 
 pytestmark = pytest.mark.timeout(120)
@@ -156,3 +157,27 @@ def test_since_below_what_history_holds_reports_the_gap(cluster: Cluster) -> Non
     assert as_text.returncode == 0, as_text.stderr
     assert as_text.stdout.splitlines() == ["16", "17", "18", "19", "20"]
     assert f"gap: hs epoch {lines[1]['epoch']} seq 3-15 lost" in as_text.stderr
+
+
+def test_since_below_what_history_holds_is_a_gap_in_both_clients(cluster: Cluster) -> None:
+    a = cluster.start("A")
+    with a.client() as client:
+        client.create_topic("hs", history=5, ttl=60)
+        list(client.publish_many(("hs", b"%d" % i) for i in range(1, 21)))  # one batch
+        with client.subscribe("hs", since=1) as subscription:
+            got = [subscription.recv(5) for _ in range(6)]
+    epoch = got[1].epoch
+    assert got[0] == Gap("hs", epoch, 1, 15)
+    assert [(m.seq, m.data) for m in got[1:]] == [(i, b"%d" % i) for i in range(16, 21)]
+
+    async def in_asyncio() -> list:
+        async with AsyncClient(a.api) as aclient:
+            subscription = await aclient.subscribe("hs", since=12)
+            try:
+                return [await asyncio.wait_for(subscription.recv(), 5) for _ in range(6)]
+            finally:
+                subscription.close()
+
+    got = asyncio.run(in_asyncio())
+    assert got[0] == Gap("hs", epoch, 12, 15)
+    assert [m.seq for m in got[1:]] == [16, 17, 18, 19, 20]

@@ -228,3 +228,12 @@ def test_any_damaged_api_frame_is_a_protocol_error_or_well_formed(data: Any, new
     path = data.draw(st.sampled_from(paths(frame)), label="path")
     with contextlib.suppress(ProtocolError):
         decode_as_read(replaced(frame, path, new))
+
+
+@pytest.mark.parametrize("frame", [b"\xc1", b"\x92\x01", b"\xd9\x01\xff"])
+def test_an_undecodable_frame_says_why(frame: bytes) -> None:
+    """msgpack's own exceptions may have no text: the reason is never left empty."""
+    with pytest.raises(ProtocolError) as refused:
+        codec.unpack(frame)
+    reason = refused.value.message.removeprefix("undecodable msgpack:").strip()
+    assert reason and refused.value.code == "malformed"

@@ -64,9 +64,11 @@ def reachable_pub(pub: str, api: str) -> str:
 
 
 class _Flush:
-    """``FLUSH``: in the messages of ``publish_many``/``publish_stream``, "send the frame
-    being filled now". A reader of a pipe yields it before it waits for more, so what it
-    already has travels as one frame and nothing waits behind a read that blocks."""
+    """``FLUSH``: in the messages of ``publish_many``/``publish_stream``, "nothing more
+    for now: send the frame being filled". ``publish_many`` then also waits for the
+    outcomes of what is in flight and reports them. A reader of a pipe yields it before
+    it waits for more, so what it already has travels as one frame, nothing waits behind
+    a read that blocks, and what was acknowledged is known before it blocks."""
 
     __slots__ = ()
 

@@ -7,7 +7,9 @@ cannot be sent within the timeout, or a publish that times out while the node ha
 sent nothing at all since it was sent. ``publish_stream`` is the fastest path: its
 only work per message is to add it to the frame; acks settle whole frames. A frame
 (``frames.py``: one batch per run of a topic) leaves when it holds ``batch`` messages
-or 4 MiB, or at a ``FLUSH`` among the messages.
+or 4 MiB, or at a ``FLUSH`` among the messages: the source has nothing more for now,
+so ``publish_many`` also waits for the outcomes of what is in flight, and reports them
+before it reads the source again.
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ def publish_many(
                 yield from flush() if frame.count else settled(block=True)
             if unreachable or (item := next(source, _END)) is _END:
                 break
-            if item is FLUSH:
+            if item is FLUSH:  # nothing more for now: send, and report what is settled
                 if frame.count:
                     yield from flush()
+                while inflight and not unreachable:
+                    yield from settled(block=True)
                 continue
             topic, data = item
             frame.add(topic, data if type(data) is bytes else to_bytes(data))

@@ -213,12 +213,15 @@ class Client:
     ) -> Generator[PublishResult | PublishError, None, None]:
         """Publish a stream, keeping at most ``window`` unacknowledged; yields each outcome.
 
-        Up to ``batch`` messages travel in one frame (the node routes them as a batch);
-        a frame leaves once it is full, so with an iterator that blocks (a pipe, a
-        socket) keep ``batch`` at 1 for latency. Outcomes are yielded in the order
-        they are settled: acks and nacks in the order they arrive (across topics this
-        need not be publish order), and a PublishError(timeout) for a publish not
-        acknowledged within the client's timeout of being sent. A failed publish
+        Up to ``batch`` messages travel in one frame, consecutive ones to one topic
+        as one batch (the node routes a batch as one unit); a frame leaves once it is
+        full, or at a ``zdps.FLUSH`` among the messages: an iterator that blocks (a
+        pipe, a socket) yields FLUSH before it waits, so that what it has leaves at
+        once and the outcomes of what is in flight are reported before it blocks.
+        Outcomes are yielded in the order they are settled: acks and nacks in the
+        order they arrive (across topics this need not be publish order), and a
+        PublishError(timeout) for a publish not acknowledged within the client's
+        timeout of being sent. A failed publish
         yields its PublishError instead of raising, so one bad message does not stop
         the stream. Without ``ack`` nothing is yielded unless a frame cannot be sent.
 

@@ -44,7 +44,8 @@ def unpack_batch(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
             ) from None
         raise malformed(f"a batch is a msgpack array of bin payloads: {exc}") from None
     except Exception as exc:  # msgpack raises several unrelated exception types
-        raise malformed(f"a batch is a msgpack array of bin payloads: {exc}") from None
+        why = str(exc) or type(exc).__name__
+        raise malformed(f"a batch is a msgpack array of bin payloads: {why}") from None
     if type(payloads) is not list or len(payloads) != n:
         raise malformed(f"a batch of {n} is an array of {n} payloads")
     try:

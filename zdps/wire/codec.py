@@ -29,7 +29,7 @@ def unpack(frame: bytes) -> Any:
     try:
         return msgpack.unpackb(frame, raw=False, strict_map_key=False, use_list=True)
     except Exception as exc:  # msgpack raises several unrelated exception types
-        raise malformed(f"undecodable msgpack: {exc}") from None
+        raise malformed(f"undecodable msgpack: {str(exc) or type(exc).__name__}") from None
 
 
 # ---------------------------------------------------------------- node <-> node

@@ -90,6 +90,12 @@ from zdps_cli.options import (
     help="Acknowledgement level publishers wait for.",
 )
 @click.option("--no-ack", is_flag=True, help="Publish fire-and-forget (--ack none).")
+@click.option(
+    "--batches",
+    is_flag=True,
+    help="Subscribers receive whole batches (subscribe(..., batches=True)) instead of "
+    "one three-frame message each.",
+)
 @json_option("Print one JSON object instead of a table.")
 @click.option(
     "--timeout",

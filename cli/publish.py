@@ -62,15 +62,16 @@ def publish(
     if message is not None and source is not None:
         raise click.UsageError("give MESSAGE or --file, not both")
     level = "none" if no_ack else ack or "owner"
-    stdin = _StdinLines() if message is None and source is None else None
+    stdin = _StdinLines(topic) if message is None and source is None else None
     if source is not None:
-        lines: Any = [source.read()]
-    else:  # a MESSAGE argument goes out as the bytes it was given (not necessarily UTF-8)
-        lines = [os.fsencode(message)] if stdin is None else stdin
+        messages: Any = [(topic, source.read())]
+    elif stdin is None:  # MESSAGE goes out as the bytes it was given (not necessarily UTF-8)
+        messages = [(topic, os.fsencode(message))]
+    else:
+        messages = stdin
     tally = _Tally()
     try:
         with stopped_by_sigterm(), open_client(node, timeout) as client:
-            messages = (m if m is FLUSH else (topic, m) for m in lines)
             for outcome in client.publish_many(messages, ack=level, batch=BATCH):
                 tally.add(outcome, show_seq=stdin is None)
     except KeyboardInterrupt:
@@ -124,13 +125,16 @@ class _Tally:
 
 
 class _StdinLines:
-    """Lines of stdin as bytes, without "\n" or "\r\n"; notes when stdin is used up.
+    """Lines of stdin as bytes, without "\n" or "\r\n", as messages to ``topic``; notes
+    when stdin is used up.
 
-    What stdin already holds goes out in batches: before a read that would wait, it
-    yields ``FLUSH``, so the lines read so far leave at once rather than behind it.
+    What stdin already holds goes out in batches: the lines of each read as one run
+    (``(topic, [line, ...])``: no work per line), and before a read that would wait a
+    ``FLUSH``, so the lines read so far leave at once rather than behind it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
         self.count = 0  # lines read
         self.exhausted = False
 
@@ -149,8 +153,9 @@ class _StdinLines:
             self.count += len(lines)
             if b"\r" in data:
                 lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
-            yield from lines
+            if lines:
+                yield self.topic, lines
         if rest:  # a last line without its line ending
             self.count += 1
-            yield rest
+            yield self.topic, rest
         self.exhausted = True

@@ -40,7 +40,7 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     )
     click.echo(
         f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "
-        f"api={endpoints['api']} pub={endpoints['pub']}"
+        f"api={endpoints['api']} pub={endpoints['pub']} batch_pub={endpoints['batch_pub']}"
     )
     ring = info["ring"]
     click.echo(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from zdps.client.ledger import StreamResult
     from zdps.client.protocol import (
         FLUSH,
+        Batch,
         Message,
         PublishError,
         PublishResult,
@@ -29,6 +30,7 @@ _EXPORTS = {
     "FLUSH": "zdps.client.protocol",
     "AsyncClient": "zdps.client.aio",
     "AsyncSubscription": "zdps.client.aio",
+    "Batch": "zdps.client.protocol",
     "Client": "zdps.client.sync",
     "Gap": "zdps.client.recovery",
     "Message": "zdps.client.protocol",
@@ -44,6 +46,7 @@ __all__ = [
     "FLUSH",
     "AsyncClient",
     "AsyncSubscription",
+    "Batch",
     "Client",
     "Gap",
     "Message",

@@ -18,14 +18,16 @@ import struct
 import sys
 import time
 from array import array
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import repeat
 from typing import Any
 
 import msgpack
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
+from zdps.client.protocol import Batch
+from zdps.client.recovery import Gap
 from zdps.wire import message_header
 
 STAMP = struct.Struct("<q")
@@ -51,6 +53,7 @@ class BenchConfig:
     window: int = 20_000
     ack: str = "owner"  # "none", "owner" or "replicated" (see Client.publish)
     sub_procs: int = 0  # 0: one process per subscriber, at most 2 (the machine's cores)
+    batches: bool = False  # subscribers receive whole batches (the batch PUB)
     timeout: float = 30.0  # seconds a client waits for its node (and workers to be ready)
 
 
@@ -82,8 +85,16 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
         node = config.sub_nodes[(index + k) % len(config.sub_nodes)]
         client = Client(node, context=ctx, timeout=config.timeout)
         clients.append(client)
-        subs.append(client.subscribe(config.topic))
+        subs.append(client.subscribe(config.topic, batches=config.batches))
     ready.put(index)
+    if config.batches:
+        out.put(asdict(_batch_subscriber(config, subs, progress)))
+        for sub in subs:
+            sub.close()
+        for client in clients:
+            client.close()
+        ctx.destroy(0)
+        return
     poller = zmq.Poller()
     socks = [s._sock for s in subs]
     for sock in socks:
@@ -94,15 +105,8 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
     total = config.publishers * config.count * len(socks)
     sample_every = max(1, total // 200_000)
     stamp = STAMP.unpack_from
-    idle_since = time.monotonic()
     received = next_sample = 0
-    while True:
-        events = poller.poll(100)
-        if not events:
-            if progress["done"].value and time.monotonic() - idle_since > IDLE_END:
-                break
-            continue
-        idle_since = time.monotonic()
+    for events in _ready(poller, progress):
         for sock, _ in events:
             key_sock = id(sock)
             before = received
@@ -143,6 +147,59 @@ def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, 
     out.put(asdict(result))
 
 
+def _ready(poller: zmq.Poller, progress) -> Iterator[list]:
+    """The sockets with something to read, poll after poll, until the publishers are
+    done and IDLE_END seconds went by without a message."""
+    idle_since = time.monotonic()
+    while True:
+        events = poller.poll(100)
+        if events:
+            idle_since = time.monotonic()
+            yield events
+        elif progress["done"].value and time.monotonic() - idle_since > IDLE_END:
+            return
+
+
+def _batch_subscriber(config: BenchConfig, subs: list, progress) -> SubResult:
+    """The subscriber's loop with batch-aware subscriptions: ``recv_batch``, and the
+    order checked and a latency sampled once per batch."""
+    poller = zmq.Poller()
+    by_sock = {sub._sock: sub for sub in subs}
+    for sock in by_sock:
+        poller.register(sock, zmq.POLLIN)
+    result = SubResult()
+    latencies = array("d")
+    expected: dict[tuple[int, int], int] = {}  # (subscription, epoch) -> the next seq
+    stamp = STAMP.unpack_from
+    for events in _ready(poller, progress):
+        before = result.received
+        for sock, _ in events:
+            sub = by_sock[sock]
+            while (item := sub.recv_batch(0)) is not None:
+                if type(item) is Gap:
+                    result.gaps += item.last - item.first + 1
+                    continue
+                payloads = item.payloads if type(item) is Batch else [item.data]
+                key = (id(sub), item.epoch)
+                want = expected.get(key, item.seq)
+                if item.seq < want:
+                    result.duplicates += len(payloads)
+                elif item.seq > want:
+                    result.gaps += item.seq - want
+                expected[key] = item.seq + len(payloads)
+                result.received += len(payloads)
+                now = time.monotonic_ns()
+                latencies.append((now - stamp(payloads[0])[0]) / 1000)
+                if not result.first_ns:
+                    result.first_ns = now
+        if result.received != before:
+            result.last_ns = time.monotonic_ns()
+            with progress["received"].get_lock():
+                progress["received"].value += result.received - before
+    result.latencies_us = latencies.tolist()
+    return result
+
+
 def _seq_epoch(header: bytes) -> tuple[int, int]:
     """``(seq, epoch)`` of a delivery header: the daemon's fixed layout read in place,
     any other msgpack spelling decoded."""
@@ -156,7 +213,8 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
     """Publish in batches, paced by absolute deadlines when a rate is set.
 
     Unpaced, the messages of one batch share one payload, stamped once when the batch
-    is made (its messages leave together); paced, each message is stamped on its own.
+    is made (its messages leave together), and go to the client as one run (a list of
+    payloads: no work per message); paced, each message is stamped on its own.
     """
     from zdps.client.sync import Client
 
@@ -187,7 +245,8 @@ def _publisher(config: BenchConfig, index: int, start, out) -> None:
                     time.sleep(due - now)  # never spin: the cores belong to the nodes
                     continue
                 size = 1
-            yield from repeat((topic, STAMP.pack(time.monotonic_ns()) + padding), size)
+            payload = STAMP.pack(time.monotonic_ns()) + padding
+            yield (topic, [payload] * size) if size > 1 else (topic, payload)
             sent += size
 
     if config.ack != "none":

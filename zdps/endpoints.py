@@ -44,6 +44,17 @@ def is_wildcard(endpoint: str) -> bool:
     return host(endpoint) in WILDCARD_HOSTS or endpoint.endswith(":*")
 
 
+def next_to(endpoint: str) -> str:
+    """An endpoint beside ``endpoint``: tcp with the next port (``*`` stays ``*``),
+    ipc and inproc with ``.batches`` appended."""
+    match = _ENDPOINT.match(endpoint)
+    if match and match.group(3):
+        port = match.group(3)
+        after = port if port == "*" else str(int(port) + 1)
+        return endpoint[: -len(port)] + after
+    return endpoint + ".batches"
+
+
 def connectable(endpoint: str, fallback_host: str) -> str:
     """The endpoint a client should dial for a socket bound at ``endpoint``."""
     bound_host = host(endpoint)

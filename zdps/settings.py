@@ -189,6 +189,14 @@ SETTINGS: tuple[Setting, ...] = (
         "pub", str, DEFAULT_PUB, "Endpoint of the local PUB that any ZeroMQ SUB can connect to."
     ),
     Setting(
+        "batch_pub",
+        str,
+        None,
+        "Endpoint of the local PUB that sends whole batches, for batch-aware subscribers "
+        "(the zdps clients' subscribe(..., batches=True)).",
+        shown="the pub endpoint's port + 1",
+    ),
+    Setting(
         "log_level",
         str,
         "info",

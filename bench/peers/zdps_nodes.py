@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .runner import BENCH_DIR, free_port, stop, track
+from .runner import BENCH_DIR, free_port, free_port_pair, stop, track
 
 REPO = BENCH_DIR.parent
 
@@ -72,7 +72,8 @@ class Node:
         self, node_id: str, log_dir: Path, seed: str | None, flags: tuple[str, ...] = ()
     ) -> None:
         self.node_id = node_id
-        self.cluster, self.api, self.pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+        self.cluster, self.api = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+        self.pub = f"tcp://127.0.0.1:{free_port_pair()}"  # and the batch PUB, on the next
         args = [
             *(zdps_command() or ["zdps"]),
             "start",

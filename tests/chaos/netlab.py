@@ -139,6 +139,7 @@ class Host:
     address: str
     api_port: int
     pub_port: int
+    batch_pub_port: int
     ctx: zmq.Context
     proc: subprocess.Popen | None = None
 
@@ -231,7 +232,8 @@ class NetLab:
         _ip("-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
         _ip("-n", netns, "link", "set", "eth0", "up")
         _ip("-n", netns, "link", "set", "lo", "up")
-        host = Host(f"h{index}", netns, address, free_port(), free_port(), _netns_context(netns))
+        ports = (free_port(), free_port(), free_port())
+        host = Host(f"h{index}", netns, address, *ports, _netns_context(netns))
         self.hosts.append(host)
         return host
 
@@ -251,6 +253,8 @@ class NetLab:
             host.api,
             "--pub",
             f"tcp://127.0.0.1:{host.pub_port}",
+            "--batch-pub",
+            f"tcp://127.0.0.1:{host.batch_pub_port}",
         ]
         for seed in seeds:
             args += ["--seed", seed.cluster]

@@ -57,6 +57,7 @@ class NodeProc:
     cluster: str
     api: str
     pub: str
+    batch_pub: str
     proc: subprocess.Popen
     log: Path
 
@@ -100,8 +101,9 @@ class Cluster:
         """Start a node on free ports, or on the endpoints of ``same_as`` (a restart)."""
         if same_as is not None:
             cluster, api, pub = same_as.cluster, same_as.api, same_as.pub
+            batch_pub = same_as.batch_pub
         else:
-            cluster, api, pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+            cluster, api, pub, batch_pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(4))
         args = [
             *zdps_command(),
             "start",
@@ -113,6 +115,8 @@ class Cluster:
             api,
             "--pub",
             pub,
+            "--batch-pub",
+            batch_pub,
         ]
         for seed in seeds:
             args += ["--seed", seed.cluster]
@@ -127,7 +131,7 @@ class Cluster:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         self.procs.append(proc)
-        node = NodeProc(node_id, cluster, api, pub, proc, log)
+        node = NodeProc(node_id, cluster, api, pub, batch_pub, proc, log)
         self.nodes[node_id] = node
         if wait:
             wait_for(lambda: proc.poll() is None and node.status(), 15, f"{node_id} to answer")

@@ -151,6 +151,8 @@ def test_port_in_use_is_a_clear_startup_error(cluster: Cluster) -> None:
         f"tcp://127.0.0.1:{free_port()}",
         "--pub",
         f"tcp://127.0.0.1:{free_port()}",
+        "--batch-pub",
+        f"tcp://127.0.0.1:{free_port()}",
     )
     assert clash.returncode == 1
     assert "cannot start node B" in clash.stderr and "Address already in use" in clash.stderr

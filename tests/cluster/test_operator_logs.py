@@ -31,9 +31,9 @@ pytestmark = pytest.mark.timeout(120)
 
 def start_same_id(cluster: Cluster, node_id: str, seed: NodeProc, name: str) -> tuple:
     """A second ``zdps start`` with ``node_id`` on fresh ports, seeded with ``seed``."""
-    endpoints = [f"tcp://127.0.0.1:{free_port()}" for _ in range(3)]
+    endpoints = [f"tcp://127.0.0.1:{free_port()}" for _ in range(4)]
     args = ["start", "--node-id", node_id, "--cluster", endpoints[0], "--api", endpoints[1]]
-    args += ["--pub", endpoints[2], "--seed", seed.cluster]
+    args += ["--pub", endpoints[2], "--batch-pub", endpoints[3], "--seed", seed.cluster]
     proc, _out, err = cluster.spawn(*args, name=name)
     return proc, err, endpoints[0]
 
@@ -74,6 +74,7 @@ def test_silent_seeds_are_reported_with_what_is_at_their_endpoint(cluster: Clust
     port = free_port()
     args = [*zdps_command(), "start", "--node-id", "S", "--cluster", f"tcp://127.0.0.1:{port}"]
     args += ["--api", f"tcp://127.0.0.1:{free_port()}", "--pub", f"tcp://127.0.0.1:{free_port()}"]
+    args += ["--batch-pub", f"tcp://127.0.0.1:{free_port()}"]
     for seed in seeds:
         args += ["--seed", seed]
     log = cluster.workdir / "S.log"
@@ -81,7 +82,7 @@ def test_silent_seeds_are_reported_with_what_is_at_their_endpoint(cluster: Clust
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     cluster.procs.append(proc)
     api = args[args.index("--api") + 1]
-    node = NodeProc("S", f"tcp://127.0.0.1:{port}", api, "", proc, log)
+    node = NodeProc("S", f"tcp://127.0.0.1:{port}", api, "", "", proc, log)
     expected = {nothing: "refused", other.api: "zeromq", other.pub: "rejected"}
 
     def warned() -> dict[str, str]:

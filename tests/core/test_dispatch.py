@@ -4,7 +4,7 @@
   message from a sender that is not an alive peer is ignored (``ignored_unknown_peer``).
 * Bad input is counted by code, nacked where there is a ref, and never costs the
   valid entries around it: a bad message is skipped and the next one processed.
-* A bad entry of any batch kind is skipped alone and counted; the entries around it
+* A bad entry of any entry-list kind is skipped alone and counted; the entries around it
   take effect. One that names an ``ack_id`` in its own field (fwd, close, configure)
   is refused under that id and no other field (a fwd entry's ack id is its fourth
   field, after ``topic, n, batch``; never its ``n``, ``hops`` or ``level``).
@@ -51,7 +51,7 @@ from zdps.wire import (
 )
 from zdps.wire.api import API_REQUEST
 from zdps.wire.batches import MAX_BATCH, pack_batch
-from zdps.wire.codec import Batch
+from zdps.wire.codec import EntryList
 from zdps.wire.delivery import message_header
 from zdps.wire.limits import U64
 from zdps.wire.messages import BY_KIND
@@ -246,7 +246,7 @@ def test_a_bad_entry_of_any_other_batch_is_skipped_alone(kind: str, bad: list, g
 def test_every_batch_kind_is_covered_by_the_bad_entry_tests() -> None:
     refused = {FORWARD, CLOSE, CONFIGURE}
     skipped = {FANOUT, CLOSED, STORE, STORED, HANDOFF, ACK, NACK}
-    batches = {kind for kind, cls in BY_KIND.items() if issubclass(cls, Batch)}
+    batches = {kind for kind, cls in BY_KIND.items() if issubclass(cls, EntryList)}
     assert refused | skipped == batches
 
 

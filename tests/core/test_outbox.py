@@ -37,7 +37,7 @@ def test_copies_and_acks_to_one_node_form_one_message_each() -> None:
     """A peer's batches are acknowledged one entry each: an ack id names one batch."""
     out = Outbox()
     for seq in (1, 3, 5):
-        out.batch(EP, Fanout, copy(seq, n=2))
+        out.entry(EP, Fanout, copy(seq, n=2))
         out.ack(EP, 10 + seq, seq, 2, 5, 2)
     assert out.peers[EP] == [
         Fanout([copy(1, n=2), copy(3, n=2), copy(5, n=2)]),
@@ -56,12 +56,12 @@ def test_a_clients_acks_form_one_run_across_batches() -> None:
 
 def test_data_never_passes_a_closed_or_control_message() -> None:
     out = Outbox()
-    out.batch(EP, Fanout, copy(1, 9, b"a"))
-    out.batch(EP, Closed, ClosedEntry("t", 2, 9))
-    out.batch(EP, Fanout, copy(1, 10, b"b"))
+    out.entry(EP, Fanout, copy(1, 9, b"a"))
+    out.entry(EP, Closed, ClosedEntry("t", 2, 9))
+    out.entry(EP, Fanout, copy(1, 10, b"b"))
     out.update(EP, Update({b"g\x00": 1}))
     out.send(EP, Consumed(3))
-    out.batch(EP, Fanout, copy(2, 10, b"c"))
+    out.entry(EP, Fanout, copy(2, 10, b"c"))
     kinds = [type(message) for message in out.peers[EP]]
     # The last copy may pass the confirmation, but not the membership update.
     assert kinds == [Fanout, Closed, Fanout, Update, Consumed, Fanout]
@@ -80,7 +80,7 @@ def test_updates_merge_into_the_one_queued_last() -> None:
 
 def test_probe_link_messages_are_kept_apart_and_dropped_with_the_link() -> None:
     out = Outbox()
-    out.batch(EP, Fanout, copy(1))
+    out.entry(EP, Fanout, copy(1))
     out.probe(EP, Probe(1))
     assert out.peers[EP] == [Fanout([copy(1)])]  # data untouched
     assert out.take_probes() == {EP: [Probe(1)]}

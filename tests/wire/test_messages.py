@@ -32,7 +32,7 @@ from zdps.wire.api import (
     decode_request,
 )
 from zdps.wire.batches import pack_batch
-from zdps.wire.codec import Batch, ProtocolError
+from zdps.wire.codec import EntryList, ProtocolError
 from zdps.wire.data import (
     Ack,
     Close,
@@ -121,7 +121,7 @@ def test_there_is_an_example_of_every_kind_and_op() -> None:
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.KIND)
 def test_every_kind_decodes_what_it_encodes(message: Any) -> None:
     decoded = decode_message(over_the_wire(message.encode()))
-    if isinstance(message, Batch):
+    if isinstance(message, EntryList):
         assert decoded.rejects == ()
         assert [tuple(e) for e in decoded.entries] == [
             tuple(e) if len(e) == len(d) else (*e, d[-1])

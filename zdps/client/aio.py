@@ -22,6 +22,7 @@ from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
     E_UNREACHABLE,
+    Batch,
     PublishError,
     PublishResult,
     RequestError,
@@ -290,19 +291,20 @@ class AsyncClient:
         rcvhwm: int = DEFAULT_RCVHWM,
         recover: bool = True,
         since: int | None = None,
+        batches: bool = False,
     ) -> AsyncSubscription:
         """Subscribe to exact topics (or prefixes); returns once the owners know it.
 
-        ``rcvhwm``, ``recover`` and ``since``: see ``Client.subscribe``.
+        ``rcvhwm``, ``recover``, ``since`` and ``batches``: see ``Client.subscribe``.
         """
-        plan = SubscribePlan.make(list(topics), prefix, since)
+        plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm)
         try:
             inbox = await self._run(self._session.subscribe(plan, recover, self.timeout), sock)
         except BaseException:
             sock.close()
             raise
-        return AsyncSubscription(sock, inbox, self._recover)
+        return AsyncSubscription(sock, inbox, self._recover, batches)
 
     async def check_node(self, timeout: float = CONNECT_CHECK) -> None:
         """Raise RequestError (code ``unreachable``) at once if what is at the endpoint
@@ -363,13 +365,24 @@ class AsyncSubscription(SubscriptionSocket):
     """Messages of a subscription, as an async iterator."""
 
     def __init__(
-        self, sock: zmq.asyncio.Socket, inbox: Inbox, recover: Callable[[Generator], Awaitable]
+        self,
+        sock: zmq.asyncio.Socket,
+        inbox: Inbox,
+        recover: Callable[[Generator], Awaitable],
+        batches: bool = False,
     ) -> None:
-        super().__init__(sock, inbox, recover)
+        super().__init__(sock, inbox, recover, batches)
         self._reads = without_asyncio(sock)  # after an awaited poll, nothing waits
 
     async def recv(self) -> Delivery | None:
         """The next message or gap, or None once every exact topic was deleted."""
+        return await self._next(whole=False)  # type: ignore[return-value]
+
+    async def recv_batch(self) -> Batch | Delivery | None:
+        """The next batch as it arrived (see ``Subscription.recv_batch``)."""
+        return await self._next(whole=True)
+
+    async def _next(self, whole: bool) -> Batch | Delivery | None:
         inbox = self._inbox
         while not inbox.ready:
             if inbox.ended:
@@ -380,7 +393,7 @@ class AsyncSubscription(SubscriptionSocket):
             recovery = self._arrived(recv_delivery(self._reads, zmq.NOBLOCK))
             if recovery is not None:
                 await self._recover(recovery)
-        return inbox.ready.popleft()
+        return inbox.take(whole)
 
     def __aiter__(self) -> AsyncSubscription:
         return self

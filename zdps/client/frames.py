@@ -8,6 +8,7 @@ would cost the connection, and one much larger than that only delays the first a
 
 from __future__ import annotations
 
+from zdps.client.protocol import to_bytes
 from zdps.wire.api import encode_publish, publish_entry
 from zdps.wire.batches import MAX_BATCH
 
@@ -40,6 +41,39 @@ class PublishFrame:
         self._payloads.append(payload)
         self.count += 1
         self.size += size
+
+    def add_many(self, topic: str, payloads: list, limit: int) -> int:
+        """Add the first messages of ``payloads`` (bytes, or str as UTF-8), at most
+        ``limit`` and none once the frame is full; how many were added (at least one).
+
+        The usual case, a run that fits, costs a few calls at C speed whatever its
+        length; anything else goes message by message.
+        """
+        taken = payloads if len(payloads) <= limit else payloads[:limit]
+        if not taken:
+            return 0
+        try:
+            size = len(b"".join(taken))  # a TypeError names a payload that is not bytes
+        except TypeError:
+            taken = [to_bytes(payload) for payload in taken]
+            size = sum(map(len, taken))
+        run = self._payloads if topic == self._topic else []
+        if self.size + size < FRAME_BYTES and len(run) + len(taken) <= MAX_BATCH:
+            if run:
+                run.extend(taken)
+            else:
+                self._topic, self._payloads = topic, list(taken)
+                self.runs.append((topic, self._payloads))
+            self.count += len(taken)
+            self.size += size
+            return len(taken)
+        added = 0
+        for payload in taken:
+            self.add(topic, payload)
+            added += 1
+            if self.size >= FRAME_BYTES:
+                break
+        return added
 
     def full(self, batch: int) -> bool:
         return self.count >= batch or self.size >= FRAME_BYTES

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 from zdps.endpoints import host, is_wildcard
 from zdps.settings import DEFAULT_API
 from zdps.wire import ACK_LEVELS, LEVEL_OWNER
-from zdps.wire.delivery import decode_header
+from zdps.wire.batches import unpack_batch
+from zdps.wire.delivery import decode_batch_header, decode_header
 from zdps.wire.errors import malformed
 
 ENV_NODE = "ZDPS_NODE"
@@ -114,6 +115,21 @@ class Message(NamedTuple):
     type: str = "message"
 
 
+class Batch(NamedTuple):
+    """Consecutive messages of one topic and epoch, as a batch-aware subscription
+    receives them: ``payloads[i]`` is the message of seq ``seq + i``."""
+
+    topic: str
+    seq: int
+    epoch: int
+    payloads: list[bytes]
+
+    def messages(self) -> list[Message]:
+        """Each message on its own."""
+        topic, seq, epoch = self.topic, self.seq, self.epoch
+        return [Message(topic, seq + i, epoch, data) for i, data in enumerate(self.payloads)]
+
+
 def ack_level(ack: bool | str) -> int:
     """The wire level of an ``ack`` argument: True or "owner", "replicated", False or "none".
 
@@ -133,7 +149,26 @@ def to_bytes(data: bytes | str) -> bytes:
 
 def decode_delivery(frames: list[bytes]) -> Message:
     """Turn the three frames of the local PUB into a Message, or ProtocolError."""
+    topic = _topic(frames)
+    seq, epoch, kind = decode_header(frames[1])
+    return Message(topic, seq, epoch, frames[2], kind)
+
+
+def _topic(frames: list[bytes]) -> str:
+    """The topic of a delivery's three frames: its first, without the NUL."""
     if len(frames) != 3 or not frames[0].endswith(b"\x00"):
         raise malformed(f"delivery of {len(frames)} frames")
-    seq, epoch, kind = decode_header(frames[1])
-    return Message(frames[0][:-1].decode(), seq, epoch, frames[2], kind)
+    try:
+        return frames[0][:-1].decode()
+    except UnicodeDecodeError:
+        raise malformed("a delivery's topic is not UTF-8") from None
+
+
+def decode_batch_delivery(frames: list[bytes]) -> Batch | Message:
+    """Turn the three frames of the batch PUB (§9.5) into a Batch, or a Message for a
+    control message (``closed``); ProtocolError if they are not that."""
+    topic = _topic(frames)
+    seq, epoch, n, kind = decode_batch_header(frames[1])
+    if kind != "message":
+        return Message(topic, seq, epoch, frames[2], kind)
+    return Batch(topic, seq, epoch, unpack_batch(frames[2], n))

@@ -111,6 +111,24 @@ class Recovery:
             state.after = (msg.epoch, known or 0)  # a gap in a known or late epoch
         return Fetch(msg.topic, state.after, key)
 
+    def follows(self, topic: str, epoch: int, seq: int, n: int) -> bool:
+        """Whether messages ``seq``..``seq + n - 1`` of ``epoch`` can be delivered as they
+        are, as ``live`` would deliver each (they come next); if so they count as
+        delivered. The batch-aware subscriptions' fast path: no work per message."""
+        state = self.topics.get(topic)
+        last = seq + n - 1
+        if state is None:
+            if topic in self.expected:
+                return False  # a replay from ``since`` found nothing: look closer
+            self.topics[topic] = _Topic((epoch, last), {epoch: last})
+            return True
+        if state.seen.get(epoch, -1) != seq - 1:
+            return False
+        if (epoch, last) > state.cursor:
+            state.cursor = (epoch, last)
+        state.note(epoch, last)
+        return True
+
     def recovered(self, msg: Message, entries: list[list] | None) -> list[Delivery]:
         """Deliver fetched ``entries`` ([epoch, seq, payload], oldest first), then ``msg``;
         report what is missing between them as gaps."""

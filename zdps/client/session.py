@@ -274,7 +274,8 @@ class Session:
         token, hence the groups, and their owners confirmed them.
         """
         info = yield from self.info(timeout)
-        yield Dial(reachable_pub(info["endpoints"]["pub"], self.node))
+        pub = info["endpoints"]["batch_pub" if plan.batches else "pub"]
+        yield Dial(reachable_pub(pub, self.node))
         yield Filter(add=(*plan.groups, plan.token_subscription))
         yield from self.call(Ready(plan.token, plan.groups), timeout)
         yield Filter(drop=(plan.token_subscription,))

@@ -17,7 +17,7 @@ from typing import Any
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zdps.client.protocol import decode_delivery
+from zdps.client.protocol import decode_batch_delivery, decode_delivery
 from zdps.client.steps import Dial, Filter
 from zdps.client.subscription import Inbox
 from zdps.connect_check import ConnectCheck
@@ -155,9 +155,16 @@ class Reconnects:
 class SubscriptionSocket:
     """What both drivers' subscriptions share: the SUB, its inbox, its reconnect watch."""
 
-    def __init__(self, sock: zmq.Socket, inbox: Inbox, recover: Callable[[Generator], Any]) -> None:
+    def __init__(
+        self,
+        sock: zmq.Socket,
+        inbox: Inbox,
+        recover: Callable[[Generator], Any],
+        batches: bool = False,
+    ) -> None:
         self._sock = sock
         self._inbox = inbox
+        self._decode = decode_batch_delivery if batches else decode_delivery
         self._recover = recover  # carries out the inbox's recoveries
         self._reconnects = Reconnects(sock)
 
@@ -172,7 +179,8 @@ class SubscriptionSocket:
 
     def _arrived(self, frames: list[bytes]) -> Generator | None:
         """One delivery's frames: the recovery to carry out before it, if any."""
-        return self._inbox.arrived(decode_delivery(frames), self._sock.unsubscribe)
+        delivery = self._decode(frames)
+        return self._inbox.arrived(delivery, self._sock.unsubscribe)
 
     def close(self) -> None:
         self._reconnects.close()

@@ -3,7 +3,9 @@
 ``SubscribePlan`` is what one ``subscribe`` call puts on the SUB and proves live with
 a token (docs/PROTOCOL.md §9.4); ``Inbox`` turns live messages into deliveries: a
 ``closed`` message ends an exact topic, and with recovery on, gaps are fetched
-(zdps/client/recovery.py) before newer messages are handed on.
+(zdps/client/recovery.py) before newer messages are handed on. A batch-aware
+subscription (§9.5) receives whole batches: one that follows on is handed on whole,
+with no work per message; any other is taken message by message.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from zdps.client.protocol import Message
+from zdps.client.protocol import Batch, Message
 from zdps.client.recovery import Delivery, Fetch, Recovery, recovering
 from zdps.client.steps import Request, Sleep
 from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
@@ -29,9 +31,12 @@ class SubscribePlan:
     token: str
     since: int | None = None
     replay: tuple[str, ...] = ()  # exact topics, each once, when ``since`` is set
+    batches: bool = False  # on the node's batch PUB (§9.5)
 
     @classmethod
-    def make(cls, topics: list[str], prefix: bool, since: int | None = None) -> SubscribePlan:
+    def make(
+        cls, topics: list[str], prefix: bool, since: int | None = None, batches: bool = False
+    ) -> SubscribePlan:
         if since is not None and (prefix or since < 0):
             raise ValueError("since needs exact topics and a seq >= 0")
         make_group = prefix_group if prefix else exact_group
@@ -39,7 +44,7 @@ class SubscribePlan:
         # subscribes but only one unsubscribe), so each group is subscribed once.
         groups = list(dict.fromkeys(make_group(t) for t in topics))
         replay = tuple(dict.fromkeys(topics)) if since is not None else ()
-        return cls(groups, uuid.uuid4().hex, since, replay)
+        return cls(groups, uuid.uuid4().hex, since, replay, batches)
 
     @property
     def token_subscription(self) -> bytes:
@@ -79,7 +84,7 @@ class Inbox:
     def __init__(self, groups: list[bytes], recover: bool) -> None:
         self.state = SubscriptionState(groups)
         self.recovery = Recovery() if recover else None
-        self.ready: deque[Delivery] = deque()
+        self.ready: deque[Delivery | Batch] = deque()
         self.unsubscribe: list[bytes] = []  # groups the SUB socket must drop
 
     @property
@@ -103,16 +108,54 @@ class Inbox:
         return None
 
     def arrived(
-        self, msg: Message, unsubscribe: Callable[[bytes], Any]
+        self, msg: Message | Batch, unsubscribe: Callable[[bytes], Any]
     ) -> Generator[Request | Sleep, Any, None] | None:
-        """A message from the PUB: the recovery to carry out before it, if it needs one.
+        """A message (or batch) from the PUB: the recovery to carry out first, if any.
 
         Groups that ended (a deleted exact topic) are dropped with ``unsubscribe``.
         """
-        fetch = self.live(msg)
+        if type(msg) is Batch:
+            recovery = self.recovery
+            if recovery is None or recovery.follows(
+                msg.topic, msg.epoch, msg.seq, len(msg.payloads)
+            ):
+                self.ready.append(msg)
+                return None
+            return self._each(msg.messages(), unsubscribe)
+        fetch = self.live(msg)  # type: ignore[arg-type]
         while self.unsubscribe:
             unsubscribe(self.unsubscribe.pop())
-        return None if fetch is None else self.recovering(msg, fetch)
+        return None if fetch is None else self.recovering(msg, fetch)  # type: ignore[arg-type]
+
+    def _each(
+        self, messages: list[Message], unsubscribe: Callable[[bytes], Any]
+    ) -> Generator[Request | Sleep, Any, None] | None:
+        """A batch that does not simply follow on, message by message: the recovery
+        the first one that needs it starts with, then the rest."""
+        for at, msg in enumerate(messages):
+            recovery = self.arrived(msg, unsubscribe)
+            if recovery is not None:
+                return self._then(recovery, messages[at + 1 :], unsubscribe)
+        return None
+
+    def _then(
+        self, recovery: Generator, rest: list[Message], unsubscribe: Callable[[bytes], Any]
+    ) -> Generator[Request | Sleep, Any, None]:
+        yield from recovery
+        for msg in rest:
+            more = self.arrived(msg, unsubscribe)
+            if more is not None:
+                yield from more
+
+    def take(self, whole: bool = False) -> Delivery | Batch:
+        """The next delivery; a batch whole, or (not ``whole``) its first message, the
+        others next."""
+        item = self.ready.popleft()
+        if whole or type(item) is not Batch:
+            return item
+        messages = item.messages()
+        self.ready.extendleft(reversed(messages[1:]))
+        return messages[0]
 
     def recovering(self, msg: Message, fetch: Fetch) -> Generator[Request | Sleep, Any, None]:
         """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to ``ready``."""

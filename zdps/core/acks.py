@@ -52,7 +52,7 @@ class Routes:
         else:
             endpoint = self.endpoint_of(target)  # type: ignore[arg-type]
             if endpoint is not None:
-                out.batch(endpoint, Nack, NackEntry(ref, code, message))
+                out.entry(endpoint, Nack, NackEntry(ref, code, message))
 
 
 @dataclass(slots=True)

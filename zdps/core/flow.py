@@ -1,6 +1,6 @@
 """Flow control: a bounded number of data entries in flight to each peer (§7.7).
 
-* Every entry of a data kind (``Batch.DATA``: fwd, close, configure, fanout, closed,
+* Every entry of a data kind (``EntryList.DATA``: fwd, close, configure, fanout, closed,
   store) sent to a peer is *in flight* until that peer confirms it processed it with
   ``consumed``. Entries skipped as bad count as processed.
 * A receiver sums what it processed per peer and confirms once that exceeds 1/8 of

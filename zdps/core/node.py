@@ -43,7 +43,7 @@ from zdps.core.watches import Watches
 from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
 from zdps.wire import data, gossip, requests
 from zdps.wire.api import PublishDecoder
-from zdps.wire.codec import Batch, NodeMessage, decode_envelope
+from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
 from zdps.wire.errors import E_INVALID_TOPIC, E_MALFORMED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
@@ -241,7 +241,7 @@ class NodeCore:
                     self.counters["ignored_unknown_peer"] += 1
                 else:
                     message = decode_message(raw)
-                    if isinstance(message, Batch) and message.rejects:
+                    if isinstance(message, EntryList) and message.rejects:
                         self._rejected(sender, message, out)
                     self._handlers[type(message)](sender, message, now, out)
             except ProtocolError as exc:
@@ -271,7 +271,7 @@ class NodeCore:
 
     # ------------------------------------------------------------------ glue
 
-    def _rejected(self, sender: str, message: Batch, out: Outbox) -> None:
+    def _rejected(self, sender: str, message: EntryList, out: Outbox) -> None:
         """Bad entries of a batch: counted, refused under the ack id they name, processed."""
         for ack_id, why, _count in message.rejects:
             self.bad_input(E_MALFORMED, f"{message.KIND} entry from {sender}: {why}")

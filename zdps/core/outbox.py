@@ -2,7 +2,7 @@
 
 The core appends; the IO layer (the daemon, or the simulator) takes the outbox after
 each wake-up and carries it out with ``envelopes``, so both make the same frames.
-Messages to a peer keep their order, and consecutive entries of one batch kind are
+Messages to a peer keep their order, and consecutive entries of one entry-list kind are
 coalesced into a single message, so everything ready for one destination leaves in
 one ZeroMQ frame (batching comes from the shape of the outbox, not from timers: a
 lone message is never held back).
@@ -16,7 +16,7 @@ from typing import Any
 
 from zdps.core.log_events import LogEvent, log_event
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY, error_result
-from zdps.wire.codec import Batch, NodeMessage, encode_envelope
+from zdps.wire.codec import EntryList, NodeMessage, encode_envelope
 from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
 from zdps.wire.gossip import Update
 
@@ -67,7 +67,7 @@ class Outbox:
         else:
             queue.append(Update(dict(message.counts)))
 
-    def batch(self, endpoint: str, kind: type[Batch], entry: Any) -> None:
+    def entry(self, endpoint: str, kind: type[EntryList], entry: Any) -> None:
         """Queue one entry, joining the latest message of ``kind`` if only acks follow it.
 
         Only acks, nacks and confirmations may be passed over: nothing depends on their
@@ -196,7 +196,7 @@ def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iter
         half = len(messages) // 2
         yield from envelopes(header, messages[:half])
         yield from envelopes(header, messages[half:])
-    elif isinstance(messages[0], Batch) and len(messages[0].entries) > 1:
+    elif isinstance(messages[0], EntryList) and len(messages[0].entries) > 1:
         for part in messages[0].halves():
             yield from envelopes(header, [part])
     else:  # one entry: far below the 256 MiB a peer accepts

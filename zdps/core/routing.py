@@ -80,7 +80,7 @@ class Router(Part):
             return
         hop = self._next_hop(owner, route, hops, now, out, n)
         if hop is not None:
-            out.batch(hop[0], Forward, (topic, n, batch, hop[1], hops + 1, level))  # data.py
+            out.entry(hop[0], Forward, (topic, n, batch, hop[1], hops + 1, level))  # data.py
 
     def close(self, topic: str, route: Route | None, hops: int, now: float, out: Outbox) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""
@@ -90,7 +90,7 @@ class Router(Part):
             return
         hop = self._next_hop(owner, route, hops, now, out)
         if hop is not None:
-            out.batch(hop[0], Close, CloseEntry(topic, hop[1], hops + 1))
+            out.entry(hop[0], Close, CloseEntry(topic, hop[1], hops + 1))
 
     def configure(
         self,
@@ -108,7 +108,7 @@ class Router(Part):
             return
         hop = self._next_hop(owner, route, hops, now, out)
         if hop is not None:
-            out.batch(hop[0], Configure, ConfigureEntry(topic, retention, hop[1], hops + 1))
+            out.entry(hop[0], Configure, ConfigureEntry(topic, retention, hop[1], hops + 1))
 
     def _next_hop(
         self,

@@ -143,7 +143,7 @@ class Owner(Part):
         fanout, inflight = self.peer_fanout, self.flow.inflight
         if interest.endpoints:
             entry = (topic, seq, epoch, n, batch)  # a FanoutEntry, as a plain tuple (data.py)
-            append = out.batch
+            append = out.entry
             for endpoint in interest.endpoints:
                 append(endpoint, Fanout, entry)
             for node in interest.nodes:
@@ -153,7 +153,7 @@ class Owner(Part):
         copy = (topic, seq, epoch, n, batch)
         for node, endpoint, deliver in interest.replicas:
             # A StoreEntry; ``confirm`` (a replicated publish waits) is sent only when set.
-            out.batch(endpoint, Store, (*copy, deliver, True) if replicated else (*copy, deliver))
+            out.entry(endpoint, Store, (*copy, deliver, True) if replicated else (*copy, deliver))
             inflight[node] = inflight.get(node, 0) + n
             if deliver:
                 fanout[node] = fanout.get(node, 0) + n
@@ -180,9 +180,9 @@ class Owner(Part):
         interest = self.interest.of(topic)  # replicas as placed under the topic's retention
         self.history.drop(topic)
         for endpoint in interest.endpoints:
-            out.batch(endpoint, Closed, ClosedEntry(topic, seq, epoch))
+            out.entry(endpoint, Closed, ClosedEntry(topic, seq, epoch))
         for node, endpoint, deliver in interest.replicas:  # replicas drop the history too
-            out.batch(endpoint, Closed, ClosedEntry(topic, seq, epoch, deliver))
+            out.entry(endpoint, Closed, ClosedEntry(topic, seq, epoch, deliver))
             self.flow.sent(node)
         for node in interest.nodes:
             self.flow.sent(node)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zdps.core.tunables import CoreConfig
-from zdps.endpoints import endpoint_problem, is_wildcard
+from zdps.endpoints import endpoint_problem, is_wildcard, next_to
 from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 
 __all__ = [
@@ -51,6 +51,7 @@ class Config:
     seeds: list[str] = field(default_factory=BY_NAME["seeds"].default_value)
     api: str = _default("api")
     pub: str = _default("pub")
+    batch_pub: str | None = _default("batch_pub")
     log_level: str = _default("log_level")
     probe_interval: float = _default("probe_interval")
     probe_timeout: float = _default("probe_timeout")
@@ -70,6 +71,11 @@ class Config:
         """The endpoint peers dial to reach this node's cluster socket."""
         return self.advertise or self.cluster
 
+    @property
+    def batches(self) -> str:
+        """The endpoint of the batch PUB: ``batch_pub``, else next to ``pub``."""
+        return self.batch_pub or next_to(self.pub)
+
     def check(self) -> Config:
         """Raise ConfigError for anything that cannot work; return self, normalised."""
         for setting in SETTINGS:
@@ -80,6 +86,9 @@ class Config:
         # What zdps.settings cannot say about one key alone; the help texts state it.
         for key in ("cluster", "api", "pub"):
             _check_endpoint(key, getattr(self, key))
+        _check_endpoint("batch_pub", self.batches)
+        if self.batches == self.pub:
+            raise ConfigError("batch_pub must not be the pub endpoint")
         for seed in self.seeds:
             _check_endpoint("seed", seed)
             if is_wildcard(seed):

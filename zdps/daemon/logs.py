@@ -93,7 +93,7 @@ class DebugLog:
         }
         for monitor in self._monitors:
             poller.register(monitor, zmq.POLLIN)
-        self._pub = sockets.get("pub")
+        self._pubs = {sockets.get("pub"), sockets.get("batch_pub")} - {None}
         self._addresses: dict[tuple[str, int], str] = {}  # (socket name, fd): peer address
         self._groups = 0
         self._last: dict[str, Any] = {}
@@ -110,7 +110,7 @@ class DebugLog:
             if monitor in ready:
                 self._events(monitor, name)
         view: dict[str, Any] | None = None
-        if self._pub in ready:
+        if self._pubs & ready.keys():
             view = status()
             groups = view["groups"]["local"]
             if groups != self._groups:

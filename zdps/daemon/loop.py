@@ -36,6 +36,7 @@ from zdps.daemon.delivery import deliver
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
+from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage
@@ -70,6 +71,10 @@ class Daemon:
             zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM
         )
         self.pub = self._bind(zmq.XPUB, config.pub, xpub_verboser=1, sndhwm=config.pub_hwm)
+        self.batch_pub = self._bind(
+            zmq.XPUB, config.batches, xpub_verboser=1, sndhwm=config.pub_hwm
+        )
+        self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
         cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
             config.node_id,
@@ -87,15 +92,16 @@ class Daemon:
                     "advertise": config.advertised,
                     "api": connectable(self._bound(self.api), cluster_host),
                     "pub": connectable(self._bound(self.pub), cluster_host),
+                    "batch_pub": connectable(self._bound(self.batch_pub), cluster_host),
                 },
             },
         )
         self.poller = PollSet()
-        for sock in (self.cluster, self.api, self.pub):
+        for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
         self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, config.seeds)
-        sockets = {"api": self.api, "pub": self.pub}
+        sockets = {"api": self.api, "pub": self.pub, "batch_pub": self.batch_pub}
         self.debug = DebugLog.make(self.log, self.poller, sockets, dataclasses.asdict(config))
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
 
@@ -146,7 +152,7 @@ class Daemon:
             core.leave(time.monotonic())
             self._flush()
             self.links.linger()
-            for sock in (self.api, self.pub):
+            for sock in (self.api, self.pub, self.batch_pub):
                 sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
         except Exception:
             self.log.exception("%s", log_event("internal_error", "error"))
@@ -173,7 +179,9 @@ class Daemon:
             self._drain_api(now)
             self._flush()
         if self.pub in ready:
-            self._drain_pub(now)
+            self._drain_pub(self.pub, now, self.raw_subscribers)
+        if self.batch_pub in ready:
+            self._drain_pub(self.batch_pub, now)
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
@@ -230,11 +238,17 @@ class Daemon:
                 self._flush()
                 now, flush_at = clock, clock + FLUSH_AFTER
 
-    def _drain_pub(self, now: float) -> None:
+    def _drain_pub(
+        self, pub: zmq.Socket, now: float, subscribers: SubscriberFilter | None = None
+    ) -> None:
+        """Subscriptions of either PUB: to the core (cluster-wide interest), and for the
+        raw one to its filter copy too."""
         core = self.core
-        for message in drain(self.pub, self.pub.recv):
+        for message in drain(pub, pub.recv):
             if message[:1] in (b"\x00", b"\x01"):
                 core.on_subscription(message[1:], message[0] == 1, now)
+                if subscribers is not None:
+                    subscribers.update(message[1:], message[0] == 1)
             else:
                 core.bad_input(E_MALFORMED, "a subscriber sent something other than a subscription")
 
@@ -252,7 +266,13 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send(endpoint, frame)
         if out.deliveries:
-            deliver(self.pub, out.deliveries, self.core.bad_input)
+            deliver(
+                self.pub,
+                self.batch_pub,
+                out.deliveries,
+                self.raw_subscribers.wants,
+                self.core.bad_input,
+            )
         for client, frames in out.clients.items():
             for frame in frames:
                 try:
@@ -277,7 +297,7 @@ class Daemon:
         """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
         if self.debug is not None:
             self.debug.close()
-        for sock in (self.cluster, self.api, self.pub):
+        for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             sock.close()
         self.links.close()
         self.ctx.term()

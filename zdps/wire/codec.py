@@ -108,7 +108,7 @@ class Reject(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Batch(NodeMessage):
+class EntryList(NodeMessage):
     """A message whose body is a list of entries, decoded entry by entry.
 
     ``entries`` are the well-formed ones, in order; ``rejects`` the others. ``DATA``

@@ -5,7 +5,7 @@ carries ``n`` consecutive messages of one topic as one blob that no hop unpacks,
 owner gives them the seqs ``seq``..``seq + n - 1`` at once, and one ack entry answers
 them all.
 
-Every kind here but ``consumed`` is a ``Batch``: a list of entries, decoded entry by
+Every kind here but ``consumed`` is an ``EntryList``: a list of entries, decoded entry by
 entry, so one bad entry is skipped alone and, when it names an ``ack_id`` in its own
 field, refused under that id (docs/PROTOCOL.md §3.3, §7). Each entry's fields are a
 NamedTuple, in wire order, from which its check and its spec line are made
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from zdps.wire.batches import MAX_BATCH
-from zdps.wire.codec import Batch, NodeMessage, need_int
+from zdps.wire.codec import EntryList, NodeMessage, need_int
 from zdps.wire.errors import malformed
 from zdps.wire.limits import MAX_HISTORY, MAX_HISTORY_TTL, MAX_HOPS, U64
 
@@ -67,7 +67,7 @@ class ForwardEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Forward(Batch):
+class Forward(EntryList):
     """Batches of publishes on their way to the topic's owner (§7.1)."""
 
     KIND = "fwd"
@@ -87,7 +87,7 @@ class CloseEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Close(Batch):
+class Close(EntryList):
     """Topic deletions on their way to the owner (§7.5)."""
 
     KIND = "close"
@@ -105,7 +105,7 @@ class ConfigureEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Configure(Batch):
+class Configure(EntryList):
     """A topic's retention (``create``) on its way to the owner (§7.8)."""
 
     KIND = "configure"
@@ -143,7 +143,7 @@ class FanoutEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Fanout(Batch):
+class Fanout(EntryList):
     """Sequenced copies, one per interested node: deliver in the order received (§7.3)."""
 
     KIND = "fanout"
@@ -162,7 +162,7 @@ class ClosedEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Closed(Batch):
+class Closed(EntryList):
     """A topic's final message: drop its history, deliver ``closed`` if interested (§7.5)."""
 
     KIND = "closed"
@@ -185,7 +185,7 @@ class StoreEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Store(Batch):
+class Store(EntryList):
     """Copies for a replica to keep in the topic's history (§7.8)."""
 
     KIND = "store"
@@ -203,7 +203,7 @@ class StoredEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Stored(Batch):
+class Stored(EntryList):
     """A replica's confirmations to the owner, one per topic per turn (§7.8)."""
 
     KIND = "stored"
@@ -217,7 +217,7 @@ class HandoffEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Handoff(Batch):
+class Handoff(EntryList):
     """A topic's history for a node newly in its placement, or a retention change (§7.8)."""
 
     KIND = "handoff"
@@ -270,7 +270,7 @@ class AckRun(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Ack(Batch):
+class Ack(EntryList):
     """Acknowledgements, one entry per batch."""
 
     KIND = "ack"
@@ -286,7 +286,7 @@ class NackEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class Nack(Batch):
+class Nack(EntryList):
     """Refusals, relayed back along each publish's route (§7.4)."""
 
     KIND = "nack"

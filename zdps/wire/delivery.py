@@ -1,7 +1,9 @@
-"""The local PUB: three frames per delivered message (docs/PROTOCOL.md §9.1)."""
+"""The local PUBs: three frames per delivered message (docs/PROTOCOL.md §9.1), and three
+frames per delivered batch on the batch PUB (§9.5)."""
 
 from __future__ import annotations
 
+from zdps.wire.batches import MAX_BATCH
 from zdps.wire.codec import pack, unpack
 from zdps.wire.errors import malformed
 
@@ -21,6 +23,21 @@ def message_header(seq: int, epoch: int) -> bytes:
 def closed_header(seq: int, epoch: int) -> bytes:
     """The second frame of the final control message of a deleted topic."""
     return pack({"seq": seq, "epoch": epoch, "type": "closed"})
+
+
+def batch_header(seq: int, epoch: int, n: int) -> bytes:
+    """The second frame of a batch on the batch PUB: ``{"seq", "epoch", "n"}``, for the
+    ``n`` messages ``seq``..``seq + n - 1`` whose payloads are the third frame."""
+    return pack({"seq": seq, "epoch": epoch, "n": n})
+
+
+def decode_batch_header(frame: bytes) -> tuple[int, int, int, str]:
+    """``(seq, epoch, n, type)`` of a batch's second frame; ``n`` is 0 for ``closed``."""
+    seq, epoch, kind = decode_header(frame)
+    n = unpack(frame).get("n", 0)
+    if type(n) is not int or not (0 <= n <= MAX_BATCH) or (kind == "message") != (n > 0):
+        raise malformed("a batch header has n 1 to 4096 (0 for closed)")
+    return seq, epoch, n, kind
 
 
 def decode_header(frame: bytes) -> tuple[int, int, str]:

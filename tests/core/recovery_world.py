@@ -4,7 +4,7 @@ subscribers running the real ``Recovery`` as the Python clients do, and the book
 A ``Subscriber`` reads its node's deliveries every ``SLICE`` of simulated time and
 feeds them to ``zdps.client.recovery.Recovery``; a ``Fetch`` is carried out with the
 clients' own steps (``recovering``): ``history`` requests through the subscriber's
-node, page by page, retries and the re-check of holes, each reply awaited for at most
+node, page by page, retries and the re-check of gaps, each reply awaited for at most
 the clients' request timeout. ``World`` applies the schedule's operations (publishes,
 each a batch of one or more messages to one topic, partitions, heals, crashes,
 leaves, restarts) and knows when a node may fail next.

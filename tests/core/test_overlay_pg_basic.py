@@ -6,11 +6,11 @@ The mapping, from pg to zdps:
 
 * a pg scope process is one ``Overlay(node)``; a pid joined to a group is one unit of
   the node's local count in that group (a pid joined twice is a count of 2);
-* nodeup + discover is ``peer_up`` on both sides (``ScopeNet.connect``); a netsplit
-  or a stopped remote scope is ``peer_down`` (``ScopeNet.disconnect``);
+* nodeup + discover is ``peer_up`` on both sides (``OverlayNet.connect``); a netsplit
+  or a stopped remote scope is ``peer_down`` (``OverlayNet.disconnect``);
 * a killed local member is a local leave of its count; a restarted scope is a new
   ``Overlay`` with the same node id, which its peers see go down and come back;
-* pg's ``sync(GS)`` barriers become ``ScopeNet.run()``: deliver until quiescent;
+* pg's ``sync(GS)`` barriers become ``OverlayNet.run()``: deliver until quiescent;
 * pg's monitor messages ``{Ref, join|leave, Group, Pids}`` are ``MemberEvent``s.
 
 ``errors`` becomes malformed input raising ProtocolError (there is no server to
@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from tests.core.scope_net import ScopeNet, group, sends
+from tests.core.overlay_net import OverlayNet, group, sends
 from zdps.core.overlay import NotJoined, Overlay, OverlaySend
 from zdps.wire import SYNC, UPDATE, ProtocolError
 from zdps.wire.gossip import Update
@@ -56,7 +56,7 @@ def test_pg() -> None:
 
 def test_errors() -> None:
     """Malformed scope messages raise ProtocolError and change nothing (pg crashes)."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     net.join("b", group("kept"))
     net.run()
@@ -85,7 +85,7 @@ def test_errors() -> None:
 
 def test_leave_exit_race() -> None:
     """An explicit leave followed by the late leave of the member's death: NotJoined, no harm."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     net.run()
     g = group("test")
@@ -131,7 +131,7 @@ def test_single() -> None:
 
 def test_single_leave_more_than_joined() -> None:
     """A leave of more members than joined removes what there is, and says so to peers."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("g")
     net.join("a", g, 2)
@@ -165,7 +165,7 @@ def test_process_owner_check() -> None:
 
 def test_overlay_missing() -> None:
     """Crafted join/leave from a scope that is not (or no longer) in the overlay are ignored."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("group")
     net.join("a", g)
@@ -194,7 +194,7 @@ def test_thundering_herd() -> None:
     A sync that changes one group among the 10,000 must still be applied exactly.
     """
     group_count, sync_count = 10_000, 2_000
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     groups = [group(f"group.{seq}") for seq in range(group_count)]
     for g in groups:
@@ -220,7 +220,7 @@ def test_thundering_herd() -> None:
     # a sync that changes one group among 10,000
     changed = a.local_counts()
     changed[groups[5_000]] = 3
-    b.monitor_scope("w")
+    b.monitor_overlay("w")
     net.inject("a", "b", [SYNC, changed])
     assert b.members(groups[5_000]) == {"a": 3}
     assert b.members(groups[4_999]) == {"a": 1}
@@ -244,7 +244,7 @@ def test_thundering_herd() -> None:
 # ---------------------------------------------------------------------- monitor
 
 
-def _monitor_test_impl(net: ScopeNet, g: bytes, initial, second) -> None:
+def _monitor_test_impl(net: OverlayNet, g: bytes, initial, second) -> None:
     """pg's monitor_test_impl: ``initial(scope, watcher)`` / ``second(...)`` install watches."""
 
     def seen(node: str, watcher: str) -> list[tuple]:
@@ -293,7 +293,7 @@ def _monitor_test_impl(net: ScopeNet, g: bytes, initial, second) -> None:
     net.join("a", g)
     net.join("a", group("elsewhere"))
     assert net.take_events("a") == []
-    assert a._scope_watchers == []
+    assert a._all_watchers == []
     assert a._group_watchers == {}
 
 
@@ -301,12 +301,12 @@ def test_monitor_scope() -> None:
     """A scope watcher gets ordered join/leave events for local and remote changes."""
 
     def initial(scope: Overlay, watcher: str) -> None:
-        assert scope.monitor_scope(watcher) == {}
+        assert scope.monitor_overlay(watcher) == {}
 
     def second(scope: Overlay, watcher: str) -> None:
-        assert scope.monitor_scope(watcher) == {group("monitor_scope"): {"a": 1}}
+        assert scope.monitor_overlay(watcher) == {group("monitor_overlay"): {"a": 1}}
 
-    _monitor_test_impl(ScopeNet("a"), group("monitor_scope"), initial, second)
+    _monitor_test_impl(OverlayNet("a"), group("monitor_overlay"), initial, second)
 
 
 def test_monitor() -> None:
@@ -319,8 +319,8 @@ def test_monitor() -> None:
     def second(scope: Overlay, watcher: str) -> None:
         assert scope.monitor(watcher, g) == {"a": 1}
 
-    _monitor_test_impl(ScopeNet("a"), g, initial, second)
-    net = ScopeNet("a")
+    _monitor_test_impl(OverlayNet("a"), g, initial, second)
+    net = OverlayNet("a")
     net["a"].monitor("w", g)
     net.join("a", group("other"))
     assert net.take_events("a") == []
@@ -329,8 +329,8 @@ def test_monitor() -> None:
 
 
 def test_monitor_nonempty_scope() -> None:
-    """monitor_scope returns the full table, local and remote, and only existing groups."""
-    net = ScopeNet("a", "b")
+    """monitor_overlay returns the full table, local and remote, and only existing groups."""
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     one = group("one")
     net.join("a", one)
@@ -339,22 +339,22 @@ def test_monitor_nonempty_scope() -> None:
     net.leave("b", group("gone"))
     net.run()
     a = net["a"]
-    full = a.monitor_scope("w")
+    full = a.monitor_overlay("w")
     assert full == {one: {"a": 1, "b": 1}}
     full[one]["a"] = 99  # the snapshot is a copy
     assert a.members(one) == {"a": 1, "b": 1}
     assert a.demonitor("w") is True
-    assert a.monitor_scope("w") == {one: {"a": 1, "b": 1}}
+    assert a.monitor_overlay("w") == {one: {"a": 1, "b": 1}}
 
 
 def test_multi_monitor() -> None:
     """One watcher with 2 group watches and 1 scope watch: 2 joins -> exactly 4 events."""
-    net = ScopeNet("a")
+    net = OverlayNet("a")
     a = net["a"]
     g1, g2 = group("multi_monitor_1"), group("multi_monitor_2")
     assert a.monitor("p", g1) == {}
     assert a.monitor("p", g2) == {}
-    assert a.monitor_scope("p") == {}
+    assert a.monitor_overlay("p") == {}
     net.join("a", g1)
     net.join("a", g2)
     events = net.events["a"]
@@ -368,7 +368,7 @@ def test_multi_monitor() -> None:
     ]
     # scope watchers are told before the group's watchers, whatever the watch order
     assert a.monitor("group-watcher", g1) == {"a": 1}
-    assert a.monitor_scope("scope-watcher") == {g1: {"a": 1}, g2: {"a": 1}}
+    assert a.monitor_overlay("scope-watcher") == {g1: {"a": 1}, g2: {"a": 1}}
     events.clear()
     net.join("a", g1)
     assert [e.watcher for e in events] == ["p", "scope-watcher", "p", "group-watcher"]
@@ -376,7 +376,7 @@ def test_multi_monitor() -> None:
     assert a.demonitor("scope-watcher") is True
     # the watcher exits: pg holds no scope or group monitors afterwards
     assert a.demonitor("p") is True
-    assert a._scope_watchers == []
+    assert a._all_watchers == []
     assert a._group_watchers == {}
     assert a.demonitor("p") is False
 

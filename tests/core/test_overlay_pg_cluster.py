@@ -3,7 +3,7 @@
 
 Each test keeps the name of the pg_SUITE case it ports (lib/kernel/test/pg_SUITE.erl);
 extra cases that pg does not have carry a descriptive name. Scopes are joined by
-``ScopeNet``: ``connect`` is nodeup + discover on both sides, ``disconnect`` a netsplit
+``OverlayNet``: ``connect`` is nodeup + discover on both sides, ``disconnect`` a netsplit
 (or a stopped remote scope), ``restart`` a restarted scope, ``run()`` pg's ``sync(GS)``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.scope_net import ScopeNet, group, sends
+from tests.core.overlay_net import OverlayNet, group, sends
 from zdps.core.overlay import NotJoined
 from zdps.topics import prefix_group
 from zdps.wire import SYNC, UPDATE
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_two() -> None:
     """A local join is seen remotely (not as local); a kill propagates; remote joins seen."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("two")
     net.join("a", g)
@@ -46,7 +46,7 @@ def test_two() -> None:
 
 def test_initial() -> None:
     """A join made before the peer exists reaches it by the discover -> sync exchange."""
-    net = ScopeNet("a")
+    net = OverlayNet("a")
     g = group("initial")
     net.join("a", g)
     assert net["a"].local_count(g) == 1
@@ -64,7 +64,7 @@ def test_initial() -> None:
 
 def test_netsplit() -> None:
     """Changes on both sides of a partition converge after reconnect; the stale group is gone."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     invisible, visible, g = group("$invisible"), group("$visible"), group("netsplit")
     net.join("b", invisible)  # RemoteOldPid
@@ -91,7 +91,7 @@ def test_netsplit() -> None:
 
 def test_netsplit_drops_in_flight() -> None:
     """An update in flight when the link breaks is lost; the resync on reconnect repairs it."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g, h = group("g"), group("h")
     net.join("b", g)
@@ -110,7 +110,7 @@ def test_netsplit_drops_in_flight() -> None:
 
 def test_trisplit() -> None:
     """After a split and reconnect, a third node connected to both sees the peer's join."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     one, three = group("one"), group("three")
     net.join("b", three)  # PeerPid2
@@ -129,7 +129,7 @@ def test_trisplit() -> None:
 
 def test_membership_not_transitive() -> None:
     """Nodes that are not directly connected never see each other's groups (pg moduledoc)."""
-    net = ScopeNet("a", "b", "c")
+    net = OverlayNet("a", "b", "c")
     net.connect("a", "c")
     net.connect("b", "c")
     g = group("g")
@@ -147,7 +147,7 @@ def test_foursplit() -> None:
     pg kills a peer process that never joined anything; here the peer's member of
     group ``one`` dies during the partition, which is the case that can go wrong.
     """
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     one, two, three = group("one"), group("two"), group("three")
     net.join("a", one)
@@ -171,7 +171,7 @@ def test_foursplit() -> None:
 
 def test_exchange() -> None:
     """Two peers change their groups during a split; reconnect exchanges everything."""
-    net = ScopeNet("a", "b", "c")  # b = exchange, c = exchange_second
+    net = OverlayNet("a", "b", "c")  # b = exchange, c = exchange_second
     net.connect("a", "b")
     net.connect("a", "c")
     g, second, third = group("exchange"), group("second"), group("third")
@@ -212,7 +212,7 @@ def test_exchange() -> None:
 
 def test_nolocal() -> None:
     """Remote joins never show up as local; nothing but a peer's own messages names it."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("nolocal")
     net.join("b", g)
@@ -233,7 +233,7 @@ def test_nolocal() -> None:
 
 def test_double() -> None:
     """A member joined twice (before and after the peer appears) counts 2 on both nodes."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     g = group("double")
     net.join("a", g)
     net.connect("a", "b")
@@ -247,7 +247,7 @@ def test_double() -> None:
 
 def test_scope_restart() -> None:
     """A restarted scope loses its local members; remote members are re-synced to it."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("scope_restart")
     net.join("a", g, 2)  # [Pid, Pid]
@@ -272,7 +272,7 @@ def test_missing_scope_join() -> None:
     a group never joined raises ``NotJoined`` (and tells nobody), and operating on a
     peer that was never discovered is ignored.
     """
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     net.run()
     a = net["a"]
@@ -294,7 +294,7 @@ def test_missing_scope_join() -> None:
 
 def test_empty_group_by_remote_leave() -> None:
     """A remote leave of the last member deletes the group everywhere, peer map included."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     a = net["a"]
     g = group("empty_group_by_remote_leave")
@@ -325,7 +325,7 @@ def test_empty_group_by_remote_leave() -> None:
 
 def test_empty_prefix_group_by_remote_leave() -> None:
     """The same for a prefix group: no ghost in reach() and no leftover prefix index."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     a = net["a"]
     news = prefix_group("news.")
@@ -342,7 +342,7 @@ def test_empty_prefix_group_by_remote_leave() -> None:
 
 def test_disconnected_start() -> None:
     """A scope starts, works and restarts on a node with no connections."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     net.disconnect("a", "b")
     dropped = net.dropped
@@ -362,7 +362,7 @@ def test_disconnected_start() -> None:
 
 def test_forced_sync() -> None:
     """A bogus sync replaces the peer's groups; a forced resync corrects it; syncs repeat safely."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     one, fs = group("one"), group("forced_sync")
     net.join("a", one)  # Pid
@@ -374,7 +374,7 @@ def test_forced_sync() -> None:
     expected = {"a": 1, "b": 1}
     a = net["a"]
     assert a.members(one) == expected
-    a.monitor_scope("w")
+    a.monitor_overlay("w")
     # white box: one is doubled, an extra group appears
     net.inject("b", "a", [SYNC, {one: 2, fs: 2}])
     assert a.members(fs) == {"b": 2}
@@ -405,7 +405,7 @@ def test_forced_sync() -> None:
 
 def test_group_leave() -> None:
     """16 remote joins then 4 leaves leave 12; the peer stopping empties the group."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     two = group("two")
     net.join("b", two, 16)  # join 16 times!

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the scope overlay, driven through the in-memory ScopeNet.
+"""Hypothesis properties of the scope overlay, driven through the in-memory OverlayNet.
 
 * Convergence: after any mix of joins, leaves, connects, netsplits, one-sided
   peer_downs (flaps), held links, partial deliveries, forced resyncs and scope
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.core.scope_net import ScopeNet, Table, brute_reach
+from tests.core.overlay_net import OverlayNet, Table, brute_reach
 from zdps.core.overlay import NotJoined, Overlay
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE
@@ -57,11 +57,11 @@ steps = st.tuples(
 
 
 class Checked:
-    """A ScopeNet with a model of the true local counts, checked after every step."""
+    """A OverlayNet with a model of the true local counts, checked after every step."""
 
     def __init__(self, size: int) -> None:
         self.names = NODES[:size]
-        self.net = ScopeNet(*self.names)
+        self.net = OverlayNet(*self.names)
         self.truth: dict[str, dict[bytes, int]] = {n: {} for n in self.names}
         self.known: dict[str, set[str]] = {n: set() for n in self.names}
         self.flapped: set[frozenset[str]] = set()  # pairs that need a new handshake
@@ -72,7 +72,7 @@ class Checked:
         self.snapshot()
 
     def watch(self, name: str) -> None:
-        self.replay[name] = self.net[name].monitor_scope("w")
+        self.replay[name] = self.net[name].monitor_overlay("w")
         self.net.events[name].clear()
 
     def snapshot(self) -> None:

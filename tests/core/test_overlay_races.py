@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.scope_net import ScopeNet, group
+from tests.core.overlay_net import OverlayNet, group
 from zdps.wire import SYNC, UPDATE
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_update_after_one_sided_peer_down_is_ignored() -> None:
     """pg ignores join/leave from a peer not in the overlay (flapping nodes)."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     net.connect("a", "b")
     g = group("g")
     net.join("b", g)
@@ -37,7 +37,7 @@ def test_update_after_one_sided_peer_down_is_ignored() -> None:
 
 def test_sync_and_updates_in_flight_apply_in_order() -> None:
     """Held sync and updates on one link apply in FIFO order, each to the right state."""
-    net = ScopeNet("a", "b")
+    net = OverlayNet("a", "b")
     g, h = group("g"), group("h")
     net.join("a", g)
     net.connect("a", "b")

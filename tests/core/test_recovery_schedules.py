@@ -8,7 +8,7 @@ publishes (batches of one or several messages to one topic), most at ack level
 subscribers, subscribed before anything is published, feed their node's deliveries to
 ``zdps.client.recovery.Recovery`` exactly as the Python clients do (docs/PROTOCOL.md
 §7.9): a ``Fetch`` is answered with ``history`` requests through their own node, page by
-page, with the clients' retries and re-check of holes (``recovering``), in simulated
+page, with the clients' retries and re-check of gaps (``recovering``), in simulated
 time, while later deliveries wait. At the end every link heals, stopped nodes come
 back, the cluster converges and each topic gets one more message, which every
 subscriber must deliver. The guarantee is for any single failure, so a node may crash or

@@ -123,7 +123,7 @@ def test_handoffs_send_to_nodes_newly_in_the_placement_and_drop_what_left_it() -
 
 
 def test_a_replica_that_missed_a_copy_tells_the_owner_instead_of_confirming() -> None:
-    """A confirmation covers everything before it: after a hole (a copy lost on the way)
+    """A confirmation covers everything before it: after a gap (a copy lost on the way)
     the epoch's later copies must not acknowledge the missing one; the owner is told."""
     books = Replication("r", HashRing(["o", "r"]), HistoryStore(Retention(100, 60.0)))
     for seq in (1, 2):

@@ -55,6 +55,27 @@ def test_every_message_kind_has_one_row_starting_with_its_shape() -> None:
         assert table[cls.KIND].startswith(f"`{cls.SHAPE}`"), (cls.KIND, table[cls.KIND])
 
 
+MINUS, DASH = "\u2212", "\u2013"  # the spec's minus sign (2**64 - k) and range dash (a to b)
+
+
+def bound(value: int) -> str:
+    """A bound as the spec writes it: 4096, "10 000 000", "2⁶⁴ {MINUS} 4097"."""
+    if value > 2**63:
+        return f"2⁶⁴ {MINUS} {2**64 - value}"
+    return f"{value:,}".replace(",", " ") if value >= 10_000 else str(value)
+
+
+def test_every_range_a_message_class_checks_is_written_in_its_row() -> None:
+    table = rows(section("### 3.3"))
+    checked = 0
+    for cls in NODE_MESSAGES:
+        for field, low, high in getattr(cls, "RANGES", ()):
+            phrase = f"`{field}` {bound(low)}{DASH}{bound(high - 1)}"
+            assert phrase in table[cls.KIND], (cls.KIND, phrase, table[cls.KIND])
+            checked += 1
+    assert checked >= 8  # fwd (n, hops), close, fanout (seq, n), store (seq, n), ack (seq, n)
+
+
 def test_every_request_op_has_one_row_starting_with_its_args() -> None:
     table = rows(section("### 8.3"))
     assert set(table) == set(OPS)

@@ -23,6 +23,8 @@ from zdps.core.outbox import Outbox
 from zdps.core.part import Part
 from zdps.wire.data import Consumed, Forward
 
+LOG_EVERY = 5.0  # seconds between two log lines of pauses (or of resumes)
+
 
 @dataclass(slots=True)
 class FlowControl(Part):
@@ -32,6 +34,7 @@ class FlowControl(Part):
     inflight: dict[str, int] = field(default_factory=dict)  # sent to a peer, unconfirmed
     owed: dict[str, int] = field(default_factory=dict)  # processed from a peer, unconfirmed
     deferred: deque[tuple[str, Forward]] = field(default_factory=deque)  # oldest first
+    _reported: bool = False  # saturated, as last reported
 
     def sent(self, node: str, count: int = 1) -> None:
         self.inflight[node] = self.inflight.get(node, 0) + count
@@ -49,6 +52,20 @@ class FlowControl(Part):
         """More than ``window`` entries unconfirmed by some peer: take no new work."""
         window = self.window
         return any(count > window for count in self.inflight.values())
+
+    def report(self, out: Outbox) -> bool:
+        """Tell the operator of a pause (or resume) since the last report; True when a
+        pause starts."""
+        saturated = self.saturated
+        if saturated == self._reported:
+            return False
+        self._reported = saturated
+        if saturated:
+            peers = ",".join(self.over_window())
+            out.note("flow_paused", every=LOG_EVERY, peers=peers, window=self.window)
+        else:
+            out.note("flow_resumed", every=LOG_EVERY, window=self.window)
+        return saturated
 
     def over_window(self) -> list[str]:
         """The peers that keep this node saturated."""

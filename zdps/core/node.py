@@ -16,7 +16,6 @@ daemon leaves and exits 1 with it (§4.2).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,12 +24,13 @@ from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clients import ClientApi
 from zdps.core.flow import FlowControl
+from zdps.core.groups import Groups
 from zdps.core.handoff import HistoryHandoff
 from zdps.core.history import HistoryStore
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.interest import InterestCache
 from zdps.core.outbox import Outbox
-from zdps.core.overlay import MemberEvent, NotJoined, Overlay, OverlaySend
+from zdps.core.overlay import Overlay
 from zdps.core.part import Part
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
@@ -40,17 +40,15 @@ from zdps.core.status import COUNTERS, status
 from zdps.core.swim import Swim
 from zdps.core.tunables import CoreConfig
 from zdps.core.watches import Watches
-from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
 from zdps.wire import data, gossip, requests
 from zdps.wire.api import PublishDecoder
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
-from zdps.wire.errors import E_INVALID_TOPIC, E_MALFORMED, E_WRONG_SCOPE, ProtocolError
+from zdps.wire.errors import E_MALFORMED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
 
 Handler = Callable[[str, Any, float, Outbox], None]
 CLASH_REFUSAL = 30.0  # seconds after its start in which a node refuses to share its id
-FLOW_LOG_EVERY = 5.0  # seconds between two log lines of flow-control pauses (or resumes)
 
 
 class NodeCore:
@@ -107,24 +105,22 @@ class NodeCore:
             node, ring, endpoint_of, history, counters, config.request_timeout
         )
         self.watches = Watches(ring, self.overlay)
+        self.groups = Groups(
+            self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input
+        )
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
             PublishDecoder(config.max_payload),
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (
-            self.acks, self.owner, self.flow, self.handoff, self.barriers, self.fetches,
-            self.watches,
+            self.groups, self.acks, self.owner, self.flow, self.handoff, self.barriers,
+            self.fetches, self.watches,
         )  # fmt: skip
-        on_overlay: Handler = lambda sender, m, _now, out: self._overlay(  # noqa: E731
-            self.overlay.handle(sender, m), out
-        )
         self._handlers: dict[type[NodeMessage], Handler] = {
-            gossip.Sync: on_overlay,
-            gossip.Update: on_overlay,
-            gossip.Resync: lambda sender, _m, _now, out: self._overlay(
-                self.overlay.peer_up(sender), out
-            ),
+            gossip.Sync: self.groups.on_counts,
+            gossip.Update: self.groups.on_counts,
+            gossip.Resync: self.groups.on_resync,
             requests.Barrier: self.barriers.on_barrier,
             requests.BarrierOk: self.barriers.on_barrier_ok,
             requests.History: self.fetches.on_history,
@@ -141,7 +137,6 @@ class NodeCore:
             data.Ack: self.acks.on_ack,
             data.Nack: self.acks.on_nack,
         }
-        self._paused = False
         self.refusal: str | None = None  # set: this node must stop (its id is taken)
 
     # ------------------------------------------------------------------ IO interface
@@ -151,14 +146,7 @@ class NodeCore:
         out = self.outbox
         self.router.confirm(out, all_=False)
         self.counters["delivered"] += sum([delivery[3] or 1 for delivery in out.deliveries])
-        if self.paused != self._paused:
-            self._paused = not self._paused
-            self.counters["flow_paused"] += self._paused
-            if self._paused:
-                peers = ",".join(self.flow.over_window())
-                out.note("flow_paused", every=FLOW_LOG_EVERY, peers=peers, window=self.flow.window)
-            else:
-                out.note("flow_resumed", every=FLOW_LOG_EVERY, window=self.flow.window)
+        self.counters["flow_paused"] += self.flow.report(out)
         self.outbox = Outbox()
         return out
 
@@ -236,7 +224,7 @@ class NodeCore:
                     self._membership(membership.handle(sender, incarnation, message, now), now, out)
                     accepted = membership.is_alive(sender, incarnation)
                     if accepted and type(message) is gossip.Ping:
-                        self._check_scope_digest(sender, message, out)
+                        self.groups.check_digest(sender, message, out)
                 elif not accepted:
                     self.counters["ignored_unknown_peer"] += 1
                 else:
@@ -248,22 +236,8 @@ class NodeCore:
                 self.bad_input(exc.code, f"message from {sender}: {exc.message}")
 
     def on_subscription(self, subscription: bytes, subscribed: bool, now: float) -> None:
-        """A local SUB (un)subscribed, as reported by the XPUB."""
-        out = self.outbox
-        if is_control_subscription(subscription):
-            if subscribed and subscription.startswith(SYNC_PREFIX):
-                token = subscription[len(SYNC_PREFIX) :].decode("utf-8", "replace")
-                self.barriers.token_seen(token, now, out)
-            return
-        if not is_valid_group(subscription):
-            self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
-            return
-        if subscribed:
-            self._overlay(self.overlay.join(subscription), out)
-        else:
-            # An unsubscribe may concern a subscription made before this node started.
-            with contextlib.suppress(NotJoined):
-                self._overlay(self.overlay.leave(subscription), out)
+        """A local SUB (un)subscribed, as reported by an XPUB."""
+        self.groups.on_subscription(subscription, subscribed, now, self.outbox)
 
     def on_client_frame(self, client: bytes, frame: bytes, now: float) -> None:
         """One API frame from the client whose connection is identified by ``client``."""
@@ -280,15 +254,6 @@ class NodeCore:
         if message.DATA:
             self.flow.processed(sender, sum([reject.count for reject in message.rejects]))
 
-    def _check_scope_digest(self, sender: str, ping: gossip.Ping, out: Outbox) -> None:
-        """A peer's memberships differ from what we hold for it: ask it for a sync."""
-        digest = ping.scope_digest
-        if digest is not None and digest != self.overlay.peer_digest(sender):
-            endpoint = self.membership.endpoint_of(sender)
-            if endpoint is not None:
-                out.send(endpoint, gossip.Resync())
-                self.counters["resyncs_asked"] += 1
-
     def _membership(self, actions: list[mem.Action], now: float, out: Outbox) -> None:
         ring_changed = False
         old_nodes = self.ring.nodes
@@ -303,7 +268,7 @@ class NodeCore:
                     ring_changed = True
                     self.counters["peers_joined"] += 1
                     out.note("peer_up", node=action.node, endpoint=action.endpoint)
-                self._overlay(self.overlay.peer_up(action.node), out)
+                self.groups.peer_up(action.node, out)
             elif isinstance(action, mem.PeerDown):
                 if self.ring.remove(action.node):
                     ring_changed = True
@@ -311,8 +276,7 @@ class NodeCore:
                 self.counters["peers_lost"] += 1
                 level = "warning" if action.reason == "dead" else "info"
                 out.note("peer_down", level, node=action.node, reason=action.reason, why=action.why)
-                self._overlay(self.overlay.peer_down(action.node), out)
-                for part in self._parts:
+                for part in self._parts:  # groups first: the overlay drops its members
                     part.peer_down(action.node, out)
                 self.router.resume(now, out)
             elif isinstance(action, mem.Clash):
@@ -338,15 +302,3 @@ class NodeCore:
             out.note("node_id_clash", "error", **fields, action="this node stops")
         else:
             out.note("node_id_clash", "error", **fields, action="give one of them another node_id")
-
-    def _overlay(self, actions: list, out: Outbox) -> None:
-        for action in actions:
-            if isinstance(action, OverlaySend):
-                endpoint = self.membership.endpoint_of(action.peer)
-                if endpoint is not None:
-                    if type(action.message) is gossip.Update:
-                        out.update(endpoint, action.message)
-                    else:
-                        out.send(endpoint, action.message)
-            elif isinstance(action, MemberEvent):
-                self.watches.on_member_event(action, out)

@@ -76,7 +76,7 @@ class Overlay:
         self._remote: dict[str, Counts] = {}
         self._groups: dict[bytes, dict[str, int]] = {}
         self._prefix_lengths: dict[int, int] = {}
-        self._scope_watchers: list[Hashable] = []
+        self._all_watchers: list[Hashable] = []
         self._group_watchers: dict[bytes, list[Hashable]] = {}
         self.version = 0
         self.ignored = 0
@@ -247,16 +247,16 @@ class Overlay:
                     else:
                         del self._prefix_lengths[len(group)]
         self.version += 1
-        watchers = self._scope_watchers + self._group_watchers.get(group, [])
+        watchers = self._all_watchers + self._group_watchers.get(group, [])
         if watchers:
             kind = "join" if delta > 0 else "leave"
             actions.extend(MemberEvent(w, kind, group, node, abs(delta)) for w in watchers)
 
     # ------------------------------------------------------------------ monitors
 
-    def monitor_scope(self, watcher: Hashable) -> dict[bytes, dict[str, int]]:
-        """Watch every group; returns the current table."""
-        self._scope_watchers.append(watcher)
+    def monitor_overlay(self, watcher: Hashable) -> dict[bytes, dict[str, int]]:
+        """Watch every group (pg's ``monitor_scope``); returns the current table."""
+        self._all_watchers.append(watcher)
         return {group: dict(nodes) for group, nodes in self._groups.items()}
 
     def monitor(self, watcher: Hashable, group: bytes) -> dict[str, int]:
@@ -266,8 +266,8 @@ class Overlay:
 
     def demonitor(self, watcher: Hashable) -> bool:
         """Stop every watch held by ``watcher``; False if it held none."""
-        found = watcher in self._scope_watchers
-        self._scope_watchers = [w for w in self._scope_watchers if w != watcher]
+        found = watcher in self._all_watchers
+        self._all_watchers = [w for w in self._all_watchers if w != watcher]
         for group in list(self._group_watchers):
             watchers = self._group_watchers[group]
             if watcher in watchers:

@@ -40,7 +40,7 @@ class Watches(Part):
         """Start (or re-point) a watch; the reply is the members now."""
         key = (client, ref)
         if key not in self._watches:
-            self.overlay.monitor_scope(key)
+            self.overlay.monitor_overlay(key)
         self._watches[key] = topic
         out.reply(client, ref, self.members(topic))
 

@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -173,10 +174,10 @@ class Daemon:
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
         if self.cluster in ready:
-            self._drain_cluster(now)
+            self._drain_routed(self.cluster, self._cluster_message, now)
             self._flush()
         if self.api in ready:
-            self._drain_api(now)
+            self._drain_routed(self.api, self._client_message, now)
             self._flush()
         if self.pub in ready:
             self._drain_pub(self.pub, now, self.raw_subscribers)
@@ -202,41 +203,44 @@ class Daemon:
             else:
                 self.poller.register(self.api, zmq.POLLIN)
 
-    def _drain_cluster(self, now: float) -> None:
+    def _drain_routed(
+        self, sock: zmq.Socket, handle: Callable[[bytes, Any, float], bool], now: float
+    ) -> None:
+        """The messages waiting on a ROUTER (cluster or API), each to ``handle`` with its
+        identity, its frame (None for a message of more than one) and the time; it
+        returns False to stop the drain. Bad input it causes names the address it came
+        from. The outbox is carried out every FLUSH_AFTER."""
         core = self.core
         flush_at = now + FLUSH_AFTER
-        for _identity, frame in drain(self.cluster, routed(self.cluster)):
+        for identity, frame in drain(sock, routed(sock)):
             errors = core.outbox.errors
             reported = len(errors)
-            if frame is None:
-                core.bad_input(E_MALFORMED, "cluster message of more than one frame")
-            else:
-                core.on_cluster_frame(frame.bytes, now)
-                if len(errors) > reported:
-                    _from_address(errors, reported, frame)
-                if core.outbox.probes:  # answer probes now, not after the whole drain
-                    self._send_probes(core.outbox.take_probes())
+            go_on = handle(identity, frame, now)
+            if frame is not None and len(errors) > reported:
+                _from_address(errors, reported, frame)
+            if not go_on:
+                return
             if (clock := time.monotonic()) >= flush_at:
                 self._flush()
                 now, flush_at = clock, clock + FLUSH_AFTER
 
-    def _drain_api(self, now: float) -> None:
+    def _cluster_message(self, _identity: bytes, frame: Any, now: float) -> bool:
         core = self.core
-        flush_at = now + FLUSH_AFTER
-        for client, frame in drain(self.api, routed(self.api)):
-            errors = core.outbox.errors
-            reported = len(errors)
-            if frame is None:
-                core.bad_client_frame(client, "an API message is one frame")
-            else:
-                core.on_client_frame(client, frame.bytes, now)
-                if len(errors) > reported:
-                    _from_address(errors, reported, frame)
-                if core.paused:
-                    return  # saturated: the rest stays queued in ZeroMQ (flow control)
-            if (clock := time.monotonic()) >= flush_at:
-                self._flush()
-                now, flush_at = clock, clock + FLUSH_AFTER
+        if frame is None:
+            core.bad_input(E_MALFORMED, "cluster message of more than one frame")
+            return True
+        core.on_cluster_frame(frame.bytes, now)
+        if core.outbox.probes:  # answer probes now, not after the whole drain
+            self._send_probes(core.outbox.take_probes())
+        return True
+
+    def _client_message(self, client: bytes, frame: Any, now: float) -> bool:
+        core = self.core
+        if frame is None:
+            core.bad_client_frame(client, "an API message is one frame")
+            return True
+        core.on_client_frame(client, frame.bytes, now)
+        return not core.paused  # saturated: the rest stays queued in ZeroMQ (flow control)
 
     def _drain_pub(
         self, pub: zmq.Socket, now: float, subscribers: SubscriberFilter | None = None

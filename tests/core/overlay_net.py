@@ -1,7 +1,7 @@
-"""An in-memory network of sans-IO scopes, standing in for Erlang distribution in tests.
+"""An in-memory network of sans-IO overlays, standing in for Erlang distribution in tests.
 
-``ScopeNet`` holds named ``Overlay`` instances and one FIFO queue per directed link.
-It carries out the actions the scopes return:
+``OverlayNet`` holds named ``Overlay`` instances and one FIFO queue per directed link.
+It carries out the actions the overlays return:
 
 * an ``OverlaySend`` is queued on the link ``sender -> peer`` if that link is up, and
   dropped (counted in ``dropped``) otherwise;
@@ -18,7 +18,7 @@ netsplit: both links go down, messages in flight on them are lost, and both side
 see ``peer_down``.
 
 The mapping from pg: ``connect`` is nodeup + discover on both sides, ``disconnect``
-is a netsplit (the remote scope's 'DOWN' on both sides), ``restart`` is a scope
+is a netsplit (the remote overlay's 'DOWN' on both sides), ``restart`` is an overlay
 restart (its peers see it go down and come back), ``join``/``leave`` are local
 member changes, and ``inject`` is pg's white-box ``gen_server:cast`` of a crafted
 message.
@@ -41,11 +41,11 @@ Link = tuple[str, str]
 Table = dict[bytes, dict[str, int]]
 
 
-class ScopeNet:
-    """Named scopes joined by in-memory FIFO links; see the module docstring."""
+class OverlayNet:
+    """Named overlays joined by in-memory FIFO links; see the module docstring."""
 
     def __init__(self, *names: str) -> None:
-        self.scopes: dict[str, Overlay] = {}
+        self.overlays: dict[str, Overlay] = {}
         self.events: dict[str, list[MemberEvent]] = {}
         self.delivered = 0
         self.dropped = 0
@@ -57,15 +57,15 @@ class ScopeNet:
             self.add(name)
 
     def __getitem__(self, name: str) -> Overlay:
-        return self.scopes[name]
+        return self.overlays[name]
 
     def add(self, name: str) -> Overlay:
-        """Start a new, unconnected scope ``name``."""
-        if name in self.scopes:
-            raise ValueError(f"scope {name!r} already exists")
-        self.scopes[name] = Overlay(name)
+        """Start a new, unconnected overlay ``name``."""
+        if name in self.overlays:
+            raise ValueError(f"overlay {name!r} already exists")
+        self.overlays[name] = Overlay(name)
         self.events[name] = []
-        return self.scopes[name]
+        return self.overlays[name]
 
     # ------------------------------------------------------------------ topology
 
@@ -74,20 +74,20 @@ class ScopeNet:
         return (a, b) in self._up
 
     def link_up(self, a: str, b: str) -> None:
-        """Bring the transport between ``a`` and ``b`` up, without telling either scope."""
+        """Bring the transport between ``a`` and ``b`` up, without telling either overlay."""
         self._up |= {(a, b), (b, a)}
 
     def peer_up(self, node: str, peer: str) -> list[Action]:
-        """Bring the link up and tell only ``node``'s scope that ``peer`` is up."""
+        """Bring the link up and tell only ``node``'s overlay that ``peer`` is up."""
         self.link_up(node, peer)
-        return self.route(node, self.scopes[node].peer_up(peer))
+        return self.route(node, self.overlays[node].peer_up(peer))
 
     def peer_down(self, node: str, peer: str) -> list[Action]:
-        """Tell only ``node``'s scope that ``peer`` is down; the transport stays as it is."""
-        return self.route(node, self.scopes[node].peer_down(peer))
+        """Tell only ``node``'s overlay that ``peer`` is down; the transport stays as it is."""
+        return self.route(node, self.overlays[node].peer_down(peer))
 
     def connect(self, a: str, b: str) -> None:
-        """nodeup on both sides: each scope learns the other and queues it a sync."""
+        """nodeup on both sides: each overlay learns the other and queues it a sync."""
         self.peer_up(a, b)
         self.peer_up(b, a)
 
@@ -105,35 +105,35 @@ class ScopeNet:
         return sorted(b for a, b in self._up if a == name)
 
     def restart(self, name: str) -> Overlay:
-        """Replace ``name``'s scope by a new instance: local members and watchers are lost.
+        """Replace ``name``'s overlay by a new instance: local members and watchers are lost.
 
-        Its peers see it go down and come back up, as pg peers see a restarted scope.
+        Its peers see it go down and come back up, as pg peers see a restarted overlay.
         """
         neighbours = self.neighbours(name)
         for peer in neighbours:
             self.disconnect(name, peer)
-        self.scopes[name] = Overlay(name)
+        self.overlays[name] = Overlay(name)
         for peer in neighbours:
             self.connect(name, peer)
-        return self.scopes[name]
+        return self.overlays[name]
 
     # ------------------------------------------------------------------ local operations
 
     def join(self, node: str, group: bytes, count: int = 1) -> list[Action]:
         """A local join on ``node``; its broadcast is queued."""
-        return self.route(node, self.scopes[node].join(group, count))
+        return self.route(node, self.overlays[node].join(group, count))
 
     def leave(self, node: str, group: bytes, count: int = 1) -> list[Action]:
         """A local leave on ``node`` (also models the death of a local member)."""
-        return self.route(node, self.scopes[node].leave(group, count))
+        return self.route(node, self.overlays[node].leave(group, count))
 
     def inject(self, sender: str, receiver: str, message: list) -> list[Action]:
         """Hand the raw ``message`` to ``receiver`` as if ``sender`` sent it, bypassing the
         links; it is decoded (and checked) as a node decodes what arrives."""
-        return self.route(receiver, self.scopes[receiver].handle(sender, decode_message(message)))
+        return self.route(receiver, self.overlays[receiver].handle(sender, decode_message(message)))
 
     def route(self, node: str, actions: Iterable[Action]) -> list[Action]:
-        """Carry out the actions ``node``'s scope returned; returns them as a list."""
+        """Carry out the actions ``node``'s overlay returned; returns them as a list."""
         actions = list(actions)
         for action in actions:
             if isinstance(action, MemberEvent):
@@ -147,7 +147,7 @@ class ScopeNet:
                     )
                 else:
                     self.dropped += 1
-            else:  # pragma: no cover - the scope returns nothing else
+            else:  # pragma: no cover - the overlay returns nothing else
                 raise TypeError(f"unexpected action {action!r}")
         return actions
 
@@ -170,13 +170,13 @@ class ScopeNet:
         return sum(len(queue) for queue in self._queues.values())
 
     def deliver(self, a: str, b: str) -> list[Action]:
-        """Deliver the oldest message on ``a -> b`` (even if held) to ``b``'s scope."""
+        """Deliver the oldest message on ``a -> b`` (even if held) to ``b``'s overlay."""
         queue = self._queues.get((a, b))
         if not queue:
             raise LookupError(f"nothing in flight on {a} -> {b}")
         _, frame = queue.popleft()
         self.delivered += 1
-        return self.route(b, self.scopes[b].handle(a, decode_message(unpack(frame))))
+        return self.route(b, self.overlays[b].handle(a, decode_message(unpack(frame))))
 
     def step(self) -> Link | None:
         """Deliver the oldest deliverable message; returns its link, or None if idle."""
@@ -215,12 +215,12 @@ class ScopeNet:
 
     def table(self, node: str) -> Table:
         """``node``'s whole replicated table: group -> {member node: count}."""
-        scope = self.scopes[node]
-        return {group: scope.members(group) for group in scope.which_groups()}
+        overlay = self.overlays[node]
+        return {group: overlay.members(group) for group in overlay.which_groups()}
 
     def views(self, group: bytes) -> dict[str, dict[str, int]]:
-        """Every scope's view of ``group``."""
-        return {name: scope.members(group) for name, scope in self.scopes.items()}
+        """Every overlay's view of ``group``."""
+        return {name: overlay.members(group) for name, overlay in self.overlays.items()}
 
 
 def brute_reach(table: Table, topic: bytes) -> dict[str, int]:

@@ -1,0 +1,91 @@
+"""Group membership as the node sees it: local subscriptions in, the overlay's news out.
+
+The scope overlay (``overlay.py``, Erlang pg's model, docs/PROTOCOL.md §5) keeps every
+node's subscriber counts per group. This part feeds it: the XPUBs' (un)subscriptions,
+peers' ``sync``/``update``/``resync``, and the digest a ``ping`` carries, which asks for
+a full sync when it differs from what is held for that peer. What the overlay decides
+leaves as messages to peers (updates merged in the outbox) and as member events for
+the watches. Sync tokens (§9.4) are not groups: they go to the subscribe barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zdps.core.barrier import Barriers
+from zdps.core.outbox import Outbox
+from zdps.core.overlay import MemberEvent, NotJoined, Overlay, OverlaySend
+from zdps.core.part import Part
+from zdps.core.watches import Watches
+from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
+from zdps.wire import gossip
+from zdps.wire.errors import E_INVALID_TOPIC
+
+
+@dataclass(slots=True)
+class Groups(Part):
+    """Local subscriptions and peers' group messages, into the overlay and back out."""
+
+    overlay: Overlay
+    endpoint_of: Callable[[str], str | None]
+    barriers: Barriers
+    watches: Watches
+    counters: dict[str, int]
+    bad_input: Callable[[str, str], None]
+
+    def on_subscription(self, subscription: bytes, subscribed: bool, now: float, out: Outbox):
+        """A local SUB (un)subscribed, as reported by an XPUB."""
+        if is_control_subscription(subscription):
+            if subscribed and subscription.startswith(SYNC_PREFIX):
+                token = subscription[len(SYNC_PREFIX) :].decode("utf-8", "replace")
+                self.barriers.token_seen(token, now, out)
+            return
+        if not is_valid_group(subscription):
+            self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
+            return
+        if subscribed:
+            self.apply(self.overlay.join(subscription), out)
+        else:
+            # An unsubscribe may concern a subscription made before this node started.
+            with contextlib.suppress(NotJoined):
+                self.apply(self.overlay.leave(subscription), out)
+
+    def on_counts(self, sender: str, message: Any, now: float, out: Outbox) -> None:
+        """A peer's ``sync`` (all its counts) or ``update`` (some of them)."""
+        self.apply(self.overlay.handle(sender, message), out)
+
+    def on_resync(self, sender: str, message: gossip.Resync, now: float, out: Outbox) -> None:
+        """A peer holds other counts of ours than we have: send it all of them."""
+        self.apply(self.overlay.peer_up(sender), out)
+
+    def check_digest(self, sender: str, ping: gossip.Ping, out: Outbox) -> None:
+        """A peer's memberships differ from what we hold for it: ask it for a sync."""
+        digest = ping.scope_digest
+        if digest is not None and digest != self.overlay.peer_digest(sender):
+            endpoint = self.endpoint_of(sender)
+            if endpoint is not None:
+                out.send(endpoint, gossip.Resync())
+                self.counters["resyncs_asked"] += 1
+
+    def peer_up(self, node: str, out: Outbox) -> None:
+        """A peer came up: it gets all our counts (pg's discover)."""
+        self.apply(self.overlay.peer_up(node), out)
+
+    def peer_down(self, node: str, out: Outbox) -> None:
+        self.apply(self.overlay.peer_down(node), out)
+
+    def apply(self, actions: list, out: Outbox) -> None:
+        """Carry out what the overlay decided."""
+        for action in actions:
+            if isinstance(action, OverlaySend):
+                endpoint = self.endpoint_of(action.peer)
+                if endpoint is not None:
+                    if type(action.message) is gossip.Update:
+                        out.update(endpoint, action.message)
+                    else:
+                        out.send(endpoint, action.message)
+            elif isinstance(action, MemberEvent):
+                self.watches.on_member_event(action, out)

@@ -34,7 +34,14 @@ from zdps_cli.options import (
     help="API endpoint subscribers use (repeatable, round-robin).  [default: --node]",
 )
 @click.option("--publishers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--subscribers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--subscribers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="0: publish only, for subscribers outside the bench (reports what was published "
+    "and acknowledged).",
+)
 @click.option(
     "--sub-procs",
     type=click.IntRange(min=0),
@@ -118,7 +125,8 @@ def bench(
 
     config = BenchConfig(
         pub_nodes=list(pub_nodes) or [node],
-        sub_nodes=list(sub_nodes) or [node],
+        # Publishing only: no subscriber's node to default to (or to check).
+        sub_nodes=list(sub_nodes) or ([node] if options["subscribers"] else []),
         ack="none" if no_ack else ack,
         **options,
     )

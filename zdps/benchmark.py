@@ -7,6 +7,11 @@ Each payload starts with the send time (``time.monotonic_ns``, one clock for eve
 process on Linux), so subscribers measure one-way latency. Subscribers check that
 every (topic, epoch) stream arrives with consecutive seq numbers: loss, duplicates and
 reordering are counted, never hidden.
+
+With no subscribers (``subscribers=0``) it only publishes, for subscribers outside the
+bench (a raw SUB in another language, say): the result says what was sent, published
+and acknowledged, and when publishing started and ended on the machine's monotonic
+clock.
 """
 
 from __future__ import annotations
@@ -14,28 +19,12 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
-import struct
 import sys
 import time
-from array import array
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import msgpack
-import zmq
-from zmq.backend import Socket as _BackendSocket
-
-from zdps.client.protocol import Batch
-from zdps.client.recovery import Gap
-from zdps.wire import message_header
-
-STAMP = struct.Struct("<q")
-_recv = _BackendSocket.recv  # (socket, flags, copy, track): bytes, without the wrapper
-_from_bytes = int.from_bytes
-SEQ_KEY = message_header(0, 0)[:6]  # the daemon's fixed-width header layout
-HEADER_SIZE = len(message_header(0, 0))
-IDLE_END = 3.0  # seconds without a message, after the publishers finished, that end a run
+from zdps.bench_workers import publisher, subscriber
 
 
 @dataclass
@@ -57,212 +46,6 @@ class BenchConfig:
     timeout: float = 30.0  # seconds a client waits for its node (and workers to be ready)
 
 
-@dataclass
-class SubResult:
-    received: int = 0
-    gaps: int = 0
-    duplicates: int = 0
-    first_ns: int = 0
-    last_ns: int = 0
-    latencies_us: list[float] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------------- workers
-
-
-def _subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, out) -> None:
-    """Hold ``sockets`` SUB sockets; count, check seq order and time each message.
-
-    The loop is the cost of a subscriber, not of the nodes: plain receives of the three
-    frames (no ``zmq.Frame``, no more-flag checks: the node sends exactly three), the
-    header read at its fixed offsets, and one comparison per message for the order.
-    """
-    from zdps.client.sync import Client
-
-    ctx = zmq.Context()
-    subs, clients = [], []
-    for k in range(sockets):
-        node = config.sub_nodes[(index + k) % len(config.sub_nodes)]
-        client = Client(node, context=ctx, timeout=config.timeout)
-        clients.append(client)
-        subs.append(client.subscribe(config.topic, batches=config.batches))
-    ready.put(index)
-    if config.batches:
-        out.put(asdict(_batch_subscriber(config, subs, progress)))
-        for sub in subs:
-            sub.close()
-        for client in clients:
-            client.close()
-        ctx.destroy(0)
-        return
-    poller = zmq.Poller()
-    socks = [s._sock for s in subs]
-    for sock in socks:
-        poller.register(sock, zmq.POLLIN)
-    result = SubResult()
-    latencies = array("d")
-    expected: dict[tuple[int, int], int] = {}  # (socket, epoch) -> the next seq
-    total = config.publishers * config.count * len(socks)
-    sample_every = max(1, total // 200_000)
-    stamp = STAMP.unpack_from
-    received = next_sample = 0
-    for events in _ready(poller, progress):
-        for sock, _ in events:
-            key_sock = id(sock)
-            before = received
-            while True:
-                try:
-                    _recv(sock, zmq.NOBLOCK, True, False)  # the topic
-                except zmq.Again:
-                    break
-                header = _recv(sock, 0, True, False)
-                payload = _recv(sock, 0, True, False)
-                seq, epoch = _seq_epoch(header)
-                key = (key_sock, epoch)
-                want = expected.get(key, seq)  # a topic may carry earlier runs
-                if seq != want:
-                    if seq < want:
-                        result.duplicates += 1
-                    else:
-                        result.gaps += seq - want
-                expected[key] = seq + 1
-                received += 1
-                if received >= next_sample:
-                    next_sample = received + sample_every
-                    now = time.monotonic_ns()
-                    latencies.append((now - stamp(payload)[0]) / 1000)
-                    if not result.first_ns:
-                        result.first_ns = now
-            if received != before:
-                result.last_ns = time.monotonic_ns()
-                with progress["received"].get_lock():
-                    progress["received"].value += received - before
-    result.received = received
-    result.latencies_us = latencies.tolist()
-    for sub in subs:
-        sub.close()
-    for client in clients:
-        client.close()
-    ctx.destroy(0)
-    out.put(asdict(result))
-
-
-def _ready(poller: zmq.Poller, progress) -> Iterator[list]:
-    """The sockets with something to read, poll after poll, until the publishers are
-    done and IDLE_END seconds went by without a message."""
-    idle_since = time.monotonic()
-    while True:
-        events = poller.poll(100)
-        if events:
-            idle_since = time.monotonic()
-            yield events
-        elif progress["done"].value and time.monotonic() - idle_since > IDLE_END:
-            return
-
-
-def _batch_subscriber(config: BenchConfig, subs: list, progress) -> SubResult:
-    """The subscriber's loop with batch-aware subscriptions: ``recv_batch``, and the
-    order checked and a latency sampled once per batch."""
-    poller = zmq.Poller()
-    by_sock = {sub._sock: sub for sub in subs}
-    for sock in by_sock:
-        poller.register(sock, zmq.POLLIN)
-    result = SubResult()
-    latencies = array("d")
-    expected: dict[tuple[int, int], int] = {}  # (subscription, epoch) -> the next seq
-    stamp = STAMP.unpack_from
-    for events in _ready(poller, progress):
-        before = result.received
-        for sock, _ in events:
-            sub = by_sock[sock]
-            while (item := sub.recv_batch(0)) is not None:
-                if type(item) is Gap:
-                    result.gaps += item.last - item.first + 1
-                    continue
-                payloads = item.payloads if type(item) is Batch else [item.data]
-                key = (id(sub), item.epoch)
-                want = expected.get(key, item.seq)
-                if item.seq < want:
-                    result.duplicates += len(payloads)
-                elif item.seq > want:
-                    result.gaps += item.seq - want
-                expected[key] = item.seq + len(payloads)
-                result.received += len(payloads)
-                now = time.monotonic_ns()
-                latencies.append((now - stamp(payloads[0])[0]) / 1000)
-                if not result.first_ns:
-                    result.first_ns = now
-        if result.received != before:
-            result.last_ns = time.monotonic_ns()
-            with progress["received"].get_lock():
-                progress["received"].value += result.received - before
-    result.latencies_us = latencies.tolist()
-    return result
-
-
-def _seq_epoch(header: bytes) -> tuple[int, int]:
-    """``(seq, epoch)`` of a delivery header: the daemon's fixed layout read in place,
-    any other msgpack spelling decoded."""
-    if len(header) == HEADER_SIZE and header[:6] == SEQ_KEY:
-        return _from_bytes(header[6:14], "big"), _from_bytes(header[21:], "big")
-    fields = msgpack.unpackb(header)
-    return fields["seq"], fields["epoch"]
-
-
-def _publisher(config: BenchConfig, index: int, start, out) -> None:
-    """Publish in batches, paced by absolute deadlines when a rate is set.
-
-    Unpaced, the messages of one batch share one payload, stamped once when the batch
-    is made (its messages leave together), and go to the client as one run (a list of
-    payloads: no work per message); paced, each message is stamped on its own.
-    """
-    from zdps.client.sync import Client
-
-    client = Client(config.pub_nodes[index % len(config.pub_nodes)], timeout=config.timeout)
-    padding = b"\x00" * max(0, config.size - STAMP.size)
-    start.wait()
-    began = time.monotonic()
-    batch = 1 if config.rate and config.rate < 50_000 else config.batch
-    interval = 1 / config.rate if config.rate else 0.0
-    topic = config.topic
-    sent = 0
-
-    def messages():
-        nonlocal sent
-        while True:
-            now = time.monotonic()
-            if config.duration:
-                if now - began >= config.duration:
-                    return
-                size = batch
-            elif sent >= config.count:
-                return
-            else:
-                size = min(batch, config.count - sent)
-            if interval:
-                due = began + sent * interval
-                if due > now:
-                    time.sleep(due - now)  # never spin: the cores belong to the nodes
-                    continue
-                size = 1
-            payload = STAMP.pack(time.monotonic_ns()) + padding
-            yield (topic, [payload] * size) if size > 1 else (topic, payload)
-            sent += size
-
-    if config.ack != "none":
-        stream = client.publish_stream(
-            messages(), window=config.window, batch=batch, ack=config.ack
-        )
-        acked, failed = stream.acked, len(stream.failures)
-    else:
-        acked, failed = 0, 0
-        for _ in client.publish_many(messages(), ack=False, batch=batch):
-            pass
-    client.close()
-    published = acked if config.ack != "none" else sent
-    out.put({"published": published, "failed": failed, "seconds": time.monotonic() - began})
-
-
 # ---------------------------------------------------------------------- coordinator
 
 
@@ -272,15 +55,15 @@ def run(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
     ready, results, pub_results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     progress = {"received": ctx.Value("q", 0), "done": ctx.Value("b", 0)}
     start = ctx.Event()
-    procs = config.sub_procs or min(config.subscribers, 2)
+    procs = min(config.sub_procs or 2, config.subscribers)  # none without subscribers
     shares = [config.subscribers // procs + (i < config.subscribers % procs) for i in range(procs)]
     subs = [
-        ctx.Process(target=_subscriber, args=(config, sum(shares[:i]), n, ready, progress, results))
+        ctx.Process(target=subscriber, args=(config, sum(shares[:i]), n, ready, progress, results))
         for i, n in enumerate(shares)
         if n
     ]
     pubs = [
-        ctx.Process(target=_publisher, args=(config, i, start, pub_results))
+        ctx.Process(target=publisher, args=(config, i, start, pub_results))
         for i in range(config.publishers)
     ]
     for proc in subs + pubs:
@@ -312,6 +95,10 @@ def run(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
 
 def _show(received: int, expected: int, began_ns: int) -> None:
     elapsed = max(1e-9, (time.monotonic_ns() - began_ns) / 1e9)
+    if not expected:  # no subscribers: nothing to count here
+        sys.stderr.write(f"\rpublishing ... {elapsed:6.1f} s")
+        sys.stderr.flush()
+        return
     fraction = min(1.0, received / expected) if expected > 0 else 0.0
     bar = "#" * int(fraction * 30)
     sys.stderr.write(
@@ -322,46 +109,77 @@ def _show(received: int, expected: int, began_ns: int) -> None:
 
 
 def _summarise(config: BenchConfig, began_ns: int, pubs: list, subs: list) -> dict[str, Any]:
+    """The figures. ``start_ns`` and ``end_ns`` (``time.monotonic_ns``, one clock for
+    the whole machine) are when the publishers were started and when the last one was
+    done, acknowledgements included: with ``--subscribers 0`` a subscriber outside the
+    bench times its receipts against them. Without subscribers, ``msgs_per_s`` is the
+    publish rate (``published`` over ``publish_s``) and there is no latency."""
     published = sum(p["published"] for p in pubs)
+    ended = max((p["end_ns"] for p in pubs), default=began_ns)
+    publish_s = max(1e-9, (ended - began_ns) / 1e9)
     received = sum(s["received"] for s in subs)
     last = max((s["last_ns"] for s in subs if s["received"]), default=began_ns)
-    duration = max(1e-9, (last - began_ns) / 1e9)
+    duration = max(1e-9, (last - began_ns) / 1e9) if config.subscribers else publish_s
     latencies = sorted(x for s in subs for x in s["latencies_us"])
     expected = published * config.subscribers
+    rate = received / config.subscribers if config.subscribers else published
     return {
         "config": asdict(config),
         "published": published,
+        "sent": sum(p["sent"] for p in pubs),
+        "acked": sum(p["acked"] for p in pubs) if config.ack != "none" else None,
         "failed": sum(p["failed"] for p in pubs),
         "received": received,
         "expected": expected,
         "lost": max(0, expected - received),
         "gaps": sum(s["gaps"] for s in subs),
         "duplicates": sum(s["duplicates"] for s in subs),
+        "start_ns": began_ns,
+        "end_ns": ended,
+        "publish_s": round(publish_s, 4),
         "duration_s": round(duration, 4),
-        "msgs_per_s": round(received / max(1, config.subscribers) / duration, 1),
+        "msgs_per_s": round(rate / duration, 1),
         "deliveries_per_s": round(received / duration, 1),
         "mb_per_s": round(received * config.size / duration / 1e6, 2),
         "latency_us": {
-            name: round(_percentile(latencies, q), 1)
+            name: _percentile(latencies, q)
             for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
         },
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest rank, rounded to 0.1 µs; None without a sample (no subscriber, or none
+    received)."""
     if not values:
-        return float("nan")
+        return None
     index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[index]
+    return round(values[index], 1)
 
 
 def table(result: dict[str, Any]) -> str:
     """The human-readable summary printed by ``zdps bench``."""
     c, lat = result["config"], result["latency_us"]
-    lines = [
+    head = (
         f"zdps bench: {c['publishers']} publisher(s) -> {c['subscribers']} subscriber(s), "
         f"topic {c['topic']!r}, {c['size']} B, "
-        + (f"rate {c['rate']:,.0f}/s per publisher" if c["rate"] else "max rate"),
+        + (f"rate {c['rate']:,.0f}/s per publisher" if c["rate"] else "max rate")
+    )
+    if not c["subscribers"]:
+        acked = "n/a (--ack none)" if result["acked"] is None else f"{result['acked']:,}"
+        return "\n".join(
+            [
+                head,
+                "",
+                f"  {'published/s':<18}{result['msgs_per_s']:>14,.0f}",
+                f"  {'sent':<18}{result['sent']:>14,}",
+                f"  {'acknowledged':<18}{acked:>14}",
+                f"  {'failed':<18}{result['failed']:>14,}",
+                f"  {'publishing took':<18}{result['publish_s']:>13,.3f}s",
+            ]
+        )
+    lines = [
+        head,
         "",
         f"  {'messages/s':<18}{result['msgs_per_s']:>14,.0f}",
         f"  {'deliveries/s':<18}{result['deliveries_per_s']:>14,.0f}",
@@ -375,6 +193,9 @@ def table(result: dict[str, Any]) -> str:
         "  one-way latency (us)   p50      p90      p99    p99.9      max",
         "  "
         + " " * 19
-        + "".join(f"{lat[k]:>9,.0f}" for k in ("p50", "p90", "p99", "p99.9", "max")),
+        + "".join(
+            f"{lat[k]:>9,.0f}" if lat[k] is not None else f"{'-':>9}"
+            for k in ("p50", "p90", "p99", "p99.9", "max")
+        ),
     ]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import resource
 import time
 from typing import Any
 
-from . import zdps_rev
+from . import cpu, zdps_rev
 from .revisions import Revision
 
 SIZE = 64
@@ -42,9 +42,9 @@ def run_one(
     except Exception as exc:
         raise RuntimeError(f"{rev.side} ({rev.label}) failed to start its nodes: {exc}") from exc
     try:
-        before = {nid: zdps_rev.cpu_seconds(node.pid) for nid, node in cluster.nodes.items()}
+        before = {nid: cpu.cpu_seconds(node.pid) for nid, node in cluster.nodes.items()}
         start = _snapshot()
-        res, cpu = zdps_rev.run_bench(
+        res, used = zdps_rev.run_bench(
             rev.zdps,
             pub_node=cluster.nodes[pub_at].api,
             sub_node=cluster.nodes[sub_at].api,
@@ -56,7 +56,7 @@ def run_one(
             log_dir=log_dir,
             name="bench",
         )
-        after = {nid: zdps_rev.cpu_seconds(node.pid) for nid, node in cluster.nodes.items()}
+        after = {nid: cpu.cpu_seconds(node.pid) for nid, node in cluster.nodes.items()}
         end = _snapshot()
     except Exception as exc:
         raise RuntimeError(f"{rev.side} ({rev.label}) {workload}: {exc}") from exc
@@ -65,13 +65,13 @@ def run_one(
     for nid in node_ids:
         if before[nid] is None or after[nid] is None:
             raise RuntimeError(f"{rev.side} {workload}: node {nid} exited during the run")
-    cpu = {**{f"node {nid}": after[nid] - before[nid] for nid in node_ids}, **cpu}
-    cpu["total"] = sum(cpu.values())
+    used = {**{f"node {nid}": after[nid] - before[nid] for nid in node_ids}, **used}
+    used["total"] = sum(used.values())
     # What else the machine did meanwhile: busy CPU time not spent by this run's processes
     # (nor by bench/ab itself), and time the hypervisor stole, as % of all CPUs.
     capacity = (end["wall"] - start["wall"]) * (os.cpu_count() or 1)
     busy, steal, own = ((end[k] - start[k]) for k in ("busy", "steal", "self"))
-    others = busy - cpu["total"] - own
+    others = busy - used["total"] - own
     if res.get("lost") or res.get("failed"):
         raise RuntimeError(f"{rev.side} {workload}: lost or failed messages: {res}")
     return {
@@ -81,8 +81,8 @@ def run_one(
         "position": position,  # 0: ran first in this repetition's pair
         "attempt": attempt,  # > 0: the pair was run again (--max-others)
         "msgs_per_s": res["msgs_per_s"],
-        "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
-        "cpu_us_per_msg": {k: round(v * 1e6 / count, 3) for k, v in cpu.items()},
+        "cpu_s": {k: round(v, 3) for k, v in used.items()},
+        "cpu_us_per_msg": {k: round(v * 1e6 / count, 3) for k, v in used.items()},
         "wall_s": round(time.monotonic() - began, 2),
         "others_pct": round(max(0.0, 100 * others / capacity), 1),
         "steal_pct": round(100 * steal / capacity, 1),
@@ -92,11 +92,11 @@ def run_one(
 
 def _snapshot() -> dict[str, float]:
     """The machine's busy and stolen CPU seconds, this process's own, and the time."""
-    busy, steal = zdps_rev.machine_ticks()
+    busy, steal = cpu.machine_ticks()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "busy": busy / zdps_rev.CLK_TCK,
-        "steal": steal / zdps_rev.CLK_TCK,
+        "busy": busy / cpu.CLK_TCK,
+        "steal": steal / cpu.CLK_TCK,
         "self": usage.ru_utime + usage.ru_stime,
         "wall": time.monotonic(),
     }

@@ -42,9 +42,25 @@ METHOD = """\
   (127.255.255.255) on a port picked per run. pyre has no fan-out row, and its counts
   are capped (it is two orders of magnitude slower), which does not change a rate.
 - zdps: `zdps start` nodes on free loopback ports (kept up for the whole run), the
-  workloads through `zdps bench --json` only. zdps-1: publisher and subscribers on one
-  node. zdps-3: publisher on A, the topic owned by B, the subscriber on C; fan-out
-  subscribers spread round-robin over A, B and C.
+  workloads through `zdps bench --json`. zdps-1: publisher and subscribers on one
+  node. zdps-3: publisher on A, the topic owned by B and replicated to A (R = 1, the
+  default), the subscriber on C, a raw Python SUB on C's local PUB (zdps bench's own
+  loop: plain receives of the three frames); fan-out subscribers spread round-robin over
+  A, B and C. The other zdps-3 rows use the same nodes and topic: zdps-3-batches
+  (`zdps bench --batches`: the subscriber receives whole batches from C's batch PUB),
+  zdps-3-repl (`--ack replicated`), and zdps-3-csub: a C SUB (bench/peers/csub.c, built
+  with gcc against the system libzmq) on C's local PUB, started first, with
+  `zdps bench --subscribers 0` publishing on A once B lists C with a subscriber
+  (`zdps members`); it reads the fixed 29-byte header, checks seq continuity per epoch
+  and samples the latency of every 16th message; msgs/s from the publisher's start to
+  its last receipt.
+- stdin: `zdps publish --no-ack TOPIC` on A, fed 300,000 lines of 64 B on a pipe once it
+  is connected and waits on its stdin (Python's start-up is not counted), into the C
+  SUB on C; msgs/s from the first line written to the last receipt (no latency: lines
+  carry no stamp).
+- CPU per message (zdps rows): utime + stime from /proc/PID/stat of each node over the
+  run and of `zdps bench`'s processes (sampled while they run), the C SUB's own
+  getrusage, `zdps publish`'s from wait4; divided by the messages published.
 - Order: for each repetition, each workload, each system (the system order rotates per
   repetition), so the systems share the same machine conditions."""
 
@@ -61,6 +77,9 @@ NOTES = {
     "fanout": "One topic, 100 subscribers: raw pyzmq, Redis and NATS with 100 subscriber "
     "connections in 2 processes; zdps-1 with 100 subscribers on its one node; zdps-3 with "
     "100 subscribers spread over A, B and C. deliveries/s counts every copy received.",
+    "stdin": "`zdps publish --no-ack TOPIC` on A reading 300,000 lines of 64 B from a pipe "
+    "(written once it waits on its stdin), into the C SUB on C: from the first line "
+    "written to the last receipt. The lines carry no send time, so there is no latency.",
 }
 
 

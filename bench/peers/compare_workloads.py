@@ -1,6 +1,7 @@
 """One measurement of `bench/compare`: a workload's parameters for a system, running it
-against a peer or a zdps cluster while the daemons' RSS is sampled, and the zdps-3 soak.
-psutil (through `rss`) is imported only when a workload runs, after installation."""
+against a peer or a zdps cluster while the daemons' RSS is sampled (and, for zdps, the
+CPU time of every process), and the zdps-3 soak. psutil (through `rss`) is imported
+only when a workload runs, after installation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import socket
 import time
 from typing import Any
 
-from . import runner
+from . import cpu, runner
+from .common import load_samples, result
 from .compare_context import Context, log
 
 PEER_MODULES = {
@@ -30,7 +32,18 @@ def workload_params(ctx: Context, system: str, workload: str) -> dict[str, Any]:
     """The same workload for every system, scaled down only where a system needs it."""
     p = ctx.profile
     cfg: dict[str, Any] = {"idle_s": p["idle_s"], "setup_timeout_s": 40}
-    if workload in ("tput64", "tput1k"):
+    if workload == "stdin":  # zdps publish --no-ack, 300k lines of 64 B, into the C SUB
+        count = p["stdin"]
+        cfg.update(
+            workload="stdin",
+            size=64,
+            count=count,
+            subscribers=1,
+            rate=None,
+            sample_every=1,
+            timeout_s=30 + count / 20_000,
+        )
+    elif workload in ("tput64", "tput1k"):
         count = p[workload]
         if system == "pyre":
             count = min(count, p["pyre_max"])
@@ -93,9 +106,11 @@ def run_peer_workload(ctx: Context, system: str, cfg: dict[str, Any]) -> dict[st
 
 
 def run_zdps_workload(ctx: Context, system: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """`zdps bench` for zdps-1, zdps-3 and its batch-aware (`--batches`) and replicated-ack
+    (`--ack replicated`) variants on the same nodes and topic."""
     from . import zdps_nodes
 
-    nodes = ctx.clusters[system].nodes
+    nodes = ctx.nodes(system)
     if system == "zdps-1":
         pub, subs = nodes["S"].api, [nodes["S"].api]
     elif cfg["workload"] == "fanout":
@@ -105,7 +120,7 @@ def run_zdps_workload(ctx: Context, system: str, cfg: dict[str, Any]) -> dict[st
     return zdps_nodes.run_bench(
         pub_node=pub,
         sub_nodes=subs,
-        topic=ctx.topics[system],
+        topic=ctx.topics["zdps-1" if system == "zdps-1" else "zdps-3"],
         workload=cfg["workload"],
         size=cfg["size"],
         count=cfg["count"],
@@ -113,6 +128,110 @@ def run_zdps_workload(ctx: Context, system: str, cfg: dict[str, Any]) -> dict[st
         rate=cfg.get("rate"),
         timeout=cfg["timeout_s"] + 60,
         log_dir=ctx.log_dir,
+        ack="replicated" if system == "zdps-3-repl" else "owner",
+        batches=system == "zdps-3-batches",
+    )
+
+
+def _wait_subscribers(ask: str, topic: str, node: str, until: Any, timeout: float) -> bool:
+    """Poll `zdps members` (asked of the node at `ask`) until `until(count at node)`."""
+    from . import zdps_nodes
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if until(zdps_nodes.members(ask, topic).get(node, 0)):
+                return True
+        except (RuntimeError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def run_csub_workload(ctx: Context, cfg: dict[str, Any]) -> dict[str, Any]:
+    """zdps-3 into the C SUB on C's local PUB: from `zdps bench --subscribers 0` on A
+    (`tput64`), or from `zdps publish --no-ack` on A reading lines on stdin (`stdin`).
+
+    The C SUB starts first; the publisher only once the owner, B, lists C with a
+    subscriber (`zdps members`). msgs/s: from the publisher's first send to the C SUB's
+    last receipt.
+    """
+    from . import csub, zdps_nodes
+
+    if ctx.csub is None:
+        raise RuntimeError("the C SUB was not built")
+    nodes, topic = ctx.nodes("zdps-3-csub"), ctx.topics["zdps-3"]
+    owner, at = nodes["B"].api, "C"
+    # Subscribers of an earlier run gone first, so the count seen next is this SUB's.
+    _wait_subscribers(owner, topic, at, lambda n: n == 0, 10)
+    stdin = cfg["workload"] == "stdin"
+    samples = ctx.log_dir / "csub.lat"
+    samples.unlink(missing_ok=True)
+    sub_cfg = {**cfg, "samples_path": str(samples)}
+    sub = csub.start(
+        ctx.csub, endpoint=nodes[at].pub, topic=topic, cfg=sub_cfg, stamped=not stdin,
+        log_dir=ctx.log_dir,
+    )  # fmt: skip
+    try:
+        if not sub.wait_ready(cfg["setup_timeout_s"]):
+            raise RuntimeError(f"C SUB not ready: {sub.error()}")
+        if not _wait_subscribers(owner, topic, at, lambda n: n >= 1, cfg["setup_timeout_s"]):
+            raise RuntimeError(f"B never listed a subscriber at C for {topic!r}")
+        if stdin:
+            pub = zdps_nodes.publish_stdin(
+                api=nodes["A"].api, topic=topic, lines=cfg["count"], size=cfg["size"],
+                timeout=cfg["timeout_s"] + 60, log_dir=ctx.log_dir,
+            )  # fmt: skip
+        else:
+            pub = zdps_nodes.run_bench(
+                pub_node=nodes["A"].api, sub_nodes=[], subscribers=0, topic=topic,
+                workload="csub", size=cfg["size"], count=cfg["count"],
+                timeout=cfg["timeout_s"] + 60, log_dir=ctx.log_dir,
+            )  # fmt: skip
+        got = sub.wait(cfg["timeout_s"] + 30)
+        if got is None:
+            raise RuntimeError(f"C SUB failed: {sub.error()}")
+    finally:
+        runner.stop(sub.proc, grace=1.0)
+    last = got["last_ns"] if got["received"] else 0
+    return result(
+        published=pub["published"],
+        received=got["received"],
+        expected=cfg["count"],
+        duration_s=(last - pub["start_ns"]) / 1e9 if last else 0.0,
+        size=cfg["size"],
+        subscribers=1,
+        samples_ns=load_samples([str(samples)]) if not stdin else [],
+        publish_s=pub.get("publish_s"),
+        gaps=got["gaps"],
+        duplicates=got["duplicates"],
+        errors=got["errors"],
+        failed=pub.get("failed", 0),
+        timed_out=got["timed_out"],
+        args=pub["args"],
+        cpu_s={**pub["cpu_s"], "sub": got["cpu_s"]},
+    )
+
+
+def _cpu_per_message(
+    before: dict[str, float | None], after: dict[str, float | None], res: dict[str, Any]
+) -> None:
+    """Add the daemons' CPU to what the run's own processes used (`cpu_s`), and both per
+    message published (`cpu_us_per_msg`). Their `total` is the data path's: the nodes,
+    publisher and subscriber(s), not `zdps bench`'s coordinator, which spends its time
+    starting up and waiting."""
+    used: dict[str, float] = {}
+    for node, start in before.items():
+        end = after.get(node)
+        if start is not None and end is not None:
+            used[node] = end - start
+    used.update(res.get("cpu_s") or {})
+    used["total"] = sum(v for k, v in used.items() if k != "bench")
+    messages = res.get("published") or 0
+    res["cpu_s"] = {k: round(v, 4) for k, v in used.items()}
+    res["cpu_us_per_msg"] = (
+        {k: round(v * 1e6 / messages, 3) for k, v in used.items()} if messages else {}
     )
 
 
@@ -126,20 +245,29 @@ def run_one(ctx: Context, system: str, workload: str, rep: int) -> dict[str, Any
         return record
     cfg = workload_params(ctx, system, workload)
     started = time.monotonic()
+    nodes = {nid: node.pid for nid, node in ctx.nodes(system).items()}
     try:
         with Sampler(ctx.daemons(system)) as sampler:
+            before = {nid: cpu.cpu_seconds(pid) for nid, pid in nodes.items()}
             if system in PEER_MODULES:
                 res = run_peer_workload(ctx, system, cfg)
+            elif system == "zdps-3-csub":
+                res = run_csub_workload(ctx, cfg)
             else:
                 res = run_zdps_workload(ctx, system, cfg)
+            after = {nid: cpu.cpu_seconds(pid) for nid, pid in nodes.items()}
+        if nodes:
+            _cpu_per_message(before, after, res)
         record["result"] = res
         record["rss"] = sampler.summary()
         figure = res["deliveries_per_s"] if workload == "fanout" else res["msgs_per_s"]
         lat = res.get("latency_us") or {}
+        total = (res.get("cpu_us_per_msg") or {}).get("total")
         log(
-            f"rep {rep + 1} {workload:<7} {system:<13} {figure:>12,.0f}/s  "
+            f"rep {rep + 1} {workload:<10} {system:<14} {figure:>12,.0f}/s  "
             f"p50 {lat.get('p50') or 0:>9,.1f} us  p99 {lat.get('p99') or 0:>9,.1f} us  "
             f"received {res['received']:,}/{res['expected']:,}"
+            + (f"  cpu {total:.2f} us/msg" if total is not None else "")
         )
     except Exception as exc:  # one failed measurement must not stop the others
         record["error"] = f"{type(exc).__name__}: {exc}"

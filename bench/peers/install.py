@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 # executable -> Debian package
-APT_PACKAGES = {"redis-server": "redis-server", "nats-server": "nats-server"}
+APT_PACKAGES = {"redis-server": "redis-server", "nats-server": "nats-server", "gcc": "gcc"}
+# file -> Debian package: the header the C SUB (peers/csub.c) is built against
+APT_FILES = {Path("/usr/include/zmq.h"): "libzmq3-dev"}
 # distribution name (as importlib.metadata knows it) -> pip requirement
 PIP_PACKAGES = {
     "redis": "redis[hiredis]",
@@ -32,7 +34,9 @@ def _log(message: str) -> None:
 
 
 def missing_apt() -> list[str]:
-    return [pkg for exe, pkg in APT_PACKAGES.items() if not find_executable(exe)]
+    return [pkg for exe, pkg in APT_PACKAGES.items() if not find_executable(exe)] + [
+        pkg for path, pkg in APT_FILES.items() if not path.exists()
+    ]
 
 
 def find_executable(name: str) -> str | None:
@@ -120,7 +124,7 @@ def ensure_installed() -> None:
     if apt:
         install_apt(apt)
     else:
-        _log("Debian packages present: " + ", ".join(APT_PACKAGES.values()))
+        _log("Debian packages present: " + ", ".join([*APT_PACKAGES.values(), *APT_FILES.values()]))
     pip = missing_pip()
     if pip:
         install_pip(pip)

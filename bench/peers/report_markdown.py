@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .report import figure
+from .report import CPU_KEYS, ZDPS, figure
 
 SYSTEM_LABELS = {
     "raw-zmq": "raw pyzmq PUSH/PULL (ceiling)",
@@ -19,8 +19,12 @@ SYSTEM_LABELS = {
     "nats": "NATS, nats-py (asyncio)",
     "pyre": "pyre SHOUT",
     "zdps-1": "zdps, one node",
-    "zdps-3": "zdps, three nodes (A -> owner B -> C)",
+    "zdps-3": "zdps, three nodes (A -> owner B -> C), raw Python SUB on C",
+    "zdps-3-batches": "zdps, three nodes, batch-aware zdps client on C (`--batches`)",
+    "zdps-3-csub": "zdps, three nodes, C SUB on C's local PUB",
+    "zdps-3-repl": "zdps, three nodes, replicated acks (`--ack replicated`, R = 1)",
 }
+STDIN_LABELS = {"zdps-3-csub": "zdps publish --no-ack (stdin) on A -> C SUB on C"}
 FANOUT_LABELS = {"raw-zmq": "raw pyzmq XPUB -> 100 SUB (ceiling)"}
 WORKLOAD_TITLES = {
     "tput64": "Throughput, 64 B payloads",
@@ -29,6 +33,7 @@ WORKLOAD_TITLES = {
     "latency": "One-way latency at a fixed 10,000 msg/s (64 B)",
     "latency50k": "One-way latency at a fixed 50,000 msg/s (64 B)",
     "fanout": "Fan-out: one topic to 100 subscribers (64 B)",
+    "stdin": "zdps publish --no-ack from 300,000 lines on stdin (64 B)",
 }
 SHORT_TITLES = {
     "tput64": "throughput 64 B",
@@ -37,7 +42,12 @@ SHORT_TITLES = {
     "latency": "latency at 10k msg/s",
     "latency50k": "latency at 50k msg/s",
     "fanout": "fan-out to 100",
+    "stdin": "stdin 300k lines",
 }
+CPU_LABELS = {
+    "S": "node", "A": "A", "B": "B", "C": "C", "pub": "publisher", "sub": "subscriber",
+    "sub1": "subscriber 1", "sub2": "subscriber 2", "bench": "zdps bench", "total": "total",
+}  # fmt: skip
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -87,6 +97,9 @@ def _loss(entry: dict[str, Any]) -> str:
     text = f"{entry['received']:,}/{entry['expected']:,} ({entry['lost']:,} lost"
     if entry.get("failed"):
         text += f", {entry['failed']:,} publishes failed"
+    for key, what in (("gaps", "gap"), ("duplicates", "duplicate"), ("errors", "unreadable")):
+        if entry.get(key):
+            text += f", {entry[key]:,} {what}"
     return text + ")"
 
 
@@ -99,7 +112,10 @@ def _spread(entry: dict[str, Any]) -> str:
 
 
 def _throughput_table(
-    workload: str, by_system: dict[str, dict[str, Any]], systems: list[str]
+    workload: str,
+    by_system: dict[str, dict[str, Any]],
+    systems: list[str],
+    labels: dict[str, str] | None = None,
 ) -> list[str]:
     raw = figure(workload, by_system.get("raw-zmq"))
     z3 = figure(workload, by_system.get("zdps-3"))
@@ -118,7 +134,7 @@ def _throughput_table(
             f"| {_num(lat['p50'])} / {_num(lat['p99'])}"
         )
 
-    return lines + _system_rows(by_system, systems, 6, row)
+    return lines + _system_rows(by_system, systems, 6, row, labels)
 
 
 def _latency_table(by_system: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
@@ -189,6 +205,27 @@ def _rss_table(runs: list[dict[str, Any]], workloads: list[str]) -> list[str]:
     return lines
 
 
+def _cpu_table(summary: dict[str, dict[str, dict[str, Any]]], workloads: list[str]) -> list[str]:
+    """CPU µs per message published, per process, for every zdps row and workload."""
+    rows = [
+        (w, s, entry["cpu_us_per_msg"])
+        for w in workloads
+        for s in ZDPS
+        if (entry := summary.get(w, {}).get(s)) and entry.get("ok") and entry.get("cpu_us_per_msg")
+    ]
+    if not rows:
+        return ["No zdps run recorded its CPU time."]
+    keys = [k for k in CPU_KEYS if any(k in cpu for _, _, cpu in rows)]
+    lines = [
+        "| workload | system | " + " | ".join(CPU_LABELS[k] for k in keys) + " |",
+        "|---|---|" + "--:|" * len(keys),
+    ]
+    for workload, system, cpu in rows:
+        cells = [_num(cpu.get(k), 2) if k in cpu else "" for k in keys]
+        lines.append(f"| {SHORT_TITLES[workload]} | {system} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| target | this run | met |", "|---|--:|---|"]
     for row in rows:
@@ -240,7 +277,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "|---|---|",
         *(f"| {k} | {val} |" for k, val in v.items()),
         "",
-        "## Targets (zdps, three nodes)",
+        "## Targets (issue 9: zdps, three nodes, A -> owner B -> C, 64 B)",
         "",
         *_target_lines(data["targets"]),
         "",
@@ -251,6 +288,8 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         out += [f"## {WORKLOAD_TITLES[workload]}", ""]
         if workload in ("tput64", "tput1k"):
             out += _throughput_table(workload, by_system, order)
+        elif workload == "stdin":
+            out += _throughput_table(workload, by_system, order, STDIN_LABELS)
         elif workload.startswith("latency"):
             out += _latency_table(by_system, order)
         else:
@@ -259,6 +298,20 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         out.append(data["notes"].get(workload, ""))
         out.append("")
     out += [
+        "## CPU per message, per process (zdps)",
+        "",
+        *_cpu_table(summary, workloads),
+        "",
+        "µs of CPU (utime + stime from /proc/PID/stat) per message published, medians "
+        "over the repetitions: each node (A, B, C; `node` for zdps-1) over the run, the "
+        "`zdps bench` publisher and subscriber processes and its coordinator, the C SUB "
+        "(its own getrusage) and `zdps publish` (wait4, less its start-up). `total` is "
+        "the nodes, publisher and subscriber: the coordinator (`zdps bench`) mostly starts "
+        "Python and waits, a cost per run, not per message. /proc counts in ticks of "
+        "10 ms, so a short run (`--quick`) rounds each figure by up to 10 ms ÷ messages. "
+        "With `--subscribers 0` and the C SUB there is no zdps subscriber process; in "
+        "fan-out the subscribers hold 100 subscriptions in 2 processes.",
+        "",
         "## Daemon RSS (MiB: start of the first run → peak → end of the last run)",
         "",
         *_rss_table(data["runs"], workloads),

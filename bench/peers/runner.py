@@ -83,9 +83,18 @@ def kill_all() -> None:
 
 
 class Child:
-    """One `python -m peers.worker MODULE ROLE CONFIG` process."""
+    """One `python -m peers.worker MODULE ROLE CONFIG` process, or with `argv` any
+    program that speaks the same READY/RESULT lines (the C SUB, `peers.csub`)."""
 
-    def __init__(self, module: str, role: str, cfg: dict[str, Any], log_dir: Path, name: str):
+    def __init__(
+        self,
+        module: str,
+        role: str,
+        cfg: dict[str, Any],
+        log_dir: Path,
+        name: str,
+        argv: list[str] | None = None,
+    ):
         self.name = name
         self.log = log_dir / f"{name}.log"
         self.ready_info: dict[str, Any] | None = None
@@ -93,10 +102,12 @@ class Child:
         self._ready = threading.Event()
         self._done = threading.Event()
         env = {**os.environ, "PYTHONPATH": str(BENCH_DIR), "PYTHONUNBUFFERED": "1"}
+        if argv is None:
+            argv = [sys.executable, "-m", "peers.worker", module, role, json.dumps(cfg)]
         with self.log.open("wb") as err:
             self.proc = track(
                 subprocess.Popen(
-                    [sys.executable, "-m", "peers.worker", module, role, json.dumps(cfg)],
+                    argv,
                     stdout=subprocess.PIPE,
                     stderr=err,
                     stdin=subprocess.DEVNULL,

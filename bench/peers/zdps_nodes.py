@@ -8,15 +8,18 @@ subscriber on C; fan-out subscribers spread over A, B and C).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from . import cpu
 from .runner import BENCH_DIR, free_port, free_port_pair, stop, track
 
 REPO = BENCH_DIR.parent
@@ -65,6 +68,20 @@ def topic_owned_by(owner: str, nodes: list[str], prefix: str = "bench") -> str:
         if ring.owner(topic) == owner:
             return topic
     raise RuntimeError(f"no topic owned by {owner} among 100000 candidates")
+
+
+def topic_placed(successors: list[str], nodes: list[str], prefix: str = "bench") -> str:
+    """A topic whose owner and next replicas on the ring over `nodes` are `successors`."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from zdps.core.ring import HashRing
+
+    ring = HashRing(nodes)
+    for i in range(100_000):
+        topic = f"{prefix}-{i}"
+        if ring.successors(topic, len(successors)) == successors:
+            return topic
+    raise RuntimeError(f"no topic placed on {successors} among 100000 candidates")
 
 
 class Node:
@@ -182,10 +199,15 @@ def run_bench(
     timeout: float,
     log_dir: Path,
     ack: str = "owner",
+    batches: bool = False,
 ) -> dict[str, Any]:
-    """One `zdps bench --json` run: its single JSON object (plus the arguments used).
+    """One `zdps bench --json` run: its single JSON object, plus the arguments used
+    (`args`) and the CPU seconds of its processes (`cpu_s`: `sub`/`sub1`..., `pub`,
+    `bench`; `peers.cpu`).
 
-    With `duration` (and no `count`) the publisher runs for that many seconds instead.
+    With `duration` (and no `count`) the publisher runs for that many seconds instead;
+    with `subscribers` 0 it only publishes; `batches`: its subscribers receive whole
+    batches (`--batches`).
     """
     args = [
         *(zdps_command() or ["zdps"]),
@@ -205,37 +227,115 @@ def run_bench(
         args += ["--rate", str(rate)]
     if duration:
         args += ["--duration", str(duration)]
-    err_path = log_dir / f"zdps-bench-{workload}.err"
-    with err_path.open("wb") as err:
-        proc = track(
-            subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                text=True,
-            )
-        )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(proc, grace=2.0)
-        stderr = err_path.read_text(errors="replace").strip()[-600:]
-        raise RuntimeError(
-            f"zdps bench did not finish within {timeout:.0f} s"
-            + (f"; stderr: {stderr}" if stderr else " (nothing on stderr)")
-        ) from None
-    finally:
-        stop(proc, grace=2.0)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"zdps bench exited {proc.returncode}: " + err_path.read_text(errors="replace")[-800:]
-        )
-    lines = [line for line in out.splitlines() if line.strip().startswith("{")]
-    if not lines:
-        raise RuntimeError(f"zdps bench printed no JSON: {out[-400:]!r}")
-    res = json.loads(lines[-1])
+    if batches:
+        args.append("--batches")
+    res, used = cpu.bench_process(
+        args,
+        roles=cpu.bench_roles(subscribers),
+        timeout=timeout,
+        err_path=log_dir / f"zdps-bench-{workload}.err",
+    )
     res["args"] = args[1:]
+    res["cpu_s"] = used
     res.setdefault("lost", max(0, res.get("expected", 0) - res.get("received", 0)))
     return res
+
+
+def members(api: str, topic: str) -> dict[str, int]:
+    """`zdps members TOPIC --json` asked of the node at `api`: subscribers per node."""
+    out = subprocess.run(
+        [*(zdps_command() or ["zdps"]), "members", topic, "--json", "--node", api,
+         "--timeout", "2"],
+        capture_output=True, text=True, timeout=15,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"zdps members failed: {out.stderr.strip()[-400:]}")
+    return json.loads(out.stdout).get("nodes") or {}
+
+
+READ_SYSCALLS = {"0", "63"}  # read(2) on x86_64, on arm64
+
+
+def waiting_on_stdin(pid: int) -> bool:
+    """Is the process blocked reading a pipe (its stdin, for `zdps publish`)?"""
+    try:
+        if "pipe" in Path(f"/proc/{pid}/wchan").read_text():
+            return True
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] in READ_SYSCALLS and fields[1] == "0x0"
+
+
+def publish_stdin(
+    *, api: str, topic: str, lines: int, size: int, timeout: float, log_dir: Path
+) -> dict[str, Any]:
+    """`zdps publish --no-ack TOPIC` fed `lines` lines of `size` bytes on stdin.
+
+    The lines are written only once the process is connected and waits on its stdin
+    (Python's start-up is not part of the figure): `start_ns` is then, `end_ns` when it
+    exited; `cpu_s` has the CPU seconds it used from then on (`pub`: wait4's, less
+    what /proc said it had used when the lines were written).
+    """
+    args = [*(zdps_command() or ["zdps"]), "publish", "--no-ack", "--node", api, topic]
+    data = (b"s" * size + b"\n") * lines
+    log = log_dir / "zdps-publish-stdin.log"
+    with log.open("wb") as out:
+        proc = track(
+            subprocess.Popen(
+                args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )  # fmt: skip
+    assert proc.stdin is not None
+    deadline = time.monotonic() + timeout
+    try:
+        while not waiting_on_stdin(proc.pid):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "zdps publish did not come to read its stdin: "
+                    + log.read_text(errors="replace")[-600:]
+                )
+            time.sleep(0.005)
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                proc.stdin.write(data)
+                proc.stdin.close()
+            except (BrokenPipeError, OSError) as exc:
+                failure.append(exc)
+
+        idle_cpu = cpu.cpu_seconds(proc.pid) or 0.0  # start-up, not publishing
+        start_ns = time.monotonic_ns()
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        while True:
+            done, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if done:
+                end_ns = time.monotonic_ns()
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"zdps publish did not finish within {timeout:.0f} s")
+            time.sleep(0.002)
+        writer.join(5)
+    finally:
+        stop(proc, grace=2.0)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    if proc.returncode != 0 or failure:
+        raise RuntimeError(
+            f"zdps publish exited {proc.returncode}"
+            + (f" ({failure[0]!r})" if failure else "")
+            + ": "
+            + log.read_text(errors="replace")[-600:]
+        )
+    return {
+        "published": lines,
+        "start_ns": start_ns,
+        "end_ns": end_ns,
+        "publish_s": (end_ns - start_ns) / 1e9,
+        "args": args[1:],
+        "cpu_s": {"pub": max(0.0, cpu.rusage_seconds(rusage) - idle_cpu)},
+    }

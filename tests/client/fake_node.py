@@ -48,17 +48,24 @@ class Published(NamedTuple):
     topic: str
     payloads: list[bytes]
     level: int
+    lazy: bool = False  # the client does not wait on its ack alone (a window)
 
 
 def pub_entries(msg: list) -> list[Published]:
-    """The entries ``[ref, topic, n, batch, level?]`` of a ``pub`` frame, decoded."""
+    """The entries ``[ref, topic, n, batch, level?, lazy?]`` of a ``pub`` frame, decoded:
+    the level travels only when it is not the default, or before ``lazy`` (only true,
+    and only with acks wanted)."""
     found = []
     for entry in msg[2]:
-        assert 4 <= len(entry) <= 5, entry
-        ref, topic, n, batch, *level = entry
-        assert level in ([], [LEVEL_REPLICATED]), entry  # the default does not travel
+        assert 4 <= len(entry) <= 6, entry
+        ref, topic, n, batch, *more = entry
+        if len(more) == 2:
+            assert more[1] is True and ref and more[0] in (LEVEL_OWNER, LEVEL_REPLICATED), entry
+        else:
+            assert more in ([], [LEVEL_REPLICATED]), entry
         payloads = unpack_batch(batch, n)
-        found.append(Published(ref, topic, payloads, level[0] if level else LEVEL_OWNER))
+        level = more[0] if more else LEVEL_OWNER
+        found.append(Published(ref, topic, payloads, level, len(more) == 2))
     return found
 
 

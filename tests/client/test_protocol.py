@@ -28,12 +28,22 @@ def test_a_publish_entry_is_a_batch_and_the_level_travels_only_when_not_the_defa
 
 
 def test_a_node_decodes_what_a_client_sends() -> None:
-    entries = [publish_entry(3, "t", [b"x", b"y"], 1), publish_entry(5, "u", [b"z"], 2)]
+    entries = [
+        publish_entry(3, "t", [b"x", b"y"], 1),
+        publish_entry(5, "u", [b"z"], 2),
+        publish_entry(6, "v", [b"w"], 1, lazy=True),
+        publish_entry(0, "v", [b"w"], 1, lazy=True),  # nothing to pace without an ack
+    ]
     fields = decode_api(encode_publish(entries))
     assert fields[0] == "pub"
     decoded, rejects = PublishDecoder(max_payload=16).decode(fields[1])
     assert rejects == []
-    assert decoded == [[3, "t", 2, pack_batch([b"x", b"y"]), 1], [5, "u", 1, pack_batch([b"z"]), 2]]
+    assert decoded == [
+        [3, "t", 2, pack_batch([b"x", b"y"]), 1, False],
+        [5, "u", 1, pack_batch([b"z"]), 2, False],
+        [6, "v", 1, pack_batch([b"w"]), 1, True],
+        [0, "v", 1, pack_batch([b"w"]), 1, False],
+    ]
 
 
 def test_flush_is_one_marker_exported_by_zdps() -> None:

@@ -14,7 +14,7 @@ from zdps.client.publishing import publish_many, publish_stream
 from zdps.client.session import Session
 from zdps.client.steps import Send, Wait
 from zdps.settings import MAX_PAYLOAD_LIMIT
-from zdps.wire import LEVEL_REPLICATED, decode_api, unpack
+from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, decode_api, unpack
 from zdps.wire.api import PublishDecoder
 from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, unpack_batch
 
@@ -53,8 +53,11 @@ def shapes(frames: list[list]) -> list[list[tuple[int, str, list[bytes]]]]:
         assert frame[1] == "pub"
         entries = []
         for entry in frame[2]:
-            assert len(entry) == 4, entry  # the default level does not travel
-            ref, topic, n, batch = entry
+            # The default level travels only before ``lazy``, which a windowed publisher
+            # sets on every batch whose acks it wants (and only then).
+            assert len(entry) == (6 if entry[0] else 4), entry
+            assert entry[4:] in ([], [LEVEL_OWNER, True]), entry
+            ref, topic, n, batch = entry[:4]
             entries.append((ref, topic, unpack_batch(batch, n)))
         found.append(entries)
     return found
@@ -240,15 +243,16 @@ def test_publish_stream_sends_the_replicated_level(session: Session) -> None:
     run = Run(
         publish_stream(session, counted(2, []), window=4, batch=2, ack="replicated", timeout=5)
     )
-    assert run.sends()[0][2] == [[1, "t", 2, pack_batch([b"m0", b"m1"]), LEVEL_REPLICATED]]
+    sent = [[1, "t", 2, pack_batch([b"m0", b"m1"]), LEVEL_REPLICATED, True]]  # lazy
+    assert run.sends()[0][2] == sent
 
 
 def test_publish_many_sends_the_replicated_level(session: Session) -> None:
     messages = [("t", b"a"), ("u", b"b")]
     run = Run(publish_many(session, iter(messages), "replicated", 4, 2, 5.0))
     assert run.sends()[0][2] == [
-        [1, "t", 1, pack_batch([b"a"]), LEVEL_REPLICATED],
-        [2, "u", 1, pack_batch([b"b"]), LEVEL_REPLICATED],
+        [1, "t", 1, pack_batch([b"a"]), LEVEL_REPLICATED, True],
+        [2, "u", 1, pack_batch([b"b"]), LEVEL_REPLICATED, True],
     ]
 
 

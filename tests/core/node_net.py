@@ -327,7 +327,7 @@ class SimNet(Network, Observations):
         core = sim.core
         if core is None:
             return
-        out = core.take()
+        out = core.take(self.clock)
         if not out:
             return
         now = self.clock

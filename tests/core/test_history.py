@@ -619,6 +619,9 @@ def test_any_interleaving_of_stores_and_absorbs_is_sorted_unique_and_bounded(
         stored = store_keys(store)
         assert stored == sorted(set(stored)), "sorted and duplicate-free"
         assert len(stored) <= count and len(store) == len(stored)
+        if (topic_history := store.topics.get(TOPIC)) is not None:  # the index of batches
+            entries_now = topic_history.entries
+            assert topic_history._starts == {(e.epoch, e.seq): e.n for e in entries_now}
         new = set(first_copy) - before
         new_held = len(new & set(stored))
         if kind == "store":
@@ -634,3 +637,22 @@ def test_any_interleaving_of_stores_and_absorbs_is_sorted_unique_and_bounded(
     wanted = [(*key, first_copy[key]) for key in expected]
     assert held(store.topics.get(TOPIC)) == wanted
     assert store.fetch(TOPIC, 0, 0, 1000) == wanted
+
+
+def test_a_history_handed_over_twice_is_not_unpacked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two holders hand over the same batches after a ring change: the second copy of
+    each is known by its start, without unpacking it or looking at the others."""
+    store = HistoryStore(Retention(100_000, 3600.0))
+    entries = [[7, 1 + 3 * i, 3, pack_batch([b"a", b"b", b"c"]), 0.0] for i in range(5000)]
+    assert store.absorb("t", None, entries, 10.0) == 15_000
+    unpacked: list[int] = []
+
+    def counted(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
+        unpacked.append(n)
+        return unpack_batch(blob, n, limit)
+
+    monkeypatch.setattr(history_module, "unpack_batch", counted)
+    assert store.absorb("t", None, entries, 10.0) == 0
+    assert unpacked == [] and len(store) == 15_000

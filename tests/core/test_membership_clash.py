@@ -89,7 +89,7 @@ def pump(cores: dict[str, NodeCore], now: float, rounds: int = 10) -> list[str]:
     lines = []
     for _ in range(rounds):
         for sender in cores.values():
-            out = sender.take()
+            out = sender.take(now)
             lines += [f"{sender.incarnation} {event}" for event in out.log]
             header = (sender.scope, sender.node, sender.incarnation)
             for endpoint, messages in {**out.probes, **out.peers}.items():

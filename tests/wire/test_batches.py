@@ -73,8 +73,8 @@ def test_publish_entries_carry_a_batch_with_its_first_ref() -> None:
     )
     assert rejects == []
     assert entries == [
-        [5, "t", 2, pack_batch([b"a", b"b"]), LEVEL_OWNER],
-        [0, "u", 1, pack_batch([b"c"]), LEVEL_REPLICATED],
+        [5, "t", 2, pack_batch([b"a", b"b"]), LEVEL_OWNER, False],
+        [0, "u", 1, pack_batch([b"c"]), LEVEL_REPLICATED, False],
     ]
 
 
@@ -83,8 +83,8 @@ def test_only_the_oversized_payloads_of_a_batch_are_refused() -> None:
     entry = publish_entry(10, "t", [b"a", b"x" * 9, b"b", b"c"], LEVEL_OWNER)
     entries, rejects = decode([entry])
     assert entries == [
-        [10, "t", 1, pack_batch([b"a"]), LEVEL_OWNER],
-        [12, "t", 2, pack_batch([b"b", b"c"]), LEVEL_OWNER],
+        [10, "t", 1, pack_batch([b"a"]), LEVEL_OWNER, False],
+        [12, "t", 2, pack_batch([b"b", b"c"]), LEVEL_OWNER, False],
     ]
     assert [(r.ref, r.code, r.n) for r in rejects] == [(11, "too_large", 1)]
 

@@ -80,10 +80,14 @@ class PublishFrame:
 
     def take(self, first_ref: int, level: int) -> bytes:
         """The ``pub`` frame of everything added, with refs from ``first_ref`` on (0:
-        no acks), in order; the frame starts empty again."""
+        no acks), in order; the frame starts empty again.
+
+        Its batches are ``lazy``: a windowed publisher does not wait on one
+        acknowledgement alone, so the nodes may pace them (docs/PROTOCOL.md §7.4).
+        """
         entries, ref = [], first_ref
         for topic, payloads in self.runs:
-            entries.append(publish_entry(ref, topic, payloads, level))
+            entries.append(publish_entry(ref, topic, payloads, level, lazy=True))
             if ref:
                 ref += len(payloads)
         self._reset()

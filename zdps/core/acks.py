@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zdps.core.ack_pacing import AckPacing
 from zdps.core.outbox import Outbox
 from zdps.core.part import Part
 from zdps.wire.data import Ack, Nack, NackEntry
@@ -31,13 +32,27 @@ class Routes:
     """Writes an acknowledgement or a refusal to whoever waits on a route."""
 
     endpoint_of: Callable[[str], str | None]
+    pacing: AckPacing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pacing = AckPacing(self.endpoint_of)
 
     def ack(
-        self, out: Outbox, route: Route, seq: int, nodes: int, subscribers: int, n: int = 1
+        self,
+        out: Outbox,
+        route: Route,
+        seq: int,
+        nodes: int,
+        subscribers: int,
+        n: int = 1,
+        lazy: bool = False,
     ) -> None:
-        """The ``n`` publishes waiting on ``route`` got seqs ``seq``..``seq + n - 1``."""
+        """The ``n`` publishes waiting on ``route`` got seqs ``seq``..``seq + n - 1``;
+        ``lazy``: nobody waits on this one alone, it is paced (``ack_pacing.py``)."""
         target, ref = route
-        if type(target) is bytes:
+        if lazy:
+            self.pacing.hold(target, ref, seq, nodes, subscribers, n)
+        elif type(target) is bytes:
             out.client_ack(target, ref, seq, nodes, subscribers, n)
         else:
             endpoint = self.endpoint_of(target)  # type: ignore[arg-type]
@@ -61,19 +76,20 @@ class AckRelay(Part):
 
     routes: Routes
     ack_timeout: float = 10.0
-    _pending: dict[int, tuple[Route, int, str, float]] = field(default_factory=dict)
+    _pending: dict[int, tuple[Route, int, str, float, bool]] = field(default_factory=dict)
     _next_ack: int = 1
     _messages: int = 0  # publishes in the pending batches
 
-    def track(self, route: Route, n: int, next_hop: str, now: float) -> int:
-        """A fresh ack id for a batch of ``n`` forwarded to ``next_hop`` for ``route``.
+    def track(self, route: Route, n: int, next_hop: str, now: float, lazy: bool = False) -> int:
+        """A fresh ack id for a batch of ``n`` forwarded to ``next_hop`` for ``route``
+        (``lazy``: its acknowledgement is paced on its way back too).
 
         Ids are handed out in order and deadlines only grow, so ``_pending`` is ordered
         by deadline (``expire`` relies on it).
         """
         ack_id = self._next_ack
         self._next_ack += 1
-        self._pending[ack_id] = (route, n, next_hop, now + self.ack_timeout)
+        self._pending[ack_id] = (route, n, next_hop, now + self.ack_timeout, lazy)
         self._messages += n
         return ack_id
 
@@ -84,7 +100,7 @@ class AckRelay(Part):
             pending = pop(ack_id, None)
             if pending is not None:
                 self._messages -= pending[1]
-                ack(out, pending[0], seq, nodes, subscribers, pending[1])
+                ack(out, pending[0], seq, nodes, subscribers, pending[1], pending[4])
 
     def on_nack(self, sender: str, message: Nack, now: float, out: Outbox) -> None:
         for ack_id, code, why in message.entries:
@@ -94,6 +110,7 @@ class AckRelay(Part):
                 self.routes.refuse(out, pending[0], code, why, pending[1])
 
     def peer_down(self, node: str, out: Outbox) -> None:
+        self.routes.pacing.forget(node)  # its batches' acks: it refuses them itself
         lost = [ack_id for ack_id, pending in self._pending.items() if pending[2] == node]
         why = f"node {node} went away before acknowledging"
         for ack_id in lost:
@@ -110,7 +127,7 @@ class AckRelay(Part):
             self._refuse(ack_id, E_TIMEOUT, why, out)
 
     def _refuse(self, ack_id: int, code: str, why: str, out: Outbox) -> None:
-        route, n, _, _ = self._pending.pop(ack_id)
+        route, n, *_ = self._pending.pop(ack_id)
         self._messages -= n
         self.routes.refuse(out, route, code, why, n)
 

@@ -102,7 +102,7 @@ class ClientApi:
             out.fail(client, 0, exc.code, exc.message)
 
     def on_publish(self, client: bytes, body: Any, now: float, out: Outbox) -> None:
-        """Batches ``[[ref, topic, n, batch, level?], ...]``; ref 0 wants no ack."""
+        """Batches ``[[ref, topic, n, batch, level?, lazy?], ...]``; ref 0 wants no ack."""
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
             self.bad_input(reject.code, f"publish from client {client.hex()}: {reject.message}")
@@ -110,8 +110,9 @@ class ClientApi:
                 out.client_nack(client, reject.ref, reject.code, reject.message, reject.n)
         publish = self.router.publish
         count = 0
-        for ref, topic, n, batch, level in entries:
-            publish(topic, n, batch, (client, ref) if ref else None, 0, now, out, level)
+        for ref, topic, n, batch, level, lazy in entries:
+            route = (client, ref) if ref else None
+            publish(topic, n, batch, route, 0, now, out, level, lazy)
             count += n
         self.counters["published"] += count
 

@@ -52,15 +52,21 @@ class TopicHistory:
     entries: deque[Entry] = field(default_factory=deque)
     size: int = 0  # messages held
     skip: int = 0  # messages of entries[0] trimmed away
+    # (epoch, seq) -> n of every entry: a batch held already (two holders hand over the
+    # same history) is found without a look at the others
+    _starts: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def add(self, epoch: int, seq: int, n: int, batch: bytes, stored: float) -> int:
         """Store a batch; how many of its messages are new here and still held."""
         entries = self.entries
         if not entries or entries[-1].last < (epoch, seq):
             entries.append(Entry(epoch, seq, n, batch, stored))  # the usual case: the newest
+            self._starts[epoch, seq] = n
             self.size += n
             self._trim_count()
             return min(n, self.size)
+        if self._starts.get((epoch, seq)) == n:
+            return 0  # this very batch is held (or was trimmed, being older than all)
         return self._merge(epoch, seq, unpack_batch(batch, n), stored)
 
     def _merge(self, epoch: int, seq: int, payloads: list[bytes], stored: float) -> int:
@@ -75,6 +81,7 @@ class TopicHistory:
             if at and entries[at - 1].epoch == epoch and key[1] <= entries[at - 1].last[1]:
                 continue  # held already
             entries.insert(at, Entry(epoch, key[1], 1, pack_batch([payload]), stored))
+            self._starts[key] = 1
             starts.insert(at, key)
             added.append(key)
         self.size += len(added)
@@ -90,6 +97,8 @@ class TopicHistory:
             self.entries[0] = Entry(
                 head.epoch, head.seq + self.skip, len(payloads), pack_batch(payloads), head.stored
             )
+            del self._starts[head.epoch, head.seq]
+            self._starts[head.epoch, head.seq + self.skip] = len(payloads)
             self.skip = 0
 
     def _trim_count(self) -> None:
@@ -97,7 +106,8 @@ class TopicHistory:
         while self.size > count:
             excess, held = self.size - count, entries[0].n - self.skip
             if excess >= held:
-                entries.popleft()
+                gone = entries.popleft()
+                del self._starts[gone.epoch, gone.seq]
                 self.size -= held
                 self.skip = 0
             else:
@@ -109,7 +119,9 @@ class TopicHistory:
         self._trim_count()
         entries, limit = self.entries, now - self.retention.age
         while entries and entries[0].stored < limit:
-            self.size -= entries.popleft().n - self.skip
+            gone = entries.popleft()
+            del self._starts[gone.epoch, gone.seq]
+            self.size -= gone.n - self.skip
             self.skip = 0
 
     def first(self) -> tuple[int, int] | None:

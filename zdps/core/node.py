@@ -141,10 +141,11 @@ class NodeCore:
 
     # ------------------------------------------------------------------ IO interface
 
-    def take(self) -> Outbox:
+    def take(self, now: float) -> Outbox:
         """Hand the accumulated actions to the IO layer and start a fresh outbox."""
         out = self.outbox
         self.router.confirm(out, all_=False)
+        self.routes.pacing.release(now, out)
         self.counters["delivered"] += sum([delivery[3] or 1 for delivery in out.deliveries])
         self.counters["flow_paused"] += self.flow.report(out)
         self.outbox = Outbox()
@@ -173,7 +174,11 @@ class NodeCore:
 
     def next_deadline(self, now: float) -> float:
         """When ``tick`` must run next at the latest."""
-        return min(self.membership.next_deadline(), now + self.config.heartbeat_interval)
+        return min(
+            self.membership.next_deadline(),
+            now + self.config.heartbeat_interval,
+            self.routes.pacing.due,
+        )
 
     def leave(self, now: float) -> None:
         """Graceful shutdown: tell every peer we are leaving."""
@@ -200,6 +205,7 @@ class NodeCore:
     def client_gone(self, client: bytes) -> None:
         """A client's connection vanished: drop what we keep for it."""
         self.watches.client_gone(client)
+        self.routes.pacing.forget(client)
 
     # ------------------------------------------------------------------ inputs
 

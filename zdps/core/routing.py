@@ -71,16 +71,18 @@ class Router(Part):
         now: float,
         out: Outbox,
         level: int = LEVEL_OWNER,
+        lazy: bool = False,
     ) -> None:
         """Route a batch of ``n`` publishes: sequence it here if we own the topic, else
-        forward it, unopened."""
+        forward it, unopened; ``lazy``: its acknowledgement may be paced (§7.4)."""
         owner = self.ring.owner(topic)
         if owner == self.node:
-            self.owner.sequence(topic, n, batch, route, level, now, out)
+            self.owner.sequence(topic, n, batch, route, level, now, out, lazy)
             return
-        hop = self._next_hop(owner, route, hops, now, out, n)
+        hop = self._next_hop(owner, route, hops, now, out, n, lazy)
         if hop is not None:
-            out.entry(hop[0], Forward, (topic, n, batch, hop[1], hops + 1, level))  # data.py
+            entry = (topic, n, batch, hop[1], hops + 1, level)  # a ForwardEntry (data.py)
+            out.entry(hop[0], Forward, (*entry, True) if lazy and hop[1] else entry)
 
     def close(self, topic: str, route: Route | None, hops: int, now: float, out: Outbox) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""
@@ -118,6 +120,7 @@ class Router(Part):
         now: float,
         out: Outbox,
         n: int = 1,
+        lazy: bool = False,
     ) -> tuple[str, int] | None:
         """The owner's endpoint and the ack id to forward with (0: none wanted), or None
         if the entry cannot be forwarded (refused if it has a route); counts its ``n``
@@ -137,7 +140,7 @@ class Router(Part):
         inflight = self.flow.inflight
         inflight[owner] = inflight.get(owner, 0) + n
         self.counters["routed_to_owner"] += n
-        return endpoint, 0 if route is None else self.acks.track(route, n, owner, now)
+        return endpoint, 0 if route is None else self.acks.track(route, n, owner, now, lazy)
 
     # ------------------------------------------------------------------ from other hops
 
@@ -163,9 +166,9 @@ class Router(Part):
     def _route_forwards(self, sender: str, message: Forward, now: float, out: Outbox) -> None:
         publish = self.publish
         self.flow.processed(sender, message.messages())
-        for topic, n, batch, ack_id, hops, level in message.entries:
+        for topic, n, batch, ack_id, hops, level, lazy in message.entries:
             route = (sender, ack_id) if ack_id else None
-            publish(topic, n, batch, route, hops, now, out, level)
+            publish(topic, n, batch, route, hops, now, out, level, lazy)
 
     def on_close(self, sender: str, message: Close, now: float, out: Outbox) -> None:
         self.flow.processed(sender, len(message.entries))

@@ -130,9 +130,11 @@ class Owner(Part):
         level: int,
         now: float,
         out: Outbox,
+        lazy: bool = False,
     ) -> None:
         """Sequence a batch of ``n`` publishes of a topic we own: one seq range, one
-        history entry, one copy per interested node, one acknowledgement."""
+        history entry, one copy per interested node, one acknowledgement (paced if
+        ``lazy``; one at the replicated level waits for the replicas anyway)."""
         interest = self.interest.of(topic)
         replicated = level == LEVEL_REPLICATED and route is not None
         if replicated and not interest.replicas and self.replication.factor:
@@ -171,7 +173,7 @@ class Owner(Part):
             )
             self.replication.wait(topic, waiting)
         else:
-            self.routes.ack(out, route, seq, interest.reached, interest.subscribers, n)
+            self.routes.ack(out, route, seq, interest.reached, interest.subscribers, n, lazy)
 
     def close(self, topic: str, route: Route | None, now: float, out: Outbox) -> None:
         """Delete a topic we own: a final ``closed`` everywhere, history dropped."""

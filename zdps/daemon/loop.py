@@ -259,7 +259,7 @@ class Daemon:
     # ------------------------------------------------------------------ output
 
     def _flush(self) -> None:
-        out = self.core.take()
+        out = self.core.take(time.monotonic())
         if not out:
             return
         for endpoint in out.disconnects:

@@ -46,6 +46,7 @@ class PublishEntry(NamedTuple):
     n: int  # messages in the batch
     batch: bytes  # their payloads (batches.py)
     level: int = LEVEL_OWNER
+    lazy: bool = False  # the client does not wait on this ack alone: it may be paced
 
 
 class PublishReject(NamedTuple):
@@ -72,7 +73,8 @@ class PublishDecoder:
         self._valid: set[str] = set()
 
     def decode(self, body: Any) -> tuple[list, list[PublishReject]]:
-        """The entries as ``[ref, topic, n, batch, level]`` (PublishEntry's fields), checked."""
+        """The entries as ``[ref, topic, n, batch, level, lazy]`` (PublishEntry's fields),
+        checked."""
         if type(body) is not list:
             raise malformed("a publish is [1, 'pub', [entries]]")
         entries: list[PublishEntry] = []
@@ -90,8 +92,8 @@ class PublishDecoder:
 
     def _checked(self, raw: Any) -> Any:
         """One entry, checked in place (a list, as data.py's hot kinds), or ProtocolError."""
-        if type(raw) is not list or not 4 <= len(raw) <= 5:
-            raise malformed("a publish is [ref, topic, n, batch, level?]")
+        if type(raw) is not list or not 4 <= len(raw) <= 6:
+            raise malformed("a publish is [ref, topic, n, batch, level?, lazy?]")
         ref, topic, n, blob, *more = raw
         if type(n) is not int or not 0 < n <= MAX_BATCH:
             raise malformed(f"a publish batch holds 1 to {MAX_BATCH} messages")
@@ -100,8 +102,12 @@ class PublishDecoder:
         if more:
             if type(more[0]) is not int or more[0] not in (LEVEL_OWNER, LEVEL_REPLICATED):
                 raise malformed("a publish's level is 1 (owner) or 2 (replicated)")
+            if len(more) > 1 and type(more[1]) is not bool:
+                raise malformed("a publish's lazy is true or false")
         else:
             raw.append(LEVEL_OWNER)
+        if len(raw) == 5:
+            raw.append(False)
         if type(topic) is not str or topic not in self._valid:
             need_topic(topic)
             if len(self._valid) >= MAX_VALID_TOPICS:
@@ -116,11 +122,11 @@ class PublishDecoder:
 
     def _split(self, raw: list, entries: list, rejects: list[PublishReject]) -> None:
         """A checked entry with payloads over the limit: the rest go on in runs."""
-        ref, topic, n, blob, level = raw
+        ref, topic, n, blob, level, lazy = raw
         runs, over = split_oversized(blob, n, self.max_payload)
         for offset, payloads in runs:
             first = ref + offset if ref else 0
-            entries.append([first, topic, len(payloads), pack_batch(payloads), level])
+            entries.append([first, topic, len(payloads), pack_batch(payloads), level, lazy])
         rejects += [
             PublishReject(
                 ref + i if ref else 0,
@@ -139,13 +145,18 @@ def _refs(raw: Any) -> tuple[int, int]:
     return raw[0], min(n, U64 - raw[0])
 
 
-def publish_entry(ref: int, topic: str, payloads: list[bytes], level: int) -> list:
+def publish_entry(
+    ref: int, topic: str, payloads: list[bytes], level: int, lazy: bool = False
+) -> list:
     """One entry of a publish frame: a batch of ``payloads``; ref 0 asks for no ack.
 
-    The level travels only when it is not the default.
+    The level and ``lazy`` (the client has others in flight: the ack may be paced) travel
+    only when they are not the defaults.
     """
     entry = [ref, topic, len(payloads), pack_batch(payloads)]
-    if level == LEVEL_REPLICATED:
+    if lazy and ref:
+        entry += [level or LEVEL_OWNER, True]
+    elif level == LEVEL_REPLICATED:
         entry.append(level)
     return entry
 

@@ -64,6 +64,7 @@ class ForwardEntry(NamedTuple):
     ack_id: int  # 0: no ack wanted; else names the batch at the sender
     hops: int  # links crossed so far, at most MAX_HOPS
     level: int  # LEVEL_OWNER or LEVEL_REPLICATED
+    lazy: bool = False  # nobody waits on its ack alone: it may be paced (§7.4)
 
 
 @dataclass(frozen=True, slots=True)

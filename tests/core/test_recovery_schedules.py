@@ -260,3 +260,29 @@ def test_history_merged_at_a_replica_after_a_heal_reaches_the_owner() -> None:
     got it (no Gap either). Now new entries are passed on to the rest of the placement.
     (Run with single-message publishes: the schedule as it was found.)"""
     run(4450478, 28, batches=False)
+
+
+def test_a_recovery_cut_off_by_a_split_is_done_again_after_the_heal() -> None:
+    """Seed 280203, 15 steps: 5 nodes; ``orders.eu`` is placed on [n0, n2], its
+    subscribers sub4 and sub7 are at n1. A split cuts n1 off while n0 sequences
+    orders.eu#12 (seq 4 of epoch ...214, replicated: stored at n0 and n2) among seqs
+    2-6; after the heal n0 went on with epoch ...214 (it merged nothing: n1 held none of
+    the topic), so n1's subscribers saw seq 7 as a gap in that epoch, and asked for 2-6
+    at the very moment a second split cut n1 off again. n1, owner of every topic on its
+    side, answered from its empty store, twice, and the gap was reported as a Gap for
+    good: seq 7 had been delivered, order within an epoch forbids 2-6 after it, and
+    nothing made them look again after the heal. Now an owner opens new epochs when
+    peers it declared dead come back in the same life (a split healed): what n1's
+    subscribers miss is then the tail of an older epoch, not reported, and fetched at
+    the next heal's new epoch. (Single-message publishes: the schedule as found.)"""
+    run(280203, 15, batches=False)
+
+
+def test_an_epoch_the_other_side_sequenced_is_not_skipped_after_a_blind_recovery() -> None:
+    """Seed 1184, 28 steps: the same blind answer, silent this time. A new epoch of
+    ``orders.eu`` reached the subscribers at n1 and n3 as a 3-way split began; their
+    fetch from the oldest position they knew was lost, then answered by the owner of
+    their side, which held nothing, so the epoch 1700000010850 that n0 had sequenced
+    while they were on the other side of an earlier split (replicated, stored) was
+    never fetched, and no Gap said so."""
+    run(1184, 28, batches=False)

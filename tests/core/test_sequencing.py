@@ -35,7 +35,7 @@ from tests.core.helpers import (
     stored,
     topic_owned_by,
 )
-from tests.core.node_net import SimNet
+from tests.core.node_net import SimNet, wait_for
 from zdps.core.acks import Routes
 from zdps.core.flow import FlowControl
 from zdps.core.history import HistoryStore
@@ -155,6 +155,36 @@ def test_idle_topics_are_forgotten_and_restart_with_a_new_epoch() -> None:
     (first, _), (second, seq) = net.stamps("a", "idle")
     assert second > first and seq == 1
     assert len({epoch for epoch, _ in net.stamps("a", "busy")}) == 1
+
+
+def test_a_healed_netsplit_opens_new_epochs_for_every_topic_a_restart_does_not() -> None:
+    """Peers declared dead that come back in the same life (a netsplit healed): their
+    subscribers may have missed what was sequenced without them, even when their side
+    sequenced nothing, and a recovery they ran meanwhile may have been answered by the
+    owner of their side, which held none of the topic's history. A new epoch makes them
+    fetch again from the oldest position they know (§7.9; seeds 280203 and 1184 of
+    test_recovery_schedules.py). A restarted node is not back in the same life."""
+    net = cluster("abc")
+    topic = topic_owned_by("a", "abc", among=("ab", "a"))
+    net.subscribe("c", exact_group(topic))
+    net.run_until_quiet()
+    net.publish("a", topic, b"1")
+    net.run_until_quiet()
+    net.isolate("c")
+    wait_for(net, lambda: "c" not in net.core("a").ring)
+    net.publish("a", topic, b"2")  # c is declared dead: the epoch goes on
+    net.run_until_quiet()
+    net.heal()
+    net.settle()
+    net.publish("a", topic, b"3")  # c is back in the same life: a new epoch
+    net.run_until_quiet()
+    net.restart("b")
+    net.settle()
+    net.publish("a", topic, b"4")  # b restarted: the epoch goes on
+    net.run_until_quiet()
+    (e1, s1, _), (e2, s2, _), (e3, s3, _), (e4, s4, _) = stored(net, "a", topic)
+    assert (s1, e2, s2, s3, e4, s4) == (1, e1, 2, 1, e3, 2) and e3 > e2
+    assert net.stamps("c", topic) == [(e1, 1), (e3, 1), (e3, 2)]  # c missed seq 2
 
 
 def test_concurrent_publishes_get_gapless_seqs_and_one_total_order() -> None:

@@ -45,6 +45,7 @@ from zdps.wire.codec import NodeMessage
 from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
 
 CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
+MAX_DECLARED_DEAD = 10_000  # ids of peers declared dead remembered, to know a healed split
 
 
 class PeerState(StrEnum):
@@ -86,6 +87,7 @@ class Disconnect:
 class PeerUp:
     node: str
     endpoint: str
+    healed: bool = False  # declared dead here, and back in the same life: it was cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class Membership:
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
     _dropped: dict[str, str] = field(default_factory=dict)  # endpoint: id declared dead there
+    _declared_dead: dict[str, int] = field(default_factory=dict)  # id: the life declared dead
     _next_ping: float = 0.0
     _leaving: bool = False
 
@@ -298,9 +301,13 @@ class Membership:
             self._tombstones.pop(node, None)
             self._dropped.pop(advertise, None)
             self.detector.add(node, incarnation, now)
-        elif hello.dropped == self.node:  # it had declared us dead; we held it alive
-            actions.append(log_event("readmitted", "warning", every=1.0, by=node))
-        actions.append(PeerUp(node, advertise))  # for a known peer too: pg answers with a sync
+            healed = self._declared_dead.pop(node, None) == incarnation
+        else:
+            healed = False
+            if hello.dropped == self.node:  # it had declared us dead; we held it alive
+                actions.append(log_event("readmitted", "warning", every=1.0, by=node))
+        # For a known peer too: pg answers with a sync.
+        actions.append(PeerUp(node, advertise, healed))
         actions += self._learn(peers, now)
         return actions
 
@@ -395,6 +402,9 @@ class Membership:
             # find each other again when the network heals.
             self.dialing.redial(peer.endpoint, now, self.config.lost_retry_ttl)
             self._dropped[peer.endpoint] = node
+            if len(self._declared_dead) > MAX_DECLARED_DEAD:
+                self._declared_dead.clear()  # only those that come back matter
+            self._declared_dead[node] = peer.incarnation
         actions: list[Action] = [Disconnect(peer.endpoint)]
         if peer.state is PeerState.ALIVE:
             actions.insert(0, PeerDown(node, reason, why))

@@ -261,7 +261,7 @@ class NodeCore:
             self.flow.processed(sender, sum([reject.count for reject in message.rejects]))
 
     def _membership(self, actions: list[mem.Action], now: float, out: Outbox) -> None:
-        ring_changed = False
+        ring_changed = healed = False
         old_nodes = self.ring.nodes
         went_down: set[str] = set()
         for action in actions:
@@ -274,6 +274,7 @@ class NodeCore:
                     ring_changed = True
                     self.counters["peers_joined"] += 1
                     out.note("peer_up", node=action.node, endpoint=action.endpoint)
+                healed |= action.healed
                 self.groups.peer_up(action.node, out)
             elif isinstance(action, mem.PeerDown):
                 if self.ring.remove(action.node):
@@ -295,6 +296,8 @@ class NodeCore:
             old_nodes = old_nodes - (went_down & self.ring.nodes)
             for part in self._parts:
                 part.ring_changed(old_nodes, now, out)
+        if healed:
+            self.owner.healed()
 
     def _clash(self, clash: mem.Clash, now: float, out: Outbox) -> None:
         """Another process uses our id: the one started later refuses, if just started."""

@@ -229,6 +229,15 @@ class Owner(Part):
         self.interest.clear()
         self.sequencer.retain(lambda topic: self.ring.owner(topic) == self.node)
 
+    def healed(self) -> None:
+        """Peers declared dead are back in the same life: a netsplit healed. Their
+        subscribers missed what we sequenced meanwhile, even when their side sequenced
+        nothing (no handoff brings anything new, §7.8), and a recovery they ran during
+        the split was answered by the owner of their side, which held none of it. Every
+        topic opens a new epoch, so that they fetch again from the oldest position they
+        know (§7.9)."""
+        self.sequencer.retain(lambda _topic: False)
+
     def expire(self, now: float, out: Outbox) -> None:
         for waiting in self.replication.expired(now):
             why = f"not replicated within {self.ack_timeout} s"

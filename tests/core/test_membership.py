@@ -18,15 +18,8 @@ from __future__ import annotations
 import pytest
 
 from tests.core.helpers import hello
-from zdps.core.membership import (
-    Disconnect,
-    Membership,
-    MembershipConfig,
-    PeerDown,
-    PeerState,
-    PeerUp,
-    Send,
-)
+from zdps.core.membership import Membership, MembershipConfig, PeerState
+from zdps.core.membership_actions import Disconnect, PeerDown, PeerUp, Send
 from zdps.core.swim import Swim, SwimConfig
 from zdps.wire import HELLO, PEERS, PING
 from zdps.wire.gossip import Bye

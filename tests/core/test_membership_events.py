@@ -15,7 +15,7 @@ import pytest
 from tests.core.helpers import hello, verdict
 from tests.core.test_membership import admitted, hellos_to, make, of
 from zdps.core.log_events import LogEvent
-from zdps.core.membership import PeerDown, Send
+from zdps.core.membership_actions import PeerDown, Send
 from zdps.wire import ALIVE, DEAD, SUSPECT
 from zdps.wire.gossip import Hello
 

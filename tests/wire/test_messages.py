@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zdps.wire import codec
+from zdps.wire.answers import decode_answer
 from zdps.wire.api import (
     OPS,
     Create,
@@ -28,7 +29,6 @@ from zdps.wire.api import (
     Status,
     Unwatch,
     Watch,
-    decode_answer,
     decode_request,
 )
 from zdps.wire.batches import pack_batch

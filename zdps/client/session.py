@@ -38,17 +38,13 @@ from zdps.client.steps import (
 )
 from zdps.client.subscription import Inbox, SubscribePlan
 from zdps.wire import API_REQUEST, E_TIMEOUT, ProtocolError, decode_api, encode_api
+from zdps.wire.answers import Acks, Event, Nacks, Reply, decode_answer
 from zdps.wire.api import (
-    Acks,
-    Event,
     Info,
-    Nacks,
     Op,
     Ready,
-    Reply,
     Unwatch,
     Watch,
-    decode_answer,
     encode_publish,
     encode_request,
     publish_entry,

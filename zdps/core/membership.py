@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from zdps.core import swim
-from zdps.core.log_events import LogEvent, log_event
+from zdps.core.log_events import log_event
+from zdps.core.membership_actions import Action, Clash, Disconnect, PeerDown, PeerUp, Send
 from zdps.core.ring import node_set_digest
 from zdps.core.seeds import Seeds
 from zdps.wire import probes
@@ -61,51 +62,6 @@ class Peer:
     state: PeerState
     since: float
     last_hello: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``message`` to whatever node listens at ``endpoint``.
-
-    ``probe`` messages (the detector's) take the probe link, so they never wait
-    behind data.
-    """
-
-    endpoint: str
-    message: NodeMessage
-    probe: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Drop the connection to ``endpoint`` and anything queued on it."""
-
-    endpoint: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeerUp:
-    node: str
-    endpoint: str
-    healed: bool = False  # declared dead here, and back in the same life: it was cut off
-
-
-@dataclass(frozen=True, slots=True)
-class PeerDown:
-    node: str
-    reason: str  # "dead", "left" or "restarted"
-    why: str  # what showed it, for the operator
-
-
-@dataclass(frozen=True, slots=True)
-class Clash:
-    """Another process uses this node's id: it advertises ``endpoint``."""
-
-    endpoint: str
-    incarnation: int
-
-
-Action = Send | Disconnect | PeerUp | PeerDown | Clash | LogEvent
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from zdps.core import membership as mem
+from zdps.core import membership_actions as acts
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clients import ClientApi
@@ -29,6 +29,7 @@ from zdps.core.handoff import HistoryHandoff
 from zdps.core.history import HistoryStore
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.interest import InterestCache
+from zdps.core.membership import Membership
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
 from zdps.core.part import Part
@@ -76,7 +77,7 @@ class NodeCore:
         self.outbox = Outbox()
         self.overlay = Overlay(node)
         detector = Swim(node, incarnation, config.detector())
-        self.membership = membership = mem.Membership(
+        self.membership = membership = Membership(
             node, incarnation, endpoint, detector, seeds, config.membership()
         )
         membership.scope_digest = self.overlay.local_digest
@@ -260,23 +261,23 @@ class NodeCore:
         if message.DATA:
             self.flow.processed(sender, sum([reject.count for reject in message.rejects]))
 
-    def _membership(self, actions: list[mem.Action], now: float, out: Outbox) -> None:
+    def _membership(self, actions: list[acts.Action], now: float, out: Outbox) -> None:
         ring_changed = healed = False
         old_nodes = self.ring.nodes
         went_down: set[str] = set()
         for action in actions:
-            if isinstance(action, mem.Send):
+            if isinstance(action, acts.Send):
                 (out.probe if action.probe else out.send)(action.endpoint, action.message)
-            elif isinstance(action, mem.Disconnect):
+            elif isinstance(action, acts.Disconnect):
                 out.disconnect(action.endpoint)
-            elif isinstance(action, mem.PeerUp):
+            elif isinstance(action, acts.PeerUp):
                 if self.ring.add(action.node):
                     ring_changed = True
                     self.counters["peers_joined"] += 1
                     out.note("peer_up", node=action.node, endpoint=action.endpoint)
                 healed |= action.healed
                 self.groups.peer_up(action.node, out)
-            elif isinstance(action, mem.PeerDown):
+            elif isinstance(action, acts.PeerDown):
                 if self.ring.remove(action.node):
                     ring_changed = True
                     went_down.add(action.node)
@@ -286,7 +287,7 @@ class NodeCore:
                 for part in self._parts:  # groups first: the overlay drops its members
                     part.peer_down(action.node, out)
                 self.router.resume(now, out)
-            elif isinstance(action, mem.Clash):
+            elif isinstance(action, acts.Clash):
                 self._clash(action, now, out)
             else:
                 out.log.append(action)
@@ -299,7 +300,7 @@ class NodeCore:
         if healed:
             self.owner.healed()
 
-    def _clash(self, clash: mem.Clash, now: float, out: Outbox) -> None:
+    def _clash(self, clash: acts.Clash, now: float, out: Outbox) -> None:
         """Another process uses our id: the one started later refuses, if just started."""
         self.counters["id_clashes"] += 1
         fields = {"node": self.node, "other": clash.endpoint}

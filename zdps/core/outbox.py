@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core.log_events import LogEvent, log_event
-from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY, error_result
+from zdps.wire.answers import error_result
+from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY
 from zdps.wire.codec import EntryList, NodeMessage, encode_envelope
 from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
 from zdps.wire.gossip import Update

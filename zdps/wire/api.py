@@ -1,9 +1,8 @@
-"""The client API: what a client sends its node, and what the node answers (§8).
+"""The client API: what a client sends its node (§8); its answers are in answers.py.
 
 Frames are ``[1, kind, ...]``. A client publishes (``pub``) and makes requests
-(``req``); each request's args decode into the typed operation named by ``op``. The
-node answers with ``ack``/``nack`` runs for publishes, ``rep`` for requests and
-``event`` for watches. Both sides decode here, so node and clients agree.
+(``req``); each request's args decode into the typed operation named by ``op``.
+Both sides decode here, so node and clients agree.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ from typing import Any, ClassVar, NamedTuple, Self
 
 from zdps.topics import InvalidTopic, check_topic, is_valid_group
 from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, split_oversized, unpack_batch
-from zdps.wire.codec import encode_api, need_int, need_map, need_str
-from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, AckRun, Retention
+from zdps.wire.codec import encode_api, need_int
+from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, Retention
 from zdps.wire.data import decode_retention as _retention
 from zdps.wire.errors import E_INVALID_TOPIC, E_TOO_LARGE, E_UNKNOWN_OP, ProtocolError, malformed
 from zdps.wire.limits import HISTORY_PAGE, U64
@@ -369,90 +368,3 @@ def decode_request(fields: list) -> Request:
 
 def encode_request(ref: int, op: Op) -> bytes:
     return encode_api(API_REQUEST, ref, op.OP, op.args())
-
-
-# ---------------------------------------------------------------- answers
-
-
-class Reply(NamedTuple):
-    ref: int  # 0: answers a frame that could not be attributed
-    ok: bool
-    result: Any  # on failure {"code", "message"}
-
-
-class Event(NamedTuple):
-    ref: int  # the watch's request
-    body: dict
-
-
-class Acks(NamedTuple):
-    runs: list[AckRun]
-
-
-class RefusedRun(NamedTuple):
-    """``n`` publishes from ``ref`` on were refused with ``code``."""
-
-    ref: int
-    code: str
-    message: str
-    n: int
-
-
-class Nacks(NamedTuple):
-    entries: list[RefusedRun]
-
-
-Answer = Acks | Nacks | Reply | Event
-
-
-def decode_answer(kind: str, fields: list) -> Answer | None:
-    """A frame from the node (after ``[1``); None for a kind this client does not know.
-
-    Fields after the first five of an ack entry are for newer clients (§11).
-    """
-    if kind == API_ACK:
-        return Acks([_ack_run(e) for e in _entry_list(kind, fields)])
-    if kind == API_NACK:
-        return Nacks([_nack(e) for e in _entry_list(kind, fields)])
-    if kind == API_REPLY:
-        if len(fields) != 3 or type(fields[1]) is not bool:
-            raise malformed("a reply is [ref, ok, result]")
-        ref, ok, result = fields
-        if not ok and not _is_error(result):
-            raise malformed("a failed reply's result is {code, message}")
-        return Reply(need_int(ref, "a reply's ref"), ok, result)
-    if kind == API_EVENT:
-        if len(fields) < 2:
-            raise malformed("an event is [ref, body]")
-        return Event(need_int(fields[0], "an event's ref"), need_map(fields[1], "an event"))
-    return None
-
-
-def _entry_list(kind: str, fields: list) -> list:
-    if not fields or type(fields[0]) is not list:
-        raise malformed(f"{kind} carries a list of entries")
-    return fields[0]
-
-
-def _ack_run(entry: Any) -> AckRun:
-    if type(entry) is not list or len(entry) < 5:
-        raise malformed("ack entries are [ref, seq, nodes, subscribers, n]")
-    run = AckRun(*(need_int(x, "an ack field") for x in entry[:5]))
-    if run.n < 1:
-        raise malformed("an ack run is at least 1 long")
-    return run
-
-
-def _nack(entry: Any) -> RefusedRun:
-    if type(entry) is not list or len(entry) != 4 or type(entry[2]) is not str:
-        raise malformed("nack entries are [ref, code, message, n]")
-    ref, code = need_int(entry[0], "a nack's ref"), need_str(entry[1], "a code")
-    return RefusedRun(ref, code, entry[2], need_int(entry[3], "a nack's n", 1))
-
-
-def _is_error(result: Any) -> bool:
-    return type(result) is dict and type(result.get("code")) is str and "message" in result
-
-
-def error_result(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message}

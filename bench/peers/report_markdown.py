@@ -68,7 +68,7 @@ def _status(entry: dict[str, Any] | None) -> str | None:
     if entry.get("skipped"):
         return f"skipped: {entry['skipped']}"
     if not entry.get("ok"):
-        return "failed: " + "; ".join(str(e)[:160] for e in entry.get("errors", []))
+        return "failed: " + "; ".join(str(e)[:160] for e in entry.get("failures", []))
     return None
 
 
@@ -100,6 +100,8 @@ def _loss(entry: dict[str, Any]) -> str:
     for key, what in (("gaps", "gap"), ("duplicates", "duplicate"), ("errors", "unreadable")):
         if entry.get(key):
             text += f", {entry[key]:,} {what}"
+    if entry.get("failures"):
+        text += f"; {len(entry['failures'])} run(s) failed, not counted here"
     return text + ")"
 
 

@@ -28,20 +28,24 @@ from zdps.client.session import Session
 from zdps.client.steps import Pending
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.outbox import Outbox
+from zdps.core.routing import JOIN_BELOW
 from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
 from zdps.wire import (
     ACK,
     API_ACK,
     API_NACK,
+    API_PUBLISH,
     E_NO_ROUTE,
     E_OWNER_LOST,
     E_TIMEOUT,
     FORWARD,
     LEVEL_OWNER,
+    LEVEL_REPLICATED,
     encode_api,
 )
 from zdps.wire.api import publish_entry
+from zdps.wire.batches import unpack_batch
 from zdps.wire.data import Ack, Nack, NackEntry
 
 pytestmark = pytest.mark.timeout(60)
@@ -252,22 +256,72 @@ def test_a_batch_to_one_topic_is_acknowledged_by_one_run() -> None:
 
 
 def test_batches_between_nodes_are_acknowledged_one_entry_each() -> None:
-    """Ack ids name batches: two batches forwarded in one turn get two ack entries,
-    which the entry node relays to its client as one run when refs and seqs continue."""
+    """Ack ids name batches: two batches forwarded in one turn that do not continue
+    each other (refs 10-12, then 20-21) get two ack entries, and two runs to the client."""
     net = cluster("ab")
     topic = topic_owned_by("b", "ab")
     net.publish_batch(
         "a",
         [
             publish_entry(10, topic, [b"m"] * 3, LEVEL_OWNER),
-            publish_entry(13, topic, [b"m"] * 2, LEVEL_OWNER),
+            publish_entry(20, topic, [b"m"] * 2, LEVEL_OWNER),
         ],
     )
     net.run_until_quiet()
     ids = [e[3] for _, e in net.entries(FORWARD)]
     assert [e for _, e in net.entries(ACK, src="b")] == [[ids[0], 1, 0, 0, 3], [ids[1], 4, 0, 0, 2]]
-    assert [f[1] for f in net.frames("a") if f[0] == API_ACK] == [[[10, 1, 0, 0, 5]]]
+    assert [f[1] for f in net.frames("a") if f[0] == API_ACK] == [
+        [[10, 1, 0, 0, 3], [20, 4, 0, 0, 2]]
+    ]
     assert net.core("a").pending == 0
+
+
+def test_small_batches_that_continue_each_other_travel_as_one() -> None:
+    """A client's small batches to one topic with consecutive refs, arriving in one
+    turn (one per frame at a moderate rate), are joined into one forward: one entry for
+    the owner to sequence and copy, one ack entry back, one run to the client."""
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    net.subscribe("b", exact_group(topic))
+    frames = [
+        encode_api(API_PUBLISH, [publish_entry(ref, topic, [b"m%d" % ref], LEVEL_OWNER)])
+        for ref in (10, 11, 12)
+    ]
+    for frame in frames[:2]:  # three frames in one turn: handed over, then one flush
+        net.core("a").on_client_frame(CLIENT, frame, net.clock)
+    net.client_frame("a", frames[2])
+    net.run_until_quiet()
+    ((_, forward),) = net.entries(FORWARD)
+    assert forward[1] == 3 and unpack_batch(forward[2], 3) == [b"m10", b"m11", b"m12"]
+    assert [e for _, e in net.entries(ACK, src="b")] == [[forward[3], 1, 1, 1, 3]]
+    assert [f[1] for f in net.frames("a") if f[0] == API_ACK] == [[[10, 1, 1, 1, 3]]]
+    assert [d.payload for d in net.received("b", topic)] == [b"m10", b"m11", b"m12"]
+    assert net.core("a").pending == 0
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        ("other", 11, 1, LEVEL_OWNER),  # another topic
+        ("same", 12, 1, LEVEL_OWNER),  # not the next ref
+        ("same", 11, 1, LEVEL_REPLICATED),  # another level
+        ("same", 11, JOIN_BELOW, LEVEL_OWNER),  # not small
+    ],
+    ids=["topic", "ref", "level", "size"],
+)
+def test_batches_that_do_not_continue_each_other_are_not_joined(second: tuple) -> None:
+    net = cluster("ab")
+    topics = {"same": topic_owned_by("b", "ab"), "other": topic_owned_by("b", "ab", prefix="u")}
+    name, ref, n, level = second
+    net.publish_batch(
+        "a",
+        [
+            publish_entry(10, topics["same"], [b"m"], LEVEL_OWNER),
+            publish_entry(ref, topics[name], [b"m"] * n, level),
+        ],
+    )
+    net.run_until_quiet()
+    assert [e[1] for _, e in net.entries(FORWARD)] == [1, n]
 
 
 # ---------------------------------------------------------------- failures

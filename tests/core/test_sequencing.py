@@ -37,6 +37,7 @@ from tests.core.helpers import (
 )
 from tests.core.node_net import SimNet, wait_for
 from zdps.core.acks import Routes
+from zdps.core.copy_pacing import CopyPacing
 from zdps.core.flow import FlowControl
 from zdps.core.history import HistoryStore
 from zdps.core.interest import InterestCache
@@ -220,6 +221,8 @@ def test_an_owner_level_publish_is_stored_copied_and_acked_at_once() -> None:
     topic = placed("abc", "ab")
     owner.sequence(topic, 1, X, (CLIENT, 7), LEVEL_OWNER, 0.0, out)
     epoch = owner.sequencer.epoch(topic)
+    assert out.peers == {}  # b delivers to nobody: its copy may wait (copy_pacing.py) ...
+    CopyPacing().release(0.0, out)  # ... but nothing went to b lately, so it goes now
     assert out.peers == {endpoint("b"): [Store([(topic, 1, epoch, 1, X, False)])]}
     assert out.clients == {CLIENT: [[API_ACK, [[7, 1, 0, 0, 1]]]]}
     assert owner.history.fetch(topic, 0, 0, 10) == [(epoch, 1, b"x")]
@@ -234,6 +237,7 @@ def test_a_batch_is_one_seq_range_one_history_entry_one_copy_and_one_ack() -> No
     owner.sequence(topic, 3, first, (CLIENT, 7), LEVEL_OWNER, 0.0, out)
     owner.sequence(topic, 2, second, (CLIENT, 10), LEVEL_OWNER, 0.0, out)
     epoch = owner.sequencer.epoch(topic)
+    CopyPacing().release(0.0, out)
     assert out.peers == {
         endpoint("b"): [
             Store([(topic, 1, epoch, 3, first, False), (topic, 4, epoch, 2, second, False)])
@@ -282,6 +286,7 @@ def test_a_replicated_batch_is_acked_once_its_last_seq_is_stored(n: int, confirm
     blob = pack_batch([b"m"] * n)
     owner.sequence(topic, n, blob, (CLIENT, 7), LEVEL_REPLICATED, 0.0, out)  # seqs 2..n+1
     epoch = owner.sequencer.epoch(topic)
+    CopyPacing().release(0.0, out)  # the held copy goes first, with the waited-on one
     assert out.peers[endpoint("b")] == [
         # Only the replicated batch asks to be confirmed at once.
         Store([(topic, 1, epoch, 1, X, False), (topic, 2, epoch, n, blob, False, True)])

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, ProtocolError
 from zdps.wire.api import PublishDecoder, publish_entry
-from zdps.wire.batches import MAX_BATCH, pack_batch, split_oversized, unpack_batch
+from zdps.wire.batches import (
+    MAX_BATCH,
+    join_batches,
+    pack_batch,
+    split_oversized,
+    unpack_batch,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -22,6 +28,19 @@ PAYLOADS = st.lists(st.binary(max_size=40), min_size=1, max_size=50)
 def test_a_batch_unpacks_to_what_was_packed(payloads: list[bytes]) -> None:
     assert unpack_batch(pack_batch(payloads), len(payloads)) == payloads
     assert msgpack.unpackb(pack_batch(payloads)) == payloads  # any msgpack library reads it
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.lists(st.binary(max_size=40), min_size=1, max_size=300),
+    second=st.lists(st.binary(max_size=40), min_size=1, max_size=300),
+)
+def test_two_batches_join_into_the_batch_of_both(first: list[bytes], second: list[bytes]) -> None:
+    """Joined without unpacking (whatever array header each has), a batch still reads as
+    the first's payloads, then the second's, to any msgpack reader."""
+    joined = join_batches(pack_batch(first), len(first), pack_batch(second), len(second))
+    assert unpack_batch(joined, len(first) + len(second)) == first + second
+    assert msgpack.unpackb(joined) == first + second
 
 
 ANY = st.recursive(

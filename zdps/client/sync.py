@@ -31,6 +31,7 @@ from zdps.client.sockets import (
     ms,
     open_dealer,
     open_sub,
+    readable,
     recv_delivery,
     send_now,
     set_up,
@@ -111,14 +112,11 @@ class Client:
         raise TypeError(f"{step!r} is not a step this operation may take")
 
     def _drain(self) -> None:
-        """Take in every frame that has already arrived."""
+        """Take in every frame that has already arrived (a windowed publisher drains
+        after every frame it sends, and mostly finds nothing: ``readable``)."""
         sock, absorb = self._sock, self._session.absorb
-        while True:
-            try:
-                frame = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            absorb(frame)
+        while readable(sock):
+            absorb(sock.recv(zmq.NOBLOCK))
 
     def _pump(self, until: float | None) -> None:
         """Take in the frames that arrive by ``until`` (None: wait for one, however long)."""

@@ -93,6 +93,20 @@ class AckRelay(Part):
         self._messages += n
         return ack_id
 
+    def extend(self, ack_id: int, route: Route, n: int, lazy: bool) -> bool:
+        """Add ``n`` publishes to the pending batch ``ack_id`` if ``route`` continues its
+        own: the same client, its next refs, paced alike. One ack then answers both as
+        one run of refs. (A peer's ack ids do not count messages: never joined.)"""
+        pending = self._pending.get(ack_id)
+        if pending is None or type(route[0]) is not bytes:
+            return False
+        (target, ref), k, hop, deadline, was_lazy = pending
+        if target != route[0] or ref + k != route[1] or was_lazy != lazy:
+            return False
+        self._pending[ack_id] = ((target, ref), k + n, hop, deadline, lazy)
+        self._messages += n
+        return True
+
     def on_ack(self, sender: str, message: Ack, now: float, out: Outbox) -> None:
         """Acks from the next hop: relay each batch's back along its route."""
         pop, ack = self._pending.pop, self.routes.ack

@@ -23,6 +23,7 @@ from zdps.core import membership_actions as acts
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clients import ClientApi
+from zdps.core.copy_pacing import CopyPacing
 from zdps.core.flow import FlowControl
 from zdps.core.groups import Groups
 from zdps.core.handoff import HistoryHandoff
@@ -89,6 +90,7 @@ class NodeCore:
         self.routes = Routes(endpoint_of)
         self.flow = FlowControl(config.flow_window)
         self.acks = AckRelay(self.routes, config.ack_timeout)
+        self.copies = CopyPacing()
         interest = InterestCache(node, ring, self.overlay, endpoint_of, history, replication)
         self.owner = Owner(
             node, ring, self.sequencer, history, replication, interest, self.routes,
@@ -147,6 +149,7 @@ class NodeCore:
         out = self.outbox
         self.router.confirm(out, all_=False)
         self.routes.pacing.release(now, out)
+        self.copies.release(now, out)
         self.counters["delivered"] += sum([delivery[3] or 1 for delivery in out.deliveries])
         self.counters["flow_paused"] += self.flow.report(out)
         self.outbox = Outbox()
@@ -179,6 +182,7 @@ class NodeCore:
             self.membership.next_deadline(),
             now + self.config.heartbeat_interval,
             self.routes.pacing.due,
+            self.copies.due,
         )
 
     def leave(self, now: float) -> None:

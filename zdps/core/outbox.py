@@ -4,8 +4,9 @@ The core appends; the IO layer (the daemon, or the simulator) takes the outbox a
 each wake-up and carries it out with ``envelopes``, so both make the same frames.
 Messages to a peer keep their order, and consecutive entries of one entry-list kind are
 coalesced into a single message, so everything ready for one destination leaves in
-one ZeroMQ frame (batching comes from the shape of the outbox, not from timers: a
-lone message is never held back).
+one ZeroMQ frame. Batching comes from the shape of the outbox, not from timers, except
+for what nobody waits on: acknowledgements of windowed publishers (ack_pacing.py) and
+copies to replicas that deliver to nobody (copy_pacing.py) go at most once a millisecond.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Outbox:
     """Pending sends, ordered per destination."""
 
     peers: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the data links
+    # Copies nobody waits on, to peers this turn has nothing else for (copy_pacing.py)
+    lazy: dict[str, list[NodeMessage]] = field(default_factory=dict)
     probes: dict[str, list[NodeMessage]] = field(default_factory=dict)  # the probe links
     disconnects: list[str] = field(default_factory=list)
     # To the local PUB, in order: (topic, seq, epoch, n, batch) for n messages from seq
@@ -85,6 +88,18 @@ class Outbox:
                 break
         queue.append(kind([entry]))
 
+    def lazy_entry(self, endpoint: str, kind: type[EntryList], entry: Any) -> None:
+        """Queue an entry nobody waits on: it joins this turn's frame to ``endpoint`` if
+        there is one, else it may be held for a while (copy_pacing.py)."""
+        if endpoint in self.peers:
+            self.entry(endpoint, kind, entry)
+            return
+        queue = self.lazy.setdefault(endpoint, [])
+        if queue and type(queue[-1]) is kind:
+            queue[-1].entries.append(entry)  # type: ignore[attr-defined]
+        else:
+            queue.append(kind([entry]))
+
     def ack(
         self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int, n: int
     ) -> None:
@@ -101,6 +116,7 @@ class Outbox:
     def disconnect(self, endpoint: str) -> None:
         """Drop the connection to ``endpoint`` with anything still queued to it."""
         self.peers.pop(endpoint, None)
+        self.lazy.pop(endpoint, None)
         self.probes.pop(endpoint, None)
         self.disconnects.append(endpoint)
 
@@ -170,6 +186,7 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(
             self.peers
+            or self.lazy
             or self.probes
             or self.disconnects
             or self.deliveries

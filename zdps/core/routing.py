@@ -26,6 +26,7 @@ from zdps.core.part import Part
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.sequencing import Owner
+from zdps.wire.batches import join_batches
 from zdps.wire.data import (
     LEVEL_OWNER,
     Close,
@@ -42,6 +43,9 @@ from zdps.wire.data import (
 )
 from zdps.wire.errors import E_NO_ROUTE, E_TOO_MANY_HOPS, ProtocolError
 from zdps.wire.limits import MAX_HOPS
+
+JOIN_BELOW = 256  # a client's batches smaller than this join the one before (``_join``)
+JOIN_BYTES = 64 * 1024  # while their payloads together stay under this many bytes
 
 
 @dataclass(slots=True)
@@ -79,10 +83,49 @@ class Router(Part):
         if owner == self.node:
             self.owner.sequence(topic, n, batch, route, level, now, out, lazy)
             return
+        if (
+            n < JOIN_BELOW
+            and route is not None
+            and self._join(owner, topic, n, batch, route, level, lazy, out)
+        ):
+            return
         hop = self._next_hop(owner, route, hops, now, out, n, lazy)
         if hop is not None:
             entry = (topic, n, batch, hop[1], hops + 1, level)  # a ForwardEntry (data.py)
             out.entry(hop[0], Forward, (*entry, True) if lazy and hop[1] else entry)
+
+    def _join(
+        self, owner: str | None, topic: str, n: int, batch: bytes, route: Route, level: int,
+        lazy: bool, out: Outbox,
+    ) -> bool:  # fmt: skip
+        """Join a small batch from a client to the forward queued just before it this
+        turn, if it continues that one (same topic, level and client, the next refs):
+        one entry and one ack then carry both, so the hops after this one do their work
+        per batch once. At a moderate rate a client's publishes arrive one per frame, a
+        few per wake-up; joined, they cost the owner and the subscribers' nodes about
+        what one does."""
+        endpoint = self.endpoint_of(owner) if owner else None
+        queue = out.peers.get(endpoint) if endpoint else None
+        if not queue or type(queue[-1]) is not Forward:
+            return False
+        entries = queue[-1].entries
+        last = entries[-1]
+        joined = last[1] + n
+        if (
+            last[0] != topic
+            or last[4] != 1
+            or last[5] != level
+            or not last[3]
+            or joined >= JOIN_BELOW
+            or len(last[2]) + len(batch) > JOIN_BYTES
+            or not self.acks.extend(last[3], route, n, lazy)
+        ):
+            return False
+        entries[-1] = (topic, joined, join_batches(last[2], last[1], batch, n), *last[3:])
+        assert owner is not None
+        self.flow.inflight[owner] += n
+        self.counters["routed_to_owner"] += n
+        return True
 
     def close(self, topic: str, route: Route | None, hops: int, now: float, out: Outbox) -> None:
         """Route a topic deletion like a publish; the owner sends the final ``closed``."""

@@ -155,7 +155,12 @@ class Owner(Part):
         copy = (topic, seq, epoch, n, batch)
         for node, endpoint, deliver in interest.replicas:
             # A StoreEntry; ``confirm`` (a replicated publish waits) is sent only when set.
-            out.entry(endpoint, Store, (*copy, deliver, True) if replicated else (*copy, deliver))
+            if replicated:
+                out.entry(endpoint, Store, (*copy, deliver, True))
+            elif deliver:
+                out.entry(endpoint, Store, (*copy, deliver))
+            else:  # nobody waits on it: it may be held a moment (copy_pacing.py)
+                out.lazy_entry(endpoint, Store, (*copy, deliver))
             inflight[node] = inflight.get(node, 0) + n
             if deliver:
                 fanout[node] = fanout.get(node, 0) + n

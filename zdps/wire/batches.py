@@ -55,6 +55,21 @@ def unpack_batch(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
     return payloads
 
 
+def join_batches(first: bytes, n: int, second: bytes, m: int) -> bytes:
+    """The blob of ``first``'s ``n`` payloads followed by ``second``'s ``m``, without
+    unpacking them: a msgpack array's elements simply follow its header."""
+    assert n + m <= MAX_BATCH
+    head = bytes((0x90 | (n + m),)) if n + m < 16 else b"\xdc" + (n + m).to_bytes(2, "big")
+    return b"".join((head, first[_header_size(first) :], second[_header_size(second) :]))
+
+
+def _header_size(blob: bytes) -> int:
+    """Bytes of a batch's array header: fixarray, array 16 or array 32."""
+    kind = blob[0]
+    assert 0x90 <= kind <= 0x9F or kind in (0xDC, 0xDD), "a checked batch is an array"
+    return 1 if kind <= 0x9F else 3 if kind == 0xDC else 5
+
+
 Runs = list[tuple[int, list[bytes]]]
 
 

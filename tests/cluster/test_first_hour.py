@@ -133,7 +133,8 @@ def test_no_ack_publish_waits_for_a_node_that_is_briefly_not_reading(
     a.proc.send_signal(signal.SIGSTOP)
     pub.stdin.write("".join(f"{i}\n" for i in range(1000)))
     pub.stdin.close()
-    time.sleep(0.5)  # the fault: the node does not read for half a second
+    with pytest.raises(subprocess.TimeoutExpired):  # the fault: half a second unread,
+        pub.wait(0.5)  # through which the publisher waits for the node, not exits
     a.proc.send_signal(signal.SIGCONT)
     assert pub.wait(30) == 0, pub.stderr.read()
     assert published(a) - before == 1000

@@ -118,7 +118,7 @@ class Network:
         for name in sorted(self.nodes):
             sim = self.nodes[name]
             if sim.core is not None:
-                due = max(sim.core.next_deadline(self.clock), sim.last_tick + TICK_RESOLUTION)
+                due = max(sim.core.next_deadline(), sim.last_tick + TICK_RESOLUTION)
                 if due < tick_due:
                     tick_due, tick_node = due, name
         if frame_link is not None and frame_due <= tick_due:

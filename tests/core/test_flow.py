@@ -170,6 +170,24 @@ def test_confirmations_are_one_message_per_peer_per_turn() -> None:
     assert len(confirmations) <= 4
 
 
+def test_a_wake_up_for_paced_acknowledgements_sends_no_confirmation() -> None:
+    """A node woken before its timers are due (for a paced acknowledgement or copy) does
+    not send what it owes its peers: a confirmation per pacing interval would be a frame
+    to each peer per millisecond. The next timer tick, at most a heartbeat away, does."""
+    net, _ = three_nodes()
+    b = net.core("b")
+    t = net.clock
+    b.tick(t)
+    b.take(t)
+    b.flow.processed("a", 1)  # owed, below 1/8 of the window
+    b.tick(t)
+    assert not b.take(t).peers
+    later = t + b.config.heartbeat_interval
+    assert b.next_deadline() <= later
+    b.tick(later)
+    assert [m for m in b.take(later).peers[net.endpoint("a")] if isinstance(m, Consumed)]
+
+
 def test_one_batch_over_the_window_saturates() -> None:
     """The window counts messages: one fwd entry of window + 1 saturates the entry node,
     its fan-out entry the owner."""

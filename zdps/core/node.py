@@ -141,6 +141,7 @@ class NodeCore:
             data.Nack: self.acks.on_nack,
         }
         self.refusal: str | None = None  # set: this node must stop (its id is taken)
+        self._ticked = now  # when ``tick`` last ran its timers
 
     # ------------------------------------------------------------------ IO interface
 
@@ -169,21 +170,25 @@ class NodeCore:
         self._membership(self.membership.start(now), now, self.outbox)
 
     def tick(self, now: float) -> None:
-        """Run every timer: membership, then each part's, then owed confirmations."""
+        """Run every timer that is due: membership, then each part's, then owed
+        confirmations. Woken only for paced acknowledgements or copies, do nothing:
+        ``take`` lets them go, and a full tick would send every owed confirmation, a
+        frame to each peer per pacing interval."""
+        if now < self._timers_due():
+            return
+        self._ticked = now
         out = self.outbox
         self._membership(self.membership.tick(now), now, out)
         for part in self._parts:
             part.expire(now, out)
         self.router.confirm(out, all_=True)
 
-    def next_deadline(self, now: float) -> float:
-        """When ``tick`` must run next at the latest."""
-        return min(
-            self.membership.next_deadline(),
-            now + self.config.heartbeat_interval,
-            self.routes.pacing.due,
-            self.copies.due,
-        )
+    def next_deadline(self) -> float:
+        """When ``tick`` must run next at the latest (or ``take``, for what is paced)."""
+        return min(self._timers_due(), self.routes.pacing.due, self.copies.due)
+
+    def _timers_due(self) -> float:
+        return min(self.membership.next_deadline(), self._ticked + self.config.heartbeat_interval)
 
     def leave(self, now: float) -> None:
         """Graceful shutdown: tell every peer we are leaving."""

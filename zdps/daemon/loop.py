@@ -170,7 +170,7 @@ class Daemon:
     def _turn(self) -> None:
         core = self.core
         now = time.monotonic()
-        deadline = core.next_deadline(now)
+        deadline = core.next_deadline()
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
         if self.cluster in ready:

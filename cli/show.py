@@ -36,7 +36,8 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     endpoints = info["endpoints"]
     click.echo(
         f"node      {info['node']}  (scope {info['scope']}, zdps {info['version']}, "
-        f"pid {info['pid']}, up {info['uptime_s']:.1f}s)"
+        f"pid {info['pid']}, up {info['uptime_s']:.1f}s, "
+        f"{info.get('expansion', 'python')} delivery loop)"
     )
     click.echo(
         f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "

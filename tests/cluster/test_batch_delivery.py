@@ -285,6 +285,7 @@ def test_a_batch_subscription_recovers_dropped_batches_from_history(
     assert any(type(item) is Message for item in got)  # taken one by one: recovered
     assert any(type(item) is Batch for item in got)
     assert sum(node.counters()["history_served"] for node in (a, b, c)) > served
+    assert c.counters()["subscriber_queue_full"] >= 1  # C knows it dropped some
 
 
 # ---------------------------------------------------------------------- recv and recv_batch

@@ -71,7 +71,10 @@ def test_kill9_is_known_dead_everywhere_within_1_5_s(cluster: Cluster) -> None:
 
 
 def test_a_node_saturated_by_publishes_is_never_declared_dead(cluster: Cluster) -> None:
-    """Probes take their own channel: a flood through A to owner B kills nobody."""
+    """Probes take their own channel: a flood through A to owner B kills nobody.
+
+    The subscriber on C takes whole batches: a raw Python SUB reads fewer messages per
+    second than two publishers send, and would lose what it cannot keep up with."""
     a = cluster.start("A")
     b = cluster.start("B", seeds=[a])
     c = cluster.start("C", seeds=[a])
@@ -83,7 +86,7 @@ def test_a_node_saturated_by_publishes_is_never_declared_dead(cluster: Cluster) 
     def bench() -> None:
         flood["run"] = cluster.run(
             "bench", "--json", "--pub-node", a.api, "--sub-node", c.api, "--topic", topic,
-            "--publishers", "2", "--duration", "4", "--size", "200", timeout=60,
+            "--publishers", "2", "--duration", "4", "--size", "200", "--batches", timeout=60,
         )  # fmt: skip
 
     flooder = threading.Thread(target=bench)

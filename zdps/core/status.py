@@ -14,6 +14,7 @@ COUNTERS = (  # the node's counters, by their fixed names (README.md)
     "fanout_sent",
     "fanout_received",
     "delivered",
+    "subscriber_queue_full",
     "peers_joined",
     "peers_lost",
     "ignored_unknown_peer",

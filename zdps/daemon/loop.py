@@ -33,7 +33,7 @@ from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
-from zdps.daemon.delivery import deliver
+from zdps.daemon.delivery import EXPANSION, deliver
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
@@ -45,6 +45,7 @@ from zdps.wire.codec import NodeMessage
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
+SLOW_SUBSCRIBER_LOG = 5.0  # seconds between two log lines of subscriber_queue_full
 # The data path allocates and frees millions of short-lived objects and creates almost
 # no cycles: collect the young generation every 50,000 allocations, not 700 (bench/ab:
 # node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
@@ -71,10 +72,10 @@ class Daemon:
         self.api = self._bind(
             zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM
         )
-        self.pub = self._bind(zmq.XPUB, config.pub, xpub_verboser=1, sndhwm=config.pub_hwm)
-        self.batch_pub = self._bind(
-            zmq.XPUB, config.batches, xpub_verboser=1, sndhwm=config.pub_hwm
-        )
+        # XPUB_NODROP: a subscriber pub_hwm behind is noticed (expansion.py), not ignored.
+        pub_options = {"xpub_verboser": 1, "xpub_nodrop": 1, "sndhwm": config.pub_hwm}
+        self.pub = self._bind(zmq.XPUB, config.pub, **pub_options)
+        self.batch_pub = self._bind(zmq.XPUB, config.batches, **pub_options)
         self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
         cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
@@ -88,6 +89,7 @@ class Daemon:
             info={
                 "version": __version__,
                 "pid": os.getpid(),
+                "expansion": EXPANSION,  # the raw PUB's loop: compiled or python
                 "endpoints": {
                     "cluster": self._bound(self.cluster),
                     "advertise": config.advertised,
@@ -270,13 +272,15 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send(endpoint, frame)
         if out.deliveries:
-            deliver(
+            full = deliver(
                 self.pub,
                 self.batch_pub,
                 out.deliveries,
                 self.raw_subscribers.wants,
                 self.core.bad_input,
             )
+            if full:
+                self._subscriber_queue_full(full)
         for client, frames in out.clients.items():
             for frame in frames:
                 try:
@@ -291,6 +295,18 @@ class Daemon:
             self.events.bad_input(code, message, now)
         for event in out.log:
             self.events.write(event, now)
+
+    def _subscriber_queue_full(self, count: int) -> None:
+        """Messages a local subscriber lost: counted, and the operator is told (at most
+        every SLOW_SUBSCRIBER_LOG seconds)."""
+        counters = self.core.counters
+        counters["subscriber_queue_full"] += count
+        total = counters["subscriber_queue_full"]
+        event = log_event(
+            "subscriber_queue_full", "warning", SLOW_SUBSCRIBER_LOG,
+            messages=total, pub_hwm=self.config.pub_hwm,
+        )  # fmt: skip
+        self.events.write(event, time.monotonic())
 
     def _send_probes(self, probes: dict[str, list[NodeMessage]]) -> None:
         for endpoint, messages in probes.items():

@@ -78,7 +78,9 @@ def subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, o
         poller.register(sock, zmq.POLLIN)
     result = SubResult()
     latencies = array("d")
-    expected: dict[tuple[int, int], int] = {}  # (socket, epoch) -> the next seq
+    # (socket, epoch) -> the next seq; the epoch as 8 big-endian bytes, which in the
+    # daemon's layout are the header's last 8, compared as they are.
+    expected: dict[tuple[int, bytes], int] = {}
     total = config.publishers * config.count * len(socks)
     sample_every = max(1, total // 200_000)
     stamp = STAMP.unpack_from
@@ -87,6 +89,8 @@ def subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, o
         for sock, _ in events:
             key_sock = id(sock)
             before = received
+            epoch_now: bytes | None = None  # the epoch of ``want``
+            want = 0
             while True:
                 try:
                     _recv(sock, zmq.NOBLOCK, True, False)  # the topic
@@ -94,15 +98,22 @@ def subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, o
                     break
                 header = _recv(sock, 0, True, False)
                 payload = _recv(sock, 0, True, False)
-                seq, epoch = _seq_epoch(header)
-                key = (key_sock, epoch)
-                want = expected.get(key, seq)  # a topic may carry earlier runs
+                if len(header) == HEADER_SIZE and header[:6] == SEQ_KEY:
+                    seq, epoch = _from_bytes(header[6:14], "big"), header[21:]
+                else:
+                    seq, number = _seq_epoch(header)
+                    epoch = number.to_bytes(8, "big")
+                if epoch != epoch_now:
+                    if epoch_now is not None:
+                        expected[(key_sock, epoch_now)] = want
+                    epoch_now = epoch
+                    want = expected.get((key_sock, epoch), seq)  # may carry earlier runs
                 if seq != want:
                     if seq < want:
                         result.duplicates += 1
                     else:
                         result.gaps += seq - want
-                expected[key] = seq + 1
+                want = seq + 1
                 received += 1
                 if received >= next_sample:
                     next_sample = received + sample_every
@@ -110,6 +121,8 @@ def subscriber(config: BenchConfig, index: int, sockets: int, ready, progress, o
                     latencies.append((now - stamp(payload)[0]) / 1000)
                     if not result.first_ns:
                         result.first_ns = now
+            if epoch_now is not None:
+                expected[(key_sock, epoch_now)] = want
             if received != before:
                 result.last_ns = time.monotonic_ns()
                 with progress["received"].get_lock():

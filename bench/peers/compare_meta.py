@@ -41,19 +41,21 @@ METHOD = """\
 - pyre: node A SHOUTs to a group node B joined; discovery beacons pinned to loopback
   (127.255.255.255) on a port picked per run. pyre has no fan-out row, and its counts
   are capped (it is two orders of magnitude slower), which does not change a rate.
-- zdps: `zdps start` nodes on free loopback ports (kept up for the whole run), the
-  workloads through `zdps bench --json`. zdps-1: publisher and subscribers on one
-  node. zdps-3: publisher on A, the topic owned by B and replicated to A (R = 1, the
-  default), the subscriber on C, a raw Python SUB on C's local PUB (zdps bench's own
-  loop: plain receives of the three frames); fan-out subscribers spread round-robin over
-  A, B and C. The other zdps-3 rows use the same nodes and topic: zdps-3-batches
-  (`zdps bench --batches`: the subscriber receives whole batches from C's batch PUB),
-  zdps-3-repl (`--ack replicated`), and zdps-3-csub: a C SUB (bench/peers/csub.c, built
-  with gcc against the system libzmq) on C's local PUB, started first, with
-  `zdps bench --subscribers 0` publishing on A once B lists C with a subscriber
-  (`zdps members`); it reads the fixed 29-byte header, checks seq continuity per epoch
-  and samples the latency of every 16th message; msgs/s from the publisher's start to
-  its last receipt.
+- zdps: `zdps start` nodes on free loopback ports (kept up for the whole run), with
+  `--pub-hwm 1000000` (default 100,000): the cluster delivers a run's 200,000 messages
+  faster than a Python SUB reads them, and a node drops (and counts) what a SUB is more
+  than `pub_hwm` behind on; the workloads through `zdps bench --json`. zdps-1: publisher
+  and subscribers on one node. zdps-3: publisher on A, the topic owned by B and
+  replicated to A (R = 1, the default), the subscriber on C, a raw Python SUB on C's
+  local PUB (zdps bench's own loop: plain receives of the three frames); fan-out
+  subscribers spread round-robin over A, B and C. The other zdps-3 rows use the same
+  nodes and topic: zdps-3-batches (`zdps bench --batches`: the subscriber receives whole
+  batches from C's batch PUB), zdps-3-repl (`--ack replicated`), and zdps-3-csub: a C
+  SUB (bench/peers/csub.c, built with gcc against the system libzmq) on C's local PUB,
+  started first, with `zdps bench --subscribers 0` publishing on A once B lists C with a
+  subscriber (`zdps members`); it reads the fixed 29-byte header, checks seq continuity
+  per epoch and samples the latency of every 16th message; msgs/s from the publisher's
+  start to its last receipt.
 - stdin: `zdps publish --no-ack TOPIC` on A, fed 300,000 lines of 64 B on a pipe once it
   is connected and waits on its stdin (Python's start-up is not counted), into the C
   SUB on C; msgs/s from the first line written to the last receipt (no latency: lines

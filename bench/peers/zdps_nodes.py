@@ -84,6 +84,13 @@ def topic_placed(successors: list[str], nodes: list[str], prefix: str = "bench")
     raise RuntimeError(f"no topic placed on {successors} among 100000 candidates")
 
 
+# Messages each node queues per local SUB before that SUB loses them (the default is
+# 100,000). A throughput run pushes its 200,000 messages through the cluster faster than
+# a Python SUB reads them: with room for them all, the run measures how fast the SUB
+# gets everything, not how much it loses (the nodes count what it would have lost).
+PUB_HWM = 1_000_000
+
+
 class Node:
     def __init__(
         self, node_id: str, log_dir: Path, seed: str | None, flags: tuple[str, ...] = ()
@@ -99,6 +106,7 @@ class Node:
             "--api", self.api,
             "--pub", self.pub,
             "--log-level", "warning",
+            "--pub-hwm", str(PUB_HWM),
         ]  # fmt: skip
         if seed:
             args += ["--seed", seed]

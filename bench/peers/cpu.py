@@ -109,7 +109,7 @@ def bench_process(
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 cwd=cwd,
-                start_new_session=True,  # its own process group, with its children
+                process_group=0,  # its own process group, with its children (AUTOGROUP)
             )
         )
     chunks: list[bytes] = []

@@ -146,7 +146,7 @@ class Revision:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=self.root,
-                    start_new_session=True,
+                    process_group=0,  # runner.AUTOGROUP
                 )
             )
 
@@ -178,7 +178,7 @@ class Revision:
             text=True,
             timeout=60,
             cwd=self.root,
-            start_new_session=True,
+            process_group=0,  # runner.AUTOGROUP
         )
         if out.returncode != 0:
             raise RuntimeError(f"{self.side}: python failed: {out.stderr.strip()[-800:]}")

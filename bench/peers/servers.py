@@ -59,7 +59,7 @@ class Server:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=log_dir,
-                    start_new_session=True,
+                    process_group=0,  # runner.AUTOGROUP
                 )
             )
         _wait_port(self.port, self.proc, 15, self.name)

@@ -120,7 +120,7 @@ class Node:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=log_dir,
-                    start_new_session=True,
+                    process_group=0,  # runner.AUTOGROUP
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 )
             )
@@ -292,7 +292,7 @@ def publish_stdin(
         proc = track(
             subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                process_group=0,  # runner.AUTOGROUP
             )
         )  # fmt: skip
     assert proc.stdin is not None

@@ -1,7 +1,8 @@
-"""The optional compiled expansion loop (zdps/daemon/expansion.py); everything else is in
-pyproject.toml. ``optional=True``: without a C compiler the build skips it with a warning
-and zdps uses the pure-Python loop."""
+"""The optional compiled batch code (zdps/_batches.c: the entry node's batch check and the
+raw PUB's expansion loop); everything else is in pyproject.toml. ``optional=True``:
+without a C compiler the build skips it with a warning and zdps uses its pure-Python
+twins."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("zdps.daemon._expand", ["zdps/daemon/_expand.c"], optional=True)])
+setup(ext_modules=[Extension("zdps._batches", ["zdps/_batches.c"], optional=True)])

@@ -111,7 +111,7 @@ def test_a_malformed_batch_is_refused_whole(expand, pair, batch, n):
 
 
 def test_the_daemon_uses_the_compiled_loop_unless_told_not_to() -> None:
-    if expansion._expand is None:
+    if expansion.compiled is None:
         pytest.skip("zdps was installed without a C compiler: only the Python loop exists")
     assert LOOP == "compiled", "built, and this process's libzmq was found"
     code = "from zdps.daemon.delivery import EXPANSION; print(EXPANSION)"

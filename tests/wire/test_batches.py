@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, ProtocolError
+from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, ProtocolError, batches
 from zdps.wire.api import PublishDecoder, publish_entry
 from zdps.wire.batches import (
     MAX_BATCH,
+    check_batch,
     join_batches,
     pack_batch,
     split_oversized,
@@ -65,6 +66,52 @@ def test_a_damaged_batch_is_a_protocol_error(good: list, bad: Any, at: int, tail
         unpack_batch(blob, len(items))
     with pytest.raises(ProtocolError):
         unpack_batch(pack_batch(good), len(good) + 1)
+
+
+def outcome(check: Any, blob: bytes, n: int, limit: int) -> str | None:
+    try:
+        check(blob, n, limit)
+    except ProtocolError as exc:
+        return exc.code
+    return None
+
+
+needs_compiled = pytest.mark.skipif(
+    batches.compiled is None, reason="zdps was installed without a C compiler"
+)
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=20),
+    n_off=st.integers(-1, 1),
+    cut=st.integers(0, 3),
+    flip=st.tuples(st.integers(0, 10_000), st.integers(0, 255)),
+    limit=st.integers(0, 400),
+)
+def test_the_compiled_check_says_what_unpack_batch_says(
+    payloads: list[bytes], n_off: int, cut: int, flip: tuple[int, int], limit: int
+) -> None:
+    """The entry node's check (zdps/_batches.c; without it, ``check_batch`` is
+    ``unpack_batch``) refuses exactly what unpacking refuses, with the same code: for
+    batches whole, cut short, with a byte changed or added, and for the wrong n."""
+    blob = bytearray(pack_batch(payloads))
+    blob[flip[0] % len(blob)] = flip[1]
+    n = max(1, len(payloads) + n_off)
+    whole = pack_batch(payloads)
+    for candidate in (whole, bytes(blob), whole[: -cut or None], whole + bytes([flip[1]])):
+        want = outcome(unpack_batch, candidate, n, limit)
+        assert outcome(check_batch, candidate, n, limit) == want
+
+
+@needs_compiled
+def test_the_compiled_check_reads_every_size_of_header_and_names_the_largest() -> None:
+    for payloads in ([b"x" * 70_000, b""], [b"y"] * 20, [b"z" * 3] * 70_000):
+        check_batch(pack_batch(payloads), len(payloads), 70_000)  # bin8/16/32, array 16/32
+    with pytest.raises(ProtocolError) as refused:
+        check_batch(pack_batch([b"ok", b"x" * 20]), 2, 19)
+    assert refused.value.code == "too_large" and "20 bytes" in refused.value.message
 
 
 def test_a_payload_over_the_limit_is_too_large_and_named() -> None:

@@ -1,7 +1,7 @@
 """A batch out of the raw PUB as three frames per message: the data path's one loop
 per message (§9.1), compiled where it could be built.
 
-``_expand.c`` parses the batch and calls libzmq's ``zmq_send`` itself, three times per
+``zdps/_batches.c`` parses the batch and calls libzmq's ``zmq_send`` itself, three times per
 message; the pure-Python loop below does the same through pyzmq's backend ``send``,
 which costs several times as much per frame (bench/RESULTS.md, zdps-3-csub). The
 compiled loop is used when ``pip install`` could build it (``setup.py``: optional, so a
@@ -21,21 +21,15 @@ semantics would say nothing.
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 from collections.abc import Callable
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zdps.wire.batches import unpack_batch
+from zdps.wire.batches import compiled, unpack_batch
 from zdps.wire.delivery import EPOCH_KEY, SEQ_KEY
 from zdps.wire.errors import malformed
-
-try:
-    from zdps.daemon import _expand
-except ImportError:  # built without a compiler
-    _expand = None
 
 # (pub, topic frame, seq, epoch, n, batch) -> messages that found a subscriber's queue full
 Expand = Callable[[zmq.Socket, bytes, int, int, int, bytes], int]
@@ -102,15 +96,15 @@ def zmq_addresses() -> tuple[int, int] | None:
 def expander() -> tuple[Expand, str]:
     """The loop this process uses, and its name (``compiled`` or ``python``)."""
     addresses = None
-    if _expand is not None and os.environ.get("ZDPS_PURE_PYTHON") != "1":
+    if compiled is not None:
         addresses = zmq_addresses()
     if addresses is None:
         return expand_python, "python"
-    compiled, (send, setsockopt) = _expand.expand, addresses
+    loop, (send, setsockopt) = compiled.expand, addresses
 
     def expand(pub: zmq.Socket, topic: bytes, seq: int, epoch: int, n: int, batch: bytes):
         try:
-            return compiled(send, setsockopt, pub.underlying, topic, seq, epoch, n, batch)
+            return loop(send, setsockopt, pub.underlying, topic, seq, epoch, n, batch)
         except ValueError as exc:
             raise malformed(str(exc)) from None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 from zdps.topics import InvalidTopic, check_topic, is_valid_group
-from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, split_oversized, unpack_batch
+from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, check_batch, pack_batch, split_oversized
 from zdps.wire.codec import encode_api, need_int
 from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, Retention
 from zdps.wire.data import decode_retention as _retention
@@ -62,7 +62,7 @@ class PublishDecoder:
 
     Checking a topic costs more than the rest of an entry, and publishers reuse few
     topics, so topics already found valid are remembered (at most MAX_VALID_TOPICS).
-    A batch's payloads are checked in one call at C speed (``unpack_batch``). A batch
+    A batch's payloads are checked in one call at C speed (``check_batch``). A batch
     with payloads over the limit is refused for those alone: the others go on, as
     batches of the runs between them.
     """
@@ -116,7 +116,7 @@ class PublishDecoder:
             raise malformed("a publish batch is binary")
         if n > 1 and len(blob) > MAX_BATCH_BYTES:
             raise malformed(f"a publish batch of over one message is at most {MAX_BATCH_BYTES} B")
-        unpack_batch(blob, n, self.max_payload)
+        check_batch(blob, n, self.max_payload)
         return raw
 
     def _split(self, raw: list, entries: list, rejects: list[PublishReject]) -> None:

@@ -6,18 +6,28 @@ blob without looking inside. Only a node that delivers on its raw PUB (§9.1), a
 client that receives batches (§9.5), unpack it. The blob is a msgpack array of ``n``
 bin payloads, so any msgpack library reads it.
 
-The checks run at C speed: msgpack's own length limit finds a payload over
-``max_payload``, and ``bytes.join`` finds an element that is not bin. No Python code
-runs per payload.
+The checks run at C speed: ``check_batch`` reads the array without making an object
+per payload, in zdps/_batches.c where ``pip install`` could build it (and unless
+ZDPS_PURE_PYTHON=1); else ``unpack_batch``, where msgpack's own length limit finds a
+payload over ``max_payload`` and ``bytes.join`` an element that is not bin. No Python
+code runs per payload.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 import msgpack
 
 from zdps.wire.errors import E_TOO_LARGE, ProtocolError, malformed
+
+try:
+    from zdps import _batches as compiled
+except ImportError:  # built without a C compiler
+    compiled = None
+if os.environ.get("ZDPS_PURE_PYTHON") == "1":
+    compiled = None
 
 MAX_BATCH: Final = 4096  # messages in one batch (what a delivering node expands at once)
 MAX_BATCH_BYTES: Final = 32 * 1024 * 1024  # a batch's blob, unless it holds one message
@@ -53,6 +63,22 @@ def unpack_batch(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
     except TypeError:
         raise malformed("every payload of a batch is bin") from None
     return payloads
+
+
+def check_batch(blob: bytes, n: int, limit: int) -> None:
+    """ProtocolError unless ``blob`` is an array of ``n`` bin payloads of at most
+    ``limit`` bytes each: what ``unpack_batch`` says, without unpacking."""
+    assert limit >= 0
+    if compiled is None:
+        unpack_batch(blob, n, limit)
+        return
+    try:
+        largest = compiled.check(blob, n)
+    except ValueError as exc:
+        unpack_batch(blob, n)  # its words for what is wrong
+        raise malformed(str(exc)) from None
+    if largest > limit:
+        raise ProtocolError(E_TOO_LARGE, f"a payload is {largest} bytes, the limit is {limit}")
 
 
 def join_batches(first: bytes, n: int, second: bytes, m: int) -> bytes:

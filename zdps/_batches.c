@@ -1,6 +1,9 @@
-/* The raw PUB's expansion loop, compiled (zdps/daemon/expansion.py has the pure-Python
- * twin and says why). A batch, a msgpack array of bin payloads, leaves as three frames
- * per message: the topic, the 29-byte header {"seq", "epoch"} and the payload.
+/* Batches at C speed: a batch is a msgpack array of bin payloads (docs/PROTOCOL.md).
+ *
+ * check: the entry node's test of a client's batch (zdps/wire/batches.py), without
+ * making an object per payload. expand: the raw PUB's loop (zdps/daemon/expansion.py
+ * has the pure-Python twin and says why), three frames per message: the topic, the
+ * 29-byte header {"seq", "epoch"} and the payload.
  *
  * No libzmq headers are needed to build this: libzmq's zmq_send is called through the
  * address that expansion.py takes from the libzmq pyzmq already loaded, on the socket
@@ -79,6 +82,24 @@ bad:
     return -1;
 }
 
+/* parse's spans in memory of their own (PyMem_Free them), or NULL with an error set. */
+static Py_ssize_t *spans_of(const unsigned char *data, Py_ssize_t size, Py_ssize_t n) {
+    if (n < 1 || n > 1 << 20) {
+        PyErr_SetString(PyExc_ValueError, "a batch has 1 to 2**20 messages");
+        return NULL;
+    }
+    Py_ssize_t *spans = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (size_t)n);
+    if (spans == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (parse(data, size, n, spans) < 0) {
+        PyMem_Free(spans);
+        return NULL;
+    }
+    return spans;
+}
+
 static int send_frame(zmq_send_fn send, void *socket, const void *buf, size_t len, int flags) {
     while (send(socket, buf, len, flags) < 0) {
         if (errno != EINTR) {
@@ -131,18 +152,9 @@ static PyObject *expand(PyObject *self, PyObject *args) {
                           &socket_address, &topic, &seq, &epoch, &n, &batch))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t *spans = NULL;
-    if (n < 1 || n > 1 << 20) {
-        PyErr_SetString(PyExc_ValueError, "a batch has 1 to 2**20 messages");
-        goto done;
-    }
-    spans = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (size_t)n);
-    if (spans == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
     const unsigned char *data = batch.buf;
-    if (parse(data, batch.len, n, spans) < 0)
+    Py_ssize_t *spans = spans_of(data, batch.len, n);
+    if (spans == NULL)
         goto done; /* nothing sent: a bad batch is refused whole */
     zmq_send_fn send = (zmq_send_fn)(uintptr_t)send_address;
     zmq_setsockopt_fn setsockopt = (zmq_setsockopt_fn)(uintptr_t)setsockopt_address;
@@ -168,7 +180,29 @@ done:
     return result;
 }
 
+static PyObject *check(PyObject *self, PyObject *args) {
+    Py_buffer batch;
+    Py_ssize_t n, largest = 0;
+    if (!PyArg_ParseTuple(args, "y*n", &batch, &n))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t *spans = spans_of(batch.buf, batch.len, n);
+    if (spans == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (spans[2 * i + 1] > largest)
+            largest = spans[2 * i + 1];
+    result = PyLong_FromSsize_t(largest);
+done:
+    PyMem_Free(spans);
+    PyBuffer_Release(&batch);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"check", check, METH_VARARGS,
+     "check(batch, n) -> int: the size of the largest payload; ValueError if the batch "
+     "is not an array of n bin payloads."},
     {"expand", expand, METH_VARARGS,
      "expand(zmq_send_address, zmq_setsockopt_address, socket_address, topic_frame, seq, "
      "epoch, n, batch) -> int: send each of the batch's n payloads as topic, header, "
@@ -178,6 +212,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_expand", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_batches", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__expand(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__batches(void) { return PyModule_Create(&module); }

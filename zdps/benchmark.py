@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from zdps.bench_workers import publisher, subscriber
+from zdps.memory import keep_freed_memory
 
 
 @dataclass
@@ -51,6 +52,7 @@ class BenchConfig:
 
 def run(config: BenchConfig, show_progress: bool = True) -> dict[str, Any]:
     """Run one benchmark and return its figures (the ``--json`` object)."""
+    keep_freed_memory()  # as the daemon does; the forked workers inherit it
     ctx = mp.get_context("fork")
     ready, results, pub_results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     progress = {"received": ctx.Value("q", 0), "done": ctx.Value("b", 0)}

@@ -39,6 +39,7 @@ from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
+from zdps.memory import keep_freed_memory
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage
 
@@ -144,6 +145,7 @@ class Daemon:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        keep_freed_memory()
         try:
             core.start(time.monotonic())
             self._flush()

@@ -91,17 +91,41 @@ def topic_placed(successors: list[str], nodes: list[str], prefix: str = "bench")
 PUB_HWM = 1_000_000
 
 
+BIND_ATTEMPTS = 3  # a port found free may be taken before the node binds it
+
+
 class Node:
     def __init__(
         self, node_id: str, log_dir: Path, seed: str | None, flags: tuple[str, ...] = ()
     ) -> None:
         self.node_id = node_id
+        self.log = log_dir / f"zdps-{node_id}.log"
+        for attempt in range(BIND_ATTEMPTS):
+            self._spawn(log_dir, seed, flags)
+            if not self._lost_a_port() or attempt == BIND_ATTEMPTS - 1:
+                return
+
+    def _lost_a_port(self, timeout: float = 30) -> bool:
+        """Whether the node exited because a port it was given got taken meanwhile;
+        False once it answers (or fails for any other reason: status() says)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "Address already in use" in self.log.read_text(errors="replace")
+            try:
+                if self.status() is not None:
+                    return False
+            except RuntimeError:
+                continue
+        return False
+
+    def _spawn(self, log_dir: Path, seed: str | None, flags: tuple[str, ...]) -> None:
         self.cluster, self.api = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
         self.pub = f"tcp://127.0.0.1:{free_port_pair()}"  # and the batch PUB, on the next
         args = [
             *(zdps_command() or ["zdps"]),
             "start",
-            "--node-id", node_id,
+            "--node-id", self.node_id,
             "--cluster", self.cluster,
             "--api", self.api,
             "--pub", self.pub,
@@ -111,7 +135,6 @@ class Node:
         if seed:
             args += ["--seed", seed]
         args += flags
-        self.log = log_dir / f"zdps-{node_id}.log"
         with self.log.open("wb") as out:
             self.proc = track(
                 subprocess.Popen(

@@ -27,6 +27,15 @@ def fanout(seq: int) -> tuple:
     return ("u", seq, 1, 1, b"\x91\xc4\x01x")
 
 
+def released(pacing: CopyPacing, now: float, *seqs: int) -> Outbox:
+    """A turn's outbox with lazy copies of ``seqs``, after ``pacing`` settled it."""
+    out = Outbox()
+    for seq in seqs:
+        out.lazy_entry(B, Store, copy(seq))
+    pacing.release(now, out)
+    return out
+
+
 def test_the_first_goes_at_once_the_next_wait_for_the_pace_together() -> None:
     pacing = CopyPacing()
     out = Outbox()
@@ -47,12 +56,8 @@ def test_the_first_goes_at_once_the_next_wait_for_the_pace_together() -> None:
 
 def test_a_copy_joins_a_frame_that_goes_anyway_and_held_ones_go_before_it() -> None:
     pacing = CopyPacing()
-    first = Outbox()
-    first.lazy_entry(B, Store, copy(1))
-    pacing.release(0.0, first)
-    out = Outbox()
-    out.lazy_entry(B, Store, copy(2))  # held: a frame went to b just now
-    pacing.release(0.0001, out)
+    released(pacing, 0.0, 1)
+    released(pacing, 0.0001, 2)  # held: a frame went to b just now
     turn = Outbox()
     turn.lazy_entry(B, Store, copy(3))  # queued before anything else for b this turn
     turn.entry(B, Fanout, fanout(5))
@@ -67,9 +72,7 @@ def test_a_disconnected_peer_loses_what_was_held_for_it() -> None:
     out = Outbox()
     out.entry(B, Fanout, fanout(1))
     pacing.release(0.0, out)
-    held = Outbox()
-    held.lazy_entry(B, Store, copy(1))
-    pacing.release(0.0001, held)
+    released(pacing, 0.0001, 1)
     assert len(pacing) == 1
     gone = Outbox()
     gone.disconnect(B)

@@ -77,28 +77,12 @@ class Outbox:
         Only acks, nacks and confirmations may be passed over: nothing depends on their
         order relative to data, while data keeps its order against everything else.
         """
-        queue = self.peers.get(endpoint)
-        if queue is None:
-            queue = self.peers[endpoint] = []
-        for message in reversed(queue):
-            if type(message) is kind:
-                message.entries.append(entry)  # type: ignore[attr-defined]
-                return
-            if type(message) not in _ORDER_FREE:
-                break
-        queue.append(kind([entry]))
+        _enqueue(self.peers, endpoint, kind, entry)
 
     def lazy_entry(self, endpoint: str, kind: type[EntryList], entry: Any) -> None:
         """Queue an entry nobody waits on: it joins this turn's frame to ``endpoint`` if
         there is one, else it may be held for a while (copy_pacing.py)."""
-        if endpoint in self.peers:
-            self.entry(endpoint, kind, entry)
-            return
-        queue = self.lazy.setdefault(endpoint, [])
-        if queue and type(queue[-1]) is kind:
-            queue[-1].entries.append(entry)  # type: ignore[attr-defined]
-        else:
-            queue.append(kind([entry]))
+        _enqueue(self.peers if endpoint in self.peers else self.lazy, endpoint, kind, entry)
 
     def ack(
         self, endpoint: str, ack_id: int, seq: int, nodes: int, subscribers: int, n: int
@@ -194,6 +178,22 @@ class Outbox:
             or self.errors
             or self.log
         )
+
+
+def _enqueue(
+    queues: dict[str, list[NodeMessage]], endpoint: str, kind: type[EntryList], entry: Any
+) -> None:
+    """``Outbox.entry``'s rule, for the data links or the lazy queues."""
+    queue = queues.get(endpoint)
+    if queue is None:
+        queue = queues[endpoint] = []
+    for message in reversed(queue):
+        if type(message) is kind:
+            message.entries.append(entry)  # type: ignore[attr-defined]
+            return
+        if type(message) not in _ORDER_FREE:
+            break
+    queue.append(kind([entry]))
 
 
 def envelopes(header: tuple[str, str, int], messages: list[NodeMessage]) -> Iterator[bytes]:

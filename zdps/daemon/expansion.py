@@ -1,8 +1,8 @@
 """A batch out of the raw PUB as three frames per message: the data path's one loop
 per message (§9.1), compiled where it could be built.
 
-``zdps/_batches.c`` parses the batch and calls libzmq's ``zmq_send`` itself, three times per
-message; the pure-Python loop below does the same through pyzmq's backend ``send``,
+``zdps/_batches.c`` parses the batch and calls libzmq's ``zmq_send`` itself, three times
+per message; the pure-Python loop below does the same through pyzmq's backend ``send``,
 which costs several times as much per frame (bench/RESULTS.md, zdps-3-csub). The
 compiled loop is used when ``pip install`` could build it (``setup.py``: optional, so a
 machine without a C compiler still installs zdps) and this process's libzmq is found
@@ -95,9 +95,7 @@ def zmq_addresses() -> tuple[int, int] | None:
 
 def expander() -> tuple[Expand, str]:
     """The loop this process uses, and its name (``compiled`` or ``python``)."""
-    addresses = None
-    if compiled is not None:
-        addresses = zmq_addresses()
+    addresses = zmq_addresses() if compiled is not None else None
     if addresses is None:
         return expand_python, "python"
     loop, (send, setsockopt) = compiled.expand, addresses

@@ -9,6 +9,7 @@ import click
 
 from zdps import __version__
 from zdps_cli.bench import bench
+from zdps_cli.keygen import keygen
 from zdps_cli.options import group_node_option, group_timeout_option
 from zdps_cli.publish import publish
 from zdps_cli.run import start
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, node: str | None, timeout: float | None, as_json: bo
         raise click.UsageError(f"--json is for {', '.join(JSON_COMMANDS)}, not {command}")
 
 
-for command in (start, publish, subscribe, status, members, bench, topic):
+for command in (start, publish, subscribe, status, members, bench, topic, keygen):
     cli.add_command(command)
 
 __all__ = ["cli", "start"]

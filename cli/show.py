@@ -37,7 +37,8 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     click.echo(
         f"node      {info['node']}  (scope {info['scope']}, zdps {info['version']}, "
         f"pid {info['pid']}, up {info['uptime_s']:.1f}s, "
-        f"{info.get('expansion', 'python')} delivery loop)"
+        f"{info.get('expansion', 'python')} delivery loop, "
+        f"cluster {'CURVE' if info.get('cluster_security') == 'curve' else 'plain text'})"
     )
     click.echo(
         f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "

@@ -49,6 +49,7 @@ TIMING = (
     "peer_timeout",
 )
 NAMES = [setting.name for setting in SETTINGS]
+PATHS = ("curve_secret_key", "curve_peers")  # files on the node's host
 NUMBERS = [setting for setting in SETTINGS if setting.type in (int, float)]
 
 
@@ -264,7 +265,9 @@ def test_the_example_config_sets_defaults_and_valid_examples() -> None:
     for key, value, commented, _ in _conf_entries():
         setting = BY_NAME.get(key)
         assert setting, f"conf/zdps.toml sets {key}, which is not a setting"
-        if commented or setting.factory:  # an example: any value that works
+        if key in PATHS:  # files of the host it runs on: only shown, never set
+            assert commented and isinstance(value, str) and value.startswith("/etc/zdps/"), key
+        elif commented or setting.factory:  # an example: any value that works
             assert getattr(load(None, {key: value}), key) == value, key
         else:
             assert value == setting.default_value(), key
@@ -292,9 +295,10 @@ def test_each_key_of_the_example_config_carries_its_default_and_bounds() -> None
     for setting in SETTINGS:
         comment = comments[setting.name]
         assert _default_line(setting) in comment, (setting.name, comment)
-        if not setting.bounds:  # Config.check decides what an endpoint is
-            said = comment.partition(_default_line(setting))[2]
-            assert said.split(".")[0].count("endpoint") == 1, (setting.name, comment)
+        if not setting.bounds:  # Config.check decides what an endpoint or a path is
+            said = comment.partition(_default_line(setting))[2].split(".")[0]
+            what = "a path" if setting.name in PATHS else "endpoint"
+            assert said.count(what) == 1, (setting.name, comment)
 
 
 def test_the_example_config_sets_nothing_computed_per_host() -> None:

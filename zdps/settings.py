@@ -178,8 +178,24 @@ SETTINGS: tuple[Setting, ...] = (
         "seeds",
         list,
         (),
-        "Cluster endpoints of nodes to join through; one reachable seed is enough, and "
-        "listing this node itself is fine.",
+        "Cluster endpoints of nodes to join through (one reachable is enough, this node "
+        "itself is fine); with CURVE, NAME@ENDPOINT, NAME the node there.",
+        shown="none",
+    ),
+    Setting(
+        "curve_secret_key",
+        str,
+        None,
+        "This node's CURVE secret key file (from `zdps keygen`): the cluster speaks only "
+        "CURVE, with the nodes in curve_peers; node_id is the key's name.",
+        shown="none (no CURVE: any process that reaches the cluster endpoint is a peer)",
+    ),
+    Setting(
+        "curve_peers",
+        str,
+        None,
+        "Directory of the public key files (NAME.key) of the nodes allowed in the cluster, "
+        "read again on SIGHUP; required with curve_secret_key.",
         shown="none",
     ),
     Setting(

@@ -184,14 +184,16 @@ class Cluster:
         log_dir: Path,
         timeout: float = 60,
         flags: tuple[str, ...] = (),
+        curve: bool = False,
     ) -> None:
         self.name = name
         self.nodes: dict[str, Node] = {}
+        keys = curve_keys(log_dir / f"{name}-keys", node_ids) if curve else {}
         seed = None
         for node_id in node_ids:
-            node = Node(node_id, log_dir, seed, flags)
+            node = Node(node_id, log_dir, seed, flags + keys.get(node_id, ()))
             self.nodes[node_id] = node
-            seed = seed or node.cluster
+            seed = seed or (f"{node_id}@{node.cluster}" if curve else node.cluster)
         deadline = time.monotonic() + timeout
         for node in self.nodes.values():
             others = set(self.nodes) - {node.node_id}
@@ -214,6 +216,24 @@ class Cluster:
     def close(self) -> None:
         for node in self.nodes.values():
             stop(node.proc, grace=5.0)
+
+
+def curve_keys(directory: Path, node_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    """`zdps keygen` for each node; the `zdps start` flags that make each a CURVE node
+    of one allow-list (docs/PROTOCOL.md §2.1)."""
+    peers = directory / "peers"
+    peers.mkdir(parents=True)
+    flags = {}
+    for node_id in node_ids:
+        subprocess.run(
+            [*(zdps_command() or ["zdps"]), "keygen", node_id, "--dir", str(directory / node_id)],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        public = directory / node_id / f"{node_id}.key"
+        (peers / public.name).write_bytes(public.read_bytes())
+        secret = str(directory / node_id / f"{node_id}.key_secret")
+        flags[node_id] = ("--curve-secret-key", secret, "--curve-peers", str(peers))
+    return flags
 
 
 def run_bench(

@@ -15,6 +15,7 @@ class Figures:
     skipped: str = ""  # why the suite did not run at all
     notes: list[str] = field(default_factory=list)  # e.g. a fault kind that could not run
     schedules: int = 0
+    curve: int = 0  # schedules run with CURVE between the nodes
     failed: list[int] = field(default_factory=list)  # seeds of schedules that broke invariants
     faults: Counter = field(default_factory=Counter)
     published: int = 0
@@ -38,7 +39,8 @@ class Figures:
         kinds = " ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
         failed = ",".join(map(str, self.failed)) or "none"
         parts = [
-            f"{PREFIX} mode {self.mode}, schedules {self.schedules} (failed seeds: {failed})",
+            f"{PREFIX} mode {self.mode}, schedules {self.schedules} (failed seeds: {failed};"
+            f" {self.curve} with CURVE)",
             f"faults {sum(self.faults.values())} ({kinds})",
             f"messages published {self.published} / acked {self.acked} ({self.ack_level})"
             f" / delivered {self.delivered} / acked-but-lost {self.acked_lost}"

@@ -32,6 +32,7 @@ import zmq
 
 from tests.cluster.harness import free_port, wait_for, zdps_command
 from zdps import Client, ZdpsError
+from zdps.daemon.keys import generate
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -193,6 +194,7 @@ class NetLab:
 
     workdir: Path
     tag: str = field(default_factory=lambda: f"zd{os.getpid() % 100000}")
+    curve: bool = False  # CURVE between the nodes (docs/PROTOCOL.md §2.1)
     hosts: list[Host] = field(default_factory=list)
     _namespaces: list[str] = field(default_factory=list)
     _spawned: list[subprocess.Popen] = field(default_factory=list)
@@ -257,12 +259,25 @@ class NetLab:
             f"tcp://127.0.0.1:{host.batch_pub_port}",
         ]
         for seed in seeds:
-            args += ["--seed", seed.cluster]
+            args += ["--seed", f"{seed.name}@{seed.cluster}" if self.curve else seed.cluster]
+        if self.curve:
+            args += ["--curve-secret-key", str(self._curve_key(host.name))]
+            args += ["--curve-peers", str(self.workdir / "peers")]
         with (self.workdir / f"{host.name}.log").open("ab") as log:
             host.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         wait_for(lambda: host.status() is not None, 15, f"{host.name} to answer")
+
+    def _curve_key(self, name: str) -> Path:
+        """The host's secret key, made once; every host's public key is in ``peers``."""
+        keys, peers = self.workdir / "keys", self.workdir / "peers"
+        for other in self.hosts:
+            if not (keys / f"{other.name}.key").exists():
+                public, _ = generate(keys, other.name)
+                peers.mkdir(exist_ok=True)
+                shutil.copy(public, peers / public.name)
+        return keys / f"{name}.key_secret"
 
     def restart(self, host: Host) -> None:
         """Start a killed node again with the same --node-id, seeded by every other host."""

@@ -3,7 +3,8 @@
 Four nodes, each on its own namespaced host. One publisher (a thread of this process,
 its client inside one host's namespace) publishes at a steady rate at ``replicated``
 ack level; one ``zdps subscribe --json`` per host records what arrives. Meanwhile a
-seeded schedule kills, freezes, cuts off, partitions and degrades hosts. Then every
+seeded schedule kills, freezes, cuts off, partitions and degrades hosts (schedules of
+even seeds with CURVE between the nodes, docs/PROTOCOL.md §2.1). Then every
 fault is healed and the invariants are checked (see ``check``). Figures add up into
 the one "chaos summary:" line printed at the end of the run.
 
@@ -276,6 +277,8 @@ def test_schedule_keeps_the_invariants(
 
 
 def run_one(seed: int, lab: NetLab, kinds: tuple[str, ...], figures: Figures) -> None:
+    lab.curve = seed % 2 == 0  # every other schedule with CURVE between the nodes
+    figures.curve += lab.curve
     subscribers = start_cluster(lab)
     schedule = make_schedule(seed, [h.name for h in lab.hosts], HORIZON, kinds, FAULTS)
     told = f"seed {seed}: " + "; ".join(map(str, schedule))

@@ -294,9 +294,10 @@ class SimNet(Network, Observations):
         self.core(node).on_client_frame(client, frame, self.clock)
         self._flush(node)
 
-    def inject(self, node: str, frame: bytes) -> None:
-        """Hand ``node`` a raw cluster frame now, bypassing the network."""
-        self.core(node).on_cluster_frame(frame, self.clock)
+    def inject(self, node: str, frame: bytes, peer: str | None = None) -> None:
+        """Hand ``node`` a raw cluster frame now, bypassing the network; ``peer`` is the
+        node the connection's CURVE key names (None: no CURVE)."""
+        self.core(node).on_cluster_frame(frame, self.clock, peer)
         self._flush(node)
 
     def envelope(

@@ -91,6 +91,17 @@ def test_wrong_scope_frame_is_counted_and_ignored_even_from_a_known_node() -> No
     assert len(net.sent) == sent + 1
 
 
+def test_an_envelope_whose_sender_is_not_the_node_its_key_names_is_counted_and_ignored() -> None:
+    net = mesh("a", "b", "c")
+    ping = [PING, {"view": "", "endpoint": "inproc://b"}]
+    sent = len(net.sent)
+    net.inject("a", net.envelope("b", [ping]), peer="c")  # c's key, b's name
+    assert net.error_codes("a") == {"spoofed_sender": 1}
+    assert len(net.sent) == sent
+    net.inject("a", net.envelope("b", [ping]), peer="b")
+    assert len(net.sent) == sent + 1 and net.error_codes("a") == {"spoofed_sender": 1}
+
+
 # ---------------------------------------------------------------- failure detection
 
 

@@ -107,3 +107,69 @@ def test_the_cores_get_every_setting_they_have_a_field_for() -> None:
     core = core_config(load(None, given))
     assert {name: getattr(core, name) for name in given} == given
     assert core.flow_window == CoreConfig().flow_window  # not a setting: the core's own
+
+
+# ---------------------------------------------------------------- CURVE (§2.1)
+
+
+@pytest.fixture
+def curve_dir(tmp_path: Path) -> Path:
+    """Keys of nodes a and b (each in its own directory) and an allow-list of both."""
+    from zdps.daemon.keys import generate
+
+    (tmp_path / "peers").mkdir()
+    for name in "ab":
+        public, _ = generate(tmp_path / name, name)
+        (tmp_path / "peers" / public.name).write_bytes(public.read_bytes())
+    return tmp_path
+
+
+def curve(directory: Path, node: str = "a", **more: object) -> dict[str, object]:
+    return {
+        "curve_secret_key": str(directory / node / f"{node}.key_secret"),
+        "curve_peers": str(directory / "peers"),
+        **more,
+    }
+
+
+def test_with_curve_the_node_id_is_its_keys_name_and_seeds_name_their_node(
+    curve_dir: Path,
+) -> None:
+    config = load(None, curve(curve_dir, seeds=["b@tcp://127.0.0.1:7720", "a@tcp://10.0.0.1:7710"]))
+    assert config.curve and config.node_id == "a"
+    assert config.seed_endpoints == ["tcp://127.0.0.1:7720", "tcp://10.0.0.1:7710"]
+    assert config.seed_nodes == {"tcp://127.0.0.1:7720": "b", "tcp://10.0.0.1:7710": "a"}
+    assert config.keys().server_key("b") is not None
+
+
+def test_without_curve_a_seed_may_name_its_node_or_not() -> None:
+    config = load(None, {"seeds": ["tcp://127.0.0.1:7720", "b@tcp://127.0.0.1:7730"]})
+    assert not config.curve
+    assert config.seed_endpoints == ["tcp://127.0.0.1:7720", "tcp://127.0.0.1:7730"]
+    assert config.seed_nodes == {"tcp://127.0.0.1:7730": "b"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"curve_peers": None}, "go together"),
+        ({"curve_secret_key": None}, "go together"),
+        ({"seeds": ["tcp://127.0.0.1:7720"]}, "NAME@ENDPOINT"),
+        ({"node_id": "b"}, "not the node named in its key"),
+        ({"curve_secret_key": "/nonexistent/a.key_secret"}, "cannot read key file"),
+        ({"curve_peers": "/nonexistent"}, "not a directory"),
+        ({"seeds": ["b@tcp://*:7720"]}, "must name a host and port"),
+    ],
+)
+def test_curve_settings_that_cannot_work_are_refused(
+    curve_dir: Path, change: dict[str, object], message: str
+) -> None:
+    values = {k: v for k, v in {**curve(curve_dir), **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        load(None, values)
+
+
+def test_the_public_key_file_is_not_a_secret_key(curve_dir: Path) -> None:
+    values = curve(curve_dir, curve_secret_key=str(curve_dir / "a" / "a.key"))
+    with pytest.raises(ConfigError, match="no secret key"):
+        load(None, values)

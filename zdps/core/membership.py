@@ -110,6 +110,18 @@ class Membership:
         peer = self.peers.get(node)
         return peer.endpoint if peer else None
 
+    def node_at(self, endpoint: str) -> str | None:
+        """The node this one expects at ``endpoint`` (a peer, alive or joining, one
+        declared dead there, or this node itself), for CURVE's choice of key."""
+        for peer in self.peers.values():
+            if peer.endpoint == endpoint:
+                return peer.node
+        if endpoint in self._dropped:
+            return self._dropped[endpoint]
+        if endpoint in self._self_endpoints or endpoint in self.clashes:
+            return self.node
+        return None
+
     def is_alive(self, node: str, incarnation: int) -> bool:
         """Whether messages from (node, incarnation) are to be accepted."""
         peer = self.peers.get(node)

@@ -46,7 +46,7 @@ from zdps.wire import data, gossip, requests
 from zdps.wire.api import PublishDecoder
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
-from zdps.wire.errors import E_MALFORMED, E_WRONG_SCOPE, ProtocolError
+from zdps.wire.errors import E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
 
 Handler = Callable[[str, Any, float, Outbox], None]
@@ -200,8 +200,12 @@ class NodeCore:
 
     def bad_input(self, code: str, message: str) -> None:
         """Count bad input and hand it to the IO layer for (rate-limited) logging."""
-        self.errors[code] = self.errors.get(code, 0) + 1
+        self.count_error(code)
         self.outbox.error(code, message)
+
+    def count_error(self, code: str) -> None:
+        """Count bad input the IO layer logs itself (refused connections)."""
+        self.errors[code] = self.errors.get(code, 0) + 1
 
     def bad_client_frame(self, client: bytes, message: str) -> None:
         """A client frame the IO layer could not even hand over (not one ZeroMQ frame)."""
@@ -219,12 +223,16 @@ class NodeCore:
 
     # ------------------------------------------------------------------ inputs
 
-    def on_cluster_frame(self, frame: bytes, now: float) -> None:
-        """One envelope from a peer's DEALER, received on our cluster ROUTER."""
+    def on_cluster_frame(self, frame: bytes, now: float, peer: str | None = None) -> None:
+        """One envelope from a peer's DEALER, received on our cluster ROUTER; ``peer`` is
+        the node its connection's CURVE key names (None without CURVE)."""
         try:
             scope, sender, incarnation, messages = decode_envelope(frame)
         except ProtocolError as exc:
             self.bad_input(exc.code, f"cluster frame: {exc.message}")
+            return
+        if peer is not None and sender != peer:
+            self.bad_input(E_SPOOFED, f"an envelope from {peer}'s key says it is from {sender!r}")
             return
         if scope != self.scope:
             self.bad_input(E_WRONG_SCOPE, f"{sender} is in scope {scope!r}, not ours")

@@ -26,7 +26,8 @@ WARN_EVERY = 30.0  # seconds between two warnings about the same seed
 CONNECTION = {  # what the IO layer saw of the connection, and what it means for a seed
     None: "no connection made yet (a host that drops packets, or a slow network?)",
     "refused": "connection refused: nothing listens there",
-    "rejected": "the ZeroMQ handshake failed: not a cluster endpoint (a pub endpoint?)",
+    "rejected": "the ZeroMQ handshake failed: not a cluster endpoint (a pub endpoint?), "
+    "or one whose CURVE settings do not match this node's",
     "zeromq": "a ZeroMQ socket accepts hellos but never answers: not a cluster endpoint "
     "(an API endpoint?), or a node of another scope",
 }

@@ -8,12 +8,14 @@ checked here beyond it is endpoint syntax and the rules that relate two keys.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from zdps.core.tunables import CoreConfig
+from zdps.daemon.keys import KeyFileError, NodeKeys, read_key
 from zdps.endpoints import endpoint_problem, is_wildcard, next_to
 from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 
@@ -49,6 +51,8 @@ class Config:
     cluster: str = _default("cluster")
     advertise: str | None = _default("advertise")
     seeds: list[str] = field(default_factory=BY_NAME["seeds"].default_value)
+    curve_secret_key: str | None = _default("curve_secret_key")
+    curve_peers: str | None = _default("curve_peers")
     api: str = _default("api")
     pub: str = _default("pub")
     batch_pub: str | None = _default("batch_pub")
@@ -76,6 +80,28 @@ class Config:
         """The endpoint of the batch PUB: ``batch_pub``, else next to ``pub``."""
         return self.batch_pub or next_to(self.pub)
 
+    @property
+    def seed_endpoints(self) -> list[str]:
+        """The seeds to dial, without the node names CURVE needs (``NAME@``)."""
+        return [_split_seed(seed)[1] for seed in self.seeds]
+
+    @property
+    def seed_nodes(self) -> dict[str, str]:
+        """Seed endpoint -> the node expected there, for the seeds written NAME@ENDPOINT."""
+        return {endpoint: node for node, endpoint in map(_split_seed, self.seeds) if node}
+
+    @property
+    def curve(self) -> bool:
+        return self.curve_secret_key is not None
+
+    def keys(self) -> NodeKeys:
+        """This node's CURVE keys and allow-list, read from disk, or ConfigError."""
+        assert self.curve_secret_key is not None and self.curve_peers is not None
+        try:
+            return NodeKeys.load(self.curve_secret_key, self.curve_peers)
+        except KeyFileError as exc:
+            raise ConfigError(str(exc)) from None
+
     def check(self) -> Config:
         """Raise ConfigError for anything that cannot work; return self, normalised."""
         for setting in SETTINGS:
@@ -89,10 +115,16 @@ class Config:
         _check_endpoint("batch_pub", self.batches)
         if self.batches == self.pub:
             raise ConfigError("batch_pub must not be the pub endpoint")
-        for seed in self.seeds:
+        for node, seed in map(_split_seed, self.seeds):
             _check_endpoint("seed", seed)
             if is_wildcard(seed):
                 raise ConfigError(f"seed {seed!r} must name a host and port to dial")
+            if self.curve and not node:
+                raise ConfigError(
+                    f"seed {seed!r}: with CURVE on, write each seed NAME@ENDPOINT, NAME being "
+                    "the node whose key is expected there"
+                )
+        self._check_curve()
         if self.advertise is not None:
             _check_endpoint("advertise", self.advertise)
         if is_wildcard(self.advertised):
@@ -105,6 +137,18 @@ class Config:
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe_timeout must be positive and shorter than probe_interval")
         return self
+
+    def _check_curve(self) -> None:
+        if (self.curve_secret_key is None) != (self.curve_peers is None):
+            raise ConfigError("curve_secret_key and curve_peers go together: set both or neither")
+        if not self.curve:
+            return
+        keys = self.keys()
+        if self.node_id != keys.own.node:
+            raise ConfigError(
+                f"node_id {self.node_id!r} is not the node named in its key "
+                f"{self.curve_secret_key} ({keys.own.node!r}); leave node_id unset"
+            )
 
 
 def load(path: Path | None, overrides: dict[str, Any]) -> Config:
@@ -127,6 +171,10 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     config = Config()
     for key, value in values.items():
         setattr(config, key, value)  # as given: check() converts it or says why not
+    secret = values.get("curve_secret_key")
+    if "node_id" not in values and isinstance(secret, str):
+        with contextlib.suppress(KeyFileError):  # check() says what is wrong with it
+            config.node_id = read_key(Path(secret)).node
     return config.check()
 
 
@@ -134,6 +182,14 @@ def core_config(config: Config) -> CoreConfig:
     """The protocol cores' share of the settings: each one CoreConfig has a field for."""
     shared = [f.name for f in fields(CoreConfig) if f.name in BY_NAME]
     return CoreConfig(**{name: getattr(config, name) for name in shared})
+
+
+def _split_seed(seed: str) -> tuple[str, str]:
+    """``NAME@ENDPOINT`` as (NAME, ENDPOINT); a plain endpoint as ("", ENDPOINT)."""
+    node, at, endpoint = seed.partition("@")
+    if at and "://" not in node:
+        return node, endpoint
+    return "", seed
 
 
 def _check_endpoint(key: str, endpoint: str) -> None:

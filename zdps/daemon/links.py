@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import zmq
 
@@ -28,8 +29,22 @@ PROBE_HWM = 1000  # probe-link envelopes queued per peer; beyond that they are d
 SHUTDOWN_LINGER_MS = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class CurveClient:
+    """What a DEALER needs to speak CURVE to one peer: our pair, the peer's public key."""
+
+    public: bytes
+    secret: bytes
+    server: bytes
+
+
 class PeerLinks:
-    """The DEALERs to every peer endpoint, created on first send, closed on disconnect."""
+    """The DEALERs to every peer endpoint, created on first send, closed on disconnect.
+
+    With ``curve`` set, a link is CURVE: ``curve(endpoint)`` gives its keys, or None
+    (and reports why) when no allowed key belongs to the node expected there, and then
+    nothing is dialled.
+    """
 
     def __init__(
         self,
@@ -37,11 +52,13 @@ class PeerLinks:
         poller: PollSet,
         refused: Callable[[str, str], None],
         watched: Iterable[str] = (),
+        curve: Callable[[str], CurveClient | None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._poller = poller
-        self._refused = refused  # (endpoint, why): ZeroMQ would not dial it
+        self._refused = refused  # (endpoint, why): not dialled
         self._watched = frozenset(watched)  # the seeds: their data links are checked
+        self._curve = curve
         self._data: dict[str, zmq.Socket] = {}
         self._probes: dict[str, zmq.Socket] = {}
         self._backlog: dict[str, deque[bytes]] = {}
@@ -51,9 +68,16 @@ class PeerLinks:
         sockets = self._probes if probe else self._data
         sock = sockets.get(endpoint)
         if sock is None:
+            keys = self._curve(endpoint) if self._curve is not None else None
+            if self._curve is not None and keys is None:
+                return None  # ``curve`` reported it
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)
+            if keys is not None:
+                sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server)
+                sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+                sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
             check = None
             try:
                 if not probe and endpoint in self._watched:

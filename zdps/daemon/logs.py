@@ -14,6 +14,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from zdps.core.log_events import LEVELS, LogEvent, log_event
+from zdps.wire.errors import E_UNAUTHENTICATED
 
 
 def setup(node: str, level: str) -> logging.Logger:
@@ -52,6 +53,12 @@ class EventLog:
         """Input refused as ``code``, described by ``message`` (which names its sender)."""
         event = log_event("bad_input", "warning", code=code, what=message)
         self._limited(f"bad_input:{code}", event, now, self.BAD_INPUT_EVERY)
+
+    def refused(self, why: str, where: str, now: float) -> None:
+        """A connection CURVE refused (``unauthenticated``): one line per second for each
+        reason, so that a stranger's retries do not hide a misconfigured node."""
+        event = log_event("bad_input", "warning", code=E_UNAUTHENTICATED, what=f"{where}: {why}")
+        self._limited(f"refused:{why}", event, now, self.BAD_INPUT_EVERY)
 
     def _limited(self, key: str, event: LogEvent, now: float, every: float) -> None:
         if now < self._next.get(key, 0.0):

@@ -34,14 +34,16 @@ from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
 from zdps.daemon.delivery import EXPANSION, deliver
-from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
+from zdps.daemon.links import SHUTDOWN_LINGER_MS, CurveClient, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
+from zdps.daemon.security import ClusterSecurity
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
 from zdps.memory import keep_freed_memory
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage
+from zdps.wire.errors import E_NO_PEER_KEY, E_UNAUTHENTICATED
 
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
@@ -68,8 +70,15 @@ class Daemon:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._reload = False  # SIGHUP: read the CURVE allow-list again
 
-        self.cluster = self._bind(zmq.ROUTER, config.cluster, maxmsgsize=MAX_FRAME)
+        self.security = None
+        cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
+        if config.curve:
+            nodes_at = self._node_at
+            self.security = ClusterSecurity(self.ctx, config.keys(), config.seed_nodes, nodes_at)
+            cluster_options.update(self.security.server_options())
+        self.cluster = self._bind(zmq.ROUTER, config.cluster, **cluster_options)
         self.api = self._bind(
             zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM
         )
@@ -84,13 +93,14 @@ class Daemon:
             self.incarnation,
             config.scope,
             config.advertised,
-            config.seeds,
+            config.seed_endpoints,
             time.monotonic(),
             core_config(config),
             info={
                 "version": __version__,
                 "pid": os.getpid(),
                 "expansion": EXPANSION,  # the raw PUB's loop: compiled or python
+                "cluster_security": "curve" if config.curve else "none",
                 "endpoints": {
                     "cluster": self._bound(self.cluster),
                     "advertise": config.advertised,
@@ -104,7 +114,13 @@ class Daemon:
         for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
-        self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, config.seeds)
+        curve = None
+        if self.security is not None:
+            self.poller.register(self.security.zap.socket, zmq.POLLIN)
+            self.poller.register(self.security.watch(self.cluster), zmq.POLLIN)
+            curve = self._curve_client
+        seeds = config.seed_endpoints
+        self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, seeds, curve)
         sockets = {"api": self.api, "pub": self.pub, "batch_pub": self.batch_pub}
         self.debug = DebugLog.make(self.log, self.poller, sockets, dataclasses.asdict(config))
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
@@ -124,8 +140,29 @@ class Daemon:
     def _cannot_dial(self, endpoint: str, why: str) -> None:
         self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {why}")
 
+    def _node_at(self, endpoint: str) -> str | None:
+        return self.core.membership.node_at(endpoint)
+
+    def _curve_client(self, endpoint: str) -> CurveClient | None:
+        assert self.security is not None
+        keys, why = self.security.client(endpoint)
+        if keys is None:
+            self.core.bad_input(E_NO_PEER_KEY, f"not dialling {endpoint!r}: {why}")
+        return keys
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._stopping = True
+        if signum == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stopping = True
+
+    def _serve_zap(self, ready: dict) -> None:
+        """Answer ZAP; each refused connection is counted and logged."""
+        assert self.security is not None
+        now = time.monotonic()
+        for why, where in self.security.refusals(ready):
+            self.core.count_error(E_UNAUTHENTICATED)
+            self.events.refused(why, f"refused a connection {where}", now)
 
     # ------------------------------------------------------------------ the loop
 
@@ -136,12 +173,15 @@ class Daemon:
         An exception that escapes the core is a bug: it is logged, every socket is
         destroyed without linger (no bye), and the daemon exits 1.
         """
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {s: signal.signal(s, self._on_signal) for s in handled}
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         core = self.core
         endpoints = core.info["endpoints"]
-        seeds = ",".join(self.config.seeds) or "-"
-        self.events.write(log_event("ready", **endpoints, scope=core.scope, seeds=seeds), 0.0)
+        seeds = ",".join(self.config.seed_endpoints) or "-"
+        security = core.info["cluster_security"]
+        ready = log_event("ready", **endpoints, scope=core.scope, seeds=seeds, security=security)
+        self.events.write(ready, 0.0)
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
@@ -177,6 +217,8 @@ class Daemon:
         deadline = core.next_deadline()
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
+        if self.security is not None:
+            self._serve_zap(ready)
         if self.cluster in ready:
             self._drain_routed(self.cluster, self._cluster_message, now)
             self._flush()
@@ -190,6 +232,10 @@ class Daemon:
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
+        if self._reload:
+            self._reload = False
+            reloaded = log_event("reload_ignored", why="no curve_peers to read")
+            self.events.write(reloaded if self.security is None else self.security.reload(), now)
         self.links.retry(ready)
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)
@@ -233,7 +279,8 @@ class Daemon:
         if frame is None:
             core.bad_input(E_MALFORMED, "cluster message of more than one frame")
             return True
-        core.on_cluster_frame(frame.bytes, now)
+        peer = None if self.security is None else self.security.peer_of(frame)
+        core.on_cluster_frame(frame.bytes, now, peer)
         if core.outbox.probes:  # answer probes now, not after the whole drain
             self._send_probes(core.outbox.take_probes())
         return True
@@ -322,6 +369,8 @@ class Daemon:
         for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             sock.close()
         self.links.close()
+        if self.security is not None:
+            self.security.close()
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()

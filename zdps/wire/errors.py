@@ -23,6 +23,13 @@ E_TIMEOUT: Final = "timeout"
 E_TOO_MANY_HOPS: Final = "too_many_hops"
 E_NO_REPLICA: Final = "no_replica"
 E_REPLICA_LOST: Final = "replica_lost"
+# Counted only, never sent (docs/PROTOCOL.md §2.1): a connection refused by CURVE, an
+# envelope whose sender is not the node its CURVE key names, a peer with no allowed key.
+E_UNAUTHENTICATED: Final = "unauthenticated"
+E_SPOOFED: Final = "spoofed_sender"
+E_NO_PEER_KEY: Final = "no_peer_key"
+# The codes that only count bad input from peers in ``status.errors``, never sent.
+COUNTED_ONLY: Final = (E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY)
 
 
 class ProtocolError(Exception):

@@ -37,13 +37,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from zdps.core import swim
+from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
 from zdps.core.membership_actions import Action, Clash, Disconnect, PeerDown, PeerUp, Send
 from zdps.core.ring import node_set_digest
 from zdps.core.seeds import Seeds
 from zdps.wire import probes
-from zdps.wire.codec import NodeMessage
+from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage
 from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
+from zdps.wire.messages import SPOKEN, incompatibility
 
 CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
 MAX_DECLARED_DEAD = 10_000  # ids of peers declared dead remembered, to know a healed split
@@ -88,6 +90,7 @@ class Membership:
     clashes: dict[str, tuple[int, float]] = field(default_factory=dict)  # endpoint: (inc, at)
     scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
     dialing: Seeds = field(init=False)
+    compat: Compatibility = field(init=False)  # peers that cannot be ours (§11)
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
     _dropped: dict[str, str] = field(default_factory=dict)  # endpoint: id declared dead there
@@ -99,6 +102,7 @@ class Membership:
         self._self_endpoints.add(self.endpoint)
         config = self.config
         self.dialing = Seeds(self.seeds, config.seed_retry_min, config.seed_retry_max)
+        self.compat = Compatibility(self.endpoint)
 
     # ------------------------------------------------------------------ views
 
@@ -226,7 +230,10 @@ class Membership:
     def _hello(self, endpoint: str, reply: bool, echo: str | None = None) -> Send:
         """A hello to ``endpoint``; asking one of a peer declared dead there names it."""
         dropped = self._dropped.get(endpoint) if reply else None
-        hello = Hello(self.endpoint, self._peer_list(), endpoint, reply, echo, dropped)
+        hello = Hello(
+            self.endpoint, self._peer_list(), endpoint, reply, echo, dropped,
+            PROTOCOL_VERSION, SPOKEN,
+        )  # fmt: skip
         return Send(endpoint, hello)
 
     def _peer_list(self) -> PeerList:
@@ -246,6 +253,12 @@ class Membership:
             return self._clash(advertise, incarnation, hello.reply, now)
         if self._leaving:
             return []
+        if hello.refused is not None:  # it will not have us: it is not our peer either
+            return self.compat.refused_by(node, hello) + self._remove(
+                node, "refused", now, hello.refused
+            )
+        if why := incompatibility(hello):
+            return self.compat.refuse(node, hello, why, now)
         tomb = self._tombstones.get(node)
         if tomb is not None and incarnation < tomb[0]:
             return []  # an older life of a node that already died or left

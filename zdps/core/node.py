@@ -46,7 +46,7 @@ from zdps.wire import data, gossip, requests
 from zdps.wire.api import PublishDecoder
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
-from zdps.wire.errors import E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
+from zdps.wire.errors import E_BAD_VERSION, E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
 
 Handler = Callable[[str, Any, float, Outbox], None]
@@ -230,6 +230,8 @@ class NodeCore:
             scope, sender, incarnation, messages = decode_envelope(frame)
         except ProtocolError as exc:
             self.bad_input(exc.code, f"cluster frame: {exc.message}")
+            if exc.code == E_BAD_VERSION:  # a hello in it is answered: why not
+                self._membership(self.membership.compat.other_version(frame, now), now, self.outbox)
             return
         if peer is not None and sender != peer:
             self.bad_input(E_SPOOFED, f"an envelope from {peer}'s key says it is from {sender!r}")

@@ -57,7 +57,7 @@ class Hello(NodeMessage):
     KIND = "hello"
     SHAPE = (
         "{advertise: endpoint, peers?: peer list, dialed?: str, reply?: bool, echo?: str, "
-        "dropped?: str}"
+        "dropped?: str, protocol?: int, kinds?: [str], refused?: str}"
     )
     MEMBERSHIP = True
     advertise: str  # the endpoint peers dial to reach the sender
@@ -66,6 +66,9 @@ class Hello(NodeMessage):
     reply: bool
     echo: str | None = None  # in an answer: the asker's ``dialed`` (a seed answered)
     dropped: str | None = None  # the node id the sender declared dead at ``dialed``
+    protocol: int | None = None  # the sender's protocol version (§11)
+    kinds: tuple[str, ...] | None = None  # the message kinds the sender speaks (§11)
+    refused: str | None = None  # the sender will not be our peer, and why (§11)
 
     @classmethod
     def decode(cls, body: Any) -> Hello:
@@ -74,6 +77,9 @@ class Hello(NodeMessage):
         if not is_dialable(advertise):
             raise malformed(f"hello advertises no dialable endpoint: {advertise!r}")
         dialed, echo, dropped = body.get("dialed"), body.get("echo"), body.get("dropped")
+        protocol, kinds, refused = body.get("protocol"), body.get("kinds"), body.get("refused")
+        if kinds is not None and not (type(kinds) is list and all(type(k) is str for k in kinds)):
+            raise malformed("hello kinds are a list of str")
         return cls(
             advertise,
             decode_peer_list(body.get("peers", {})),
@@ -81,6 +87,9 @@ class Hello(NodeMessage):
             body.get("reply") is True,
             echo if type(echo) is str else None,
             dropped if type(dropped) is str else None,
+            protocol if type(protocol) is int else None,
+            tuple(kinds) if kinds is not None else None,
+            refused if type(refused) is str else None,
         )
 
     def body(self) -> dict[str, Any]:
@@ -94,6 +103,12 @@ class Hello(NodeMessage):
             body["echo"] = self.echo
         if self.dropped is not None:
             body["dropped"] = self.dropped
+        if self.protocol is not None:
+            body["protocol"] = self.protocol
+        if self.kinds is not None:
+            body["kinds"] = list(self.kinds)
+        if self.refused is not None:
+            body["refused"] = self.refused
         return body
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from zdps.wire.codec import NodeMessage
+from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage, unpack
 from zdps.wire.data import (
     Ack,
     Close,
@@ -63,6 +63,38 @@ NODE_MESSAGES: Final[tuple[type[NodeMessage], ...]] = (
 
 BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_MESSAGES}
 MEMBERSHIP_KINDS: Final = frozenset(cls.KIND for cls in NODE_MESSAGES if cls.MEMBERSHIP)
+SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every hello (§11)
+# What a peer must speak to be admitted: in version 2, every kind. A kind added later
+# that is optional goes into SPOKEN only, and is sent to the peers whose hello lists it.
+REQUIRED: Final = frozenset(SPOKEN)
+
+
+def incompatibility(hello: Hello) -> str:
+    """Why the sender of ``hello`` cannot be a peer of this node ("" if it can). A hello
+    without ``protocol`` or ``kinds`` is from a version-2 node that predates them."""
+    if hello.protocol is not None and hello.protocol != PROTOCOL_VERSION:
+        return f"it speaks protocol {hello.protocol}, this node {PROTOCOL_VERSION}"
+    missing = REQUIRED - set(hello.kinds) if hello.kinds is not None else ()
+    return f"it does not speak {', '.join(sorted(missing))}" if missing else ""
+
+
+def peek_hello(frame: bytes) -> tuple[str, Any, Hello] | None:
+    """(sender, version, hello) of an envelope of another protocol version that carries
+    a hello, read by the one layout every version keeps (§11): ``[version, scope,
+    sender, incarnation, messages]``, a hello as ``["hello", {advertise, ...}]``."""
+    try:
+        data = unpack(frame)
+    except ProtocolError:
+        return None
+    if type(data) is not list or len(data) < 5 or type(data[2]) is not str or not data[2]:
+        return None  # a sender is a non-empty str in every version
+    for raw in data[4] if type(data[4]) is list else ():
+        if type(raw) is list and len(raw) == 2 and raw[0] == Hello.KIND:
+            try:
+                return data[2], data[0], Hello.decode(raw[1])
+            except ProtocolError:
+                return None
+    return None
 
 
 def message_kind(raw: Any) -> str:

@@ -1,0 +1,50 @@
+"""100,000 hostile messages to a running 3-node cluster (docs/PROTOCOL.md §1, bad input).
+
+No node dies, every node still answers, the rejects are counted, and a publisher and a
+subscriber running beside the fuzzer lose nothing that was acknowledged. A longer run:
+``python -m tests.fuzz.live --messages 1000000``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from tests.cluster.harness import Cluster, wait_for
+from tests.fuzz.live import Legitimate, errors, fuzz, start_cluster
+
+MESSAGES = int(os.environ.get("ZDPS_FUZZ_MESSAGES", "100000"))
+SEED = int(os.environ.get("ZDPS_FUZZ_SEED", "1"))
+
+
+@pytest.mark.timeout(600)
+def test_a_cluster_under_fuzzing_keeps_running_and_loses_nothing(cluster: Cluster) -> None:
+    nodes, keys = start_cluster(cluster)
+    a, _, c = nodes
+    legit = Legitimate(a, c)
+    thread = threading.Thread(target=legit.run, name="legitimate")
+    thread.start()
+    assert legit.ready.wait(30) and legit.error is None, legit.error
+    before = errors(nodes)
+    try:
+        figures = fuzz(nodes, keys, MESSAGES, SEED)
+    finally:
+        legit.stop.set()
+        thread.join(60)
+    print(f"\n{figures.line()}")
+    assert [n.node_id for n in nodes if n.proc.poll() is not None] == []
+    counted = errors(nodes) - before
+    print(f"bad input counted: {dict(counted)}")
+    print(f"legitimate: {len(legit.acked)} acked, {legit.failed} failed")
+    assert legit.error is None, legit.error
+    assert sum(figures.sent.values()) >= 0.95 * MESSAGES
+    assert sum(counted.values()) >= MESSAGES // 10  # the rejects are counted
+    assert legit.acked and not legit.missing, sorted(legit.missing)[:10]
+    assert counted["spoofed_sender"] and counted["unauthenticated"]
+    wait_for(
+        lambda: all(n.alive_peers() >= {"A", "B", "C"} - {n.node_id} for n in nodes), 30, "mesh"
+    )
+    for node in nodes:
+        assert "internal_error" not in node.logs() and "Traceback" not in node.logs()

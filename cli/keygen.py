@@ -23,7 +23,7 @@ def keygen(name: str, directory: Path) -> None:
     Copy NAME.key into the curve_peers directory of every node; keep NAME.key_secret on
     that node only and point its curve_secret_key at it.
     """
-    from zdps.daemon.keys import KeyFileError, generate
+    from zdps.keys import KeyFileError, generate
 
     try:
         public, secret = generate(directory, name)

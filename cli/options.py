@@ -97,7 +97,7 @@ def open_client(node: str, timeout: float) -> Client:
     """A client of ``node``, or a one-line error at once if no zdps node is there."""
     try:
         client = Client(node, timeout=timeout)
-    except (ValueError, OSError) as exc:  # an endpoint ZeroMQ refuses
+    except (ValueError, OSError) as exc:  # an endpoint ZeroMQ refuses, a bad key file
         raise click.ClickException(str(exc)) from None
     try:
         client.check_node(min(timeout, CONNECT_CHECK))

@@ -38,7 +38,8 @@ def status(as_json: bool, node: str, timeout: float) -> None:
         f"node      {info['node']}  (scope {info['scope']}, zdps {info['version']}, "
         f"pid {info['pid']}, up {info['uptime_s']:.1f}s, "
         f"{info.get('expansion', 'python')} delivery loop, "
-        f"cluster {'CURVE' if info.get('cluster_security') == 'curve' else 'plain text'})"
+        f"cluster {_security(info.get('cluster_security'))}, "
+        f"clients {_security(info.get('client_security'))})"
     )
     click.echo(
         f"endpoints cluster={endpoints['cluster']} advertise={endpoints['advertise']} "
@@ -120,3 +121,7 @@ def _print_members(view: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{event['kind']} {group} on {event['node']} ({event['count']})")
     nodes = ", ".join(f"{n}={c}" for n, c in sorted(view["nodes"].items())) or "none"
     click.echo(f"topic {view['topic']}  owner {view['owner']}  nodes {nodes}")
+
+
+def _security(kind: str | None) -> str:
+    return "CURVE" if kind == "curve" else "plain text"

@@ -199,6 +199,14 @@ SETTINGS: tuple[Setting, ...] = (
         shown="none",
     ),
     Setting(
+        "curve_clients",
+        str,
+        None,
+        "Directory of the public key files of the clients allowed on the API and PUB "
+        "sockets, which then speak only CURVE; read again on SIGHUP.",
+        shown="none (the API and PUB sockets are open to whoever reaches them)",
+    ),
+    Setting(
         "api", str, DEFAULT_API, "Endpoint for clients (publish, status, members, topic delete)."
     ),
     Setting(

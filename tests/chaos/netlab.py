@@ -32,7 +32,7 @@ import zmq
 
 from tests.cluster.harness import free_port, wait_for, zdps_command
 from zdps import Client, ZdpsError
-from zdps.daemon.keys import generate
+from zdps.keys import generate
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

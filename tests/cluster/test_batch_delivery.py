@@ -243,8 +243,8 @@ def tiny_receive_buffer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     what the node sends them, unread, stops in its own bounded queues and is dropped."""
     opened = sync.open_sub
 
-    def open_sub(ctx: zmq.Context, rcvhwm: int) -> zmq.Socket:
-        sock = opened(ctx, rcvhwm)
+    def open_sub(ctx: zmq.Context, rcvhwm: int, curve: Any = None) -> zmq.Socket:
+        sock = opened(ctx, rcvhwm, curve)
         sock.setsockopt(zmq.RCVBUF, 4096)
         return sock
 

@@ -115,7 +115,7 @@ def test_the_cores_get_every_setting_they_have_a_field_for() -> None:
 @pytest.fixture
 def curve_dir(tmp_path: Path) -> Path:
     """Keys of nodes a and b (each in its own directory) and an allow-list of both."""
-    from zdps.daemon.keys import generate
+    from zdps.keys import generate
 
     (tmp_path / "peers").mkdir()
     for name in "ab":

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from zdps.daemon.keys import NodeKeys, generate, read_key
 from zdps.daemon.security import ClusterSecurity
-from zdps.daemon.zap import CLUSTER_DOMAIN, answer
+from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, answer
+from zdps.keys import NodeKeys, generate, read_key
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -27,12 +27,15 @@ def allowed(key: bytes) -> str | None:
     return "b" if key == KEY else None
 
 
+RULES = {CLUSTER_DOMAIN: ("curve_peers", allowed), CLIENT_DOMAIN: ("curve_clients", lambda k: None)}
+
+
 def request(domain: bytes = CLUSTER_DOMAIN, mechanism: bytes = b"CURVE", *creds: bytes):
     return [b"1.0", b"7", domain, b"127.0.0.1", b"", mechanism, *creds]
 
 
 def test_an_allowed_key_is_let_in_as_its_node() -> None:
-    assert answer(request(CLUSTER_DOMAIN, b"CURVE", KEY), allowed) == (
+    assert answer(request(CLUSTER_DOMAIN, b"CURVE", KEY), RULES) == (
         [b"1.0", b"7", b"200", b"OK", b"b", b""],
         "",
     )
@@ -44,12 +47,13 @@ def test_an_allowed_key_is_let_in_as_its_node() -> None:
         (request(CLUSTER_DOMAIN, b"CURVE", bytes(32)), "not in curve_peers"),
         (request(CLUSTER_DOMAIN, b"NULL"), "NULL connection"),
         (request(CLUSTER_DOMAIN, b"PLAIN", b"user", b"pass"), "PLAIN connection"),
+        (request(CLIENT_DOMAIN, b"CURVE", KEY), "not in curve_clients"),
         (request(b"other", b"CURVE", KEY), "no access rules"),
         (request(b"", b"CURVE", KEY), "no access rules"),
     ],
 )
 def test_anything_else_is_refused_with_a_reason(frames: list[bytes], why: str) -> None:
-    reply, reason = answer(frames, allowed)
+    reply, reason = answer(frames, RULES)
     assert reply[:3] == [b"1.0", b"7", b"400"] and reply[4] == b"" and why in reason
 
 
@@ -57,7 +61,7 @@ def test_anything_else_is_refused_with_a_reason(frames: list[bytes], why: str) -
     "frames", [[], [b"1.0"], [b"2.0", b"7", CLUSTER_DOMAIN, b"", b"", b"CURVE"]]
 )
 def test_a_malformed_request_gets_500(frames: list[bytes]) -> None:
-    reply, reason = answer(frames, allowed)
+    reply, reason = answer(frames, RULES)
     assert reply[2] == b"500" and reason
 
 
@@ -109,7 +113,7 @@ def dealer(ctx: zmq.Context, endpoint: str, client: Path | None, server: Path) -
 def serve_until(security, router, done, timeout: float = 5.0) -> tuple[list, list[str]]:
     """The daemon's loop in miniature: frames read from ``router``, refusals reported."""
     poller = zmq.Poller()
-    for sock in (router, security.zap.socket, security.monitor):
+    for sock in (router, security.zap.socket, *security.monitors):
         poller.register(sock, zmq.POLLIN)
     frames, refused = [], []
     deadline = time.monotonic() + timeout

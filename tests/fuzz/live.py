@@ -32,7 +32,7 @@ import zmq
 from tests.cluster.harness import Cluster, NodeProc, free_port, wait_for
 from tests.fuzz import frames
 from zdps import Client, ZdpsError
-from zdps.daemon.keys import generate, read_key
+from zdps.keys import generate, read_key
 
 RECONNECT_EVERY = 5000  # messages per target between two fresh connections
 MAX_GROUPS = 300  # distinct groups one subscription socket holds at most

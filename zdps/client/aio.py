@@ -56,6 +56,7 @@ from zdps.client.steps import (
     Wait,
 )
 from zdps.client.subscription import Inbox, SubscribePlan
+from zdps.keys import client_keys
 from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
@@ -68,14 +69,22 @@ class AsyncClient:
     One loop at a time: the client may be used again from a later loop (a second
     ``asyncio.run``) once the first is done with it. ``timeout`` bounds every wait,
     for a reply and for room to send. Pending requests fail with RequestError
-    (code ``closed``) when the client is closed or its reader stops.
+    (code ``closed``) when the client is closed or its reader stops. ``curve_key``
+    and ``server_key``: as for ``Client``.
     """
 
-    def __init__(self, node: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        node: str | None = None,
+        timeout: float = 10.0,
+        curve_key: str | None = None,
+        server_key: str | None = None,
+    ) -> None:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = zmq.asyncio.Context.instance()
-        self._sock, self._check = open_dealer(self._ctx, self.node)
+        self._curve = client_keys(curve_key, server_key)
+        self._sock, self._check = open_dealer(self._ctx, self.node, self._curve)
         self._session = Session(self.node)
         self._wakers: dict[Pending, asyncio.Future] = {}  # operations waiting for news
         self._reader: asyncio.Task | None = None
@@ -298,7 +307,7 @@ class AsyncClient:
         ``rcvhwm``, ``recover``, ``since`` and ``batches``: see ``Client.subscribe``.
         """
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
-        sock = open_sub(self._ctx, rcvhwm)
+        sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:
             inbox = await self._run(self._session.subscribe(plan, recover, self.timeout), sock)
         except BaseException:

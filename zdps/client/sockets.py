@@ -21,6 +21,7 @@ from zdps.client.protocol import decode_batch_delivery, decode_delivery
 from zdps.client.steps import Dial, Filter
 from zdps.client.subscription import Inbox
 from zdps.connect_check import ConnectCheck
+from zdps.keys import CurveClient
 
 DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
 IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
@@ -42,12 +43,16 @@ def ms(seconds: float) -> int:
     return max(0, math.ceil(seconds * 1000))
 
 
-def open_dealer(ctx: zmq.Context, node: str) -> tuple[zmq.Socket, ConnectCheck]:
-    """A DEALER connected to ``node``, and what its first connection attempts say; a
-    bad endpoint raises ValueError, leaking nothing."""
+def open_dealer(
+    ctx: zmq.Context, node: str, curve: CurveClient | None = None
+) -> tuple[zmq.Socket, ConnectCheck]:
+    """A DEALER connected to ``node`` (with CURVE if ``curve``), and what its first
+    connection attempts say; a bad endpoint raises ValueError, leaking nothing."""
     sock = ctx.socket(zmq.DEALER)
     try:
         sock.setsockopt(zmq.LINGER, DEALER_LINGER_MS)
+        if curve is not None:
+            curve.apply(sock)
         check = ConnectCheck(sock)  # before connecting, so that no event is missed
         sock.connect(node)
     except zmq.ZMQError as exc:
@@ -56,8 +61,8 @@ def open_dealer(ctx: zmq.Context, node: str) -> tuple[zmq.Socket, ConnectCheck]:
     return sock, check
 
 
-def open_sub(ctx: zmq.Context, rcvhwm: int) -> zmq.Socket:
-    """A SUB not yet connected: RCVHWM must be set before connecting (§2).
+def open_sub(ctx: zmq.Context, rcvhwm: int, curve: CurveClient | None = None) -> zmq.Socket:
+    """A SUB not yet connected: RCVHWM (and CURVE) must be set before connecting (§2).
 
     SNDHWM 0: a SUB sends its subscriptions through its send queue, and libzmq drops
     those that find it full (1000 by default) without a word (§9.2).
@@ -67,6 +72,8 @@ def open_sub(ctx: zmq.Context, rcvhwm: int) -> zmq.Socket:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
         sock.setsockopt(zmq.SNDHWM, 0)
+        if curve is not None:
+            curve.apply(sock)
     except BaseException:
         sock.close()
         raise

@@ -38,6 +38,7 @@ from zdps.client.sockets import (
 )
 from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep, Step, T, Wait
 from zdps.client.subscription import SubscribePlan
+from zdps.keys import client_keys
 from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
@@ -49,16 +50,25 @@ class Client:
     ``node`` is the API endpoint (default: ``$ZDPS_NODE``, else the local node); an
     endpoint ZeroMQ cannot connect to raises ValueError. ``timeout`` bounds every
     wait: for a reply, and for room to send when the node is not reading (a node that
-    is down). Not thread-safe: use one Client per thread.
+    is down). ``curve_key`` (this client's secret key file) and ``server_key`` (the
+    node's public key file), else ``$ZDPS_CURVE_KEY`` and ``$ZDPS_SERVER_KEY``: speak
+    CURVE to a node that requires it (docs/PROTOCOL.md §2.1). Not thread-safe: use one
+    Client per thread.
     """
 
     def __init__(
-        self, node: str | None = None, timeout: float = 10.0, context: zmq.Context | None = None
+        self,
+        node: str | None = None,
+        timeout: float = 10.0,
+        context: zmq.Context | None = None,
+        curve_key: str | None = None,
+        server_key: str | None = None,
     ) -> None:
         self.node = node_endpoint(node)
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
-        self._sock, self._check = open_dealer(self._ctx, self.node)
+        self._curve = client_keys(curve_key, server_key)
+        self._sock, self._check = open_dealer(self._ctx, self.node, self._curve)
         self._session = Session(self.node)
         self._closed = False
 
@@ -285,7 +295,7 @@ class Client:
         ``recv_batch`` a batch at a time (``rcvhwm`` then counts batches).
         """
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
-        sock = open_sub(self._ctx, rcvhwm)
+        sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:
             inbox = self._run(self._session.subscribe(plan, recover, self.timeout), sock)
         except BaseException:

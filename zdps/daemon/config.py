@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from zdps.core.tunables import CoreConfig
-from zdps.daemon.keys import KeyFileError, NodeKeys, read_key
 from zdps.endpoints import endpoint_problem, is_wildcard, next_to
+from zdps.keys import AllowList, KeyFileError, NodeKeys, read_key
 from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 
 __all__ = [
@@ -53,6 +53,7 @@ class Config:
     seeds: list[str] = field(default_factory=BY_NAME["seeds"].default_value)
     curve_secret_key: str | None = _default("curve_secret_key")
     curve_peers: str | None = _default("curve_peers")
+    curve_clients: str | None = _default("curve_clients")
     api: str = _default("api")
     pub: str = _default("pub")
     batch_pub: str | None = _default("batch_pub")
@@ -102,6 +103,17 @@ class Config:
         except KeyFileError as exc:
             raise ConfigError(str(exc)) from None
 
+    def client_keys(self) -> AllowList | None:
+        """The allow-list of client keys (``curve_clients``), read from disk, or None."""
+        if self.curve_clients is None:
+            return None
+        clients = AllowList(Path(self.curve_clients))
+        try:
+            clients.load()
+        except KeyFileError as exc:
+            raise ConfigError(str(exc)) from None
+        return clients
+
     def check(self) -> Config:
         """Raise ConfigError for anything that cannot work; return self, normalised."""
         for setting in SETTINGS:
@@ -141,8 +153,11 @@ class Config:
     def _check_curve(self) -> None:
         if (self.curve_secret_key is None) != (self.curve_peers is None):
             raise ConfigError("curve_secret_key and curve_peers go together: set both or neither")
+        if self.curve_clients is not None and not self.curve:
+            raise ConfigError("curve_clients needs curve_secret_key: the node's key serves both")
         if not self.curve:
             return
+        self.client_keys()
         keys = self.keys()
         if self.node_id != keys.own.node:
             raise ConfigError(

@@ -17,25 +17,16 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import zmq
 
 from zdps.connect_check import ConnectCheck
 from zdps.daemon.polling import PollSet
+from zdps.keys import CurveClient
 
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
 PROBE_HWM = 1000  # probe-link envelopes queued per peer; beyond that they are dropped
 SHUTDOWN_LINGER_MS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class CurveClient:
-    """What a DEALER needs to speak CURVE to one peer: our pair, the peer's public key."""
-
-    public: bytes
-    secret: bytes
-    server: bytes
 
 
 class PeerLinks:
@@ -75,9 +66,7 @@ class PeerLinks:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)
             if keys is not None:
-                sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server)
-                sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
-                sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+                keys.apply(sock)
             check = None
             try:
                 if not probe and endpoint in self._watched:

@@ -34,12 +34,13 @@ from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
 from zdps.daemon.delivery import EXPANSION, deliver
-from zdps.daemon.links import SHUTDOWN_LINGER_MS, CurveClient, PeerLinks
+from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
 from zdps.daemon.security import ClusterSecurity
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
+from zdps.keys import CurveClient
 from zdps.memory import keep_freed_memory
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage
@@ -74,16 +75,21 @@ class Daemon:
 
         self.security = None
         cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
+        client_options: dict[str, Any] = {}  # the API's and PUBs': CURVE with curve_clients
         if config.curve:
-            nodes_at = self._node_at
-            self.security = ClusterSecurity(self.ctx, config.keys(), config.seed_nodes, nodes_at)
+            self.security = ClusterSecurity(
+                self.ctx, config.keys(), config.seed_nodes, self._node_at, config.client_keys()
+            )
             cluster_options.update(self.security.server_options())
+            client_options = self.security.client_options()
         self.cluster = self._bind(zmq.ROUTER, config.cluster, **cluster_options)
         self.api = self._bind(
-            zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM
-        )
+            zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM,
+            **client_options,
+        )  # fmt: skip
         # XPUB_NODROP: a subscriber pub_hwm behind is noticed (expansion.py), not ignored.
         pub_options = {"xpub_verboser": 1, "xpub_nodrop": 1, "sndhwm": config.pub_hwm}
+        pub_options |= client_options
         self.pub = self._bind(zmq.XPUB, config.pub, **pub_options)
         self.batch_pub = self._bind(zmq.XPUB, config.batches, **pub_options)
         self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
@@ -101,6 +107,7 @@ class Daemon:
                 "pid": os.getpid(),
                 "expansion": EXPANSION,  # the raw PUB's loop: compiled or python
                 "cluster_security": "curve" if config.curve else "none",
+                "client_security": "curve" if config.curve_clients else "none",
                 "endpoints": {
                     "cluster": self._bound(self.cluster),
                     "advertise": config.advertised,
@@ -117,7 +124,9 @@ class Daemon:
         curve = None
         if self.security is not None:
             self.poller.register(self.security.zap.socket, zmq.POLLIN)
-            self.poller.register(self.security.watch(self.cluster), zmq.POLLIN)
+            watched = (self.cluster, self.api, self.pub, self.batch_pub)
+            for sock in watched if client_options else (self.cluster,):
+                self.poller.register(self.security.watch(sock), zmq.POLLIN)
             curve = self._curve_client
         seeds = config.seed_endpoints
         self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, seeds, curve)
@@ -179,8 +188,11 @@ class Daemon:
         core = self.core
         endpoints = core.info["endpoints"]
         seeds = ",".join(self.config.seed_endpoints) or "-"
-        security = core.info["cluster_security"]
-        ready = log_event("ready", **endpoints, scope=core.scope, seeds=seeds, security=security)
+        info = core.info
+        ready = log_event(
+            "ready", **endpoints, scope=core.scope, seeds=seeds,
+            security=info["cluster_security"], clients=info["client_security"],
+        )  # fmt: skip
         self.events.write(ready, 0.0)
         gc.collect()
         gc.freeze()

@@ -1,4 +1,4 @@
-"""CURVE on the cluster socket and the peer links, as the daemon's loop uses it.
+"""CURVE on the node's sockets and its peer links, as the daemon's loop uses it.
 
 The cluster ROUTER is a CURVE server in the ZAP domain ``zdps-cluster`` and enforces
 it; the ZAP handler (``zap.py``) lets in only keys of the allow-list and tells the
@@ -6,6 +6,8 @@ ROUTER which node each key belongs to (the connection's User-Id), which must be 
 sender every envelope on that connection names. A peer link is dialled only to a node
 the allow-list has a key for, expecting that key: the node comes from this node's own
 knowledge (a seed's ``NAME@``, a peer's hello), never from a key sent over the wire.
+With ``curve_clients``, the API and both PUBs are CURVE servers too, in the domain
+``zdps-clients``, open to the client keys of that directory.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from typing import Any
 import zmq
 
 from zdps.core.log_events import LogEvent, log_event
-from zdps.daemon.keys import KeyFileError, NodeKeys
-from zdps.daemon.links import CurveClient
 from zdps.daemon.polling import drain
-from zdps.daemon.zap import CLUSTER_DOMAIN, ZapHandler
+from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, ZapHandler
+from zdps.keys import AllowList, CurveClient, KeyFileError, NodeKeys
 
 
 class ClusterSecurity:
@@ -32,21 +33,27 @@ class ClusterSecurity:
         keys: NodeKeys,
         seed_nodes: dict[str, str],
         node_at: Callable[[str], str | None],
+        clients: AllowList | None = None,
     ) -> None:
         self.keys = keys
-        self.zap = ZapHandler(ctx, keys.allowed)  # bound before the cluster socket
+        self.clients = clients  # curve_clients: None leaves the API and PUBs plain
+        rules = {CLUSTER_DOMAIN: ("curve_peers", keys.allowed)}
+        if clients is not None:
+            rules[CLIENT_DOMAIN] = ("curve_clients", clients.node_of)
+        self.zap = ZapHandler(ctx, rules)  # bound before any socket that asks it
         self._seed_nodes = seed_nodes  # endpoint -> node, from the configuration
         self._node_at = node_at  # endpoint -> node, from membership
-        self.monitor: zmq.Socket | None = None  # the cluster socket's failed handshakes
+        self.monitors: list[zmq.Socket] = []  # failed handshakes, per socket watched
 
-    def watch(self, cluster: zmq.Socket) -> zmq.Socket:
-        """Monitor the cluster socket for handshakes that fail before ZAP is asked (a
+    def watch(self, sock: zmq.Socket) -> zmq.Socket:
+        """Monitor a CURVE socket for handshakes that fail before ZAP is asked (a
         plain-text peer, garbage): those are refusals too. Returns the monitor socket."""
-        address = f"inproc://zdps-cluster-monitor-{uuid.uuid4().hex}"
-        cluster.monitor(address, HANDSHAKE_FAILED)
-        self.monitor = cluster.context.socket(zmq.PAIR)
-        self.monitor.connect(address)
-        return self.monitor
+        address = f"inproc://zdps-curve-monitor-{uuid.uuid4().hex}"
+        sock.monitor(address, HANDSHAKE_FAILED)
+        monitor = sock.context.socket(zmq.PAIR)
+        monitor.connect(address)
+        self.monitors.append(monitor)
+        return monitor
 
     def refusals(self, ready: dict) -> list[tuple[str, str]]:
         """Answer the handshakes waiting for ZAP; (why, where) for each connection refused
@@ -54,20 +61,25 @@ class ClusterSecurity:
         refused = []
         if self.zap.socket in ready:
             refused += [(why, f"from {address}") for address, why in self.zap.serve()]
-        if self.monitor is not None and self.monitor in ready:
-            refused += [_failure(e) for e in drain(self.monitor, self.monitor.recv_multipart)]
+        for monitor in self.monitors:
+            if monitor in ready:
+                refused += [_failure(e) for e in drain(monitor, monitor.recv_multipart)]
         return refused
 
-    def server_options(self) -> dict[str, Any]:
-        """The cluster ROUTER's options: a CURVE server that only ZAP may let in."""
+    def server_options(self, domain: bytes = CLUSTER_DOMAIN) -> dict[str, Any]:
+        """A bound socket's options: a CURVE server that only ZAP (``domain``) lets in."""
         own = self.keys.own
         return {
             "curve_server": 1,
             "curve_publickey": own.public,
             "curve_secretkey": own.secret,
-            "zap_domain": CLUSTER_DOMAIN,
+            "zap_domain": domain,
             "zap_enforce_domain": 1,
         }
+
+    def client_options(self) -> dict[str, Any]:
+        """The API's and the PUBs' options: CURVE for listed clients, or none (plain)."""
+        return {} if self.clients is None else self.server_options(CLIENT_DOMAIN)
 
     def client(self, endpoint: str) -> tuple[CurveClient | None, str]:
         """The keys of a link to ``endpoint``, or None and why it must not be dialled."""
@@ -85,12 +97,14 @@ class ClusterSecurity:
         """Read the allow-list again (SIGHUP); the log event that says how it went (the
         old list is kept if the new one cannot be read). Connections already made stay;
         new handshakes use the new list."""
-        peers = self.keys.peers
+        peers, clients = self.keys.peers, self.clients
         try:
             peers.load()
+            if clients is not None:
+                clients.load()
         except KeyFileError as exc:
             return log_event("curve_peers_kept", "error", why=str(exc), keys=len(peers.names))
-        return log_event("curve_peers_reloaded", keys=len(peers.names))
+        return log_event("curve_peers_reloaded", keys=len(peers.names), clients=_count(clients))
 
     @staticmethod
     def peer_of(frame: zmq.Frame) -> str:
@@ -99,8 +113,12 @@ class ClusterSecurity:
 
     def close(self) -> None:
         self.zap.close()
-        if self.monitor is not None:
-            self.monitor.close(0)
+        for monitor in self.monitors:
+            monitor.close(0)
+
+
+def _count(clients: AllowList | None) -> int | str:
+    return "-" if clients is None else len(clients.names)
 
 
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL

@@ -11,7 +11,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from zdps.daemon.keys import AllowList, KeyFileError, NodeKeys, generate, read_key
+from zdps.keys import AllowList, KeyFileError, NodeKeys, generate, read_key
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -1,10 +1,11 @@
-"""CURVE keys: this node's key pair, the allow-list of node keys, and ``zdps keygen``.
+"""CURVE keys: key files, allow-lists, ``zdps keygen``, and a client's keys.
 
 A key file is a ZeroMQ certificate as pyzmq writes it (``NAME.key`` public,
 ``NAME.key_secret`` secret), with the node's name in its metadata (``node = "NAME"``):
 the name a key authenticates is read from the file, never from the network, and a
 node's id must be the name in its own key. An allow-list is a directory of public key
 files; a name may have several keys (a rotation in progress, docs/PROTOCOL.md §2.1).
+A client (and a peer link) speaks CURVE with its own pair and the node's public key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from zmq.utils import z85
 _KEY_LINE = re.compile(r'^\s*(public-key|secret-key)\s*=\s*"(.{40})"\s*$')
 _NODE_LINE = re.compile(r'^\s*node\s*=\s*"(.*)"\s*$')
 _BANNER = "#   ****  Generated on {when} by zdps keygen  ****\n#   ZeroMQ CURVE {what}\n"
+
+
+ENV_CURVE_KEY = "ZDPS_CURVE_KEY"  # a client's secret key file, when not given
+ENV_SERVER_KEY = "ZDPS_SERVER_KEY"  # the node's public key file, when not given
 
 
 class KeyFileError(ValueError):
@@ -60,6 +65,36 @@ def read_key(path: Path) -> KeyFile:
     if not name or not name.isprintable():
         raise KeyFileError(f"{path} names no node")
     return KeyFile(name, public, secret)
+
+
+@dataclass(frozen=True, slots=True)
+class CurveClient:
+    """What a socket needs to speak CURVE to a node: its own pair, the node's public key."""
+
+    public: bytes
+    secret: bytes
+    server: bytes
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Make ``sock`` (not yet connected) a CURVE client of the node."""
+        sock.setsockopt(zmq.CURVE_SERVERKEY, self.server)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
+
+
+def client_keys(curve_key: str | None = None, server_key: str | None = None) -> CurveClient | None:
+    """A client's CURVE keys from its secret key file and the node's public key file
+    (each else from $ZDPS_CURVE_KEY and $ZDPS_SERVER_KEY); None when neither is set."""
+    curve_key = curve_key or os.environ.get(ENV_CURVE_KEY) or None
+    server_key = server_key or os.environ.get(ENV_SERVER_KEY) or None
+    if curve_key is None and server_key is None:
+        return None
+    if curve_key is None or server_key is None:
+        raise KeyFileError("a CURVE client needs both its secret key and the node's public key")
+    own = read_key(Path(curve_key))
+    if own.secret is None:
+        raise KeyFileError(f"{curve_key} holds no secret key (the .key_secret file)")
+    return CurveClient(own.public, own.secret, read_key(Path(server_key)).public)
 
 
 def _is_z85(key: bytes) -> bool:

@@ -11,6 +11,7 @@ import click
 from zdps.client.protocol import ZdpsError
 from zdps.core.seeds import CONNECTION as SEED_CONNECTION
 from zdps.topics import check_topic
+from zdps_cli.lines import escape
 from zdps_cli.options import (
     call,
     check_name,
@@ -65,6 +66,9 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     click.echo("counters")
     for name, value in info["counters"].items():
         click.echo(f"  {name:<22} {value}")
+    losses = info.get("subscriber_losses", {}).get("by_topic", {})
+    for topic, lost in list(losses.items())[:5]:  # the node ranks them, worst first
+        click.echo(f"    lost by SUBs of {escape(topic.encode())}: {lost}")
     errors = info["errors"]
     click.echo("errors" + ("" if errors else "    none"))
     for name, value in sorted(errors.items()):

@@ -276,6 +276,16 @@ SETTINGS: tuple[Setting, ...] = (
         unit="bytes",
     ),
     Setting(
+        "max_groups",
+        int,
+        100_000,
+        "Distinct topics and prefixes the local subscribers may subscribe to; a further "
+        "one is refused (too_many_groups): its SUB gets nothing of it.",
+        min=1,
+        max=10_000_000,
+        unit="groups",
+    ),
+    Setting(
         "pub_hwm",
         int,
         100_000,

@@ -85,3 +85,7 @@ def test_a_slow_raw_subscriber_loses_messages_counted_and_the_other_none(
     assert got_slow == sorted(got_slow) and got_slow[0] == first
     assert 1 <= full <= COUNT - len(got_slow), "each loss episode counts its first message"
     assert "subscriber_queue_full" in node.logs() and "pub_hwm=1000" in node.logs()
+    assert f"topic={TOPIC}" in node.logs()
+    status = node.status()
+    lost = status["counters"]["subscriber_queue_full"]
+    assert status["subscriber_losses"] == {"by_topic": {TOPIC: lost}, "other_topics": 0}

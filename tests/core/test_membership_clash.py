@@ -4,8 +4,10 @@
   counted, listed in ``status``, logged as an error, answered so the other side learns
   of it too, and never admitted; an older life of this very node (a lower incarnation
   at its own endpoint) is not a clash;
-* the node started later stops (``refusal``) if it has just started; the other keeps
-  running and logs; a clash found later makes both log and neither stop;
+* the node started later stops (``refusal``) if it has just started and the other
+  proved it runs there (it answered the challenge sent to the endpoint it names); the
+  other keeps running and logs; a clash found later makes both log and neither stop; a
+  stranger that claims the id without proof (a spoof) stops nobody;
 * a peer list naming this node's id elsewhere gets a hello there, not a verdict;
 * a peer that came back at another endpoint has its old endpoint checked for a while;
   when its old life answers there, that old life learns of the clash.
@@ -22,6 +24,7 @@ from zdps.core.membership_actions import Clash, Disconnect, PeerUp
 from zdps.core.node import CLASH_REFUSAL, NodeCore
 from zdps.core.outbox import envelopes
 from zdps.core.swim import Swim
+from zdps.wire.codec import encode_envelope
 from zdps.wire.gossip import Hello
 
 pytestmark = pytest.mark.timeout(30)
@@ -34,13 +37,22 @@ def stranger_hello(advertise: str, reply: bool = True, peers: dict | None = None
 def test_a_hello_from_our_id_elsewhere_is_a_clash_answered_once_and_not_admitted() -> None:
     m = make()  # a, incarnation 1, at inproc://a
     actions = m.handle("a", 2, stranger_hello("inproc://a2"), 0.5)
-    assert of(actions, Clash) == [Clash("inproc://a2", 2)]
+    assert of(actions, Clash) == [Clash("inproc://a2", 2, first=True, proven=False)]
     (answer,) = hellos_to(actions, "inproc://a2")
-    assert answer.message.reply is False  # it learns of the clash; no ping-pong
+    challenge = answer.message.challenge
+    assert answer.message.reply is True and challenge  # prove it, once
     assert of(actions, PeerUp) == [] and "a" not in m.peers
     assert m.clashes == {"inproc://a2": (2, 0.5)}
     again = m.handle("a", 2, stranger_hello("inproc://a2", reply=False), 0.9)
     assert again == [] and m.clashes["inproc://a2"] == (2, 0.9)
+    wrong = Hello("inproc://a2", {}, "inproc://a", False, answer="guessed")
+    assert m.handle("a", 2, wrong, 1.0) == []
+    proof = Hello("inproc://a2", {}, "inproc://a", True, answer=challenge)
+    proven = m.handle("a", 2, proof, 1.1)
+    assert of(proven, Clash) == [Clash("inproc://a2", 2, first=False, proven=True)]
+    (last,) = hellos_to(proven, "inproc://a2")
+    assert last.message.reply is False and last.message.challenge is None  # no ping-pong
+    assert of(m.handle("a", 2, proof, 1.2), Clash) == []  # proven once
 
 
 def test_an_older_life_of_this_node_at_its_own_endpoint_is_not_a_clash() -> None:
@@ -121,6 +133,24 @@ def test_the_node_started_second_refuses_and_the_first_logs() -> None:
         assert status["peers"] == [] and status["ring"]["nodes"] == ["a"]
 
 
+def test_a_stranger_claiming_our_id_without_proof_stops_nobody() -> None:
+    """Found by the live fuzzer without CURVE: a made-up hello with a node's id, from an
+    endpoint where nothing listens, made the node stop within 30 s of its start."""
+    node = core(1, "inproc://a1", [])
+    node.start(0.0)
+    spoof = Hello("tcp://127.0.0.1:9", {}, "inproc://a1", True, answer="a guess")
+    logged, asked = [], []
+    for at in (0.5, 1.0, 5.0):
+        node.on_cluster_frame(encode_envelope("sim", "a", 99, [spoof.encode()]), at)
+        out = node.take(at)
+        logged += [str(event) for event in out.log]
+        asked += out.peers.get("tcp://127.0.0.1:9", [])
+    assert node.refusal is None
+    assert node.status(6.0)["counters"]["id_clashes"] == 1
+    assert any("node_id_clash" in line and "asked it to prove it" in line for line in logged)
+    assert asked and all(type(m) is Hello for m in asked)
+
+
 def test_a_clash_found_long_after_the_start_stops_nobody() -> None:
     first = core(1, "inproc://a1", [])
     second = core(2, "inproc://a2", ["inproc://a1"], now=0.0)
@@ -130,4 +160,5 @@ def test_a_clash_found_long_after_the_start_stops_nobody() -> None:
     second.start(later)
     lines = pump(cores, later)
     assert first.refusal is None and second.refusal is None
-    assert sum("node_id_clash" in line for line in lines) == 2
+    assert sum("node_id_clash" in line for line in lines) == 4  # each: asked, then proven
+    assert sum("give one of them another node_id" in line for line in lines) == 2

@@ -20,9 +20,10 @@ from zdps.core.outbox import Outbox
 from zdps.core.overlay import MemberEvent, NotJoined, Overlay, OverlaySend
 from zdps.core.part import Part
 from zdps.core.watches import Watches
+from zdps.settings import default
 from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
 from zdps.wire import gossip
-from zdps.wire.errors import E_INVALID_TOPIC
+from zdps.wire.errors import E_INVALID_TOPIC, E_TOO_MANY_GROUPS
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class Groups(Part):
     watches: Watches
     counters: dict[str, int]
     bad_input: Callable[[str, str], None]
+    max_groups: int = default("max_groups")  # local groups at most (a memory bound)
 
     def on_subscription(self, subscription: bytes, subscribed: bool, now: float, out: Outbox):
         """A local SUB (un)subscribed, as reported by an XPUB."""
@@ -47,7 +49,12 @@ class Groups(Part):
             self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
             return
         if subscribed:
-            self.apply(self.overlay.join(subscription), out)
+            overlay = self.overlay
+            if overlay.local_count(subscription) == 0 and overlay.local_groups >= self.max_groups:
+                why = f"subscription {subscription[:64]!r}: already {self.max_groups} groups here"
+                self.bad_input(E_TOO_MANY_GROUPS, why)
+                return
+            self.apply(overlay.join(subscription), out)
         else:
             # An unsubscribe may concern a subscription made before this node started.
             with contextlib.suppress(NotJoined):

@@ -35,11 +35,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from zdps.core import swim
+from zdps.core.clashes import IdClashes
 from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
-from zdps.core.membership_actions import Action, Clash, Disconnect, PeerDown, PeerUp, Send
+from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Send
 from zdps.core.ring import node_set_digest
 from zdps.core.seeds import Seeds
 from zdps.wire import probes
@@ -87,7 +89,7 @@ class Membership:
     seeds: list[str] = field(default_factory=list)
     config: MembershipConfig = field(default_factory=MembershipConfig)
     peers: dict[str, Peer] = field(default_factory=dict)
-    clashes: dict[str, tuple[int, float]] = field(default_factory=dict)  # endpoint: (inc, at)
+    id_clashes: IdClashes = field(default_factory=IdClashes)  # our id elsewhere (§4.2)
     scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
     dialing: Seeds = field(init=False)
     compat: Compatibility = field(init=False)  # peers that cannot be ours (§11)
@@ -113,6 +115,11 @@ class Membership:
     def endpoint_of(self, node: str) -> str | None:
         peer = self.peers.get(node)
         return peer.endpoint if peer else None
+
+    @property
+    def clashes(self) -> dict[str, tuple[int, float]]:
+        """Endpoints where another process claims this node's id: (incarnation, when)."""
+        return self.id_clashes.seen
 
     def node_at(self, endpoint: str) -> str | None:
         """The node this one expects at ``endpoint`` (a peer, alive or joining, one
@@ -227,12 +234,13 @@ class Membership:
 
     # ------------------------------------------------------------------ internals
 
-    def _hello(self, endpoint: str, reply: bool, echo: str | None = None) -> Send:
-        """A hello to ``endpoint``; asking one of a peer declared dead there names it."""
+    def _hello(self, endpoint: str, reply: bool, echo: str | None = None, **proof: Any) -> Send:
+        """A hello to ``endpoint``; asking one of a peer declared dead there names it;
+        ``proof``: a clash's challenge and answer (clashes.py)."""
         dropped = self._dropped.get(endpoint) if reply else None
         hello = Hello(
             self.endpoint, self._peer_list(), endpoint, reply, echo, dropped,
-            PROTOCOL_VERSION, SPOKEN,
+            PROTOCOL_VERSION, SPOKEN, **proof,
         )  # fmt: skip
         return Send(endpoint, hello)
 
@@ -250,7 +258,7 @@ class Membership:
                 if hello.dialed is not None:
                     self._self_endpoints.add(hello.dialed)  # a seed that is this very node
                 return []
-            return self._clash(advertise, incarnation, hello.reply, now)
+            return self._clash(advertise, incarnation, hello, now)
         if self._leaving:
             return []
         if hello.refused is not None:  # it will not have us: it is not our peer either
@@ -292,15 +300,15 @@ class Membership:
         actions += self._learn(peers, now)
         return actions
 
-    def _clash(self, endpoint: str, incarnation: int, reply: bool, now: float) -> list[Action]:
-        """Another process calls itself this node (or an old life of it, still in flight)."""
+    def _clash(self, endpoint: str, incarnation: int, hello: Hello, now: float) -> list[Action]:
+        """Another process calls itself this node (or an old life of it, still in flight):
+        answered, so that it learns of it too, and asked to prove it (clashes.py)."""
         if endpoint == self.endpoint and incarnation < self.incarnation:
             return []  # our own earlier life, at our own endpoint
-        first = endpoint not in self.clashes
-        self.clashes[endpoint] = (incarnation, now)
-        actions: list[Action] = [Clash(endpoint, incarnation)] if first else []
-        if reply or first:
-            actions.append(self._hello(endpoint, reply=False))  # so that it learns of it too
+        clash, answer = self.id_clashes.on_hello(endpoint, incarnation, hello, now)
+        actions: list[Action] = [clash] if clash is not None else []
+        if answer is not None:
+            actions.append(self._hello(endpoint, **answer))
         return actions
 
     def _probe_message(self, sender: str, message: NodeMessage, now: float) -> list[Action]:
@@ -354,7 +362,8 @@ class Membership:
                 if endpoint not in self._self_endpoints and endpoint not in self.clashes:
                     # Another process with our id, or news of an old life of ours: if one
                     # runs there, its answer tells (``_clash``).
-                    actions.append(self._hello(endpoint, reply=True))
+                    challenge = self.id_clashes.challenge(endpoint)
+                    actions.append(self._hello(endpoint, reply=True, challenge=challenge))
                 continue
             if node in self.peers:
                 continue

@@ -46,10 +46,13 @@ class PeerDown:
 
 @dataclass(frozen=True, slots=True)
 class Clash:
-    """Another process uses this node's id: it advertises ``endpoint``."""
+    """Another process uses this node's id: it advertises ``endpoint``. ``first``: seen
+    there for the first time; ``proven``: it answered this node's challenge (clashes.py)."""
 
     endpoint: str
     incarnation: int
+    first: bool
+    proven: bool
 
 
 Action = Send | Disconnect | PeerUp | PeerDown | Clash | LogEvent

@@ -30,6 +30,7 @@ from zdps.core.handoff import HistoryHandoff
 from zdps.core.history import HistoryStore
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.interest import InterestCache
+from zdps.core.losses import SubscriberLosses
 from zdps.core.membership import Membership
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
@@ -109,8 +110,9 @@ class NodeCore:
         )
         self.watches = Watches(ring, self.overlay)
         self.groups = Groups(
-            self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input
-        )
+            self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input,
+            config.max_groups,
+        )  # fmt: skip
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
@@ -141,6 +143,7 @@ class NodeCore:
             data.Nack: self.acks.on_nack,
         }
         self.refusal: str | None = None  # set: this node must stop (its id is taken)
+        self.losses = SubscriberLosses()  # what local subscribers lost, per topic
         self._ticked = now  # when ``tick`` last ran its timers
 
     # ------------------------------------------------------------------ IO interface
@@ -202,6 +205,12 @@ class NodeCore:
         """Count bad input and hand it to the IO layer for (rate-limited) logging."""
         self.count_error(code)
         self.outbox.error(code, message)
+
+    def subscribers_lost(self, lost: dict[str, int]) -> int:
+        """Messages local SUBs lost (topic -> count, the IO layer saw their queues full);
+        returns the counter ``subscriber_queue_full`` now."""
+        self.counters["subscriber_queue_full"] += self.losses.add(lost)
+        return self.counters["subscriber_queue_full"]
 
     def count_error(self, code: str) -> None:
         """Count bad input the IO layer logs itself (refused connections)."""
@@ -320,10 +329,13 @@ class NodeCore:
             self.owner.healed()
 
     def _clash(self, clash: acts.Clash, now: float, out: Outbox) -> None:
-        """Another process uses our id: the one started later refuses, if just started."""
-        self.counters["id_clashes"] += 1
+        """Another process uses our id: the one started later refuses, if just started
+        and the other proved it runs there (not a stranger's word, clashes.py)."""
+        self.counters["id_clashes"] += clash.first
         fields = {"node": self.node, "other": clash.endpoint}
-        if clash.incarnation < self.incarnation and now - self.started < CLASH_REFUSAL:
+        if not clash.proven:
+            out.note("node_id_clash", "error", **fields, action="asked it to prove it")
+        elif clash.incarnation < self.incarnation and now - self.started < CLASH_REFUSAL:
             self.refusal = (
                 f"node id '{self.node}' is already used by the node at {clash.endpoint}: give "
                 "this node another one (node_id, --node-id; the default is the host name)"

@@ -102,6 +102,11 @@ class Overlay:
         """Groups with at least one member anywhere."""
         return set(self._groups)
 
+    @property
+    def local_groups(self) -> int:
+        """How many groups this node itself is a member of."""
+        return len(self._local)
+
     def which_local_groups(self) -> set[bytes]:
         """Groups this node itself is a member of."""
         return set(self._local)

@@ -64,5 +64,6 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
         "pending_acks": core.pending,
         "paused": core.paused,
         "counters": dict(core.counters),
+        "subscriber_losses": core.losses.view(),
         "errors": dict(core.errors),
     }

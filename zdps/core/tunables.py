@@ -28,6 +28,7 @@ class CoreConfig:
     suspicion_mult: float = default("suspicion_mult")
     suspicion_max_mult: float = default("suspicion_max_mult")
     max_payload: int = default("max_payload")
+    max_groups: int = default("max_groups")  # distinct groups local subscribers may hold
     history: int = default("history")  # messages kept per topic unless the topic sets its own
     history_ttl: float = default("history_ttl")  # seconds kept unless the topic sets its own
     replicas: int = default("replicas")  # R: nodes after the owner storing a topic's history

@@ -66,6 +66,7 @@ class Config:
     heartbeat_interval: float = _default("heartbeat_interval")
     peer_timeout: float = _default("peer_timeout")
     max_payload: int = _default("max_payload")
+    max_groups: int = _default("max_groups")
     pub_hwm: int = _default("pub_hwm")
     history: int = _default("history")
     history_ttl: float = _default("history_ttl")

@@ -26,27 +26,29 @@ def deliver(
     deliveries: list,
     raw_wants: Callable[[str], bool],
     bad_input: Callable[[str, str], None],
-) -> int:
+) -> dict[str, int]:
     """Send ``deliveries`` (``Outbox.deliveries``) in order: every batch whole on
     ``batches``, and message by message on ``pub`` when ``raw_wants`` its topic. Returns
-    how many messages found a subscriber's queue full (lost for that subscriber).
+    how many messages of each topic found a subscriber's queue full (lost for that
+    subscriber), topics without loss left out.
 
     A batch that does not unpack (a peer's bug: the entry node checked it) is counted
     as bad input and not sent on ``pub``.
     """
-    full = 0
+    lost: dict[str, int] = {}
     for topic, seq, epoch, n, batch in deliveries:
         topic_frame = topic.encode() + b"\x00"
         if batch is None:  # the final message of a deleted topic
             header = closed_header(seq, epoch)
-            full += send_message(pub, topic_frame, header, b"")
+            full = send_message(pub, topic_frame, header, b"")
             full += send_message(batches, topic_frame, header, b"")
-            continue
-        full += n * send_message(batches, topic_frame, batch_header(seq, epoch, n), batch)
-        if not raw_wants(topic):
-            continue
-        try:
-            full += expand(pub, topic_frame, seq, epoch, n, batch)
-        except ProtocolError as exc:
-            bad_input(E_MALFORMED, f"a batch of {topic!r} to deliver: {exc.message}")
-    return full
+        else:
+            full = n * send_message(batches, topic_frame, batch_header(seq, epoch, n), batch)
+            if raw_wants(topic):
+                try:
+                    full += expand(pub, topic_frame, seq, epoch, n, batch)
+                except ProtocolError as exc:
+                    bad_input(E_MALFORMED, f"a batch of {topic!r} to deliver: {exc.message}")
+        if full:
+            lost[topic] = lost.get(topic, 0) + full
+    return lost

@@ -333,15 +333,15 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send(endpoint, frame)
         if out.deliveries:
-            full = deliver(
+            lost = deliver(
                 self.pub,
                 self.batch_pub,
                 out.deliveries,
                 self.raw_subscribers.wants,
                 self.core.bad_input,
             )
-            if full:
-                self._subscriber_queue_full(full)
+            if lost:
+                self._subscriber_queue_full(lost)
         for client, frames in out.clients.items():
             for frame in frames:
                 try:
@@ -357,15 +357,14 @@ class Daemon:
         for event in out.log:
             self.events.write(event, now)
 
-    def _subscriber_queue_full(self, count: int) -> None:
-        """Messages a local subscriber lost: counted, and the operator is told (at most
-        every SLOW_SUBSCRIBER_LOG seconds)."""
-        counters = self.core.counters
-        counters["subscriber_queue_full"] += count
-        total = counters["subscriber_queue_full"]
+    def _subscriber_queue_full(self, lost: dict[str, int]) -> None:
+        """Messages local subscribers lost (per topic): counted, and the operator is told
+        (at most every SLOW_SUBSCRIBER_LOG seconds) which topic lost most."""
+        total = self.core.subscribers_lost(lost)
+        worst = max(lost, key=lost.__getitem__)
         event = log_event(
             "subscriber_queue_full", "warning", SLOW_SUBSCRIBER_LOG,
-            messages=total, pub_hwm=self.config.pub_hwm,
+            messages=total, pub_hwm=self.config.pub_hwm, topic=worst,
         )  # fmt: skip
         self.events.write(event, time.monotonic())
 

@@ -28,8 +28,11 @@ E_REPLICA_LOST: Final = "replica_lost"
 E_UNAUTHENTICATED: Final = "unauthenticated"
 E_SPOOFED: Final = "spoofed_sender"
 E_NO_PEER_KEY: Final = "no_peer_key"
+E_TOO_MANY_GROUPS: Final = "too_many_groups"  # a local subscription over max_groups
 # The codes that only count bad input from peers in ``status.errors``, never sent.
-COUNTED_ONLY: Final = (E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY)
+COUNTED_ONLY: Final = (
+    E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY, E_TOO_MANY_GROUPS
+)  # fmt: skip
 
 
 class ProtocolError(Exception):

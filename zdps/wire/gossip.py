@@ -57,7 +57,8 @@ class Hello(NodeMessage):
     KIND = "hello"
     SHAPE = (
         "{advertise: endpoint, peers?: peer list, dialed?: str, reply?: bool, echo?: str, "
-        "dropped?: str, protocol?: int, kinds?: [str], refused?: str}"
+        "dropped?: str, protocol?: int, kinds?: [str], refused?: str, challenge?: str, "
+        "answer?: str}"
     )
     MEMBERSHIP = True
     advertise: str  # the endpoint peers dial to reach the sender
@@ -69,6 +70,8 @@ class Hello(NodeMessage):
     protocol: int | None = None  # the sender's protocol version (§11)
     kinds: tuple[str, ...] | None = None  # the message kinds the sender speaks (§11)
     refused: str | None = None  # the sender will not be our peer, and why (§11)
+    challenge: str | None = None  # to a process with the sender's id: prove it (§4.2)
+    answer: str | None = None  # the challenge of the hello this one answers (§4.2)
 
     @classmethod
     def decode(cls, body: Any) -> Hello:
@@ -78,6 +81,7 @@ class Hello(NodeMessage):
             raise malformed(f"hello advertises no dialable endpoint: {advertise!r}")
         dialed, echo, dropped = body.get("dialed"), body.get("echo"), body.get("dropped")
         protocol, kinds, refused = body.get("protocol"), body.get("kinds"), body.get("refused")
+        challenge, answer = body.get("challenge"), body.get("answer")
         if kinds is not None and not (type(kinds) is list and all(type(k) is str for k in kinds)):
             raise malformed("hello kinds are a list of str")
         return cls(
@@ -90,6 +94,8 @@ class Hello(NodeMessage):
             protocol if type(protocol) is int else None,
             tuple(kinds) if kinds is not None else None,
             refused if type(refused) is str else None,
+            challenge if type(challenge) is str else None,
+            answer if type(answer) is str else None,
         )
 
     def body(self) -> dict[str, Any]:
@@ -107,8 +113,9 @@ class Hello(NodeMessage):
             body["protocol"] = self.protocol
         if self.kinds is not None:
             body["kinds"] = list(self.kinds)
-        if self.refused is not None:
-            body["refused"] = self.refused
+        for key in ("refused", "challenge", "answer"):
+            if (value := getattr(self, key)) is not None:
+                body[key] = value
         return body
 
 

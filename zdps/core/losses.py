@@ -1,0 +1,35 @@
+"""Messages local subscribers lost (a SUB ``pub_hwm`` behind), counted per topic.
+
+The raw and batch PUBs tell which topic a message that found a subscriber's queue full
+was of, not which subscriber lost it (libzmq does not say): so the loss is counted per
+topic, for ``status``, with a bound on how many topics are named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_TOPICS = 1000  # topics named; the losses of any more are counted together
+
+
+@dataclass(slots=True)
+class SubscriberLosses:
+    """Lost messages per topic (at most MAX_TOPICS of them), and the rest in one sum."""
+
+    by_topic: dict[str, int] = field(default_factory=dict)
+    other_topics: int = 0
+
+    def add(self, lost: dict[str, int]) -> int:
+        """Count one flush's losses (topic -> messages); returns how many in all."""
+        by_topic = self.by_topic
+        for topic, n in lost.items():
+            if topic in by_topic or len(by_topic) < MAX_TOPICS:
+                by_topic[topic] = by_topic.get(topic, 0) + n
+            else:
+                self.other_topics += n
+        return sum(lost.values())
+
+    def view(self) -> dict[str, object]:
+        """What ``status`` shows: the topics that lost most first."""
+        ranked = sorted(self.by_topic.items(), key=lambda item: (-item[1], item[0]))
+        return {"by_topic": dict(ranked), "other_topics": self.other_topics}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from zdps.daemon.security import ClusterSecurity
+from zdps.daemon.security import CurveSecurity
 from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, answer
 from zdps.keys import NodeKeys, generate, read_key
 
@@ -82,10 +82,10 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def server(keys: dict[str, Path]) -> Iterator[tuple[ClusterSecurity, zmq.Socket]]:
+def server(keys: dict[str, Path]) -> Iterator[tuple[CurveSecurity, zmq.Socket]]:
     ctx = zmq.Context()
     peers = keys["a"].parents[1] / "peers"
-    security = ClusterSecurity(ctx, NodeKeys.load(str(keys["a"]), str(peers)), {}, lambda e: None)
+    security = CurveSecurity(ctx, NodeKeys.load(str(keys["a"]), str(peers)), {}, lambda e: None)
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     for name, value in security.server_options().items():
@@ -157,7 +157,7 @@ def test_a_link_expects_the_key_of_the_node_it_dials(keys) -> None:
     known = {"tcp://127.0.0.1:3": "s"}  # what membership knows; s has no allowed key
     node_keys = NodeKeys.load(str(keys["a"]), str(keys["a"].parents[1] / "peers"))
     seeds = {"tcp://127.0.0.1:1": "b"}
-    security = ClusterSecurity(ctx, node_keys, seeds, known.get)
+    security = CurveSecurity(ctx, node_keys, seeds, known.get)
     try:
         to_b, why = security.client("tcp://127.0.0.1:1")
         nobody, why_nobody = security.client("tcp://127.0.0.1:2")

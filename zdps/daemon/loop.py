@@ -37,7 +37,7 @@ from zdps.daemon.delivery import EXPANSION, deliver
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.polling import PollSet, drain, routed
-from zdps.daemon.security import ClusterSecurity
+from zdps.daemon.security import CurveSecurity
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
 from zdps.keys import CurveClient
@@ -77,7 +77,7 @@ class Daemon:
         cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
         client_options: dict[str, Any] = {}  # the API's and PUBs': CURVE with curve_clients
         if config.curve:
-            self.security = ClusterSecurity(
+            self.security = CurveSecurity(
                 self.ctx, config.keys(), config.seed_nodes, self._node_at, config.client_keys()
             )
             cluster_options.update(self.security.server_options())

@@ -24,7 +24,7 @@ from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, ZapHandler
 from zdps.keys import AllowList, CurveClient, KeyFileError, NodeKeys
 
 
-class ClusterSecurity:
+class CurveSecurity:
     """The node's keys, its ZAP handler, and the keys of each link it dials."""
 
     def __init__(

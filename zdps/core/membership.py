@@ -19,11 +19,11 @@ Protocol (docs/PROTOCOL.md, "Membership"):
   seeds are, for ``lost_retry_ttl``, so a healed netsplit merges again (both sides then
   exchange full syncs). A peer that said ``bye`` is not redialed.
 * Nodes of another scope are never admitted (the envelope carries the scope).
-* A hello from this node's id with another incarnation at another endpoint is a
-  ``Clash`` (§4.2), answered so that the other process learns of it too. A peer back
-  at another endpoint has its old one checked for a while: does its old life still run?
-* The operator hears of suspicions, refutations and readmissions (``LogEvent``): the
-  redialled hellos to a peer declared dead name it (``dropped``), so that it knows.
+* A hello from this node's id elsewhere is a ``Clash`` (clashes.py); one of another
+  protocol version or kind set is refused (compatibility.py). A peer back at another
+  endpoint has its old one checked for a while: does its old life still run?
+* Suspicions, refutations and readmissions are logged (the redialled hellos to a peer
+  declared dead name it, ``dropped``, so that it knows).
 
 Invariant: ``PeerDown`` is reported exactly once per incarnation that was reported up.
 ``PeerUp`` is repeated for every hello from a known peer, as pg answers every discover
@@ -117,21 +117,14 @@ class Membership:
         return peer.endpoint if peer else None
 
     @property
-    def clashes(self) -> dict[str, tuple[int, float]]:
-        """Endpoints where another process claims this node's id: (incarnation, when)."""
+    def clashes(self) -> dict[str, tuple[int, float]]:  # endpoint: (incarnation, when)
         return self.id_clashes.seen
 
     def node_at(self, endpoint: str) -> str | None:
-        """The node this one expects at ``endpoint`` (a peer, alive or joining, one
-        declared dead there, or this node itself), for CURVE's choice of key."""
-        for peer in self.peers.values():
-            if peer.endpoint == endpoint:
-                return peer.node
-        if endpoint in self._dropped:
-            return self._dropped[endpoint]
-        if endpoint in self._self_endpoints or endpoint in self.clashes:
-            return self.node
-        return None
+        """The node expected at ``endpoint`` (a peer, alive or joining, one declared dead
+        there, or this node itself), for CURVE's choice of key."""
+        known = self._nodes_at()(endpoint, None) or self._dropped.get(endpoint)
+        return known or (self.node if endpoint in self.clashes else None)
 
     def is_alive(self, node: str, incarnation: int) -> bool:
         """Whether messages from (node, incarnation) are to be accepted."""

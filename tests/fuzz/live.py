@@ -61,7 +61,7 @@ class Target:
     cluster socket with the fuzzer's own allowed key (as a member gone bad would), a
     stranger's (no allowed key: its handshakes fail), the API and the PUB."""
 
-    def __init__(self, ctx: zmq.Context, node: NodeProc, keys: Keys) -> None:
+    def __init__(self, ctx: zmq.Context, node: NodeProc, keys: Keys | None) -> None:
         self.ctx, self.node, self.keys = ctx, node, keys
         self.sockets: dict[str, zmq.Socket] = {}
         self.groups: set[bytes] = set()
@@ -72,13 +72,16 @@ class Target:
             sock.close(0)
         self.groups.clear()
         node, keys = self.node, self.keys
-        server = keys.public[node.node_id]
         kinds = {
-            "cluster": (zmq.DEALER, node.cluster, (keys.public["F"], keys.secret["F"], server)),
-            "stranger": (zmq.DEALER, node.cluster, (*zmq.curve_keypair(), server)),
+            "cluster": (zmq.DEALER, node.cluster, None),
+            "stranger": (zmq.DEALER, node.cluster, None),  # without CURVE: the same
             "api": (zmq.DEALER, node.api, None),
             "pub": (zmq.XSUB, node.pub, None),
         }
+        if keys is not None:
+            server = keys.public[node.node_id]
+            kinds["cluster"] = (*kinds["cluster"][:2], (keys.public["F"], keys.secret["F"], server))
+            kinds["stranger"] = (*kinds["stranger"][:2], (*zmq.curve_keypair(), server))
         for name, (kind, endpoint, curve) in kinds.items():
             sock = self.ctx.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
@@ -119,13 +122,14 @@ class Keys:
         return {"curve_secret_key": str(secret), "curve_peers": str(self.directory / "peers")}
 
 
-def start_cluster(cluster: Cluster) -> tuple[list[NodeProc], Keys]:
-    """Three CURVE nodes meshed on loopback; F's key is allowed too (the fuzzer's)."""
-    keys = Keys(cluster.workdir / "keys")
-    a = cluster.start("A", **keys.flags("A"))
-    seed = f"A@{a.cluster}"
-    b = cluster.start("B", seed=seed, **keys.flags("B"))
-    c = cluster.start("C", seed=seed, **keys.flags("C"))
+def start_cluster(cluster: Cluster, curve: bool = True) -> tuple[list[NodeProc], Keys | None]:
+    """Three nodes meshed on loopback: with CURVE, F's key is allowed too (the fuzzer's)."""
+    keys = Keys(cluster.workdir / "keys") if curve else None
+    flags = keys.flags if keys is not None else lambda name: {}
+    a = cluster.start("A", **flags("A"))
+    seed = f"A@{a.cluster}" if curve else a.cluster
+    b = cluster.start("B", seed=seed, **flags("B"))
+    c = cluster.start("C", seed=seed, **flags("C"))
     cluster.wait_mesh()
     return [a, b, c], keys
 
@@ -169,7 +173,7 @@ def subscription(rng: random.Random, target: Target) -> bytes:
     return b"\x01" + group
 
 
-def fuzz(nodes: list[NodeProc], keys: Keys, messages: int, seed: int) -> Figures:
+def fuzz(nodes: list[NodeProc], keys: Keys | None, messages: int, seed: int) -> Figures:
     """Send ``messages`` hostile messages, spread over every node's sockets."""
     rng = random.Random(seed)
     port = free_port()  # where the made-up endpoints point: nothing listens there
@@ -285,12 +289,13 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep the nodes' logs in this directory")
+    parser.add_argument("--plain", action="store_true", help="nodes without CURVE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zdps-fuzz-") as workdir:
         cluster = Cluster(args.keep or Path(workdir))
         cluster.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            nodes, keys = start_cluster(cluster)
+            nodes, keys = start_cluster(cluster, curve=not args.plain)
             a, _, c = nodes
             legit = Legitimate(a, c)
             thread = threading.Thread(target=legit.run)

@@ -48,3 +48,24 @@ def test_a_cluster_under_fuzzing_keeps_running_and_loses_nothing(cluster: Cluste
     )
     for node in nodes:
         assert "internal_error" not in node.logs() and "Traceback" not in node.logs()
+
+
+@pytest.mark.timeout(300)
+def test_a_cluster_without_curve_under_fuzzing_keeps_running(cluster: Cluster) -> None:
+    """Without CURVE the fuzzer may speak for any node (docs/PROTOCOL.md §2.1): a forged
+    ack or bye can cost legitimate messages, by design. What must hold even so: no node
+    dies (two crashes found this way are regression tests now), every node answers, the
+    rejects are counted, and the cluster is whole again afterwards."""
+    nodes, _ = start_cluster(cluster, curve=False)
+    before = errors(nodes)
+    figures = fuzz(nodes, None, MESSAGES // 2, SEED)
+    print(f"\n{figures.line()}")
+    assert [n.node_id for n in nodes if n.proc.poll() is not None] == []
+    counted = errors(nodes) - before
+    print(f"bad input counted: {dict(counted)}")
+    assert sum(counted.values()) >= MESSAGES // 20
+    wait_for(
+        lambda: all(n.alive_peers() >= {"A", "B", "C"} - {n.node_id} for n in nodes), 30, "mesh"
+    )
+    for node in nodes:
+        assert "internal_error" not in node.logs() and "Traceback" not in node.logs()

@@ -10,6 +10,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from zdps.wire.codec import NodeMessage, need_int, need_map, need_str
+from zdps.wire.errors import malformed
+
+MAX_VERSION = 2**63  # refutation versions stay below: one more must still fit in msgpack
 
 _NEED = {"int": need_int, "str": need_str}
 
@@ -71,12 +74,23 @@ class ProbeReq(_Probing):
 
 @dataclass(frozen=True, slots=True)
 class Verdict(_Probing):
-    """News about ``node`` in its life ``inc``, at its refutation version ``ver``."""
+    """News about ``node`` in its life ``inc``, at its refutation version ``ver``.
 
-    SHAPE = "{node: str, inc: int, ver: int}"
+    ``ver`` stays below 2**63: a refutation raises it by one, and the result must still
+    be an int msgpack can carry (the live fuzzer found 2**64 - 1 crash the accused).
+    """
+
+    SHAPE = "{node: str, inc: int, ver: int < 2**63}"
     node: str
     inc: int
     ver: int
+
+    @classmethod
+    def decode(cls, body: Any) -> Any:
+        verdict = super(Verdict, cls).decode(body)
+        if verdict.ver >= MAX_VERSION:
+            raise malformed(f"{cls.KIND}'s ver is an integer from 0 to {MAX_VERSION - 1}")
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)

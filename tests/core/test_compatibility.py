@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.core.helpers import cluster
 from tests.core.node_net import SimNet
 from zdps.core.compatibility import REFUSE_EVERY
 from zdps.wire import HELLO
@@ -26,14 +27,6 @@ def refusals(net: SimNet) -> list[str]:
     return [body["refused"] for sent, body in net.entries(HELLO, src="a") if "refused" in body]
 
 
-def settled() -> SimNet:
-    net = SimNet()
-    net.add("a")
-    net.add("b", ["a"])
-    net.settle()
-    return net
-
-
 @pytest.mark.parametrize(
     ("fields", "why"),
     [
@@ -43,7 +36,7 @@ def settled() -> SimNet:
     ],
 )
 def test_an_incompatible_hello_is_refused_told_and_not_admitted(fields: dict, why: str) -> None:
-    net = settled()
+    net = cluster("ab")
     net.inject("a", net.envelope("x", [hello(**fields)]))
     assert "x" not in net.core("a").membership.peers
     assert net.log_lines("a", "incompatible_peer") and why in net.logs["a"][-1][1]
@@ -58,7 +51,7 @@ def test_an_incompatible_hello_is_refused_told_and_not_admitted(fields: dict, wh
 
 
 def test_a_hello_of_a_node_from_before_the_announcement_is_admitted() -> None:
-    net = settled()
+    net = cluster("ab")
     net.add("c")
     old = Hello(net.endpoint("c"), {}, net.endpoint("a"), True)  # no protocol, no kinds
     net.inject("a", net.envelope("c", [old]))
@@ -66,7 +59,7 @@ def test_a_hello_of_a_node_from_before_the_announcement_is_admitted() -> None:
 
 
 def test_an_envelope_of_another_version_is_counted_and_its_hello_refused() -> None:
-    net = settled()
+    net = cluster("ab")
     body = hello(protocol=PROTOCOL_VERSION + 1).body()
     frame = pack([PROTOCOL_VERSION + 1, "default", "x", 5, [[HELLO, body], ["newkind", {}]]])
     net.inject("a", frame)
@@ -79,14 +72,14 @@ def test_an_envelope_of_another_version_is_counted_and_its_hello_refused() -> No
 @pytest.mark.parametrize("sender", ["", None, 7])
 def test_another_versions_envelope_without_a_sender_is_only_counted(sender: object) -> None:
     """Found by the live fuzzer (seed 11): an empty sender crashed the refusal's log line."""
-    net = settled()
+    net = cluster("ab")
     body = hello().body()
     net.inject("a", pack(["2", "default", sender, 5, [[HELLO, body]]]))
     assert net.error_codes("a") == {"bad_version": 1} and not refusals(net)
 
 
 def test_a_peer_that_refuses_this_node_is_dropped_and_logged() -> None:
-    net = settled()
+    net = cluster("ab")
     refusal = Hello(net.endpoint("b"), {}, net.endpoint("a"), False, refused="it speaks 3")
     net.inject("a", net.envelope("b", [refusal]))
     assert "b" not in net.core("a").membership.alive()
@@ -96,7 +89,7 @@ def test_a_peer_that_refuses_this_node_is_dropped_and_logged() -> None:
 
 
 def test_every_hello_says_its_protocol_and_kinds() -> None:
-    net = settled()
+    net = cluster("ab")
     bodies = [body for _, body in net.entries(HELLO)]
     assert bodies and all(
         b["protocol"] == PROTOCOL_VERSION and b["kinds"] == list(SPOKEN) for b in bodies

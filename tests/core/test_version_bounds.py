@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.node_net import SimNet
+from tests.core.helpers import cluster
 from zdps.wire import codec
 from zdps.wire.probes import MAX_VERSION
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def settled() -> SimNet:
-    net = SimNet()
-    net.add("a")
-    net.add("b", ["a"])
-    net.settle()
-    return net
-
-
 @pytest.mark.parametrize("ver", [2**64 - 1, MAX_VERSION])
 def test_a_verdict_at_a_version_that_cannot_grow_is_refused(ver: int) -> None:
-    net = settled()
+    net = cluster("ab")
     incarnation = net.core("a").incarnation
     suspect = ["suspect", {"node": "a", "inc": incarnation, "ver": ver}]
     net.inject("a", net.envelope("b", [suspect]))
@@ -35,7 +27,7 @@ def test_a_verdict_at_a_version_that_cannot_grow_is_refused(ver: int) -> None:
 
 
 def test_the_highest_version_accepted_is_refuted_within_range() -> None:
-    net = settled()
+    net = cluster("ab")
     incarnation = net.core("a").incarnation
     suspect = ["suspect", {"node": "a", "inc": incarnation, "ver": MAX_VERSION - 1}]
     net.inject("a", net.envelope("b", [suspect]))  # the alive it sends is packed here

@@ -32,7 +32,7 @@ import zmq
 from tests.cluster.harness import Cluster, NodeProc, free_port, wait_for
 from tests.fuzz import frames
 from zdps import Client, ZdpsError
-from zdps.keys import generate, read_key
+from zdps.keys import CurveClient, generate, read_key
 
 RECONNECT_EVERY = 5000  # messages per target between two fresh connections
 MAX_GROUPS = 300  # distinct groups one subscription socket holds at most
@@ -72,24 +72,23 @@ class Target:
             sock.close(0)
         self.groups.clear()
         node, keys = self.node, self.keys
+        member = stranger = None  # without CURVE both are plain, the same
+        if keys is not None:
+            server = keys.public[node.node_id]
+            member = CurveClient(keys.public["F"], keys.secret["F"], server)
+            stranger = CurveClient(*zmq.curve_keypair(), server)
         kinds = {
-            "cluster": (zmq.DEALER, node.cluster, None),
-            "stranger": (zmq.DEALER, node.cluster, None),  # without CURVE: the same
+            "cluster": (zmq.DEALER, node.cluster, member),
+            "stranger": (zmq.DEALER, node.cluster, stranger),
             "api": (zmq.DEALER, node.api, None),
             "pub": (zmq.XSUB, node.pub, None),
         }
-        if keys is not None:
-            server = keys.public[node.node_id]
-            kinds["cluster"] = (*kinds["cluster"][:2], (keys.public["F"], keys.secret["F"], server))
-            kinds["stranger"] = (*kinds["stranger"][:2], (*zmq.curve_keypair(), server))
         for name, (kind, endpoint, curve) in kinds.items():
             sock = self.ctx.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 20_000)
             if curve is not None:
-                sock.setsockopt(zmq.CURVE_PUBLICKEY, curve[0])
-                sock.setsockopt(zmq.CURVE_SECRETKEY, curve[1])
-                sock.setsockopt(zmq.CURVE_SERVERKEY, curve[2])
+                curve.apply(sock)
             sock.connect(endpoint)
             self.sockets[name] = sock
 

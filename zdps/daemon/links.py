@@ -59,9 +59,11 @@ class PeerLinks:
         sockets = self._probes if probe else self._data
         sock = sockets.get(endpoint)
         if sock is None:
-            keys = self._curve(endpoint) if self._curve is not None else None
-            if self._curve is not None and keys is None:
-                return None  # ``curve`` reported it
+            keys = None
+            if self._curve is not None:
+                keys = self._curve(endpoint)
+                if keys is None:
+                    return None  # ``curve`` reported it
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, PROBE_HWM if probe else PEER_HWM)

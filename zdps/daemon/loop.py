@@ -168,8 +168,9 @@ class Daemon:
     def _serve_zap(self, ready: dict) -> None:
         """Answer ZAP; each refused connection is counted and logged."""
         assert self.security is not None
-        now = time.monotonic()
-        for why, where in self.security.refusals(ready):
+        refused = self.security.refusals(ready)
+        now = time.monotonic() if refused else 0.0
+        for why, where in refused:
             self.core.count_error(E_UNAUTHENTICATED)
             self.events.refused(why, f"refused a connection {where}", now)
 
@@ -186,11 +187,10 @@ class Daemon:
         previous = {s: signal.signal(s, self._on_signal) for s in handled}
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
         core = self.core
-        endpoints = core.info["endpoints"]
-        seeds = ",".join(self.config.seed_endpoints) or "-"
         info = core.info
+        seeds = ",".join(self.config.seed_endpoints) or "-"
         ready = log_event(
-            "ready", **endpoints, scope=core.scope, seeds=seeds,
+            "ready", **info["endpoints"], scope=core.scope, seeds=seeds,
             security=info["cluster_security"], clients=info["client_security"],
         )  # fmt: skip
         self.events.write(ready, 0.0)
@@ -246,8 +246,10 @@ class Daemon:
                 self._wake_r.recv(4096)
         if self._reload:
             self._reload = False
-            reloaded = log_event("reload_ignored", why="no curve_peers to read")
-            self.events.write(reloaded if self.security is None else self.security.reload(), now)
+            if self.security is None:
+                self.events.write(log_event("reload_ignored", why="no curve_peers to read"), now)
+            else:
+                self.events.write(self.security.reload(), now)
         self.links.retry(ready)
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)

@@ -47,8 +47,12 @@ class CurveSecurity:
 
     def watch(self, sock: zmq.Socket) -> zmq.Socket:
         """Monitor a CURVE socket for handshakes that fail before ZAP is asked (a
-        plain-text peer, garbage): those are refusals too. Returns the monitor socket."""
-        address = f"inproc://zdps-curve-monitor-{uuid.uuid4().hex}"
+        plain-text peer, garbage): those are refusals too. Returns the monitor socket.
+
+        libzmq keeps one monitor per socket: with ``log_level = debug`` the debug log's
+        monitor of the API and PUB sockets (logs.py) replaces this one there, and those
+        failures go uncounted (ZAP's refusals are still counted)."""
+        address = f"inproc://zdps-curve-monitor-{uuid.uuid4().hex}"  # not pyzmq's shared one
         sock.monitor(address, HANDSHAKE_FAILED)
         monitor = sock.context.socket(zmq.PAIR)
         monitor.connect(address)

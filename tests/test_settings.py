@@ -49,7 +49,7 @@ TIMING = (
     "peer_timeout",
 )
 NAMES = [setting.name for setting in SETTINGS]
-PATHS = ("curve_secret_key", "curve_peers", "curve_clients")  # files on the node's host
+PATHS = ("curve_secret_key", "curve_peers", "curve_clients", "permissions")  # on the host
 NUMBERS = [setting for setting in SETTINGS if setting.type in (int, float)]
 
 

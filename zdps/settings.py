@@ -207,6 +207,14 @@ SETTINGS: tuple[Setting, ...] = (
         shown="none (the API and PUB sockets are open to whoever reaches them)",
     ),
     Setting(
+        "permissions",
+        str,
+        None,
+        "TOML file of per-client topic permissions, by client key name (needs "
+        "curve_clients; docs/PROTOCOL.md §2.2); read again on SIGHUP.",
+        shown="none (every client may publish and subscribe to any topic)",
+    ),
+    Setting(
         "api", str, DEFAULT_API, "Endpoint for clients (publish, status, members, topic delete)."
     ),
     Setting(
@@ -276,6 +284,36 @@ SETTINGS: tuple[Setting, ...] = (
         unit="bytes",
     ),
     Setting(
+        "max_publish_rate",
+        int,
+        0,
+        "Messages a second one client may publish (0: no limit); a publish over it is "
+        "refused (rate_limited).",
+        min=0,
+        max=100_000_000,
+        unit="messages a second",
+    ),
+    Setting(
+        "max_clients",
+        int,
+        10_000,
+        "Connections to the API and PUB sockets at once (a zdps client has one, and one per "
+        "subscription); a further one is refused (too_many_clients).",
+        min=1,
+        max=1_000_000,
+        unit="connections",
+    ),
+    Setting(
+        "max_peers",
+        int,
+        1000,
+        "Other nodes this node keeps in its peer table; a further one is not admitted "
+        "(too_many_peers).",
+        min=1,
+        max=100_000,
+        unit="nodes",
+    ),
+    Setting(
         "max_groups",
         int,
         100_000,
@@ -284,6 +322,16 @@ SETTINGS: tuple[Setting, ...] = (
         min=1,
         max=10_000_000,
         unit="groups",
+    ),
+    Setting(
+        "max_subscriptions",
+        int,
+        20_000,
+        "Subscriptions one SUB connection may hold (a zdps client holds two per topic: it and "
+        "its loss notices); a further one is refused (too_many_subscriptions).",
+        min=1,
+        max=10_000_000,
+        unit="subscriptions",
     ),
     Setting(
         "pub_hwm",

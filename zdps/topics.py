@@ -9,7 +9,7 @@ used as the group key without translation:
 * ``b""``         — every topic (the firehose).
 
 Subscriptions that start with NUL are reserved for zdps's own control use
-(see ``SYNC_PREFIX``) and never become groups.
+(see ``SYNC_PREFIX`` and ``LOST_PREFIX``) and never become groups.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import re
 MAX_TOPIC_BYTES = 255
 EXACT_SUFFIX = b"\x00"
 SYNC_PREFIX = b"\x00zdps.sync."
+# Loss notices (docs/PROTOCOL.md §9.6): a SUB subscribes LOST_PREFIX + group to be told
+# of messages of that group it may have lost at the node.
+LOST_PREFIX = b"\x00zdps.lost."
 
 
 # Control characters (C0, DEL, C1) break the line formats that print topics (a tab

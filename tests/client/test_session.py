@@ -10,7 +10,7 @@ from zdps.client.protocol import PublishError, PublishResult, RequestError
 from zdps.client.recovery import FETCH_RETRY, Pager, fetching
 from zdps.client.session import Session
 from zdps.client.steps import Dial, Filter, Pending, Sleep, Wait
-from zdps.client.subscription import SubscribePlan
+from zdps.client.subscription import SubscribePlan, notices
 from zdps.topics import SYNC_PREFIX
 from zdps.wire import PROTOCOL_VERSION, pack, unpack
 from zdps.wire.batches import pack_batch
@@ -188,7 +188,8 @@ def test_subscribe_connects_subscribes_proves_then_replays(session: Session) -> 
     run.resume(True)
     session.absorb(rep(1, {"endpoints": {"pub": "tcp://127.0.0.1:7712"}}))
     assert run.resume() == Dial("tcp://127.0.0.1:7712")  # connected before subscribing
-    assert run.resume() == Filter(add=(b"a\x00", b"b\x00", token))  # groups, then the token
+    # The groups, each with its loss notices (since implies recovery), then the token.
+    assert run.resume() == Filter(add=(*notices([b"a\x00", b"b\x00"]), token))
     assert sent(run.resume()) == [
         PROTOCOL_VERSION,
         "req",

@@ -14,7 +14,7 @@ from zdps.client.recovery import (
     Fetch,
 )
 from zdps.client.steps import Request, Sleep
-from zdps.client.subscription import Inbox
+from zdps.client.subscription import Inbox, notices
 from zdps.topics import exact_group, prefix_group
 from zdps.wire.api import HistoryQuery
 
@@ -62,7 +62,7 @@ def test_closed_ends_an_exact_topic_and_resets_its_cursor() -> None:
     inbox.live(m(1, 1, "a"))
     inbox.live(m(1, 1, "b"))
     assert inbox.live(closed(2, 1, "a")) is None
-    assert inbox.unsubscribe == [b"a\x00"]
+    assert inbox.unsubscribe == notices([b"a\x00"])  # the group and its loss notices
     assert drain(inbox) == [m(1, 1, "a"), m(1, 1, "b")]  # closed itself is not delivered
     assert inbox.recovery is not None and inbox.recovery.cursor("a") is None
     assert not inbox.ended  # b is still open
@@ -72,7 +72,7 @@ def test_closed_ends_an_exact_topic_and_resets_its_cursor() -> None:
     inbox.live(m(1, 2, "b"))
     inbox.unsubscribe.clear()
     inbox.live(closed(2, 1, "b"))
-    assert inbox.unsubscribe == [b"b\x00"]
+    assert inbox.unsubscribe == notices([b"b\x00"])
     assert not inbox.ended  # until what is ready was read
     assert drain(inbox) == [m(1, 2, "b")]
     assert inbox.ended

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.wire.test_messages import ANY
-from zdps.daemon.zap import answer
+from zdps.daemon.zap import Rule, answer
 from zdps.topics import is_valid_group
 from zdps.wire import codec
 from zdps.wire.answers import decode_answer
@@ -85,5 +85,10 @@ def test_any_subscription_is_a_group_or_not(group: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(request=st.lists(st.binary(max_size=40), max_size=9))
 def test_any_zap_request_gets_a_reply_of_six_frames(request: list[bytes]) -> None:
-    reply, why = answer(request, {b"zdps-cluster": ("curve_peers", lambda key: None)})
+    rules = {
+        b"zdps-cluster": Rule("curve_peers", lambda key: None),
+        b"zdps-clients": Rule("", None),
+    }
+    reply, code, why = answer(request, rules, lambda domain: ("too_many_clients", "full"))
     assert len(reply) == 6 and reply[0] == b"1.0" and reply[2] in (b"400", b"500") and why
+    assert code in ("unauthenticated", "too_many_clients")

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from zdps.endpoints import host, is_wildcard
 from zdps.settings import DEFAULT_API
+from zdps.topics import LOST_PREFIX
 from zdps.wire import ACK_LEVELS, LEVEL_OWNER
 from zdps.wire.batches import unpack_batch
 from zdps.wire.delivery import decode_batch_header, decode_header
@@ -105,8 +106,12 @@ class PublishResult(NamedTuple):
     subscribers: int
 
 
+LOST = "lost"  # the type of a loss notice (docs/PROTOCOL.md §9.6)
+LOST_TOPIC = LOST_PREFIX.decode()  # ... whose topic frame starts with it
+
+
 class Message(NamedTuple):
-    """One delivered message."""
+    """One delivered message (or, of type ``closed`` or ``lost``, a control message)."""
 
     topic: str
     seq: int
@@ -151,6 +156,8 @@ def decode_delivery(frames: list[bytes]) -> Message:
     """Turn the three frames of the local PUB into a Message, or ProtocolError."""
     topic = _topic(frames)
     seq, epoch, kind = decode_header(frames[1])
+    if kind == LOST:  # a loss notice (§9.6): about the topic after the prefix
+        topic = topic.removeprefix(LOST_TOPIC)
     return Message(topic, seq, epoch, frames[2], kind)
 
 
@@ -169,6 +176,8 @@ def decode_batch_delivery(frames: list[bytes]) -> Batch | Message:
     control message (``closed``); ProtocolError if they are not that."""
     topic = _topic(frames)
     seq, epoch, n, kind = decode_batch_header(frames[1])
+    if kind == LOST:
+        return Message(topic.removeprefix(LOST_TOPIC), seq, epoch, frames[2], kind)
     if kind != "message":
         return Message(topic, seq, epoch, frames[2], kind)
     return Batch(topic, seq, epoch, unpack_batch(frames[2], n))

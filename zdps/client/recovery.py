@@ -10,7 +10,9 @@ Order is ``(epoch, seq)``: an owner that holds a topic's history starts its epoc
 above every stored one, so a later epoch means a later owner. A message of an epoch
 older than the current one (from a previous owner, late, or from the other side of a
 healed netsplit) is delivered once, without moving the cursor; a gap before it in
-its epoch is fetched or reported like any other.
+its epoch is fetched or reported like any other. A loss notice from the node (§9.6)
+names the last position it sent: what this subscriber lacks up to there is fetched
+the same way, so a lost tail is found even when no later message comes.
 
 A recovery asks its driver for history as typed steps (``Request``, ``Sleep``), so the
 blocking and the asyncio client, and the simulated cluster of the tests, run it alike.
@@ -23,7 +25,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from zdps.client.protocol import Message
+from zdps.client.protocol import LOST, Message
 from zdps.client.steps import Request, Sleep
 from zdps.wire.api import HistoryQuery, Position
 
@@ -90,6 +92,8 @@ class Recovery:
         fetch failed) and the same message.
         """
         state = self.topics.get(msg.topic)
+        if msg.type == LOST:
+            return self._lost(state, msg)
         if state is None:
             since = self.expected.pop(msg.topic, 0)
             if msg.seq <= since or not since:  # nothing expected before it
@@ -102,14 +106,30 @@ class Recovery:
         known = state.seen.get(msg.epoch)
         if known is not None and msg.seq == known + 1:
             return self._deliver(state, msg)  # the next one of its epoch (late or not)
-        if msg.epoch > state.cursor[0]:
+        return self._fetch(state, msg.topic, key)
+
+    @staticmethod
+    def _fetch(state: _Topic, topic: str, until: tuple[int, int]) -> Fetch:
+        """The fetch of what is missing before ``until``."""
+        epoch = until[0]
+        if epoch > state.cursor[0]:
             # A new epoch. Its predecessor may have a tail we never got, and after a
             # netsplit the other side's epochs sort before ours: fetch from the oldest
             # position we know.
             state.after = min(state.seen.items())
         else:
-            state.after = (msg.epoch, known or 0)  # a gap in a known or late epoch
-        return Fetch(msg.topic, state.after, key)
+            state.after = (epoch, state.seen.get(epoch, 0))  # a gap in a known or late epoch
+        return Fetch(topic, state.after, until)
+
+    @staticmethod
+    def _lost(state: _Topic | None, notice: Message) -> Fetch | list[Delivery]:
+        """A loss notice: messages up to its position were sent while some subscriber
+        could not take them. What this one lacks of them is fetched; nothing is
+        delivered for the notice itself. Before any message of the topic arrived, there
+        is no telling what it lacks."""
+        if state is None or state.delivered(notice.epoch, notice.seq):
+            return []
+        return Recovery._fetch(state, notice.topic, (notice.epoch, notice.seq + 1))
 
     def follows(self, topic: str, epoch: int, seq: int, n: int) -> bool:
         """Whether messages ``seq``..``seq + n - 1`` of ``epoch`` can be delivered as they
@@ -134,13 +154,14 @@ class Recovery:
         report what is missing between them as gaps."""
         state = self.topics[msg.topic]
         out: list[Delivery] = []
-        after, until = state.after, (msg.epoch, msg.seq)
+        notice = msg.type == LOST  # recovered up to and with its seq; not delivered
+        after, until = state.after, (msg.epoch, msg.seq + notice)
         for epoch, seq, payload in entries or []:
             if after < (epoch, seq) < until and not state.delivered(epoch, seq):
                 out += self._gap_before(state, msg.topic, epoch, seq)
                 out += self._deliver(state, Message(msg.topic, seq, epoch, payload))
-        out += self._gap_before(state, msg.topic, msg.epoch, msg.seq)
-        return out + self._deliver(state, msg)
+        out += self._gap_before(state, msg.topic, *until)
+        return out if notice else out + self._deliver(state, msg)
 
     def start(self, topic: str, entries: list[list], since: int = 0) -> list[Delivery]:
         """Replay ``entries``, the answer to a request from seq ``since`` of the newest

@@ -271,11 +271,11 @@ class Session:
         """
         info = yield from self.info(timeout)
         pub = info["endpoints"]["batch_pub" if plan.batches else "pub"]
+        inbox = Inbox(plan.groups, recover=recover or plan.since is not None)
         yield Dial(reachable_pub(pub, self.node))
-        yield Filter(add=(*plan.groups, plan.token_subscription))
+        yield Filter(add=(*inbox.subscriptions(), plan.token_subscription))
         yield from self.call(Ready(plan.token, plan.groups), timeout)
         yield Filter(drop=(plan.token_subscription,))
-        inbox = Inbox(plan.groups, recover=recover or plan.since is not None)
         for topic in plan.replay:
             pager = Pager.make(topic, since=plan.since)
             inbox.replay(topic, (yield from self.serve(fetching(pager), timeout)), plan.since)

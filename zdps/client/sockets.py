@@ -190,7 +190,7 @@ class SubscriptionSocket:
 
     def _idle(self) -> None:
         """Nothing arrived for a while: resubscribe if the SUB reconnected meanwhile."""
-        self._reconnects.check(self._sock, self._inbox.state.groups())
+        self._reconnects.check(self._sock, self._inbox.subscriptions())
 
     def _arrived(self, frames: list[bytes]) -> Generator | None:
         """One delivery's frames: the recovery to carry out before it, if any."""

@@ -16,10 +16,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from zdps.client.protocol import Batch, Message
+from zdps.client.protocol import LOST, Batch, Message
 from zdps.client.recovery import Delivery, Fetch, Recovery, recovering
 from zdps.client.steps import Request, Sleep
-from zdps.topics import SYNC_PREFIX, exact_group, is_exact, prefix_group
+from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,6 @@ class SubscribePlan:
         if since is not None and (prefix or since < 0):
             raise ValueError("since needs exact topics and a seq >= 0")
         make_group = prefix_group if prefix else exact_group
-        # A SUB that subscribes twice to one group leaks a count (libzmq reports both
-        # subscribes but only one unsubscribe), so each group is subscribed once.
         groups = list(dict.fromkeys(make_group(t) for t in topics))
         replay = tuple(dict.fromkeys(topics)) if since is not None else ()
         return cls(groups, uuid.uuid4().hex, since, replay, batches)
@@ -51,17 +49,23 @@ class SubscribePlan:
         return SYNC_PREFIX + self.token.encode()
 
 
+def notices(groups: list[bytes]) -> list[bytes]:
+    """Each group, and the subscription to its loss notices (docs/PROTOCOL.md §9.6)."""
+    return [subscription for g in groups for subscription in (g, LOST_PREFIX + g)]
+
+
 class SubscriptionState:
     """Which exact topics of a subscription are still open (``topic delete`` ends them)."""
 
     def __init__(self, groups: list[bytes]) -> None:
-        self.open_exact = {g[:-1].decode() for g in groups if is_exact(g)}
+        # topic -> None: a set that keeps the subscribe call's order
+        self.open_exact = dict.fromkeys(g[:-1].decode() for g in groups if is_exact(g))
         self.prefixes = [g for g in groups if not is_exact(g)]
 
     def closed(self, topic: str) -> bool:
         """Note a ``closed`` control message; True if it ended one of our exact topics."""
         if topic in self.open_exact:
-            self.open_exact.discard(topic)
+            del self.open_exact[topic]
             return True
         return False
 
@@ -91,15 +95,23 @@ class Inbox:
     def ended(self) -> bool:
         return not self.ready and self.state.ended
 
+    def subscriptions(self) -> list[bytes]:
+        """What the SUB must be subscribed to: the groups still open and, with recovery
+        on, their loss notices."""
+        groups = self.state.groups()
+        return notices(groups) if self.recovery is not None else groups
+
     def live(self, msg: Message) -> Fetch | None:
         """Take one message from the PUB; a Fetch must be answered by ``recovering``."""
         if msg.type == "closed":
             if self.recovery is not None:
                 self.recovery.forget(msg.topic)
             if self.state.closed(msg.topic):
-                self.unsubscribe.append(msg.topic.encode() + b"\x00")
+                group = msg.topic.encode() + b"\x00"
+                self.unsubscribe += notices([group]) if self.recovery else [group]
         elif self.recovery is None:
-            self.ready.append(msg)
+            if msg.type != LOST:  # a notice is for recovery only
+                self.ready.append(msg)
         else:
             outcome = self.recovery.live(msg)
             if isinstance(outcome, Fetch):

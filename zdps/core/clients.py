@@ -4,17 +4,29 @@ Every frame is decoded in ``zdps.wire.api``; what fails there is counted and ans
 (§8.4): a bad publish entry is nacked under its ref (unless it is 0), a bad request
 gets ``rep false`` under its ref (0 if it has none), and a frame that cannot be read
 at all gets ``rep`` with ref 0.
+
+While the node is saturated (flow.py) a client's publishes are *held* here, in
+arrival order, and so is everything that client sends after them, so that its own
+frames keep their order; other clients' requests (``zdps status`` above all) are
+answered at once. Held frames go on, oldest first, once the node is no longer
+saturated. Only when they reach ``HOLD_BYTES`` does the IO layer stop reading client
+frames (``held_full``), which leaves the rest queued in ZeroMQ: memory stays bounded,
+and publishers wait (docs/PROTOCOL.md §7.7).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core.barrier import Barriers
+from zdps.core.flow import FlowControl
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.outbox import Outbox
+from zdps.core.permissions import Permissions
+from zdps.core.publish_rate import PublishRate
 from zdps.core.routing import Router
 from zdps.core.watches import Watches
 from zdps.wire.api import (
@@ -35,9 +47,10 @@ from zdps.wire.api import (
     request_ref,
 )
 from zdps.wire.codec import decode_api
-from zdps.wire.errors import E_UNKNOWN_OP, ProtocolError, malformed
+from zdps.wire.errors import E_FORBIDDEN, E_RATE_LIMITED, E_UNKNOWN_OP, ProtocolError, malformed
 
 OpHandler = Callable[[bytes, int, Any, float, Outbox], None]
+HOLD_BYTES = 32 * 1024 * 1024  # client frames held while saturated, at most (plus one)
 
 
 @dataclass(slots=True)
@@ -53,6 +66,13 @@ class ClientApi:
     counters: dict[str, int]
     bad_input: Callable[[str, str], None]
     publishes: PublishDecoder
+    flow: FlowControl
+    permissions: Permissions | None = None  # per-client topic rules (permissions.py)
+    rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
+    # (client, fields, size, user): frames held while saturated, oldest first
+    held: deque[tuple[bytes, list, int, str | None]] = field(default_factory=deque)
+    held_bytes: int = 0
+    _holding: dict[bytes, int] = field(default_factory=dict)  # client -> frames held
     _ops: dict[type[Op], OpHandler] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,30 +98,69 @@ class ClientApi:
             HistoryQuery: self.fetches.request,
         }
 
-    def on_frame(self, client: bytes, frame: bytes, now: float, out: Outbox) -> None:
-        """One API frame from the client whose connection is identified by ``client``."""
+    def on_frame(
+        self, client: bytes, frame: bytes, now: float, out: Outbox, user: str | None = None
+    ) -> None:
+        """One API frame from the client whose connection is identified by ``client``,
+        and whose CURVE key is named ``user`` (None: no CURVE, or no permissions)."""
         try:
             fields = decode_api(frame)
-            kind = fields[0]
-            if kind == API_PUBLISH:
-                if len(fields) != 2:
-                    raise malformed("a publish is [1, 'pub', [entries]]")
-                self.on_publish(client, fields[1], now, out)
-            elif kind == API_REQUEST:
-                self.on_request(client, fields[1:], now, out)
-            elif _is_envelope(fields):
-                raise ProtocolError(
-                    E_UNKNOWN_OP,
-                    f"a cluster envelope from node {str(fields[1])[:64]!r}: this is an API "
-                    "endpoint, which that node has as a seed or peer (give it a cluster one)",
-                )
-            else:
-                raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind[:32]!r}")
+            if client in self._holding or (fields[0] == API_PUBLISH and self.flow.saturated):
+                self.held.append((client, fields, len(frame), user))
+                self.held_bytes += len(frame)
+                self._holding[client] = self._holding.get(client, 0) + 1
+                self.counters["held"] += 1
+                return
+            self._handle(client, fields, now, out, user)
         except ProtocolError as exc:
-            self.bad_input(exc.code, f"API frame from client {client.hex()}: {exc.message}")
-            out.fail(client, 0, exc.code, exc.message)
+            self._failed(client, exc, out)
 
-    def on_publish(self, client: bytes, body: Any, now: float, out: Outbox) -> None:
+    @property
+    def held_full(self) -> bool:
+        """Held frames reached HOLD_BYTES: the IO layer must stop reading client frames."""
+        return self.held_bytes >= HOLD_BYTES
+
+    def release(self, now: float, out: Outbox) -> None:
+        """Handle held frames, oldest first, while the node is not saturated."""
+        held, holding = self.held, self._holding
+        while held and not self.flow.saturated:
+            client, fields, size, user = held.popleft()
+            self.held_bytes -= size
+            if holding[client] == 1:
+                del holding[client]
+            else:
+                holding[client] -= 1
+            try:
+                self._handle(client, fields, now, out, user)
+            except ProtocolError as exc:
+                self._failed(client, exc, out)
+
+    def _handle(
+        self, client: bytes, fields: list, now: float, out: Outbox, user: str | None
+    ) -> None:
+        kind = fields[0]
+        if kind == API_PUBLISH:
+            if len(fields) != 2:
+                raise malformed("a publish is [1, 'pub', [entries]]")
+            self.on_publish(client, fields[1], now, out, user)
+        elif kind == API_REQUEST:
+            self.on_request(client, fields[1:], now, out, user)
+        elif _is_envelope(fields):
+            raise ProtocolError(
+                E_UNKNOWN_OP,
+                f"a cluster envelope from node {str(fields[1])[:64]!r}: this is an API "
+                "endpoint, which that node has as a seed or peer (give it a cluster one)",
+            )
+        else:
+            raise ProtocolError(E_UNKNOWN_OP, f"unknown API message {kind[:32]!r}")
+
+    def _failed(self, client: bytes, exc: ProtocolError, out: Outbox) -> None:
+        self.bad_input(exc.code, f"API frame from client {client.hex()}: {exc.message}")
+        out.fail(client, 0, exc.code, exc.message)
+
+    def on_publish(
+        self, client: bytes, body: Any, now: float, out: Outbox, user: str | None = None
+    ) -> None:
         """Batches ``[[ref, topic, n, batch, level?, lazy?], ...]``; ref 0 wants no ack."""
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
@@ -109,14 +168,24 @@ class ClientApi:
             if reject.ref:
                 out.client_nack(client, reject.ref, reject.code, reject.message, reject.n)
         publish = self.router.publish
+        permissions = self.permissions
         count = 0
+        rate = self.rate
         for ref, topic, n, batch, level, lazy in entries:
+            if permissions is not None and not permissions.may_publish(user, topic):
+                self._forbidden(client, user, f"publish to {topic!r}", out, ref, n)
+                continue
+            if rate is not None and not rate.take(client, n, now):
+                self._rate_limited(client, out, ref, n)
+                continue
             route = (client, ref) if ref else None
             publish(topic, n, batch, route, 0, now, out, level, lazy)
             count += n
         self.counters["published"] += count
 
-    def on_request(self, client: bytes, fields: list, now: float, out: Outbox) -> None:
+    def on_request(
+        self, client: bytes, fields: list, now: float, out: Outbox, user: str | None = None
+    ) -> None:
         """A request ``[ref, op, args]``; the answer is a reply (or events) to ``client``."""
         try:
             request = decode_request(fields)
@@ -124,7 +193,46 @@ class ClientApi:
             self.bad_input(exc.code, f"request from client {client.hex()}: {exc.message}")
             out.fail(client, request_ref(fields), exc.code, exc.message)
             return
-        self._ops[type(request.op)](client, request.ref, request.op, now, out)
+        op = request.op
+        refused = None if self.permissions is None else self._refused(user, op)
+        if refused is not None:
+            self._forbidden(client, user, refused, out, request.ref)
+            return
+        self._ops[type(op)](client, request.ref, op, now, out)
+
+    def _refused(self, user: str | None, op: Op) -> str | None:
+        """What ``user`` may not do of ``op``, if anything. Deleting or creating a topic
+        needs the right to publish to it; reading its history or members, and a
+        subscription's ``ready``, the right to subscribe."""
+        permissions = self.permissions
+        assert permissions is not None
+        if isinstance(op, Delete | Create) and not permissions.may_publish(user, op.topic):
+            return f"{type(op).__name__.lower()} {op.topic!r}"
+        reads = isinstance(op, HistoryQuery | Members | Watch)
+        if reads and not permissions.may_subscribe(user, op.topic.encode() + b"\x00"):
+            return f"read {op.topic!r}"
+        if isinstance(op, Ready):
+            for group in op.groups:
+                if not permissions.may_subscribe(user, group):
+                    return f"subscribe to {group[:64]!r}"
+        return None
+
+    def _rate_limited(self, client: bytes, out: Outbox, ref: int, n: int) -> None:
+        assert self.rate is not None
+        message = f"over max_publish_rate ({self.rate.rate} messages a second)"
+        self.bad_input(E_RATE_LIMITED, f"publish from client {client.hex()}: {message}")
+        if ref:
+            out.client_nack(client, ref, E_RATE_LIMITED, message, n)
+
+    def _forbidden(
+        self, client: bytes, user: str | None, what: str, out: Outbox, ref: int, n: int = 0
+    ) -> None:
+        message = f"{user or 'this client'} may not {what}"
+        self.bad_input(E_FORBIDDEN, f"client {client.hex()}: {message}")
+        if n and ref:
+            out.client_nack(client, ref, E_FORBIDDEN, message, n)
+        elif not n:
+            out.fail(client, ref, E_FORBIDDEN, message)
 
 
 def _is_envelope(fields: list) -> bool:

@@ -38,27 +38,33 @@ class Groups(Part):
     bad_input: Callable[[str, str], None]
     max_groups: int = default("max_groups")  # local groups at most (a memory bound)
 
-    def on_subscription(self, subscription: bytes, subscribed: bool, now: float, out: Outbox):
-        """A local SUB (un)subscribed, as reported by an XPUB."""
+    def on_subscription(
+        self, subscription: bytes, subscribed: bool, now: float, out: Outbox
+    ) -> bool:
+        """A local SUB connection subscribed to a group it did not hold, or unsubscribed
+        from one it held (``zdps/core/local_subscriptions.py`` sorts that out); False
+        if the subscription does not count: a sync token, not a valid group, or a
+        group over ``max_groups``."""
         if is_control_subscription(subscription):
             if subscribed and subscription.startswith(SYNC_PREFIX):
                 token = subscription[len(SYNC_PREFIX) :].decode("utf-8", "replace")
                 self.barriers.token_seen(token, now, out)
-            return
+            return False
         if not is_valid_group(subscription):
             self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
-            return
+            return False
         if subscribed:
             overlay = self.overlay
             if overlay.local_count(subscription) == 0 and overlay.local_groups >= self.max_groups:
                 why = f"subscription {subscription[:64]!r}: already {self.max_groups} groups here"
                 self.bad_input(E_TOO_MANY_GROUPS, why)
-                return
+                return False
             self.apply(overlay.join(subscription), out)
         else:
-            # An unsubscribe may concern a subscription made before this node started.
+            # The daemon sends only unsubscribes of groups a connection held; other feeds may not.
             with contextlib.suppress(NotJoined):
                 self.apply(self.overlay.leave(subscription), out)
+        return True
 
     def on_counts(self, sender: str, message: Any, now: float, out: Outbox) -> None:
         """A peer's ``sync`` (all its counts) or ``update`` (some of them)."""

@@ -34,38 +34,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from zdps.core import swim
 from zdps.core.clashes import IdClashes
 from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
-from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Send
+from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Refused, Send
+from zdps.core.peers import Peer, PeerState
 from zdps.core.ring import node_set_digest
 from zdps.core.seeds import Seeds
+from zdps.settings import default
 from zdps.wire import probes
 from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage
+from zdps.wire.errors import E_TOO_MANY_PEERS
 from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
 from zdps.wire.messages import SPOKEN, incompatibility
 
 CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
 MAX_DECLARED_DEAD = 10_000  # ids of peers declared dead remembered, to know a healed split
-
-
-class PeerState(StrEnum):
-    JOINING = "joining"  # learned of, hello sent, no hello heard back yet
-    ALIVE = "alive"
-
-
-@dataclass(slots=True)
-class Peer:
-    node: str
-    endpoint: str
-    incarnation: int
-    state: PeerState
-    since: float
-    last_hello: float = 0.0
 
 
 @dataclass(slots=True)
@@ -76,6 +63,7 @@ class MembershipConfig:
     seed_retry_max: float = 2.0
     tombstone_ttl: float = 10.0
     lost_retry_ttl: float = 600.0  # how long a peer declared dead is redialed (netsplit heal)
+    max_peers: int = default("max_peers")  # nodes in the peer table at most (a memory bound)
 
 
 @dataclass(slots=True)
@@ -265,6 +253,8 @@ class Membership:
             return []  # an older life of a node that already died or left
         if hello.echo is not None:
             self.dialing.answered(hello.echo, node)
+        if node not in self.peers and len(self.peers) >= self.config.max_peers:
+            return [self._full(node)]
         actions: list[Action] = []
         peer = self.peers.get(node)
         if peer is not None and peer.state is PeerState.ALIVE and peer.incarnation != incarnation:
@@ -368,11 +358,17 @@ class Membership:
                 and incarnation <= tomb[0]
             ):
                 continue  # second-hand news of a node we already saw die or leave
+            if len(self.peers) >= self.config.max_peers:
+                actions.append(self._full(node))
+                continue
             self.peers[node] = Peer(
                 node, endpoint, incarnation, PeerState.JOINING, now, last_hello=now
             )
             actions.append(self._hello(endpoint, reply=True))
         return actions
+
+    def _full(self, node: str) -> Refused:
+        return Refused(E_TOO_MANY_PEERS, f"not admitting {node!r}: {self.config.max_peers} peers")
 
     def _remove(self, node: str, reason: str, now: float, why: str) -> list[Action]:
         peer = self.peers.pop(node, None)

@@ -1,5 +1,5 @@
 """What the membership core asks of the node (``membership.py``): sends, disconnects,
-peers up and down, and id clashes.
+peers up and down, id clashes, and what a limit refused.
 """
 
 from __future__ import annotations
@@ -55,4 +55,12 @@ class Clash:
     proven: bool
 
 
-Action = Send | Disconnect | PeerUp | PeerDown | Clash | LogEvent
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Input refused by a limit: counted as ``code`` and logged."""
+
+    code: str
+    message: str
+
+
+Action = Send | Disconnect | PeerUp | PeerDown | Clash | Refused | LogEvent

@@ -35,6 +35,7 @@ from zdps.core.membership import Membership
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
 from zdps.core.part import Part
+from zdps.core.publish_rate import PublishRate
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.routing import Router
@@ -116,7 +117,8 @@ class NodeCore:
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
-            PublishDecoder(config.max_payload),
+            PublishDecoder(config.max_payload), self.flow,
+            rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (
             self.groups, self.acks, self.owner, self.flow, self.handoff, self.barriers,
@@ -151,6 +153,8 @@ class NodeCore:
     def take(self, now: float) -> Outbox:
         """Hand the accumulated actions to the IO layer and start a fresh outbox."""
         out = self.outbox
+        if self.clients.held:
+            self.clients.release(now, out)
         self.router.confirm(out, all_=False)
         self.routes.pacing.release(now, out)
         self.copies.release(now, out)
@@ -161,8 +165,13 @@ class NodeCore:
 
     @property
     def paused(self) -> bool:
-        """Saturated (flow.py): the IO layer must stop reading client frames."""
+        """Saturated (flow.py): client publishes are held (clients.py)."""
         return self.flow.saturated
+
+    @property
+    def clients_held_full(self) -> bool:
+        """The IO layer must stop reading client frames until held ones go on."""
+        return self.clients.held_full
 
     @property
     def pending(self) -> int:
@@ -229,6 +238,8 @@ class NodeCore:
         """A client's connection vanished: drop what we keep for it."""
         self.watches.client_gone(client)
         self.routes.pacing.forget(client)
+        if self.clients.rate is not None:
+            self.clients.rate.forget(client)
 
     # ------------------------------------------------------------------ inputs
 
@@ -270,13 +281,17 @@ class NodeCore:
             except ProtocolError as exc:
                 self.bad_input(exc.code, f"message from {sender}: {exc.message}")
 
-    def on_subscription(self, subscription: bytes, subscribed: bool, now: float) -> None:
-        """A local SUB (un)subscribed, as reported by an XPUB."""
-        self.groups.on_subscription(subscription, subscribed, now, self.outbox)
+    def on_subscription(self, subscription: bytes, subscribed: bool, now: float) -> bool:
+        """A local SUB connection took or dropped a subscription; False if it does not
+        count (``Groups.on_subscription``)."""
+        return self.groups.on_subscription(subscription, subscribed, now, self.outbox)
 
-    def on_client_frame(self, client: bytes, frame: bytes, now: float) -> None:
-        """One API frame from the client whose connection is identified by ``client``."""
-        self.clients.on_frame(client, frame, now, self.outbox)
+    def on_client_frame(
+        self, client: bytes, frame: bytes, now: float, user: str | None = None
+    ) -> None:
+        """One API frame from the client whose connection is identified by ``client``
+        (and whose CURVE key is named ``user``, where permissions apply)."""
+        self.clients.on_frame(client, frame, now, self.outbox, user)
 
     # ------------------------------------------------------------------ glue
 
@@ -317,6 +332,8 @@ class NodeCore:
                 self.router.resume(now, out)
             elif isinstance(action, acts.Clash):
                 self._clash(action, now, out)
+            elif isinstance(action, acts.Refused):
+                self.bad_input(action.code, action.message)
             else:
                 out.log.append(action)
         if ring_changed:

@@ -28,6 +28,8 @@ class CoreConfig:
     suspicion_mult: float = default("suspicion_mult")
     suspicion_max_mult: float = default("suspicion_max_mult")
     max_payload: int = default("max_payload")
+    max_publish_rate: int = default("max_publish_rate")  # per client, a second; 0: none
+    max_peers: int = default("max_peers")  # nodes in the peer table at most
     max_groups: int = default("max_groups")  # distinct groups local subscribers may hold
     history: int = default("history")  # messages kept per topic unless the topic sets its own
     history_ttl: float = default("history_ttl")  # seconds kept unless the topic sets its own
@@ -55,4 +57,5 @@ class CoreConfig:
             heartbeat_interval=self.heartbeat_interval,
             join_timeout=self.peer_timeout,
             tombstone_ttl=self.peer_timeout + self.heartbeat_interval,
+            max_peers=self.max_peers,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zdps.core.permissions import Permissions
 from zdps.core.tunables import CoreConfig
 from zdps.endpoints import endpoint_problem, is_wildcard, next_to
 from zdps.keys import AllowList, KeyFileError, NodeKeys, read_key
@@ -54,6 +55,7 @@ class Config:
     curve_secret_key: str | None = _default("curve_secret_key")
     curve_peers: str | None = _default("curve_peers")
     curve_clients: str | None = _default("curve_clients")
+    permissions: str | None = _default("permissions")
     api: str = _default("api")
     pub: str = _default("pub")
     batch_pub: str | None = _default("batch_pub")
@@ -66,7 +68,11 @@ class Config:
     heartbeat_interval: float = _default("heartbeat_interval")
     peer_timeout: float = _default("peer_timeout")
     max_payload: int = _default("max_payload")
+    max_publish_rate: int = _default("max_publish_rate")
+    max_clients: int = _default("max_clients")
+    max_peers: int = _default("max_peers")
     max_groups: int = _default("max_groups")
+    max_subscriptions: int = _default("max_subscriptions")
     pub_hwm: int = _default("pub_hwm")
     history: int = _default("history")
     history_ttl: float = _default("history_ttl")
@@ -156,6 +162,9 @@ class Config:
             raise ConfigError("curve_secret_key and curve_peers go together: set both or neither")
         if self.curve_clients is not None and not self.curve:
             raise ConfigError("curve_clients needs curve_secret_key: the node's key serves both")
+        if self.permissions is not None and self.curve_clients is None:
+            raise ConfigError("permissions needs curve_clients: clients are known by their keys")
+        self.client_permissions()
         if not self.curve:
             return
         self.client_keys()
@@ -165,6 +174,19 @@ class Config:
                 f"node_id {self.node_id!r} is not the node named in its key "
                 f"{self.curve_secret_key} ({keys.own.node!r}); leave node_id unset"
             )
+
+    def client_permissions(self) -> Permissions | None:
+        """The per-client permissions (``permissions``), read from disk, or None."""
+        if self.permissions is None:
+            return None
+        try:
+            return Permissions.parse(tomllib.loads(Path(self.permissions).read_text()))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read permissions {self.permissions}: {exc.strerror}"
+            ) from None
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ConfigError(f"permissions {self.permissions}: {exc}") from None
 
 
 def load(path: Path | None, overrides: dict[str, Any]) -> Config:

@@ -5,6 +5,8 @@ each message as three frames, which is the one place where the data path works p
 message: a batch is unpacked (C speed) and each message leaves as topic, header and
 payload. So it is done only when a raw SUB subscribed to the topic
 (``subscribers.py``), by the compiled loop where there is one (``expansion.py``).
+Messages that find a subscriber's queue full are counted per topic, logged, and owed a
+loss notice (``notices.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,52 @@ from collections.abc import Callable
 
 import zmq
 
+from zdps.core.log_events import LogEvent, log_event
+from zdps.core.node import NodeCore
 from zdps.daemon.expansion import expander, send_message
+from zdps.daemon.notices import LossNotices
 from zdps.wire.delivery import batch_header, closed_header
 from zdps.wire.errors import E_MALFORMED, ProtocolError
 
 expand, EXPANSION = expander()  # the loop, and which one (shown by ``zdps status``)
+SLOW_SUBSCRIBER_LOG = 5.0  # seconds between two log lines of subscriber_queue_full
+
+
+class LocalOutput:
+    """What the two PUBs send: the core's deliveries, the losses they meet (counted per
+    topic, and logged), and the notices owed for them."""
+
+    def __init__(
+        self,
+        pub: zmq.Socket,
+        batch_pub: zmq.Socket,
+        raw_wants: Callable[[str], bool],
+        core: NodeCore,
+        log: Callable[[LogEvent, float], None],
+        pub_hwm: int,
+    ) -> None:
+        self.pub, self.batch_pub, self.raw_wants = pub, batch_pub, raw_wants
+        self.core, self.log, self.pub_hwm = core, log, pub_hwm
+        self.notices = (LossNotices(pub), LossNotices(batch_pub))
+
+    def deliver(self, deliveries: list, now: float) -> None:
+        core = self.core
+        lost = deliver(self.pub, self.batch_pub, deliveries, self.raw_wants, core.bad_input)
+        if lost:
+            worst = max(lost, key=lost.__getitem__)
+            event = log_event(
+                "subscriber_queue_full", "warning", SLOW_SUBSCRIBER_LOG,
+                times=core.subscribers_lost(lost), pub_hwm=self.pub_hwm, topic=worst,
+            )  # fmt: skip
+            self.log(event, now)
+        for notices in self.notices:
+            notices.after(deliveries, lost, now)
+
+    def owed(self, now: float) -> None:
+        """Send the notices owed since an earlier turn."""
+        for notices in self.notices:
+            if notices.pending:
+                notices.send(now)
 
 
 def deliver(

@@ -3,6 +3,7 @@ second per code), and what the debug level adds (``DebugLog``)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -11,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from zdps.core.log_events import LEVELS, LogEvent, log_event
-from zdps.wire.errors import E_UNAUTHENTICATED
+from zdps.daemon.monitors import SocketEvent, SocketMonitor
 
 
 def setup(node: str, level: str) -> logging.Logger:
@@ -54,10 +54,11 @@ class EventLog:
         event = log_event("bad_input", "warning", code=code, what=message)
         self._limited(f"bad_input:{code}", event, now, self.BAD_INPUT_EVERY)
 
-    def refused(self, why: str, where: str, now: float) -> None:
-        """A connection CURVE refused (``unauthenticated``): one line per second for each
-        reason, so that a stranger's retries do not hide a misconfigured node."""
-        event = log_event("bad_input", "warning", code=E_UNAUTHENTICATED, what=f"{where}: {why}")
+    def refused(self, code: str, why: str, where: str, now: float) -> None:
+        """A connection refused (by CURVE, ``unauthenticated``, or a limit): one line per
+        second for each reason, so that a stranger's retries do not hide a
+        misconfigured node."""
+        event = log_event("bad_input", "warning", code=code, what=f"{where}: {why}")
         self._limited(f"refused:{why}", event, now, self.BAD_INPUT_EVERY)
 
     def _limited(self, key: str, event: LogEvent, now: float, every: float) -> None:
@@ -81,41 +82,28 @@ class DebugLog:
     Each connection to the API or PUB socket and its end (from socket monitors), each
     change in the number of local groups, and every ``DEBUG_EVERY`` seconds, if any of
     it changed, the peers, groups, detector and non-zero counters. Made only at that
-    level (``make``), so that no other level pays for the monitors.
+    level, so that no other level pays for the API socket's monitor.
     """
-
-    EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 
     def __init__(
         self,
         logger: logging.Logger,
-        poller: Any,
+        monitors: dict[str, SocketMonitor],
         sockets: dict[str, zmq.Socket],
         settings: dict[str, Any],
     ) -> None:
         self._logger = logger
         logger.debug("settings %s", " ".join(f"{k}={v}" for k, v in settings.items()))
-        self._monitors = {
-            sock.get_monitor_socket(self.EVENTS): name for name, sock in sockets.items()
-        }
-        for monitor in self._monitors:
-            poller.register(monitor, zmq.POLLIN)
+        for name in sockets:
+            monitors[name].listeners.append(functools.partial(self._event, name))
         self._pubs = {sockets.get("pub"), sockets.get("batch_pub")} - {None}
         self._addresses: dict[tuple[str, int], str] = {}  # (socket name, fd): peer address
         self._groups = 0
         self._last: dict[str, Any] = {}
         self._next = 0.0
 
-    @classmethod
-    def make(cls, logger: logging.Logger, *args: Any) -> DebugLog | None:
-        """A DebugLog (the arguments of ``__init__``) if ``logger`` logs debug lines."""
-        return cls(logger, *args) if logger.isEnabledFor(logging.DEBUG) else None
-
     def turn(self, ready: dict[Any, int], status: Callable[[], dict[str, Any]], now: float) -> None:
         """Log what this turn of the loop changed; ``status`` is the node's status view."""
-        for monitor, name in self._monitors.items():
-            if monitor in ready:
-                self._events(monitor, name)
         view: dict[str, Any] | None = None
         if self._pubs & ready.keys():
             view = status()
@@ -127,16 +115,14 @@ class DebugLog:
             self._next = now + DEBUG_EVERY
             self._summary(view or status())
 
-    def _events(self, monitor: zmq.Socket, name: str) -> None:
-        while monitor.poll(0):
-            event = parse_monitor_message(monitor.recv_multipart())
-            fd = event["value"]
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                address = self._addresses[name, fd] = _peer_address(fd)
-                self._logger.debug("%s connection from %s accepted (fd %d)", name, address, fd)
-            else:
-                address = self._addresses.pop((name, fd), "?")
-                self._logger.debug("%s connection from %s closed (fd %d)", name, address, fd)
+    def _event(self, name: str, event: SocketEvent, _now: float) -> None:
+        fd = event.value
+        if event.kind == zmq.EVENT_ACCEPTED:
+            address = self._addresses[name, fd] = _peer_address(fd)
+            self._logger.debug("%s connection from %s accepted (fd %d)", name, address, fd)
+        elif event.kind == zmq.EVENT_DISCONNECTED:
+            address = self._addresses.pop((name, fd), "?")
+            self._logger.debug("%s connection from %s closed (fd %d)", name, address, fd)
 
     def _summary(self, view: dict[str, Any]) -> None:
         detector = view["detector"]
@@ -155,10 +141,6 @@ class DebugLog:
         if summary != self._last:
             self._last = summary
             self._logger.debug("status %s", " ".join(f"{k}={v}" for k, v in summary.items()))
-
-    def close(self) -> None:
-        for monitor in self._monitors:
-            monitor.close(0)
 
 
 def _peer_address(fd: int) -> str:

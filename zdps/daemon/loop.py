@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import logging
 import math
 import os
 import signal
@@ -33,10 +34,13 @@ from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.daemon.config import Config, core_config
-from zdps.daemon.delivery import EXPANSION, deliver
+from zdps.daemon.delivery import EXPANSION, LocalOutput
+from zdps.daemon.gate import Gate
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
-from zdps.daemon.polling import PollSet, drain, routed
+from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
+from zdps.daemon.polling import PollSet, drain, name_sender, readable, routed, user_of
+from zdps.daemon.pubs import LocalPub
 from zdps.daemon.security import CurveSecurity
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.endpoints import connectable, host
@@ -44,12 +48,15 @@ from zdps.keys import CurveClient
 from zdps.memory import keep_freed_memory
 from zdps.wire import E_MALFORMED, encode_api
 from zdps.wire.codec import NodeMessage
-from zdps.wire.errors import E_NO_PEER_KEY, E_UNAUTHENTICATED
+from zdps.wire.errors import E_NO_PEER_KEY
 
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
+# Client frames queued per connection before ZeroMQ stops reading it: a publisher that
+# outruns the node waits in its own process, not in this one's memory (64 frames of up
+# to 4 MiB each, as the Python clients send them, at most).
+API_RCVHWM = 64
 E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
-SLOW_SUBSCRIBER_LOG = 5.0  # seconds between two log lines of subscriber_queue_full
 # The data path allocates and frees millions of short-lived objects and creates almost
 # no cycles: collect the young generation every 50,000 allocations, not 700 (bench/ab:
 # node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
@@ -75,23 +82,36 @@ class Daemon:
 
         self.security = None
         cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
-        client_options: dict[str, Any] = {}  # the API's and PUBs': CURVE with curve_clients
         if config.curve:
             self.security = CurveSecurity(
-                self.ctx, config.keys(), config.seed_nodes, self._node_at, config.client_keys()
-            )
+                config.keys(), config.seed_nodes, self._node_at, config.client_keys(),
+                config.client_permissions,
+            )  # fmt: skip
             cluster_options.update(self.security.server_options())
-            client_options = self.security.client_options()
-        self.cluster = self._bind(zmq.ROUTER, config.cluster, **cluster_options)
+        self.gate = Gate(self.ctx, self.security, config.max_clients)  # ZAP, before binding
+        curve_clients = self.security is not None and self.security.clients is not None
+        # The API's and PUBs' options: CURVE with curve_clients, else plain with ZAP.
+        client_options = self.security.client_options() if curve_clients else {}
+        client_options = client_options or self.gate.client_options()
+        # One monitor per socket (monitors.py), for whoever needs its connection events.
+        failures = HANDSHAKE_FAILED if curve_clients else 0
+        self.monitors: dict[str, SocketMonitor] = {}
+        self.cluster = self._bind(
+            "cluster", zmq.ROUTER, config.cluster, HANDSHAKE_FAILED if config.curve else 0,
+            **cluster_options,
+        )  # fmt: skip
         self.api = self._bind(
-            zmq.ROUTER, config.api, maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM,
+            "api", zmq.ROUTER, config.api, failures | CONNECTIONS,
+            maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM, rcvhwm=API_RCVHWM,
             **client_options,
         )  # fmt: skip
+        # XPUB_MANUAL: the node applies each subscription it counts (pubs.py).
         # XPUB_NODROP: a subscriber pub_hwm behind is noticed (expansion.py), not ignored.
-        pub_options = {"xpub_verboser": 1, "xpub_nodrop": 1, "sndhwm": config.pub_hwm}
+        pub_options = {"xpub_manual": 1, "xpub_nodrop": 1, "sndhwm": config.pub_hwm}
         pub_options |= client_options
-        self.pub = self._bind(zmq.XPUB, config.pub, **pub_options)
-        self.batch_pub = self._bind(zmq.XPUB, config.batches, **pub_options)
+        events = CONNECTIONS | failures
+        self.pub = self._bind("pub", zmq.XPUB, config.pub, events, **pub_options)
+        self.batch_pub = self._bind("batch_pub", zmq.XPUB, config.batches, events, **pub_options)
         self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
         cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
@@ -117,28 +137,54 @@ class Daemon:
                 },
             },
         )
+        self.output = LocalOutput(
+            self.pub, self.batch_pub, self.raw_subscribers.wants, self.core, self.events.write,
+            config.pub_hwm,
+        )  # fmt: skip
+        pubs = (("pub", self.pub, self.raw_subscribers), ("batch_pub", self.batch_pub, None))
+        self.pubs = {
+            sock: LocalPub(sock, self.monitors[name], self.core, config.max_subscriptions, raw)
+            for name, sock, raw in pubs
+        }
         self.poller = PollSet()
         for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             self.poller.register(sock, zmq.POLLIN)
+        for monitor in self.monitors.values():
+            self.poller.register(monitor.socket, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        self.poller.register(self.gate.zap.socket, zmq.POLLIN)
+        for name in ("api", "pub", "batch_pub"):
+            self.gate.count(self.monitors[name])
         curve = None
         if self.security is not None:
-            self.poller.register(self.security.zap.socket, zmq.POLLIN)
-            watched = (self.cluster, self.api, self.pub, self.batch_pub)
-            for sock in watched if client_options else (self.cluster,):
-                self.poller.register(self.security.watch(sock), zmq.POLLIN)
+            for name in ("cluster", "api", "pub", "batch_pub") if curve_clients else ("cluster",):
+                self.security.listen(self.monitors[name])
             curve = self._curve_client
         seeds = config.seed_endpoints
         self.links = PeerLinks(self.ctx, self.poller, self._cannot_dial, seeds, curve)
-        sockets = {"api": self.api, "pub": self.pub, "batch_pub": self.batch_pub}
-        self.debug = DebugLog.make(self.log, self.poller, sockets, dataclasses.asdict(config))
+        self._apply_permissions()
+        self.debug = None
+        if self.log.isEnabledFor(logging.DEBUG):
+            sockets = {"api": self.api, "pub": self.pub, "batch_pub": self.batch_pub}
+            self.debug = DebugLog(self.log, self.monitors, sockets, dataclasses.asdict(config))
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
 
-    def _bind(self, kind: int, endpoint: str, **options: int) -> zmq.Socket:
+    def _apply_permissions(self) -> None:
+        """The clients' permissions (as last read) to whoever checks them."""
+        permissions = None if self.security is None else self.security.permissions
+        self.core.clients.permissions = permissions
+        for pub in self.pubs.values():
+            pub.permissions = permissions
+
+    def _bind(self, name: str, kind: int, endpoint: str, events: int, **options: int) -> zmq.Socket:
+        """A socket bound to ``endpoint``, monitored for ``events`` (if any) from before
+        it binds, so that no connection goes unseen."""
         sock = self.ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        for name, value in options.items():
-            sock.setsockopt(getattr(zmq, name.upper()), value)
+        for option, value in options.items():
+            sock.setsockopt(getattr(zmq, option.upper()), value)
+        if events:
+            self.monitors[name] = SocketMonitor(sock, name, events)
         sock.bind(endpoint)
         return sock
 
@@ -165,14 +211,12 @@ class Daemon:
         else:
             self._stopping = True
 
-    def _serve_zap(self, ready: dict) -> None:
+    def _serve_zap(self, ready: dict, now: float) -> None:
         """Answer ZAP; each refused connection is counted and logged."""
-        assert self.security is not None
-        refused = self.security.refusals(ready)
-        now = time.monotonic() if refused else 0.0
-        for why, where in refused:
-            self.core.count_error(E_UNAUTHENTICATED)
-            self.events.refused(why, f"refused a connection {where}", now)
+        refused = self.gate.refusals(ready)
+        for code, why, where in refused:
+            self.core.count_error(code)
+            self.events.refused(code, why, f"refused a connection {where}", now)
 
     # ------------------------------------------------------------------ the loop
 
@@ -229,27 +273,27 @@ class Daemon:
         deadline = core.next_deadline()
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
-        if self.security is not None:
-            self._serve_zap(ready)
+        for monitor in self.monitors.values():
+            if monitor.socket in ready:
+                monitor.pump(now)
+        self._serve_zap(ready, now)
         if self.cluster in ready:
             self._drain_routed(self.cluster, self._cluster_message, now)
             self._flush()
         if self.api in ready:
             self._drain_routed(self.api, self._client_message, now)
             self._flush()
-        if self.pub in ready:
-            self._drain_pub(self.pub, now, self.raw_subscribers)
-        if self.batch_pub in ready:
-            self._drain_pub(self.batch_pub, now)
+        for sock, pub in self.pubs.items():
+            if sock in ready:
+                pub.drain(now)
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
         if self._reload:
             self._reload = False
-            if self.security is None:
-                self.events.write(log_event("reload_ignored", why="no curve_peers to read"), now)
-            else:
-                self.events.write(self.security.reload(), now)
+            ignored = log_event("reload_ignored", why="no curve_peers to read")
+            self.events.write(ignored if self.security is None else self.security.reload(), now)
+            self._apply_permissions()
         self.links.retry(ready)
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)
@@ -258,10 +302,10 @@ class Daemon:
         self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)
-        if core.paused != self._api_paused:
-            # Saturated: leave client publishes queued in ZeroMQ (backpressure) until
-            # the peers confirm what we sent them.
-            self._api_paused = core.paused
+        if core.clients_held_full != self._api_paused:
+            # Saturated for long: leave client frames queued in ZeroMQ (backpressure)
+            # until the peers confirm what we sent them (clients.py).
+            self._api_paused = core.clients_held_full
             if self._api_paused:
                 self.poller.unregister(self.api)
             else:
@@ -273,7 +317,8 @@ class Daemon:
         """The messages waiting on a ROUTER (cluster or API), each to ``handle`` with its
         identity, its frame (None for a message of more than one) and the time; it
         returns False to stop the drain. Bad input it causes names the address it came
-        from. The outbox is carried out every FLUSH_AFTER."""
+        from. The outbox is carried out every FLUSH_AFTER, and a long drain of the cluster
+        socket lets the clients in then, so that ``zdps status`` never waits for it."""
         core = self.core
         flush_at = now + FLUSH_AFTER
         for identity, frame in drain(sock, routed(sock)):
@@ -281,12 +326,14 @@ class Daemon:
             reported = len(errors)
             go_on = handle(identity, frame, now)
             if frame is not None and len(errors) > reported:
-                _from_address(errors, reported, frame)
+                name_sender(errors, reported, frame)
             if not go_on:
                 return
             if (clock := time.monotonic()) >= flush_at:
                 self._flush()
                 now, flush_at = clock, clock + FLUSH_AFTER
+                if sock is self.cluster and not self._api_paused and readable(self.api):
+                    self._drain_routed(self.api, self._client_message, now)  # status waits not
 
     def _cluster_message(self, _identity: bytes, frame: Any, now: float) -> bool:
         core = self.core
@@ -304,27 +351,16 @@ class Daemon:
         if frame is None:
             core.bad_client_frame(client, "an API message is one frame")
             return True
-        core.on_client_frame(client, frame.bytes, now)
-        return not core.paused  # saturated: the rest stays queued in ZeroMQ (flow control)
-
-    def _drain_pub(
-        self, pub: zmq.Socket, now: float, subscribers: SubscriberFilter | None = None
-    ) -> None:
-        """Subscriptions of either PUB: to the core (cluster-wide interest), and for the
-        raw one to its filter copy too."""
-        core = self.core
-        for message in drain(pub, pub.recv):
-            if message[:1] in (b"\x00", b"\x01"):
-                core.on_subscription(message[1:], message[0] == 1, now)
-                if subscribers is not None:
-                    subscribers.update(message[1:], message[0] == 1)
-            else:
-                core.bad_input(E_MALFORMED, "a subscriber sent something other than a subscription")
+        user = None if core.clients.permissions is None else user_of(frame)
+        core.on_client_frame(client, frame.bytes, now, user)
+        return not core.clients_held_full  # the rest stays queued in ZeroMQ (clients.py)
 
     # ------------------------------------------------------------------ output
 
     def _flush(self) -> None:
-        out = self.core.take(time.monotonic())
+        now = time.monotonic()
+        out = self.core.take(now)
+        self.output.owed(now)
         if not out:
             return
         for endpoint in out.disconnects:
@@ -335,15 +371,7 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send(endpoint, frame)
         if out.deliveries:
-            lost = deliver(
-                self.pub,
-                self.batch_pub,
-                out.deliveries,
-                self.raw_subscribers.wants,
-                self.core.bad_input,
-            )
-            if lost:
-                self._subscriber_queue_full(lost)
+            self.output.deliver(out.deliveries, now)
         for client, frames in out.clients.items():
             for frame in frames:
                 try:
@@ -353,22 +381,10 @@ class Daemon:
                 except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
                     self.core.client_gone(client)
                     break
-        now = time.monotonic()
         for code, message in out.errors:
             self.events.bad_input(code, message, now)
         for event in out.log:
             self.events.write(event, now)
-
-    def _subscriber_queue_full(self, lost: dict[str, int]) -> None:
-        """Messages local subscribers lost (per topic): counted, and the operator is told
-        (at most every SLOW_SUBSCRIBER_LOG seconds) which topic lost most."""
-        total = self.core.subscribers_lost(lost)
-        worst = max(lost, key=lost.__getitem__)
-        event = log_event(
-            "subscriber_queue_full", "warning", SLOW_SUBSCRIBER_LOG,
-            messages=total, pub_hwm=self.config.pub_hwm, topic=worst,
-        )  # fmt: skip
-        self.events.write(event, time.monotonic())
 
     def _send_probes(self, probes: dict[str, list[NodeMessage]]) -> None:
         for endpoint, messages in probes.items():
@@ -377,24 +393,12 @@ class Daemon:
 
     def close(self) -> None:
         """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
-        if self.debug is not None:
-            self.debug.close()
         for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             sock.close()
+        for monitor in self.monitors.values():
+            monitor.close()
         self.links.close()
-        if self.security is not None:
-            self.security.close()
+        self.gate.close()
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _from_address(errors: list[tuple[str, str]], start: int, frame: zmq.Frame) -> None:
-    """Add the address the frame came from to the bad-input reports it caused."""
-    try:
-        address = frame.get("Peer-Address") or "a local socket"
-    except zmq.ZMQError:  # inproc
-        address = "a local socket"
-    for index in range(start, len(errors)):
-        code, message = errors[index]
-        errors[index] = (code, f"{message} (connection from {address})")

@@ -65,6 +65,11 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
             return
 
 
+def readable(sock: zmq.Socket) -> bool:
+    """Whether a message waits on ``sock`` (its EVENTS: cheaper than a poll)."""
+    return bool(_get(sock, zmq.EVENTS) & zmq.POLLIN)
+
+
 def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, zmq.Frame | None]]:
     """A receiver of (identity, body) from a ROUTER; body None for a multi-frame message.
 
@@ -87,3 +92,23 @@ def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, zmq.Frame | None]]:
         return identity, None
 
     return receive
+
+
+def name_sender(errors: list[tuple[str, str]], start: int, frame: zmq.Frame) -> None:
+    """Add the address the frame came from to the bad-input reports it caused."""
+    try:
+        address = frame.get("Peer-Address") or "a local socket"
+    except zmq.ZMQError:  # inproc
+        address = "a local socket"
+    for index in range(start, len(errors)):
+        code, message = errors[index]
+        errors[index] = (code, f"{message} (connection from {address})")
+
+
+def user_of(frame: zmq.Frame) -> str | None:
+    """The name of the CURVE key (ZAP User-Id) of the connection ``frame`` came on; None
+    without one (inproc has no metadata)."""
+    try:
+        return frame.get("User-Id")
+    except zmq.ZMQError:
+        return None

@@ -12,63 +12,59 @@ With ``curve_clients``, the API and both PUBs are CURVE servers too, in the doma
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
 from zdps.core.log_events import LogEvent, log_event
-from zdps.daemon.polling import drain
-from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, ZapHandler
+from zdps.core.permissions import Permissions
+from zdps.daemon.monitors import HANDSHAKE_FAILED, SocketEvent, SocketMonitor
+from zdps.daemon.zap import CLIENT_DOMAIN, CLUSTER_DOMAIN, Refusal, Rule, Rules
 from zdps.keys import AllowList, CurveClient, KeyFileError, NodeKeys
+from zdps.wire.errors import E_UNAUTHENTICATED
 
 
 class CurveSecurity:
-    """The node's keys, its ZAP handler, and the keys of each link it dials."""
+    """The node's keys, its ZAP rules, and the keys of each link it dials."""
 
     def __init__(
         self,
-        ctx: zmq.Context,
         keys: NodeKeys,
         seed_nodes: dict[str, str],
         node_at: Callable[[str], str | None],
         clients: AllowList | None = None,
+        load_permissions: Callable[[], Permissions | None] = lambda: None,
     ) -> None:
         self.keys = keys
+        self._load_permissions = load_permissions  # raises ValueError (a ConfigError)
+        self.permissions = load_permissions()  # per-client topic rules, or None
         self.clients = clients  # curve_clients: None leaves the API and PUBs plain
-        rules = {CLUSTER_DOMAIN: ("curve_peers", keys.allowed)}
-        if clients is not None:
-            rules[CLIENT_DOMAIN] = ("curve_clients", clients.node_of)
-        self.zap = ZapHandler(ctx, rules)  # bound before any socket that asks it
         self._seed_nodes = seed_nodes  # endpoint -> node, from the configuration
         self._node_at = node_at  # endpoint -> node, from membership
-        self.monitors: list[zmq.Socket] = []  # failed handshakes, per socket watched
+        self._failed: list[tuple[str, str]] = []  # handshakes failed since the last refusals()
 
-    def watch(self, sock: zmq.Socket) -> zmq.Socket:
-        """Monitor a CURVE socket for handshakes that fail before ZAP is asked (a
-        plain-text peer, garbage): those are refusals too. Returns the monitor socket.
+    def listen(self, monitor: SocketMonitor) -> None:
+        """Count the handshakes on a CURVE socket that fail before ZAP is asked (a
+        plain-text peer, garbage): those are refusals too."""
+        monitor.listeners.append(self._on_event)
 
-        libzmq keeps one monitor per socket: with ``log_level = debug`` the debug log's
-        monitor of the API and PUB sockets (logs.py) replaces this one there, and those
-        failures go uncounted (ZAP's refusals are still counted)."""
-        address = f"inproc://zdps-curve-monitor-{uuid.uuid4().hex}"  # not pyzmq's shared one
-        sock.monitor(address, HANDSHAKE_FAILED)
-        monitor = sock.context.socket(zmq.PAIR)
-        monitor.connect(address)
-        self.monitors.append(monitor)
-        return monitor
+    def _on_event(self, event: SocketEvent, _now: float) -> None:
+        if event.kind & HANDSHAKE_FAILED:
+            self._failed.append(_failure(event))
 
-    def refusals(self, ready: dict) -> list[tuple[str, str]]:
-        """Answer the handshakes waiting for ZAP; (why, where) for each connection refused
-        since the last call (by ZAP, or in a handshake that failed before ZAP was asked)."""
-        refused = []
-        if self.zap.socket in ready:
-            refused += [(why, f"from {address}") for address, why in self.zap.serve()]
-        for monitor in self.monitors:
-            if monitor in ready:
-                refused += [_failure(e) for e in drain(monitor, monitor.recv_multipart)]
-        return refused
+    def rules(self) -> Rules:
+        """The ZAP rules of the CURVE sockets: node keys, and client keys if listed."""
+        rules = {CLUSTER_DOMAIN: Rule("curve_peers", self.keys.allowed)}
+        if self.clients is not None:
+            rules[CLIENT_DOMAIN] = Rule("curve_clients", self.clients.node_of)
+        return rules
+
+    def failures(self) -> list[Refusal]:
+        """(code, why, where) of each handshake that failed before ZAP was asked, as the
+        monitors pumped so far reported them."""
+        failed, self._failed = self._failed, []
+        return [(E_UNAUTHENTICATED, why, where) for why, where in failed]
 
     def server_options(self, domain: bytes = CLUSTER_DOMAIN) -> dict[str, Any]:
         """A bound socket's options: a CURVE server that only ZAP (``domain``) lets in."""
@@ -98,34 +94,33 @@ class CurveSecurity:
         return CurveClient(own.public, own.secret, server), ""
 
     def reload(self) -> LogEvent:
-        """Read the allow-list again (SIGHUP); the log event that says how it went (the
-        old list is kept if the new one cannot be read). Connections already made stay;
-        new handshakes use the new list."""
+        """Read the allow-lists and the permissions again (SIGHUP); the log event that
+        says how it went (the old ones are kept if a new one cannot be read).
+        Connections already made stay; new handshakes and frames use the new lists."""
         peers, clients = self.keys.peers, self.clients
         try:
+            permissions = self._load_permissions()
             peers.load()
             if clients is not None:
                 clients.load()
-        except KeyFileError as exc:
+        except (KeyFileError, ValueError) as exc:
             return log_event("curve_peers_kept", "error", why=str(exc), keys=len(peers.names))
-        return log_event("curve_peers_reloaded", keys=len(peers.names), clients=_count(clients))
+        self.permissions = permissions
+        rules = "-" if permissions is None else len(permissions.rules)
+        return log_event(
+            "curve_peers_reloaded", keys=len(peers.names), clients=_count(clients), rules=rules
+        )
 
     @staticmethod
     def peer_of(frame: zmq.Frame) -> str:
         """The node whose key the connection that sent ``frame`` authenticated."""
         return frame.get("User-Id")
 
-    def close(self) -> None:
-        self.zap.close()
-        for monitor in self.monitors:
-            monitor.close(0)
-
 
 def _count(clients: AllowList | None) -> int | str:
     return "-" if clients is None else len(clients.names)
 
 
-HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 _PROTOCOL_ERRORS = {
     zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "it spoke plain text, not CURVE",
     zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "its CURVE handshake did not decrypt",
@@ -133,13 +128,12 @@ _PROTOCOL_ERRORS = {
 }
 
 
-def _failure(event: list[bytes]) -> tuple[str, str]:
-    """A monitor event (6 bytes: event, value; then the endpoint) in words."""
-    head = event[0] if event and len(event[0]) >= 6 else bytes(6)
-    kind, value = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
-    endpoint = event[1].decode(errors="replace") if len(event) > 1 else "?"
-    if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        why = f"it ended during the handshake (errno {value})"
+def _failure(event: SocketEvent) -> tuple[str, str]:
+    """A failed handshake in words, and where."""
+    if event.kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        why = f"it ended during the handshake (errno {event.value})"
     else:
-        why = _PROTOCOL_ERRORS.get(value, f"its handshake failed (protocol error {value:#x})")
-    return why, f"at {endpoint}"
+        why = _PROTOCOL_ERRORS.get(
+            event.value, f"its handshake failed (protocol error {event.value:#x})"
+        )
+    return why, f"at {event.endpoint}"

@@ -25,6 +25,11 @@ def closed_header(seq: int, epoch: int) -> bytes:
     return pack({"seq": seq, "epoch": epoch, "type": "closed"})
 
 
+def lost_header(seq: int, epoch: int) -> bytes:
+    """The second frame of a loss notice (§9.6): the topic's last delivered position."""
+    return pack({"seq": seq, "epoch": epoch, "type": "lost"})
+
+
 def batch_header(seq: int, epoch: int, n: int) -> bytes:
     """The second frame of a batch on the batch PUB: ``{"seq", "epoch", "n"}``, for the
     ``n`` messages ``seq``..``seq + n - 1`` whose payloads are the third frame."""

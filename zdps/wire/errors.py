@@ -23,15 +23,21 @@ E_TIMEOUT: Final = "timeout"
 E_TOO_MANY_HOPS: Final = "too_many_hops"
 E_NO_REPLICA: Final = "no_replica"
 E_REPLICA_LOST: Final = "replica_lost"
+E_FORBIDDEN: Final = "forbidden"  # the client's permissions do not allow it (§2.2)
+E_RATE_LIMITED: Final = "rate_limited"  # over max_publish_rate (§10)
 # Counted only, never sent (docs/PROTOCOL.md §2.1): a connection refused by CURVE, an
 # envelope whose sender is not the node its CURVE key names, a peer with no allowed key.
 E_UNAUTHENTICATED: Final = "unauthenticated"
 E_SPOOFED: Final = "spoofed_sender"
 E_NO_PEER_KEY: Final = "no_peer_key"
 E_TOO_MANY_GROUPS: Final = "too_many_groups"  # a local subscription over max_groups
+E_TOO_MANY_SUBSCRIPTIONS: Final = "too_many_subscriptions"  # over max_subscriptions, one SUB
+E_TOO_MANY_PEERS: Final = "too_many_peers"  # a node not admitted: max_peers are known
+E_TOO_MANY_CLIENTS: Final = "too_many_clients"  # a connection refused: max_clients are open
 # The codes that only count bad input from peers in ``status.errors``, never sent.
 COUNTED_ONLY: Final = (
-    E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY, E_TOO_MANY_GROUPS
+    E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY, E_TOO_MANY_GROUPS,
+    E_TOO_MANY_SUBSCRIPTIONS, E_TOO_MANY_PEERS, E_TOO_MANY_CLIENTS,
 )  # fmt: skip
 
 

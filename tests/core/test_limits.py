@@ -1,5 +1,7 @@
-"""max_groups (zdps/core/groups.py, docs/PROTOCOL.md §10): local subscriptions past the
-bound are refused and counted; what is held already, and leaving, still work."""
+"""Limits of the core (docs/PROTOCOL.md §10), each refused past its bound and counted:
+max_groups (zdps/core/groups.py: what is held already, and leaving, still work) and
+max_peers (zdps/core/membership.py: a further node, whether it says hello or is heard
+of from a peer, is not admitted)."""
 
 from __future__ import annotations
 
@@ -32,3 +34,18 @@ def test_a_subscription_past_max_groups_is_refused_and_counted() -> None:
     net.run_until_quiet()
     assert exact_group("t3") in net.core("b").overlay.which_groups()
     assert net.error_codes("a") == {"too_many_groups": 1}
+
+
+def test_a_node_past_max_peers_is_not_admitted_and_counted() -> None:
+    net = SimNet(config=dataclasses.replace(CONFIG, max_peers=1))
+    net.add("a")
+    net.add("b", ["a"])
+    net.settle()
+    net.add("c", ["a"])  # c's hello to a, and news of c at b, find both full
+    net.advance(5.0)
+    for node, peer in (("a", "b"), ("b", "a")):
+        assert set(net.core(node).membership.peers) == {peer}
+        assert net.core(node).ring.nodes == {"a", "b"}
+    assert net.error_codes("a")["too_many_peers"] >= 1
+    assert net.core("a").overlay.peer_digest("c") is None
+    assert not net.core("c").membership.alive()  # c never became anyone's peer

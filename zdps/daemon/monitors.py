@@ -1,0 +1,63 @@
+"""Socket monitors: the connections of a bound socket, as events for whoever needs them.
+
+libzmq keeps one monitor per socket (a second ``zmq_socket_monitor`` replaces the
+first), yet three parts of the daemon want a socket's connection events: the local PUBs
+(which connection holds which subscriptions, ``pubs.py``), CURVE (handshakes that fail
+before ZAP is asked, ``security.py``) and the debug log. So each socket gets one monitor
+for all of them, started before the socket binds so that no connection goes unseen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import NamedTuple
+
+import zmq
+
+from zdps.daemon.polling import drain
+
+CONNECTIONS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+
+
+class SocketEvent(NamedTuple):
+    """One monitor event: its kind (``zmq.EVENT_*``), its value (a file descriptor for
+    connections, an errno or protocol error for failures) and the socket's endpoint."""
+
+    kind: int
+    value: int
+    endpoint: str
+
+
+Listener = Callable[[SocketEvent, float], None]
+
+
+class SocketMonitor:
+    """The monitor of one socket, handing each event to every listener."""
+
+    def __init__(self, sock: zmq.Socket, name: str, events: int) -> None:
+        address = f"inproc://zdps-monitor-{name}-{uuid.uuid4().hex}"  # not pyzmq's shared one
+        sock.monitor(address, events)
+        self.socket = sock.context.socket(zmq.PAIR)
+        self.socket.connect(address)
+        self.name = name  # the monitored socket's name: "api", "pub", ...
+        self.listeners: list[Listener] = []
+
+    def pump(self, now: float) -> None:
+        """Hand every event waiting so far to the listeners, in order."""
+        for frames in drain(self.socket, self.socket.recv_multipart):
+            event = parse(frames)
+            for listener in self.listeners:
+                listener(event, now)
+
+    def close(self) -> None:
+        self.socket.close(0)
+
+
+def parse(frames: list[bytes]) -> SocketEvent:
+    """A monitor message (6 bytes: event, value; then the endpoint) as a SocketEvent."""
+    head = frames[0] if frames and len(frames[0]) >= 6 else bytes(6)
+    kind, value = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
+    endpoint = frames[1].decode(errors="replace") if len(frames) > 1 else "?"
+    return SocketEvent(kind, value, endpoint)

@@ -51,6 +51,12 @@ def status(as_json: bool, node: str, timeout: float) -> None:
         f"ring      {len(ring['nodes'])} node(s) {' '.join(ring['nodes'])}  [{ring['digest']}]"
     )
     click.echo(f"groups    {info['groups']['local']} local, {info['groups']['cluster']} in scope")
+    if info.get("paused"):
+        held = info.get("held", {})
+        click.echo(
+            f"SATURATED peers have not confirmed what it sent them; holding "
+            f"{held.get('frames', 0)} client frame(s), {held.get('bytes', 0)} bytes"
+        )
     click.echo("peers" + ("" if info["peers"] else "     none"))
     for peer in info["peers"]:
         click.echo(

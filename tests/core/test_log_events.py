@@ -35,7 +35,12 @@ def test_an_empty_value_is_a_bug() -> None:
 
 
 _FIELD = re.compile(r' (\w+)=(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))')
-_UNESCAPE = {"n": "\n", "r": "\r"}
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = match[1]
+    return chr(int(code[1:], 16)) if len(code) == 3 else _UNESCAPE.get(code, code)
 
 
 def parse(line: str) -> tuple[str, dict[str, str]]:
@@ -49,7 +54,7 @@ def parse(line: str) -> tuple[str, dict[str, str]]:
         quoted = match[2] is not None
         value = match[2] if quoted else match[3]
         if quoted:
-            value = re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m[1], m[1]), value, flags=re.S)
+            value = re.sub(r"\\(x[0-9a-f]{2}|.)", _unescape, value, flags=re.S)
         fields[match[1]] = value
         at = match.end()
     return event, fields
@@ -81,3 +86,9 @@ def test_every_event_the_code_logs_is_in_the_readme_with_its_fields() -> None:
     for event, keys in made.items():
         if event != "ready":  # its fields are the endpoints, listed in words
             assert keys <= rows[event], (event, keys - rows[event])
+
+
+@given(st.text(max_size=40))
+def test_a_line_stays_one_line_of_printable_text_whatever_a_value_holds(value: str) -> None:
+    line = str(log_event("incompatible_peer", node=value or "x"))
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f]", line)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 LEVELS = ("debug", "info", "warning", "error")
-_PLAIN = re.compile(r"[^\s\"=\\]+")  # a value written without quotes
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"}  # in a quoted value
-_ESCAPE = re.compile(r'[\\"\n\r]')
+# A value written without quotes: no space, quote, equals sign, backslash or control
+# character (C0, DEL, C1); any other is quoted, its control characters escaped, so that
+# a line stays one line of text whatever a peer or client named.
+_PLAIN = re.compile(r"[^\s\"=\\\x00-\x1f\x7f-\x9f]+")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +52,9 @@ def _value(value: Any) -> str:
     text = str(value)
     if _PLAIN.fullmatch(text):
         return text
-    return '"' + _ESCAPE.sub(lambda m: _ESCAPES[m[0]], text) + '"'
+    return '"' + _ESCAPE.sub(_escaped, text) + '"'
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match[0]
+    return _ESCAPES.get(char) or f"\\x{ord(char):02x}"

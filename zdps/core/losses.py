@@ -1,8 +1,10 @@
-"""Messages local subscribers lost (a SUB ``pub_hwm`` behind), counted per topic.
+"""Losses of local subscribers (a SUB ``pub_hwm`` behind), counted per topic.
 
 The raw and batch PUBs tell which topic a message that found a subscriber's queue full
-was of, not which subscriber lost it (libzmq does not say): so the loss is counted per
-topic, for ``status``, with a bound on how many topics are named.
+was of, not which subscriber lost it, nor how many more it loses until it has caught
+up (libzmq does not say): so what is counted is loss *episodes* per topic, for
+``status``, with a bound on how many topics are named. The subscribers see the
+messages themselves as gaps in ``seq`` (and are sent loss notices, ``notices.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ MAX_TOPICS = 1000  # topics named; the losses of any more are counted together
 
 @dataclass(slots=True)
 class SubscriberLosses:
-    """Lost messages per topic (at most MAX_TOPICS of them), and the rest in one sum."""
+    """Loss episodes per topic (at most MAX_TOPICS of them), and the rest in one sum."""
 
     by_topic: dict[str, int] = field(default_factory=dict)
     other_topics: int = 0

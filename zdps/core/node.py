@@ -216,8 +216,8 @@ class NodeCore:
         self.outbox.error(code, message)
 
     def subscribers_lost(self, lost: dict[str, int]) -> int:
-        """Messages local SUBs lost (topic -> count, the IO layer saw their queues full);
-        returns the counter ``subscriber_queue_full`` now."""
+        """Local SUBs began losing messages (topic -> times, the IO layer saw their
+        queues full); returns the counter ``subscriber_queue_full`` now."""
         self.counters["subscriber_queue_full"] += self.losses.add(lost)
         return self.counters["subscriber_queue_full"]
 

@@ -75,6 +75,12 @@ def status(as_json: bool, node: str, timeout: float) -> None:
     losses = info.get("subscriber_losses", {}).get("by_topic", {})
     for topic, lost in list(losses.items())[:5]:  # the node ranks them, worst first
         click.echo(f"    lost by SUBs of {escape(topic.encode())}: {lost}")
+    reports = info.get("subscriber_losses", {}).get("by_subscriber", {})
+    for name, counts in list(reports.items())[:5]:  # ranked by messages missed
+        click.echo(
+            f"    {escape(name.encode())} missed {counts['missed']}, "
+            f"recovered {counts['recovered']} from history"
+        )
     errors = info["errors"]
     click.echo("errors" + ("" if errors else "    none"))
     for name, value in sorted(errors.items()):

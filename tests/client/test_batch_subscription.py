@@ -18,10 +18,10 @@ from tests.client.recovery_cases import Key, closed, entries, gap, m, serve, sta
 from zdps.client.protocol import Batch, Message, decode_batch_delivery
 from zdps.client.recovery import FETCH_ATTEMPTS, GAP_RECHECK, Delivery, Recovery
 from zdps.client.steps import Request, Sleep
-from zdps.client.subscription import Inbox, notices
+from zdps.client.subscription import Inbox, notices, subscriber_name
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import ProtocolError, pack
-from zdps.wire.api import HistoryQuery
+from zdps.wire.api import HistoryQuery, Lost
 from zdps.wire.batches import MAX_BATCH, pack_batch
 from zdps.wire.delivery import batch_header, closed_header, decode_batch_header, message_header
 
@@ -55,6 +55,9 @@ def run(steps: Generator | None, answer: Any) -> list:
     try:
         step = next(steps)
         while True:
+            if isinstance(step, Request) and type(step.op) is Lost:
+                step = steps.send(True)  # the report to the node (test_loss_notices.py)
+                continue
             taken.append(step)
             step = steps.send(answer(step.op) if isinstance(step, Request) else None)
     except StopIteration:
@@ -277,8 +280,10 @@ def test_a_batch_after_a_gap_fetches_then_delivers_the_rest_in_order_once() -> N
     assert steps is not None
     assert list(inbox.ready) == [b(1, 1, 2)]  # nothing of the new batch before what it missed
     assert next(steps) == Request(HistoryQuery("t", after=(1, 2), until=(1, 5)))
+    report = steps.send({"entries": entries((1, 3), (1, 4)), "more": False})
+    assert report == Request(Lost("t", 2, 2, subscriber_name()))  # 2 missed, 2 recovered
     with pytest.raises(StopIteration):
-        steps.send({"entries": entries((1, 3), (1, 4)), "more": False})
+        steps.send(True)
     assert take_all(inbox, whole=True) == [b(1, 1, 2), m(1, 3), m(1, 4), *b(1, 5, 4).messages()]
     # Caught up: the next batch is whole again; an overlapping one gives only what is new.
     assert inbox.arrived(b(1, 9, 2), pytest.fail) is None

@@ -8,9 +8,11 @@ import pytest
 
 from tests.client.recovery_cases import entries, gap, m, started
 from zdps.client.protocol import LOST, LOST_TOPIC, Message, decode_batch_delivery, decode_delivery
-from zdps.client.recovery import Fetch, Recovery
-from zdps.client.subscription import Inbox
+from zdps.client.recovery import GAP_RECHECK, Fetch, Recovery
+from zdps.client.steps import Request, Sleep
+from zdps.client.subscription import Inbox, subscriber_name
 from zdps.topics import LOST_PREFIX
+from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
 from zdps.wire.delivery import lost_header
 
 pytestmark = pytest.mark.timeout(30)
@@ -54,3 +56,21 @@ def test_notices_are_decoded_with_their_topic_and_subscribed_with_recovery_only(
     plain = Inbox([b"news\x00"], recover=False)
     assert plain.subscriptions() == [b"news\x00"]
     assert plain.live(notice(3, 7, "news")) is None and not plain.ready
+
+
+def test_a_recovery_reports_what_was_missed_and_recovered_to_the_node() -> None:
+    inbox = Inbox([b"t\x00"], recover=True)
+    inbox.live(m(1, 1))
+    fetch = inbox.live(notice(1, 5))
+    assert isinstance(fetch, Fetch)
+    steps = inbox.recovering(notice(1, 5), fetch)
+    assert isinstance(next(steps), Request)  # the history query
+    report = steps.send({"entries": entries((1, 2), (1, 3)), "more": False})
+    assert report == Sleep(GAP_RECHECK)  # 4 and 5 are not in history: asked once more
+    next(steps)
+    report = steps.send({"entries": entries((1, 2), (1, 3)), "more": False})
+    assert report == Request(Lost("t", 4, 2, subscriber_name()))  # 4 missed, 2 recovered
+    with pytest.raises(StopIteration):
+        steps.send(None)  # the node's answer does not matter (an old node: unknown_op)
+    assert list(inbox.ready) == [m(1, 1), m(1, 2), m(1, 3), gap(1, 4, 5)]
+    assert 0 < len(subscriber_name()) <= MAX_SUBSCRIBER_NAME

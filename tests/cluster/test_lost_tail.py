@@ -31,3 +31,6 @@ def test_a_lost_tail_is_recovered_with_no_later_message(cluster: Cluster, batche
             got.append(item.seq)
         assert got == list(range(1, COUNT + 1))
         sub.close()
+        # The subscriber told the node what it missed live, all of it recovered.
+        (report,) = client.status()["subscriber_losses"]["by_subscriber"].values()
+        assert report["missed"] == report["recovered"] > 0

@@ -23,6 +23,7 @@ from zdps.wire.api import (
     Delete,
     HistoryQuery,
     Info,
+    Lost,
     Members,
     PublishDecoder,
     Ready,
@@ -106,6 +107,7 @@ OP_EXAMPLES = [
     Delete("t"),
     Create("t", Retention(0, 1.5)),
     HistoryQuery("t", None, (17, 2), (18, 0), 50),
+    Lost("t", 5, 3, "host pid 1"),
 ]
 
 

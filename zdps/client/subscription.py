@@ -10,6 +10,8 @@ with no work per message; any other is taken message by message.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Generator
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from zdps.client.protocol import LOST, Batch, Message
-from zdps.client.recovery import Delivery, Fetch, Recovery, recovering
+from zdps.client.recovery import Delivery, Fetch, Gap, Recovery, recovering
 from zdps.client.steps import Request, Sleep
 from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
+from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,11 @@ class SubscribePlan:
     @property
     def token_subscription(self) -> bytes:
         return SYNC_PREFIX + self.token.encode()
+
+
+def subscriber_name() -> str:
+    """How this process names itself in its ``lost`` reports: host and pid."""
+    return f"{socket.gethostname()} pid {os.getpid()}"[:MAX_SUBSCRIBER_NAME]
 
 
 def notices(groups: list[bytes]) -> list[bytes]:
@@ -170,9 +178,15 @@ class Inbox:
         return messages[0]
 
     def recovering(self, msg: Message, fetch: Fetch) -> Generator[Request | Sleep, Any, None]:
-        """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to ``ready``."""
+        """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to
+        ``ready``, and what was missed is reported to the node (§8.3 ``lost``)."""
         assert self.recovery is not None
-        self.ready.extend((yield from recovering(self.recovery, msg, fetch)))
+        deliveries = yield from recovering(self.recovery, msg, fetch)
+        self.ready.extend(deliveries)
+        recovered = sum(type(d) is Message and d is not msg for d in deliveries)
+        missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
+        if missed:
+            yield Request(Lost(msg.topic, missed, recovered, subscriber_name()))
 
     def replay(self, topic: str, entries: list[list] | None, since: int = 0) -> None:
         """History entries (a ``since`` request) go before anything live."""

@@ -24,6 +24,7 @@ from typing import Any
 from zdps.core.barrier import Barriers
 from zdps.core.flow import FlowControl
 from zdps.core.history_fetch import HistoryFetches
+from zdps.core.losses import SubscriberLosses
 from zdps.core.outbox import Outbox
 from zdps.core.permissions import Permissions
 from zdps.core.publish_rate import PublishRate
@@ -36,6 +37,7 @@ from zdps.wire.api import (
     Delete,
     HistoryQuery,
     Info,
+    Lost,
     Members,
     Op,
     PublishDecoder,
@@ -67,6 +69,7 @@ class ClientApi:
     bad_input: Callable[[str, str], None]
     publishes: PublishDecoder
     flow: FlowControl
+    losses: SubscriberLosses  # subscribers' own reports go here too
     permissions: Permissions | None = None  # per-client topic rules (permissions.py)
     rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
     # (client, fields, size, user): frames held while saturated, oldest first
@@ -96,7 +99,12 @@ class ClientApi:
                 op.topic, op.retention, (client, ref), 0, now, out
             ),
             HistoryQuery: self.fetches.request,
+            Lost: self._lost,
         }
+
+    def _lost(self, client: bytes, ref: int, op: Lost, _now: float, out: Outbox) -> None:
+        self.losses.reported(op.subscriber, op.missed, op.recovered)
+        out.reply(client, ref, True)
 
     def on_frame(
         self, client: bytes, frame: bytes, now: float, out: Outbox, user: str | None = None

@@ -114,10 +114,11 @@ class NodeCore:
             self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input,
             config.max_groups,
         )  # fmt: skip
+        self.losses = SubscriberLosses()  # what local subscribers lost, per topic
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
-            PublishDecoder(config.max_payload), self.flow,
+            PublishDecoder(config.max_payload), self.flow, self.losses,
             rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (
@@ -145,7 +146,6 @@ class NodeCore:
             data.Nack: self.acks.on_nack,
         }
         self.refusal: str | None = None  # set: this node must stop (its id is taken)
-        self.losses = SubscriberLosses()  # what local subscribers lost, per topic
         self._ticked = now  # when ``tick`` last ran its timers
 
     # ------------------------------------------------------------------ IO interface

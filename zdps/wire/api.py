@@ -339,8 +339,54 @@ class HistoryQuery(Op):
         return args
 
 
+MAX_SUBSCRIBER_NAME = 128  # characters of a ``lost`` report's subscriber name
+
+
+@dataclass(frozen=True, slots=True)
+class Lost(Op):
+    """A subscriber's report: it missed ``missed`` messages of ``topic`` live, and got
+    ``recovered`` of them from history (§8.3); the node shows it per subscriber."""
+
+    OP = "lost"
+    SHAPE = "{topic: str, missed: int, recovered: int, subscriber: str}"
+    topic: str
+    missed: int
+    recovered: int
+    subscriber: str
+
+    @classmethod
+    def decode(cls, args: dict) -> Lost:
+        missed, recovered = args.get("missed"), args.get("recovered")
+        if (
+            type(missed) is not int
+            or type(recovered) is not int
+            or not 0 <= recovered <= missed < U64
+        ):
+            raise malformed("lost needs ints 0 <= recovered <= missed")
+        name = args.get("subscriber")
+        if (
+            type(name) is not str
+            or not name
+            or len(name) > MAX_SUBSCRIBER_NAME
+            or not name.isprintable()
+        ):
+            raise malformed(
+                f"lost needs a subscriber name of 1-{MAX_SUBSCRIBER_NAME} printable characters"
+            )
+        return cls(need_topic(args.get("topic")), missed, recovered, name)
+
+    def args(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "missed": self.missed,
+            "recovered": self.recovered,
+            "subscriber": self.subscriber,
+        }
+
+
 OPS: dict[str, type[Op]] = {
-    op.OP: op for op in (Info, Status, Members, Watch, Unwatch, Ready, Delete, Create, HistoryQuery)
+    op.OP: op
+    for op in (Info, Status, Members, Watch, Unwatch, Ready, Delete, Create, HistoryQuery, Lost)
 }
 
 

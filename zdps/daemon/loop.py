@@ -149,8 +149,6 @@ class Daemon:
         self.poller = PollSet()
         for sock in (self.cluster, self.api, self.pub, self.batch_pub):
             self.poller.register(sock, zmq.POLLIN)
-        for monitor in self.monitors.values():
-            self.poller.register(monitor.socket, zmq.POLLIN)
         self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
         self.poller.register(self.gate.zap.socket, zmq.POLLIN)
         for name in ("api", "pub", "batch_pub"):
@@ -273,8 +271,8 @@ class Daemon:
         deadline = core.next_deadline()
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
-        for monitor in self.monitors.values():
-            if monitor.socket in ready:
+        if now >= deadline:  # connection events wait for the tick (monitors.py)
+            for monitor in self.monitors.values():
                 monitor.pump(now)
         self._serve_zap(ready, now)
         if self.cluster in ready:

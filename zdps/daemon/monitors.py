@@ -1,10 +1,17 @@
 """Socket monitors: the connections of a bound socket, as events for whoever needs them.
 
 libzmq keeps one monitor per socket (a second ``zmq_socket_monitor`` replaces the
-first), yet three parts of the daemon want a socket's connection events: the local PUBs
-(which connection holds which subscriptions, ``pubs.py``), CURVE (handshakes that fail
-before ZAP is asked, ``security.py``) and the debug log. So each socket gets one monitor
-for all of them, started before the socket binds so that no connection goes unseen.
+first), yet several parts of the daemon want a socket's connection events: the local PUBs
+(which connection holds which subscriptions, ``pubs.py``), the connection limit
+(``gate.py``), CURVE (handshakes that fail before ZAP is asked, ``security.py``) and the
+debug log. So each socket gets one monitor for all of them, started before the socket
+binds so that no connection goes unseen.
+
+Monitors are not polled: every socket in the poll set costs every wake-up of the loop,
+and the latency of a busy node grows with its CPU. They are pumped at each timer tick
+(at least every heartbeat interval), and at once where an event must come first: before
+a PUB's subscription report, before ZAP admits a client. Their queue is unbounded, so
+no event is dropped meanwhile.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class SocketMonitor:
         address = f"inproc://zdps-monitor-{name}-{uuid.uuid4().hex}"  # not pyzmq's shared one
         sock.monitor(address, events)
         self.socket = sock.context.socket(zmq.PAIR)
+        self.socket.setsockopt(zmq.RCVHWM, 0)  # pumped at ticks: keep every event till then
         self.socket.connect(address)
         self.name = name  # the monitored socket's name: "api", "pub", ...
         self.listeners: list[Listener] = []

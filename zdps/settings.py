@@ -284,6 +284,16 @@ SETTINGS: tuple[Setting, ...] = (
         unit="bytes",
     ),
     Setting(
+        "max_topic",
+        int,
+        255,
+        "Longest topic or prefix local clients may publish to or subscribe to, in bytes "
+        "of UTF-8 (255 is the protocol's limit); longer ones are refused (invalid_topic).",
+        min=1,
+        max=255,
+        unit="bytes",
+    ),
+    Setting(
         "max_publish_rate",
         int,
         0,

@@ -1,5 +1,6 @@
 """Limits of the core (docs/PROTOCOL.md §10), each refused past its bound and counted:
-max_groups (zdps/core/groups.py: what is held already, and leaving, still work) and
+max_topic (publishes and subscriptions of longer topics), max_groups
+(zdps/core/groups.py: what is held already, and leaving, still work) and
 max_peers (zdps/core/membership.py: a further node, whether it says hello or is heard
 of from a peer, is not admitted)."""
 
@@ -49,3 +50,15 @@ def test_a_node_past_max_peers_is_not_admitted_and_counted() -> None:
     assert net.error_codes("a")["too_many_peers"] >= 1
     assert net.core("a").overlay.peer_digest("c") is None
     assert not net.core("c").membership.alive()  # c never became anyone's peer
+
+
+def test_a_topic_over_max_topic_is_refused_for_publishes_and_subscriptions() -> None:
+    net = SimNet(config=dataclasses.replace(CONFIG, max_topic=4))
+    net.add("a")
+    net.settle()
+    net.subscribe("a", exact_group("long-topic"))
+    net.subscribe("a", exact_group("ok"))
+    ref = net.publish("a", "long-topic", b"x")
+    net.run_until_quiet()
+    assert net.core("a").overlay.which_local_groups() == {exact_group("ok")}
+    assert ref in net.nacks("a") and net.error_codes("a") == {"invalid_topic": 2}

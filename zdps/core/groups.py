@@ -37,6 +37,7 @@ class Groups(Part):
     counters: dict[str, int]
     bad_input: Callable[[str, str], None]
     max_groups: int = default("max_groups")  # local groups at most (a memory bound)
+    max_topic: int = default("max_topic")  # bytes of a local subscription's topic or prefix
 
     def on_subscription(
         self, subscription: bytes, subscribed: bool, now: float, out: Outbox
@@ -52,6 +53,10 @@ class Groups(Part):
             return False
         if not is_valid_group(subscription):
             self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
+            return False
+        if len(subscription.removesuffix(b"\x00")) > self.max_topic:
+            why = f"subscription {subscription[:64]!r} is over max_topic ({self.max_topic} bytes)"
+            self.bad_input(E_INVALID_TOPIC, why)
             return False
         if subscribed:
             overlay = self.overlay

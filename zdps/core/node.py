@@ -112,13 +112,13 @@ class NodeCore:
         self.watches = Watches(ring, self.overlay)
         self.groups = Groups(
             self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input,
-            config.max_groups,
+            config.max_groups, config.max_topic,
         )  # fmt: skip
         self.losses = SubscriberLosses()  # what local subscribers lost, per topic
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
-            PublishDecoder(config.max_payload), self.flow, self.losses,
+            PublishDecoder(config.max_payload, config.max_topic), self.flow, self.losses,
             rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (

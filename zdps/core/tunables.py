@@ -28,6 +28,7 @@ class CoreConfig:
     suspicion_mult: float = default("suspicion_mult")
     suspicion_max_mult: float = default("suspicion_max_mult")
     max_payload: int = default("max_payload")
+    max_topic: int = default("max_topic")  # bytes of a topic or prefix from a local client
     max_publish_rate: int = default("max_publish_rate")  # per client, a second; 0: none
     max_peers: int = default("max_peers")  # nodes in the peer table at most
     max_groups: int = default("max_groups")  # distinct groups local subscribers may hold

@@ -68,6 +68,7 @@ class Config:
     heartbeat_interval: float = _default("heartbeat_interval")
     peer_timeout: float = _default("peer_timeout")
     max_payload: int = _default("max_payload")
+    max_topic: int = _default("max_topic")
     max_publish_rate: int = _default("max_publish_rate")
     max_clients: int = _default("max_clients")
     max_peers: int = _default("max_peers")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
-from zdps.topics import InvalidTopic, check_topic, is_valid_group
+from zdps.topics import MAX_TOPIC_BYTES, InvalidTopic, check_topic, is_valid_group
 from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, check_batch, pack_batch, split_oversized
 from zdps.wire.codec import encode_api, need_int
 from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, Retention
@@ -58,7 +58,8 @@ class PublishReject(NamedTuple):
 
 
 class PublishDecoder:
-    """Checks ``pub`` entries against the node's ``max_payload``, remembering valid topics.
+    """Checks ``pub`` entries against the node's ``max_payload`` and ``max_topic``,
+    remembering valid topics.
 
     Checking a topic costs more than the rest of an entry, and publishers reuse few
     topics, so topics already found valid are remembered (at most MAX_VALID_TOPICS).
@@ -67,8 +68,9 @@ class PublishDecoder:
     batches of the runs between them.
     """
 
-    def __init__(self, max_payload: int) -> None:
+    def __init__(self, max_payload: int, max_topic: int = MAX_TOPIC_BYTES) -> None:
         self.max_payload = max_payload
+        self.max_topic = max_topic  # bytes of UTF-8, at most MAX_TOPIC_BYTES (the protocol's)
         self._valid: set[str] = set()
 
     def decode(self, body: Any) -> tuple[list, list[PublishReject]]:
@@ -108,7 +110,9 @@ class PublishDecoder:
         if len(raw) == 5:
             raw.append(False)
         if type(topic) is not str or topic not in self._valid:
-            need_topic(topic)
+            if len(need_topic(topic).encode()) > self.max_topic:
+                why = f"topic is over max_topic ({self.max_topic} bytes of UTF-8)"
+                raise ProtocolError(E_INVALID_TOPIC, why)
             if len(self._valid) >= MAX_VALID_TOPICS:
                 self._valid.clear()
             self._valid.add(topic)

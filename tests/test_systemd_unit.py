@@ -1,4 +1,5 @@
-"""systemd/zdps.service passes ``systemd-analyze verify`` and runs zdps where README says.
+"""systemd/zdps.service and zdps@.service pass ``systemd-analyze verify``, run zdps where
+README says, and score "OK" or better in ``systemd-analyze security --offline``.
 
 verify checks that ExecStart's program exists on this machine, and the unit names
 /opt/zdps/bin/zdps, where README installs zdps. Where that path exists the unit is
@@ -9,6 +10,7 @@ this checkout's own zdps (the same console script), must verify with nothing to 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 UNIT = ROOT / "systemd" / "zdps.service"
+TEMPLATE = ROOT / "systemd" / "zdps@.service"  # one node per /etc/zdps/NAME.toml
 README = ROOT / "README.md"
 PROGRAM = "/opt/zdps/bin/zdps"
 EXEC_START = f"ExecStart={PROGRAM} start --config /etc/zdps/zdps.toml"
@@ -53,17 +56,42 @@ def test_the_unit_and_readme_say_where_zdps_is_installed() -> None:
 
 
 @needs_analyze
-def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    code, said = verify(UNIT)
+@pytest.mark.parametrize("unit", [UNIT, TEMPLATE], ids=["zdps", "zdps@"])
+def test_the_units_pass_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
+    code, said = verify(unit)
     if Path(PROGRAM).exists():
         assert (code, said) == (0, [])
         return
     assert code != 0
-    assert said == [f"zdps.service: Command {PROGRAM} is not executable: No such file or directory"]
+    shown = unit.name.replace("@.", "@i.")  # a template is verified as its instance "i"
+    assert said == [f"{shown}: Command {PROGRAM} is not executable: No such file or directory"]
 
     program = Path(sys.executable).with_name("zdps")
     assert program.exists(), f"{program}: the project is not installed in this venv"
-    copy = tmp_path / "zdps.service"
-    copy.write_text(UNIT.read_text().replace(f"ExecStart={PROGRAM} ", f"ExecStart={program} "))
-    assert copy.read_text() != UNIT.read_text()
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace(f"ExecStart={PROGRAM} ", f"ExecStart={program} "))
+    assert copy.read_text() != unit.read_text()
     assert verify(copy) == (0, [])
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", [UNIT, TEMPLATE], ids=["zdps", "zdps@"])
+def test_the_units_are_notify_with_a_watchdog_and_score_ok_or_better(unit: Path) -> None:
+    text = unit.read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and "NotifyAccess=main" in text
+    assert ANALYZE is not None
+    done = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", str(unit)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", done.stdout)
+    assert match, done.stdout + done.stderr
+    print(f"{unit.name}: exposure {match[1]} {match[2]}")
+    assert float(match[1]) <= 2.0 and match[2] in ("OK", "SAFE")
+
+
+def test_the_template_differs_from_the_unit_only_per_instance() -> None:
+    unit = [line for line in UNIT.read_text().splitlines() if not line.startswith("#")]
+    template = [line for line in TEMPLATE.read_text().splitlines() if not line.startswith("#")]
+    differ = [(a, b) for a, b in zip(unit, template, strict=True) if a != b]
+    assert all("%i" in b for _, b in differ) and len(differ) == 4, differ

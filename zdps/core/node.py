@@ -173,6 +173,20 @@ class NodeCore:
         """The IO layer must stop reading client frames until held ones go on."""
         return self.clients.held_full
 
+    def joined(self, now: float) -> bool:
+        """In its cluster (systemd's READY=1): a peer is alive, or there is no seed to
+        wait for, or none answered within ``peer_timeout`` (it is alone)."""
+        membership = self.membership
+        waited = now - self.started >= self.config.peer_timeout
+        return bool(membership.alive()) or not membership.seeds or waited
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: peers, topics, local groups."""
+        return (
+            f"{len(self.membership.alive())} peer(s) alive, {len(self.sequencer)} topic(s) "
+            f"sequenced here, {self.overlay.local_groups} local group(s)"
+        )
+
     @property
     def pending(self) -> int:
         """Publishes waiting for an answer: from the next hop, or from replicas."""

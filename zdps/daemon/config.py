@@ -9,14 +9,18 @@ checked here beyond it is endpoint syntax and the rules that relate two keys.
 from __future__ import annotations
 
 import contextlib
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import zmq
+
+from zdps import __version__
 from zdps.core.permissions import Permissions
 from zdps.core.tunables import CoreConfig
-from zdps.endpoints import endpoint_problem, is_wildcard, next_to
+from zdps.endpoints import connectable, endpoint_problem, host, is_wildcard, next_to
 from zdps.keys import AllowList, KeyFileError, NodeKeys, read_key
 from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 
@@ -235,3 +239,35 @@ def _check_endpoint(key: str, endpoint: str) -> None:
     problem = endpoint_problem(endpoint)
     if problem:
         raise ConfigError(f"{key} {endpoint!r} {problem}")
+
+
+def node_info(
+    config: Config,
+    cluster: zmq.Socket,
+    api: zmq.Socket,
+    pub: zmq.Socket,
+    batch_pub: zmq.Socket,
+    expansion: str,
+) -> dict[str, Any]:
+    """What ``info`` tells clients of this node: its version and security, and the
+    endpoints its sockets are bound to, written so that a client can dial them
+    (a wildcard host becomes the advertised one)."""
+    cluster_host = host(config.advertised) or "127.0.0.1"
+
+    def bound(sock: zmq.Socket) -> str:
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "expansion": expansion,  # the raw PUB's loop: compiled or python
+        "cluster_security": "curve" if config.curve else "none",
+        "client_security": "curve" if config.curve_clients else "none",
+        "endpoints": {
+            "cluster": bound(cluster),
+            "advertise": config.advertised,
+            "api": connectable(bound(api), cluster_host),
+            "pub": connectable(bound(pub), cluster_host),
+            "batch_pub": connectable(bound(batch_pub), cluster_host),
+        },
+    }

@@ -20,7 +20,6 @@ import dataclasses
 import gc
 import logging
 import math
-import os
 import signal
 import socket
 import time
@@ -29,21 +28,20 @@ from typing import Any
 
 import zmq
 
-from zdps import __version__
 from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
-from zdps.daemon.config import Config, core_config
+from zdps.daemon.config import Config, core_config, node_info
 from zdps.daemon.delivery import EXPANSION, LocalOutput
 from zdps.daemon.gate import Gate
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
+from zdps.daemon.notify import SystemdNotifier
 from zdps.daemon.polling import PollSet, drain, name_sender, readable, routed, user_of
 from zdps.daemon.pubs import LocalPub
 from zdps.daemon.security import CurveSecurity
 from zdps.daemon.subscribers import SubscriberFilter
-from zdps.endpoints import connectable, host
 from zdps.keys import CurveClient
 from zdps.memory import keep_freed_memory
 from zdps.wire import E_MALFORMED, encode_api
@@ -79,6 +77,7 @@ class Daemon:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._reload = False  # SIGHUP: read the CURVE allow-list again
+        self.notifier = SystemdNotifier()
 
         self.security = None
         cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
@@ -113,30 +112,11 @@ class Daemon:
         self.pub = self._bind("pub", zmq.XPUB, config.pub, events, **pub_options)
         self.batch_pub = self._bind("batch_pub", zmq.XPUB, config.batches, events, **pub_options)
         self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
-        cluster_host = host(config.advertised) or "127.0.0.1"
         self.core = NodeCore(
-            config.node_id,
-            self.incarnation,
-            config.scope,
-            config.advertised,
-            config.seed_endpoints,
-            time.monotonic(),
-            core_config(config),
-            info={
-                "version": __version__,
-                "pid": os.getpid(),
-                "expansion": EXPANSION,  # the raw PUB's loop: compiled or python
-                "cluster_security": "curve" if config.curve else "none",
-                "client_security": "curve" if config.curve_clients else "none",
-                "endpoints": {
-                    "cluster": self._bound(self.cluster),
-                    "advertise": config.advertised,
-                    "api": connectable(self._bound(self.api), cluster_host),
-                    "pub": connectable(self._bound(self.pub), cluster_host),
-                    "batch_pub": connectable(self._bound(self.batch_pub), cluster_host),
-                },
-            },
-        )
+            config.node_id, self.incarnation, config.scope, config.advertised,
+            config.seed_endpoints, time.monotonic(), core_config(config),
+            info=node_info(config, self.cluster, self.api, self.pub, self.batch_pub, EXPANSION),
+        )  # fmt: skip
         self.output = LocalOutput(
             self.pub, self.batch_pub, self.raw_subscribers.wants, self.core, self.events.write,
             config.pub_hwm,
@@ -185,10 +165,6 @@ class Daemon:
             self.monitors[name] = SocketMonitor(sock, name, events)
         sock.bind(endpoint)
         return sock
-
-    @staticmethod
-    def _bound(sock: zmq.Socket) -> str:
-        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _cannot_dial(self, endpoint: str, why: str) -> None:
         self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {why}")
@@ -247,6 +223,7 @@ class Daemon:
                 self._turn()
             if core.refusal is not None:
                 self.events.write(log_event("refused_to_run", "error", why=core.refusal), 0.0)
+            self.notifier.stopping()
             self.events.write(log_event("leaving", pending_acks=core.pending), 0.0)
             core.leave(time.monotonic())
             self._flush()
@@ -289,9 +266,11 @@ class Daemon:
                 self._wake_r.recv(4096)
         if self._reload:
             self._reload = False
+            self.notifier.reloading()
             ignored = log_event("reload_ignored", why="no curve_peers to read")
             self.events.write(ignored if self.security is None else self.security.reload(), now)
             self._apply_permissions()
+            self.notifier.reloaded()
         self.links.retry(ready)
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)
@@ -300,6 +279,8 @@ class Daemon:
         self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)
+        if self.notifier.active:
+            self.notifier.tick(now, core.joined(now), core.summary)
         if core.clients_held_full != self._api_paused:
             # Saturated for long: leave client frames queued in ZeroMQ (backpressure)
             # until the peers confirm what we sent them (clients.py).
@@ -397,6 +378,7 @@ class Daemon:
             monitor.close()
         self.links.close()
         self.gate.close()
+        self.notifier.close()
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()

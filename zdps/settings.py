@@ -236,6 +236,14 @@ SETTINGS: tuple[Setting, ...] = (
         "group changes and a status line (every 10 s, if it changed).",
         choices=LOG_LEVELS,
     ),
+    Setting(
+        "log_format",
+        str,
+        "text",
+        "Log lines as text (key=value, without the time under journald, which adds it) or "
+        "json (one object per line).",
+        choices=("text", "json"),
+    ),
     _seconds("probe_interval", 0.2, "Seconds between failure probes, each of one peer in turn."),
     _seconds(
         "probe_timeout",

@@ -14,6 +14,7 @@ answer, and bad input naming who sent it (README "Logs", docs/PROTOCOL.md §4.1,
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -144,3 +145,14 @@ def test_a_frozen_node_declared_dead_logs_its_readmission(
     # What A told B while B was frozen may be gone with the links A closed; its redial
     # says it all: B learns it had been declared dead.
     assert "readmitted by=A" in b.logs(), b.logs()
+
+
+def test_log_format_json_writes_one_object_per_line(cluster: Cluster) -> None:
+    node = cluster.start("A", log_format="json")
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(10) == 0
+    lines = [json.loads(line) for line in node.logs().splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[0] == "ready" and "leaving" in events
+    assert all(line["node"] == "A" and line["level"] and line["time"] for line in lines)
+    assert lines[0]["scope"] == "default" and lines[0]["security"] == "none"

@@ -64,6 +64,7 @@ class Config:
     pub: str = _default("pub")
     batch_pub: str | None = _default("batch_pub")
     log_level: str = _default("log_level")
+    log_format: str = _default("log_format")
     probe_interval: float = _default("probe_interval")
     probe_timeout: float = _default("probe_timeout")
     indirect_probes: int = _default("indirect_probes")

@@ -14,13 +14,16 @@ from typing import Any
 import zmq
 
 from zdps.core.log_events import LEVELS, LogEvent, log_event
+from zdps.daemon.log_format import JsonFormatter, TextFormatter, under_journald
 from zdps.daemon.monitors import SocketEvent, SocketMonitor
 
 
-def setup(node: str, level: str) -> logging.Logger:
-    """Log to stderr (journald picks it up under systemd)."""
+def setup(node: str, level: str, form: str = "text") -> logging.Logger:
+    """Log to stderr (journald picks it up under systemd), as ``form`` says
+    (``log_format.py``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s zdps[{node}] %(message)s"))
+    formatter = JsonFormatter(node) if form == "json" else TextFormatter(node, under_journald())
+    handler.setFormatter(formatter)
     logger = logging.getLogger("zdps")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
@@ -66,7 +69,8 @@ class EventLog:
             self._held[key] = self._held.get(key, 0) + 1
             return
         held = self._held.pop(key, 0)
-        self._logger.log(_LEVELS[event.level], "%s%s", event, f" held_back={held}" if held else "")
+        suffix = f" held_back={held}" if held else ""
+        self._logger.log(_LEVELS[event.level], "%s%s", event, suffix, extra={"held_back": held})
         self._next[key] = now + every
 
 

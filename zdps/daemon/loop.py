@@ -67,7 +67,7 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.log = setup(config.node_id, config.log_level)
+        self.log = setup(config.node_id, config.log_level, config.log_format)
         self.events = EventLog(self.log)
         self.ctx = zmq.Context()
         self.incarnation = time.time_ns()

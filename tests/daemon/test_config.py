@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from zdps.core.tunables import CoreConfig
-from zdps.daemon.config import DEFAULT_API, ConfigError, core_config, load
+from zdps.daemon.config import DEFAULT_API, ConfigError, core_config, gather, load, problems
 from zdps.endpoints import connectable
+from zdps.settings import BY_NAME
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -173,3 +174,47 @@ def test_the_public_key_file_is_not_a_secret_key(curve_dir: Path) -> None:
     values = curve(curve_dir, curve_secret_key=str(curve_dir / "a" / "a.key"))
     with pytest.raises(ConfigError, match="no secret key"):
         load(None, values)
+
+
+def test_a_flag_beats_the_environment_which_beats_the_file_which_beats_the_default(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "zdps.toml"
+    path.write_text('scope = "from-file"\npub_hwm = 10\nhistory = 7\n')
+    env = {
+        "ZDPS_PUB_HWM": "20",
+        "ZDPS_HISTORY": "8",
+        "ZDPS_SEEDS": "tcp://127.0.0.1:1, tcp://127.0.0.1:2",
+    }
+    sources = gather(path, {"history": 9}, env)[1]
+    config = load(path, {"history": 9}, env)
+    assert (config.scope, config.pub_hwm, config.history) == ("from-file", 20, 9)
+    assert config.seeds == ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]
+    assert sources == {
+        "scope": f"file {path}",
+        "pub_hwm": "environment ZDPS_PUB_HWM",
+        "history": "flag --history",
+        "seeds": "environment ZDPS_SEEDS",
+    }
+    assert load(None, {}, {}).pub_hwm == BY_NAME["pub_hwm"].default
+
+
+def test_config_check_reports_every_bad_value_with_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "zdps.toml"
+    path.write_text('heartbeat_interval = -1\npub_hwm = "lots"\nlog_level = "loud"\n')
+    found = problems(path, {}, {"ZDPS_HISTORY": "many"})
+    assert len(found) == 4, found
+    for key in ("heartbeat_interval", "pub_hwm", "log_level", "history"):
+        assert any(problem.startswith(key) for problem in found), (key, found)
+    path.write_text('colour = "blue"\n')
+    assert problems(path, {}, {}) == [f"{path}: unknown configuration key(s): colour"]
+    path.write_text("peer_timeout = 0.1\n")  # fine alone, not with the heartbeat interval
+    assert problems(path, {}, {}) == ["peer_timeout must be at least 3 heartbeat intervals"]
+    assert problems(Path(__file__).parents[2] / "conf" / "zdps.toml", {}, {}) == []
+
+
+@pytest.mark.parametrize("node", ["a", "b", "c"])
+def test_the_three_node_example_passes_config_check(node: str) -> None:
+    path = Path(__file__).parents[2] / "conf" / "three-nodes" / f"{node}.toml"
+    assert problems(path, {}, {}) == []
+    assert load(path, {}, {}).node_id == node

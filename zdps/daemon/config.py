@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from zdps.core.permissions import Permissions
 from zdps.core.tunables import CoreConfig
 from zdps.endpoints import connectable, endpoint_problem, host, is_wildcard, next_to
 from zdps.keys import AllowList, KeyFileError, NodeKeys, read_key
-from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
+from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS, Setting
 
 __all__ = [
     "DEFAULT_API",
@@ -195,11 +196,16 @@ class Config:
             raise ConfigError(f"permissions {self.permissions}: {exc}") from None
 
 
-def load(path: Path | None, overrides: dict[str, Any]) -> Config:
-    """Build the configuration from an optional TOML file and the flags that were given.
+ENV_PREFIX = "ZDPS_"  # ZDPS_NODE_ID=a sets node_id; ZDPS_SEEDS takes a comma-separated list
 
-    A flag that was not given is None (or, repeatable, empty) and leaves the file's value.
-    """
+
+def gather(
+    path: Path | None, overrides: dict[str, Any], environ: Mapping[str, str] = os.environ
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings given, as given, and where each came from: a flag beats the
+    environment (``ZDPS_NAME``), which beats the TOML file. A flag that was not given is
+    None (or, repeatable, empty). ConfigError if the file cannot be read or names keys
+    that are not settings."""
     values: dict[str, Any] = {}
     if path is not None:
         try:
@@ -208,10 +214,57 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-    unknown = sorted(set(values) - set(BY_NAME))
+        unknown = sorted(set(values) - set(BY_NAME))
+        if unknown:
+            raise ConfigError(f"{path}: unknown configuration key(s): {', '.join(unknown)}")
+    sources = dict.fromkeys(values, f"file {path}")
+    for setting in SETTINGS:
+        variable = ENV_PREFIX + setting.name.upper()
+        if variable in environ:
+            values[setting.name] = _from_environment(setting, environ[variable])
+            sources[setting.name] = f"environment {variable}"
+    given = {key: value for key, value in overrides.items() if value is not None and value != ()}
+    unknown = sorted(set(given) - set(BY_NAME))
     if unknown:
         raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    for key, value in given.items():
+        values[key] = value
+        sources[key] = f"flag {BY_NAME[key].flag}"
+    return values, sources
+
+
+def load(
+    path: Path | None, overrides: dict[str, Any], environ: Mapping[str, str] = os.environ
+) -> Config:
+    """The configuration of a node: defaults, then the TOML file, the environment and
+    the flags (``gather``), checked (ConfigError says what cannot work)."""
+    return _made(gather(path, overrides, environ)[0]).check()
+
+
+def problems(
+    path: Path | None, overrides: dict[str, Any], environ: Mapping[str, str] = os.environ
+) -> list[str]:
+    """Everything wrong with a configuration (``zdps config check``): each bad value with
+    its key and why, then, if each key is fine alone, what does not work together."""
+    try:
+        values, _ = gather(path, overrides, environ)
+    except ConfigError as exc:
+        return [str(exc)]
+    found = []
+    for key, value in values.items():
+        try:
+            BY_NAME[key].parse(value)
+        except ValueError as exc:
+            found.append(str(exc))
+    if not found:
+        try:
+            _made(values).check()
+        except ConfigError as exc:
+            found.append(str(exc))
+    return found
+
+
+def _made(values: dict[str, Any]) -> Config:
     config = Config()
     for key, value in values.items():
         setattr(config, key, value)  # as given: check() converts it or says why not
@@ -219,7 +272,18 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     if "node_id" not in values and isinstance(secret, str):
         with contextlib.suppress(KeyFileError):  # check() says what is wrong with it
             config.node_id = read_key(Path(secret)).node
-    return config.check()
+    return config
+
+
+def _from_environment(setting: Setting, text: str) -> Any:
+    """An environment variable's text as the setting's type, where it reads as one
+    (else as given: ``parse`` says why it is not)."""
+    if setting.type is list:
+        return [part for part in text.replace(",", " ").split() if part]
+    if setting.type in (int, float):
+        with contextlib.suppress(ValueError):
+            return setting.type(text)
+    return text
 
 
 def core_config(config: Config) -> CoreConfig:

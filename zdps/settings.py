@@ -229,6 +229,13 @@ SETTINGS: tuple[Setting, ...] = (
         shown="the pub endpoint's port + 1",
     ),
     Setting(
+        "metrics",
+        str,
+        None,
+        "HOST:PORT where Prometheus scrapes the node's metrics (/metrics); docs/METRICS.md.",
+        shown="none (no metrics endpoint)",
+    ),
+    Setting(
         "log_level",
         str,
         "info",

@@ -64,6 +64,7 @@ class Config:
     api: str = _default("api")
     pub: str = _default("pub")
     batch_pub: str | None = _default("batch_pub")
+    metrics: str | None = _default("metrics")
     log_level: str = _default("log_level")
     log_format: str = _default("log_format")
     probe_interval: float = _default("probe_interval")
@@ -158,6 +159,12 @@ class Config:
                 "cluster binds a wildcard address or port: set advertise to the endpoint "
                 "peers should dial, e.g. tcp://10.0.0.5:7710"
             )
+        if self.metrics is not None:
+            host, _, port = self.metrics.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(
+                    f"metrics {self.metrics!r} must be HOST:PORT, e.g. 127.0.0.1:9712"
+                )
         if self.peer_timeout < 3 * self.heartbeat_interval:
             raise ConfigError("peer_timeout must be at least 3 heartbeat intervals")
         if self.probe_timeout >= self.probe_interval:

@@ -36,6 +36,7 @@ from zdps.daemon.delivery import EXPANSION, LocalOutput
 from zdps.daemon.gate import Gate
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
 from zdps.daemon.logs import DebugLog, EventLog, setup
+from zdps.daemon.metrics import NodeMetrics
 from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
 from zdps.daemon.notify import SystemdNotifier
 from zdps.daemon.polling import PollSet, drain, name_sender, readable, routed, user_of
@@ -78,6 +79,7 @@ class Daemon:
         self._wake_w.setblocking(False)
         self._reload = False  # SIGHUP: read the CURVE allow-list again
         self.notifier = SystemdNotifier()
+        self.metrics = NodeMetrics(config.metrics) if config.metrics else None
 
         self.security = None
         cluster_options: dict[str, Any] = {"maxmsgsize": MAX_FRAME}
@@ -276,6 +278,8 @@ class Daemon:
             core.seed_connection(endpoint, answer)
         if now >= deadline:
             core.tick(now)
+            if self.metrics is not None:  # the scrape's view (metrics.py)
+                self.metrics.status, self.metrics.loop.lag = core.status(now), now - deadline
         self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)
@@ -289,6 +293,8 @@ class Daemon:
                 self.poller.unregister(self.api)
             else:
                 self.poller.register(self.api, zmq.POLLIN)
+        if self.metrics is not None:
+            self.metrics.loop.turn(time.monotonic() - now)
 
     def _drain_routed(
         self, sock: zmq.Socket, handle: Callable[[bytes, Any, float], bool], now: float
@@ -379,6 +385,8 @@ class Daemon:
         self.links.close()
         self.gate.close()
         self.notifier.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self.ctx.term()
         self._wake_r.close()
         self._wake_w.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from zdps.core import losses
 from zdps.core.losses import SubscriberLosses
+from zdps.wire.api import Lost
+from zdps.wire.errors import ProtocolError
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -40,3 +43,28 @@ def test_subscribers_reports_add_up_ranked_and_bounded(monkeypatch: pytest.Monke
         "a": {"missed": 5, "recovered": 3},
     }
     assert view["other_subscribers"] == {"missed": 4, "recovered": 4}
+
+
+def test_reported_sums_saturate_so_that_status_still_packs() -> None:
+    """Found by the live fuzzer: lost reports near 2**64 made the next status reply
+    fail to pack, and the node exit."""
+    lost = SubscriberLosses()
+    for _ in range(3):  # more than 2**64 in all
+        lost.reported("x", losses.MAX_COUNT, 100)
+    view = lost.view()
+    assert view["by_subscriber"]["x"] == {"missed": losses.MAX_COUNT, "recovered": 300}
+    assert msgpack.unpackb(msgpack.packb(view)) == view
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"topic": "t", "missed": 2**32, "recovered": 0, "subscriber": "s"},
+        {"topic": "t", "missed": 1, "recovered": 2, "subscriber": "s"},
+        {"topic": "t", "missed": 1, "recovered": 0, "subscriber": ""},
+        {"topic": "t", "missed": 1, "recovered": 0, "subscriber": "a\nb"},
+    ],
+)
+def test_a_lost_report_out_of_bounds_is_malformed(args: dict) -> None:
+    with pytest.raises(ProtocolError):
+        Lost.decode(args)

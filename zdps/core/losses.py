@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 MAX_TOPICS = 1000  # topics named; the losses of any more are counted together
 MAX_SUBSCRIBERS = 1000  # subscribers named; the reports of any more are summed
+MAX_COUNT = 2**63 - 1  # a reported sum stops here
 
 
 @dataclass(slots=True)
@@ -44,8 +45,9 @@ class SubscriberLosses:
             counts = named.setdefault(subscriber, [0, 0])
         else:
             counts = self.other_subscribers
-        counts[0] += missed
-        counts[1] += recovered
+        # Saturating: a status reply must still pack (msgpack ints end at 2**64).
+        counts[0] = min(counts[0] + missed, MAX_COUNT)
+        counts[1] = min(counts[1] + recovered, counts[0])
 
     def view(self) -> dict[str, object]:
         """What ``status`` shows: the topics and the subscribers that lost most first."""

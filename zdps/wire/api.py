@@ -344,6 +344,7 @@ class HistoryQuery(Op):
 
 
 MAX_SUBSCRIBER_NAME = 128  # characters of a ``lost`` report's subscriber name
+MAX_LOST = 2**32  # messages one ``lost`` report may name (the sums stay below 2**64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,9 +365,9 @@ class Lost(Op):
         if (
             type(missed) is not int
             or type(recovered) is not int
-            or not 0 <= recovered <= missed < U64
+            or not 0 <= recovered <= missed < MAX_LOST
         ):
-            raise malformed("lost needs ints 0 <= recovered <= missed")
+            raise malformed(f"lost needs ints 0 <= recovered <= missed < {MAX_LOST}")
         name = args.get("subscriber")
         if (
             type(name) is not str

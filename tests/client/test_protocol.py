@@ -7,8 +7,9 @@ import pytest
 import zdps
 from zdps.client.protocol import FLUSH, Message, ack_level, decode_delivery
 from zdps.wire import ProtocolError, closed_header, decode_api, message_header, pack
-from zdps.wire.api import PublishDecoder, encode_publish, publish_entry
+from zdps.wire.api import encode_publish, publish_entry
 from zdps.wire.batches import pack_batch, unpack_batch
+from zdps.wire.publish_entries import PublishDecoder
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -15,8 +15,8 @@ from zdps.client.session import Session
 from zdps.client.steps import Send, Wait
 from zdps.settings import MAX_PAYLOAD_LIMIT
 from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, decode_api, unpack
-from zdps.wire.api import PublishDecoder
 from zdps.wire.batches import MAX_BATCH, MAX_BATCH_BYTES, pack_batch, unpack_batch
+from zdps.wire.publish_entries import PublishDecoder
 
 pytestmark = pytest.mark.timeout(10)
 

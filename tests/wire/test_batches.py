@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, ProtocolError, batches
-from zdps.wire.api import PublishDecoder, publish_entry
+from zdps.wire.api import publish_entry
 from zdps.wire.batches import (
     MAX_BATCH,
     check_batch,
@@ -19,6 +19,7 @@ from zdps.wire.batches import (
     split_oversized,
     unpack_batch,
 )
+from zdps.wire.publish_entries import PublishDecoder
 
 pytestmark = pytest.mark.timeout(60)
 

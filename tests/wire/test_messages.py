@@ -25,7 +25,6 @@ from zdps.wire.api import (
     Info,
     Lost,
     Members,
-    PublishDecoder,
     Ready,
     Status,
     Unwatch,
@@ -60,6 +59,7 @@ from zdps.wire.data import (
 from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, Update
 from zdps.wire.messages import NODE_MESSAGES, decode_message
 from zdps.wire.probes import Alive, Dead, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect
+from zdps.wire.publish_entries import PublishDecoder
 from zdps.wire.requests import Barrier, BarrierOk, History, HistoryRep
 
 pytestmark = pytest.mark.timeout(60)

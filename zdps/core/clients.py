@@ -40,7 +40,6 @@ from zdps.wire.api import (
     Lost,
     Members,
     Op,
-    PublishDecoder,
     Ready,
     Status,
     Unwatch,
@@ -50,6 +49,7 @@ from zdps.wire.api import (
 )
 from zdps.wire.codec import decode_api
 from zdps.wire.errors import E_FORBIDDEN, E_RATE_LIMITED, E_UNKNOWN_OP, ProtocolError, malformed
+from zdps.wire.publish_entries import PublishDecoder
 
 OpHandler = Callable[[bytes, int, Any, float, Outbox], None]
 HOLD_BYTES = 32 * 1024 * 1024  # client frames held while saturated, at most (plus one)

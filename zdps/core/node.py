@@ -45,11 +45,11 @@ from zdps.core.swim import Swim
 from zdps.core.tunables import CoreConfig
 from zdps.core.watches import Watches
 from zdps.wire import data, gossip, requests
-from zdps.wire.api import PublishDecoder
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
 from zdps.wire.errors import E_BAD_VERSION, E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
 from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
+from zdps.wire.publish_entries import PublishDecoder
 
 Handler = Callable[[str, Any, float, Outbox], None]
 CLASH_REFUSAL = 30.0  # seconds after its start in which a node refuses to share its id

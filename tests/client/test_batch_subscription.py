@@ -17,7 +17,7 @@ import zdps
 from tests.client.recovery_cases import Key, closed, entries, gap, m, serve, started
 from zdps.client.protocol import Batch, Message, decode_batch_delivery
 from zdps.client.recovery import FETCH_ATTEMPTS, GAP_RECHECK, Delivery, Recovery
-from zdps.client.steps import Request, Sleep
+from zdps.client.steps import Report, Request, Sleep
 from zdps.client.subscription import Inbox, notices, subscriber_name
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import ProtocolError, pack
@@ -55,8 +55,8 @@ def run(steps: Generator | None, answer: Any) -> list:
     try:
         step = next(steps)
         while True:
-            if isinstance(step, Request) and type(step.op) is Lost:
-                step = steps.send(True)  # the report to the node (test_loss_notices.py)
+            if isinstance(step, Report):  # the lost report to the node (test_loss_notices.py)
+                step = next(steps)
                 continue
             taken.append(step)
             step = steps.send(answer(step.op) if isinstance(step, Request) else None)
@@ -281,9 +281,9 @@ def test_a_batch_after_a_gap_fetches_then_delivers_the_rest_in_order_once() -> N
     assert list(inbox.ready) == [b(1, 1, 2)]  # nothing of the new batch before what it missed
     assert next(steps) == Request(HistoryQuery("t", after=(1, 2), until=(1, 5)))
     report = steps.send({"entries": entries((1, 3), (1, 4)), "more": False})
-    assert report == Request(Lost("t", 2, 2, subscriber_name()))  # 2 missed, 2 recovered
+    assert report == Report(Lost("t", 2, 2, subscriber_name()))  # 2 missed, 2 recovered
     with pytest.raises(StopIteration):
-        steps.send(True)
+        next(steps)
     assert take_all(inbox, whole=True) == [b(1, 1, 2), m(1, 3), m(1, 4), *b(1, 5, 4).messages()]
     # Caught up: the next batch is whole again; an overlapping one gives only what is new.
     assert inbox.arrived(b(1, 9, 2), pytest.fail) is None

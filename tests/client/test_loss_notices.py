@@ -9,7 +9,7 @@ import pytest
 from tests.client.recovery_cases import entries, gap, m, started
 from zdps.client.protocol import LOST, LOST_TOPIC, Message, decode_batch_delivery, decode_delivery
 from zdps.client.recovery import GAP_RECHECK, Fetch, Recovery
-from zdps.client.steps import Request, Sleep
+from zdps.client.steps import Report, Request, Sleep
 from zdps.client.subscription import Inbox, subscriber_name
 from zdps.topics import LOST_PREFIX
 from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
@@ -69,8 +69,8 @@ def test_a_recovery_reports_what_was_missed_and_recovered_to_the_node() -> None:
     assert report == Sleep(GAP_RECHECK)  # 4 and 5 are not in history: asked once more
     next(steps)
     report = steps.send({"entries": entries((1, 2), (1, 3)), "more": False})
-    assert report == Request(Lost("t", 4, 2, subscriber_name()))  # 4 missed, 2 recovered
+    assert report == Report(Lost("t", 4, 2, subscriber_name()))  # 4 missed, 2 recovered
     with pytest.raises(StopIteration):
-        steps.send(None)  # the node's answer does not matter (an old node: unknown_op)
+        next(steps)  # nobody waits for the node's answer (an old node: unknown_op)
     assert list(inbox.ready) == [m(1, 1), m(1, 2), m(1, 3), gap(1, 4, 5)]
     assert 0 < len(subscriber_name()) <= MAX_SUBSCRIBER_NAME

@@ -6,6 +6,9 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.harness import Cluster, free_port, wait_for
@@ -13,10 +16,16 @@ from tests.cluster.harness import Cluster, free_port, wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def scrape(address: str) -> dict[str, list]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+def scrape(address: str, openmetrics: bool = False) -> dict[str, list]:
+    """The families of one scrape, in the classic text format or in OpenMetrics (what
+    Prometheus asks for first, and parses more strictly)."""
+    request = urllib.request.Request(f"http://{address}/metrics")
+    if openmetrics:
+        request.add_header("Accept", "application/openmetrics-text; version=1.0.0")
+    with urllib.request.urlopen(request, timeout=5) as answer:
         text = answer.read().decode()
-    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
+    return {family.name: family.samples for family in parse(text)}
 
 
 def value(families: dict[str, list], name: str, **labels: str) -> float:
@@ -45,4 +54,6 @@ def test_a_scrape_shows_the_node_as_its_status_does(cluster: Cluster) -> None:
     assert value(families, "zdps_loop_turn_seconds", le="+Inf") > 0  # a histogram family
     assert families["process_resident_memory_bytes"][0].value > 0
     assert "zdps_errors" in families and "zdps_loop_lag_seconds" in families
+    strict = scrape(address, openmetrics=True)  # no clashing names, every family valid
+    assert value(strict, "zdps_holding", unit="frames") == 0
     b.proc.terminate()

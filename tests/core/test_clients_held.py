@@ -53,3 +53,11 @@ def test_the_io_layer_stops_reading_clients_only_at_the_hold_limit(monkeypatch) 
     core.flow.inflight["b"] = 0
     core.take(0.2)
     assert not core.clients_held_full and core.counters["published"] == 4
+
+
+def test_a_publish_frame_is_recognised_undecoded() -> None:
+    """Held frames stay undecoded (a frame of tiny entries decodes to tens of times its
+    size): a publish is told by how its frame starts, for this protocol version."""
+    frame = encode_publish([publish_entry(1, "t", [b"m"], 1)])
+    assert frame[:6] == clients.PUBLISH_START
+    assert encode_request(1, Status())[:6] != clients.PUBLISH_START

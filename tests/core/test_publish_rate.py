@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zdps.core import publish_rate
 from zdps.core.node import NodeCore
 from zdps.core.publish_rate import PublishRate
 from zdps.core.tunables import CoreConfig
@@ -47,3 +48,11 @@ def test_the_long_run_rate_holds_whatever_the_batches(sends) -> None:
         now += wait
         taken += n if rate.take(b"c", n, now) else 0
     assert taken <= 20 * (1 + now) + 50  # a second's burst, one batch owed, and the rate
+
+
+def test_the_buckets_stay_bounded_under_client_churn(monkeypatch) -> None:
+    monkeypatch.setattr(publish_rate, "MAX_CLIENTS", 3)
+    rate = PublishRate(10)
+    for client in range(10):  # none idle long enough: the oldest goes
+        assert rate.take(b"%d" % client, 1, 1.0)
+    assert len(rate._buckets) <= 3

@@ -30,6 +30,7 @@ from zdps.client.steps import (
     Filter,
     Operation,
     Pending,
+    Report,
     Request,
     Send,
     Sleep,
@@ -239,13 +240,17 @@ class Session:
         return self.unconfirmed
 
     def serve(
-        self, steps: Generator[Request | Sleep, dict | None, T], timeout: float
+        self, steps: Generator[Request | Report | Sleep, dict | None, T], timeout: float
     ) -> Operation[T]:
-        """Carry out a recovery's steps: each Request as a request, None if it fails."""
+        """Carry out a recovery's steps: each Request as a request, None if it fails; each
+        Report sent with nobody waiting for its answer (dropped when it comes)."""
         try:
             step = next(steps)
             while True:
-                if type(step) is Request:
+                if type(step) is Report:
+                    self.outbox.append(encode_request(self.ref(), step.op))
+                    step = next(steps)
+                elif type(step) is Request:
                     try:
                         reply = yield from self.call(step.op, timeout)
                     except RequestError as exc:

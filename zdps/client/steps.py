@@ -102,6 +102,14 @@ class Request:
     op: Op
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A recovery's step: tell the node ``op`` (a ``lost`` report) without waiting for
+    its answer; ``Session.serve`` sends it if there is room at once, and goes on."""
+
+    op: Op
+
+
 # What a driver carries out (Dial and Filter only while subscribing).
 Step = Send | Wait | Drain | Sleep | Dial | Filter | Emit
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from zdps.client.protocol import LOST, Batch, Message
 from zdps.client.recovery import Delivery, Fetch, Gap, Recovery, recovering
-from zdps.client.steps import Request, Sleep
+from zdps.client.steps import Report, Request, Sleep
 from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
 
@@ -129,7 +129,7 @@ class Inbox:
 
     def arrived(
         self, msg: Message | Batch, unsubscribe: Callable[[bytes], Any]
-    ) -> Generator[Request | Sleep, Any, None] | None:
+    ) -> Generator[Request | Report | Sleep, Any, None] | None:
         """A message (or batch) from the PUB: the recovery to carry out first, if any.
 
         Groups that ended (a deleted exact topic) are dropped with ``unsubscribe``.
@@ -149,7 +149,7 @@ class Inbox:
 
     def _each(
         self, messages: list[Message], unsubscribe: Callable[[bytes], Any]
-    ) -> Generator[Request | Sleep, Any, None] | None:
+    ) -> Generator[Request | Report | Sleep, Any, None] | None:
         """A batch that does not simply follow on, message by message: the recovery
         the first one that needs it starts with, then the rest."""
         for at, msg in enumerate(messages):
@@ -160,7 +160,7 @@ class Inbox:
 
     def _then(
         self, recovery: Generator, rest: list[Message], unsubscribe: Callable[[bytes], Any]
-    ) -> Generator[Request | Sleep, Any, None]:
+    ) -> Generator[Request | Report | Sleep, Any, None]:
         yield from recovery
         for msg in rest:
             more = self.arrived(msg, unsubscribe)
@@ -177,7 +177,9 @@ class Inbox:
         self.ready.extendleft(reversed(messages[1:]))
         return messages[0]
 
-    def recovering(self, msg: Message, fetch: Fetch) -> Generator[Request | Sleep, Any, None]:
+    def recovering(
+        self, msg: Message, fetch: Fetch
+    ) -> Generator[Request | Report | Sleep, Any, None]:
         """The steps that answer ``fetch`` (from ``live(msg)``); the deliveries go to
         ``ready``, and what was missed is reported to the node (§8.3 ``lost``)."""
         assert self.recovery is not None
@@ -185,8 +187,8 @@ class Inbox:
         self.ready.extend(deliveries)
         recovered = sum(type(d) is Message and d is not msg for d in deliveries)
         missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
-        if missed:
-            yield Request(Lost(msg.topic, missed, recovered, subscriber_name()))
+        if missed:  # told to the node without waiting (§8.3 lost)
+            yield Report(Lost(msg.topic, missed, recovered, subscriber_name()))
 
     def replay(self, topic: str, entries: list[list] | None, since: int = 0) -> None:
         """History entries (a ``since`` request) go before anything live."""

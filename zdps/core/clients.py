@@ -53,6 +53,9 @@ from zdps.wire.publish_entries import PublishDecoder
 
 OpHandler = Callable[[bytes, int, Any, float, Outbox], None]
 HOLD_BYTES = 32 * 1024 * 1024  # client frames held while saturated, at most (plus one)
+# How a publish frame [2, "pub", entries] starts (msgpack: array of 3, 2, "pub"); one of
+# another version or spelling is not held but answered at once (bad_version, malformed).
+PUBLISH_START = b"\x93\x02\xa3pub"
 
 
 @dataclass(slots=True)
@@ -72,8 +75,8 @@ class ClientApi:
     losses: SubscriberLosses  # subscribers' own reports go here too
     permissions: Permissions | None = None  # per-client topic rules (permissions.py)
     rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
-    # (client, fields, size, user): frames held while saturated, oldest first
-    held: deque[tuple[bytes, list, int, str | None]] = field(default_factory=deque)
+    # (client, frame, user): frames held while saturated, oldest first, undecoded
+    held: deque[tuple[bytes, bytes, str | None]] = field(default_factory=deque)
     held_bytes: int = 0
     _holding: dict[bytes, int] = field(default_factory=dict)  # client -> frames held
     _ops: dict[type[Op], OpHandler] = field(default_factory=dict)
@@ -110,16 +113,23 @@ class ClientApi:
         self, client: bytes, frame: bytes, now: float, out: Outbox, user: str | None = None
     ) -> None:
         """One API frame from the client whose connection is identified by ``client``,
-        and whose CURVE key is named ``user`` (None: no CURVE, or no permissions)."""
+        and whose CURVE key is named ``user`` (None: no CURVE, or no permissions).
+
+        A frame is held as it came, undecoded: decoded, a frame of tiny entries takes
+        tens of times its size, and HOLD_BYTES bounds what is held."""
+        if client in self._holding or (self.flow.saturated and frame[:6] == PUBLISH_START):
+            self.held.append((client, frame, user))
+            self.held_bytes += len(frame)
+            self._holding[client] = self._holding.get(client, 0) + 1
+            self.counters["held"] += 1
+            return
+        self._decoded(client, frame, now, out, user)
+
+    def _decoded(
+        self, client: bytes, frame: bytes, now: float, out: Outbox, user: str | None
+    ) -> None:
         try:
-            fields = decode_api(frame)
-            if client in self._holding or (fields[0] == API_PUBLISH and self.flow.saturated):
-                self.held.append((client, fields, len(frame), user))
-                self.held_bytes += len(frame)
-                self._holding[client] = self._holding.get(client, 0) + 1
-                self.counters["held"] += 1
-                return
-            self._handle(client, fields, now, out, user)
+            self._handle(client, decode_api(frame), now, out, user)
         except ProtocolError as exc:
             self._failed(client, exc, out)
 
@@ -132,16 +142,13 @@ class ClientApi:
         """Handle held frames, oldest first, while the node is not saturated."""
         held, holding = self.held, self._holding
         while held and not self.flow.saturated:
-            client, fields, size, user = held.popleft()
-            self.held_bytes -= size
+            client, frame, user = held.popleft()
+            self.held_bytes -= len(frame)
             if holding[client] == 1:
                 del holding[client]
             else:
                 holding[client] -= 1
-            try:
-                self._handle(client, fields, now, out, user)
-            except ProtocolError as exc:
-                self._failed(client, exc, out)
+            self._decoded(client, frame, now, out, user)
 
     def _handle(
         self, client: bytes, fields: list, now: float, out: Outbox, user: str | None

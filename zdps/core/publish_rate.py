@@ -10,7 +10,7 @@ a node fairly between clients, not for protecting it.
 
 from __future__ import annotations
 
-MAX_CLIENTS = 100_000  # buckets kept; beyond that, those of clients idle for a while go
+MAX_CLIENTS = 100_000  # buckets kept; beyond that, idle clients' go, else the oldest
 IDLE = 60.0  # seconds after which an idle client's bucket may go (it is full by then)
 
 
@@ -42,5 +42,9 @@ class PublishRate:
         self._buckets.pop(client, None)
 
     def _prune(self, now: float) -> None:
-        for client in [c for c, (_, last) in self._buckets.items() if now - last > IDLE]:
-            del self._buckets[client]
+        """Drop the buckets of idle clients; if none is idle, the oldest one."""
+        buckets = self._buckets
+        for client in [c for c, (_, last) in buckets.items() if now - last > IDLE]:
+            del buckets[client]
+        if len(buckets) >= MAX_CLIENTS:
+            del buckets[next(iter(buckets))]

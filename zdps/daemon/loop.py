@@ -50,6 +50,7 @@ from zdps.wire.codec import NodeMessage
 from zdps.wire.errors import E_NO_PEER_KEY
 
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
+MAX_SUBSCRIPTION = 1024  # bytes of a subscription message a SUB may send (one is ~270 at most)
 API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 # Client frames queued per connection before ZeroMQ stops reading it: a publisher that
 # outruns the node waits in its own process, not in this one's memory (64 frames of up
@@ -61,6 +62,7 @@ E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that 
 # node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
 GC_THRESHOLDS = (50_000, 20, 100)
 FLUSH_AFTER = 0.001  # seconds of draining after which the outbox is carried out
+MONITOR_EVERY = 0.1  # seconds between two looks at the socket monitors (monitors.py)
 
 
 class Daemon:
@@ -79,6 +81,7 @@ class Daemon:
         self._wake_w.setblocking(False)
         self._reload = False  # SIGHUP: read the CURVE allow-list again
         self.notifier = SystemdNotifier()
+        self._next_pump = 0.0  # when the socket monitors are next looked at
         self.metrics = NodeMetrics(config.metrics) if config.metrics else None
 
         self.security = None
@@ -108,7 +111,9 @@ class Daemon:
         )  # fmt: skip
         # XPUB_MANUAL: the node applies each subscription it counts (pubs.py).
         # XPUB_NODROP: a subscriber pub_hwm behind is noticed (expansion.py), not ignored.
+        # MAXMSGSIZE: a SUB sends subscriptions only, none longer than a loss-notice one.
         pub_options = {"xpub_manual": 1, "xpub_nodrop": 1, "sndhwm": config.pub_hwm}
+        pub_options["maxmsgsize"] = MAX_SUBSCRIPTION
         pub_options |= client_options
         events = CONNECTIONS | failures
         self.pub = self._bind("pub", zmq.XPUB, config.pub, events, **pub_options)
@@ -250,14 +255,15 @@ class Daemon:
         deadline = core.next_deadline()
         ready = dict(self.poller.poll(math.ceil(max(0.0, deadline - now) * 1000)))
         now = time.monotonic()
-        if now >= deadline:  # connection events wait for the tick (monitors.py)
+        if now >= self._next_pump:  # connection events wait for the next look (monitors.py)
+            self._next_pump = now + MONITOR_EVERY
             for monitor in self.monitors.values():
                 monitor.pump(now)
         self._serve_zap(ready, now)
         if self.cluster in ready:
             self._drain_routed(self.cluster, self._cluster_message, now)
             self._flush()
-        if self.api in ready:
+        if self.api in ready and not core.clients_held_full:
             self._drain_routed(self.api, self._client_message, now)
             self._flush()
         for sock, pub in self.pubs.items():
@@ -278,8 +284,6 @@ class Daemon:
             core.seed_connection(endpoint, answer)
         if now >= deadline:
             core.tick(now)
-            if self.metrics is not None:  # the scrape's view (metrics.py)
-                self.metrics.status, self.metrics.loop.lag = core.status(now), now - deadline
         self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)
@@ -293,8 +297,8 @@ class Daemon:
                 self.poller.unregister(self.api)
             else:
                 self.poller.register(self.api, zmq.POLLIN)
-        if self.metrics is not None:
-            self.metrics.loop.turn(time.monotonic() - now)
+        if self.metrics is not None:  # the scrape's view (metrics.py)
+            self.metrics.after_turn(now, deadline, time.monotonic(), core.status)
 
     def _drain_routed(
         self, sock: zmq.Socket, handle: Callable[[bytes, Any, float], bool], now: float
@@ -317,7 +321,8 @@ class Daemon:
             if (clock := time.monotonic()) >= flush_at:
                 self._flush()
                 now, flush_at = clock, clock + FLUSH_AFTER
-                if sock is self.cluster and not self._api_paused and readable(self.api):
+                api_open = not self.core.clients_held_full
+                if sock is self.cluster and api_open and readable(self.api):
                     self._drain_routed(self.api, self._client_message, now)  # status waits not
 
     def _cluster_message(self, _identity: bytes, frame: Any, now: float) -> bool:

@@ -3,16 +3,16 @@
 Nothing is counted per message for them: a labelled ``inc()`` costs about 1.5 µs,
 more than zdps spends on a message at full speed. A custom collector turns the node's
 own ``status`` into metric families at scrape time. The status is taken by the event
-loop at each timer tick (at least every heartbeat interval) and handed over whole, so
-the HTTP thread never reads the loop's state while it changes; a scrape sees it at most
-one tick old. The loop also times its own turns (only with metrics on): their duration
-is a histogram, and how late the last timer tick ran is the loop's lag.
+loop every SNAPSHOT_EVERY and handed over whole, so the HTTP thread never reads the
+loop's state while it changes; a scrape sees it at most that old. The loop also times
+its own turns (only with metrics on): their duration is a histogram, and the lag is
+how late the loop ran its timers, the most since the last snapshot.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 
 TURN_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)  # seconds
+SNAPSHOT_EVERY = 0.2  # seconds between two status snapshots for the scrapes
 
 
 class LoopTimes:
@@ -32,7 +33,8 @@ class LoopTimes:
     def __init__(self) -> None:
         self.counts = [0] * (len(TURN_BUCKETS) + 1)
         self.total = 0.0
-        self.lag = 0.0
+        self.lag = 0.0  # the most late a timer ran since the last snapshot
+        self.worst = 0.0  # ... since this snapshot
 
     def turn(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(TURN_BUCKETS, seconds)] += 1
@@ -44,14 +46,28 @@ class NodeMetrics:
 
     def __init__(self, address: str) -> None:
         host, _, port = address.rpartition(":")
-        self.status: dict[str, Any] | None = None  # set by the loop at each tick
+        self.status: dict[str, Any] | None = None  # the snapshot the scrapes report
         self.loop = LoopTimes()
+        self._next = 0.0
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # RSS, CPU, open files: process_*
         self.registry.register(self)
         self.server, self._thread = start_http_server(
             int(port), host.strip("[]"), registry=self.registry
         )
+
+    def after_turn(
+        self, now: float, deadline: float, done: float, status: Callable[[float], dict]
+    ) -> None:
+        """A turn of the loop, woken at ``now`` for timers due at ``deadline``, ended at
+        ``done``; ``status`` is taken every SNAPSHOT_EVERY."""
+        loop = self.loop
+        loop.turn(done - now)
+        if now >= deadline:
+            loop.worst = max(loop.worst, now - deadline)
+        if now >= self._next:
+            self._next = now + SNAPSHOT_EVERY
+            self.status, loop.lag, loop.worst = status(now), loop.worst, 0.0
 
     def describe(self) -> list[Metric]:
         return []  # collected at scrape time only
@@ -82,7 +98,8 @@ def _families(status: dict[str, Any]) -> Iterator[Metric]:
     yield _labelled("zdps_peers", "Peers by state.", "state", states)
     yield _labelled("zdps_groups", "Groups (topics and prefixes).", "where", status["groups"])
     yield _labelled("zdps_history", "History held here.", "what", status["history"])
-    yield _labelled("zdps_held", "Client frames held while saturated.", "unit", status["held"])
+    held = status["held"]  # zdps_held_total is the counter of frames ever held
+    yield _labelled("zdps_holding", "Client frames held now (saturated).", "unit", held)
     for name, value in status["counters"].items():
         yield CounterMetricFamily(f"zdps_{name}", f"Counter {name} (README, Counters).", value)
     errors = CounterMetricFamily("zdps_errors", "Bad input refused, by code.", labels=["code"])
@@ -138,5 +155,5 @@ def _loop_families(loop: LoopTimes) -> Iterator[Metric]:
         buckets=buckets, sum_value=loop.total,
     )  # fmt: skip
     yield GaugeMetricFamily(
-        "zdps_loop_lag_seconds", "How late the event loop ran its last timer tick.", loop.lag
+        "zdps_loop_lag_seconds", "How late the event loop ran a timer (the most, lately).", loop.lag
     )

@@ -22,8 +22,6 @@ from typing import NamedTuple
 
 import zmq
 
-from zdps.daemon.polling import drain
-
 CONNECTIONS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
@@ -53,9 +51,14 @@ class SocketMonitor:
         self.listeners: list[Listener] = []
 
     def pump(self, now: float) -> None:
-        """Hand every event waiting so far to the listeners, in order."""
-        for frames in drain(self.socket, self.socket.recv_multipart):
-            event = parse(frames)
+        """Hand every event waiting so far to the listeners, in order: all of them (a
+        PUB relies on a connection's accept having been handled before its reports)."""
+        recv = self.socket.recv_multipart
+        while True:
+            try:
+                event = parse(recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
             for listener in self.listeners:
                 listener(event, now)
 

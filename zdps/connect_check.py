@@ -31,6 +31,7 @@ class ConnectCheck:
         | zmq.EVENT_HANDSHAKE_SUCCEEDED
         | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
         | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     )
 
     def __init__(self, sock: zmq.Socket) -> None:
@@ -42,7 +43,7 @@ class ConnectCheck:
         )
         self._monitor.connect(address)
         self._connected = False
-        self.answer: str | None = None  # "zeromq", "refused" or "rejected"
+        self.answer: str | None = None  # "zeromq", "refused", "denied" or "rejected"
 
     @property
     def monitor(self) -> zmq.Socket | None:
@@ -63,6 +64,8 @@ class ConnectCheck:
                 self._connected = True
             elif event == zmq.EVENT_CONNECT_RETRIED and not self._connected:
                 self.answer = "refused"
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:  # its ZAP handler said no
+                self.answer = "denied"
             elif event != zmq.EVENT_CONNECT_RETRIED:  # a failed or dropped handshake
                 self.answer = "rejected"
         if self.answer is not None:
@@ -75,6 +78,12 @@ class ConnectCheck:
         self.close()
         if answer == "refused":
             return f'no zdps node at {node} — is "zdps start" running?'
+        if answer == "denied":
+            return (
+                f"the zdps node at {node} refused this client at its handshake: it has "
+                "max_clients connections already, or it wants a CURVE key it lists "
+                "(curve_clients); its log says which"
+            )
         if answer == "rejected":
             return (
                 f"no zdps node at {node}: something there refused the ZeroMQ handshake "

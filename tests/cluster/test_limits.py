@@ -36,6 +36,8 @@ def test_a_connection_past_max_clients_is_refused_and_counted(cluster: Cluster) 
         errors = wait_for(lambda: first.status()["errors"].get("too_many_clients"), 10, "count")
         assert errors >= 1 and "already 2 client connections" in node.logs()
         assert second.publish("t", b"still served").seq == 1
+        said = cluster.run("status", "--node", node.api, "--timeout", "3")
+        assert said.returncode == 1 and "refused this client at its handshake" in said.stderr
     wait_for(lambda: node.status(), 10, "room again once those two closed")
 
 

@@ -102,6 +102,7 @@ def test_a_stranger_and_a_plain_text_node_never_join_and_are_counted(
     assert a.alive_peers() == {"b"} and b.alive_peers() == {"a"}
     assert c.alive_peers() == set() and plain.alive_peers() == set()
     assert "CURVE settings do not match" in plain.logs()
+    assert "its curve_peers does not list this node's key" in c.logs()  # told, at c too
 
 
 def test_sighup_reads_the_allow_list_again(cluster: Cluster, keys) -> None:

@@ -28,6 +28,8 @@ CONNECTION = {  # what the IO layer saw of the connection, and what it means for
     "refused": "connection refused: nothing listens there",
     "rejected": "the ZeroMQ handshake failed: not a cluster endpoint (a pub endpoint?), "
     "or one whose CURVE settings do not match this node's",
+    "denied": "the node there refused this node at its handshake: its curve_peers does not "
+    "list this node's key",
     "zeromq": "a ZeroMQ socket accepts hellos but never answers: not a cluster endpoint "
     "(an API endpoint?), or a node of another scope",
 }

@@ -179,19 +179,19 @@ class ClientApi:
         """Batches ``[[ref, topic, n, batch, level?, lazy?], ...]``; ref 0 wants no ack."""
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
-            self.bad_input(reject.code, f"publish from client {client.hex()}: {reject.message}")
-            if reject.ref:
-                out.client_nack(client, reject.ref, reject.code, reject.message, reject.n)
+            self._nack(client, reject.ref, reject.n, reject.code, reject.message, out)
         publish = self.router.publish
         permissions = self.permissions
         count = 0
         rate = self.rate
         for ref, topic, n, batch, level, lazy in entries:
             if permissions is not None and not permissions.may_publish(user, topic):
-                self._forbidden(client, user, f"publish to {topic!r}", out, ref, n)
+                why = f"{user or 'this client'} may not publish to {topic!r}"
+                self._nack(client, ref, n, E_FORBIDDEN, why, out)
                 continue
             if rate is not None and not rate.take(client, n, now):
-                self._rate_limited(client, out, ref, n)
+                why = f"over max_publish_rate ({rate.rate} messages a second)"
+                self._nack(client, ref, n, E_RATE_LIMITED, why, out)
                 continue
             route = (client, ref) if ref else None
             publish(topic, n, batch, route, 0, now, out, level, lazy)
@@ -232,22 +232,18 @@ class ClientApi:
                     return f"subscribe to {group[:64]!r}"
         return None
 
-    def _rate_limited(self, client: bytes, out: Outbox, ref: int, n: int) -> None:
-        assert self.rate is not None
-        message = f"over max_publish_rate ({self.rate.rate} messages a second)"
-        self.bad_input(E_RATE_LIMITED, f"publish from client {client.hex()}: {message}")
+    def _nack(self, client: bytes, ref: int, n: int, code: str, message: str, out: Outbox) -> None:
+        """A publish entry refused: counted, logged, and nacked under its ``n`` refs
+        (ref 0 wants no answer)."""
+        self.bad_input(code, f"publish from client {client.hex()}: {message}")
         if ref:
-            out.client_nack(client, ref, E_RATE_LIMITED, message, n)
+            out.client_nack(client, ref, code, message, n)
 
-    def _forbidden(
-        self, client: bytes, user: str | None, what: str, out: Outbox, ref: int, n: int = 0
-    ) -> None:
+    def _forbidden(self, client: bytes, user: str | None, what: str, out: Outbox, ref: int) -> None:
+        """A request the client's permissions refuse: ``rep false forbidden``."""
         message = f"{user or 'this client'} may not {what}"
-        self.bad_input(E_FORBIDDEN, f"client {client.hex()}: {message}")
-        if n and ref:
-            out.client_nack(client, ref, E_FORBIDDEN, message, n)
-        elif not n:
-            out.fail(client, ref, E_FORBIDDEN, message)
+        self.bad_input(E_FORBIDDEN, f"request from client {client.hex()}: {message}")
+        out.fail(client, ref, E_FORBIDDEN, message)
 
 
 def _is_envelope(fields: list) -> bool:

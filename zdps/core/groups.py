@@ -51,12 +51,7 @@ class Groups(Part):
                 token = subscription[len(SYNC_PREFIX) :].decode("utf-8", "replace")
                 self.barriers.token_seen(token, now, out)
             return False
-        if not is_valid_group(subscription):
-            self.bad_input(E_INVALID_TOPIC, f"subscription {subscription[:64]!r} is not a topic")
-            return False
-        if len(subscription.removesuffix(b"\x00")) > self.max_topic:
-            why = f"subscription {subscription[:64]!r} is over max_topic ({self.max_topic} bytes)"
-            self.bad_input(E_INVALID_TOPIC, why)
+        if not self.valid(subscription):
             return False
         if subscribed:
             overlay = self.overlay
@@ -69,6 +64,18 @@ class Groups(Part):
             # The daemon sends only unsubscribes of groups a connection held; other feeds may not.
             with contextlib.suppress(NotJoined):
                 self.apply(self.overlay.leave(subscription), out)
+        return True
+
+    def valid(self, group: bytes, what: str = "subscription") -> bool:
+        """Whether a local SUB may hold ``group`` (a ``what``): a valid group within
+        ``max_topic``; if not, it is counted and logged as ``invalid_topic``."""
+        if not is_valid_group(group):
+            self.bad_input(E_INVALID_TOPIC, f"{what} {group[:64]!r} is not a topic")
+            return False
+        if len(group.removesuffix(b"\x00")) > self.max_topic:
+            why = f"{what} {group[:64]!r} is over max_topic ({self.max_topic} bytes)"
+            self.bad_input(E_INVALID_TOPIC, why)
+            return False
         return True
 
     def on_counts(self, sender: str, message: Any, now: float, out: Outbox) -> None:

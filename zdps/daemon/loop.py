@@ -95,8 +95,9 @@ class Daemon:
         self.gate = Gate(self.ctx, self.security, config.max_clients)  # ZAP, before binding
         curve_clients = self.security is not None and self.security.clients is not None
         # The API's and PUBs' options: CURVE with curve_clients, else plain with ZAP.
-        client_options = self.security.client_options() if curve_clients else {}
-        client_options = client_options or self.gate.client_options()
+        client_options = (
+            self.security.client_options() if curve_clients else self.gate.client_options()
+        )
         # One monitor per socket (monitors.py), for whoever needs its connection events.
         failures = HANDSHAKE_FAILED if curve_clients else 0
         self.monitors: dict[str, SocketMonitor] = {}
@@ -155,11 +156,8 @@ class Daemon:
         self._header = (self.core.scope, self.core.node, self.core.incarnation)
 
     def _apply_permissions(self) -> None:
-        """The clients' permissions (as last read) to whoever checks them."""
-        permissions = None if self.security is None else self.security.permissions
-        self.core.clients.permissions = permissions
-        for pub in self.pubs.values():
-            pub.permissions = permissions
+        """The clients' permissions, as last read, to the core (the PUBs read them there)."""
+        self.core.clients.permissions = None if self.security is None else self.security.permissions
 
     def _bind(self, name: str, kind: int, endpoint: str, events: int, **options: int) -> zmq.Socket:
         """A socket bound to ``endpoint``, monitored for ``events`` (if any) from before

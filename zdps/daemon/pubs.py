@@ -23,12 +23,11 @@ import zmq
 
 from zdps.core.local_subscriptions import Connection, LocalSubscriptions, Verdict
 from zdps.core.node import NodeCore
-from zdps.core.permissions import Permissions
 from zdps.daemon.monitors import SocketEvent, SocketMonitor
 from zdps.daemon.polling import drain, user_of
 from zdps.daemon.subscribers import SubscriberFilter
-from zdps.topics import LOST_PREFIX, is_control_subscription, is_valid_group
-from zdps.wire.errors import E_FORBIDDEN, E_INVALID_TOPIC, E_MALFORMED, E_TOO_MANY_SUBSCRIPTIONS
+from zdps.topics import LOST_PREFIX, is_control_subscription
+from zdps.wire.errors import E_FORBIDDEN, E_MALFORMED, E_TOO_MANY_SUBSCRIPTIONS
 
 
 class LocalPub:
@@ -48,7 +47,6 @@ class LocalPub:
         self.core = core
         self.raw = raw
         self.subscriptions = LocalSubscriptions(max_subscriptions)
-        self.permissions: Permissions | None = None  # per-client topic rules, if any
         monitor.listeners.append(self._on_event)
 
     def _on_event(self, event: SocketEvent, now: float) -> None:
@@ -84,7 +82,11 @@ class LocalPub:
                 continue
             verdict = subscriptions.subscribe(connection, group)
             topics = group[len(LOST_PREFIX) :] if notices else group
-            if verdict is Verdict.NEW and notices and not self._notices_of_a_group(topics):
+            if (
+                verdict is Verdict.NEW
+                and notices
+                and not self.core.groups.valid(topics, "loss notices of")
+            ):
                 continue
             if verdict is Verdict.NEW and self._forbidden(frame, topics):
                 continue
@@ -98,17 +100,9 @@ class LocalPub:
                 subscriptions.add(connection, group)
                 sock.setsockopt(zmq.SUBSCRIBE, group)
 
-    def _notices_of_a_group(self, group: bytes) -> bool:
-        """Loss notices are asked for a group (checked as the core checks groups:
-        valid, and within max_topic); anything else is refused as invalid_topic."""
-        if is_valid_group(group) and len(group.removesuffix(b"\x00")) <= self.core.config.max_topic:
-            return True
-        self.core.bad_input(E_INVALID_TOPIC, f"loss notices of {group[:64]!r}: not a group")
-        return False
-
     def _forbidden(self, frame: zmq.Frame, group: bytes) -> bool:
         """The SUB's client may not subscribe to ``group``: counted, and not applied."""
-        permissions = self.permissions
+        permissions = self.core.clients.permissions
         if permissions is None:
             return False
         user = user_of(frame)

@@ -8,11 +8,11 @@ node at ..." at once; the daemon, to say what is wrong with a seed that never an
 
 from __future__ import annotations
 
-import contextlib
 import math
-import uuid
 
 import zmq
+
+from zdps.socket_monitor import unwatch, watch
 
 
 class ConnectCheck:
@@ -35,13 +35,8 @@ class ConnectCheck:
     )
 
     def __init__(self, sock: zmq.Socket) -> None:
-        address = f"inproc://zdps-dealer-monitor-{uuid.uuid4().hex}"
-        sock.monitor(address, self.EVENTS)
         self._sock = sock
-        self._monitor: zmq.Socket | None = zmq.Context.shadow(sock.context.underlying).socket(
-            zmq.PAIR
-        )
-        self._monitor.connect(address)
+        self._monitor: zmq.Socket | None = watch(sock, self.EVENTS, "dealer")
         self._connected = False
         self.answer: str | None = None  # "zeromq", "refused", "denied" or "rejected"
 
@@ -93,7 +88,5 @@ class ConnectCheck:
 
     def close(self) -> None:
         if self._monitor is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disable_monitor()
-            self._monitor.close(0)
+            unwatch(self._sock)
             self._monitor = None

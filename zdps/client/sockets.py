@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -22,6 +21,7 @@ from zdps.client.steps import Dial, Filter
 from zdps.client.subscription import Inbox
 from zdps.connect_check import ConnectCheck
 from zdps.keys import CurveClient
+from zdps.socket_monitor import unwatch, watch, watched_socket
 
 DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
 IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
@@ -48,7 +48,7 @@ def open_dealer(
 ) -> tuple[zmq.Socket, ConnectCheck]:
     """A DEALER connected to ``node`` (with CURVE if ``curve``), and what its first
     connection attempts say; a bad endpoint raises ValueError, leaking nothing."""
-    sock = ctx.socket(zmq.DEALER)
+    sock = watched_socket(ctx, zmq.DEALER)
     try:
         sock.setsockopt(zmq.LINGER, DEALER_LINGER_MS)
         if curve is not None:
@@ -67,7 +67,7 @@ def open_sub(ctx: zmq.Context, rcvhwm: int, curve: CurveClient | None = None) ->
     SNDHWM 0: a SUB sends its subscriptions through its send queue, and libzmq drops
     those that find it full (1000 by default) without a word (§9.2).
     """
-    sock = ctx.socket(zmq.SUB)
+    sock = watched_socket(ctx, zmq.SUB)
     try:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -146,10 +146,8 @@ class Reconnects:
     """
 
     def __init__(self, sock: zmq.Socket) -> None:
-        address = f"inproc://zdps-sub-monitor-{uuid.uuid4().hex}"
-        sock.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self._monitor = zmq.Context.shadow(sock.context.underlying).socket(zmq.PAIR)
-        self._monitor.connect(address)
+        self._sock = sock
+        self._monitor = watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "sub")
         self._handshakes = 0
 
     def check(self, sock: zmq.Socket, groups: list[bytes]) -> None:
@@ -164,7 +162,7 @@ class Reconnects:
                 sock.subscribe(group)
 
     def close(self) -> None:
-        self._monitor.close(0)
+        unwatch(self._sock)
 
 
 class SubscriptionSocket:

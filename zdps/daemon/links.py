@@ -168,9 +168,13 @@ class PeerLinks:
         for sock in self._data.values():
             sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
 
-    def close(self) -> None:
-        """Close every link; each keeps the LINGER it has."""
+    def unwatch(self) -> None:
+        """Stop watching every seed's link (before any socket closes)."""
         for endpoint in list(self._checks):
             self._unwatch(endpoint)
+
+    def close(self) -> None:
+        """Close every link; each keeps the LINGER it has."""
+        self.unwatch()
         for sock in (*self._data.values(), *self._probes.values()):
             sock.close()

@@ -237,6 +237,7 @@ class Daemon:
                 sock.setsockopt(zmq.LINGER, SHUTDOWN_LINGER_MS)
         except Exception:
             self.log.exception("%s", log_event("internal_error", "error"))
+            self._unwatch()
             self.ctx.destroy(linger=0)
             return 1
         else:
@@ -379,12 +380,17 @@ class Daemon:
             for frame in envelopes(self._header, messages):
                 self.links.send_probe(endpoint, frame)
 
-    def close(self) -> None:
-        """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
-        for sock in (self.cluster, self.api, self.pub, self.batch_pub):
-            sock.close()
+    def _unwatch(self) -> None:
+        """Stop every monitor before its socket closes (socket_monitor.py)."""
         for monitor in self.monitors.values():
             monitor.close()
+        self.links.unwatch()
+
+    def close(self) -> None:
+        """Close every socket; each keeps the LINGER it has (1 s after a graceful leave)."""
+        self._unwatch()
+        for sock in (self.cluster, self.api, self.pub, self.batch_pub):
+            sock.close()
         self.links.close()
         self.gate.close()
         self.notifier.close()

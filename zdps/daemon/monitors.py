@@ -16,11 +16,12 @@ no event is dropped meanwhile.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import NamedTuple
 
 import zmq
+
+from zdps.socket_monitor import unwatch, watch
 
 CONNECTIONS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -42,11 +43,8 @@ class SocketMonitor:
     """The monitor of one socket, handing each event to every listener."""
 
     def __init__(self, sock: zmq.Socket, name: str, events: int) -> None:
-        address = f"inproc://zdps-monitor-{name}-{uuid.uuid4().hex}"  # not pyzmq's shared one
-        sock.monitor(address, events)
-        self.socket = sock.context.socket(zmq.PAIR)
-        self.socket.setsockopt(zmq.RCVHWM, 0)  # pumped at ticks: keep every event till then
-        self.socket.connect(address)
+        self.monitored = sock
+        self.socket = watch(sock, events, name)  # unbounded: keeps every event till a pump
         self.name = name  # the monitored socket's name: "api", "pub", ...
         self.listeners: list[Listener] = []
 
@@ -63,7 +61,8 @@ class SocketMonitor:
                 listener(event, now)
 
     def close(self) -> None:
-        self.socket.close(0)
+        """Before the monitored socket closes (socket_monitor.py)."""
+        unwatch(self.monitored)
 
 
 def parse(frames: list[bytes]) -> SocketEvent:

@@ -13,6 +13,7 @@ from zdps import __version__
 from zdps.keys import ENV_CURVE_KEY, ENV_SERVER_KEY
 from zdps_cli.bench import bench
 from zdps_cli.config import config
+from zdps_cli.drain import drain
 from zdps_cli.keygen import keygen
 from zdps_cli.options import group_node_option, group_timeout_option
 from zdps_cli.publish import publish
@@ -63,7 +64,18 @@ def cli(
         raise click.UsageError(f"--json is for {', '.join(JSON_COMMANDS)}, not {command}")
 
 
-for command in (start, publish, subscribe, status, members, bench, topic, keygen, config):
+for command in (
+    start,
+    publish,
+    subscribe,
+    status,
+    members,
+    bench,
+    topic,
+    keygen,
+    config,
+    drain,
+):
     cli.add_command(command)
 
 __all__ = ["cli", "start"]

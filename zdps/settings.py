@@ -397,6 +397,16 @@ SETTINGS: tuple[Setting, ...] = (
         min=0,
         max=8,
     ),
+    Setting(
+        "drain_timeout",
+        float,
+        30.0,
+        "Seconds a drain (SIGTERM, zdps drain) may wait for the nodes it hands its history "
+        "to before it leaves anyway; 0 sends it and leaves at once.",
+        min=0,
+        max=MAX_SECONDS,
+        unit="s",
+    ),
 )
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 

@@ -21,6 +21,7 @@ from zdps.wire.api import (
     OPS,
     Create,
     Delete,
+    Drain,
     HistoryQuery,
     Info,
     Lost,
@@ -108,6 +109,7 @@ OP_EXAMPLES = [
     Create("t", Retention(0, 1.5)),
     HistoryQuery("t", None, (17, 2), (18, 0), 50),
     Lost("t", 5, 3, "host pid 1"),
+    Drain(12.5),
 ]
 
 

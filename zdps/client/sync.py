@@ -39,6 +39,7 @@ from zdps.client.sockets import (
 from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep, Step, T, Wait
 from zdps.client.subscription import SubscribePlan
 from zdps.keys import client_keys
+from zdps.wire import api
 from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
@@ -177,6 +178,14 @@ class Client:
 
     def status(self) -> dict[str, Any]:
         return self._run(self._session.call(Status(), self.timeout))
+
+    def drain(self, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the node to drain and leave (docs/PROTOCOL.md §4.5): it refuses publishes
+        from now on, hands its history over within ``timeout`` s (default: its
+        ``drain_timeout``), and answers with what it did before it leaves. Waits that
+        long plus the client's timeout."""
+        wait = (api.MAX_DRAIN_TIMEOUT if timeout is None else timeout) + self.timeout
+        return self._run(self._session.call(api.Drain(timeout), wait))
 
     def members(self, topic: str) -> dict[str, Any]:
         """``{"topic", "owner", "nodes": {node: subscribers}}`` as this node sees it."""

@@ -13,7 +13,7 @@ asked instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from zdps.core.outbox import Outbox
@@ -57,12 +57,29 @@ class Barriers(Part):
     _ready: dict[str, _Waiting] = field(default_factory=dict)  # by token
     _tokens_seen: dict[str, float] = field(default_factory=dict)
     _barriers: dict[int, _Barrier] = field(default_factory=dict)
+    _syncs: dict[int, set[str]] = field(default_factory=dict)  # nodes yet to answer
     _next_barrier: int = 1
 
     def on_ready(self, client: bytes, ref: int, op: Ready, now: float, out: Outbox) -> None:
         self._ready[op.token] = _Waiting(client, ref, op.groups, now + self.timeout)
         if op.token in self._tokens_seen:
             self.token_seen(op.token, now, out)
+
+    def sync(self, nodes: Iterable[str], out: Outbox) -> int:
+        """Send a barrier to each of ``nodes``: once a node answers, it has processed
+        everything this node sent it before (``unsynced`` tells who has not yet)."""
+        barrier_id = self._next_barrier
+        self._next_barrier += 1
+        waiting = self._syncs[barrier_id] = set()
+        for node in nodes:
+            endpoint = self.endpoint_of(node)
+            if endpoint is not None:
+                waiting.add(node)
+                out.send(endpoint, Barrier(barrier_id))
+        return barrier_id
+
+    def unsynced(self, barrier_id: int) -> set[str]:
+        return self._syncs.get(barrier_id, set())
 
     def token_seen(self, token: str, now: float, out: Outbox) -> None:
         """The XPUB reported the subscription to ``token`` (after the groups before it)."""
@@ -83,6 +100,7 @@ class Barriers(Part):
             out.send(endpoint, BarrierOk(message.barrier_id))
 
     def on_barrier_ok(self, sender: str, message: BarrierOk, now: float, out: Outbox) -> None:
+        self._syncs.get(message.barrier_id, set()).discard(sender)
         barrier = self._barriers.get(message.barrier_id)
         if barrier is not None and sender in barrier.waiting:
             barrier.waiting.discard(sender)
@@ -114,6 +132,8 @@ class Barriers(Part):
             out.reply(barrier.client, barrier.ref, True)
 
     def peer_down(self, node: str, out: Outbox) -> None:
+        for waiting in self._syncs.values():
+            waiting.discard(node)
         for barrier_id, barrier in list(self._barriers.items()):
             if node in barrier.waiting:
                 barrier.waiting.discard(node)

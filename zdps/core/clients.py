@@ -35,6 +35,7 @@ from zdps.wire.api import (
     API_REQUEST,
     Create,
     Delete,
+    Drain,
     HistoryQuery,
     Info,
     Lost,
@@ -48,7 +49,14 @@ from zdps.wire.api import (
     request_ref,
 )
 from zdps.wire.codec import decode_api
-from zdps.wire.errors import E_FORBIDDEN, E_RATE_LIMITED, E_UNKNOWN_OP, ProtocolError, malformed
+from zdps.wire.errors import (
+    E_DRAINING,
+    E_FORBIDDEN,
+    E_RATE_LIMITED,
+    E_UNKNOWN_OP,
+    ProtocolError,
+    malformed,
+)
 from zdps.wire.publish_entries import PublishDecoder
 
 OpHandler = Callable[[bytes, int, Any, float, Outbox], None]
@@ -75,6 +83,8 @@ class ClientApi:
     losses: SubscriberLosses  # subscribers' own reports go here too
     permissions: Permissions | None = None  # per-client topic rules (permissions.py)
     rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
+    drain: OpHandler | None = None  # the ``drain`` request (drain.py)
+    draining: bool = False  # publishes are refused: the node is leaving
     # (client, frame, user): frames held while saturated, oldest first, undecoded
     held: deque[tuple[bytes, bytes, str | None]] = field(default_factory=deque)
     held_bytes: int = 0
@@ -104,6 +114,8 @@ class ClientApi:
             HistoryQuery: self.fetches.request,
             Lost: self._lost,
         }
+        if self.drain is not None:
+            self._ops[Drain] = self.drain
 
     def _lost(self, client: bytes, ref: int, op: Lost, _now: float, out: Outbox) -> None:
         self.losses.reported(op.subscriber, op.missed, op.recovered)
@@ -180,6 +192,11 @@ class ClientApi:
         entries, rejects = self.publishes.decode(body)
         for reject in rejects:
             self._nack(client, reject.ref, reject.n, reject.code, reject.message, out)
+        if self.draining:
+            why = "the node is draining: publish through another node"
+            for ref, _topic, n, *_ in entries:
+                self._nack(client, ref, n, E_DRAINING, why, out)
+            return
         publish = self.router.publish
         permissions = self.permissions
         count = 0
@@ -226,6 +243,8 @@ class ClientApi:
         reads = isinstance(op, HistoryQuery | Members | Watch)
         if reads and not permissions.may_subscribe(user, op.topic.encode() + b"\x00"):
             return f"read {op.topic!r}"
+        if isinstance(op, Drain) and not permissions.may_drain(user):
+            return "drain the node"
         if isinstance(op, Ready):
             for group in op.groups:
                 if not permissions.may_subscribe(user, group):

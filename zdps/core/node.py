@@ -24,6 +24,7 @@ from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clients import ClientApi
 from zdps.core.copy_pacing import CopyPacing
+from zdps.core.drain import Drain
 from zdps.core.flow import FlowControl
 from zdps.core.groups import Groups
 from zdps.core.handoff import HistoryHandoff
@@ -114,12 +115,19 @@ class NodeCore:
             self.overlay, endpoint_of, self.barriers, self.watches, counters, self.bad_input,
             config.max_groups, config.max_topic,
         )  # fmt: skip
+        self.drain = Drain(
+            node, ring, config.replicas + 1, history, self.handoff, self.barriers,
+            lambda: len(self.acks),
+        )  # fmt: skip
         self.losses = SubscriberLosses()  # what local subscribers lost, per topic
         self.clients = ClientApi(
             self.router, self.watches, self.barriers, self.fetches,
             lambda now: status(self, now), self.info, counters, self.bad_input,
             PublishDecoder(config.max_payload, config.max_topic), self.flow, self.losses,
             rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
+            drain=lambda client, ref, op, now, out: self.start_drain(
+                now, op.timeout, (client, ref)
+            ),
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (
             self.groups, self.acks, self.owner, self.flow, self.handoff, self.barriers,
@@ -182,7 +190,7 @@ class NodeCore:
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: peers, topics, local groups."""
-        return (
+        return ("draining: " if self.drain.active else "") + (
             f"{len(self.membership.alive())} peer(s) alive, {len(self.sequencer)} topic(s) "
             f"sequenced here, {self.overlay.local_groups} local group(s)"
         )
@@ -215,6 +223,18 @@ class NodeCore:
 
     def _timers_due(self) -> float:
         return min(self.membership.next_deadline(), self._ticked + self.config.heartbeat_interval)
+
+    def start_drain(
+        self, now: float, timeout: float | None = None, requester: tuple[bytes, int] | None = None
+    ) -> None:
+        """Refuse client publishes from now on and hand the history over (drain.py)."""
+        self.clients.draining = True
+        timeout = self.config.drain_timeout if timeout is None else timeout
+        self.drain.start(now, timeout, self.outbox, requester)
+
+    def drained(self, now: float) -> bool:
+        """Whether a drain that began may end: then the node leaves."""
+        return self.drain.done(now, self.outbox)
 
     def leave(self, now: float) -> None:
         """Graceful shutdown: tell every peer we are leaving."""

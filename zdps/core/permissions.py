@@ -19,7 +19,7 @@ from typing import Any
 
 EVERYONE = "*"  # the rule of every client without one of its own
 MAX_CACHED = 100_000  # (client, topic) answers remembered; beyond that the cache starts over
-KEYS = ("publish", "subscribe", "deny_publish", "deny_subscribe")
+KEYS = ("publish", "subscribe", "deny_publish", "deny_subscribe")  # lists of prefixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Rule:
     subscribe: tuple[str, ...] = ()
     deny_publish: tuple[str, ...] = ()
     deny_subscribe: tuple[str, ...] = ()
+    drain: bool = False  # may ask the node to drain and leave
 
 
 class Permissions:
@@ -47,7 +48,7 @@ class Permissions:
         for client, entry in table.items():
             if not isinstance(entry, dict):
                 raise ValueError(f"permissions for {client!r} must be a table")
-            unknown = sorted(set(entry) - set(KEYS))
+            unknown = sorted(set(entry) - {*KEYS, "drain"})
             if unknown:
                 raise ValueError(f"permissions for {client!r}: unknown keys {unknown}")
             lists = {}
@@ -56,11 +57,18 @@ class Permissions:
                 if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
                     raise ValueError(f"permissions for {client!r}: {key} must be a list of text")
                 lists[key] = tuple(prefixes)
-            rules[client] = Rule(**lists)
+            drain = entry.get("drain", False)
+            if not isinstance(drain, bool):
+                raise ValueError(f"permissions for {client!r}: drain must be true or false")
+            rules[client] = Rule(**lists, drain=drain)
         return cls(rules)
 
     def may_publish(self, client: str | None, topic: str) -> bool:
         return self._allowed(client, topic, True)
+
+    def may_drain(self, client: str | None) -> bool:
+        rule = self.rules.get(client or "") or self.rules.get(EVERYONE)
+        return rule is None or rule.drain
 
     def may_subscribe(self, client: str | None, group: bytes) -> bool:
         """Whether a SUB of ``client`` may hold ``group`` (an exact topic or a prefix)."""

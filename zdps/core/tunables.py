@@ -35,6 +35,7 @@ class CoreConfig:
     history: int = default("history")  # messages kept per topic unless the topic sets its own
     history_ttl: float = default("history_ttl")  # seconds kept unless the topic sets its own
     replicas: int = default("replicas")  # R: nodes after the owner storing a topic's history
+    drain_timeout: float = default("drain_timeout")  # a drain's longest wait (drain.py)
     ack_timeout: float = 10.0  # a forwarded publish is refused if no ack came back by then
     flow_window: int = 20_000  # data entries in flight to one peer before the node pauses
     idle_topic_ttl: float = 600.0  # sequencing state of a topic idle this long is dropped

@@ -85,6 +85,7 @@ class Config:
     history: int = _default("history")
     history_ttl: float = _default("history_ttl")
     replicas: int = _default("replicas")
+    drain_timeout: float = _default("drain_timeout")
 
     @property
     def advertised(self) -> str:

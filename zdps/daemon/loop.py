@@ -75,6 +75,7 @@ class Daemon:
         self.ctx = zmq.Context()
         self.incarnation = time.time_ns()
         self._stopping = False
+        self._signalled = False  # SIGTERM or SIGINT: drain, then leave
         self._api_paused = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -185,10 +186,13 @@ class Daemon:
         return keys
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
+        """SIGHUP reloads; a first SIGTERM or SIGINT drains, a second leaves at once."""
         if signum == signal.SIGHUP:
             self._reload = True
-        else:
+        elif self._signalled:
             self._stopping = True
+        else:
+            self._signalled = True
 
     def _serve_zap(self, ready: dict, now: float) -> None:
         """Answer ZAP; each refused connection is counted and logged."""
@@ -226,6 +230,10 @@ class Daemon:
             self._flush()
             while not self._stopping and core.refusal is None:
                 self._turn()
+                if self._signalled and not core.drain.active:
+                    core.start_drain(time.monotonic())
+                if core.drain.active:
+                    self._stopping |= self._drain_step()
             if core.refusal is not None:
                 self.events.write(log_event("refused_to_run", "error", why=core.refusal), 0.0)
             self.notifier.stopping()
@@ -247,6 +255,13 @@ class Daemon:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 0 if core.refusal is None else 1
+
+    def _drain_step(self) -> bool:
+        """Tell systemd once that the node is stopping; True once the core drained."""
+        self.notifier.stopping()
+        drained = self.core.drained(time.monotonic())
+        self._flush()
+        return drained
 
     def _turn(self) -> None:
         core = self.core

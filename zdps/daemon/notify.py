@@ -39,6 +39,7 @@ class SystemdNotifier:
         self._next_status = 0.0
         self._status = ""
         self.ready = False
+        self.stopped = False
 
     @property
     def active(self) -> bool:
@@ -74,7 +75,10 @@ class SystemdNotifier:
         self.send("READY=1")
 
     def stopping(self) -> None:
-        self.send("STOPPING=1")
+        """Once, when the node begins to drain or leave."""
+        if not self.stopped:
+            self.stopped = True
+            self.send("STOPPING=1")
 
     def send(self, *lines: str) -> None:
         if self._socket is None:

@@ -185,6 +185,30 @@ class Create(Op):
         return {"topic": self.topic, "history": self.retention.count, "ttl": self.retention.age}
 
 
+MAX_DRAIN_TIMEOUT = 3600.0  # seconds a drain may be given
+
+
+@dataclass(frozen=True, slots=True)
+class Drain(Op):
+    """Hand everything over and leave (§4.5); answered when the node has drained."""
+
+    OP = "drain"
+    SHAPE = "{timeout?: float}"
+    timeout: float | None = None
+
+    @classmethod
+    def decode(cls, args: dict) -> Drain:
+        timeout = args.get("timeout")
+        if timeout is not None and (
+            type(timeout) not in (int, float) or not 0 < timeout <= MAX_DRAIN_TIMEOUT
+        ):
+            raise malformed(f"drain's timeout is a number over 0, at most {MAX_DRAIN_TIMEOUT}")
+        return cls(timeout)
+
+    def args(self) -> dict[str, Any]:
+        return {} if self.timeout is None else {"timeout": self.timeout}
+
+
 Position = tuple[int, int]  # (epoch, seq)
 
 
@@ -280,7 +304,19 @@ class Lost(Op):
 
 OPS: dict[str, type[Op]] = {
     op.OP: op
-    for op in (Info, Status, Members, Watch, Unwatch, Ready, Delete, Create, HistoryQuery, Lost)
+    for op in (
+        Info,
+        Status,
+        Members,
+        Watch,
+        Unwatch,
+        Ready,
+        Delete,
+        Create,
+        HistoryQuery,
+        Lost,
+        Drain,
+    )
 }
 
 

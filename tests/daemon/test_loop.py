@@ -64,7 +64,7 @@ def test_a_protocol_error_is_bad_input_not_an_end(monkeypatch: pytest.MonkeyPatc
         ticks.append(now)
         node.core.on_cluster_frame(b"\xc1 not msgpack", now)  # raises nothing
         if len(ticks) == 3:
-            node._stopping = True  # as SIGTERM does
+            node.signals.stop = True  # as a second SIGTERM does
 
     monkeypatch.setattr(node.core, "tick", tick)
     assert node.run() == 0

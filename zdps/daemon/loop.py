@@ -20,7 +20,6 @@ import dataclasses
 import gc
 import logging
 import math
-import signal
 import socket
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from zdps.daemon.notify import SystemdNotifier
 from zdps.daemon.polling import PollSet, drain, name_sender, readable, routed, user_of
 from zdps.daemon.pubs import LocalPub
 from zdps.daemon.security import CurveSecurity
+from zdps.daemon.signals import Signals
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.keys import CurveClient
 from zdps.memory import keep_freed_memory
@@ -74,13 +74,11 @@ class Daemon:
         self.events = EventLog(self.log)
         self.ctx = zmq.Context()
         self.incarnation = time.time_ns()
-        self._stopping = False
-        self._signalled = False  # SIGTERM or SIGINT: drain, then leave
+        self.signals = Signals()
         self._api_paused = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._reload = False  # SIGHUP: read the CURVE allow-list again
         self.notifier = SystemdNotifier()
         self._next_pump = 0.0  # when the socket monitors are next looked at
         self.metrics = NodeMetrics(config.metrics) if config.metrics else None
@@ -185,15 +183,6 @@ class Daemon:
             self.core.bad_input(E_NO_PEER_KEY, f"not dialling {endpoint!r}: {why}")
         return keys
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        """SIGHUP reloads; a first SIGTERM or SIGINT drains, a second leaves at once."""
-        if signum == signal.SIGHUP:
-            self._reload = True
-        elif self._signalled:
-            self._stopping = True
-        else:
-            self._signalled = True
-
     def _serve_zap(self, ready: dict, now: float) -> None:
         """Answer ZAP; each refused connection is counted and logged."""
         refused = self.gate.refusals(ready)
@@ -210,9 +199,8 @@ class Daemon:
         An exception that escapes the core is a bug: it is logged, every socket is
         destroyed without linger (no bye), and the daemon exits 1.
         """
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        previous = {s: signal.signal(s, self._on_signal) for s in handled}
-        old_fd = signal.set_wakeup_fd(self._wake_w.fileno())
+        signals = self.signals
+        signals.install(self._wake_w.fileno())
         core = self.core
         info = core.info
         seeds = ",".join(self.config.seed_endpoints) or "-"
@@ -228,12 +216,12 @@ class Daemon:
         try:
             core.start(time.monotonic())
             self._flush()
-            while not self._stopping and core.refusal is None:
+            while not signals.stop and core.refusal is None:
                 self._turn()
-                if self._signalled and not core.drain.active:
+                if signals.drain and not core.drain.active:
                     core.start_drain(time.monotonic())
                 if core.drain.active:
-                    self._stopping |= self._drain_step()
+                    signals.stop |= self._drain_step()
             if core.refusal is not None:
                 self.events.write(log_event("refused_to_run", "error", why=core.refusal), 0.0)
             self.notifier.stopping()
@@ -251,9 +239,7 @@ class Daemon:
         else:
             self.close()
         finally:
-            signal.set_wakeup_fd(old_fd)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            signals.restore()
         return 0 if core.refusal is None else 1
 
     def _drain_step(self) -> bool:
@@ -286,8 +272,8 @@ class Daemon:
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
-        if self._reload:
-            self._reload = False
+        if self.signals.reload:
+            self.signals.reload = False
             self.notifier.reloading()
             ignored = log_event("reload_ignored", why="no curve_peers to read")
             self.events.write(ignored if self.security is None else self.security.reload(), now)

@@ -4,10 +4,12 @@ history to the nodes that take its topics over before it leaves."""
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
 from tests.cluster.harness import Cluster, NodeProc, wait_for
+from zdps import Client, ZdpsError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,3 +86,47 @@ def test_a_draining_node_refuses_publishes_and_answers_the_rest(cluster: Cluster
         assert b.proc.wait(10) == 0
     finally:
         a.proc.send_signal(signal.SIGCONT)
+
+
+def test_a_rolling_restart_loses_no_acknowledged_message(cluster: Cluster) -> None:
+    """Replicated publishes throughout, moving to the next node on any refusal, while
+    each node in turn gets SIGTERM and starts again on its endpoints."""
+    nodes = [cluster.start("A", history=100_000)]
+    nodes += [cluster.start(name, seeds=[nodes[0]], history=100_000) for name in ("B", "C")]
+    cluster.wait_mesh()
+    acked: list[tuple[str, bytes]] = []
+    stop = threading.Event()
+
+    def publish() -> None:
+        at, n = 0, 0
+        client = Client(nodes[at].api, timeout=2)
+        while not stop.is_set():
+            topic, payload = f"roll.{n % 10}", b"%d" % n
+            try:
+                client.publish(topic, payload, ack="replicated")
+            except ZdpsError:
+                client.close(linger=0)
+                at = (at + 1) % len(nodes)
+                client = Client(nodes[at].api, timeout=2)
+                continue
+            acked.append((topic, payload))
+            n += 1
+        client.close(linger=0)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    for i, node in enumerate(list(nodes)):
+        before = len(acked)
+        wait_for(lambda before=before: len(acked) > before + 100, 20, "publishes to go on")
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.proc.wait(30) == 0
+        nodes[i] = cluster.start(
+            node.node_id, same_as=node, seeds=[nodes[(i + 1) % 3]], history=100_000
+        )
+        cluster.wait_mesh(20)
+    stop.set()
+    publisher.join(10)
+    assert len(acked) > 300
+    for topic in {t for t, _ in acked}:
+        kept = set(stored(nodes[0], topic))
+        assert not [p for t, p in acked if t == topic and p not in kept], topic

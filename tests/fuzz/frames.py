@@ -31,6 +31,9 @@ KINDS = sorted({type(message).KIND for message in EXAMPLES})
 # what they are for). The fuzzer's node sends them rarely, so that the legitimate
 # traffic it runs beside still has a cluster to run on.
 DISRUPTIVE = {"bye", "dead", "suspect", "hello"}
+# A well-formed ``drain`` request makes the node leave, as it should, so the API side
+# never sends one whole; the decoder tests damage its arguments (tests/wire).
+REQUESTS = [op for op in OP_EXAMPLES if op.OP != "drain"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def api_frame(rng: random.Random, port: int) -> bytes:
     """An API frame: a request or publish with a field replaced, or anything."""
     roll = rng.random()
     if roll < 0.35:
-        op = rng.choice(OP_EXAMPLES)
+        op = rng.choice(REQUESTS)
         frame = [V, "req", rng.randint(-2, 2**64 - 1), op.OP, op.args()]
     elif roll < 0.7:
         n = rng.randrange(1, 4)

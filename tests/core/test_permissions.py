@@ -12,6 +12,7 @@ from zdps.core.node import NodeCore
 from zdps.core.permissions import Permissions
 from zdps.wire.api import (
     Delete,
+    Drain,
     Members,
     Ready,
     Status,
@@ -49,6 +50,7 @@ def test_allow_and_deny_prefixes_with_deny_winning() -> None:
         ({"alice": {"publsh": ["x"]}}, "unknown keys ['publsh']"),
         ({"alice": {"publish": "news."}}, "publish must be a list of text"),
         ({"alice": {"subscribe": [1]}}, "subscribe must be a list of text"),
+        ({"alice": {"drain": "yes"}}, "drain must be true or false"),
     ],
 )
 def test_a_bad_permissions_table_says_what_is_wrong(table, said) -> None:
@@ -89,3 +91,20 @@ def test_the_api_refuses_what_a_client_may_not_do_and_counts_it() -> None:
     assert replies[3] is False and replies[4] is False and replies[6] is False
     assert replies[5] is not False
     assert core.errors["forbidden"] == 4 and core.counters["published"] == 1
+
+
+def test_only_a_rule_with_drain_may_drain_a_node_and_a_draining_node_refuses_publishes() -> None:
+    rules = Permissions.parse({"ops": {"drain": True}, "*": {"publish": [""]}})
+    assert rules.may_drain("ops") and not rules.may_drain("alice")
+    assert Permissions.parse({}).may_drain(None)  # no rules: anything goes
+    core = node_with_rules()
+    core.clients.permissions = rules
+    core.on_client_frame(b"A", encode_request(1, Drain()), 0.1, "alice")
+    assert core.take(0.1).clients[b"A"][0][:3] == ["rep", 1, False] and not core.drain.active
+    core.on_client_frame(b"O", encode_request(2, Drain(5.0)), 0.2, "ops")
+    assert core.drain.active and core.drain.deadline == 5.2
+    core.on_client_frame(b"A", encode_publish([publish_entry(3, "t", [b"x"], 1)]), 0.3, "alice")
+    (nack,) = core.take(0.3).clients[b"A"]
+    assert nack[0] == "nack" and nack[1][0][:2] == [3, "draining"]
+    assert core.drained(0.4)  # alone: nothing to hand over
+    assert core.take(0.4).clients[b"O"][0][:3] == ["rep", 2, True]

@@ -51,7 +51,7 @@ def _click_type(setting: Setting) -> Any:
 )
 @_setting_options
 def start(config_path: Path | None, **flags: Any) -> None:
-    """Run a node in the foreground until SIGTERM or SIGINT."""
+    """Run a node in the foreground until SIGTERM or SIGINT (which drain it first)."""
     from zdps.daemon.config import load
     from zdps.daemon.loop import Daemon
 

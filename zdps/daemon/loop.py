@@ -193,7 +193,7 @@ class Daemon:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; then tell the peers we leave and return 0 (1 if
+        """Serve until SIGTERM or SIGINT, drain, then tell the peers we leave and return 0 (1 if
         the core refused to go on: another node has this node's id).
 
         An exception that escapes the core is a bug: it is logged, every socket is

@@ -27,11 +27,20 @@ def zdps_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "zdps_cli"]
 
 
+_GIVEN: set[int] = set()  # ports free_port handed out in this process
+
+
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago (picked at run time)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port that was free on 127.0.0.1 a moment ago (picked at run time), and
+    not handed out before: the kernel may offer one port twice in a row, and a node
+    given it for two endpoints refuses to start (a CI run saw pub == batch_pub)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for(

@@ -14,6 +14,7 @@ from zdps.keys import ENV_CURVE_KEY, ENV_SERVER_KEY
 from zdps_cli.bench import bench
 from zdps_cli.config import config
 from zdps_cli.drain import drain
+from zdps_cli.gateway import gateway
 from zdps_cli.keygen import keygen
 from zdps_cli.options import group_node_option, group_timeout_option
 from zdps_cli.publish import publish
@@ -75,6 +76,7 @@ for command in (
     keygen,
     config,
     drain,
+    gateway,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,216 @@
+"""The gateway's IO: WebSockets (``websockets``) on one side, a zdps node on the other.
+
+Each WebSocket gets a ``PhoenixSocket`` (phoenix.py), which decides; this module only
+carries out what it asks. Every topic that some socket joined has one zdps
+subscription in this process (``Feed``), however many sockets joined it: its
+messages are pushed to each of them with that socket's own join_ref.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from zdps.client.aio import AsyncClient, AsyncSubscription
+from zdps.client.protocol import Message, ZdpsError
+from zdps.gateway import phoenix
+from zdps.gateway.payloads import MESSAGE, as_event
+
+log = logging.getLogger("zdps.gateway")
+
+VSN = "2.0.0"
+IDLE_TIMEOUT = 60.0  # seconds without a frame after which Phoenix closes a socket
+MAX_FRAME = 1024 * 1024  # bytes of one incoming frame
+
+
+@dataclass(slots=True)
+class Feed:
+    """One topic's zdps subscription and the sockets it is pushed to."""
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    sockets: dict[ServerConnection, phoenix.PhoenixSocket] = field(default_factory=dict)
+    task: asyncio.Task | None = None
+    error: str | None = None
+
+
+class Gateway:
+    def __init__(self, node: str, path: str = "/socket/websocket", timeout: float = 10.0):
+        self.node, self.path, self.timeout = node, path, timeout
+        self.client: AsyncClient | None = None
+        self.feeds: dict[str, Feed] = {}
+        self.counters: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task] = set()  # publishes waiting for their acks
+
+    # ------------------------------------------------------------------ the socket
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Only the socket path with ``vsn=2.0.0``: anything else is refused (403 as Phoenix)."""
+        url = urlsplit(request.path)
+        if url.path != self.path:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "no socket here\n")
+        vsn = parse_qs(url.query).get("vsn", [""])[0]
+        if vsn != VSN:
+            self.counters["refused_version"] += 1
+            return connection.respond(
+                http.HTTPStatus.FORBIDDEN, f"this gateway speaks Phoenix V2: vsn={VSN}\n"
+            )
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """One WebSocket, until it closes or stays silent IDLE_TIMEOUT seconds."""
+        sock = phoenix.PhoenixSocket()
+        self.counters["connections"] += 1
+        try:
+            while True:
+                try:
+                    text = await asyncio.wait_for(ws.recv(), IDLE_TIMEOUT)
+                except TimeoutError:
+                    await ws.close(1000, "idle")
+                    return
+                if not isinstance(text, str):
+                    self.counters["bad_frames"] += 1
+                    await ws.close(1003, "binary frames are not taken from clients")
+                    return
+                self.counters["frames_in"] += 1
+                try:
+                    actions = sock.on_text(text)
+                except phoenix.BadFrame as exc:
+                    self.counters["bad_frames"] += 1
+                    await ws.close(1007, str(exc)[:120])
+                    return
+                for action in actions:
+                    await self._carry_out(ws, sock, action)
+        except ConnectionClosed:
+            pass
+        finally:
+            for topic in list(sock.channels):
+                self._leave(topic, ws)
+
+    async def _carry_out(
+        self, ws: ServerConnection, sock: phoenix.PhoenixSocket, action: phoenix.Action
+    ) -> None:
+        if isinstance(action, str):
+            await ws.send(action)
+        elif isinstance(action, phoenix.Join):
+            why = await self._join(action.topic, ws, sock)
+            if why is None:
+                await ws.send(phoenix.reply(action.join_ref, action.ref, action.topic, True, {}))
+            else:
+                sock.channels.pop(action.topic, None)
+                await ws.send(phoenix.error_reply(action.join_ref, action.ref, action.topic, why))
+        elif isinstance(action, phoenix.Leave):
+            self._leave(action.topic, ws)
+        else:
+            task = asyncio.create_task(self._publish(ws, action))  # replies in its own time
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, ws: ServerConnection, action: phoenix.Publish) -> None:
+        assert self.client is not None
+        try:
+            result = await self.client.publish(action.topic, action.data)
+        except ZdpsError as exc:
+            frame = phoenix.error_reply(action.join_ref, action.ref, action.topic, exc.code)
+        else:
+            seq = None if result is None else result.seq
+            frame = phoenix.reply(action.join_ref, action.ref, action.topic, True, {"seq": seq})
+        self.counters["published"] += 1
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(frame)
+
+    # ------------------------------------------------------------------ the feeds
+
+    async def _join(
+        self, topic: str, ws: ServerConnection, sock: phoenix.PhoenixSocket
+    ) -> str | None:
+        """Add ``ws`` to the topic's feed, subscribing first if it is new; why not, if not."""
+        feed = self.feeds.get(topic)
+        if feed is None:
+            feed = self.feeds[topic] = Feed()
+            feed.task = asyncio.create_task(self._run_feed(topic, feed))
+        feed.sockets[ws] = sock
+        await feed.ready.wait()
+        return feed.error
+
+    def _leave(self, topic: str, ws: ServerConnection) -> None:
+        feed = self.feeds.get(topic)
+        if feed is None:
+            return
+        feed.sockets.pop(ws, None)
+        if not feed.sockets and feed.task is not None:
+            feed.task.cancel()
+            del self.feeds[topic]
+
+    async def _run_feed(self, topic: str, feed: Feed) -> None:
+        assert self.client is not None
+        try:
+            subscription = await self.client.subscribe(topic)
+        except ZdpsError as exc:
+            feed.error = exc.code
+            feed.ready.set()
+            self.feeds.pop(topic, None)
+            return
+        feed.ready.set()
+        try:
+            await self._pump(topic, feed, subscription)
+        finally:
+            subscription.close()
+
+    async def _pump(self, topic: str, feed: Feed, subscription: AsyncSubscription) -> None:
+        async for delivery in subscription:
+            if not isinstance(delivery, Message) or delivery.type != "message":
+                continue
+            self.counters["messages_in"] += 1
+            self._push(topic, feed, delivery.data)
+        for ws, sock in list(feed.sockets.items()):  # the topic was deleted
+            join_ref = sock.channels.pop(topic, None)
+            if join_ref is not None:
+                broadcast([ws], phoenix.close(join_ref, topic))
+        self.feeds.pop(topic, None)
+
+    def _push(self, topic: str, feed: Feed, data: bytes) -> None:
+        """One message to every socket of the feed; sockets with one join_ref share a frame."""
+        event = as_event(data)
+        groups: dict[str, list[ServerConnection]] = {}
+        for ws, sock in feed.sockets.items():
+            join_ref = sock.channels.get(topic)
+            if join_ref is not None:
+                groups.setdefault(join_ref, []).append(ws)
+        for join_ref, sockets in groups.items():
+            if isinstance(event, bytes):
+                frame: Any = phoenix.binary_push(join_ref, topic, MESSAGE, event)
+            else:
+                frame = phoenix.encode([join_ref, None, topic, *event])
+            if frame is not None:
+                broadcast(sockets, frame)
+                self.counters["pushes"] += len(sockets)
+
+    # ------------------------------------------------------------------ running
+
+    async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
+        self.client = AsyncClient(self.node, timeout=self.timeout)
+        async with serve(
+            self.handle, host, port, process_request=self.process_request,
+            compression=None, max_size=MAX_FRAME, select_subprotocol=_phoenix_if_offered,
+        ) as server:  # fmt: skip
+            log.info("gateway listening on %s:%d, node %s", host, port, self.node)
+            if started is not None:
+                started.set()
+            await server.serve_forever()
+
+
+def _phoenix_if_offered(_connection: ServerConnection, offered: Sequence[str]) -> str | None:
+    """The JS client offers ``phoenix`` (and its token) only with ``authToken``; a
+    client that offers nothing gets no subprotocol, as from Phoenix."""
+    return "phoenix" if "phoenix" in offered else None

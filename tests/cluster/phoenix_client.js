@@ -1,0 +1,32 @@
+// The official Phoenix JavaScript client (npm `phoenix`) against `zdps gateway`:
+// node phoenix_client.js URL TOPIC. Joins TOPIC, pushes "publish" with
+// ["event", {message: "from js"}], and prints one JSON line per thing that happens:
+// {"joined": response}, {"published": response}, {"event": payload}, {"message": payload}.
+// Reads "leave" on stdin to leave the channel ({"left": response}, then {"closed": true}).
+const { Socket } = require("phoenix");
+const WebSocket = require("ws");
+
+const [url, topic] = process.argv.slice(2);
+const say = (what) => console.log(JSON.stringify(what));
+const socket = new Socket(url, { transport: WebSocket, heartbeatIntervalMs: 500 });
+socket.onError(() => say({ socket_error: true }));
+socket.connect();
+const channel = socket.channel(topic, {});
+channel.on("event", (payload) => say({ event: payload }));
+channel.on("message", (payload) => say({ message: payload }));
+channel.onClose(() => say({ closed: true }));
+channel
+  .join()
+  .receive("ok", (response) => {
+    say({ joined: response });
+    channel
+      .push("publish", ["event", { message: "from js" }])
+      .receive("ok", (response) => say({ published: response }))
+      .receive("error", (response) => say({ publish_error: response }));
+  })
+  .receive("error", (response) => say({ join_error: response }));
+process.stdin.on("data", (data) => {
+  if (data.toString().trim() === "leave") {
+    channel.leave().receive("ok", (response) => say({ left: response }));
+  }
+});

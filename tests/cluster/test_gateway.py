@@ -57,9 +57,9 @@ class Websocat:
         self.proc.wait(5)
 
 
-def start_gateway(cluster: Cluster, node: NodeProc, name: str) -> str:
+def start_gateway(cluster: Cluster, node: NodeProc, name: str, *flags: str) -> str:
     port = free_port()
-    cluster.spawn("gateway", "--listen", f"127.0.0.1:{port}", "--node", node.api, name=name)
+    cluster.spawn("gateway", "--listen", f"127.0.0.1:{port}", "--node", node.api, *flags, name=name)
 
     def listening() -> bool:
         with socket.socket() as probe:

@@ -218,3 +218,12 @@ def test_the_three_node_example_passes_config_check(node: str) -> None:
     path = Path(__file__).parents[2] / "conf" / "three-nodes" / f"{node}.toml"
     assert problems(path, {}, {}) == []
     assert load(path, {}, {}).node_id == node
+
+
+def test_the_gateway_table_is_left_to_zdps_gateway(tmp_path: Path) -> None:
+    path = tmp_path / "zdps.toml"
+    path.write_text('node_id = "a"\n[gateway]\nlisten = "127.0.0.1:4000"\n')
+    assert load(path, {}).node_id == "a"
+    path.write_text('node_id = "a"\n[gatway]\nlisten = "127.0.0.1:4000"\n')
+    with pytest.raises(ConfigError, match=r"unknown configuration key.*gatway"):
+        load(path, {})

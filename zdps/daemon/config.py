@@ -207,6 +207,9 @@ class Config:
 ENV_PREFIX = "ZDPS_"  # ZDPS_NODE_ID=a sets node_id; ZDPS_SEEDS takes a comma-separated list
 
 
+GATEWAY_TABLE = "gateway"  # a table of the same file that zdps gateway reads
+
+
 def gather(
     path: Path | None, overrides: dict[str, Any], environ: Mapping[str, str] = os.environ
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -222,6 +225,7 @@ def gather(
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        values.pop(GATEWAY_TABLE, None)  # the gateway's own settings (zdps gateway)
         unknown = sorted(set(values) - set(BY_NAME))
         if unknown:
             raise ConfigError(f"{path}: unknown configuration key(s): {', '.join(unknown)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -44,10 +45,23 @@ class Feed:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What protects the gateway from its clients (docs/GATEWAY.md, "Limits")."""
+
+    max_connections: int = 10_000
+    max_send_buffer: int = 1024 * 1024  # bytes queued to one socket before it is dropped
+    origins: tuple[str, ...] = ()  # allowed Origin headers; empty: any
+
+
 class Gateway:
-    def __init__(self, node: str, path: str = "/socket/websocket", timeout: float = 10.0):
-        self.node, self.path, self.timeout = node, path, timeout
+    def __init__(
+        self, node: str, path: str = "/socket/websocket", limits: Limits = Limits(),
+        timeout: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.node, self.path, self.limits, self.timeout = node, path, limits, timeout
         self.client: AsyncClient | None = None
+        self.open = 0  # WebSockets connected now
         self.feeds: dict[str, Feed] = {}
         self.counters: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()  # publishes waiting for their acks
@@ -57,8 +71,18 @@ class Gateway:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Only the socket path with ``vsn=2.0.0``: anything else is refused (403 as Phoenix)."""
         url = urlsplit(request.path)
+        if url.path == "/status":
+            response = connection.respond(http.HTTPStatus.OK, json.dumps(self.status()) + "\n")
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
         if url.path != self.path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "no socket here\n")
+        if self.open >= self.limits.max_connections:
+            self.counters["refused_max_connections"] += 1
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections: try another gateway\n"
+            )
         vsn = parse_qs(url.query).get("vsn", [""])[0]
         if vsn != VSN:
             self.counters["refused_version"] += 1
@@ -71,6 +95,7 @@ class Gateway:
         """One WebSocket, until it closes or stays silent IDLE_TIMEOUT seconds."""
         sock = phoenix.PhoenixSocket()
         self.counters["connections"] += 1
+        self.open += 1
         try:
             while True:
                 try:
@@ -94,6 +119,7 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
+            self.open -= 1
             for topic in list(sock.channels):
                 self._leave(topic, ws)
 
@@ -183,10 +209,15 @@ class Gateway:
         """One message to every socket of the feed; sockets with one join_ref share a frame."""
         event = as_event(data)
         groups: dict[str, list[ServerConnection]] = {}
-        for ws, sock in feed.sockets.items():
+        limit = self.limits.max_send_buffer
+        for ws, sock in list(feed.sockets.items()):
             join_ref = sock.channels.get(topic)
-            if join_ref is not None:
-                groups.setdefault(join_ref, []).append(ws)
+            if join_ref is None:
+                continue
+            if ws.transport.get_write_buffer_size() > limit:
+                self._drop_slow(ws)
+                continue
+            groups.setdefault(join_ref, []).append(ws)
         for join_ref, sockets in groups.items():
             if isinstance(event, bytes):
                 frame: Any = phoenix.binary_push(join_ref, topic, MESSAGE, event)
@@ -196,6 +227,30 @@ class Gateway:
                 broadcast(sockets, frame)
                 self.counters["pushes"] += len(sockets)
 
+    def _drop_slow(self, ws: ServerConnection) -> None:
+        """A client that does not read: it gets no more, and is closed (1013, counted)."""
+        for feed in self.feeds.values():
+            feed.sockets.pop(ws, None)
+        self.counters["slow_clients_dropped"] += 1
+        task = asyncio.create_task(ws.close(1013, "too slow: messages were not read"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /status`` answers."""
+        return {
+            "node": self.node,
+            "connections": self.open,
+            "topics": len(self.feeds),
+            "channels": sum(len(feed.sockets) for feed in self.feeds.values()),
+            "counters": dict(sorted(self.counters.items())),
+            "limits": {
+                "max_connections": self.limits.max_connections,
+                "max_send_buffer": self.limits.max_send_buffer,
+                "origins": list(self.limits.origins),
+            },
+        }
+
     # ------------------------------------------------------------------ running
 
     async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
@@ -203,6 +258,7 @@ class Gateway:
         async with serve(
             self.handle, host, port, process_request=self.process_request,
             compression=None, max_size=MAX_FRAME, select_subprotocol=_phoenix_if_offered,
+            origins=list(self.limits.origins) or None, close_timeout=2,
         ) as server:  # fmt: skip
             log.info("gateway listening on %s:%d, node %s", host, port, self.node)
             if started is not None:

@@ -1,0 +1,90 @@
+"""The gateway's edge protection and visibility (docs/GATEWAY.md, "Limits"): a client
+that does not read is dropped and counted without slowing the others; a connection
+limit; an origin allow-list; GET /status; the [gateway] config table."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from tests.cluster.harness import Cluster, free_port, wait_for
+from tests.cluster.test_gateway import start_gateway
+from zdps import Client
+
+pytestmark = pytest.mark.timeout(120)
+
+JOIN = '["1","1","t","phx_join",{}]'
+
+
+def status(url: str) -> dict:
+    http = url.replace("ws://", "http://").rsplit("/socket", 1)[0]
+    with urllib.request.urlopen(f"{http}/status", timeout=5) as response:
+        assert response.headers["Content-Type"] == "application/json"
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def joined(url: str, **options: Any) -> Iterator[ClientConnection]:
+    """A WebSocket that joined topic t."""
+    with connect(f"{url}?vsn=2.0.0", open_timeout=5, **options) as ws:
+        ws.send(JOIN)
+        assert json.loads(ws.recv(timeout=10))[4]["status"] == "ok"
+        yield ws
+
+
+def test_a_client_that_does_not_read_is_dropped_and_the_others_get_everything(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("A")
+    url = start_gateway(cluster, a, "gw", "--max-send-buffer", "65536")
+    # slow reads nothing: the kernel's buffers fill, then the gateway's
+    with joined(url, max_queue=1) as slow, joined(url) as fast:
+        count, payload = 1500, b"x" * 8000
+        with Client(a.api) as client:
+            assert all(r.seq for r in client.publish_many(("t", payload) for _ in range(count)))
+        received = 0
+        while received < count:
+            frame = json.loads(fast.recv(timeout=10))
+            received += frame[3] == "message"
+        shown = status(url)
+        assert shown["counters"]["slow_clients_dropped"] == 1, shown
+        assert shown["channels"] == 1, shown
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                slow.recv(timeout=10)
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 1013
+
+
+def test_connection_limit_origins_and_status(cluster: Cluster, tmp_path) -> None:
+    a = cluster.start("A")
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\nmax_connections = 1\norigins = ["https://app.test"]\n')
+    url = start_gateway(cluster, a, "gw", "--config", str(config))
+    with pytest.raises(InvalidStatus) as no_origin:
+        connect(f"{url}?vsn=2.0.0", open_timeout=5)
+    assert no_origin.value.response.status_code == 403
+    with joined(url, origin="https://app.test"):
+        with pytest.raises(InvalidStatus) as full:
+            connect(f"{url}?vsn=2.0.0", open_timeout=5, origin="https://app.test")
+        assert full.value.response.status_code == 503
+        shown = status(url)
+        assert (shown["connections"], shown["topics"], shown["channels"]) == (1, 1, 1)
+        assert shown["limits"] == {
+            "max_connections": 1, "max_send_buffer": 1048576, "origins": ["https://app.test"],
+        }  # fmt: skip
+        assert shown["counters"]["refused_max_connections"] == 1
+    wait_for(lambda: status(url)["connections"] == 0, 10, "the socket to be gone")
+
+
+def test_a_bad_config_table_is_refused_with_its_key(cluster: Cluster, tmp_path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[gateway]\nlisten = "127.0.0.1:1"\nmax_conections = 5\n')
+    done = cluster.run("gateway", "--config", str(config), "--listen", f"127.0.0.1:{free_port()}")
+    assert done.returncode == 1 and "unknown [gateway] keys ['max_conections']" in done.stderr

@@ -3,6 +3,7 @@ session (issue 13) verbatim, across two gateways on two nodes."""
 
 from __future__ import annotations
 
+import json
 import queue
 import shutil
 import socket
@@ -16,6 +17,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.cluster.harness import Cluster, NodeProc, free_port, wait_for
+from zdps import Client
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -131,3 +133,38 @@ def test_deleting_the_topic_closes_its_channels(cluster: Cluster, two_gateways) 
         assert '"reason":"unmatched topic"' in client.next()
     finally:
         client.close()
+
+
+def test_a_rejoin_with_since_gets_what_it_missed_in_order_then_live(
+    cluster: Cluster, two_gateways
+) -> None:
+    """Beyond Phoenix: history after the given position, a gap where history no longer
+    has it, each push with its position as ref, then the live messages."""
+    _, url_b, a = two_gateways
+    created = cluster.run(
+        "topic", "create", "short", "--history", "3", "--ttl", "60", "--node", a.api
+    )
+    assert created.returncode == 0, created.stderr
+    lines = "".join(f'{{"n":{i}}}\n' for i in range(1, 11))
+    for topic in ("rec", "short"):
+        assert cluster.run("publish", topic, "--node", a.api, input=lines).returncode == 0
+    with Client(a.api) as client:  # each topic has epochs of its own
+        epoch, short = (client.history(t, since=0)["entries"][0][0] for t in ("rec", "short"))
+    client_b = Websocat(f"{url_b}?vsn=2.0.0")
+    try:
+        since = json.dumps({"since": {"epoch": epoch, "seq": 7}})
+        client_b.send(f'["1", "1", "rec", "phx_join", {since}]')
+        assert client_b.next() == '["1","1","rec","phx_reply",{"status":"ok","response":{}}]'
+        for n in (8, 9, 10):
+            assert client_b.next() == f'["1","{epoch}.{n}","rec","message",{{"n":{n}}}]'
+        assert cluster.run("publish", "rec", '{"n":11}', "--node", a.api).returncode == 0
+        assert client_b.next() == f'["1","{epoch}.11","rec","message",{{"n":11}}]'
+        since = json.dumps({"since": {"epoch": short, "seq": 2}})
+        client_b.send(f'["2", "2", "short", "phx_join", {since}]')
+        assert client_b.next() == '["2","2","short","phx_reply",{"status":"ok","response":{}}]'
+        gap = {"epoch": short, "from": 3, "to": 7}
+        assert json.loads(client_b.next()) == ["2", None, "short", "gap", gap]
+        for n in (8, 9, 10):
+            assert client_b.next() == f'["2","{short}.{n}","short","message",{{"n":{n}}}]'
+    finally:
+        client_b.close()

@@ -19,6 +19,7 @@ from zdps.gateway.phoenix import (
     Publish,
     binary_push,
     encode,
+    push,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -117,10 +118,27 @@ def test_any_json_is_answered_or_a_bad_frame_and_nothing_else(value) -> None:
 def test_pushes_carry_the_sockets_own_join_ref_compact_and_unescaped() -> None:
     sock = PhoenixSocket()
     sock.on_text(frame("42", "1", "topics:matrix", "phx_join", {}))
-    assert sock.push("topics:matrix", "event", {"message": "red pill or blue pill? ü"}) == (
+    assert sock.channel("topics:matrix") == ("42", False) and sock.channel("other") is None
+    assert push("42", "topics:matrix", "event", {"message": "red pill or blue pill? ü"}, None) == (
         '["42",null,"topics:matrix","event",{"message":"red pill or blue pill? ü"}]'
     )
-    assert sock.push("other", "event", {}) is None
+
+
+def test_a_join_with_since_asks_for_recovery_and_positions() -> None:
+    sock = PhoenixSocket()
+    since = {"since": {"epoch": 3, "seq": 17}}
+    assert sock.on_text(frame("1", "2", "t", "phx_join", since)) == [Join("1", "2", "t", (3, 17))]
+    assert sock.channel("t") == ("1", True)
+    assert sock.on_text(frame("1", "3", "u", "phx_join", {"since": None})) == [
+        Join("1", "3", "u", None)
+    ]
+    assert sock.channel("u") == ("1", True)
+    assert push("1", "t", "event", {}, (3, 18)) == '["1","3.18","t","event",{}]'
+    for bad in ({"epoch": -1, "seq": 1}, {"epoch": 1}, [1, 2], {"epoch": 1, "seq": True}):
+        (answer,) = PhoenixSocket().on_text(frame("1", "4", "t", "phx_join", {"since": bad}))
+        assert json.loads(answer)[4]["status"] == "error", bad
+    sock.on_text(frame("1", "5", "t", "phx_join", {}))  # joined again without: no positions
+    assert sock.channel("t") == ("1", False)
 
 
 def test_a_binary_push_is_the_v2_layout() -> None:

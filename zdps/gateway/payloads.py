@@ -16,9 +16,10 @@ import json
 from typing import Any
 
 MESSAGE = "message"  # the event of a message that does not name one
+Event = tuple[str, Any] | bytes  # (event, body) for a JSON push, bytes for a binary one
 
 
-def as_event(data: bytes) -> tuple[str, Any] | bytes:
+def as_event(data: bytes) -> Event:
     """(event, body) for a JSON push, or the bytes for a binary one."""
     try:
         text = data.decode("utf-8")

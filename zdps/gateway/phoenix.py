@@ -25,6 +25,7 @@ from zdps.topics import InvalidTopic, check_topic
 
 MAX_CHANNELS = 100  # Phoenix's default per socket
 PHOENIX = "phoenix"  # the socket's own topic: heartbeats
+Position = tuple[int, int]  # (epoch, seq) of a zdps message
 
 
 def encode(frame: list) -> str:
@@ -59,10 +60,12 @@ class Asked:
     topic: str
 
 
+@dataclass(frozen=True, slots=True)
 class Join(Asked):
-    """Deliver ``topic`` to this socket, then send ``ok`` (``reply``)."""
+    """Deliver ``topic`` to this socket, then send ``ok`` (``reply``); with ``since``,
+    first what history holds after that position (docs/GATEWAY.md, "Recovery")."""
 
-    __slots__ = ()
+    since: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +86,11 @@ Action = str | Join | Leave | Publish  # a plain str is a frame to send as it is
 
 @dataclass(slots=True)
 class PhoenixSocket:
-    """One WebSocket's channels: topic -> the join_ref of its current join."""
+    """One WebSocket's channels: topic -> the join_ref of its current join; and the
+    topics joined with ``since``, whose pushes carry their position as ref."""
 
     channels: dict[str, str] = field(default_factory=dict)
+    positioned: set[str] = field(default_factory=set)
 
     def on_text(self, text: str) -> list[Action]:
         """What one text frame asks for; BadFrame if it is no V2 message."""
@@ -93,12 +98,13 @@ class PhoenixSocket:
         if topic == PHOENIX and event == "heartbeat":
             return [reply(join_ref, ref, topic, True, {})]
         if event == "phx_join":
-            return self._join(join_ref, ref, topic)
+            return self._join(join_ref, ref, topic, payload)
         current = self.channels.get(topic)
         if current is None or (join_ref is not None and join_ref != current):
             return [error_reply(None, ref, topic, "unmatched topic")]
         if event == "phx_leave":
             del self.channels[topic]
+            self.positioned.discard(topic)
             return [Leave(topic), reply(current, ref, topic, True, {}), close(current, topic)]
         if event != "publish":
             return [error_reply(current, ref, topic, f"unknown event {event[:64]!r}")]
@@ -106,23 +112,58 @@ class PhoenixSocket:
             return [error_reply(current, ref, topic, "publish takes [event, body]")]
         return [Publish(current, ref, topic, encode(payload).encode())]
 
-    def _join(self, join_ref: str | None, ref: str | None, topic: str) -> list[Action]:
+    def _join(self, join_ref: str | None, ref: str | None, topic: str, params: Any) -> list[Action]:
         try:
             check_topic(topic)
         except InvalidTopic:
             return [error_reply(None, ref, topic, "unmatched topic")]
         if topic == PHOENIX or join_ref is None:
             return [error_reply(None, ref, topic, "unmatched topic")]
+        positioned = type(params) is dict and "since" in params
+        since = params["since"] if positioned else None
+        if since is not None and not _is_position(since):
+            why = "since is null or {epoch, seq}: integers from 0"
+            return [error_reply(join_ref, ref, topic, why)]
         old = self.channels.pop(topic, None)
         if old is None and len(self.channels) >= MAX_CHANNELS:
             return [error_reply(join_ref, ref, topic, "too many channels joined")]
         self.channels[topic] = join_ref
-        return ([close(old, topic)] if old is not None else []) + [Join(join_ref, ref, topic)]
+        if positioned:
+            self.positioned.add(topic)
+        else:
+            self.positioned.discard(topic)
+        position = None if since is None else (since["epoch"], since["seq"])
+        join = Join(join_ref, ref, topic, position)
+        return ([close(old, topic)] if old is not None else []) + [join]
 
-    def push(self, topic: str, event: str, body: Any) -> str | None:
-        """The frame a joined socket gets for one message of ``topic`` (None: not joined)."""
+    def channel(self, topic: str) -> tuple[str, bool] | None:
+        """The join_ref of ``topic``'s channel and whether its pushes carry positions."""
         join_ref = self.channels.get(topic)
-        return None if join_ref is None else encode([join_ref, None, topic, event, body])
+        return None if join_ref is None else (join_ref, topic in self.positioned)
+
+
+def _is_position(value: Any) -> bool:
+    return (
+        type(value) is dict
+        and value.keys() == {"epoch", "seq"}
+        and all(type(v) is int and 0 <= v < 2**64 for v in value.values())
+    )
+
+
+def gap(join_ref: str, topic: str, epoch: int, first: int, last: int | None, why: str = "") -> str:
+    """``gap``: seqs ``first``..``last`` of ``epoch`` are lost for good (``last`` None:
+    how far is unknown, ``why`` says why)."""
+    body: dict[str, Any] = {"epoch": epoch, "from": first, "to": last}
+    if why:
+        body["reason"] = why
+    return encode([join_ref, None, topic, "gap", body])
+
+
+def push(join_ref: str, topic: str, event: str, body: Any, position: Position | None) -> str:
+    """A message to a joined socket: ref null, or ``"EPOCH.SEQ"`` on a positioned
+    channel (the JS client hands a push's ref to ``on`` callbacks as their 2nd argument)."""
+    ref = None if position is None else f"{position[0]}.{position[1]}"
+    return encode([join_ref, ref, topic, event, body])
 
 
 def binary_push(join_ref: str, topic: str, event: str, data: bytes) -> bytes | None:

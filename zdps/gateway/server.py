@@ -25,8 +25,10 @@ from websockets.http11 import Request, Response
 
 from zdps.client.aio import AsyncClient, AsyncSubscription
 from zdps.client.protocol import Message, ZdpsError
+from zdps.client.recovery import Gap
 from zdps.gateway import phoenix
-from zdps.gateway.payloads import MESSAGE, as_event
+from zdps.gateway.payloads import MESSAGE, Event, as_event
+from zdps.gateway.recovery import Entry, Recovery
 
 log = logging.getLogger("zdps.gateway")
 
@@ -43,6 +45,7 @@ class Feed:
     sockets: dict[ServerConnection, phoenix.PhoenixSocket] = field(default_factory=dict)
     task: asyncio.Task | None = None
     error: str | None = None
+    catching: dict[ServerConnection, Recovery] = field(default_factory=dict)  # recovering
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +132,12 @@ class Gateway:
         if isinstance(action, str):
             await ws.send(action)
         elif isinstance(action, phoenix.Join):
-            why = await self._join(action.topic, ws, sock)
+            recovery = None if action.since is None else Recovery(action.topic, action.since)
+            feed, why = await self._join(action.topic, ws, sock, recovery)
             if why is None:
                 await ws.send(phoenix.reply(action.join_ref, action.ref, action.topic, True, {}))
+                if recovery is not None:
+                    await self._recover(ws, action.join_ref, action.topic, feed, recovery)
             else:
                 sock.channels.pop(action.topic, None)
                 await ws.send(phoenix.error_reply(action.join_ref, action.ref, action.topic, why))
@@ -158,22 +164,60 @@ class Gateway:
     # ------------------------------------------------------------------ the feeds
 
     async def _join(
-        self, topic: str, ws: ServerConnection, sock: phoenix.PhoenixSocket
-    ) -> str | None:
-        """Add ``ws`` to the topic's feed, subscribing first if it is new; why not, if not."""
+        self, topic: str, ws: ServerConnection, sock: phoenix.PhoenixSocket,
+        recovery: Recovery | None,
+    ) -> tuple[Feed, str | None]:  # fmt: skip
+        """Add ``ws`` to the topic's feed, subscribing first if it is new (and to its
+        recovering sockets, whose live messages wait); why not, if not."""
         feed = self.feeds.get(topic)
         if feed is None:
             feed = self.feeds[topic] = Feed()
             feed.task = asyncio.create_task(self._run_feed(topic, feed))
         feed.sockets[ws] = sock
+        if recovery is not None:
+            feed.catching[ws] = recovery
         await feed.ready.wait()
-        return feed.error
+        return feed, feed.error
+
+    async def _recover(
+        self, ws: ServerConnection, join_ref: str, topic: str, feed: Feed, recovery: Recovery
+    ) -> None:
+        """History after the socket's position, then what arrived meanwhile; then live."""
+        assert self.client is not None
+        after = recovery.last
+        try:
+            while True:
+                page = await self.client.history(topic, after=list(after))
+                entries = [(e[0], e[1], e[2]) for e in page["entries"]]
+                self._send(ws, join_ref, topic, recovery.take(entries))
+                if not entries or not page.get("more"):
+                    break
+                after = entries[-1][:2]
+        except ZdpsError as exc:
+            epoch, seq = recovery.last
+            broadcast([ws], phoenix.gap(join_ref, topic, epoch, seq + 1, None, exc.code))
+        finally:  # no await from here: no live message slips between
+            feed.catching.pop(ws, None)
+            self._send(ws, join_ref, topic, recovery.finish())
+            self.counters["recoveries"] += 1
+
+    def _send(
+        self, ws: ServerConnection, join_ref: str, topic: str, items: list[Entry | Gap]
+    ) -> None:
+        for item in items:
+            if isinstance(item, Gap):
+                frame: Any = phoenix.gap(join_ref, topic, item.epoch, item.first, item.last)
+            else:
+                frame = self._frame(join_ref, True, topic, as_event(item[2]), item[:2])
+            if frame is not None:
+                broadcast([ws], frame)
 
     def _leave(self, topic: str, ws: ServerConnection) -> None:
         feed = self.feeds.get(topic)
         if feed is None:
             return
         feed.sockets.pop(ws, None)
+        feed.catching.pop(ws, None)
         if not feed.sockets and feed.task is not None:
             feed.task.cancel()
             del self.feeds[topic]
@@ -198,39 +242,52 @@ class Gateway:
             if not isinstance(delivery, Message) or delivery.type != "message":
                 continue
             self.counters["messages_in"] += 1
-            self._push(topic, feed, delivery.data)
+            self._push(topic, feed, delivery)
         for ws, sock in list(feed.sockets.items()):  # the topic was deleted
             join_ref = sock.channels.pop(topic, None)
             if join_ref is not None:
                 broadcast([ws], phoenix.close(join_ref, topic))
         self.feeds.pop(topic, None)
 
-    def _push(self, topic: str, feed: Feed, data: bytes) -> None:
-        """One message to every socket of the feed; sockets with one join_ref share a frame."""
-        event = as_event(data)
-        groups: dict[str, list[ServerConnection]] = {}
+    def _push(self, topic: str, feed: Feed, message: Message) -> None:
+        """One message to every socket of the feed (a recovering one keeps it for later);
+        sockets with one join_ref share a frame."""
+        groups: dict[tuple[str, bool], list[ServerConnection]] = {}
         limit = self.limits.max_send_buffer
         for ws, sock in list(feed.sockets.items()):
-            join_ref = sock.channels.get(topic)
-            if join_ref is None:
+            recovery = feed.catching.get(ws)
+            if recovery is not None:
+                recovery.buffered.append((message.epoch, message.seq, message.data))
+                continue
+            channel = sock.channel(topic)
+            if channel is None:
                 continue
             if ws.transport.get_write_buffer_size() > limit:
                 self._drop_slow(ws)
                 continue
-            groups.setdefault(join_ref, []).append(ws)
-        for join_ref, sockets in groups.items():
-            if isinstance(event, bytes):
-                frame: Any = phoenix.binary_push(join_ref, topic, MESSAGE, event)
-            else:
-                frame = phoenix.encode([join_ref, None, topic, *event])
+            groups.setdefault(channel, []).append(ws)
+        position, event = (message.epoch, message.seq), as_event(message.data)
+        for (join_ref, positioned), sockets in groups.items():
+            frame = self._frame(join_ref, positioned, topic, event, position)
             if frame is not None:
                 broadcast(sockets, frame)
                 self.counters["pushes"] += len(sockets)
+
+    @staticmethod
+    def _frame(
+        join_ref: str, positioned: bool, topic: str, event: Event, position: phoenix.Position
+    ) -> str | bytes | None:
+        """A message as a push: JSON (with its position as ref on a positioned channel)
+        or, for bytes that are neither JSON nor text, binary (payloads.py)."""
+        if isinstance(event, bytes):
+            return phoenix.binary_push(join_ref, topic, MESSAGE, event)
+        return phoenix.push(join_ref, topic, *event, position if positioned else None)
 
     def _drop_slow(self, ws: ServerConnection) -> None:
         """A client that does not read: it gets no more, and is closed (1013, counted)."""
         for feed in self.feeds.values():
             feed.sockets.pop(ws, None)
+            feed.catching.pop(ws, None)
         self.counters["slow_clients_dropped"] += 1
         task = asyncio.create_task(ws.close(1013, "too slow: messages were not read"))
         self._tasks.add(task)

@@ -41,9 +41,9 @@ def npm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class NodeClient:
-    def __init__(self, npm_dir: Path, url: str, topic: str) -> None:
+    def __init__(self, npm_dir: Path, url: str, topic: str, *mode: str) -> None:
         self.proc = subprocess.Popen(
-            ["node", CLIENT.name, url, topic], cwd=npm_dir, text=True,
+            ["node", CLIENT.name, url, topic, *mode], cwd=npm_dir, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.said: queue.Queue[dict] = queue.Queue()
@@ -85,5 +85,19 @@ def test_the_official_phoenix_client_joins_pushes_receives_and_leaves(
             '{"left": {}}',
             '{"closed": true}',
         }
+    finally:
+        client.close()
+
+
+def test_positions_reach_the_official_clients_on_callbacks(cluster: Cluster, npm_dir) -> None:
+    a = cluster.start("A")
+    url = start_gateway(cluster, a, "gw").removesuffix("/websocket")
+    client = NodeClient(npm_dir, url, "topics:pos", "positions")
+    try:
+        assert client.next() == {"joined": {}}
+        got = [client.next(), client.next()]
+        event = next(said for said in got if "event" in said)
+        epoch, seq = event["ref"].split(".")
+        assert int(epoch) > 0 and seq == "1" and event["event"] == {"message": "from js"}
     finally:
         client.close()

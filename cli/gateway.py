@@ -14,7 +14,6 @@ import click
 from zdps.client.protocol import ENV_NODE
 from zdps.endpoints import endpoint_problem
 from zdps.settings import DEFAULT_API
-from zdps_cli.options import stopped_by_sigterm
 
 # Each [gateway] key of the config file, with its default: the flags beat the file.
 DEFAULTS: dict[str, Any] = {
@@ -105,9 +104,6 @@ def gateway(config: Path | None, **flags: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s zdps-gateway %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
     try:
-        with stopped_by_sigterm():
-            asyncio.run(Gateway(settings["node"], settings["path"], limits).serve(host, port))
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(Gateway(settings["node"], settings["path"], limits).serve(host, port))
     except OSError as exc:  # the port is taken, the host is not ours
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None

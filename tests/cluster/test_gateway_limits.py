@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -88,3 +89,16 @@ def test_a_bad_config_table_is_refused_with_its_key(cluster: Cluster, tmp_path) 
     config.write_text('[gateway]\nlisten = "127.0.0.1:1"\nmax_conections = 5\n')
     done = cluster.run("gateway", "--config", str(config), "--listen", f"127.0.0.1:{free_port()}")
     assert done.returncode == 1 and "unknown [gateway] keys ['max_conections']" in done.stderr
+
+
+def test_sigterm_closes_every_socket_with_1012_and_exits(cluster: Cluster) -> None:
+    """As Phoenix drains: clients are told to reconnect (to another gateway)."""
+    a = cluster.start("A")
+    url = start_gateway(cluster, a, "gw")
+    gateway = cluster.procs[-1]
+    with joined(url) as ws:
+        gateway.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert gateway.wait(10) == 0

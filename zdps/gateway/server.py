@@ -13,6 +13,7 @@ import contextlib
 import http
 import json
 import logging
+import signal
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -310,17 +311,25 @@ class Gateway:
 
     # ------------------------------------------------------------------ running
 
-    async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
+    async def serve(self, host: str, port: int) -> None:
+        """Until SIGTERM or SIGINT; then every socket is closed with 1012 (service
+        restart, as Phoenix drains), so that clients reconnect, to another gateway."""
         self.client = AsyncClient(self.node, timeout=self.timeout)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         async with serve(
             self.handle, host, port, process_request=self.process_request,
             compression=None, max_size=MAX_FRAME, select_subprotocol=_phoenix_if_offered,
             origins=list(self.limits.origins) or None, close_timeout=2,
         ) as server:  # fmt: skip
             log.info("gateway listening on %s:%d, node %s", host, port, self.node)
-            if started is not None:
-                started.set()
-            await server.serve_forever()
+            await stop.wait()
+            log.info("gateway stopping: closing %d socket(s) with 1012", self.open)
+            server.close(code=1012, reason="gateway restarting")
+            await server.wait_closed()
+        await self.client.close(linger=1.0)
 
 
 def _phoenix_if_offered(_connection: ServerConnection, offered: Sequence[str]) -> str | None:

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "max_connections": 10_000,
     "max_send_buffer": 1024 * 1024,
     "origins": [],
+    "tokens": "",
 }
 
 
@@ -89,18 +90,31 @@ def _settings(config: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
     "--origin", "origins", multiple=True,
     help="An Origin header allowed (repeatable); others get HTTP 403.  [default: any]",
 )  # fmt: skip
+@click.option(
+    "--tokens", type=click.Path(dir_okay=False),
+    help="TOML file of client tokens and what each may publish and subscribe to "
+    "(docs/GATEWAY.md); with it, a connection needs a known token.  [default: none]",
+)  # fmt: skip
 def gateway(config: Path | None, **flags: Any) -> None:
     """Serve Phoenix Channels V2 WebSocket clients (the npm phoenix client, websocat)
     on the topics of a zdps node: a channel is a topic, its "publish" event with
     [event, body] publishes, and every joined client receives it. GET /status on the
     same port says what the gateway holds and counted."""
     from zdps.gateway.server import Gateway, Limits
+    from zdps.gateway.tokens import Tokens
 
     settings = _settings(config, flags)
     host, port = _host_port(settings["listen"])
+    tokens = None
+    if settings["tokens"]:
+        try:
+            tokens = Tokens.read(Path(settings["tokens"]))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     limits = Limits(
-        settings["max_connections"], settings["max_send_buffer"], tuple(settings["origins"])
-    )
+        settings["max_connections"], settings["max_send_buffer"], tuple(settings["origins"]),
+        tokens,
+    )  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s zdps-gateway %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
     try:

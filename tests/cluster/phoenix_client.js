@@ -1,16 +1,17 @@
 // The official Phoenix JavaScript client (npm `phoenix`) against `zdps gateway`:
-// node phoenix_client.js URL TOPIC [positions]. Joins TOPIC, pushes "publish" with
+// node phoenix_client.js URL TOPIC [positions|plain] [TOKEN]. Joins TOPIC, pushes "publish" with
 // ["event", {message: "from js"}], and prints one JSON line per thing that happens:
 // {"joined": response}, {"published": response}, {"event": payload}, {"message": payload}.
 // With "positions" it joins with params {since: null}, and a push's line also has the
 // ref its "on" callback got ({"event": payload, "ref": "EPOCH.SEQ"}).
+// With TOKEN it connects with the authToken option.
 // Reads "leave" on stdin to leave the channel ({"left": response}, then {"closed": true}).
 const { Socket } = require("phoenix");
 const WebSocket = require("ws");
 
-const [url, topic, mode] = process.argv.slice(2);
+const [url, topic, mode, authToken] = process.argv.slice(2);
 const say = (what) => console.log(JSON.stringify(what));
-const socket = new Socket(url, { transport: WebSocket, heartbeatIntervalMs: 500 });
+const socket = new Socket(url, { transport: WebSocket, heartbeatIntervalMs: 500, authToken });
 socket.onError(() => say({ socket_error: true }));
 socket.connect();
 const channel = socket.channel(topic, mode === "positions" ? () => ({ since: null }) : {});

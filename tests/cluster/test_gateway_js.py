@@ -101,3 +101,21 @@ def test_positions_reach_the_official_clients_on_callbacks(cluster: Cluster, npm
         assert int(epoch) > 0 and seq == "1" and event["event"] == {"message": "from js"}
     finally:
         client.close()
+
+
+def test_the_official_client_brings_its_auth_token(cluster: Cluster, npm_dir, tmp_path) -> None:
+    a = cluster.start("A")
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[web]\ntoken = "web-0123456789abcdef"\nsubscribe = ["topics:"]\n')
+    url = start_gateway(cluster, a, "gw", "--tokens", str(tokens)).removesuffix("/websocket")
+    client = NodeClient(npm_dir, url, "topics:tok", "plain", "web-0123456789abcdef")
+    try:
+        assert client.next() == {"joined": {}}
+        assert client.next() == {"publish_error": {"reason": "forbidden"}}  # subscribe only
+    finally:
+        client.close()
+    stranger = NodeClient(npm_dir, url, "topics:tok", "plain", "not-a-known-token-at-all")
+    try:
+        assert stranger.next() == {"socket_error": True}  # HTTP 403 at the handshake
+    finally:
+        stranger.close()

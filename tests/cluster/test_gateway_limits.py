@@ -79,6 +79,7 @@ def test_connection_limit_origins_and_status(cluster: Cluster, tmp_path) -> None
         assert (shown["connections"], shown["topics"], shown["channels"]) == (1, 1, 1)
         assert shown["limits"] == {
             "max_connections": 1, "max_send_buffer": 1048576, "origins": ["https://app.test"],
+            "tokens": None,
         }  # fmt: skip
         assert shown["counters"]["refused_max_connections"] == 1
     wait_for(lambda: status(url)["connections"] == 0, 10, "the socket to be gone")
@@ -102,3 +103,23 @@ def test_sigterm_closes_every_socket_with_1012_and_exits(cluster: Cluster) -> No
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     assert gateway.wait(10) == 0
+
+
+def test_with_a_tokens_file_a_connection_needs_a_known_token(cluster: Cluster, tmp_path) -> None:
+    a = cluster.start("A")
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[app]\ntoken = "app-0123456789abcdef"\nsubscribe = ["t"]\n')
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[gateway]\ntokens = "{tokens}"\n')
+    url = start_gateway(cluster, a, "gw", "--config", str(config))
+    for query in ("", "&token=app-0123456789abcdeX"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"{url}?vsn=2.0.0{query}", open_timeout=5)
+        assert refused.value.response.status_code == 403
+    with connect(f"{url}?vsn=2.0.0&token=app-0123456789abcdef", open_timeout=5) as ws:
+        ws.send(JOIN)
+        assert json.loads(ws.recv(timeout=10))[4]["status"] == "ok"
+        ws.send('["2","2","u","phx_join",{}]')
+        assert json.loads(ws.recv(timeout=10))[4]["response"] == {"reason": "unauthorized"}
+    shown = status(url)
+    assert shown["counters"]["refused_token"] == 2 and shown["limits"]["tokens"] == 1

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from zdps.core.permissions import Permissions
 from zdps.topics import InvalidTopic, check_topic
 
 MAX_CHANNELS = 100  # Phoenix's default per socket
@@ -91,6 +92,8 @@ class PhoenixSocket:
 
     channels: dict[str, str] = field(default_factory=dict)
     positioned: set[str] = field(default_factory=set)
+    permissions: Permissions | None = None  # with a tokens file: what ``user`` may do
+    user: str | None = None
 
     def on_text(self, text: str) -> list[Action]:
         """What one text frame asks for; BadFrame if it is no V2 message."""
@@ -110,6 +113,8 @@ class PhoenixSocket:
             return [error_reply(current, ref, topic, f"unknown event {event[:64]!r}")]
         if type(payload) is not list or len(payload) != 2 or type(payload[0]) is not str:
             return [error_reply(current, ref, topic, "publish takes [event, body]")]
+        if self.permissions is not None and not self.permissions.may_publish(self.user, topic):
+            return [error_reply(current, ref, topic, "forbidden")]
         return [Publish(current, ref, topic, encode(payload).encode())]
 
     def _join(self, join_ref: str | None, ref: str | None, topic: str, params: Any) -> list[Action]:
@@ -119,6 +124,11 @@ class PhoenixSocket:
             return [error_reply(None, ref, topic, "unmatched topic")]
         if topic == PHOENIX or join_ref is None:
             return [error_reply(None, ref, topic, "unmatched topic")]
+        permissions = self.permissions
+        if permissions is not None and not permissions.may_subscribe(
+            self.user, topic.encode() + b"\x00"
+        ):
+            return [error_reply(join_ref, ref, topic, "unauthorized")]
         positioned = type(params) is dict and "since" in params
         since = params["since"] if positioned else None
         if since is not None and not _is_position(since):

@@ -14,6 +14,7 @@ import http
 import json
 import logging
 import signal
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from zdps.client.recovery import Gap
 from zdps.gateway import phoenix
 from zdps.gateway.payloads import MESSAGE, Event, as_event
 from zdps.gateway.recovery import Entry, Recovery
+from zdps.gateway.tokens import Tokens, token_of
 
 log = logging.getLogger("zdps.gateway")
 
@@ -56,6 +58,7 @@ class Limits:
     max_connections: int = 10_000
     max_send_buffer: int = 1024 * 1024  # bytes queued to one socket before it is dropped
     origins: tuple[str, ...] = ()  # allowed Origin headers; empty: any
+    tokens: Tokens | None = None  # who may connect, and what each may do (tokens.py)
 
 
 class Gateway:
@@ -66,6 +69,8 @@ class Gateway:
         self.node, self.path, self.limits, self.timeout = node, path, limits, timeout
         self.client: AsyncClient | None = None
         self.open = 0  # WebSockets connected now
+        # by token, until the socket opens (or a failed handshake drops the connection)
+        self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self.feeds: dict[str, Feed] = {}
         self.counters: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()  # publishes waiting for their acks
@@ -93,11 +98,24 @@ class Gateway:
             return connection.respond(
                 http.HTTPStatus.FORBIDDEN, f"this gateway speaks Phoenix V2: vsn={VSN}\n"
             )
+        tokens = self.limits.tokens
+        if tokens is not None:
+            offered = request.headers.get_all("Sec-WebSocket-Protocol")
+            protocols = [p.strip() for value in offered for p in value.split(",")]
+            user = tokens.who(token_of(request.path, protocols))
+            if user is None:
+                self.counters["refused_token"] += 1
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "a known token is needed\n")
+            self._users[connection] = user
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
         """One WebSocket, until it closes or stays silent IDLE_TIMEOUT seconds."""
-        sock = phoenix.PhoenixSocket()
+        tokens = self.limits.tokens
+        sock = phoenix.PhoenixSocket(
+            permissions=None if tokens is None else tokens.permissions,
+            user=self._users.pop(ws, None),
+        )
         self.counters["connections"] += 1
         self.open += 1
         try:
@@ -306,6 +324,7 @@ class Gateway:
                 "max_connections": self.limits.max_connections,
                 "max_send_buffer": self.limits.max_send_buffer,
                 "origins": list(self.limits.origins),
+                "tokens": None if self.limits.tokens is None else len(self.limits.tokens.names),
             },
         }
 

@@ -1,0 +1,49 @@
+"""The ceiling for bench/gateway: a bare `websockets` server that broadcasts, as the
+gateway does (``broadcast``, compression off), with no zdps and no Phoenix behind it.
+
+Stdin lines "send RATE SECONDS" broadcast RATE messages a second to every connection
+for SECONDS, each the push the gateway would write, with "t" the CLOCK_MONOTONIC ns at
+sending; it prints "sent N" after. Prints "listening" once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+from websockets.asyncio.server import broadcast, serve
+
+TICK = 0.001  # seconds: messages due are sent together, at most this far apart
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+
+    async def handler(ws) -> None:
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", args.port, compression=None) as server:
+        print("listening", flush=True)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := (await reader.readline()).decode().split():
+            rate, seconds = float(line[1]), float(line[2])
+            start, sent = time.monotonic(), 0
+            while (now := time.monotonic()) < start + seconds:
+                due = int((now - start) * rate) + 1
+                while sent < due:
+                    frame = ["1", None, "fan", "event", {"t": time.monotonic_ns()}]
+                    broadcast(server.connections, json.dumps(frame, separators=(",", ":")))
+                    sent += 1
+                await asyncio.sleep(TICK)
+            print(f"sent {sent}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

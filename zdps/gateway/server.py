@@ -258,12 +258,14 @@ class Gateway:
 
     async def _pump(self, topic: str, feed: Feed, subscription: AsyncSubscription) -> None:
         async for delivery in subscription:
-            if not isinstance(delivery, Message) or delivery.type != "message":
-                continue
-            self.counters["messages_in"] += 1
-            self._push(topic, feed, delivery)
+            if isinstance(delivery, Gap):
+                self._gap(topic, feed, delivery)
+            elif delivery.type == "message":
+                self.counters["messages_in"] += 1
+                self._push(topic, feed, delivery)
         for ws, sock in list(feed.sockets.items()):  # the topic was deleted
             join_ref = sock.channels.pop(topic, None)
+            sock.positioned.discard(topic)
             if join_ref is not None:
                 broadcast([ws], phoenix.close(join_ref, topic))
         self.feeds.pop(topic, None)
@@ -291,6 +293,15 @@ class Gateway:
             if frame is not None:
                 broadcast(sockets, frame)
                 self.counters["pushes"] += len(sockets)
+
+    def _gap(self, topic: str, feed: Feed, gap: Gap) -> None:
+        """Messages the feed lost for good (zdps recovery could not fetch them): told to
+        the positioned channels, as a recovering socket is told of its own gaps."""
+        self.counters["gaps"] += 1
+        for ws, sock in feed.sockets.items():
+            channel = sock.channel(topic)
+            if channel is not None and channel[1] and ws not in feed.catching:
+                broadcast([ws], phoenix.gap(channel[0], topic, gap.epoch, gap.first, gap.last))
 
     @staticmethod
     def _frame(

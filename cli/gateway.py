@@ -13,6 +13,8 @@ import click
 
 from zdps.client.protocol import ENV_NODE
 from zdps.endpoints import endpoint_problem
+from zdps.gateway.limits import Limits
+from zdps.gateway.tokens import Tokens
 from zdps.settings import DEFAULT_API
 
 # Each [gateway] key of the config file, with its default: the flags beat the file.
@@ -20,8 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:4000",
     "node": DEFAULT_API,
     "path": "/socket/websocket",
-    "max_connections": 10_000,
-    "max_send_buffer": 1024 * 1024,
+    "max_connections": Limits().max_connections,
+    "max_send_buffer": Limits().max_send_buffer,
     "origins": [],
     "tokens": "",
 }
@@ -100,8 +102,7 @@ def gateway(config: Path | None, **flags: Any) -> None:
     on the topics of a zdps node: a channel is a topic, its "publish" event with
     [event, body] publishes, and every joined client receives it. GET /status on the
     same port says what the gateway holds and counted."""
-    from zdps.gateway.server import Gateway, Limits
-    from zdps.gateway.tokens import Tokens
+    from zdps.gateway.server import Gateway
 
     settings = _settings(config, flags)
     host, port = _host_port(settings["listen"])

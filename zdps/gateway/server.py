@@ -29,9 +29,10 @@ from zdps.client.aio import AsyncClient, AsyncSubscription
 from zdps.client.protocol import Message, ZdpsError
 from zdps.client.recovery import Gap
 from zdps.gateway import phoenix
+from zdps.gateway.limits import Limits
 from zdps.gateway.payloads import MESSAGE, Event, as_event
 from zdps.gateway.recovery import Entry, Recovery
-from zdps.gateway.tokens import Tokens, token_of
+from zdps.gateway.tokens import token_of
 
 log = logging.getLogger("zdps.gateway")
 
@@ -51,22 +52,13 @@ class Feed:
     catching: dict[ServerConnection, Recovery] = field(default_factory=dict)  # recovering
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What protects the gateway from its clients (docs/GATEWAY.md, "Limits")."""
-
-    max_connections: int = 10_000
-    max_send_buffer: int = 1024 * 1024  # bytes queued to one socket before it is dropped
-    origins: tuple[str, ...] = ()  # allowed Origin headers; empty: any
-    tokens: Tokens | None = None  # who may connect, and what each may do (tokens.py)
-
-
 class Gateway:
     def __init__(
-        self, node: str, path: str = "/socket/websocket", limits: Limits = Limits(),
+        self, node: str, path: str = "/socket/websocket", limits: Limits | None = None,
         timeout: float = 10.0,
     ) -> None:  # fmt: skip
-        self.node, self.path, self.limits, self.timeout = node, path, limits, timeout
+        self.node, self.path, self.timeout = node, path, timeout
+        self.limits = limits or Limits()
         self.client: AsyncClient | None = None
         self.open = 0  # WebSockets connected now
         # by token, until the socket opens (or a failed handshake drops the connection)

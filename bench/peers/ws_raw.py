@@ -1,9 +1,9 @@
 """The ceiling for bench/gateway: a bare `websockets` server that broadcasts, as the
 gateway does (``broadcast``, compression off), with no zdps and no Phoenix behind it.
 
-Stdin lines "send RATE SECONDS" broadcast RATE messages a second to every connection
-for SECONDS, each the push the gateway would write, with "t" the CLOCK_MONOTONIC ns at
-sending; it prints "sent N" after. Prints "listening" once it accepts connections.
+Stdin lines "send RATE SECONDS" broadcast RATE x SECONDS messages to every connection,
+RATE a second, each the push the gateway would write, with "t" the CLOCK_MONOTONIC ns at
+sending; it prints "sent N SECONDS_IT_TOOK" after. Prints "listening" once it accepts connections.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ async def main() -> None:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := (await reader.readline()).decode().split():
             rate, seconds = float(line[1]), float(line[2])
-            start, sent = time.monotonic(), 0
-            while (now := time.monotonic()) < start + seconds:
-                due = int((now - start) * rate) + 1
+            start, sent, total = time.monotonic(), 0, round(rate * seconds)
+            while sent < total:
+                due = min(total, int((time.monotonic() - start) * rate) + 1)
                 while sent < due:
                     frame = ["1", None, "fan", "event", {"t": time.monotonic_ns()}]
                     broadcast(server.connections, json.dumps(frame, separators=(",", ":")))
                     sent += 1
                 await asyncio.sleep(TICK)
-            print(f"sent {sent}", flush=True)
+            print(f"sent {sent} {time.monotonic() - start:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+// WebSocket clients for bench/gateway under Node (npm `ws`), the same protocol as
+// ws_clients.py at a fraction of its CPU per frame:
+//   node ws_clients.js --urls URL1,URL2 --count N [--topic fan] [--join]
+// Opens N connections over the URLs in turn (200 handshakes at once), joins the topic
+// where the server speaks Phoenix, counts frames and the latency from the "t"
+// (CLOCK_MONOTONIC ns at the sender) in each push. Prints "ready" once all are open.
+// Stdin lines: "mark" starts a window, "report" prints it as JSON, "quit" ends.
+const WebSocket = require("ws");
+const readline = require("readline");
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const at = args.indexOf(name);
+  return at >= 0 ? args[at + 1] : fallback;
+};
+const urls = opt("--urls").split(",");
+const count = Number(opt("--count"));
+const topic = opt("--topic", "fan");
+const join = args.includes("--join");
+
+// process.hrtime.bigint() is CLOCK_MONOTONIC, as Python's time.monotonic_ns()
+let frames = 0;
+let latencies = [];
+let since = process.hrtime.bigint();
+const sockets = [];
+
+function onFrame(data) {
+  frames += 1;
+  const text = data.toString();
+  const at = text.indexOf('"t":');
+  if (at >= 0) {
+    const sent = BigInt(text.slice(at + 4, text.indexOf("}", at)));
+    latencies.push(Number(process.hrtime.bigint() - sent));
+  }
+}
+
+function open(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    ws.once("error", reject);
+    ws.once("open", () => {
+      if (!join) return resolve(ws);
+      ws.send(JSON.stringify(["1", "1", topic, "phx_join", {}]));
+      ws.once("message", () => resolve(ws));
+    });
+  });
+}
+
+async function main() {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const ws = await open(urls[i % urls.length]);
+      ws.on("message", onFrame);
+      sockets.push(ws);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(200, count) }, worker));
+  console.log("ready");
+  const lines = readline.createInterface({ input: process.stdin });
+  lines.on("line", (line) => {
+    line = line.trim();
+    if (line === "mark") {
+      frames = 0;
+      latencies = [];
+      since = process.hrtime.bigint();
+    } else if (line === "report") {
+      const sorted = latencies.slice().sort((a, b) => a - b);
+      const pct = (p) =>
+        sorted.length ? Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1e3) / 1e3 : null;
+      const seconds = Number(process.hrtime.bigint() - since) / 1e9;
+      console.log(JSON.stringify({ frames, seconds, p50_ms: pct(0.5), p99_ms: pct(0.99), max_ms: pct(1) }));
+    } else if (line === "quit") {
+      for (const ws of sockets) ws.terminate();
+      process.exit(0);
+    }
+  });
+}
+
+main().catch((error) => {
+  console.error(String(error));
+  process.exit(1);
+});

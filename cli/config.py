@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,14 @@ def config() -> None:
 @click.argument("path", type=_FILE)
 def check(path: Path) -> None:
     """Report every bad key or value of the TOML file PATH (with the ZDPS_* environment
-    on top, as ``zdps start`` reads them); exit 1 if there is any."""
+    on top, as ``zdps start`` reads them), and of its [gateway] table; exit 1 if there
+    is any."""
     from zdps.daemon.config import problems
+    from zdps.gateway import config as gateway
 
     found = problems(path, {})
+    with contextlib.suppress(ValueError):  # an unreadable file: the node's check says so
+        found += [f"[gateway] {problem}" for problem in gateway.problems(gateway.table_of(path))]
     for problem in found:
         click.echo(f"{path}: {problem}", err=True)
     if found:

@@ -4,64 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
 from zdps.client.protocol import ENV_NODE
-from zdps.endpoints import endpoint_problem
+from zdps.gateway.config import DEFAULTS, gateway_settings, host_port
 from zdps.gateway.limits import Limits
 from zdps.gateway.tokens import Tokens
 from zdps.settings import DEFAULT_API
-
-# Each [gateway] key of the config file, with its default: the flags beat the file.
-DEFAULTS: dict[str, Any] = {
-    "listen": "127.0.0.1:4000",
-    "node": DEFAULT_API,
-    "path": "/socket/websocket",
-    "max_connections": Limits().max_connections,
-    "max_send_buffer": Limits().max_send_buffer,
-    "origins": [],
-    "tokens": "",
-}
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT")
-    return host, int(port)
-
-
-def _settings(config: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
-    """The defaults, then the file's [gateway] table, then the flags that were given."""
-    settings = dict(DEFAULTS)
-    if config is not None:
-        try:
-            table = tomllib.loads(config.read_text()).get("gateway", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise click.ClickException(f"{config}: {exc}") from None
-        unknown = sorted(set(table) - set(DEFAULTS))
-        if unknown:
-            raise click.ClickException(f"{config}: unknown [gateway] keys {unknown}")
-        for key, value in table.items():
-            if type(value) is not type(DEFAULTS[key]):
-                kind = type(DEFAULTS[key]).__name__
-                raise click.ClickException(f"{config}: [gateway] {key} must be a {kind}")
-        settings.update(table)
-    if os.environ.get(ENV_NODE):  # as for every command: the environment beats the file
-        settings["node"] = os.environ[ENV_NODE]
-    settings.update({key: value for key, value in flags.items() if value not in (None, ())})
-    problem = endpoint_problem(settings["node"])
-    if problem:
-        raise click.ClickException(f"node {settings['node']!r} {problem}")
-    for key in ("max_connections", "max_send_buffer"):
-        if settings[key] < 1:
-            raise click.ClickException(f"{key} must be at least 1")
-    return settings
 
 
 @click.command()
@@ -104,14 +56,12 @@ def gateway(config: Path | None, **flags: Any) -> None:
     same port says what the gateway holds and counted."""
     from zdps.gateway.server import Gateway
 
-    settings = _settings(config, flags)
-    host, port = _host_port(settings["listen"])
-    tokens = None
-    if settings["tokens"]:
-        try:
-            tokens = Tokens.read(Path(settings["tokens"]))
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        settings = gateway_settings(config, flags)
+        tokens = Tokens.read(Path(settings["tokens"])) if settings["tokens"] else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host_port(settings["listen"]) or ("", 0)  # checked by gateway_settings
     limits = Limits(
         settings["max_connections"], settings["max_send_buffer"], tuple(settings["origins"]),
         tokens,

@@ -89,7 +89,11 @@ def test_a_bad_config_table_is_refused_with_its_key(cluster: Cluster, tmp_path) 
     config = tmp_path / "gateway.toml"
     config.write_text('[gateway]\nlisten = "127.0.0.1:1"\nmax_conections = 5\n')
     done = cluster.run("gateway", "--config", str(config), "--listen", f"127.0.0.1:{free_port()}")
-    assert done.returncode == 1 and "unknown [gateway] keys ['max_conections']" in done.stderr
+    assert done.returncode == 1 and "[gateway] unknown key 'max_conections'" in done.stderr
+    checked = cluster.run("config", "check", str(config))
+    assert checked.returncode == 1 and "[gateway] unknown key 'max_conections'" in checked.stderr
+    flagged = cluster.run("gateway", "--listen", "nowhere")
+    assert flagged.returncode == 1 and "listen 'nowhere' is not HOST:PORT" in flagged.stderr
 
 
 def test_sigterm_closes_every_socket_with_1012_and_exits(cluster: Cluster) -> None:

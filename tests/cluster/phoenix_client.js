@@ -1,7 +1,8 @@
 // The official Phoenix JavaScript client (npm `phoenix`) against `zdps gateway`:
 // node phoenix_client.js URL TOPIC [positions|plain] [TOKEN]. Joins TOPIC, pushes "publish" with
 // ["event", {message: "from js"}], and prints one JSON line per thing that happens:
-// {"joined": response}, {"published": response}, {"event": payload}, {"message": payload}.
+// {"joined": response}, {"published": response}, {"event": payload}, {"message": payload},
+// {"heartbeat": status} for each heartbeat reply (every 0.5 s).
 // With "positions" it joins with params {since: null}, and a push's line also has the
 // ref its "on" callback got ({"event": payload, "ref": "EPOCH.SEQ"}).
 // With TOKEN it connects with the authToken option.
@@ -13,6 +14,9 @@ const [url, topic, mode, authToken] = process.argv.slice(2);
 const say = (what) => console.log(JSON.stringify(what));
 const socket = new Socket(url, { transport: WebSocket, heartbeatIntervalMs: 500, authToken });
 socket.onError(() => say({ socket_error: true }));
+socket.onMessage(({ topic, payload }) => {
+  if (topic === "phoenix") say({ heartbeat: payload.status });
+});
 socket.connect();
 const channel = socket.channel(topic, mode === "positions" ? () => ({ since: null }) : {});
 const heard = (name) => (payload, ref) =>

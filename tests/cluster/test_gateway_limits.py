@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import socket
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +18,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.cluster.harness import Cluster, free_port, wait_for
+from tests.cluster.harness import Cluster, free_port, wait_for, zdps_command
 from tests.cluster.test_gateway import start_gateway
+from tests.cluster.test_systemd_notify import lines_until
 from zdps import Client
 
 pytestmark = pytest.mark.timeout(120)
@@ -127,3 +131,29 @@ def test_with_a_tokens_file_a_connection_needs_a_known_token(cluster: Cluster, t
         assert json.loads(ws.recv(timeout=10))[4]["response"] == {"reason": "unauthorized"}
     shown = status(url)
     assert shown["counters"]["refused_token"] == 2 and shown["limits"]["tokens"] == 1
+
+
+def test_under_systemd_it_says_ready_feeds_the_watchdog_and_says_stopping(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("A")
+    name = f"@zdps-gateway-notify-{os.getpid()}"
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd.bind("\0" + name[1:])
+    port = free_port()
+    env = {**os.environ, "NOTIFY_SOCKET": name, "WATCHDOG_USEC": "400000"}
+    gateway = subprocess.Popen(
+        [*zdps_command(), "gateway", "--listen", f"127.0.0.1:{port}", "--node", a.api],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        lines, _ = lines_until(systemd, "READY=1", 15)
+        assert any(line.startswith("STATUS=0 connection(s)") for line in lines), lines
+        lines_until(systemd, "WATCHDOG=1", 5)
+        lines_until(systemd, "WATCHDOG=1", 5)  # again: fed from the loop
+        gateway.send_signal(signal.SIGTERM)
+        lines_until(systemd, "STOPPING=1", 5)
+        assert gateway.wait(10) == 0
+    finally:
+        gateway.kill()
+        systemd.close()

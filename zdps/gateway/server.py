@@ -14,6 +14,7 @@ import http
 import json
 import logging
 import signal
+import time
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from websockets.http11 import Request, Response
 from zdps.client.aio import AsyncClient, AsyncSubscription
 from zdps.client.protocol import Message, ZdpsError
 from zdps.client.recovery import Gap
+from zdps.daemon.notify import SystemdNotifier
 from zdps.gateway import phoenix
 from zdps.gateway.limits import Limits
 from zdps.gateway.payloads import MESSAGE, Event, as_event
@@ -341,17 +343,36 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        notifier = SystemdNotifier()
         async with serve(
             self.handle, host, port, process_request=self.process_request,
             compression=None, max_size=MAX_FRAME, select_subprotocol=_phoenix_if_offered,
             origins=list(self.limits.origins) or None, close_timeout=2,
         ) as server:  # fmt: skip
             log.info("gateway listening on %s:%d, node %s", host, port, self.node)
+            pings = asyncio.create_task(self._notify(notifier)) if notifier.active else None
             await stop.wait()
+            notifier.stopping()
             log.info("gateway stopping: closing %d socket(s) with 1012", self.open)
             server.close(code=1012, reason="gateway restarting")
             await server.wait_closed()
+            if pings is not None:
+                pings.cancel()
+        notifier.close()
         await self.client.close(linger=1.0)
+
+    async def _notify(self, notifier: SystemdNotifier) -> None:
+        """systemd (Type=notify): READY=1 once listening, STATUS=, and the watchdog fed
+        from this event loop, so a loop that is stuck stops feeding it."""
+        every = min(0.5, (notifier.watchdog_every or 1.0) / 2)
+        while True:
+            notifier.tick(time.monotonic(), True, self.summary)
+            await asyncio.sleep(every)
+
+    def summary(self) -> str:
+        """systemd's STATUS= line."""
+        channels = sum(len(feed.sockets) for feed in self.feeds.values())
+        return f"{self.open} connection(s), {len(self.feeds)} topic(s), {channels} channel(s)"
 
 
 def _phoenix_if_offered(_connection: ServerConnection, offered: Sequence[str]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -168,3 +169,30 @@ def test_a_rejoin_with_since_gets_what_it_missed_in_order_then_live(
             assert client_b.next() == f'["2","{short}.{n}","short","message",{{"n":{n}}}]'
     finally:
         client_b.close()
+
+
+def test_what_the_gateway_itself_lost_is_a_gap_on_positioned_channels(cluster: Cluster) -> None:
+    """The gateway stopped (SIGSTOP) while its node's queue for it overflows, on a topic
+    that keeps no history: its zdps subscription reports the loss, and a channel joined
+    with since hears it as a gap event."""
+    a = cluster.start("A", pub_hwm=50)
+    url = start_gateway(cluster, a, "gw")
+    gateway = cluster.procs[-1]
+    create = ("topic", "create", "lossy", "--history", "0", "--ttl", "60", "--node", a.api)
+    assert cluster.run(*create).returncode == 0
+    client = Websocat(f"{url}?vsn=2.0.0")
+    try:
+        client.send('["1", "1", "lossy", "phx_join", {"since": null}]')
+        assert client.next() == '["1","1","lossy","phx_reply",{"status":"ok","response":{}}]'
+        gateway.send_signal(signal.SIGSTOP)
+        lines = "".join(f"{i}\n" for i in range(5000))
+        assert cluster.run("publish", "lossy", "--node", a.api, input=lines).returncode == 0
+        gateway.send_signal(signal.SIGCONT)
+        while True:
+            frame = json.loads(client.next())
+            if frame[3] == "gap":
+                break
+        assert frame[0] == "1" and frame[4]["to"] >= frame[4]["from"] >= 1, frame
+    finally:
+        gateway.send_signal(signal.SIGCONT)
+        client.close()

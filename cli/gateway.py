@@ -61,7 +61,9 @@ def gateway(config: Path | None, **flags: Any) -> None:
         tokens = Tokens.read(Path(settings["tokens"])) if settings["tokens"] else None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    host, port = host_port(settings["listen"]) or ("", 0)  # checked by gateway_settings
+    listen = host_port(settings["listen"])
+    assert listen is not None  # gateway_settings checked it
+    host, port = listen
     limits = Limits(
         settings["max_connections"], settings["max_send_buffer"], tuple(settings["origins"]),
         tokens,

@@ -106,8 +106,7 @@ class PhoenixSocket:
         if current is None or (join_ref is not None and join_ref != current):
             return [error_reply(None, ref, topic, "unmatched topic")]
         if event == "phx_leave":
-            del self.channels[topic]
-            self.positioned.discard(topic)
+            self.drop(topic)
             return [Leave(topic), reply(current, ref, topic, True, {}), close(current, topic)]
         if event != "publish":
             return [error_reply(current, ref, topic, f"unknown event {event[:64]!r}")]
@@ -118,11 +117,7 @@ class PhoenixSocket:
         return [Publish(current, ref, topic, encode(payload).encode())]
 
     def _join(self, join_ref: str | None, ref: str | None, topic: str, params: Any) -> list[Action]:
-        try:
-            check_topic(topic)
-        except InvalidTopic:
-            return [error_reply(None, ref, topic, "unmatched topic")]
-        if topic == PHOENIX or join_ref is None:
+        if join_ref is None or topic == PHOENIX or not _is_topic(topic):
             return [error_reply(None, ref, topic, "unmatched topic")]
         permissions = self.permissions
         if permissions is not None and not permissions.may_subscribe(
@@ -134,22 +129,33 @@ class PhoenixSocket:
         if since is not None and not _is_position(since):
             why = "since is null or {epoch, seq}: integers from 0"
             return [error_reply(join_ref, ref, topic, why)]
-        old = self.channels.pop(topic, None)
+        old = self.drop(topic)
         if old is None and len(self.channels) >= MAX_CHANNELS:
             return [error_reply(join_ref, ref, topic, "too many channels joined")]
         self.channels[topic] = join_ref
         if positioned:
             self.positioned.add(topic)
-        else:
-            self.positioned.discard(topic)
         position = None if since is None else (since["epoch"], since["seq"])
         join = Join(join_ref, ref, topic, position)
         return ([close(old, topic)] if old is not None else []) + [join]
+
+    def drop(self, topic: str) -> str | None:
+        """Forget ``topic``'s channel (left, refused, or the topic deleted); its join_ref."""
+        self.positioned.discard(topic)
+        return self.channels.pop(topic, None)
 
     def channel(self, topic: str) -> tuple[str, bool] | None:
         """The join_ref of ``topic``'s channel and whether its pushes carry positions."""
         join_ref = self.channels.get(topic)
         return None if join_ref is None else (join_ref, topic in self.positioned)
+
+
+def _is_topic(name: str) -> bool:
+    try:
+        check_topic(name)
+    except InvalidTopic:
+        return False
+    return True
 
 
 def _is_position(value: Any) -> bool:

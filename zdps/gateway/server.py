@@ -17,7 +17,7 @@ import signal
 import time
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -136,8 +136,7 @@ class Gateway:
             pass
         finally:
             self.open -= 1
-            for topic in list(sock.channels):
-                self._leave(topic, ws)
+            self._forget(ws, sock)
 
     async def _carry_out(
         self, ws: ServerConnection, sock: phoenix.PhoenixSocket, action: phoenix.Action
@@ -152,14 +151,12 @@ class Gateway:
                 if recovery is not None:
                     await self._recover(ws, action.join_ref, action.topic, feed, recovery)
             else:
-                sock.channels.pop(action.topic, None)
+                sock.drop(action.topic)
                 await ws.send(phoenix.error_reply(action.join_ref, action.ref, action.topic, why))
         elif isinstance(action, phoenix.Leave):
             self._leave(action.topic, ws)
         else:
-            task = asyncio.create_task(self._publish(ws, action))  # replies in its own time
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._publish(ws, action))  # replies in its own time
 
     async def _publish(self, ws: ServerConnection, action: phoenix.Publish) -> None:
         assert self.client is not None
@@ -225,6 +222,17 @@ class Gateway:
             if frame is not None:
                 broadcast([ws], frame)
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on its own, kept referenced until it is done."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, ws: ServerConnection, sock: phoenix.PhoenixSocket) -> None:
+        """``ws`` is gone, or gets nothing more: out of every feed it joined."""
+        for topic in list(sock.channels):
+            self._leave(topic, ws)
+
     def _leave(self, topic: str, ws: ServerConnection) -> None:
         feed = self.feeds.get(topic)
         if feed is None:
@@ -258,8 +266,7 @@ class Gateway:
                 self.counters["messages_in"] += 1
                 self._push(topic, feed, delivery)
         for ws, sock in list(feed.sockets.items()):  # the topic was deleted
-            join_ref = sock.channels.pop(topic, None)
-            sock.positioned.discard(topic)
+            join_ref = sock.drop(topic)
             if join_ref is not None:
                 broadcast([ws], phoenix.close(join_ref, topic))
         self.feeds.pop(topic, None)
@@ -278,7 +285,7 @@ class Gateway:
             if channel is None:
                 continue
             if ws.transport.get_write_buffer_size() > limit:
-                self._drop_slow(ws)
+                self._drop_slow(ws, sock)
                 continue
             groups.setdefault(channel, []).append(ws)
         position, event = (message.epoch, message.seq), as_event(message.data)
@@ -307,15 +314,11 @@ class Gateway:
             return phoenix.binary_push(join_ref, topic, MESSAGE, event)
         return phoenix.push(join_ref, topic, *event, position if positioned else None)
 
-    def _drop_slow(self, ws: ServerConnection) -> None:
+    def _drop_slow(self, ws: ServerConnection, sock: phoenix.PhoenixSocket) -> None:
         """A client that does not read: it gets no more, and is closed (1013, counted)."""
-        for feed in self.feeds.values():
-            feed.sockets.pop(ws, None)
-            feed.catching.pop(ws, None)
+        self._forget(ws, sock)
         self.counters["slow_clients_dropped"] += 1
-        task = asyncio.create_task(ws.close(1013, "too slow: messages were not read"))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(ws.close(1013, "too slow: messages were not read"))
 
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` answers."""
@@ -323,7 +326,7 @@ class Gateway:
             "node": self.node,
             "connections": self.open,
             "topics": len(self.feeds),
-            "channels": sum(len(feed.sockets) for feed in self.feeds.values()),
+            "channels": self.channels,
             "counters": dict(sorted(self.counters.items())),
             "limits": {
                 "max_connections": self.limits.max_connections,
@@ -371,8 +374,12 @@ class Gateway:
 
     def summary(self) -> str:
         """systemd's STATUS= line."""
-        channels = sum(len(feed.sockets) for feed in self.feeds.values())
-        return f"{self.open} connection(s), {len(self.feeds)} topic(s), {channels} channel(s)"
+        return f"{self.open} connection(s), {len(self.feeds)} topic(s), {self.channels} channel(s)"
+
+    @property
+    def channels(self) -> int:
+        """Sockets joined to topics, summed over the topics."""
+        return sum(len(feed.sockets) for feed in self.feeds.values())
 
 
 def _phoenix_if_offered(_connection: ServerConnection, offered: Sequence[str]) -> str | None:

@@ -49,8 +49,9 @@ def test_a_client_that_does_not_read_is_dropped_and_the_others_get_everything(
 ) -> None:
     a = cluster.start("A")
     url = start_gateway(cluster, a, "gw", "--max-send-buffer", "65536")
-    # slow reads nothing: the kernel's buffers fill, then the gateway's
-    with joined(url, max_queue=1) as slow, joined(url) as fast:
+    # slow reads nothing: the kernel's buffers fill, then the gateway's; fast reads all as it
+    # comes (its queue unbounded), while the test is still publishing
+    with joined(url, max_queue=1) as slow, joined(url, max_queue=None) as fast:
         count, payload = 1500, b"x" * 8000
         with Client(a.api) as client:
             assert all(r.seq for r in client.publish_many(("t", payload) for _ in range(count)))

@@ -41,6 +41,11 @@ from zdps.settings import DEFAULT_API
     f"1013).  [default: {DEFAULTS['max_send_buffer']}]",
 )  # fmt: skip
 @click.option(
+    "--idle-timeout", type=click.IntRange(min=1),
+    help="Seconds without a frame (the clients' heartbeats) before a socket is closed.  "
+    f"[default: {DEFAULTS['idle_timeout']}]",
+)  # fmt: skip
+@click.option(
     "--origin", "origins", multiple=True,
     help="An Origin header allowed (repeatable); others get HTTP 403.  [default: any]",
 )  # fmt: skip
@@ -66,7 +71,7 @@ def gateway(config: Path | None, **flags: Any) -> None:
     host, port = listen
     limits = Limits(
         settings["max_connections"], settings["max_send_buffer"], tuple(settings["origins"]),
-        tokens,
+        tokens, settings["idle_timeout"],
     )  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s zdps-gateway %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection

@@ -1,7 +1,9 @@
 """WebSocket clients for bench/gateway, one process of many: opens --count connections
-over the --urls (in turn), joins --topic where the server speaks Phoenix (--join), and
-counts what arrives, with its latency from the "t" (CLOCK_MONOTONIC ns at the
-publisher) in each push's body.
+over the --urls (in turn), joins --topic where the server speaks Phoenix (--join; and
+then sends a heartbeat every 30 s, as the phoenix client does: the gateway closes a
+socket silent for 60 s), and counts the pushes that arrive, with their latency from
+the "t" (CLOCK_MONOTONIC ns at the publisher) in each push's body, and the sockets
+the server closed.
 
 Lines on stdin: "mark" starts a window (counts and latencies since), "report" prints
 the window as one JSON line, "quit" ends. Prints "ready" once every connection is open
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 from array import array
@@ -20,11 +23,14 @@ from array import array
 from websockets.asyncio.client import connect
 
 OPENING = 200  # handshakes at once
+HEARTBEAT = 30.0  # seconds, as the phoenix JS client
 
 
 class Counts:
     def __init__(self) -> None:
         self.frames = 0
+        self.closed = 0
+        self.last = 0  # when the last push arrived (CLOCK_MONOTONIC ns)
         self.latencies = array("q")  # ns
         self.since = time.monotonic()
 
@@ -35,7 +41,8 @@ class Counts:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6, 3) if lat else None
 
         return {
-            "frames": self.frames, "seconds": time.monotonic() - self.since,
+            "frames": self.frames, "closed": self.closed, "last_ns": str(self.last),
+            "seconds": time.monotonic() - self.since,
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": pct(1.0),
         }  # fmt: skip
 
@@ -49,13 +56,28 @@ async def client(
             await ws.send(json.dumps(["1", "1", topic, "phx_join", {}]))
             await ws.recv()
     opened.append(ws)
+    beats = asyncio.create_task(heartbeats(ws)) if join else None
     now = time.monotonic_ns
     async for frame in ws:
-        c = counts[0]
-        c.frames += 1
         i = frame.find('"t":')
         if i >= 0:
-            c.latencies.append(now() - int(frame[i + 4 : frame.index("}", i)]))
+            c = counts[0]
+            c.frames += 1
+            c.last = now()
+            c.latencies.append(c.last - int(frame[i + 4 : frame.index("}", i)]))
+    counts[0].closed += 1
+    if beats is not None:
+        beats.cancel()
+
+
+async def heartbeats(ws) -> None:
+    """Each socket at its own phase, as clients that connected at different times."""
+    ref = 0
+    await asyncio.sleep(random.uniform(0, HEARTBEAT))
+    while True:
+        ref += 1
+        await ws.send(json.dumps([None, str(ref), "phoenix", "heartbeat", {}]))
+        await asyncio.sleep(HEARTBEAT)
 
 
 async def main() -> None:

@@ -1,9 +1,12 @@
-"""The ceiling for bench/gateway: a bare `websockets` server that broadcasts, as the
-gateway does (``broadcast``, compression off), with no zdps and no Phoenix behind it.
+"""The ceiling for bench/gateway: a bare `websockets` server (compression off) that
+sends one message to every connection, with no zdps and no Phoenix behind it.
 
-Stdin lines "send RATE SECONDS" broadcast RATE x SECONDS messages to every connection,
+Stdin lines "send RATE SECONDS HOW" send RATE x SECONDS messages to every connection,
 RATE a second, each the push the gateway would write, with "t" the CLOCK_MONOTONIC ns at
-sending; it prints "sent N SECONDS_IT_TOOK" after. Prints "listening" once it accepts connections.
+sending; it prints "sent N SECONDS_IT_TOOK" after. HOW is ``broadcast`` (websockets'
+own ``broadcast``, which frames the message for each connection) or ``frames`` (the
+frame made once and written to each connection's transport, as the gateway does:
+zdps/gateway/fanout.py). Prints "listening" once it accepts connections.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import sys
 import time
 
 from websockets.asyncio.server import broadcast, serve
+from websockets.protocol import State
+
+from zdps.gateway.fanout import wire_frame
 
 TICK = 0.001  # seconds: messages due are sent together, at most this far apart
 
@@ -33,13 +39,20 @@ async def main() -> None:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := (await reader.readline()).decode().split():
-            rate, seconds = float(line[1]), float(line[2])
+            rate, seconds, framed = float(line[1]), float(line[2]), line[3] == "frames"
             start, sent, total = time.monotonic(), 0, round(rate * seconds)
             while sent < total:
                 due = min(total, int((time.monotonic() - start) * rate) + 1)
                 while sent < due:
                     frame = ["1", None, "fan", "event", {"t": time.monotonic_ns()}]
-                    broadcast(server.connections, json.dumps(frame, separators=(",", ":")))
+                    text = json.dumps(frame, separators=(",", ":"))
+                    if framed:
+                        data = wire_frame(text)
+                        for ws in server.connections:
+                            if ws.protocol.state is State.OPEN:
+                                ws.transport.write(data)
+                    else:
+                        broadcast(server.connections, text)
                     sent += 1
                 await asyncio.sleep(TICK)
             print(f"sent {sent} {time.monotonic() - start:.3f}", flush=True)

@@ -68,6 +68,23 @@ def test_a_client_that_does_not_read_is_dropped_and_the_others_get_everything(
         assert closed.value.rcvd is None or closed.value.rcvd.code == 1013
 
 
+def test_a_silent_client_is_closed_after_idle_timeout_and_counted(cluster: Cluster) -> None:
+    a = cluster.start("A")
+    url = start_gateway(cluster, a, "gw", "--idle-timeout", "1")
+    with joined(url) as silent, joined(url) as beating:
+        for ref in range(8):  # 2 s of heartbeats every 0.25 s, more than the timeout
+            beating.send(f'[null,"{ref}","phoenix","heartbeat",{{}}]')
+            assert json.loads(beating.recv(timeout=5))[4]["status"] == "ok"
+            with contextlib.suppress(TimeoutError):
+                beating.recv(timeout=0.25)  # nothing else comes: the wait paces the beats
+        with pytest.raises(ConnectionClosed) as closed:
+            silent.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+        shown = status(url)
+        assert shown["counters"]["idle_closed"] == 1, shown
+        assert shown["connections"] == 1 and shown["limits"]["idle_timeout"] == 1, shown
+
+
 def test_connection_limit_origins_and_status(cluster: Cluster, tmp_path) -> None:
     a = cluster.start("A")
     config = tmp_path / "gateway.toml"
@@ -83,7 +100,8 @@ def test_connection_limit_origins_and_status(cluster: Cluster, tmp_path) -> None
         shown = status(url)
         assert (shown["connections"], shown["topics"], shown["channels"]) == (1, 1, 1)
         assert shown["limits"] == {
-            "max_connections": 1, "max_send_buffer": 1048576, "origins": ["https://app.test"],
+            "max_connections": 1, "max_send_buffer": 1048576, "idle_timeout": 60,
+            "origins": ["https://app.test"],
             "tokens": None,
         }  # fmt: skip
         assert shown["counters"]["refused_max_connections"] == 1

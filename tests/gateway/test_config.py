@@ -19,6 +19,8 @@ SAID = {
     "listen '4000' is not HOST:PORT": {"listen": "4000"},
     "node 'localhost'": {"node": "localhost"},
     "max_send_buffer must be at least 1": {"max_send_buffer": 0},
+    "idle_timeout must be at least 1": {"idle_timeout": 0},
+    "idle_timeout must be a int": {"idle_timeout": 1.5},
     "origins must be a list of text": {"origins": [1]},
     "tokens: /nonexistent/tokens.toml": {"tokens": "/nonexistent/tokens.toml"},
 }

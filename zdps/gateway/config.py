@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "max_send_buffer": Limits().max_send_buffer,
     "origins": [],
     "tokens": "",
+    "idle_timeout": Limits().idle_timeout,
 }
 
 
@@ -60,7 +61,7 @@ def problems(settings: Mapping[str, Any]) -> list[str]:
     node = settings.get("node", DEFAULTS["node"])
     if (problem := endpoint_problem(node)) is not None:
         found.append(f"node {node!r} {problem}")
-    for key in ("max_connections", "max_send_buffer"):
+    for key in ("max_connections", "max_send_buffer", "idle_timeout"):
         if settings.get(key, 1) < 1:
             found.append(f"{key} must be at least 1")
     if not all(isinstance(origin, str) for origin in settings.get("origins", [])):

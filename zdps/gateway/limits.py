@@ -16,3 +16,4 @@ class Limits:
     max_send_buffer: int = 1024 * 1024  # bytes queued to one socket before it is dropped
     origins: tuple[str, ...] = ()  # allowed Origin headers; empty: any
     tokens: Tokens | None = None  # who may connect, and what each may do (tokens.py)
+    idle_timeout: int = 60  # seconds without a frame before a socket is closed (Phoenix: 60)

@@ -18,7 +18,6 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +30,7 @@ from zdps.client.protocol import Message, ZdpsError
 from zdps.client.recovery import Gap
 from zdps.daemon.notify import SystemdNotifier
 from zdps.gateway import phoenix
+from zdps.gateway.fanout import Channel, Feed, wire_frame
 from zdps.gateway.limits import Limits
 from zdps.gateway.payloads import MESSAGE, Event, as_event
 from zdps.gateway.recovery import Entry, Recovery
@@ -39,19 +39,7 @@ from zdps.gateway.tokens import token_of
 log = logging.getLogger("zdps.gateway")
 
 VSN = "2.0.0"
-IDLE_TIMEOUT = 60.0  # seconds without a frame after which Phoenix closes a socket
 MAX_FRAME = 1024 * 1024  # bytes of one incoming frame
-
-
-@dataclass(slots=True)
-class Feed:
-    """One topic's zdps subscription and the sockets it is pushed to."""
-
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    sockets: dict[ServerConnection, phoenix.PhoenixSocket] = field(default_factory=dict)
-    task: asyncio.Task | None = None
-    error: str | None = None
-    catching: dict[ServerConnection, Recovery] = field(default_factory=dict)  # recovering
 
 
 class Gateway:
@@ -104,7 +92,7 @@ class Gateway:
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
-        """One WebSocket, until it closes or stays silent IDLE_TIMEOUT seconds."""
+        """One WebSocket, until it closes or stays silent ``idle_timeout`` seconds."""
         tokens = self.limits.tokens
         sock = phoenix.PhoenixSocket(
             permissions=None if tokens is None else tokens.permissions,
@@ -115,8 +103,9 @@ class Gateway:
         try:
             while True:
                 try:
-                    text = await asyncio.wait_for(ws.recv(), IDLE_TIMEOUT)
+                    text = await asyncio.wait_for(ws.recv(), self.limits.idle_timeout)
                 except TimeoutError:
+                    self.counters["idle_closed"] += 1
                     await ws.close(1000, "idle")
                     return
                 if not isinstance(text, str):
@@ -183,9 +172,9 @@ class Gateway:
         if feed is None:
             feed = self.feeds[topic] = Feed()
             feed.task = asyncio.create_task(self._run_feed(topic, feed))
-        feed.sockets[ws] = sock
-        if recovery is not None:
-            feed.catching[ws] = recovery
+        channel = sock.channel(topic)
+        assert channel is not None, "a Join comes after its channel is made"
+        feed.add(ws, sock, channel, recovery)
         await feed.ready.wait()
         return feed, feed.error
 
@@ -207,8 +196,8 @@ class Gateway:
             epoch, seq = recovery.last
             broadcast([ws], phoenix.gap(join_ref, topic, epoch, seq + 1, None, exc.code))
         finally:  # no await from here: no live message slips between
-            feed.catching.pop(ws, None)
             self._send(ws, join_ref, topic, recovery.finish())
+            feed.caught_up(ws, recovery)
             self.counters["recoveries"] += 1
 
     def _send(
@@ -237,8 +226,7 @@ class Gateway:
         feed = self.feeds.get(topic)
         if feed is None:
             return
-        feed.sockets.pop(ws, None)
-        feed.catching.pop(ws, None)
+        feed.remove(ws)
         if not feed.sockets and feed.task is not None:
             feed.task.cancel()
             del self.feeds[topic]
@@ -272,37 +260,29 @@ class Gateway:
         self.feeds.pop(topic, None)
 
     def _push(self, topic: str, feed: Feed, message: Message) -> None:
-        """One message to every socket of the feed (a recovering one keeps it for later);
-        sockets with one join_ref share a frame."""
-        groups: dict[tuple[str, bool], list[ServerConnection]] = {}
-        limit = self.limits.max_send_buffer
-        for ws, sock in list(feed.sockets.items()):
-            recovery = feed.catching.get(ws)
-            if recovery is not None:
-                recovery.buffered.append((message.epoch, message.seq, message.data))
-                continue
-            channel = sock.channel(topic)
-            if channel is None:
-                continue
-            if ws.transport.get_write_buffer_size() > limit:
-                self._drop_slow(ws, sock)
-                continue
-            groups.setdefault(channel, []).append(ws)
-        position, event = (message.epoch, message.seq), as_event(message.data)
-        for (join_ref, positioned), sockets in groups.items():
-            frame = self._frame(join_ref, positioned, topic, event, position)
-            if frame is not None:
-                broadcast(sockets, frame)
-                self.counters["pushes"] += len(sockets)
+        """One message to every live socket of the feed (fanout.py); a recovering one
+        keeps it for later."""
+        entry = (message.epoch, message.seq, message.data)
+        for recovery in feed.catching.values():
+            recovery.buffered.append(entry)
+        position, event = entry[:2], as_event(message.data)
+
+        def frame_for(channel: Channel) -> bytes | None:
+            frame = self._frame(channel[0], channel[1], topic, event, position)
+            return None if frame is None else wire_frame(frame)
+
+        pushed, slow = feed.push(frame_for, self.limits.max_send_buffer)
+        self.counters["pushes"] += pushed
+        for ws in slow:
+            self._drop_slow(ws, feed.sockets[ws])
 
     def _gap(self, topic: str, feed: Feed, gap: Gap) -> None:
         """Messages the feed lost for good (zdps recovery could not fetch them): told to
         the positioned channels, as a recovering socket is told of its own gaps."""
         self.counters["gaps"] += 1
-        for ws, sock in feed.sockets.items():
-            channel = sock.channel(topic)
-            if channel is not None and channel[1] and ws not in feed.catching:
-                broadcast([ws], phoenix.gap(channel[0], topic, gap.epoch, gap.first, gap.last))
+        for (join_ref, positioned), group in feed.groups.items():
+            if positioned:
+                broadcast(group, phoenix.gap(join_ref, topic, gap.epoch, gap.first, gap.last))
 
     @staticmethod
     def _frame(
@@ -331,6 +311,7 @@ class Gateway:
             "limits": {
                 "max_connections": self.limits.max_connections,
                 "max_send_buffer": self.limits.max_send_buffer,
+                "idle_timeout": self.limits.idle_timeout,
                 "origins": list(self.limits.origins),
                 "tokens": None if self.limits.tokens is None else len(self.limits.tokens.names),
             },

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from zdps.daemon.config import ConfigError
-from zdps.settings import SETTINGS, Setting
+from zdps.setting import Setting
+from zdps.settings import SETTINGS
 
 _CLICK_TYPES: dict[type, type] = {str: str, list: str, int: int, float: float}
 

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from zdps.core.tunables import CoreConfig
 from zdps.daemon.config import Config, ConfigError, load
-from zdps.settings import BY_NAME, SETTINGS, Setting, markdown_table
+from zdps.setting import Setting
+from zdps.settings import BY_NAME, SETTINGS, markdown_table
 from zdps_cli.main import cli, start
 
 pytestmark = pytest.mark.timeout(60)

@@ -23,7 +23,8 @@ from zdps.core.permissions import Permissions
 from zdps.core.tunables import CoreConfig
 from zdps.endpoints import connectable, endpoint_problem, host, is_wildcard, next_to
 from zdps.keys import AllowList, KeyFileError, NodeKeys, read_key
-from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS, Setting
+from zdps.setting import Setting
+from zdps.settings import BY_NAME, DEFAULT_API, DEFAULT_CLUSTER, DEFAULT_PUB, SETTINGS
 
 __all__ = [
     "DEFAULT_API",

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from zdps.client.aio import AsyncClient, AsyncSubscription
+    from zdps.client.aio import AsyncClient
+    from zdps.client.aio_subscription import AsyncSubscription
     from zdps.client.ledger import StreamResult
     from zdps.client.protocol import (
         FLUSH,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "FLUSH": "zdps.client.protocol",
     "AsyncClient": "zdps.client.aio",
-    "AsyncSubscription": "zdps.client.aio",
+    "AsyncSubscription": "zdps.client.aio_subscription",
     "Batch": "zdps.client.protocol",
     "Client": "zdps.client.sync",
     "Gap": "zdps.client.recovery",

@@ -3,13 +3,14 @@ history to the nodes that take its topics over before it leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 
 import pytest
 
 from tests.cluster.harness import Cluster, NodeProc, wait_for
-from zdps import Client, ZdpsError
+from zdps import AsyncClient, Client, ZdpsError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,6 +65,19 @@ def test_zdps_drain_reports_what_went_where_and_the_node_leaves(cluster: Cluster
     assert b.proc.wait(10) == 0
     for topic in TOPICS:
         assert len(stored(a, topic)) == 3, topic
+
+
+def test_the_asyncio_client_drains_a_node_too(cluster: Cluster) -> None:
+    a = cluster.start("A")
+
+    async def drain() -> dict:
+        async with AsyncClient(a.api, timeout=5) as client:
+            return await client.drain(timeout=5)
+
+    said = asyncio.run(drain())
+    # alone, it has nobody to hand its topics to
+    assert (said["to"], said["unconfirmed"], said["pending_acks"]) == (0, [], 0), said
+    assert a.proc.wait(10) == 0
 
 
 def test_a_draining_node_refuses_publishes_and_answers_the_rest(cluster: Cluster) -> None:

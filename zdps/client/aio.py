@@ -10,38 +10,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable
+from collections.abc import AsyncGenerator, Generator, Iterable
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
 from zdps.client import publishing
+from zdps.client.aio_subscription import AsyncSubscription
 from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
     E_UNREACHABLE,
-    Batch,
     PublishError,
     PublishResult,
     RequestError,
     ack_level,
     node_endpoint,
 )
-from zdps.client.recovery import Delivery
 from zdps.client.session import Session
-from zdps.client.sockets import (
-    CONNECT_CHECK,
-    IDLE_CHECK,
-    SubscriptionSocket,
-    open_dealer,
-    open_sub,
-    recv_delivery,
-    send_now,
-    set_up,
-    without_asyncio,
-)
+from zdps.client.sockets import CONNECT_CHECK, open_dealer, open_sub, send_now, set_up
 from zdps.client.steps import (
     Dial,
     Drain,
@@ -55,8 +44,9 @@ from zdps.client.steps import (
     T,
     Wait,
 )
-from zdps.client.subscription import Inbox, SubscribePlan
+from zdps.client.subscription import SubscribePlan
 from zdps.keys import client_keys
+from zdps.wire import api
 from zdps.wire.api import Delete, Members, Status
 
 log = logging.getLogger("zdps.client")
@@ -230,6 +220,11 @@ class AsyncClient:
     async def status(self) -> dict[str, Any]:
         return await self._run(self._session.call(Status(), self.timeout))
 
+    async def drain(self, timeout: float | None = None) -> dict[str, Any]:
+        """Ask the node to drain and leave (see ``Client.drain``)."""
+        wait = (api.MAX_DRAIN_TIMEOUT if timeout is None else timeout) + self.timeout
+        return await self._run(self._session.call(api.Drain(timeout), wait))
+
     async def members(self, topic: str) -> dict[str, Any]:
         return await self._run(self._session.call(Members(topic), self.timeout))
 
@@ -368,47 +363,3 @@ class AsyncClient:
             exc_type, KeyboardInterrupt | asyncio.CancelledError
         )
         await self.close(linger=0 if cancelled else None)
-
-
-class AsyncSubscription(SubscriptionSocket):
-    """Messages of a subscription, as an async iterator."""
-
-    def __init__(
-        self,
-        sock: zmq.asyncio.Socket,
-        inbox: Inbox,
-        recover: Callable[[Generator], Awaitable],
-        batches: bool = False,
-    ) -> None:
-        super().__init__(sock, inbox, recover, batches)
-        self._reads = without_asyncio(sock)  # after an awaited poll, nothing waits
-
-    async def recv(self) -> Delivery | None:
-        """The next message or gap, or None once every exact topic was deleted."""
-        return await self._next(whole=False)  # type: ignore[return-value]
-
-    async def recv_batch(self) -> Batch | Delivery | None:
-        """The next batch as it arrived (see ``Subscription.recv_batch``)."""
-        return await self._next(whole=True)
-
-    async def _next(self, whole: bool) -> Batch | Delivery | None:
-        inbox = self._inbox
-        while not inbox.ready:
-            if inbox.ended:
-                return None
-            if not await self._sock.poll(IDLE_CHECK * 1000):
-                self._idle()
-                continue
-            recovery = self._arrived(recv_delivery(self._reads, zmq.NOBLOCK))
-            if recovery is not None:
-                await self._recover(recovery)
-        return inbox.take(whole)
-
-    def __aiter__(self) -> AsyncSubscription:
-        return self
-
-    async def __anext__(self) -> Delivery:
-        message = await self.recv()
-        if message is None:
-            raise StopAsyncIteration
-        return message

@@ -25,7 +25,8 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from zdps.client.aio import AsyncClient, AsyncSubscription
+from zdps.client.aio import AsyncClient
+from zdps.client.aio_subscription import AsyncSubscription
 from zdps.client.protocol import Message, ZdpsError
 from zdps.client.recovery import Gap
 from zdps.daemon.notify import SystemdNotifier

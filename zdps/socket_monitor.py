@@ -42,6 +42,11 @@ def watch(sock: zmq.Socket, events: int, name: str) -> zmq.Socket:
     return reader
 
 
+def reader_of(sock: zmq.Socket) -> zmq.Socket | None:
+    """The reader ``watch`` gave for ``sock``, while its monitor runs."""
+    return _READERS.get(sock.underlying)
+
+
 def unwatch(sock: zmq.Socket) -> None:
     """Stop ``sock``'s monitor, then close its reader; call it before closing ``sock``.
 

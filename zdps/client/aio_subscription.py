@@ -41,7 +41,8 @@ class AsyncSubscription(SubscriptionSocket):
             if inbox.ended:
                 return None
             if not await self._sock.poll(IDLE_CHECK * 1000):
-                self._idle()
+                if (catching_up := self._idle()) is not None:
+                    await self._recover(catching_up)
                 continue
             recovery = self._arrived(recv_delivery(self._reads, zmq.NOBLOCK))
             if recovery is not None:

@@ -196,6 +196,10 @@ class Recovery:
         state = self.topics.get(topic)
         return state.cursor if state else None
 
+    def cursors(self) -> list[tuple[str, tuple[int, int]]]:
+        """Each topic something was delivered of, with the newest position delivered."""
+        return [(topic, state.cursor) for topic, state in self.topics.items()]
+
     def forget(self, topic: str) -> None:
         """The topic was deleted: its next message starts afresh."""
         self.topics.pop(topic, None)

@@ -21,7 +21,7 @@ from zdps.client.steps import Dial, Filter
 from zdps.client.subscription import Inbox
 from zdps.connect_check import ConnectCheck
 from zdps.keys import CurveClient
-from zdps.socket_monitor import unwatch, watch, watched_socket
+from zdps.socket_monitor import reader_of, unwatch, watch, watched_socket
 
 DEALER_LINGER_MS = 1000  # what a closed client still tries to deliver, at most
 IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription checks its link
@@ -65,7 +65,8 @@ def open_sub(ctx: zmq.Context, rcvhwm: int, curve: CurveClient | None = None) ->
     """A SUB not yet connected: RCVHWM (and CURVE) must be set before connecting (§2).
 
     SNDHWM 0: a SUB sends its subscriptions through its send queue, and libzmq drops
-    those that find it full (1000 by default) without a word (§9.2).
+    those that find it full (1000 by default) without a word (§9.2). Its handshakes
+    are watched from before it connects, so that ``Reconnects`` sees the first one.
     """
     sock = watched_socket(ctx, zmq.SUB)
     try:
@@ -74,6 +75,7 @@ def open_sub(ctx: zmq.Context, rcvhwm: int, curve: CurveClient | None = None) ->
         sock.setsockopt(zmq.SNDHWM, 0)
         if curve is not None:
             curve.apply(sock)
+        watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "sub")
     except BaseException:
         sock.close()
         raise
@@ -142,15 +144,19 @@ class Reconnects:
 
     libzmq's SUB reconnects to a node restarted on the same endpoint but does not resend
     its subscriptions (seen with libzmq 4.3.5), so the new node would never learn of
-    them. A reconnected SUB receives nothing, so checking while idle is enough.
+    them. A reconnected SUB receives nothing, so checking while idle is enough. What
+    was published while it was away is then fetched (``Inbox.caught_up``).
     """
 
     def __init__(self, sock: zmq.Socket) -> None:
         self._sock = sock
-        self._monitor = watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "sub")
+        # watched since before it connected (open_sub), else from now on
+        self._monitor = reader_of(sock) or watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "sub")
         self._handshakes = 0
 
-    def check(self, sock: zmq.Socket, groups: list[bytes]) -> None:
+    def check(self, sock: zmq.Socket, groups: list[bytes]) -> bool:
+        """Whether the SUB reconnected since the last check (its subscriptions are then
+        sent again)."""
         reconnected = False
         while self._monitor.poll(0):
             self._monitor.recv_multipart()
@@ -160,6 +166,7 @@ class Reconnects:
             for group in groups:  # the node sees a leave and a join: net one member
                 sock.unsubscribe(group)
                 sock.subscribe(group)
+        return reconnected
 
     def close(self) -> None:
         unwatch(self._sock)
@@ -186,9 +193,13 @@ class SubscriptionSocket:
         """True once every exact topic was deleted (prefix subscriptions never end)."""
         return self._inbox.ended
 
-    def _idle(self) -> None:
-        """Nothing arrived for a while: resubscribe if the SUB reconnected meanwhile."""
-        self._reconnects.check(self._sock, self._inbox.subscriptions())
+    def _idle(self) -> Generator | None:
+        """Nothing arrived for a while: if the SUB reconnected meanwhile, subscribe again;
+        with recovery on, the catching up to carry out (``Inbox.caught_up``)."""
+        inbox = self._inbox
+        if not self._reconnects.check(self._sock, inbox.subscriptions()):
+            return None
+        return None if inbox.recovery is None else inbox.caught_up()
 
     def _arrived(self, frames: list[bytes]) -> Generator | None:
         """One delivery's frames: the recovery to carry out before it, if any."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zdps.client.protocol import LOST, Batch, Message
-from zdps.client.recovery import Delivery, Fetch, Gap, Recovery, recovering
+from zdps.client.recovery import Delivery, Fetch, Gap, Pager, Recovery, fetching, recovering
 from zdps.client.steps import Report, Request, Sleep
 from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
@@ -189,6 +189,22 @@ class Inbox:
         missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
         if missed:  # told to the node without waiting (§8.3 lost)
             yield Report(Lost(msg.topic, missed, recovered, subscriber_name()))
+
+    def caught_up(self) -> Generator[Request | Report | Sleep, Any, None]:
+        """After the SUB reconnected (its node was restarted): what history holds of each
+        topic after what was delivered, in order, with gaps. A message published while
+        the SUB was away would otherwise be found only when a later one arrives."""
+        assert self.recovery is not None
+        for topic, cursor in self.recovery.cursors():
+            entries = yield from fetching(Pager.make(topic, after=cursor))
+            if entries is None:
+                continue  # the owner did not answer: the next message or notice finds it
+            deliveries = self.recovery.start(topic, entries)
+            self.ready.extend(deliveries)
+            recovered = sum(type(d) is Message for d in deliveries)
+            missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
+            if missed:  # told to the node without waiting (§8.3 lost)
+                yield Report(Lost(topic, missed, recovered, subscriber_name()))
 
     def replay(self, topic: str, entries: list[list] | None, since: int = 0) -> None:
         """History entries (a ``since`` request) go before anything live."""

@@ -382,7 +382,8 @@ class Subscription(SubscriptionSocket):
                 return None
             left = IDLE_CHECK if deadline is None else min(deadline - time.monotonic(), IDLE_CHECK)
             if not self._sock.poll(ms(left)):
-                self._idle()
+                if (catching_up := self._idle()) is not None:
+                    self._recover(catching_up)
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 continue

@@ -27,12 +27,13 @@ from websockets.http11 import Request, Response
 
 from zdps.client.aio import AsyncClient
 from zdps.client.aio_subscription import AsyncSubscription
-from zdps.client.protocol import Message, ZdpsError
+from zdps.client.protocol import E_UNREACHABLE, Message, ZdpsError
 from zdps.client.recovery import Gap
 from zdps.daemon.notify import SystemdNotifier
 from zdps.gateway import phoenix
 from zdps.gateway.fanout import Channel, Feed, wire_frame
 from zdps.gateway.limits import Limits
+from zdps.gateway.node_watch import NodeWatch
 from zdps.gateway.payloads import MESSAGE, Event, as_event
 from zdps.gateway.recovery import Entry, Recovery
 from zdps.gateway.tokens import token_of
@@ -51,6 +52,7 @@ class Gateway:
         self.node, self.path, self.timeout = node, path, timeout
         self.limits = limits or Limits()
         self.client: AsyncClient | None = None
+        self.watch: NodeWatch | None = None
         self.open = 0  # WebSockets connected now
         # by token, until the socket opens (or a failed handshake drops the connection)
         self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
@@ -135,8 +137,12 @@ class Gateway:
             await ws.send(action)
         elif isinstance(action, phoenix.Join):
             recovery = None if action.since is None else Recovery(action.topic, action.since)
-            feed, why = await self._join(action.topic, ws, sock, recovery)
+            if self._unreachable():
+                feed, why = None, E_UNREACHABLE
+            else:
+                feed, why = await self._join(action.topic, ws, sock, recovery)
             if why is None:
+                assert feed is not None
                 await ws.send(phoenix.reply(action.join_ref, action.ref, action.topic, True, {}))
                 if recovery is not None:
                     await self._recover(ws, action.join_ref, action.topic, feed, recovery)
@@ -151,6 +157,8 @@ class Gateway:
     async def _publish(self, ws: ServerConnection, action: phoenix.Publish) -> None:
         assert self.client is not None
         try:
+            if self._unreachable():
+                raise ZdpsError(E_UNREACHABLE, "the node does not answer")
             result = await self.client.publish(action.topic, action.data)
         except ZdpsError as exc:
             frame = phoenix.error_reply(action.join_ref, action.ref, action.topic, exc.code)
@@ -211,6 +219,14 @@ class Gateway:
                 frame = self._frame(join_ref, True, topic, as_event(item[2]), item[:2])
             if frame is not None:
                 broadcast([ws], frame)
+
+    def _unreachable(self) -> bool:
+        """The node is known not to answer: a join or publish is refused now (counted),
+        not after its timeout."""
+        if self.watch is None or self.watch.answers is not False:
+            return False
+        self.counters["refused_node_unreachable"] += 1
+        return True
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` on its own, kept referenced until it is done."""
@@ -305,6 +321,7 @@ class Gateway:
         """What ``GET /status`` answers."""
         return {
             "node": self.node,
+            "node_answers": None if self.watch is None else self.watch.answers,
             "connections": self.open,
             "topics": len(self.feeds),
             "channels": self.channels,
@@ -324,6 +341,7 @@ class Gateway:
         """Until SIGTERM or SIGINT; then every socket is closed with 1012 (service
         restart, as Phoenix drains), so that clients reconnect, to another gateway."""
         self.client = AsyncClient(self.node, timeout=self.timeout)
+        self.watch = NodeWatch(self.client, self.node)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -336,7 +354,9 @@ class Gateway:
         ) as server:  # fmt: skip
             log.info("gateway listening on %s:%d, node %s", host, port, self.node)
             pings = asyncio.create_task(self._notify(notifier)) if notifier.active else None
+            watching = asyncio.create_task(self.watch.run())
             await stop.wait()
+            watching.cancel()
             notifier.stopping()
             log.info("gateway stopping: closing %d socket(s) with 1012", self.open)
             server.close(code=1012, reason="gateway restarting")

@@ -54,8 +54,9 @@ PATHS = ("curve_secret_key", "curve_peers", "curve_clients", "permissions")  # o
 NUMBERS = [setting for setting in SETTINGS if setting.type in (int, float)]
 
 
-def test_settings_import_neither_pyzmq_nor_the_daemon() -> None:
-    tree = ast.parse((ROOT / "zdps" / "settings.py").read_text())
+@pytest.mark.parametrize("module", ["settings.py", "setting.py"])
+def test_settings_import_neither_pyzmq_nor_the_daemon(module: str) -> None:
+    tree = ast.parse((ROOT / "zdps" / module).read_text())
     modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in modules if m.startswith(("zmq", "zdps.daemon"))]

@@ -58,3 +58,21 @@ def test_a_restarted_node_keeps_feeding_the_joined_sockets(cluster: Cluster) -> 
         with Client(a.api) as client:
             client.publish("t", '["e",{"n":2}]')
         assert json.loads(ws.recv(timeout=10))[4] == {"n": 2}
+
+
+def test_a_rejoin_refused_while_the_node_is_down_leaves_no_channel_behind(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start("A")
+    url = start_gateway(cluster, a, "gw")
+    with joined(url) as ws:
+        assert status(url)["channels"] == 1
+        a.proc.send_signal(signal.SIGTERM)
+        assert a.proc.wait(30) == 0
+        wait_for(lambda: status(url)["node_answers"] is False, 15, "the node to be missed")
+        ws.send('["2","2","t","phx_join",{}]')  # a rejoin closes the old channel first
+        assert json.loads(ws.recv(timeout=5))[3] == "phx_close"
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply[4] == {"status": "error", "response": {"reason": "unreachable"}}
+        shown = status(url)
+        assert (shown["channels"], shown["topics"]) == (0, 0), shown

@@ -192,6 +192,11 @@ class Recovery:
         trial = Recovery({msg.topic: copy.deepcopy(self.topics[msg.topic])})
         return any(isinstance(item, Gap) for item in trial.recovered(msg, entries))
 
+    def start_leaves_gaps(self, topic: str, entries: list[list]) -> bool:
+        """Whether ``start`` with these entries would report a gap (changes nothing)."""
+        trial = Recovery({topic: copy.deepcopy(self.topics[topic])} if topic in self.topics else {})
+        return any(isinstance(item, Gap) for item in trial.start(topic, entries))
+
     def cursor(self, topic: str) -> tuple[int, int] | None:
         state = self.topics.get(topic)
         return state.cursor if state else None
@@ -258,10 +263,12 @@ class Pager:
             self.done = True
 
 
-def fetching(pager: Pager) -> Generator[Request | Sleep, dict | None, list[list] | None]:
+def fetching(
+    pager: Pager, attempts: int = FETCH_ATTEMPTS
+) -> Generator[Request | Sleep, dict | None, list[list] | None]:
     """Fetch ``pager``'s range page by page, retrying while ownership settles; the
     entries, or None if the owner could not be reached."""
-    for _ in range(FETCH_ATTEMPTS):
+    for _ in range(attempts):
         while not pager.done:
             reply = yield Request(pager.query)
             if reply is None:

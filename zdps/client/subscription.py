@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from zdps.client.protocol import LOST, Batch, Message
-from zdps.client.recovery import Delivery, Fetch, Gap, Pager, Recovery, fetching, recovering
+from zdps.client.recovery import (
+    GAP_RECHECK,
+    Delivery,
+    Fetch,
+    Gap,
+    Pager,
+    Recovery,
+    fetching,
+    recovering,
+)
 from zdps.client.steps import Report, Request, Sleep
 from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
@@ -193,13 +202,23 @@ class Inbox:
     def caught_up(self) -> Generator[Request | Report | Sleep, Any, None]:
         """After the SUB reconnected (its node was restarted): what history holds of each
         topic after what was delivered, in order, with gaps. A message published while
-        the SUB was away would otherwise be found only when a later one arrives."""
-        assert self.recovery is not None
-        for topic, cursor in self.recovery.cursors():
-            entries = yield from fetching(Pager.make(topic, after=cursor))
+        the SUB was away would otherwise be found only when a later one arrives.
+
+        One try per topic, and none after a topic whose owner did not answer (the next
+        message or notice finds what is left), so a subscriber is not held up for long;
+        a gap is asked for once more before it is reported, as in ``recovering``.
+        """
+        recovery = self.recovery
+        assert recovery is not None
+        for topic, cursor in recovery.cursors():
+            entries = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
             if entries is None:
-                continue  # the owner did not answer: the next message or notice finds it
-            deliveries = self.recovery.start(topic, entries)
+                return
+            if recovery.start_leaves_gaps(topic, entries):
+                yield Sleep(GAP_RECHECK)
+                again = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
+                entries = entries if again is None else again
+            deliveries = recovery.start(topic, entries)
             self.ready.extend(deliveries)
             recovered = sum(type(d) is Message for d in deliveries)
             missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)

@@ -384,7 +384,7 @@ class Subscription(SubscriptionSocket):
             if not self._sock.poll(ms(left)):
                 if (catching_up := self._idle()) is not None:
                     self._recover(catching_up)
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and time.monotonic() >= deadline and not inbox.ready:
                     return None
                 continue
             recovery = self._arrived(recv_delivery(self._sock))

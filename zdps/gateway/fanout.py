@@ -96,10 +96,12 @@ class Feed:
             if data is None:
                 continue
             for ws in group:
+                if ws.protocol.state is not State.OPEN:
+                    continue  # closing: its handler ends and takes it out
                 transport = ws.transport
                 if transport.get_write_buffer_size() > max_send_buffer:
                     slow.append(ws)
-                elif ws.protocol.state is State.OPEN:
+                else:
                     transport.write(data)
                     pushed += 1
         return pushed, slow

@@ -17,6 +17,7 @@ log = logging.getLogger("zdps.gateway")
 
 CHECK_EVERY = 2.0  # seconds between two questions to the node
 CHECK_TIMEOUT = 1.0  # seconds an answer may take; the node answers within 0.1 s under load
+MISSES = 2  # unanswered questions in a row that make a node that answered not answer
 
 
 @dataclass(slots=True)
@@ -25,10 +26,14 @@ class NodeWatch:
     node: str
     answers: bool | None = None  # None: not asked yet
     why: str = ""  # why not, when it does not
+    misses: int = 0  # unanswered questions in a row
 
     async def run(self) -> None:
         while True:
-            self.saw(await self._ask())
+            try:
+                self.saw(await self._ask())
+            except Exception:  # a bug here must not freeze the verdict: say it, go on
+                log.exception("asking the zdps node at %s failed", self.node)
             await asyncio.sleep(CHECK_EVERY)
 
     async def _ask(self) -> str | None:
@@ -42,10 +47,13 @@ class NodeWatch:
         return None
 
     def saw(self, why: str | None) -> None:
-        """The outcome of one question: logged when it differs from the last."""
+        """The outcome of one question: logged when the verdict changes. The first
+        question decides at once; after that a node that answered is taken not to
+        answer after MISSES questions in a row (a GC pause or a backlog is not down)."""
+        self.misses = 0 if why is None else self.misses + 1
         answers = why is None
         self.why = why or ""
-        if answers == self.answers:
+        if answers == self.answers or (self.answers and self.misses < MISSES):
             return
         self.answers = answers
         if answers:

@@ -146,8 +146,9 @@ class Gateway:
                 await ws.send(phoenix.reply(action.join_ref, action.ref, action.topic, True, {}))
                 if recovery is not None:
                     await self._recover(ws, action.join_ref, action.topic, feed, recovery)
-            else:
+            else:  # a refused rejoin has lost its old channel too: out of the feed
                 sock.drop(action.topic)
+                self._leave(action.topic, ws)
                 await ws.send(phoenix.error_reply(action.join_ref, action.ref, action.topic, why))
         elif isinstance(action, phoenix.Leave):
             self._leave(action.topic, ws)

@@ -280,6 +280,22 @@ def fetching(
     return None
 
 
+def catching_up(
+    recovery: Recovery, topic: str, cursor: Position
+) -> Generator[Request | Sleep, dict | None, list[Delivery] | None]:
+    """What history holds of ``topic`` after ``cursor``, to deliver (a reconnected SUB's
+    catching up); None if the owner did not answer its one try. A gap is asked for once
+    more before it is reported, as in ``recovering``."""
+    entries = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
+    if entries is None:
+        return None
+    if recovery.start_leaves_gaps(topic, entries):
+        yield Sleep(GAP_RECHECK)
+        again = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
+        entries = entries if again is None else again
+    return recovery.start(topic, entries)
+
+
 def recovering(
     recovery: Recovery, msg: Message, fetch: Fetch
 ) -> Generator[Request | Sleep, dict | None, list[Delivery]]:

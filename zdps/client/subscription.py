@@ -19,16 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zdps.client.protocol import LOST, Batch, Message
-from zdps.client.recovery import (
-    GAP_RECHECK,
-    Delivery,
-    Fetch,
-    Gap,
-    Pager,
-    Recovery,
-    fetching,
-    recovering,
-)
+from zdps.client.recovery import Delivery, Fetch, Gap, Recovery, catching_up, recovering
 from zdps.client.steps import Report, Request, Sleep
 from zdps.topics import LOST_PREFIX, SYNC_PREFIX, exact_group, is_exact, prefix_group
 from zdps.wire.api import MAX_SUBSCRIBER_NAME, Lost
@@ -93,6 +84,17 @@ class SubscriptionState:
     def groups(self) -> list[bytes]:
         """The SUB subscriptions still wanted."""
         return [exact_group(t) for t in self.open_exact] + self.prefixes
+
+
+def lost_report(
+    topic: str, deliveries: list[Delivery], live: Message | None = None
+) -> Report | None:
+    """What a recovery that delivered ``deliveries`` tells the node, without waiting
+    (§8.3 ``lost``), if it found anything missed; ``live``, the message that set it
+    off, was not missed."""
+    recovered = sum(type(d) is Message and d is not live for d in deliveries)
+    missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
+    return Report(Lost(topic, missed, recovered, subscriber_name())) if missed else None
 
 
 class Inbox:
@@ -194,36 +196,26 @@ class Inbox:
         assert self.recovery is not None
         deliveries = yield from recovering(self.recovery, msg, fetch)
         self.ready.extend(deliveries)
-        recovered = sum(type(d) is Message and d is not msg for d in deliveries)
-        missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
-        if missed:  # told to the node without waiting (§8.3 lost)
-            yield Report(Lost(msg.topic, missed, recovered, subscriber_name()))
+        if (report := lost_report(msg.topic, deliveries, msg)) is not None:
+            yield report
 
     def caught_up(self) -> Generator[Request | Report | Sleep, Any, None]:
         """After the SUB reconnected (its node was restarted): what history holds of each
         topic after what was delivered, in order, with gaps. A message published while
         the SUB was away would otherwise be found only when a later one arrives.
 
-        One try per topic, and none after a topic whose owner did not answer (the next
-        message or notice finds what is left), so a subscriber is not held up for long;
-        a gap is asked for once more before it is reported, as in ``recovering``.
+        None after a topic whose owner did not answer: the next message or notice finds
+        what is left, and a subscriber is not held up for long.
         """
         recovery = self.recovery
         assert recovery is not None
         for topic, cursor in recovery.cursors():
-            entries = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
-            if entries is None:
+            deliveries = yield from catching_up(recovery, topic, cursor)
+            if deliveries is None:
                 return
-            if recovery.start_leaves_gaps(topic, entries):
-                yield Sleep(GAP_RECHECK)
-                again = yield from fetching(Pager.make(topic, after=cursor), attempts=1)
-                entries = entries if again is None else again
-            deliveries = recovery.start(topic, entries)
             self.ready.extend(deliveries)
-            recovered = sum(type(d) is Message for d in deliveries)
-            missed = recovered + sum(d.last - d.first + 1 for d in deliveries if type(d) is Gap)
-            if missed:  # told to the node without waiting (§8.3 lost)
-                yield Report(Lost(topic, missed, recovered, subscriber_name()))
+            if (report := lost_report(topic, deliveries)) is not None:
+                yield report
 
     def replay(self, topic: str, entries: list[list] | None, since: int = 0) -> None:
         """History entries (a ``since`` request) go before anything live."""

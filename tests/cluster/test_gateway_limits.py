@@ -26,6 +26,7 @@ from zdps import Client
 pytestmark = pytest.mark.timeout(120)
 
 JOIN = '["1","1","t","phx_join",{}]'
+HEARTBEAT = '[null,"9","phoenix","heartbeat",{}]'
 
 
 def status(url: str) -> dict:
@@ -150,6 +151,48 @@ def test_with_a_tokens_file_a_connection_needs_a_known_token(cluster: Cluster, t
         assert json.loads(ws.recv(timeout=10))[4]["response"] == {"reason": "unauthorized"}
     shown = status(url)
     assert shown["counters"]["refused_token"] == 2 and shown["limits"]["tokens"] == 1
+
+
+def test_sighup_reads_the_tokens_again_and_closes_the_sockets_of_a_token_gone(
+    cluster: Cluster, tmp_path
+) -> None:
+    a = cluster.start("A")
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(
+        '[app]\ntoken = "app-0123456789abcdef"\nsubscribe = ["t"]\n'
+        '[old]\ntoken = "old-0123456789abcdef"\nsubscribe = ["t"]\n'
+    )
+    url = start_gateway(cluster, a, "gw", "--tokens", str(tokens))
+    gateway, err = cluster.procs[-1], cluster.workdir / "gw.err"
+
+    def reloaded(times: int) -> None:
+        gateway.send_signal(signal.SIGHUP)
+        wait_for(lambda: err.read_text().count("SIGHUP") == times, 10, "the reload")
+
+    with (
+        connect(f"{url}?vsn=2.0.0&token=app-0123456789abcdef", open_timeout=5) as app,
+        connect(f"{url}?vsn=2.0.0&token=old-0123456789abcdef", open_timeout=5) as old,
+    ):
+        for ws in (app, old):
+            ws.send(JOIN)
+            assert json.loads(ws.recv(timeout=10))[4]["status"] == "ok"
+        tokens.write_text('[app]\ntoken = "app-0123456789abcdef"\nsubscribe = ["t", "u"]\n')
+        reloaded(1)
+        with pytest.raises(ConnectionClosed) as closed:
+            old.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        app.send('["2","2","u","phx_join",{}]')  # the new rules hold for sockets open
+        assert json.loads(app.recv(timeout=10))[4]["status"] == "ok"
+        tokens.write_text("[app]\ntoken = 'short'\n")
+        reloaded(2)
+        assert "the tokens file is kept as it was" in err.read_text()
+        app.send(HEARTBEAT)
+        assert json.loads(app.recv(timeout=10))[4]["status"] == "ok"  # still open
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{url}?vsn=2.0.0&token=old-0123456789abcdef", open_timeout=5)
+    assert refused.value.response.status_code == 403
+    assert status(url)["counters"]["revoked"] == 1
+    assert gateway.poll() is None
 
 
 def test_under_systemd_it_says_ready_feeds_the_watchdog_and_says_stopping(

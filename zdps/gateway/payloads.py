@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from zdps.gateway import phoenix
+
 MESSAGE = "message"  # the event of a message that does not name one
 Event = tuple[str, Any] | bytes  # (event, body) for a JSON push, bytes for a binary one
 
@@ -32,3 +34,14 @@ def as_event(data: bytes) -> Event:
     if type(value) is list and len(value) == 2 and type(value[0]) is str:
         return value[0], value[1]
     return MESSAGE, value
+
+
+def push_of(
+    join_ref: str, positioned: bool, topic: str, event: Event, position: phoenix.Position
+) -> str | bytes | None:
+    """A message as a push: JSON (with its position as ref on a positioned channel) or,
+    for bytes that are neither JSON nor text, binary (None: a binary push whose names
+    do not fit its length bytes)."""
+    if isinstance(event, bytes):
+        return phoenix.binary_push(join_ref, topic, MESSAGE, event)
+    return phoenix.push(join_ref, topic, *event, position if positioned else None)

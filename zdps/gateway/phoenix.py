@@ -94,6 +94,7 @@ class PhoenixSocket:
     positioned: set[str] = field(default_factory=set)
     permissions: Permissions | None = None  # with a tokens file: what ``user`` may do
     user: str | None = None
+    token: str | None = None  # the token it connected with, checked again on SIGHUP
 
     def on_text(self, text: str) -> list[Action]:
         """What one text frame asks for; BadFrame if it is no V2 message."""

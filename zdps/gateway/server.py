@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import json
 import logging
@@ -17,7 +18,8 @@ import signal
 import time
 import weakref
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,9 +36,9 @@ from zdps.gateway import phoenix
 from zdps.gateway.fanout import Channel, Feed, wire_frame
 from zdps.gateway.limits import Limits
 from zdps.gateway.node_watch import NodeWatch
-from zdps.gateway.payloads import MESSAGE, Event, as_event
+from zdps.gateway.payloads import as_event, push_of
 from zdps.gateway.recovery import Entry, Recovery
-from zdps.gateway.tokens import token_of
+from zdps.gateway.tokens import phoenix_if_offered, reread, token_of
 
 log = logging.getLogger("zdps.gateway")
 
@@ -47,15 +49,18 @@ MAX_FRAME = 1024 * 1024  # bytes of one incoming frame
 class Gateway:
     def __init__(
         self, node: str, path: str = "/socket/websocket", limits: Limits | None = None,
-        timeout: float = 10.0,
+        timeout: float = 10.0, tokens_path: Path | None = None,
     ) -> None:  # fmt: skip
         self.node, self.path, self.timeout = node, path, timeout
+        self.tokens_path = tokens_path  # read again on SIGHUP
         self.limits = limits or Limits()
         self.client: AsyncClient | None = None
         self.watch: NodeWatch | None = None
-        self.open = 0  # WebSockets connected now
-        # by token, until the socket opens (or a failed handshake drops the connection)
-        self._users: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        self.sockets: dict[ServerConnection, phoenix.PhoenixSocket] = {}  # connected now
+        # (client, token), until the socket opens (or a failed handshake drops the connection)
+        self._users: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.feeds: dict[str, Feed] = {}
         self.counters: Counter[str] = Counter()
         self._tasks: set[asyncio.Task] = set()  # publishes waiting for their acks
@@ -72,7 +77,7 @@ class Gateway:
             return response
         if url.path != self.path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "no socket here\n")
-        if self.open >= self.limits.max_connections:
+        if len(self.sockets) >= self.limits.max_connections:
             self.counters["refused_max_connections"] += 1
             return connection.respond(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections: try another gateway\n"
@@ -87,22 +92,23 @@ class Gateway:
         if tokens is not None:
             offered = request.headers.get_all("Sec-WebSocket-Protocol")
             protocols = [p.strip() for value in offered for p in value.split(",")]
-            user = tokens.who(token_of(request.path, protocols))
-            if user is None:
+            token = token_of(request.path, protocols)
+            user = tokens.who(token)
+            if user is None or token is None:
                 self.counters["refused_token"] += 1
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "a known token is needed\n")
-            self._users[connection] = user
+            self._users[connection] = (user, token)
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
         """One WebSocket, until it closes or stays silent ``idle_timeout`` seconds."""
         tokens = self.limits.tokens
+        user, token = self._users.pop(ws, (None, None))
         sock = phoenix.PhoenixSocket(
-            permissions=None if tokens is None else tokens.permissions,
-            user=self._users.pop(ws, None),
+            permissions=None if tokens is None else tokens.permissions, user=user, token=token
         )
         self.counters["connections"] += 1
-        self.open += 1
+        self.sockets[ws] = sock
         try:
             while True:
                 try:
@@ -127,7 +133,7 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
-            self.open -= 1
+            self.sockets.pop(ws, None)
             self._forget(ws, sock)
 
     async def _carry_out(
@@ -217,7 +223,7 @@ class Gateway:
             if isinstance(item, Gap):
                 frame: Any = phoenix.gap(join_ref, topic, item.epoch, item.first, item.last)
             else:
-                frame = self._frame(join_ref, True, topic, as_event(item[2]), item[:2])
+                frame = push_of(join_ref, True, topic, as_event(item[2]), item[:2])
             if frame is not None:
                 broadcast([ws], frame)
 
@@ -286,7 +292,7 @@ class Gateway:
         position, event = entry[:2], as_event(message.data)
 
         def frame_for(channel: Channel) -> bytes | None:
-            frame = self._frame(channel[0], channel[1], topic, event, position)
+            frame = push_of(channel[0], channel[1], topic, event, position)
             return None if frame is None else wire_frame(frame)
 
         pushed, slow = feed.push(frame_for, self.limits.max_send_buffer)
@@ -302,28 +308,37 @@ class Gateway:
             if positioned:
                 broadcast(group, phoenix.gap(join_ref, topic, gap.epoch, gap.first, gap.last))
 
-    @staticmethod
-    def _frame(
-        join_ref: str, positioned: bool, topic: str, event: Event, position: phoenix.Position
-    ) -> str | bytes | None:
-        """A message as a push: JSON (with its position as ref on a positioned channel)
-        or, for bytes that are neither JSON nor text, binary (payloads.py)."""
-        if isinstance(event, bytes):
-            return phoenix.binary_push(join_ref, topic, MESSAGE, event)
-        return phoenix.push(join_ref, topic, *event, position if positioned else None)
-
     def _drop_slow(self, ws: ServerConnection, sock: phoenix.PhoenixSocket) -> None:
         """A client that does not read: it gets no more, and is closed (1013, counted)."""
         self._forget(ws, sock)
         self.counters["slow_clients_dropped"] += 1
         self._spawn(ws.close(1013, "too slow: messages were not read"))
 
+    def reload_tokens(self) -> None:
+        """SIGHUP: the tokens file read again (tokens.py, ``reread``); the sockets whose
+        token is gone are closed (1008) and counted as ``revoked``."""
+        if self.tokens_path is None:
+            log.info("SIGHUP: no tokens file to read again")
+            return
+        try:
+            tokens, revoked = reread(self.tokens_path, self.sockets)
+        except ValueError as exc:
+            log.error("SIGHUP: the tokens file is kept as it was: %s", exc)
+            return
+        self.limits = dataclasses.replace(self.limits, tokens=tokens)
+        for ws in revoked:
+            self._forget(ws, self.sockets[ws])
+            self._spawn(ws.close(1008, "token revoked"))
+        self.counters["revoked"] += len(revoked)
+        log.info("SIGHUP: %d token(s) read; %d socket(s) closed, their token gone",
+                 len(tokens.names), len(revoked))  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` answers."""
         return {
             "node": self.node,
             "node_answers": None if self.watch is None else self.watch.answers,
-            "connections": self.open,
+            "connections": len(self.sockets),
             "topics": len(self.feeds),
             "channels": self.channels,
             "counters": dict(sorted(self.counters.items())),
@@ -347,10 +362,11 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tokens)
         notifier = SystemdNotifier()
         async with serve(
             self.handle, host, port, process_request=self.process_request,
-            compression=None, max_size=MAX_FRAME, select_subprotocol=_phoenix_if_offered,
+            compression=None, max_size=MAX_FRAME, select_subprotocol=phoenix_if_offered,
             origins=list(self.limits.origins) or None, close_timeout=2,
         ) as server:  # fmt: skip
             log.info("gateway listening on %s:%d, node %s", host, port, self.node)
@@ -359,7 +375,7 @@ class Gateway:
             await stop.wait()
             watching.cancel()
             notifier.stopping()
-            log.info("gateway stopping: closing %d socket(s) with 1012", self.open)
+            log.info("gateway stopping: closing %d socket(s) with 1012", len(self.sockets))
             server.close(code=1012, reason="gateway restarting")
             await server.wait_closed()
             if pings is not None:
@@ -377,15 +393,10 @@ class Gateway:
 
     def summary(self) -> str:
         """systemd's STATUS= line."""
-        return f"{self.open} connection(s), {len(self.feeds)} topic(s), {self.channels} channel(s)"
+        opened, topics = len(self.sockets), len(self.feeds)
+        return f"{opened} connection(s), {topics} topic(s), {self.channels} channel(s)"
 
     @property
     def channels(self) -> int:
         """Sockets joined to topics, summed over the topics."""
         return sum(len(feed.sockets) for feed in self.feeds.values())
-
-
-def _phoenix_if_offered(_connection: ServerConnection, offered: Sequence[str]) -> str | None:
-    """The JS client offers ``phoenix`` (and its token) only with ``authToken``; a
-    client that offers nothing gets no subprotocol, as from Phoenix."""
-    return "phoenix" if "phoenix" in offered else None

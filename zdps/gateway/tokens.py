@@ -20,11 +20,16 @@ import base64
 import binascii
 import hmac
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from zdps.core.permissions import Permissions
+from zdps.gateway.phoenix import PhoenixSocket
+
+Connection = TypeVar("Connection")
 
 BEARER = "base64url.bearer.phx."  # the JS client's authToken subprotocol prefix
 MIN_TOKEN = 16  # characters: a token is a secret, not a name
@@ -85,3 +90,26 @@ def token_of(path: str, protocols: list[str]) -> str | None:
                 return None
             return token or None
     return parse_qs(urlsplit(path).query).get("token", [None])[0]
+
+
+def reread(
+    path: Path, sockets: Mapping[Connection, PhoenixSocket]
+) -> tuple[Tokens, list[Connection]]:
+    """The tokens file read again (ValueError, and nothing changed, if it is bad), each
+    socket's client and rules taken from it by the token it connected with; the
+    sockets whose token is no longer in it."""
+    tokens = Tokens.read(path)
+    gone = []
+    for connection, sock in sockets.items():
+        sock.user = tokens.who(sock.token)
+        if sock.user is None:
+            gone.append(connection)
+        else:
+            sock.permissions = tokens.permissions
+    return tokens, gone
+
+
+def phoenix_if_offered(_connection: Any, offered: Sequence[str]) -> str | None:
+    """The JS client offers ``phoenix`` (and its token) only with ``authToken``; a
+    client that offers nothing gets no subprotocol, as from Phoenix."""
+    return "phoenix" if "phoenix" in offered else None

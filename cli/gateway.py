@@ -76,8 +76,6 @@ def gateway(config: Path | None, **flags: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s zdps-gateway %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # not a line per connection
     try:
-        tokens_path = Path(settings["tokens"]) if settings["tokens"] else None
-        gateway = Gateway(settings["node"], settings["path"], limits, tokens_path=tokens_path)
-        asyncio.run(gateway.serve(host, port))
+        asyncio.run(Gateway(settings["node"], settings["path"], limits).serve(host, port))
     except OSError as exc:  # the port is taken, the host is not ours
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None

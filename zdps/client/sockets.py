@@ -150,8 +150,9 @@ class Reconnects:
 
     def __init__(self, sock: zmq.Socket) -> None:
         self._sock = sock
-        # watched since before it connected (open_sub), else from now on
-        self._monitor = reader_of(sock) or watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "sub")
+        monitor = reader_of(sock)
+        assert monitor is not None, "open_sub watches a SUB before it connects"
+        self._monitor = monitor
         self._handshakes = 0
 
     def check(self, sock: zmq.Socket, groups: list[bytes]) -> bool:

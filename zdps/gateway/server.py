@@ -19,7 +19,6 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,10 +48,9 @@ MAX_FRAME = 1024 * 1024  # bytes of one incoming frame
 class Gateway:
     def __init__(
         self, node: str, path: str = "/socket/websocket", limits: Limits | None = None,
-        timeout: float = 10.0, tokens_path: Path | None = None,
+        timeout: float = 10.0,
     ) -> None:  # fmt: skip
         self.node, self.path, self.timeout = node, path, timeout
-        self.tokens_path = tokens_path  # read again on SIGHUP
         self.limits = limits or Limits()
         self.client: AsyncClient | None = None
         self.watch: NodeWatch | None = None
@@ -317,11 +315,11 @@ class Gateway:
     def reload_tokens(self) -> None:
         """SIGHUP: the tokens file read again (tokens.py, ``reread``); the sockets whose
         token is gone are closed (1008) and counted as ``revoked``."""
-        if self.tokens_path is None:
+        if self.limits.tokens is None:
             log.info("SIGHUP: no tokens file to read again")
             return
         try:
-            tokens, revoked = reread(self.tokens_path, self.sockets)
+            tokens, revoked = reread(self.limits.tokens, self.sockets)
         except ValueError as exc:
             log.error("SIGHUP: the tokens file is kept as it was: %s", exc)
             return

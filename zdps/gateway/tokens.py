@@ -41,6 +41,7 @@ class Tokens:
 
     names: dict[str, str]  # token -> client name
     permissions: Permissions
+    path: Path  # the file they were read from (read again on SIGHUP)
 
     @classmethod
     def read(cls, path: Path) -> Tokens:
@@ -65,7 +66,7 @@ class Tokens:
             permissions = Permissions.parse(rules)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-        return cls(names, permissions)
+        return cls(names, permissions, path)
 
     def who(self, token: str | None) -> str | None:
         """The client ``token`` names (compared in constant time), or None."""
@@ -93,12 +94,12 @@ def token_of(path: str, protocols: list[str]) -> str | None:
 
 
 def reread(
-    path: Path, sockets: Mapping[Connection, PhoenixSocket]
+    old: Tokens, sockets: Mapping[Connection, PhoenixSocket]
 ) -> tuple[Tokens, list[Connection]]:
     """The tokens file read again (ValueError, and nothing changed, if it is bad), each
     socket's client and rules taken from it by the token it connected with; the
     sockets whose token is no longer in it."""
-    tokens = Tokens.read(path)
+    tokens = Tokens.read(old.path)
     gone = []
     for connection, sock in sockets.items():
         sock.user = tokens.who(sock.token)

@@ -117,5 +117,5 @@ def stdout_gone() -> NoReturn:
 def call(function: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
-    except ZdpsError as exc:
+    except (ZdpsError, ValueError) as exc:  # ValueError: arguments the client refused
         raise click.ClickException(str(exc)) from None

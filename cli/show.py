@@ -137,6 +137,8 @@ def _print_members(view: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{event['kind']} {group} on {event['node']} ({event['count']})")
     nodes = ", ".join(f"{n}={c}" for n, c in sorted(view["nodes"].items())) or "none"
     click.echo(f"topic {view['topic']}  owner {view['owner']}  nodes {nodes}")
+    for name, members in sorted(view.get("queues", {}).items()):
+        click.echo(f"  queue group {name}: " + ", ".join(f"{n}={c}" for n, c in members.items()))
 
 
 def _security(kind: str | None) -> str:

@@ -10,7 +10,7 @@ import click
 
 from zdps.client.protocol import Message
 from zdps.client.recovery import Gap
-from zdps.topics import check_prefix, check_topic
+from zdps.topics import check_prefix, check_queue_name, check_topic
 from zdps_cli.lines import escape
 from zdps_cli.options import (
     call,
@@ -41,6 +41,12 @@ from zdps_cli.options import (
     help="Fetch messages missed in a gap or across an owner change from history; report "
     "what is gone for good as a gap.",
 )
+@click.option(
+    "--group",
+    metavar="NAME",
+    help="Join queue group NAME: each message goes to one of its members, here or on any "
+    "node, at most once, without recovery.",
+)
 @node_option
 @timeout_option
 def subscribe(
@@ -50,6 +56,7 @@ def subscribe(
     prefix: bool,
     since: int | None,
     recover: bool,
+    group: str | None,
     node: str,
     timeout: float,
 ) -> None:
@@ -65,6 +72,10 @@ def subscribe(
         check_name(check_prefix if prefix else check_topic, topic)
     if since is not None and prefix:
         raise click.UsageError("--since needs exact topics, not --prefix")
+    if group is not None:
+        check_name(check_queue_name, group)
+        if since is not None:
+            raise click.UsageError("--since replays history, which a queue group does not")
     try:
         with stopped_by_sigterm(), open_client(node, timeout) as client:
             subscription = call(
@@ -74,8 +85,10 @@ def subscribe(
                 recover=recover,
                 since=since,
                 batches=True,  # the same messages, for a fraction of the node's work
+                group=group,
             )
-            click.echo(f"subscribed {' '.join(t + '*' if prefix else t for t in topics)}", err=True)
+            names = " ".join(t + "*" if prefix else t for t in topics)
+            click.echo(f"subscribed {names}" + (f" in group {group}" if group else ""), err=True)
             show_topic = prefix or len(topics) > 1
             received = 0
             with subscription:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
         ZdpsError,
     )
     from zdps.client.recovery import Gap
-    from zdps.client.sync import Client, Subscription
+    from zdps.client.sync import Client
+    from zdps.client.sync_subscription import Subscription
 
 _EXPORTS = {
     "FLUSH": "zdps.client.protocol",
@@ -39,7 +40,7 @@ _EXPORTS = {
     "PublishResult": "zdps.client.protocol",
     "RequestError": "zdps.client.protocol",
     "StreamResult": "zdps.client.ledger",
-    "Subscription": "zdps.client.sync",
+    "Subscription": "zdps.client.sync_subscription",
     "ZdpsError": "zdps.client.protocol",
 }
 

@@ -102,3 +102,56 @@ def is_valid_group(group: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# Queue groups (docs/PROTOCOL.md §5.1): a node's members of queue group NAME on a topic
+# or prefix are a count in the scope overlay under a key that no subscription can be,
+# yet a valid exact group to any node, so nodes that predate queue groups replicate it
+# unread. QUEUE_MARK (the unit separator) is refused in topics and queue names.
+QUEUE_MARK = b"\x1f"
+MAX_QUEUE_NAME = 64  # bytes of a queue group's name
+
+
+def check_queue_name(name: str) -> bytes:
+    """The bytes of a valid queue group name (1-64 bytes, no control character)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidTopic("a queue group name is non-empty text")
+    raw = _encode(name, "queue group name")
+    if len(raw) > MAX_QUEUE_NAME:
+        raise InvalidTopic(f"queue group name is {len(raw)} bytes, the limit is {MAX_QUEUE_NAME}")
+    return raw
+
+
+def queue_key(name: bytes, subscription: bytes) -> bytes:
+    """The overlay key of queue group ``name`` on ``subscription`` (a valid group:
+    ``topic\\x00`` or a prefix); InvalidTopic if the two are too long together."""
+    exact = is_exact(subscription)
+    key = QUEUE_MARK + (b"=" if exact else b"*") + name + QUEUE_MARK
+    key += subscription.removesuffix(EXACT_SUFFIX) + EXACT_SUFFIX
+    if len(key) - 1 > MAX_TOPIC_BYTES:
+        raise InvalidTopic(
+            f"a queue group's name and topic are {len(key) - 4} bytes together, "
+            f"the limit is {MAX_TOPIC_BYTES - 3}"
+        )
+    return key
+
+
+def is_queue_key(group: bytes) -> bool:
+    return group[:1] == QUEUE_MARK
+
+
+def parse_queue_key(key: bytes) -> tuple[bytes, bytes] | None:
+    """``(name, subscription)`` of a queue key, None if ``key`` is not a valid one."""
+    if key[:1] != QUEUE_MARK or key[1:2] not in (b"=", b"*") or not key.endswith(EXACT_SUFFIX):
+        return None
+    name, mark, body = key[2:-1].partition(QUEUE_MARK)
+    if not mark or not name or QUEUE_MARK in body or (key[1:2] == b"=" and not body):
+        return None
+    return name, body + EXACT_SUFFIX if key[1:2] == b"=" else body
+
+
+def matches(subscription: bytes, topic: bytes) -> bool:
+    """Whether a publish to ``topic`` reaches ``subscription`` (exact or prefix)."""
+    if is_exact(subscription):
+        return subscription[:-1] == topic
+    return topic.startswith(subscription)

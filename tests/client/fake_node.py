@@ -156,7 +156,7 @@ def answer(node: FakeNode, client: bytes, msg: list) -> None:
     if op == "info":
         result: Any = {"version": "x", "pid": 1, "endpoints": {"pub": node.pub}}
     elif op in ("members", "watch"):
-        result = {"topic": args.get("topic"), "owner": "fake", "nodes": {}}
+        result = {"topic": args.get("topic"), "owner": "fake", "nodes": {}, "queues": {}}
     elif op in ("ready", "unwatch"):
         result = True
     else:

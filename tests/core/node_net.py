@@ -17,7 +17,8 @@ each core's ``Outbox`` exactly as the daemon's IO layer (``zdps.daemon.loop``) d
   bad input, counted as the daemon counts it;
 * ``outbox.clients`` frames are encoded with ``encode_api`` and decoded back with
   ``decode_api`` (so unencodable replies fail as they would), recorded per
-  ``(node, client)`` with the time;
+  ``(node, client)`` with the time; so are ``outbox.pushes``, the shares of queue
+  groups, per ``(node, member)`` (a member here never refuses one);
 * ``outbox.disconnects``, ``errors`` and ``log`` are recorded per node with the time.
 
 A "turn" is one input (a cluster frame, a subscription, a client frame, a tick)
@@ -294,6 +295,11 @@ class SimNet(Network, Observations):
         self.core(node).on_client_frame(client, frame, self.clock)
         self._flush(node)
 
+    def client_gone(self, node: str, client: bytes) -> None:
+        """``client``'s connection to ``node`` vanished, as a failed send tells the daemon."""
+        self.core(node).client_gone(client)
+        self._flush(node)
+
     def inject(self, node: str, frame: bytes, peer: str | None = None) -> None:
         """Hand ``node`` a raw cluster frame now, bypassing the network; ``peer`` is the
         node the connection's CURVE key names (None: no CURVE)."""
@@ -360,6 +366,9 @@ class SimNet(Network, Observations):
             log = self.client_frames.setdefault((node, client), [])
             for frame in frames:
                 log.append((now, decode_api(encode_api(*frame))))
+        for member, _key, frame in out.pushes:  # every member takes its share here
+            log = self.client_frames.setdefault((node, member), [])
+            log.append((now, decode_api(encode_api(*frame))))
         self.errors[node] += [(now, code, message) for code, message in out.errors]
         self.logs[node] += [(now, str(event)) for event in out.log]
         if core.outbox:

@@ -169,7 +169,10 @@ def test_bad_requests_are_counted_and_answered() -> None:
         ref2: E_MALFORMED,
         ref3: E_INVALID_TOPIC,
     }
-    assert net.replies("a")[ref4] == (True, {"topic": "ok", "owner": net.owner("ok"), "nodes": {}})
+    assert net.replies("a")[ref4] == (
+        True,
+        {"topic": "ok", "owner": net.owner("ok"), "nodes": {}, "queues": {}},
+    )
     assert net.error_codes("a") == {E_MALFORMED: 4, "unknown_op": 1, E_INVALID_TOPIC: 1}
 
 

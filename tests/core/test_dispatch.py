@@ -44,6 +44,7 @@ from zdps.wire import (
     PEERS,
     PING,
     PROTOCOL_VERSION,
+    QUEUED,
     STORE,
     STORED,
     encode_api,
@@ -227,6 +228,9 @@ def test_a_bad_forward_entry_without_a_readable_ack_id_is_not_refused(bad: list)
         (ACK, [1, 1, 1, 1, 0], [2, 2, 1, 1, 1]),
         (ACK, [1, 1, 1, 1, MAX_BATCH + 1], [2, 2, 1, 1, 1]),  # more than a batch holds
         (NACK, [1, "malformed"], [2, "malformed", "why"]),
+        (QUEUED, ["T", b"k", 1, 7, 1, "text"], ["T", b"k", 2, 7, 1, OK]),
+        (QUEUED, ["T", "k", 1, 7, 1, X], ["T", b"k", 2, 7, 1, OK]),  # a key that is text
+        (QUEUED, ["T", b"k", 1, 7, 0, X], ["T", b"k", 2, 7, 1, OK]),  # an empty batch
     ],
 )
 def test_a_bad_entry_of_any_other_batch_is_skipped_alone(kind: str, bad: list, good: list) -> None:
@@ -245,7 +249,7 @@ def test_a_bad_entry_of_any_other_batch_is_skipped_alone(kind: str, bad: list, g
 
 def test_every_batch_kind_is_covered_by_the_bad_entry_tests() -> None:
     refused = {FORWARD, CLOSE, CONFIGURE}
-    skipped = {FANOUT, CLOSED, STORE, STORED, HANDOFF, ACK, NACK}
+    skipped = {FANOUT, CLOSED, STORE, STORED, HANDOFF, ACK, NACK, QUEUED}
     batches = {kind for kind, cls in BY_KIND.items() if issubclass(cls, EntryList)}
     assert refused | skipped == batches
 

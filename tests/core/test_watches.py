@@ -52,7 +52,7 @@ def test_a_watch_replies_with_the_members_now() -> None:
     part.watch(ALICE, 5, "news.eu", out)
     owner = part.ring.owner("news.eu")
     assert out.clients[ALICE] == [
-        [API_REPLY, 5, True, {"topic": "news.eu", "owner": owner, "nodes": {"b": 2}}]
+        [API_REPLY, 5, True, {"topic": "news.eu", "owner": owner, "nodes": {"b": 2}, "queues": {}}]
     ]
     assert len(part) == 1
 
@@ -69,11 +69,11 @@ def test_events_come_only_for_groups_that_match_the_topic() -> None:
     change(part, out, part.overlay.handle("b", Update({prefix_group("news."): 1})))
     owner = part.ring.owner("news.eu")
     assert events(out, ALICE) == [
-        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1}, "event": {
+        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1}, "queues": {}, "event": {
             "kind": "join", "group": "news.eu", "prefix": False, "node": "a", "count": 1}}),
-        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1, "b": 3}, "event": {
+        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1, "b": 3}, "queues": {}, "event": {
             "kind": "join", "group": "news.", "prefix": True, "node": "b", "count": 3}}),
-        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1, "b": 1}, "event": {
+        (5, {"topic": "news.eu", "owner": owner, "nodes": {"a": 1, "b": 1}, "queues": {}, "event": {
             "kind": "leave", "group": "news.", "prefix": True, "node": "b", "count": 2}}),
     ]  # fmt: skip
 
@@ -87,10 +87,10 @@ def test_a_ring_change_pushes_every_watch_without_an_event() -> None:
     part.ring_changed(frozenset("ab"), 1.0, out)
     owner = part.ring.owner
     assert events(out, ALICE) == [
-        (5, {"topic": "x", "owner": owner("x"), "nodes": {}}),
-        (6, {"topic": "y", "owner": owner("y"), "nodes": {}}),
+        (5, {"topic": "x", "owner": owner("x"), "nodes": {}, "queues": {}}),
+        (6, {"topic": "y", "owner": owner("y"), "nodes": {}, "queues": {}}),
     ]
-    assert events(out, BOB) == [(5, {"topic": "x", "owner": owner("x"), "nodes": {}})]
+    assert events(out, BOB) == [(5, {"topic": "x", "owner": owner("x"), "nodes": {}, "queues": {}})]
 
 
 def test_watching_again_with_the_same_ref_re_points_the_watch() -> None:

@@ -26,6 +26,8 @@ from zdps.wire.api import (
     Info,
     Lost,
     Members,
+    QueueJoin,
+    QueueLeave,
     Ready,
     Status,
     Unwatch,
@@ -51,6 +53,8 @@ from zdps.wire.data import (
     HandoffEntry,
     Nack,
     NackEntry,
+    Queued,
+    QueuedEntry,
     Retention,
     Store,
     Stored,
@@ -97,6 +101,7 @@ EXAMPLES = [
     History(7, HistoryQuery("t", since=3)),
     HistoryRep(7, {"topic": "t", "entries": [], "more": False}),
     Configure([ConfigureEntry("t", Retention(5, 60.0), 3, 1)]),
+    Queued([QueuedEntry("t", b"\x1f=w\x1ft\x00", 1, 17, 2, B2)]),
 ]
 OP_EXAMPLES = [
     Info(),
@@ -110,6 +115,8 @@ OP_EXAMPLES = [
     HistoryQuery("t", None, (17, 2), (18, 0), 50),
     Lost("t", 5, 3, "host pid 1"),
     Drain(12.5),
+    QueueJoin("w", b"t\x00"),
+    QueueLeave("w", b"p."),
 ]
 
 

@@ -29,6 +29,7 @@ from zdps.client.protocol import (
     ack_level,
     node_endpoint,
 )
+from zdps.client.queue_member import AsyncQueueSubscription, queue_subscriptions
 from zdps.client.session import Session
 from zdps.client.sockets import CONNECT_CHECK, open_dealer, open_sub, send_now, set_up
 from zdps.client.steps import (
@@ -296,11 +297,17 @@ class AsyncClient:
         recover: bool = True,
         since: int | None = None,
         batches: bool = False,
-    ) -> AsyncSubscription:
+        group: str | None = None,
+    ) -> AsyncSubscription | AsyncQueueSubscription:
         """Subscribe to exact topics (or prefixes); returns once the owners know it.
 
-        ``rcvhwm``, ``recover``, ``since`` and ``batches``: see ``Client.subscribe``.
+        ``rcvhwm``, ``recover``, ``since``, ``batches`` and ``group``: see
+        ``Client.subscribe``.
         """
+        if group is not None:
+            groups = queue_subscriptions(group, topics, prefix, since)
+            member = AsyncQueueSubscription(self._ctx, self.node, self._curve, group, groups)
+            return await member.opened(self.timeout)
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import zmq
@@ -15,29 +15,26 @@ from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_UNREACHABLE,
-    Batch,
     PublishError,
     PublishResult,
     RequestError,
     ack_level,
     node_endpoint,
 )
-from zdps.client.recovery import Delivery
+from zdps.client.queue_member import QueueSubscription, queue_subscriptions
 from zdps.client.session import Session
 from zdps.client.sockets import (
     CONNECT_CHECK,
-    IDLE_CHECK,
-    SubscriptionSocket,
     ms,
     open_dealer,
     open_sub,
     readable,
-    recv_delivery,
     send_now,
     set_up,
 )
 from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep, Step, T, Wait
 from zdps.client.subscription import SubscribePlan
+from zdps.client.sync_subscription import Subscription
 from zdps.keys import client_keys
 from zdps.wire import api
 from zdps.wire.api import Delete, Members, Status
@@ -282,7 +279,8 @@ class Client:
         recover: bool = True,
         since: int | None = None,
         batches: bool = False,
-    ) -> Subscription:
+        group: str | None = None,
+    ) -> Subscription | QueueSubscription:
         """Subscribe to exact topics (or prefixes); returns once the owners know it.
 
         With ``recover`` (the default), messages missed in a gap of ``seq``, across a
@@ -302,7 +300,13 @@ class Client:
         §9.5), with the same order, recovery and gaps; far cheaper per message for both
         the node and this process. ``recv`` still hands out one message at a time, and
         ``recv_batch`` a batch at a time (``rcvhwm`` then counts batches).
+
+        ``group``: join the queue group of that name instead (docs/PROTOCOL.md §8.5):
+        each message goes to one of its members, at most once, without recovery.
         """
+        if group is not None:
+            groups = queue_subscriptions(group, topics, prefix, since)
+            return QueueSubscription(self._ctx, self.node, self._curve, group, groups, self.timeout)
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:
@@ -359,45 +363,3 @@ class Client:
     def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
         # Interrupted (Ctrl-C): do not wait for the node, but still say what it missed.
         self.close(linger=0 if exc_type is KeyboardInterrupt else None)
-
-
-class Subscription(SubscriptionSocket):
-    """Messages of a subscription, in the order each topic's owner sequenced them."""
-
-    def recv(self, timeout: float | None = None) -> Delivery | None:
-        """The next message or gap; None on timeout or once the subscription has ended."""
-        return self._next(timeout, whole=False)  # type: ignore[return-value]
-
-    def recv_batch(self, timeout: float | None = None) -> Batch | Delivery | None:
-        """The next batch as it arrived (``subscribe(..., batches=True)``): a ``Batch``;
-        a ``Message`` (one recovered from history, or a ``closed``) or a ``Gap`` where
-        recovery had to look at messages one by one; None as for ``recv``."""
-        return self._next(timeout, whole=True)
-
-    def _next(self, timeout: float | None, whole: bool) -> Batch | Delivery | None:
-        inbox = self._inbox
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not inbox.ready:
-            if inbox.ended:
-                return None
-            left = IDLE_CHECK if deadline is None else min(deadline - time.monotonic(), IDLE_CHECK)
-            if not self._sock.poll(ms(left)):
-                if (catching_up := self._idle()) is not None:
-                    self._recover(catching_up)
-                if deadline is not None and time.monotonic() >= deadline and not inbox.ready:
-                    return None
-                continue
-            recovery = self._arrived(recv_delivery(self._sock))
-            if recovery is not None:
-                self._recover(recovery)
-        return inbox.take(whole)
-
-    def __iter__(self) -> Iterator[Delivery]:
-        while (message := self.recv()) is not None:
-            yield message
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

@@ -28,6 +28,7 @@ from zdps.core.losses import SubscriberLosses
 from zdps.core.outbox import Outbox
 from zdps.core.permissions import Permissions
 from zdps.core.publish_rate import PublishRate
+from zdps.core.queues import QueueGroups
 from zdps.core.routing import Router
 from zdps.core.watches import Watches
 from zdps.wire.api import (
@@ -41,6 +42,8 @@ from zdps.wire.api import (
     Lost,
     Members,
     Op,
+    QueueJoin,
+    QueueLeave,
     Ready,
     Status,
     Unwatch,
@@ -84,6 +87,7 @@ class ClientApi:
     permissions: Permissions | None = None  # per-client topic rules (permissions.py)
     rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
     drain: OpHandler | None = None  # the ``drain`` request (drain.py)
+    queues: QueueGroups | None = None  # queue_join and queue_leave (queues.py)
     draining: bool = False  # publishes are refused: the node is leaving
     # (client, frame, user): frames held while saturated, oldest first, undecoded
     held: deque[tuple[bytes, bytes, str | None]] = field(default_factory=deque)
@@ -116,6 +120,9 @@ class ClientApi:
         }
         if self.drain is not None:
             self._ops[Drain] = self.drain
+        if self.queues is not None:
+            self._ops[QueueJoin] = self.queues.join
+            self._ops[QueueLeave] = self.queues.leave
 
     def _lost(self, client: bytes, ref: int, op: Lost, _now: float, out: Outbox) -> None:
         self.losses.reported(op.subscriber, op.missed, op.recovered)
@@ -245,6 +252,8 @@ class ClientApi:
             return f"read {op.topic!r}"
         if isinstance(op, Drain) and not permissions.may_drain(user):
             return "drain the node"
+        if isinstance(op, QueueJoin) and not permissions.may_subscribe(user, op.subscription):
+            return f"subscribe to {op.subscription[:64]!r}"
         if isinstance(op, Ready):
             for group in op.groups:
                 if not permissions.may_subscribe(user, group):

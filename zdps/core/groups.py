@@ -21,7 +21,7 @@ from zdps.core.overlay import MemberEvent, NotJoined, Overlay, OverlaySend
 from zdps.core.part import Part
 from zdps.core.watches import Watches
 from zdps.settings import default
-from zdps.topics import SYNC_PREFIX, is_control_subscription, is_valid_group
+from zdps.topics import SYNC_PREFIX, is_control_subscription, is_queue_key, is_valid_group
 from zdps.wire import gossip
 from zdps.wire.errors import E_INVALID_TOPIC, E_TOO_MANY_GROUPS
 
@@ -69,7 +69,7 @@ class Groups(Part):
     def valid(self, group: bytes, what: str = "subscription") -> bool:
         """Whether a local SUB may hold ``group`` (a ``what``): a valid group within
         ``max_topic``; if not, it is counted and logged as ``invalid_topic``."""
-        if not is_valid_group(group):
+        if not is_valid_group(group) or is_queue_key(group):  # queue keys: queue_join's
             self.bad_input(E_INVALID_TOPIC, f"{what} {group[:64]!r} is not a topic")
             return False
         if len(group.removesuffix(b"\x00")) > self.max_topic:

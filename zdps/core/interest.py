@@ -2,7 +2,8 @@
 
 Interested nodes (an exact or prefix member in the scope overlay) get one ``fanout``
 copy each; the topic's replicas get a ``store`` copy instead, delivered there too when
-the replica has interest, so no node gets two copies. Computed from the overlay, the
+the replica has interest, so no node gets two copies. Each queue group of the topic
+gets one more copy, for one of its members (queues.py). Computed from the overlay, the
 ring and the topic's retention, and cached per topic until one of them changes.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from zdps.core.history import HistoryStore
 from zdps.core.overlay import Overlay
+from zdps.core.queues import QueueTarget, queue_target, queues_of
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 
@@ -26,10 +28,11 @@ class Interest:
     endpoints: list[str]  # fanout copies go here ...
     nodes: list[str]  # ... to these nodes, in the same order
     local: bool  # delivered on this node's own PUB
-    subscribers: int  # the reach counts summed (what acks report)
+    subscribers: int  # the reach counts summed, and one per queue group (what acks report)
     replicas: list[tuple[str, str, bool]]  # (node, endpoint, deliver there too): store copies
     reached: int  # nodes that deliver it
     keeps_history: bool  # the topic's retention when this was computed was not 0
+    queues: list[QueueTarget]  # the queue groups with members for the topic
 
 
 @dataclass(slots=True)
@@ -63,7 +66,8 @@ class InterestCache:
         self._cache.clear()
 
     def _compute(self, topic: str) -> Interest:
-        reach = self.overlay.reach(topic.encode())
+        raw = topic.encode()
+        reach = self.overlay.reach(raw)
         replicas = []
         keeps_history = self.history.retention(topic).count > 0
         if self.ring.owner(topic) == self.node and keeps_history:
@@ -80,5 +84,12 @@ class InterestCache:
                 endpoints.append(endpoint)
         local = self.node in reach
         reached = len(nodes) + local + sum(deliver for _, _, deliver in replicas)
-        subscribers = sum(reach.values())
-        return Interest(endpoints, nodes, local, subscribers, replicas, reached, keeps_history)
+        queues = self._queues(raw)
+        subscribers = sum(reach.values()) + len(queues)
+        return Interest(
+            endpoints, nodes, local, subscribers, replicas, reached, keeps_history, queues
+        )
+
+    def _queues(self, topic: bytes) -> list[QueueTarget]:
+        overlay = self.overlay
+        return [queue_target(key, overlay.members(key)) for _, key in queues_of(overlay, topic)]

@@ -37,6 +37,7 @@ from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
 from zdps.core.part import Part
 from zdps.core.publish_rate import PublishRate
+from zdps.core.queues import QueueGroups
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.routing import Router
@@ -95,9 +96,13 @@ class NodeCore:
         self.acks = AckRelay(self.routes, config.ack_timeout)
         self.copies = CopyPacing()
         interest = InterestCache(node, ring, self.overlay, endpoint_of, history, replication)
+        self.queues = QueueGroups(
+            node, self.overlay, lambda actions, out: self.groups.apply(actions, out),
+            endpoint_of, self.flow, counters, self.bad_input, config.max_groups,
+        )  # fmt: skip
         self.owner = Owner(
             node, ring, self.sequencer, history, replication, interest, self.routes,
-            self.flow, counters, config.ack_timeout, config.idle_topic_ttl,
+            self.flow, counters, config.ack_timeout, config.idle_topic_ttl, queues=self.queues,
         )  # fmt: skip
         self.router = Router(
             node, ring, endpoint_of, self.owner, self.acks, self.flow, history, replication,
@@ -125,6 +130,7 @@ class NodeCore:
             lambda now: status(self, now), self.info, counters, self.bad_input,
             PublishDecoder(config.max_payload, config.max_topic), self.flow, self.losses,
             rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
+            queues=self.queues,
             drain=lambda client, ref, op, now, out: self.start_drain(
                 now, op.timeout, (client, ref)
             ),
@@ -147,6 +153,7 @@ class NodeCore:
             data.Fanout: self.router.on_fanout,
             data.Closed: self.router.on_closed,
             data.Store: self.router.on_store,
+            data.Queued: self.queues.on_queued,
             data.Consumed: self.router.on_consumed,
             data.Stored: self.owner.on_stored,
             data.Handoff: self.handoff.on_handoff,
@@ -271,6 +278,7 @@ class NodeCore:
     def client_gone(self, client: bytes) -> None:
         """A client's connection vanished: drop what we keep for it."""
         self.watches.client_gone(client)
+        self.queues.client_gone(client, self.outbox)
         self.routes.pacing.forget(client)
         if self.clients.rate is not None:
             self.clients.rate.forget(client)

@@ -42,6 +42,9 @@ class Outbox:
     # on, n = 0 and batch None for a topic's final ``closed``.
     deliveries: list = field(default_factory=list)
     clients: dict[bytes, list[list]] = field(default_factory=dict)  # API frames [kind, ...]
+    # Shares of queue groups for members here (queues.py), in order: (member, queue
+    # key, API frame [kind, ...]); one the member cannot take goes to another member.
+    pushes: list[tuple[bytes, bytes, list]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     log: list[LogEvent] = field(default_factory=list)
 
@@ -146,6 +149,10 @@ class Outbox:
                 return
         queue.append([API_ACK, [[ref, seq, nodes, subscribers, n]]])
 
+    def push(self, member: bytes, key: bytes, frame: list) -> None:
+        """Queue a share of queue group ``key`` for its ``member`` here."""
+        self.pushes.append((member, key, frame))
+
     def client_nack(self, client: bytes, ref: int, code: str, message: str, n: int = 1) -> None:
         """Queue a refusal of ``n`` publishes of a client, coalesced like ``batch``."""
         queue = self.clients.setdefault(client, [])
@@ -175,6 +182,7 @@ class Outbox:
             or self.disconnects
             or self.deliveries
             or self.clients
+            or self.pushes
             or self.errors
             or self.log
         )

@@ -35,7 +35,7 @@ import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from zdps.topics import EXACT_SUFFIX, is_exact, is_valid_group
+from zdps.topics import EXACT_SUFFIX, is_exact, is_queue_key, is_valid_group
 from zdps.wire.gossip import Sync, Update
 
 Counts = dict[bytes, int]
@@ -76,6 +76,7 @@ class Overlay:
         self._remote: dict[str, Counts] = {}
         self._groups: dict[bytes, dict[str, int]] = {}
         self._prefix_lengths: dict[int, int] = {}
+        self.queue_keys: set[bytes] = set()  # the groups that are queue groups (topics.py)
         self._all_watchers: list[Hashable] = []
         self._group_watchers: dict[bytes, list[Hashable]] = {}
         self.version = 0
@@ -238,13 +239,16 @@ class Overlay:
         if count:
             if nodes is None:
                 nodes = self._groups[group] = {}
-                if not is_exact(group):
+                if is_queue_key(group):
+                    self.queue_keys.add(group)
+                elif not is_exact(group):
                     self._prefix_lengths[len(group)] = self._prefix_lengths.get(len(group), 0) + 1
             nodes[node] = count
         elif nodes is not None:
             nodes.pop(node, None)
             if not nodes:
                 del self._groups[group]
+                self.queue_keys.discard(group)
                 if not is_exact(group):
                     left = self._prefix_lengths[len(group)] - 1
                     if left:

@@ -28,6 +28,7 @@ from zdps.core.history import HistoryStore
 from zdps.core.interest import InterestCache
 from zdps.core.outbox import Outbox
 from zdps.core.part import Part
+from zdps.core.queues import QueueGroups
 from zdps.core.replication import Replication, Waiting
 from zdps.core.ring import HashRing
 from zdps.wire.data import (
@@ -119,6 +120,7 @@ class Owner(Part):
     ack_timeout: float = 10.0
     idle_topic_ttl: float = 600.0
     peer_fanout: dict[str, int] = field(default_factory=dict)  # copies sent, per peer
+    queues: QueueGroups | None = None  # where queue groups' copies go (queues.py)
     _next_idle_sweep: float = 0.0
 
     def sequence(
@@ -167,6 +169,8 @@ class Owner(Part):
                 self.counters["fanout_sent"] += n
         if interest.local:
             out.deliveries.append((topic, seq, epoch, n, batch))
+        if interest.queues and self.queues is not None:
+            self.queues.dispatch(topic, seq, epoch, n, batch, interest.queues, out)
         self.counters["owned_published"] += n
         if route is None:
             return

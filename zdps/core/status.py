@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from zdps.topics import is_exact, parse_queue_key
+
 if TYPE_CHECKING:
     from zdps.core.node import NodeCore
 
@@ -25,6 +27,8 @@ COUNTERS = (  # the node's counters, by their fixed names (README.md)
     "replica_stored",
     "history_served",
     "id_clashes",
+    "queue_delivered",
+    "queue_undelivered",
 )
 
 
@@ -60,6 +64,9 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
             "local": len(core.overlay.which_local_groups()),
             "cluster": len(core.overlay.which_groups()),
         },
+        "queue_members": {
+            _queue_name(key): count for key, count in sorted(core.queues.local().items())
+        },
         "topics_sequenced": len(core.sequencer),
         "history": {"topics": len(core.history.topics), "messages": len(core.history)},
         "pending_acks": core.pending,
@@ -69,3 +76,10 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
         "subscriber_losses": core.losses.view(),
         "errors": dict(core.errors),
     }
+
+
+def _queue_name(key: bytes) -> str:
+    """``NAME on TOPIC`` (``TOPIC*`` for a prefix) for a queue key."""
+    name, subscription = parse_queue_key(key) or (key, b"")
+    text = subscription[:-1] if is_exact(subscription) else subscription + b"*"
+    return f"{name.decode(errors='replace')} on {text.decode(errors='replace')}"

@@ -14,6 +14,7 @@ from typing import Any
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import MemberEvent, Overlay
 from zdps.core.part import Part
+from zdps.core.queues import queues_of
 from zdps.core.ring import HashRing
 from zdps.topics import group_topic, is_exact
 
@@ -29,11 +30,17 @@ class Watches(Part):
     _watches: dict[WatchKey, str] = field(default_factory=dict)  # -> topic
 
     def members(self, topic: str) -> dict[str, Any]:
-        """The nodes a publish to ``topic`` reaches, with their subscriber counts."""
+        """The nodes a publish to ``topic`` reaches, with their subscriber counts, and
+        its queue groups' members per node."""
+        raw, overlay = topic.encode(), self.overlay
         return {
             "topic": topic,
             "owner": self.ring.owner(topic),
-            "nodes": self.overlay.reach(topic.encode()),
+            "nodes": overlay.reach(raw),
+            "queues": {
+                name.decode(errors="replace"): overlay.members(key)
+                for name, key in queues_of(overlay, raw)
+            },
         }
 
     def watch(self, client: bytes, ref: int, topic: str, out: Outbox) -> None:

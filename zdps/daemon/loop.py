@@ -30,6 +30,7 @@ import zmq
 from zdps.core.log_events import log_event
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
+from zdps.daemon.api_output import API_HWM, ApiOutput
 from zdps.daemon.config import Config, core_config, node_info
 from zdps.daemon.delivery import EXPANSION, LocalOutput
 from zdps.daemon.gate import Gate
@@ -45,18 +46,16 @@ from zdps.daemon.signals import Signals
 from zdps.daemon.subscribers import SubscriberFilter
 from zdps.keys import CurveClient
 from zdps.memory import keep_freed_memory
-from zdps.wire import E_MALFORMED, encode_api
+from zdps.wire import E_MALFORMED
 from zdps.wire.codec import NodeMessage
 from zdps.wire.errors import E_NO_PEER_KEY
 
 MAX_FRAME = 256 * 1024 * 1024  # larger incoming frames are refused by libzmq
 MAX_SUBSCRIPTION = 1024  # bytes of a subscription message a SUB may send (one is ~270 at most)
-API_HWM = 100_000  # replies queued per client; a client that stops reading loses the rest
 # Client frames queued per connection before ZeroMQ stops reading it: a publisher that
 # outruns the node waits in its own process, not in this one's memory (64 frames of up
 # to 4 MiB each, as the Python clients send them, at most).
 API_RCVHWM = 64
-E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
 # The data path allocates and frees millions of short-lived objects and creates almost
 # no cycles: collect the young generation every 50,000 allocations, not 700 (bench/ab:
 # node CPU -3 to -5 %), and never scan what start-up made (gc.freeze).
@@ -124,6 +123,7 @@ class Daemon:
             config.seed_endpoints, time.monotonic(), core_config(config),
             info=node_info(config, self.cluster, self.api, self.pub, self.batch_pub, EXPANSION),
         )  # fmt: skip
+        self.api_output = ApiOutput(self.api, self.core)
         self.output = LocalOutput(
             self.pub, self.batch_pub, self.raw_subscribers.wants, self.core, self.events.write,
             config.pub_hwm,
@@ -362,15 +362,8 @@ class Daemon:
                 self.links.send(endpoint, frame)
         if out.deliveries:
             self.output.deliver(out.deliveries, now)
-        for client, frames in out.clients.items():
-            for frame in frames:
-                try:
-                    self.api.send_multipart([client, encode_api(*frame)], zmq.NOBLOCK)
-                except zmq.Again:
-                    self.core.bad_input(E_CLIENT_BACKLOG, f"{API_HWM} replies unread; dropped")
-                except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
-                    self.core.client_gone(client)
-                    break
+        if out.clients or out.pushes:
+            self.api_output.send(out)
         for code, message in out.errors:
             self.events.bad_input(code, message, now)
         for event in out.log:

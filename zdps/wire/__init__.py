@@ -58,6 +58,7 @@ STORE = data.Store.KIND
 STORED = data.Stored.KIND
 HANDOFF = data.Handoff.KIND
 CONFIGURE = data.Configure.KIND
+QUEUED = data.Queued.KIND
 PROBE = probes.Probe.KIND
 PROBE_REQ = probes.ProbeReq.KIND
 PROBE_ACK = probes.ProbeAck.KIND
@@ -114,6 +115,7 @@ __all__ = [
     "PROBE_NACK",
     "PROBE_REQ",
     "PROTOCOL_VERSION",
+    "QUEUED",
     "RESYNC",
     "STORE",
     "STORED",

@@ -1,12 +1,14 @@
 """The node's answers to a client (§8): ``ack``/``nack`` runs for publishes, ``rep`` for
-requests and ``event`` for watches, decoded here for every client.
+requests, ``event`` for watches and ``msg`` for queue group members, decoded here for
+every client.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY
+from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_QUEUED, API_REPLY
+from zdps.wire.batches import MAX_BATCH, unpack_batch
 from zdps.wire.codec import need_int, need_map, need_str
 from zdps.wire.data import AckRun
 from zdps.wire.errors import malformed
@@ -40,7 +42,16 @@ class Nacks(NamedTuple):
     entries: list[RefusedRun]
 
 
-Answer = Acks | Nacks | Reply | Event
+class Share(NamedTuple):
+    """Messages of a queue group for one member: ``payloads[i]`` has seq ``seq + i`` (§8.5)."""
+
+    topic: str
+    seq: int
+    epoch: int
+    payloads: list[bytes]
+
+
+Answer = Acks | Nacks | Reply | Event | Share
 
 
 def decode_answer(kind: str, fields: list) -> Answer | None:
@@ -63,6 +74,13 @@ def decode_answer(kind: str, fields: list) -> Answer | None:
         if len(fields) < 2:
             raise malformed("an event is [ref, body]")
         return Event(need_int(fields[0], "an event's ref"), need_map(fields[1], "an event"))
+    if kind == API_QUEUED:
+        if len(fields) != 5 or type(fields[0]) is not str or type(fields[4]) is not bytes:
+            raise malformed("a queue share is [topic, seq, epoch, n, batch]")
+        topic, seq, epoch, n, batch = fields
+        n = need_int(n, "a share's n", 1, MAX_BATCH + 1)
+        seq, epoch = need_int(seq, "a share's seq"), need_int(epoch, "a share's epoch")
+        return Share(topic, seq, epoch, unpack_batch(batch, n))
     return None
 
 
@@ -94,3 +112,8 @@ def _is_error(result: Any) -> bool:
 
 def error_result(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
+
+
+def error_fields(result: dict[str, str]) -> tuple[str, str]:
+    """``(code, message)`` of a failed reply's result (``decode_answer`` checked it)."""
+    return result["code"], str(result["message"])

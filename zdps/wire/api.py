@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
-from zdps.topics import InvalidTopic, check_topic, is_valid_group
+from zdps.topics import (
+    QUEUE_MARK,
+    InvalidTopic,
+    check_queue_name,
+    check_topic,
+    is_valid_group,
+    queue_key,
+)
 from zdps.wire.batches import pack_batch
 from zdps.wire.codec import encode_api, need_int
 from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, Retention
@@ -24,6 +31,7 @@ API_ACK = "ack"
 API_NACK = "nack"
 API_REPLY = "rep"
 API_EVENT = "event"
+API_QUEUED = "msg"  # messages for one member of a queue group (§8.5)
 
 
 def need_topic(value: Any) -> str:
@@ -256,6 +264,47 @@ class HistoryQuery(Op):
         return args
 
 
+@dataclass(frozen=True, slots=True)
+class QueueJoin(Op):
+    """This connection becomes a member of queue group ``queue`` on ``subscription``
+    (an exact topic ``topic\\x00`` or a prefix, as a SUB spells it): it gets one copy of
+    each message of the group's share, in ``msg`` frames (§8.5). Joining again is a no-op."""
+
+    OP = "queue_join"
+    SHAPE = "{queue: str, subscription: bin}"
+    queue: str
+    subscription: bytes
+
+    @classmethod
+    def decode(cls, args: dict) -> Self:
+        queue, subscription = args.get("queue"), args.get("subscription")
+        try:
+            name = check_queue_name(queue)  # type: ignore[arg-type]
+            if type(subscription) is not bytes or not is_valid_group(subscription):
+                raise InvalidTopic(f"{subscription!r:.64} is not a topic or prefix subscription")
+            if QUEUE_MARK in subscription:
+                raise InvalidTopic("a subscription has no \\x1f")
+            queue_key(name, subscription)
+        except InvalidTopic as exc:
+            raise ProtocolError(E_INVALID_TOPIC, f"{cls.OP}: {exc}") from None
+        return cls(queue, subscription)  # type: ignore[arg-type]
+
+    @property
+    def key(self) -> bytes:
+        """The queue group's key in the scope overlay."""
+        return queue_key(self.queue.encode(), self.subscription)
+
+    def args(self) -> dict[str, Any]:
+        return {"queue": self.queue, "subscription": self.subscription}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeave(QueueJoin):
+    """This connection leaves queue group ``queue`` on ``subscription``."""
+
+    OP = "queue_leave"
+
+
 MAX_SUBSCRIBER_NAME = 128  # characters of a ``lost`` report's subscriber name
 MAX_LOST = 2**32  # messages one ``lost`` report may name (the sums stay below 2**64)
 
@@ -316,6 +365,8 @@ OPS: dict[str, type[Op]] = {
         HistoryQuery,
         Lost,
         Drain,
+        QueueJoin,
+        QueueLeave,
     )
 }
 

@@ -197,6 +197,28 @@ class Store(EntryList):
     IN_PLACE = True
 
 
+class QueuedEntry(NamedTuple):
+    topic: str
+    queue: bytes  # the queue group's overlay key (zdps.topics.queue_key)
+    seq: int  # of the first message
+    epoch: int
+    n: int
+    batch: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Queued(EntryList):
+    """Sequenced copies for one member of a queue group at the receiver (§7.3): an
+    optional kind, sent only to nodes that announce a member of that queue group."""
+
+    KIND = "queued"
+    DATA = True
+    COUNT_FIELD = 4
+    ENTRY = QueuedEntry
+    RANGES = (_SEQ, _N)
+    IN_PLACE = True
+
+
 class StoredEntry(NamedTuple):
     topic: str
     epoch: int

@@ -31,13 +31,14 @@ E_DRAINING: Final = "draining"  # the node is leaving: publish through another o
 E_UNAUTHENTICATED: Final = "unauthenticated"
 E_SPOOFED: Final = "spoofed_sender"
 E_NO_PEER_KEY: Final = "no_peer_key"
-E_TOO_MANY_GROUPS: Final = "too_many_groups"  # a local subscription over max_groups
+# a local subscription over max_groups (counted), or a queue_join (answered)
+E_TOO_MANY_GROUPS: Final = "too_many_groups"
 E_TOO_MANY_SUBSCRIPTIONS: Final = "too_many_subscriptions"  # over max_subscriptions, one SUB
 E_TOO_MANY_PEERS: Final = "too_many_peers"  # a node not admitted: max_peers are known
 E_TOO_MANY_CLIENTS: Final = "too_many_clients"  # a connection refused: max_clients are open
 # The codes that only count bad input from peers in ``status.errors``, never sent.
 COUNTED_ONLY: Final = (
-    E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY, E_TOO_MANY_GROUPS,
+    E_WRONG_SCOPE, E_UNKNOWN_KIND, E_UNAUTHENTICATED, E_SPOOFED, E_NO_PEER_KEY,
     E_TOO_MANY_SUBSCRIPTIONS, E_TOO_MANY_PEERS, E_TOO_MANY_CLIENTS,
 )  # fmt: skip
 

@@ -21,6 +21,7 @@ from zdps.wire.data import (
     Forward,
     Handoff,
     Nack,
+    Queued,
     Store,
     Stored,
 )
@@ -59,14 +60,17 @@ NODE_MESSAGES: Final[tuple[type[NodeMessage], ...]] = (
     History,
     HistoryRep,
     Configure,
+    Queued,
 )
 
 BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_MESSAGES}
 MEMBERSHIP_KINDS: Final = frozenset(cls.KIND for cls in NODE_MESSAGES if cls.MEMBERSHIP)
 SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every hello (§11)
-# What a peer must speak to be admitted: in version 2, every kind. A kind added later
-# that is optional goes into SPOKEN only, and is sent to the peers whose hello lists it.
-REQUIRED: Final = frozenset(SPOKEN)
+# What a peer must speak to be admitted: in version 2, every kind but the optional ones
+# added later, which go into SPOKEN only. ``queued`` goes only to a node that announced
+# a member of the queue group it carries: one that does not speak it never does.
+OPTIONAL: Final = frozenset({Queued.KIND})
+REQUIRED: Final = frozenset(SPOKEN) - OPTIONAL
 
 
 def incompatibility(hello: Hello) -> str:

@@ -43,6 +43,7 @@ class Share:
         self.indexes = array.array("I")
         self.first_ns = self.last_ns = 0
         self.began = time.monotonic()
+        self.cpu0 = time.process_time()
 
     def got(self, batch: list[bytes]) -> None:
         t = now_ns()
@@ -57,15 +58,22 @@ class Share:
     def finish(self) -> None:
         with open(self.cfg["out"], "wb") as out:
             self.indexes.tofile(out)
-        report({"received": len(self.indexes), "first_ns": self.first_ns, "last_ns": self.last_ns})
+        report(
+            {
+                "received": len(self.indexes),
+                "first_ns": self.first_ns,
+                "last_ns": self.last_ns,
+                "cpu_s": time.process_time() - self.cpu0,  # the idle wait at the end too
+            }
+        )
 
 
 def zdps_member(cfg: dict[str, Any]) -> None:
     from zdps import Client
 
-    share = Share(cfg)
     with Client(cfg["node"], timeout=30) as client:
         member = client.subscribe(cfg["topic"], group=cfg["group"])
+        share = Share(cfg)
         ready()
         while not share.over():
             batch = member.recv_batch(0.2)
@@ -82,15 +90,15 @@ def zdps_pub(cfg: dict[str, Any]) -> None:
     topic = cfg["topic"]
     with Client(cfg["node"], timeout=60) as client:
         ready()
-        began = now_ns()
+        cpu0, began = time.process_time(), now_ns()
         result = client.publish_stream(((topic, d) for d in data), batch=256)
-        ended = now_ns()
-    report({"began_ns": began, "ended_ns": ended, "acked": result.acked})
+        ended, cpu = now_ns(), time.process_time() - cpu0
+    report({"began_ns": began, "ended_ns": ended, "acked": result.acked, "cpu_s": cpu})
 
 
 async def _nats_member(cfg: dict[str, Any]) -> None:
-    share = Share(cfg)
     nc = await nats.connect(cfg["url"], allow_reconnect=False)
+    share = Share(cfg)
 
     async def on_message(msg: Any) -> None:
         share.got([msg.data])
@@ -113,14 +121,15 @@ async def _nats_pub(cfg: dict[str, Any]) -> None:
     nc = await nats.connect(cfg["url"], allow_reconnect=False)
     await nc.flush()
     ready()
-    began = now_ns()
+    cpu0, began = time.process_time(), now_ns()
     subject, publish = cfg["topic"], nc.publish
     for i, payload in enumerate(data):
         await publish(subject, payload)
         if not i % 1024:
             await asyncio.sleep(0)  # let the flusher write
     await nc.flush()
-    report({"began_ns": began, "ended_ns": now_ns(), "acked": len(data)})
+    cpu = time.process_time() - cpu0
+    report({"began_ns": began, "ended_ns": now_ns(), "acked": len(data), "cpu_s": cpu})
     await nc.close()
 
 

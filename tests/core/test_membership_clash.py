@@ -19,9 +19,10 @@ import pytest
 
 from tests.core.helpers import hello
 from tests.core.test_membership import admitted, hellos_to, make, of
+from zdps.core.clashes import CLASH_REFUSAL
 from zdps.core.membership import CLASH_CHECK, Membership
 from zdps.core.membership_actions import Clash, Disconnect, PeerUp
-from zdps.core.node import CLASH_REFUSAL, NodeCore
+from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.core.swim import Swim
 from zdps.wire.codec import encode_envelope

@@ -19,6 +19,22 @@ from zdps.core.membership_actions import Clash
 from zdps.wire.gossip import Hello
 
 MAX_ASKED = 1000  # endpoints challenged that are remembered; beyond, all are forgotten
+CLASH_REFUSAL = 30.0  # seconds after its start in which a node refuses to share its id
+
+
+def verdict(clash: Clash, node: str, incarnation: int, uptime: float) -> tuple[str | None, str]:
+    """What a node does of a clash: ``(refusal, action)``. It stops (a refusal to run)
+    only if it is the one started later, just started, and the other proved it runs at
+    its endpoint; else it asks for proof, or tells the operator to rename one."""
+    if not clash.proven:
+        return None, "asked it to prove it"
+    if clash.incarnation < incarnation and uptime < CLASH_REFUSAL:
+        refusal = (
+            f"node id '{node}' is already used by the node at {clash.endpoint}: give "
+            "this node another one (node_id, --node-id; the default is the host name)"
+        )
+        return refusal, "this node stops"
+    return None, "give one of them another node_id"
 
 
 def _token() -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from zdps.core import membership_actions as acts
 from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
+from zdps.core.clashes import verdict
 from zdps.core.clients import ClientApi
 from zdps.core.copy_pacing import CopyPacing
 from zdps.core.drain import Drain
@@ -54,7 +55,6 @@ from zdps.wire.messages import MEMBERSHIP_KINDS, decode_message, message_kind
 from zdps.wire.publish_entries import PublishDecoder
 
 Handler = Callable[[str, Any, float, Outbox], None]
-CLASH_REFUSAL = 30.0  # seconds after its start in which a node refuses to share its id
 
 
 class NodeCore:
@@ -391,14 +391,6 @@ class NodeCore:
         """Another process uses our id: the one started later refuses, if just started
         and the other proved it runs there (not a stranger's word, clashes.py)."""
         self.counters["id_clashes"] += clash.first
-        fields = {"node": self.node, "other": clash.endpoint}
-        if not clash.proven:
-            out.note("node_id_clash", "error", **fields, action="asked it to prove it")
-        elif clash.incarnation < self.incarnation and now - self.started < CLASH_REFUSAL:
-            self.refusal = (
-                f"node id '{self.node}' is already used by the node at {clash.endpoint}: give "
-                "this node another one (node_id, --node-id; the default is the host name)"
-            )
-            out.note("node_id_clash", "error", **fields, action="this node stops")
-        else:
-            out.note("node_id_clash", "error", **fields, action="give one of them another node_id")
+        refusal, action = verdict(clash, self.node, self.incarnation, now - self.started)
+        self.refusal = self.refusal or refusal
+        out.note("node_id_clash", "error", node=self.node, other=clash.endpoint, action=action)

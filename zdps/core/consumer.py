@@ -1,0 +1,146 @@
+"""A durable consumer of one topic, as its owner keeps it: what goes out, what is pending.
+
+JetStream's consumer with explicit acks, on the topic's history. The state is small: a
+``cursor`` (the newest message handed out) and the ``pending`` set (handed out, not yet
+acked). Everything up to the cursor that is not pending is done: acked, ended with
+``term``, or dead-lettered. So:
+
+* new messages are the history after the cursor, handed out oldest first while fewer
+  than ``max_pending`` are pending (back-pressure: the rest waits in history);
+* a pending message goes again ``ack_wait`` after its last delivery (a redelivery,
+  with its delivery count), or at once after a ``nak``; redeliveries go before new
+  messages;
+* a message delivered ``max_deliver`` times that is still not acked is dead-lettered
+  instead of going again;
+* history must keep everything after the ``floor``: the oldest pending message, or
+  the cursor when nothing is pending. A message history lost anyway (past the cap on
+  what a consumer may hold back) is skipped and reported (``lost``).
+
+The core does no IO and owns no history: ``handouts`` reads messages through ``fetch``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Position = tuple[int, int]  # (epoch, seq), ordered as the owner sequenced them
+Fetch = Callable[[Position, int], list[tuple[int, int, bytes]]]  # after, limit -> messages
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    """A consumer's settings, fixed when it is created."""
+
+    ack_wait: float = 30.0  # seconds a delivery waits for its ack before it goes again
+    max_deliver: int = 5  # deliveries of one message at most; then it is dead-lettered
+    max_pending: int = 1000  # messages handed out and not acked, at most
+
+    def __post_init__(self) -> None:
+        assert self.ack_wait > 0 and self.max_deliver >= 1 and self.max_pending >= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Handout:
+    """One delivery to make: the message at ``position``, for the ``deliveries``-th time."""
+
+    position: Position
+    payload: bytes
+    deliveries: int
+
+
+@dataclass(slots=True)
+class Consumer:
+    """One durable consumer's cursor and pending set."""
+
+    config: ConsumerConfig
+    cursor: Position = (0, 0)  # the newest message handed out; (0, 0): none yet
+    pending: dict[Position, tuple[int, float]] = field(default_factory=dict)  # -> (n, due)
+    _due: list[tuple[float, Position]] = field(default_factory=list)  # heap; stale kept
+    dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
+    lost: int = 0  # pending messages history no longer had when they were due again
+
+    # ------------------------------------------------------------------ out
+
+    def handouts(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
+        """Up to ``limit`` deliveries to make now: redeliveries that are due, then new
+        messages while fewer than ``max_pending`` are pending."""
+        out = self._redeliveries(fetch, now, limit)
+        room = min(limit - len(out), self.config.max_pending - len(self.pending))
+        if room > 0:
+            for epoch, seq, payload in fetch(self.cursor, room):
+                position = (epoch, seq)
+                self.cursor = position
+                self._deliver(position, 1, now)
+                out.append(Handout(position, payload, 1))
+        return out
+
+    def _redeliveries(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
+        out: list[Handout] = []
+        due, pending = self._due, self.pending
+        while due and due[0][0] <= now and len(out) < limit:
+            at, position = heapq.heappop(due)
+            entry = pending.get(position)
+            if entry is None or entry[1] != at:
+                continue  # acked, or due at another time since: stale
+            deliveries = entry[0]
+            if deliveries >= self.config.max_deliver:
+                del pending[position]
+                self.dead.append(position)
+                continue
+            found = fetch((position[0], position[1] - 1), 1)
+            if not found or (found[0][0], found[0][1]) != position:
+                del pending[position]  # history dropped it: cannot go again
+                self.lost += 1
+                continue
+            self._deliver(position, deliveries + 1, now)
+            out.append(Handout(position, found[0][2], deliveries + 1))
+        return out
+
+    def _deliver(self, position: Position, deliveries: int, now: float) -> None:
+        due = now + self.config.ack_wait
+        self.pending[position] = (deliveries, due)
+        heapq.heappush(self._due, (due, position))
+
+    # ------------------------------------------------------------------ in
+
+    def ack(self, position: Position) -> bool:
+        """The message is done; False if it was not pending (a late or repeated ack)."""
+        return self.pending.pop(position, None) is not None
+
+    def term(self, position: Position) -> bool:
+        """The member gives up on the message: it is done, without going again."""
+        return self.ack(position)
+
+    def nak(self, position: Position, now: float) -> bool:
+        """The message goes again at once (at the next ``handouts``)."""
+        entry = self.pending.get(position)
+        if entry is None:
+            return False
+        self.pending[position] = (entry[0], now)
+        heapq.heappush(self._due, (now, position))
+        return True
+
+    # ------------------------------------------------------------------ views
+
+    def next_due(self) -> float:
+        """When a pending message is next due again (inf: none)."""
+        due, pending = self._due, self.pending
+        while due and pending.get(due[0][1], (0, -1.0))[1] != due[0][0]:
+            heapq.heappop(due)  # stale
+        return due[0][0] if due else math.inf
+
+    @property
+    def floor(self) -> Position:
+        """History must keep every message after this one for the consumer."""
+        if not self.pending:
+            return self.cursor
+        epoch, seq = min(self.pending)
+        return epoch, seq - 1
+
+    def take_dead(self) -> list[Position]:
+        """The messages dead-lettered since the last call."""
+        dead, self.dead = self.dead, []
+        return dead

@@ -112,13 +112,14 @@ QUEUE_MARK = b"\x1f"
 MAX_QUEUE_NAME = 64  # bytes of a queue group's name
 
 
-def check_queue_name(name: str) -> bytes:
-    """The bytes of a valid queue group name (1-64 bytes, no control character)."""
+def check_queue_name(name: str, what: str = "queue group name") -> bytes:
+    """The bytes of a valid queue group (or consumer) name: 1-64 bytes, no control
+    character."""
     if not isinstance(name, str) or not name:
-        raise InvalidTopic("a queue group name is non-empty text")
-    raw = _encode(name, "queue group name")
+        raise InvalidTopic(f"a {what} is non-empty text")
+    raw = _encode(name, what)
     if len(raw) > MAX_QUEUE_NAME:
-        raise InvalidTopic(f"queue group name is {len(raw)} bytes, the limit is {MAX_QUEUE_NAME}")
+        raise InvalidTopic(f"{what} is {len(raw)} bytes, the limit is {MAX_QUEUE_NAME}")
     return raw
 
 
@@ -155,3 +156,15 @@ def matches(subscription: bytes, topic: bytes) -> bool:
     if is_exact(subscription):
         return subscription[:-1] == topic
     return topic.startswith(subscription)
+
+
+def consumer_key(name: bytes, topic: bytes) -> bytes:
+    """The overlay key under which a node counts its members of durable consumer
+    ``name`` of ``topic`` (docs/PROTOCOL.md §8.6): a queue key's shape, marked ``c``."""
+    key = QUEUE_MARK + b"c" + name + QUEUE_MARK + topic + EXACT_SUFFIX
+    if len(key) - 1 > MAX_TOPIC_BYTES:
+        raise InvalidTopic(
+            f"a consumer's name and topic are {len(key) - 4} bytes together, "
+            f"the limit is {MAX_TOPIC_BYTES - 3}"
+        )
+    return key

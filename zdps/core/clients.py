@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core.barrier import Barriers
+from zdps.core.consumers import Consumers
 from zdps.core.flow import FlowControl
 from zdps.core.history_fetch import HistoryFetches
 from zdps.core.losses import SubscriberLosses
@@ -52,6 +53,7 @@ from zdps.wire.api import (
     request_ref,
 )
 from zdps.wire.codec import decode_api
+from zdps.wire.consumers import API_CONSUMER_ACK, OWNER_OPS, Consume, decode_verdicts
 from zdps.wire.errors import (
     E_DRAINING,
     E_FORBIDDEN,
@@ -88,6 +90,7 @@ class ClientApi:
     rate: PublishRate | None = None  # max_publish_rate per client (publish_rate.py)
     drain: OpHandler | None = None  # the ``drain`` request (drain.py)
     queues: QueueGroups | None = None  # queue_join and queue_leave (queues.py)
+    consumers: Consumers | None = None  # consumer ops, consume, cack (consumers.py)
     draining: bool = False  # publishes are refused: the node is leaving
     # (client, frame, user): frames held while saturated, oldest first, undecoded
     held: deque[tuple[bytes, bytes, str | None]] = field(default_factory=deque)
@@ -123,6 +126,10 @@ class ClientApi:
         if self.queues is not None:
             self._ops[QueueJoin] = self.queues.join
             self._ops[QueueLeave] = self.queues.leave
+        if self.consumers is not None:
+            for op in OWNER_OPS:
+                self._ops[op] = self.consumers.request  # type: ignore[assignment]
+            self._ops[Consume] = self.consumers.consume
 
     def _lost(self, client: bytes, ref: int, op: Lost, _now: float, out: Outbox) -> None:
         self.losses.reported(op.subscriber, op.missed, op.recovered)
@@ -179,6 +186,10 @@ class ClientApi:
             self.on_publish(client, fields[1], now, out, user)
         elif kind == API_REQUEST:
             self.on_request(client, fields[1:], now, out, user)
+        elif kind == API_CONSUMER_ACK and self.consumers is not None:
+            if len(fields) != 2:
+                raise malformed("a cack is [2, 'cack', [entries]]")
+            self.consumers.verdicts(decode_verdicts(fields[1]), now, out)
         elif _is_envelope(fields):
             raise ProtocolError(
                 E_UNKNOWN_OP,
@@ -254,6 +265,9 @@ class ClientApi:
             return "drain the node"
         if isinstance(op, QueueJoin) and not permissions.may_subscribe(user, op.subscription):
             return f"subscribe to {op.subscription[:64]!r}"
+        consumes = isinstance(op, (*OWNER_OPS, Consume))
+        if consumes and not permissions.may_subscribe(user, op.topic.encode() + b"\x00"):
+            return f"consume {op.topic!r}"
         if isinstance(op, Ready):
             for group in op.groups:
                 if not permissions.may_subscribe(user, group):

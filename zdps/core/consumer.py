@@ -60,7 +60,7 @@ class Consumer:
     pending: dict[Position, tuple[int, float]] = field(default_factory=dict)  # -> (n, due)
     _due: list[tuple[float, Position]] = field(default_factory=list)  # heap; stale kept
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
-    lost: int = 0  # pending messages history no longer had when they were due again
+    lost: int = 0  # messages history no longer had when they were due (again)
 
     # ------------------------------------------------------------------ out
 
@@ -72,6 +72,8 @@ class Consumer:
         if room > 0:
             for epoch, seq, payload in fetch(self.cursor, room):
                 position = (epoch, seq)
+                if epoch == self.cursor[0] and seq > self.cursor[1] + 1 and self.cursor[1]:
+                    self.lost += seq - self.cursor[1] - 1  # history dropped them first
                 self.cursor = position
                 self._deliver(position, 1, now)
                 out.append(Handout(position, payload, 1))

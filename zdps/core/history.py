@@ -25,6 +25,10 @@ from zdps.wire.batches import pack_batch, unpack_batch
 from zdps.wire.data import Retention
 from zdps.wire.limits import HISTORY_PAGE_BYTES
 
+# Messages over its retention that a topic's durable consumers may hold in its history
+# (consumers.py): beyond, the oldest go anyway, and a consumer counts them as lost.
+HOLD_CAP = 1_000_000
+
 
 class Entry(NamedTuple):
     """A batch as stored: messages ``seq``..``seq + n - 1`` of ``epoch``."""
@@ -55,6 +59,16 @@ class TopicHistory:
     # (epoch, seq) -> n of every entry: a batch held already (two holders hand over the
     # same history) is found without a look at the others
     _starts: dict[tuple[int, int], int] = field(default_factory=dict)
+    hold: tuple[int, int] | None = None  # durable consumers need every message after it
+
+    def _held(self) -> bool:
+        """The oldest batch must stay: a consumer needs some of it, within HOLD_CAP."""
+        hold = self.hold
+        return (
+            hold is not None
+            and self.entries[0].last > hold
+            and self.size <= self.retention.count + HOLD_CAP
+        )
 
     def add(self, epoch: int, seq: int, n: int, batch: bytes, stored: float) -> int:
         """Store a batch; how many of its messages are new here and still held."""
@@ -103,7 +117,7 @@ class TopicHistory:
 
     def _trim_count(self) -> None:
         entries, count = self.entries, self.retention.count
-        while self.size > count:
+        while self.size > count and not self._held():
             excess, held = self.size - count, entries[0].n - self.skip
             if excess >= held:
                 gone = entries.popleft()
@@ -118,7 +132,7 @@ class TopicHistory:
         """Drop what is over the count or older than the age."""
         self._trim_count()
         entries, limit = self.entries, now - self.retention.age
-        while entries and entries[0].stored < limit:
+        while entries and entries[0].stored < limit and not self._held():
             gone = entries.popleft()
             del self._starts[gone.epoch, gone.seq]
             self.size -= gone.n - self.skip
@@ -169,7 +183,18 @@ class HistoryStore:
     default: Retention
     topics: dict[str, TopicHistory] = field(default_factory=dict)
     configured: dict[str, Retention] = field(default_factory=dict)
+    holds: dict[str, tuple[int, int]] = field(default_factory=dict)  # consumers' floors
 
+    def hold(self, topic: str, floor: tuple[int, int] | None) -> None:
+        """Keep every message of ``topic`` after ``floor`` (None: no consumer needs any)."""
+        if floor is None:
+            self.holds.pop(topic, None)
+        else:
+            self.holds[topic] = floor
+        history = self.topics.get(topic)
+        if history is not None:
+            history.hold = floor
+            history._trim_count()  # what the consumers had goes now, as retention says
     def retention(self, topic: str) -> Retention:
         return self.configured.get(topic, self.default)
 
@@ -189,7 +214,7 @@ class HistoryStore:
             retention = self.retention(topic)
             if retention.count <= 0:
                 return 0
-            history = self.topics[topic] = TopicHistory(retention)
+            history = self.topics[topic] = TopicHistory(retention, hold=self.holds.get(topic))
         return history.add(epoch, seq, n, batch, now)
 
     def fetch(self, topic: str, epoch: int, seq: int, limit: int) -> list[tuple[int, int, bytes]]:

@@ -24,6 +24,7 @@ from zdps.core.acks import AckRelay, Routes
 from zdps.core.barrier import Barriers
 from zdps.core.clashes import verdict
 from zdps.core.clients import ClientApi
+from zdps.core.consumers import Consumers
 from zdps.core.copy_pacing import CopyPacing
 from zdps.core.drain import Drain
 from zdps.core.flow import FlowControl
@@ -47,7 +48,7 @@ from zdps.core.status import COUNTERS, status
 from zdps.core.swim import Swim
 from zdps.core.tunables import CoreConfig
 from zdps.core.watches import Watches
-from zdps.wire import data, gossip, requests
+from zdps.wire import consumers, data, gossip, requests
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
 from zdps.wire.errors import E_BAD_VERSION, E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
@@ -108,6 +109,11 @@ class NodeCore:
             node, ring, endpoint_of, self.owner, self.acks, self.flow, history, replication,
             counters, self.bad_input,
         )  # fmt: skip
+        self.consumers = self.owner.consumers = Consumers(
+            node, ring, self.overlay, history, self.queues, endpoint_of, self.flow,
+            lambda topic, batch, now, out: self.router.publish(topic, 1, batch, None, 0, now, out),
+            config.request_timeout,
+        )  # fmt: skip
         self.handoff = HistoryHandoff(
             node, ring, endpoint_of, history, replication, self.sequencer, self.bad_input
         )
@@ -130,14 +136,14 @@ class NodeCore:
             lambda now: status(self, now), self.info, counters, self.bad_input,
             PublishDecoder(config.max_payload, config.max_topic), self.flow, self.losses,
             rate=PublishRate(config.max_publish_rate) if config.max_publish_rate else None,
-            queues=self.queues,
+            queues=self.queues, consumers=self.consumers,
             drain=lambda client, ref, op, now, out: self.start_drain(
                 now, op.timeout, (client, ref)
             ),
         )  # fmt: skip
         self._parts: tuple[Part, ...] = (
             self.groups, self.acks, self.owner, self.flow, self.handoff, self.barriers,
-            self.fetches, self.watches,
+            self.fetches, self.watches, self.consumers,
         )  # fmt: skip
         self._handlers: dict[type[NodeMessage], Handler] = {
             gossip.Sync: self.groups.on_counts,
@@ -154,6 +160,10 @@ class NodeCore:
             data.Closed: self.router.on_closed,
             data.Store: self.router.on_store,
             data.Queued: self.queues.on_queued,
+            consumers.OwnerReq: self.consumers.on_owner_req,
+            consumers.OwnerRep: self.consumers.on_owner_rep,
+            consumers.ConsumerMsg: self.consumers.on_consumer_msg,
+            consumers.ConsumerAck: self.consumers.on_consumer_ack,
             data.Consumed: self.router.on_consumed,
             data.Stored: self.owner.on_stored,
             data.Handoff: self.handoff.on_handoff,
@@ -226,7 +236,9 @@ class NodeCore:
 
     def next_deadline(self) -> float:
         """When ``tick`` must run next at the latest (or ``take``, for what is paced)."""
-        return min(self._timers_due(), self.routes.pacing.due, self.copies.due)
+        return min(
+            self._timers_due(), self.routes.pacing.due, self.copies.due, self.consumers.next_due()
+        )
 
     def _timers_due(self) -> float:
         return min(self.membership.next_deadline(), self._ticked + self.config.heartbeat_interval)

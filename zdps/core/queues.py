@@ -89,20 +89,26 @@ class QueueGroups(Part):
 
     def join(self, client: bytes, ref: int, op: QueueJoin, _now: float, out: Outbox) -> None:
         """``queue_join``: ``client`` becomes a member (again: nothing changes)."""
-        key = op.key
+        if self.add(client, op.key, out):
+            out.reply(client, ref, True)
+        else:
+            why = f"queue group {op.queue!r}: already {self.max_groups} groups here"
+            self.bad_input(E_TOO_MANY_GROUPS, why)
+            out.fail(client, ref, E_TOO_MANY_GROUPS, why)
+
+    def add(self, client: bytes, key: bytes, out: Outbox) -> bool:
+        """``client`` is a member of ``key`` (a queue group's, or a consumer's); False
+        if that would be a group over ``max_groups``."""
         members = self._members.get(key)
         if members is None:
             if self.overlay.local_groups >= self.max_groups:
-                why = f"queue group {op.queue!r}: already {self.max_groups} groups here"
-                self.bad_input(E_TOO_MANY_GROUPS, why)
-                out.fail(client, ref, E_TOO_MANY_GROUPS, why)
-                return
+                return False
             members = self._members[key] = []
         if client not in members:
             members.append(client)
             self._joined.setdefault(client, set()).add(key)
             self.apply(self.overlay.join(key), out)
-        out.reply(client, ref, True)
+        return True
 
     def leave(self, client: bytes, ref: int, op: QueueJoin, _now: float, out: Outbox) -> None:
         """``queue_leave``: True if ``client`` was a member."""
@@ -199,6 +205,15 @@ class QueueGroups(Part):
             member = members[(turn + start // size) % len(members)]
             frame = [API_QUEUED, topic, seq + start, epoch, len(share), pack_batch(share)]
             out.push(member, key, frame)
+
+    def in_turn(self, key: bytes) -> bytes | None:
+        """The member here whose turn it is for one more message of ``key``."""
+        members = self._members.get(key)
+        if not members:
+            return None
+        turn = self._shares.get(key, 0)
+        self._shares[key] = turn + 1
+        return members[turn % len(members)]
 
     def next_member(self, key: bytes, tried: set[bytes], n: int) -> bytes | None:
         """The member here that takes a share of ``n`` messages the ones ``tried`` could

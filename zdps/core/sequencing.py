@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zdps.core.acks import Route, Routes
+from zdps.core.consumers import Consumers
 from zdps.core.flow import FlowControl
 from zdps.core.history import HistoryStore
 from zdps.core.interest import InterestCache
@@ -121,6 +122,7 @@ class Owner(Part):
     idle_topic_ttl: float = 600.0
     peer_fanout: dict[str, int] = field(default_factory=dict)  # copies sent, per peer
     queues: QueueGroups | None = None  # where queue groups' copies go (queues.py)
+    consumers: Consumers | None = None  # durable consumers fed from history (consumers.py)
     _next_idle_sweep: float = 0.0
 
     def sequence(
@@ -171,6 +173,8 @@ class Owner(Part):
             out.deliveries.append((topic, seq, epoch, n, batch))
         if interest.queues and self.queues is not None:
             self.queues.dispatch(topic, seq, epoch, n, batch, interest.queues, out)
+        if self.consumers is not None:
+            self.consumers.published(topic, now, out)
         self.counters["owned_published"] += n
         if route is None:
             return

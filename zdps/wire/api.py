@@ -8,22 +8,23 @@ Both sides decode here, so node and clients agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 from zdps.topics import (
     QUEUE_MARK,
     InvalidTopic,
     check_queue_name,
-    check_topic,
     is_valid_group,
     queue_key,
 )
 from zdps.wire.batches import pack_batch
 from zdps.wire.codec import encode_api, need_int
+from zdps.wire.consumers import OWNER_OPS, Consume
 from zdps.wire.data import LEVEL_OWNER, LEVEL_REPLICATED, Retention
 from zdps.wire.data import decode_retention as _retention
 from zdps.wire.errors import E_INVALID_TOPIC, E_UNKNOWN_OP, ProtocolError, malformed
 from zdps.wire.limits import HISTORY_PAGE, U64
+from zdps.wire.ops import Op, need_topic
 
 API_PUBLISH = "pub"
 API_REQUEST = "req"
@@ -32,14 +33,6 @@ API_NACK = "nack"
 API_REPLY = "rep"
 API_EVENT = "event"
 API_QUEUED = "msg"  # messages for one member of a queue group (§8.5)
-
-
-def need_topic(value: Any) -> str:
-    try:
-        check_topic(value)
-    except InvalidTopic as exc:
-        raise ProtocolError(E_INVALID_TOPIC, str(exc)) from None
-    return value
 
 
 # ---------------------------------------------------------------- publishing
@@ -67,21 +60,6 @@ def encode_publish(entries: list[list]) -> bytes:
 
 
 # ---------------------------------------------------------------- requests
-
-
-class Op:
-    """The args of one request op, checked (subclasses are frozen dataclasses)."""
-
-    __slots__ = ()
-    OP: ClassVar[str]
-    SHAPE: ClassVar[str] = "{}"  # the args as docs/PROTOCOL.md §8.3 writes them
-
-    @classmethod
-    def decode(cls, args: dict) -> Self:
-        return cls()
-
-    def args(self) -> dict[str, Any]:
-        return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +345,8 @@ OPS: dict[str, type[Op]] = {
         Drain,
         QueueJoin,
         QueueLeave,
+        *OWNER_OPS,
+        Consume,
     )
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage, unpack
+from zdps.wire.consumers import ConsumerAck, ConsumerMsg, OwnerRep, OwnerReq
 from zdps.wire.data import (
     Ack,
     Close,
@@ -61,6 +62,10 @@ NODE_MESSAGES: Final[tuple[type[NodeMessage], ...]] = (
     HistoryRep,
     Configure,
     Queued,
+    OwnerReq,
+    OwnerRep,
+    ConsumerMsg,
+    ConsumerAck,
 )
 
 BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_MESSAGES}
@@ -69,7 +74,9 @@ SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every h
 # What a peer must speak to be admitted: in version 2, every kind but the optional ones
 # added later, which go into SPOKEN only. ``queued`` goes only to a node that announced
 # a member of the queue group it carries: one that does not speak it never does.
-OPTIONAL: Final = frozenset({Queued.KIND})
+OPTIONAL: Final = frozenset(
+    {Queued.KIND, OwnerReq.KIND, OwnerRep.KIND, ConsumerMsg.KIND, ConsumerAck.KIND}
+)
 REQUIRED: Final = frozenset(SPOKEN) - OPTIONAL
 
 

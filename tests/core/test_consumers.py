@@ -1,0 +1,151 @@
+"""Durable consumers on the simulated cluster: ops at the owner, deliveries, verdicts.
+
+Members are client connections that sent ``consume``; the messages pushed to them are
+the ``cmsg`` frames recorded per (node, member), and their verdicts go in as ``cack``
+frames. Protocol rules: ops reach the owner from any node; each message goes to one
+member, again after ``ack_wait`` or a nak until acked, and to the dead-letter topic
+after ``max_deliver``; no more than ``max_pending`` wait for verdicts; history keeps
+what a consumer has not had.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.node_net import SimNet, mesh
+from zdps.core.ring import HashRing
+from zdps.core.tunables import CoreConfig
+from zdps.wire import LEVEL_OWNER, encode_api
+from zdps.wire.api import API_REPLY
+from zdps.wire.consumers import ACK, API_CONSUMER_ACK, API_CONSUMER_MSG, NAK, TERM
+
+pytestmark = pytest.mark.timeout(60)
+
+NODES = ("a", "b", "c")
+
+
+def topic_owned_by(owner: str) -> str:
+    ring = HashRing(NODES)
+    return next(f"work-{i}" for i in range(10_000) if ring.owner(f"work-{i}") == owner)
+
+
+def cluster(history: int = 1000) -> SimNet:
+    return mesh(NODES, CoreConfig(history=history))
+
+
+def ask(net: SimNet, node: str, op: str, client: bytes = b"admin", **args) -> tuple[bool, object]:
+    ref = net.request(node, op, args, client)
+    net.run_until_quiet()
+    frames = net.client_frames.get((node, client), [])
+    return next((f[2], f[3]) for _, f in frames if f[0] == API_REPLY and f[1] == ref)
+
+
+def got(net: SimNet, node: str, member: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(epoch, seq, deliveries, payload) of every message pushed to ``member``."""
+    frames = net.client_frames.get((node, member), [])
+    return [(f[3], f[4], f[5], f[6]) for _, f in frames if f[0] == API_CONSUMER_MSG]
+
+
+def verdict(net: SimNet, node: str, member: bytes, topic: str, entries: list, how: int) -> None:
+    cack = [[topic, "w", epoch, seq, how] for epoch, seq, *_ in entries]
+    net.client_frame(node, encode_api(API_CONSUMER_ACK, cack), member)
+    net.run_until_quiet()
+
+
+def publish(net: SimNet, topic: str, count: int, at: str = "b") -> None:
+    for i in range(count):
+        net.publish_run(at, topic, [b"job %d" % i], LEVEL_OWNER)
+    net.run_until_quiet()
+
+
+def test_ops_reach_the_owner_from_any_node() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    ok, info = ask(net, "b", "consumer_create", topic=topic, name="w", max_pending=7)
+    assert ok and info["max_pending"] == 7 and info["pending"] == 0
+    assert ask(net, "c", "consumer_create", topic=topic, name="w", max_pending=7)[0]
+    ok, error = ask(net, "c", "consumer_create", topic=topic, name="w", max_pending=8)
+    assert not ok and error["code"] == "consumer_exists"
+    assert ask(net, "c", "consumer_list", topic=topic) == (True, ["w"])
+    assert ask(net, "a", "consumer_info", topic=topic, name="w")[1]["name"] == "w"
+    assert ask(net, "b", "consumer_delete", topic=topic, name="w") == (True, True)
+    ok, error = ask(net, "b", "consumer_info", topic=topic, name="w")
+    assert not ok and error["code"] == "no_consumer"
+
+
+def test_each_message_goes_to_one_member_until_acked() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    assert ask(net, "b", "consumer_create", topic=topic, name="w", start="all")[0]
+    assert ask(net, "b", "consume", b"m1", topic=topic, name="w") == (True, True)
+    assert ask(net, "c", "consume", b"m2", topic=topic, name="w") == (True, True)
+    publish(net, topic, 10)
+    first, second = got(net, "b", b"m1"), got(net, "c", b"m2")
+    assert sorted(p for *_, p in first + second) == [b"job %d" % i for i in range(10)]
+    assert len(first) == len(second) == 5
+    verdict(net, "b", b"m1", topic, first, ACK)
+    verdict(net, "c", b"m2", topic, second, ACK)
+    info = ask(net, "a", "consumer_info", topic=topic, name="w")[1]
+    assert info["pending"] == 0 and info["counts"] == {"delivered": 10, "acked": 10}
+    net.advance(60)  # acked: nothing goes again
+    assert len(got(net, "b", b"m1")) == len(got(net, "c", b"m2")) == 5
+
+
+def test_unacked_messages_go_again_then_to_the_dead_letter_topic() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    dead = f"{topic}.w.dead"
+    net.subscribe("c", dead.encode() + b"\x00")
+    net.run_until_quiet()
+    args = {"topic": topic, "name": "w", "ack_wait": 5.0, "max_deliver": 2}
+    assert ask(net, "b", "consumer_create", **args)[0]
+    assert ask(net, "b", "consume", b"m", topic=topic, name="w")[0]
+    publish(net, topic, 1)
+    net.advance(6)
+    assert [(d, p) for *_, d, p in got(net, "b", b"m")] == [(1, b"job 0"), (2, b"job 0")]
+    net.advance(6)
+    assert [d.payload for d in net.deliveries["c"] if d.topic == dead] == [b"job 0"]
+    info = ask(net, "a", "consumer_info", topic=topic, name="w")[1]
+    assert info["counts"] == {"delivered": 1, "redelivered": 1, "dead_lettered": 1}
+
+
+def test_a_nak_sends_it_again_at_once_and_term_ends_it() -> None:
+    net = cluster()
+    topic = topic_owned_by("c")
+    assert ask(net, "a", "consumer_create", topic=topic, name="w")[0]
+    assert ask(net, "a", "consume", b"m", topic=topic, name="w")[0]
+    publish(net, topic, 2)
+    first = got(net, "a", b"m")
+    verdict(net, "a", b"m", topic, first[:1], NAK)
+    verdict(net, "a", b"m", topic, first[1:], TERM)
+    again = got(net, "a", b"m")[2:]
+    assert [(d, p) for *_, d, p in again] == [(2, b"job 0")]
+    verdict(net, "a", b"m", topic, again, ACK)
+    net.advance(100)
+    assert len(got(net, "a", b"m")) == 3  # acked and termed: neither goes again
+
+
+def test_max_pending_holds_the_rest_back_until_verdicts_come() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    assert ask(net, "b", "consumer_create", topic=topic, name="w", max_pending=3)[0]
+    assert ask(net, "b", "consume", b"m", topic=topic, name="w")[0]
+    publish(net, topic, 10)
+    assert len(got(net, "b", b"m")) == 3
+    verdict(net, "b", b"m", topic, got(net, "b", b"m"), ACK)
+    assert len(got(net, "b", b"m")) == 6
+
+
+def test_history_keeps_what_a_consumer_has_not_had() -> None:
+    net = cluster(history=5)
+    topic = topic_owned_by("a")
+    assert ask(net, "b", "consumer_create", topic=topic, name="w")[0]
+    publish(net, topic, 20)  # no member yet: everything waits in history
+    assert len(net.core("a").history.topics[topic].entries) == 20
+    assert ask(net, "c", "consume", b"m", topic=topic, name="w")[0]
+    publish(net, topic, 1)
+    net.advance(1)
+    received = got(net, "c", b"m")
+    assert len(received) == 21
+    verdict(net, "c", b"m", topic, received, ACK)
+    assert net.core("a").history.topics[topic].size == 5  # the retention again

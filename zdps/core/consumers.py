@@ -1,0 +1,297 @@
+"""Durable consumers (docs/PROTOCOL.md §8.6): kept at the topic's owner, fed from history.
+
+At the owner each consumer is a ``Consumer`` (consumer.py): a cursor in the topic's
+history and the messages handed out and not yet acked. Whenever the topic gets new
+messages, an ack or a nak arrives, or a pending message is due again, the owner hands
+out what it may, one message at a time, each to a node with members of the consumer,
+in turn and in proportion to its members (as queue groups do, queues.py); that node
+pushes it to its member whose turn it is (``cmsg``). A member's verdicts (``cack``) go
+back through its node to the owner (``consumer_ack``). A message dead-lettered after
+``max_deliver`` deliveries is published to the consumer's dead-letter topic,
+``TOPIC.NAME.dead``. History keeps every message after a consumer's floor
+(history.py ``hold``), within a cap.
+
+The owner's requests (create, info, list, delete) reach it from any node: that node
+forwards them (``owner_req``) and relays the answer (``owner_rep``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zdps.core.consumer import Consumer, ConsumerConfig
+from zdps.core.flow import FlowControl
+from zdps.core.history import HistoryStore
+from zdps.core.outbox import Outbox
+from zdps.core.overlay import Overlay
+from zdps.core.part import Part
+from zdps.core.queues import QueueGroups, queue_target
+from zdps.core.ring import HashRing
+from zdps.topics import consumer_key
+from zdps.wire.batches import pack_batch
+from zdps.wire.consumers import (
+    ACK,
+    API_CONSUMER_MSG,
+    NAK,
+    START_ALL,
+    START_NEW,
+    Consume,
+    ConsumerAck,
+    ConsumerAckEntry,
+    ConsumerCreate,
+    ConsumerDelete,
+    ConsumerInfo,
+    ConsumerList,
+    ConsumerMsg,
+    OwnerRep,
+    OwnerReq,
+)
+from zdps.wire.errors import E_NO_ROUTE, E_OWNER_LOST, E_TIMEOUT, E_TOO_MANY_GROUPS
+
+E_NO_CONSUMER = "no_consumer"  # an op on a consumer the owner does not have
+E_CONSUMER_EXISTS = "consumer_exists"  # created again with other settings
+HANDOUTS = 256  # messages one consumer hands out at a time, at most
+Publish = Callable[[str, bytes, float, Outbox], None]  # topic, batch of one: a dead letter
+OwnerOp = ConsumerCreate | ConsumerInfo | ConsumerDelete | ConsumerList
+
+
+@dataclass(slots=True)
+class Durable:
+    """One consumer at its owner: its settings, its state and what it did."""
+
+    settings: ConsumerCreate
+    state: Consumer
+    key: bytes
+    counts: dict[str, int] = field(default_factory=dict)
+    turn: int = 0
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+
+@dataclass(slots=True)
+class _Forwarded:
+    client: bytes
+    ref: int
+    owner: str
+    deadline: float
+
+
+@dataclass(slots=True)
+class Consumers(Part):
+    """The durable consumers this node owns, and the requests and acks it relays."""
+
+    node: str
+    ring: HashRing
+    overlay: Overlay
+    history: HistoryStore
+    members: QueueGroups  # this node's members (a consumer's key, like a queue group's)
+    endpoint_of: Callable[[str], str | None]
+    flow: FlowControl
+    publish: Publish
+    timeout: float = 8.0
+    _durables: dict[str, dict[str, Durable]] = field(default_factory=dict)  # topic -> name ->
+    _forwarded: dict[int, _Forwarded] = field(default_factory=dict)
+    _next_req: int = 1
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, client: bytes, ref: int, op: OwnerOp, now: float, out: Outbox) -> None:
+        """A client's consumer op: answered here if we own the topic, else forwarded."""
+        owner = self.ring.owner(op.topic)
+        if owner == self.node:
+            _reply(out, client, ref, *self._answer(op, now, out))
+            return
+        endpoint = self.endpoint_of(owner) if owner else None
+        if endpoint is None:
+            out.fail(client, ref, E_NO_ROUTE, f"no connection to the owner {owner}")
+            return
+        req_id, self._next_req = self._next_req, self._next_req + 1
+        self._forwarded[req_id] = _Forwarded(client, ref, owner, now + self.timeout)
+        out.send(endpoint, OwnerReq(req_id, op))
+
+    def on_owner_req(self, sender: str, message: OwnerReq, now: float, out: Outbox) -> None:
+        ok, result = self._answer(message.op, now, out)
+        endpoint = self.endpoint_of(sender)
+        if endpoint is not None:
+            out.send(endpoint, OwnerRep(message.req_id, ok, result))
+
+    def on_owner_rep(self, sender: str, message: OwnerRep, now: float, out: Outbox) -> None:
+        forwarded = self._forwarded.get(message.req_id)
+        if forwarded is not None and forwarded.owner == sender:
+            del self._forwarded[message.req_id]
+            _reply(out, forwarded.client, forwarded.ref, message.ok, message.result)
+
+    def _answer(self, op: OwnerOp, now: float, out: Outbox) -> tuple[bool, Any]:
+        durables = self._durables.get(op.topic, {})
+        if isinstance(op, ConsumerList):
+            return True, sorted(durables)
+        if isinstance(op, ConsumerCreate):
+            return self._create(op, now, out)
+        durable = durables.get(op.name)
+        if durable is None:
+            return False, _error(E_NO_CONSUMER, f"no consumer {op.name!r} of {op.topic!r}")
+        if isinstance(op, ConsumerDelete):
+            del durables[op.name]
+            if not durables:
+                del self._durables[op.topic]
+            self._hold(op.topic)
+            return True, True
+        assert isinstance(op, ConsumerInfo)
+        return True, self._info(durable)
+
+    def _create(self, op: ConsumerCreate, now: float, out: Outbox) -> tuple[bool, Any]:
+        durables = self._durables.setdefault(op.topic, {})
+        durable = durables.get(op.name)
+        if durable is not None:
+            if durable.settings != op:
+                why = f"consumer {op.name!r} of {op.topic!r} exists with other settings"
+                return False, _error(E_CONSUMER_EXISTS, why)
+            return True, self._info(durable)
+        config = ConsumerConfig(op.ack_wait, op.max_deliver, op.max_pending)
+        newest = self.history.newest(op.topic)
+        if op.start == START_NEW:
+            cursor = newest
+        elif op.start == START_ALL:
+            cursor = (0, 0)
+        else:
+            cursor = (newest[0], op.start - 1)  # type: ignore[operator]
+        key = consumer_key(op.name.encode(), op.topic.encode())
+        durable = durables[op.name] = Durable(op, Consumer(config, cursor), key)
+        self._hold(op.topic)
+        self._pump(op.topic, durable, now, out)
+        return True, self._info(durable)
+
+    def _info(self, durable: Durable) -> dict[str, Any]:
+        state = durable.state
+        return {
+            **durable.settings.args(),
+            "cursor": list(state.cursor),
+            "pending": len(state.pending),
+            "lost": state.lost,
+            "counts": dict(durable.counts),
+            "members": self.overlay.members(durable.key),
+        }
+
+    # ------------------------------------------------------------------ the owner
+
+    def published(self, topic: str, now: float, out: Outbox) -> None:
+        """New messages of ``topic``: its consumers may hand them out."""
+        for durable in self._durables.get(topic, {}).values():
+            self._pump(topic, durable, now, out)
+
+    def _pump(self, topic: str, durable: Durable, now: float, out: Outbox) -> None:
+        members = self.overlay.members(durable.key)
+        if not members:
+            return  # nobody to give them to: they wait in history
+        state = durable.state
+        fetch = lambda after, limit: self.history.fetch(topic, after[0], after[1], limit)  # noqa: E731
+        target = queue_target(durable.key, members)
+        for handout in state.handouts(fetch, now, HANDOUTS):
+            node = target.node(durable.turn)
+            durable.turn += 1
+            entry = (topic, durable.settings.name, *handout.position, handout.deliveries)
+            durable.count("redelivered" if handout.deliveries > 1 else "delivered")
+            if node == self.node:
+                self.on_consumer_msg(self.node, ConsumerMsg([(*entry, handout.payload)]), now, out)
+                continue
+            endpoint = self.endpoint_of(node)
+            if endpoint is not None:  # else: due again after ack_wait
+                out.entry(endpoint, ConsumerMsg, (*entry, handout.payload))
+                self.flow.sent(node)
+        for position in state.take_dead():
+            durable.count("dead_lettered")
+            payload = self.history.fetch(topic, position[0], position[1] - 1, 1)
+            if payload and (payload[0][0], payload[0][1]) == position:
+                dead_topic = f"{topic}.{durable.settings.name}.dead"
+                self.publish(dead_topic, pack_batch([payload[0][2]]), now, out)
+        self._hold(topic)
+
+    def on_consumer_ack(self, sender: str, message: ConsumerAck, now: float, out: Outbox) -> None:
+        touched: dict[tuple[str, str], Durable] = {}
+        for topic, name, epoch, seq, verdict in message.entries:
+            durable = self._durables.get(topic, {}).get(name)
+            if durable is None:
+                continue  # deleted, or the topic moved: it goes again from its new owner
+            state, position = durable.state, (epoch, seq)
+            done = state.nak(position, now) if verdict == NAK else state.ack(position)
+            if done:
+                durable.count({ACK: "acked", NAK: "nakked"}.get(verdict, "termed"))
+            touched[topic, name] = durable
+        for (topic, _), durable in touched.items():
+            self._pump(topic, durable, now, out)
+
+    def expire(self, now: float, out: Outbox) -> None:
+        for topic, durables in self._durables.items():
+            for durable in durables.values():
+                if durable.state.next_due() <= now:
+                    self._pump(topic, durable, now, out)
+        for req_id, forwarded in list(self._forwarded.items()):
+            if forwarded.deadline <= now:
+                del self._forwarded[req_id]
+                why = f"owner {forwarded.owner} did not answer"
+                out.fail(forwarded.client, forwarded.ref, E_TIMEOUT, why)
+
+    def next_due(self) -> float:
+        """When a pending message is next due again at any consumer here."""
+        return min(
+            (d.state.next_due() for ds in self._durables.values() for d in ds.values()),
+            default=float("inf"),
+        )
+
+    def _hold(self, topic: str) -> None:
+        durables = self._durables.get(topic)
+        floor = min((d.state.floor for d in durables.values()), default=None) if durables else None
+        self.history.hold(topic, floor)
+
+    def peer_down(self, node: str, out: Outbox) -> None:
+        for req_id, forwarded in list(self._forwarded.items()):
+            if forwarded.owner == node:
+                del self._forwarded[req_id]
+                why = f"{forwarded.owner} went away"
+                out.fail(forwarded.client, forwarded.ref, E_OWNER_LOST, why)
+
+    # ------------------------------------------------------------------ members here
+
+    def consume(self, client: bytes, ref: int, op: Consume, _now: float, out: Outbox) -> None:
+        """``consume``: ``client`` becomes a member of the consumer."""
+        if self.members.add(client, op.key, out):
+            out.reply(client, ref, True)
+        else:
+            why = f"consumer {op.name!r}: already {self.members.max_groups} groups here"
+            out.fail(client, ref, E_TOO_MANY_GROUPS, why)
+
+    def on_consumer_msg(self, sender: str, message: ConsumerMsg, now: float, out: Outbox) -> None:
+        """Messages an owner sent for our members: each to the member whose turn it is."""
+        for topic, name, epoch, seq, deliveries, payload in message.entries:
+            key = consumer_key(name.encode(), topic.encode())
+            member = self.members.in_turn(key)
+            if member is not None:  # else: it goes again after ack_wait
+                frame = [API_CONSUMER_MSG, topic, name, epoch, seq, deliveries, payload]
+                out.push(member, key, frame)
+        if sender != self.node:
+            self.flow.processed(sender, len(message.entries))
+
+    def verdicts(self, entries: list[ConsumerAckEntry], now: float, out: Outbox) -> None:
+        """A member's ``cack`` frame: each verdict to its topic's owner."""
+        local = [e for e in entries if self.ring.owner(e.topic) == self.node]
+        if local:
+            self.on_consumer_ack(self.node, ConsumerAck(local), now, out)
+        for entry in entries:
+            owner = self.ring.owner(entry.topic)
+            endpoint = self.endpoint_of(owner) if owner and owner != self.node else None
+            if endpoint is not None:  # else: unacked, it goes again after ack_wait
+                out.entry(endpoint, ConsumerAck, entry)
+
+
+def _reply(out: Outbox, client: bytes, ref: int, ok: bool, result: Any) -> None:
+    if ok:
+        out.reply(client, ref, result)
+    else:
+        out.fail(client, ref, result["code"], result["message"])
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}

@@ -1,0 +1,232 @@
+"""Durable consumers on the wire (docs/PROTOCOL.md §8.6): the ops, and the node messages.
+
+A consumer lives at its topic's owner. A client's ``consumer_*`` request goes to its
+node, which forwards it to the owner (``owner_req``) and relays the answer
+(``owner_rep``). A member (``consume``) is a connection of the node it asked; the owner
+sends it messages through that node (``consumer_msg``), and its acks come back the same
+way (``cack`` frames from the member, ``consumer_ack`` entries to the owner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Self
+
+from zdps.topics import InvalidTopic, check_queue_name, consumer_key
+from zdps.wire.codec import EntryList, NodeMessage, need_int, need_map
+from zdps.wire.errors import E_INVALID_TOPIC, ProtocolError, malformed
+from zdps.wire.limits import U64
+from zdps.wire.ops import Op, need_topic
+
+API_CONSUMER_MSG = "cmsg"  # node -> member: [topic, name, epoch, seq, deliveries, payload]
+API_CONSUMER_ACK = "cack"  # member -> node: [[topic, name, epoch, seq, verdict], ...]
+ACK, NAK, TERM = 0, 1, 2  # a verdict on one delivered message
+VERDICTS = (ACK, NAK, TERM)
+MAX_ACK_WAIT = 86_400.0  # seconds
+MAX_DELIVER = 1000
+MAX_PENDING = 100_000
+START_NEW, START_ALL = "new", "all"
+
+
+def need_name(value: Any, topic: str) -> str:
+    """A consumer's name, valid alone and with ``topic``; ``invalid_topic`` if not."""
+    try:
+        consumer_key(check_queue_name(value, "consumer name"), topic.encode())
+    except InvalidTopic as exc:
+        raise ProtocolError(E_INVALID_TOPIC, str(exc)) from None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOp(Op):
+    """An op on one consumer of one topic: answered by the topic's owner."""
+
+    SHAPE = "{topic: str, name: str}"
+    topic: str
+    name: str
+
+    @classmethod
+    def decode(cls, args: dict) -> Self:
+        topic = need_topic(args.get("topic"))
+        return cls(topic, need_name(args.get("name"), topic))
+
+    def args(self) -> dict[str, Any]:
+        return {"topic": self.topic, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerCreate(Op):
+    """Create a durable consumer (again with the same settings: nothing changes)."""
+
+    OP = "consumer_create"
+    SHAPE = (
+        "{topic: str, name: str, ack_wait?: float, max_deliver?: int, max_pending?: int,"
+        " start?: str or int}"
+    )
+    topic: str
+    name: str
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_pending: int = 1000
+    start: str | int = START_NEW  # "new", "all", or the first seq of the newest epoch
+
+    @classmethod
+    def decode(cls, args: dict) -> ConsumerCreate:
+        topic = need_topic(args.get("topic"))
+        name = need_name(args.get("name"), topic)
+        ack_wait = args.get("ack_wait", 30.0)
+        if type(ack_wait) not in (int, float) or not 0 < ack_wait <= MAX_ACK_WAIT:
+            raise malformed(f"ack_wait is over 0 and at most {MAX_ACK_WAIT} s")
+        max_deliver = need_int(args.get("max_deliver", 5), "max_deliver", 1, MAX_DELIVER + 1)
+        max_pending = need_int(args.get("max_pending", 1000), "max_pending", 1, MAX_PENDING + 1)
+        start = args.get("start", START_NEW)
+        if start not in (START_NEW, START_ALL) and not (type(start) is int and 0 < start < U64):
+            raise malformed('start is "new", "all" or a seq from 1')
+        return cls(topic, name, float(ack_wait), max_deliver, max_pending, start)
+
+    def args(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "name": self.name,
+            "ack_wait": self.ack_wait,
+            "max_deliver": self.max_deliver,
+            "max_pending": self.max_pending,
+            "start": self.start,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerInfo(ConsumerOp):
+    """A consumer's settings, position, pending messages and counts."""
+
+    OP = "consumer_info"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerDelete(ConsumerOp):
+    """Delete a consumer: its pending messages are dropped, its members get nothing more."""
+
+    OP = "consumer_delete"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerList(Op):
+    """The consumers of a topic."""
+
+    OP = "consumer_list"
+    SHAPE = "{topic: str}"
+    topic: str
+
+    @classmethod
+    def decode(cls, args: dict) -> ConsumerList:
+        return cls(need_topic(args.get("topic")))
+
+    def args(self) -> dict[str, Any]:
+        return {"topic": self.topic}
+
+
+@dataclass(frozen=True, slots=True)
+class Consume(ConsumerOp):
+    """This connection becomes a member of the consumer: the owner sends it messages."""
+
+    OP = "consume"
+
+    @property
+    def key(self) -> bytes:
+        """The consumer's key in the scope overlay (members counted per node)."""
+        return consumer_key(self.name.encode(), self.topic.encode())
+
+
+OWNER_OPS = (ConsumerCreate, ConsumerInfo, ConsumerDelete, ConsumerList)
+
+
+# ---------------------------------------------------------------- between nodes
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerReq(NodeMessage):
+    """A client's request that the topic's owner answers, forwarded by the client's node."""
+
+    KIND = "owner_req"
+    SHAPE = "[req_id int, op str, args map]"
+    req_id: int
+    op: Op
+
+    @classmethod
+    def decode(cls, body: Any) -> OwnerReq:
+        if type(body) is not list or len(body) != 3:
+            raise malformed("owner_req is [req_id, op, args]")
+        by_name = {op.OP: op for op in OWNER_OPS}
+        op = by_name.get(body[1]) if type(body[1]) is str else None
+        if op is None:
+            raise malformed(f"owner_req names no owner op: {str(body[1])[:32]!r}")
+        return cls(need_int(body[0], "a request id"), op.decode(need_map(body[2], "args")))
+
+    def body(self) -> list:
+        return [self.req_id, self.op.OP, self.op.args()]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRep(NodeMessage):
+    """The owner's answer to ``owner_req``: relayed to the client as its ``rep``."""
+
+    KIND = "owner_rep"
+    SHAPE = "[req_id int, ok bool, result any]"
+    req_id: int
+    ok: bool
+    result: Any
+
+    @classmethod
+    def decode(cls, body: Any) -> OwnerRep:
+        if type(body) is not list or len(body) != 3 or type(body[1]) is not bool:
+            raise malformed("owner_rep is [req_id, ok, result]")
+        return cls(need_int(body[0], "a request id"), body[1], body[2])
+
+    def body(self) -> list:
+        return [self.req_id, self.ok, self.result]
+
+
+class ConsumerMsgEntry(NamedTuple):
+    topic: str
+    name: str
+    epoch: int
+    seq: int
+    deliveries: int  # 1 the first time
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMsg(EntryList):
+    """Messages of a durable consumer, for one member at the receiving node."""
+
+    KIND = "consumer_msg"
+    DATA = True
+    ENTRY = ConsumerMsgEntry
+    RANGES = (("seq", 1, U64), ("deliveries", 1, MAX_DELIVER + 1))
+
+
+class ConsumerAckEntry(NamedTuple):
+    topic: str
+    name: str
+    epoch: int
+    seq: int
+    verdict: int  # ACK, NAK or TERM
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerAck(EntryList):
+    """Members' verdicts on the messages they got, relayed by their node to the owner."""
+
+    KIND = "consumer_ack"
+    ENTRY = ConsumerAckEntry
+    RANGES = (("seq", 1, U64),)
+    CHOICES = (("verdict", VERDICTS),)
+
+
+def decode_verdicts(body: Any) -> list[ConsumerAckEntry]:
+    """A member's ``cack`` frame body: its verdicts, each checked as a ``consumer_ack``
+    entry; ``malformed`` if any is not one."""
+    message = ConsumerAck.decode(body)
+    if message.rejects:
+        raise malformed(f"cack entries are {ConsumerAck.SHAPE}")
+    return message.entries

@@ -15,7 +15,7 @@ import pytest
 from tests.core.node_net import SimNet, mesh
 from zdps.core.ring import HashRing
 from zdps.core.tunables import CoreConfig
-from zdps.wire import LEVEL_OWNER, encode_api
+from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, encode_api
 from zdps.wire.api import API_REPLY
 from zdps.wire.consumers import ACK, API_CONSUMER_ACK, API_CONSUMER_MSG, NAK, TERM
 
@@ -149,3 +149,32 @@ def test_history_keeps_what_a_consumer_has_not_had() -> None:
     assert len(received) == 21
     verdict(net, "c", b"m", topic, received, ACK)
     assert net.core("a").history.topics[topic].size == 5  # the retention again
+
+
+def test_a_replica_takes_over_when_the_owner_dies_and_nothing_acked_is_lost() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    args = {"topic": topic, "name": "w", "ack_wait": 5.0, "start": "all"}
+    assert ask(net, "c", "consumer_create", **args)[0]
+    assert ask(net, "c", "consume", b"m", topic=topic, name="w")[0]
+    for i in range(10):
+        net.publish_run("b", topic, [b"job %d" % i], LEVEL_REPLICATED)
+    net.run_until_quiet()
+    first = got(net, "c", b"m")
+    assert len(first) == 10
+    verdict(net, "c", b"m", topic, first[:4], ACK)
+    net.advance(0.5)  # a timer tick: the state went to the replica
+    net.crash("a")
+    net.advance(30)  # the failure detector declares a dead; the replica owns the topic
+    for i in range(10, 13):
+        net.publish_run("b", topic, [b"job %d" % i], LEVEL_REPLICATED)
+    net.run_until_quiet()
+    after = got(net, "c", b"m")[10:]
+    assert {p for *_, p in after} == {b"job %d" % i for i in range(4, 13)}
+    flagged = {p: d for *_, d, p in after}
+    assert all(flagged[b"job %d" % i] >= 2 for i in range(4, 10))  # went before: flagged
+    assert all(flagged[b"job %d" % i] == 1 for i in range(10, 13))  # new since
+    verdict(net, "c", b"m", topic, after, ACK)
+    owner = HashRing(["b", "c"]).owner(topic)
+    info = ask(net, owner, "consumer_info", topic=topic, name="w")[1]
+    assert info["pending"] == 0 and info["counts"]["succeeded"] == 1

@@ -61,6 +61,9 @@ class Consumer:
     _due: list[tuple[float, Position]] = field(default_factory=list)  # heap; stale kept
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
     lost: int = 0  # messages history no longer had when they were due (again)
+    # A successor owner cannot know what went out after the state it holds: messages up
+    # to here go as redeliveries (counted 2), so that a duplicate is always flagged.
+    suspect: Position = (0, 0)
 
     # ------------------------------------------------------------------ out
 
@@ -75,8 +78,9 @@ class Consumer:
                 if epoch == self.cursor[0] and seq > self.cursor[1] + 1 and self.cursor[1]:
                     self.lost += seq - self.cursor[1] - 1  # history dropped them first
                 self.cursor = position
-                self._deliver(position, 1, now)
-                out.append(Handout(position, payload, 1))
+                deliveries = 2 if position <= self.suspect else 1
+                self._deliver(position, deliveries, now)
+                out.append(Handout(position, payload, deliveries))
         return out
 
     def _redeliveries(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
@@ -124,6 +128,30 @@ class Consumer:
         self.pending[position] = (entry[0], now)
         heapq.heappush(self._due, (now, position))
         return True
+
+    # ------------------------------------------------------------------ succession
+
+    def snapshot(self) -> tuple[Position, list[list[int]]]:
+        """``(cursor, [[epoch, seq, deliveries], ...])``: what a successor needs."""
+        return self.cursor, [[*p, n] for p, (n, _) in sorted(self.pending.items())]
+
+    @classmethod
+    def succeed(
+        cls,
+        config: ConsumerConfig,
+        cursor: Position,
+        pending: list[list[int]],
+        newest: Position,
+        now: float,
+    ) -> Consumer:
+        """The consumer as a successor owner continues it from a snapshot: what was
+        pending goes again at once, and what came after the cursor up to ``newest`` (the
+        history it holds) may have gone out already, so it goes as a redelivery."""
+        consumer = cls(config, cursor, suspect=newest)
+        for epoch, seq, deliveries in pending:
+            consumer.pending[epoch, seq] = (deliveries, now)
+            heapq.heappush(consumer._due, (now, (epoch, seq)))
+        return consumer
 
     # ------------------------------------------------------------------ views
 

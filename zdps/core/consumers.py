@@ -13,6 +13,13 @@ back through its node to the owner (``consumer_ack``). A message dead-lettered a
 
 The owner's requests (create, info, list, delete) reach it from any node: that node
 forwards them (``owner_req``) and relays the answer (``owner_rep``).
+
+Succession: at every timer tick, the owner sends the state of each consumer that changed
+(its cursor and pending set) to the topic's replicas (``consumer_state``), and to the
+new owner when the ring moves the topic. A replica that becomes the owner continues
+from the latest state it holds: what was pending goes again at once, and what came
+after the cursor may have gone out already, so it goes as a redelivery (consumer.py
+``succeed``): acks lost in between cost a redelivery, never an unflagged duplicate.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
 from zdps.core.part import Part
 from zdps.core.queues import QueueGroups, queue_target
+from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.topics import consumer_key
 from zdps.wire.batches import pack_batch
@@ -45,6 +53,8 @@ from zdps.wire.consumers import (
     ConsumerInfo,
     ConsumerList,
     ConsumerMsg,
+    ConsumerState,
+    ConsumerStateEntry,
     OwnerRep,
     OwnerReq,
 )
@@ -90,11 +100,14 @@ class Consumers(Part):
     members: QueueGroups  # this node's members (a consumer's key, like a queue group's)
     endpoint_of: Callable[[str], str | None]
     flow: FlowControl
+    replication: Replication
     publish: Publish
     timeout: float = 8.0
     _durables: dict[str, dict[str, Durable]] = field(default_factory=dict)  # topic -> name ->
     _forwarded: dict[int, _Forwarded] = field(default_factory=dict)
     _next_req: int = 1
+    _changed: set[tuple[str, str]] = field(default_factory=set)  # owned, to replicate
+    _successions: dict[tuple[str, str], ConsumerStateEntry] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ requests
 
@@ -138,6 +151,7 @@ class Consumers(Part):
             if not durables:
                 del self._durables[op.topic]
             self._hold(op.topic)
+            self._changed.add((op.topic, op.name))
             return True, True
         assert isinstance(op, ConsumerInfo)
         return True, self._info(durable)
@@ -183,6 +197,7 @@ class Consumers(Part):
             self._pump(topic, durable, now, out)
 
     def _pump(self, topic: str, durable: Durable, now: float, out: Outbox) -> None:
+        self._changed.add((topic, durable.settings.name))
         members = self.overlay.members(durable.key)
         if not members:
             return  # nobody to give them to: they wait in history
@@ -224,22 +239,87 @@ class Consumers(Part):
             self._pump(topic, durable, now, out)
 
     def expire(self, now: float, out: Outbox) -> None:
+        """Each timer tick: what is due again goes, and changed states to the replicas."""
         for topic, durables in self._durables.items():
             for durable in durables.values():
                 if durable.state.next_due() <= now:
                     self._pump(topic, durable, now, out)
+        self._replicate(out)
         for req_id, forwarded in list(self._forwarded.items()):
             if forwarded.deadline <= now:
                 del self._forwarded[req_id]
                 why = f"owner {forwarded.owner} did not answer"
                 out.fail(forwarded.client, forwarded.ref, E_TIMEOUT, why)
 
-    def next_due(self) -> float:
-        """When a pending message is next due again at any consumer here."""
-        return min(
-            (d.state.next_due() for ds in self._durables.values() for d in ds.values()),
-            default=float("inf"),
+    # ------------------------------------------------------------------ succession
+
+    def _state(self, topic: str, name: str) -> ConsumerStateEntry:
+        durable = self._durables.get(topic, {}).get(name)
+        if durable is None:
+            return ConsumerStateEntry(topic, name, None, (0, 0), [])
+        return ConsumerStateEntry(topic, name, durable.settings, *durable.state.snapshot())
+
+    def _replicate(self, out: Outbox, to: str | None = None) -> None:
+        """Changed states to the replicas of their topics (and to ``to``)."""
+        sends: dict[str, list[ConsumerStateEntry]] = {}
+        for topic, name in self._changed:
+            state = self._state(topic, name)
+            for node in {*self.replication.replicas(topic), *([to] if to else [])} - {self.node}:
+                endpoint = self.endpoint_of(node)
+                if endpoint is not None:
+                    sends.setdefault(endpoint, []).append(state)
+        self._changed.clear()
+        for endpoint, states in sends.items():
+            out.send(endpoint, ConsumerState(states))
+
+    def on_consumer_state(
+        self, sender: str, message: ConsumerState, now: float, out: Outbox
+    ) -> None:
+        """An owner's consumer states: kept to succeed it, or taken over now if the
+        topic is ours and we run no such consumer yet."""
+        for entry in message.entries:
+            key = (entry.topic, entry.name)
+            if entry.settings is None:
+                self._successions.pop(key, None)
+                continue
+            self._successions[key] = entry
+            if self.ring.owner(entry.topic) == self.node:
+                self._succeed(key, now, out)
+
+    def _succeed(self, key: tuple[str, str], now: float, out: Outbox) -> None:
+        entry = self._successions.pop(key)
+        topic, name = key
+        durables = self._durables.setdefault(topic, {})
+        if name in durables or entry.settings is None:
+            return  # running here already: what it knows is newer
+        settings = entry.settings
+        config = ConsumerConfig(settings.ack_wait, settings.max_deliver, settings.max_pending)
+        newest = self.history.newest(topic)
+        state = Consumer.succeed(config, entry.cursor, entry.pending, newest, now)
+        durable = durables[name] = Durable(
+            settings, state, consumer_key(name.encode(), topic.encode())
         )
+        durable.count("succeeded")
+        self._changed.add(key)
+        self._pump(topic, durable, now, out)
+
+    def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
+        """Consumers follow their topics: ours that moved go to their new owner; those we
+        hold a state of and now own, we continue; the rest go to the new replicas."""
+        for topic in list(self._durables):
+            owner = self.ring.owner(topic)
+            if owner == self.node:
+                self._changed.update((topic, name) for name in self._durables[topic])
+                continue
+            for name in self._durables[topic]:
+                self._changed.add((topic, name))
+                self._successions[topic, name] = self._state(topic, name)
+            self._replicate(out, to=owner)
+            del self._durables[topic]
+            self.history.hold(topic, None)
+        for key in [k for k in self._successions if self.ring.owner(k[0]) == self.node]:
+            self._succeed(key, now, out)
+        self._replicate(out)
 
     def _hold(self, topic: str) -> None:
         durables = self._durables.get(topic)

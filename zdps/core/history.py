@@ -195,6 +195,7 @@ class HistoryStore:
         if history is not None:
             history.hold = floor
             history._trim_count()  # what the consumers had goes now, as retention says
+
     def retention(self, topic: str) -> Retention:
         return self.configured.get(topic, self.default)
 

@@ -110,7 +110,7 @@ class NodeCore:
             counters, self.bad_input,
         )  # fmt: skip
         self.consumers = self.owner.consumers = Consumers(
-            node, ring, self.overlay, history, self.queues, endpoint_of, self.flow,
+            node, ring, self.overlay, history, self.queues, endpoint_of, self.flow, replication,
             lambda topic, batch, now, out: self.router.publish(topic, 1, batch, None, 0, now, out),
             config.request_timeout,
         )  # fmt: skip
@@ -164,6 +164,7 @@ class NodeCore:
             consumers.OwnerRep: self.consumers.on_owner_rep,
             consumers.ConsumerMsg: self.consumers.on_consumer_msg,
             consumers.ConsumerAck: self.consumers.on_consumer_ack,
+            consumers.ConsumerState: self.consumers.on_consumer_state,
             data.Consumed: self.router.on_consumed,
             data.Stored: self.owner.on_stored,
             data.Handoff: self.handoff.on_handoff,
@@ -236,9 +237,7 @@ class NodeCore:
 
     def next_deadline(self) -> float:
         """When ``tick`` must run next at the latest (or ``take``, for what is paced)."""
-        return min(
-            self._timers_due(), self.routes.pacing.due, self.copies.due, self.consumers.next_due()
-        )
+        return min(self._timers_due(), self.routes.pacing.due, self.copies.due)
 
     def _timers_due(self) -> float:
         return min(self.membership.next_deadline(), self._ticked + self.config.heartbeat_interval)

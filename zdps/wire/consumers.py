@@ -230,3 +230,58 @@ def decode_verdicts(body: Any) -> list[ConsumerAckEntry]:
     if message.rejects:
         raise malformed(f"cack entries are {ConsumerAck.SHAPE}")
     return message.entries
+
+
+class ConsumerStateEntry(NamedTuple):
+    topic: str
+    name: str
+    settings: ConsumerCreate | None  # None: the consumer was deleted
+    cursor: tuple[int, int]
+    pending: list  # [[epoch, seq, deliveries], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerState(EntryList):
+    """A consumer's state, from its owner to the topic's replicas (§8.6), and to a new
+    owner when the ring moves the topic: what a successor continues from."""
+
+    KIND = "consumer_state"
+    SHAPE = (
+        "[topic str, name str, settings map or nil, cursor [epoch int, seq int],"
+        " [[epoch int, seq int, deliveries int], ...]]"
+    )
+
+    @classmethod
+    def entry(cls, raw: Any) -> ConsumerStateEntry:
+        if type(raw) is not list or len(raw) != 5:
+            raise malformed(f"consumer_state entries are {cls.SHAPE}")
+        topic, name, settings, cursor, pending = raw
+        if type(topic) is not str or type(name) is not str:
+            raise malformed("a consumer_state names its topic and consumer")
+        if settings is not None:
+            settings = ConsumerCreate.decode(need_map(settings, "settings"))
+        if (
+            not _position(cursor)
+            or type(pending) is not list
+            or not all(
+                type(p) is list and len(p) == 3 and _position(p[:2]) and type(p[2]) is int
+                for p in pending
+            )
+        ):
+            raise malformed("a consumer_state's cursor is [epoch, seq], pending [[e, s, n]...]")
+        return ConsumerStateEntry(topic, name, settings, (cursor[0], cursor[1]), pending)
+
+    def body(self) -> list:
+        return [
+            [e.topic, e.name, None if e.settings is None else e.settings.args(), list(e.cursor),
+             e.pending]
+            for e in self.entries
+        ]  # fmt: skip
+
+
+def _position(value: Any) -> bool:
+    return (
+        type(value) is list
+        and len(value) == 2
+        and all(type(x) is int and 0 <= x < U64 for x in value)
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage, unpack
-from zdps.wire.consumers import ConsumerAck, ConsumerMsg, OwnerRep, OwnerReq
+from zdps.wire.consumers import ConsumerAck, ConsumerMsg, ConsumerState, OwnerRep, OwnerReq
 from zdps.wire.data import (
     Ack,
     Close,
@@ -66,6 +66,7 @@ NODE_MESSAGES: Final[tuple[type[NodeMessage], ...]] = (
     OwnerRep,
     ConsumerMsg,
     ConsumerAck,
+    ConsumerState,
 )
 
 BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_MESSAGES}
@@ -76,6 +77,7 @@ SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every h
 # a member of the queue group it carries: one that does not speak it never does.
 OPTIONAL: Final = frozenset(
     {Queued.KIND, OwnerReq.KIND, OwnerRep.KIND, ConsumerMsg.KIND, ConsumerAck.KIND}
+    | {ConsumerState.KIND}
 )
 REQUIRED: Final = frozenset(SPOKEN) - OPTIONAL
 

@@ -13,6 +13,7 @@ from zdps import __version__
 from zdps.keys import ENV_CURVE_KEY, ENV_SERVER_KEY
 from zdps_cli.bench import bench
 from zdps_cli.config import config
+from zdps_cli.consumer import consume, consumer
 from zdps_cli.drain import drain
 from zdps_cli.gateway import gateway
 from zdps_cli.keygen import keygen
@@ -73,6 +74,8 @@ for command in (
     members,
     bench,
     topic,
+    consumer,
+    consume,
     keygen,
     config,
     drain,

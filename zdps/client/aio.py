@@ -29,7 +29,7 @@ from zdps.client.protocol import (
     ack_level,
     node_endpoint,
 )
-from zdps.client.queue_member import AsyncQueueSubscription, queue_subscriptions
+from zdps.client.queue_member import AsyncQueueSubscription, queue_ops, queue_subscriptions
 from zdps.client.session import Session
 from zdps.client.sockets import CONNECT_CHECK, open_dealer, open_sub, send_now, set_up
 from zdps.client.steps import (
@@ -305,8 +305,9 @@ class AsyncClient:
         ``Client.subscribe``.
         """
         if group is not None:
-            groups = queue_subscriptions(group, topics, prefix, since)
-            member = AsyncQueueSubscription(self._ctx, self.node, self._curve, group, groups)
+            ops = queue_ops(group, queue_subscriptions(group, topics, prefix, since))
+            label = f"queue group {group!r}"
+            member = AsyncQueueSubscription(self._ctx, self.node, self._curve, ops, label)
             return await member.opened(self.timeout)
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm, self._curve)

@@ -17,6 +17,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import zmq
 
@@ -29,6 +30,7 @@ from zdps.wire import E_TIMEOUT, decode_api
 from zdps.wire.answers import Reply, Share, decode_answer, error_fields
 from zdps.wire.api import QueueJoin, QueueLeave, encode_request
 from zdps.wire.errors import ProtocolError
+from zdps.wire.ops import Op
 
 REJOIN_EVERY = 5.0  # seconds between two joins of a member that hears nothing else
 READ_AT_ONCE = 1000  # frames taken before looking at anything else
@@ -45,23 +47,29 @@ def queue_subscriptions(
     return SubscribePlan.make(list(topics), prefix).groups
 
 
+def queue_ops(queue: str, subscriptions: list[bytes]) -> tuple[list[Op], list[Op]]:
+    """The joins and leaves of a member of ``queue`` on ``subscriptions``."""
+    joins = [QueueJoin(queue, s) for s in subscriptions]
+    return joins, [QueueLeave(queue, s) for s in subscriptions]  # type: ignore[misc]
+
+
 class QueueMember:
-    """What the sync and async queue subscriptions share: the socket, the joins and
-    the shares received, without waiting (the drivers wait)."""
+    """What members share (of queue groups, and of durable consumers): the socket, the
+    joins and what was pushed, without waiting (the drivers wait)."""
 
     def __init__(
         self,
         ctx: zmq.Context,
         node: str,
         curve: CurveClient | None,
-        queue: str,
-        subscriptions: list[bytes],
+        ops: tuple[list[Op], list[Op]],
+        label: str,
     ) -> None:
-        self.queue = queue
-        self._ops = [QueueJoin(queue, s) for s in subscriptions]
+        self.label = label  # what error messages call it: "queue group 'w'"
+        self._ops, self._leaves = ops
         for op in self._ops:
             try:  # a bad name or topic fails here, not at the node
-                QueueJoin.decode(op.args())
+                type(op).decode(op.args())
             except ProtocolError as exc:
                 raise ValueError(exc.message) from None
         sock = self._sock = watched_socket(ctx, zmq.DEALER)
@@ -75,11 +83,11 @@ class QueueMember:
         except zmq.ZMQError as exc:
             self._close_socket()
             raise ValueError(f"cannot connect to node endpoint {node!r}: {exc}") from None
-        self._waiting: dict[int, QueueJoin] = {}  # ref -> the join it answers
+        self._waiting: dict[int, Op] = {}  # ref -> the join it answers
         self._ref = 0
         self._handshakes = 0
         self._rejoin_at = 0.0
-        self._batches: deque[Batch] = deque()
+        self._batches: deque[Any] = deque()  # what was pushed: Batch, or ConsumerMessage
         self._messages: deque[Message] = deque()
         self.bad_frames = 0
 
@@ -122,13 +130,17 @@ class QueueMember:
             self.bad_frames += 1
             log.warning("skipped a bad frame from the node: %s", exc)
             return
-        if type(answer) is Share:
-            self._batches.append(Batch(*answer))
-        elif type(answer) is Reply:
+        if type(answer) is Reply:
             op = self._waiting.pop(answer.ref, None)
             if op is not None and not answer.ok:
                 code, message = error_fields(answer.result)
-                raise RequestError(code, f"queue group {op.queue!r}: {message}")
+                raise RequestError(code, f"{self.label}: {message}")
+        elif answer is not None:
+            self._batches.append(self._pushed(answer))
+
+    def _pushed(self, answer: Any) -> Any:
+        """What a push becomes for the application (a queue group's: a Batch)."""
+        return Batch(*answer) if type(answer) is Share else None
 
     def _take_batch(self) -> Batch | None:
         return self._batches.popleft() if self._batches else None
@@ -141,11 +153,9 @@ class QueueMember:
     def close(self) -> None:
         """Leave the group (if the node has room for it at once) and close."""
         if not self._sock.closed:
-            for op in self._ops:
+            for op in self._leaves:
                 self._ref += 1
-                send_now(
-                    self._sock, [encode_request(self._ref, QueueLeave(op.queue, op.subscription))]
-                )
+                send_now(self._sock, [encode_request(self._ref, op)])
         self._close_socket()
 
     def _close_socket(self) -> None:
@@ -161,11 +171,11 @@ class QueueSubscription(QueueMember):
         ctx: zmq.Context,
         node: str,
         curve: CurveClient | None,
-        queue: str,
-        subscriptions: list[bytes],
+        ops: tuple[list[Op], list[Op]],
+        label: str,
         timeout: float,
     ) -> None:
-        super().__init__(ctx, node, curve, queue, subscriptions)
+        super().__init__(ctx, node, curve, ops, label)
         try:
             self._join(time.monotonic())
             deadline = time.monotonic() + timeout

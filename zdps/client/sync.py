@@ -11,6 +11,7 @@ from typing import Any
 import zmq
 
 from zdps.client import publishing
+from zdps.client.consumer_member import ConsumerSubscription
 from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
@@ -21,7 +22,7 @@ from zdps.client.protocol import (
     ack_level,
     node_endpoint,
 )
-from zdps.client.queue_member import QueueSubscription, queue_subscriptions
+from zdps.client.queue_member import QueueSubscription, queue_ops, queue_subscriptions
 from zdps.client.session import Session
 from zdps.client.sockets import (
     CONNECT_CHECK,
@@ -305,8 +306,9 @@ class Client:
         each message goes to one of its members, at most once, without recovery.
         """
         if group is not None:
-            groups = queue_subscriptions(group, topics, prefix, since)
-            return QueueSubscription(self._ctx, self.node, self._curve, group, groups, self.timeout)
+            ops = queue_ops(group, queue_subscriptions(group, topics, prefix, since))
+            label = f"queue group {group!r}"
+            return QueueSubscription(self._ctx, self.node, self._curve, ops, label, self.timeout)
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:
@@ -315,6 +317,18 @@ class Client:
             sock.close()
             raise
         return Subscription(sock, inbox, self._recover, batches)
+
+    # ------------------------------------------------------------------ durable consumers
+
+    def create_consumer(self, topic: str, name: str, **settings: Any) -> dict[str, Any]:
+        """Create durable consumer ``name`` of ``topic`` at its owner (docs/PROTOCOL.md
+        §8.6); ``settings``: ``ack_wait``, ``max_deliver``, ``max_pending``, ``start``."""
+        return self.request("consumer_create", topic=topic, name=name, **settings)
+
+    def consume(self, topic: str, name: str) -> ConsumerSubscription:
+        """Become a member of durable consumer ``name`` of ``topic``: its messages, each
+        to one member at a time until acked (``ConsumerMessage.ack``)."""
+        return ConsumerSubscription(self._ctx, self.node, self._curve, topic, name, self.timeout)
 
     def check_node(self, timeout: float = CONNECT_CHECK) -> None:
         """Raise RequestError (code ``unreachable``) at once if what is at the endpoint

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_QUEUED, API_REPLY
 from zdps.wire.batches import MAX_BATCH, unpack_batch
 from zdps.wire.codec import need_int, need_map, need_str
+from zdps.wire.consumers import API_CONSUMER_MSG
 from zdps.wire.data import AckRun
 from zdps.wire.errors import malformed
 
@@ -51,7 +52,18 @@ class Share(NamedTuple):
     payloads: list[bytes]
 
 
-Answer = Acks | Nacks | Reply | Event | Share
+class Handed(NamedTuple):
+    """A message of a durable consumer for one member, its ``deliveries``-th time (§8.6)."""
+
+    topic: str
+    name: str
+    epoch: int
+    seq: int
+    deliveries: int
+    payload: bytes
+
+
+Answer = Acks | Nacks | Reply | Event | Share | Handed
 
 
 def decode_answer(kind: str, fields: list) -> Answer | None:
@@ -81,6 +93,16 @@ def decode_answer(kind: str, fields: list) -> Answer | None:
         n = need_int(n, "a share's n", 1, MAX_BATCH + 1)
         seq, epoch = need_int(seq, "a share's seq"), need_int(epoch, "a share's epoch")
         return Share(topic, seq, epoch, unpack_batch(batch, n))
+    if kind == API_CONSUMER_MSG:
+        if (
+            len(fields) != 6
+            or type(fields[0]) is not str
+            or type(fields[1]) is not str
+            or type(fields[5]) is not bytes
+        ):
+            raise malformed("a consumer message is [topic, name, epoch, seq, deliveries, payload]")
+        epoch, seq, n = (need_int(x, "a consumer message field") for x in fields[2:5])
+        return Handed(fields[0], fields[1], epoch, seq, n, fields[5])
     return None
 
 

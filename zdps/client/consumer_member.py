@@ -1,0 +1,91 @@
+"""A member of a durable consumer: a DEALER of its own, messages to ack one by one.
+
+A durable consumer lives at its topic's owner (docs/PROTOCOL.md §8.6); its members
+share its messages, each message to one member at a time, again and again until it is
+acked (``ack``), given up (``term``) or, after ``max_deliver`` deliveries, dead-lettered.
+``nak`` asks for it to go again at once. A message that went before carries its
+delivery count (``deliveries`` > 1, ``redelivered``): at least once, duplicates flagged.
+The member joins (``consume``) as a queue group member does, again after a reconnect
+(queue_member.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import zmq
+
+from zdps.client.queue_member import QueueSubscription
+from zdps.client.sockets import send_now
+from zdps.keys import CurveClient
+from zdps.wire import encode_api
+from zdps.wire.answers import Handed
+from zdps.wire.consumers import ACK, API_CONSUMER_ACK, NAK, TERM, Consume
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMessage:
+    """One message of a durable consumer; say what became of it with ``ack``, ``nak``
+    or ``term`` (else it goes again after the consumer's ack_wait)."""
+
+    topic: str
+    seq: int
+    epoch: int
+    data: bytes
+    deliveries: int  # 1 the first time
+    _member: ConsumerSubscription
+    _name: str
+
+    @property
+    def redelivered(self) -> bool:
+        return self.deliveries > 1
+
+    def ack(self) -> None:
+        """Done: it will not go again."""
+        self._member.verdict(self, ACK)
+
+    def nak(self) -> None:
+        """Not done: send it again now (to this member or another)."""
+        self._member.verdict(self, NAK)
+
+    def term(self) -> None:
+        """Give up on it: it will not go again, and is not dead-lettered."""
+        self._member.verdict(self, TERM)
+
+
+class ConsumerSubscription(QueueSubscription):
+    """Messages of a durable consumer, for ``Client.consume(topic, name)``."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        node: str,
+        curve: CurveClient | None,
+        topic: str,
+        name: str,
+        timeout: float,
+    ) -> None:
+        label = f"consumer {name!r} of {topic!r}"
+        super().__init__(ctx, node, curve, ([Consume(topic, name)], []), label, timeout)
+
+    def _pushed(self, answer: object) -> ConsumerMessage | None:
+        if type(answer) is not Handed:
+            return None
+        topic, name, epoch, seq, deliveries, payload = answer
+        return ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
+
+    def recv(self, timeout: float | None = None) -> ConsumerMessage | None:  # type: ignore[override]
+        """The next message; None if none came within ``timeout`` s."""
+        return self._next(timeout, self._take_batch)  # type: ignore[return-value]
+
+    def verdict(self, message: ConsumerMessage, verdict: int) -> None:
+        entry = [message.topic, message._name, message.epoch, message.seq, verdict]
+        send_now(self._sock, [encode_api(API_CONSUMER_ACK, [entry])])
+
+    def __iter__(self) -> Iterator[ConsumerMessage]:  # type: ignore[override]
+        while True:
+            yield self.recv()  # type: ignore[misc]
+
+    def __enter__(self) -> ConsumerSubscription:
+        return self

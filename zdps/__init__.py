@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from zdps.client.aio import AsyncClient
     from zdps.client.aio_subscription import AsyncSubscription
+    from zdps.client.consumer_member import ConsumerMessage
     from zdps.client.ledger import StreamResult
     from zdps.client.protocol import (
         FLUSH,
@@ -34,6 +35,7 @@ _EXPORTS = {
     "AsyncSubscription": "zdps.client.aio_subscription",
     "Batch": "zdps.client.protocol",
     "Client": "zdps.client.sync",
+    "ConsumerMessage": "zdps.client.consumer_member",
     "Gap": "zdps.client.recovery",
     "Message": "zdps.client.protocol",
     "PublishError": "zdps.client.protocol",
@@ -50,6 +52,7 @@ __all__ = [
     "AsyncSubscription",
     "Batch",
     "Client",
+    "ConsumerMessage",
     "Gap",
     "Message",
     "PublishError",

@@ -5,6 +5,7 @@ that dies is succeeded by a replica, and nothing acknowledged at ``replicated`` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from tests.cluster.harness import Cluster, NodeProc, wait_for
-from zdps import Client
+from zdps import AsyncClient, Client
 from zdps.core.ring import HashRing
 
 pytestmark = pytest.mark.timeout(120)
@@ -128,3 +129,29 @@ def test_a_replica_succeeds_the_owner_that_dies_and_nothing_replicated_is_lost(
     for payload, deliveries in seen.items():
         assert deliveries[0] == 1 or payload.startswith(b"before")
         assert all(d >= 2 for d in deliveries[1:])  # a duplicate is always flagged
+
+
+def test_the_async_client_consumes_and_acks_too(cluster: Cluster) -> None:
+    a, b, _ = three(cluster)
+    topic = owned_by("C")
+
+    async def work() -> list[tuple[bytes, int]]:
+        async with AsyncClient(b.api) as client:
+            await client.create_consumer(topic, "w", start="all", ack_wait=1.0)
+            publish(a, topic, [b"x", b"y"])
+            member = await client.consume(topic, "w")
+            first = await asyncio.wait_for(member.recv(), 10)
+            first.nak()  # goes again at once
+            got = [(first.data, first.deliveries)]
+            for _ in range(2):
+                message = await asyncio.wait_for(member.recv(), 10)
+                message.ack()
+                got.append((message.data, message.deliveries))
+            member.close()
+            return got
+
+    got = asyncio.run(work())
+    assert sorted(got) == [(b"x", 1), (b"x", 2), (b"y", 1)]
+    with Client(a.api) as client:
+        info = client.request("consumer_info", topic=topic, name="w")
+    assert info["pending"] == 0 and info["counts"]["acked"] == 2

@@ -53,9 +53,13 @@ from zdps.wire import (
 from zdps.wire.api import API_REQUEST
 from zdps.wire.batches import MAX_BATCH, pack_batch
 from zdps.wire.codec import EntryList
+from zdps.wire.consumers import ConsumerAck, ConsumerMsg, ConsumerState
 from zdps.wire.delivery import message_header
 from zdps.wire.limits import U64
 from zdps.wire.messages import BY_KIND
+
+CONSUMER_MSG, CONSUMER_ACK = ConsumerMsg.KIND, ConsumerAck.KIND
+CONSUMER_STATE = ConsumerState.KIND
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -231,6 +235,11 @@ def test_a_bad_forward_entry_without_a_readable_ack_id_is_not_refused(bad: list)
         (QUEUED, ["T", b"k", 1, 7, 1, "text"], ["T", b"k", 2, 7, 1, OK]),
         (QUEUED, ["T", "k", 1, 7, 1, X], ["T", b"k", 2, 7, 1, OK]),  # a key that is text
         (QUEUED, ["T", b"k", 1, 7, 0, X], ["T", b"k", 2, 7, 1, OK]),  # an empty batch
+        (CONSUMER_MSG, ["T", "w", 7, 0, 1, b"x"], ["T", "w", 7, 1, 1, b"x"]),  # seq 0
+        (CONSUMER_MSG, ["T", "w", 7, 1, 1001, b"x"], ["T", "w", 7, 1, 1, b"x"]),
+        (CONSUMER_ACK, ["T", "w", 7, 1, 3], ["T", "w", 7, 1, 0]),  # no such verdict
+        (CONSUMER_STATE, ["T", "w", None, [7], []], ["T", "w", None, [7, 1], []]),
+        (CONSUMER_STATE, ["T", "w", {"topic": "T"}, [7, 1], []], ["T", "w", None, [7, 1], []]),
     ],
 )
 def test_a_bad_entry_of_any_other_batch_is_skipped_alone(kind: str, bad: list, good: list) -> None:
@@ -250,6 +259,7 @@ def test_a_bad_entry_of_any_other_batch_is_skipped_alone(kind: str, bad: list, g
 def test_every_batch_kind_is_covered_by_the_bad_entry_tests() -> None:
     refused = {FORWARD, CLOSE, CONFIGURE}
     skipped = {FANOUT, CLOSED, STORE, STORED, HANDOFF, ACK, NACK, QUEUED}
+    skipped |= {CONSUMER_MSG, CONSUMER_ACK, CONSUMER_STATE}
     batches = {kind for kind, cls in BY_KIND.items() if issubclass(cls, EntryList)}
     assert refused | skipped == batches
 

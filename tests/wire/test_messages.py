@@ -36,6 +36,21 @@ from zdps.wire.api import (
 )
 from zdps.wire.batches import pack_batch
 from zdps.wire.codec import EntryList, ProtocolError
+from zdps.wire.consumers import (
+    Consume,
+    ConsumerAck,
+    ConsumerAckEntry,
+    ConsumerCreate,
+    ConsumerDelete,
+    ConsumerInfo,
+    ConsumerList,
+    ConsumerMsg,
+    ConsumerMsgEntry,
+    ConsumerState,
+    ConsumerStateEntry,
+    OwnerRep,
+    OwnerReq,
+)
 from zdps.wire.data import (
     Ack,
     Close,
@@ -102,6 +117,16 @@ EXAMPLES = [
     HistoryRep(7, {"topic": "t", "entries": [], "more": False}),
     Configure([ConfigureEntry("t", Retention(5, 60.0), 3, 1)]),
     Queued([QueuedEntry("t", b"\x1f=w\x1ft\x00", 1, 17, 2, B2)]),
+    OwnerReq(5, ConsumerInfo("t", "w")),
+    OwnerRep(5, False, {"code": "no_consumer", "message": "none"}),
+    ConsumerMsg([ConsumerMsgEntry("t", "w", 17, 3, 2, b"x")]),
+    ConsumerAck([ConsumerAckEntry("t", "w", 17, 3, 1)]),
+    ConsumerState(
+        [
+            ConsumerStateEntry("t", "w", ConsumerCreate("t", "w", 5.0, 3, 10, "all"), (17, 2), []),
+            ConsumerStateEntry("t", "v", None, (0, 0), [[17, 3, 2]]),
+        ]
+    ),
 ]
 OP_EXAMPLES = [
     Info(),
@@ -117,6 +142,11 @@ OP_EXAMPLES = [
     Drain(12.5),
     QueueJoin("w", b"t\x00"),
     QueueLeave("w", b"p."),
+    ConsumerCreate("t", "w", 5.0, 3, 10, 7),
+    ConsumerInfo("t", "w"),
+    ConsumerList("t"),
+    ConsumerDelete("t", "w"),
+    Consume("t", "w"),
 ]
 
 

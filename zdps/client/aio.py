@@ -18,6 +18,7 @@ import zmq.asyncio
 
 from zdps.client import publishing
 from zdps.client.aio_subscription import AsyncSubscription
+from zdps.client.consumer_member import AsyncConsumerSubscription, consume_ops
 from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
@@ -317,6 +318,18 @@ class AsyncClient:
             sock.close()
             raise
         return AsyncSubscription(sock, inbox, self._recover, batches)
+
+    async def create_consumer(self, topic: str, name: str, **settings: Any) -> dict[str, Any]:
+        """Create durable consumer ``name`` of ``topic`` (see ``Client.create_consumer``)."""
+        return await self.request("consumer_create", topic=topic, name=name, **settings)
+
+    async def consume(self, topic: str, name: str) -> AsyncConsumerSubscription:
+        """Become a member of durable consumer ``name`` of ``topic`` (see ``Client.consume``)."""
+        label = f"consumer {name!r} of {topic!r}"
+        member = AsyncConsumerSubscription(
+            self._ctx, self.node, self._curve, consume_ops(topic, name), label
+        )
+        return await member.opened(self.timeout)  # type: ignore[return-value]
 
     async def check_node(self, timeout: float = CONNECT_CHECK) -> None:
         """Raise RequestError (code ``unreachable``) at once if what is at the endpoint

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import zmq
 
-from zdps.client.queue_member import QueueSubscription
+from zdps.client.queue_member import AsyncQueueSubscription, QueueSubscription
 from zdps.client.sockets import send_now
 from zdps.keys import CurveClient
 from zdps.wire import encode_api
 from zdps.wire.answers import Handed
 from zdps.wire.consumers import ACK, API_CONSUMER_ACK, NAK, TERM, Consume
+from zdps.wire.ops import Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class ConsumerMessage:
     epoch: int
     data: bytes
     deliveries: int  # 1 the first time
-    _member: ConsumerSubscription
+    _member: Verdicts
     _name: str
 
     @property
@@ -54,7 +55,30 @@ class ConsumerMessage:
         self._member.verdict(self, TERM)
 
 
-class ConsumerSubscription(QueueSubscription):
+class Verdicts:
+    """What both drivers' consumer subscriptions add to a queue member's: messages
+    with a delivery count, and verdicts sent back at once."""
+
+    _sock: zmq.Socket
+
+    def _pushed(self, answer: object) -> ConsumerMessage | None:
+        if type(answer) is not Handed:
+            return None
+        topic, name, epoch, seq, deliveries, payload = answer
+        return ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
+
+    def verdict(self, message: ConsumerMessage, verdict: int) -> None:
+        """Send a verdict if there is room at once; one that finds none (the node is
+        down) is lost, and the message goes again after the consumer's ack_wait."""
+        entry = [message.topic, message._name, message.epoch, message.seq, verdict]
+        send_now(self._sock, [encode_api(API_CONSUMER_ACK, [entry])])
+
+
+def consume_ops(topic: str, name: str) -> tuple[list[Op], list[Op]]:
+    return [Consume(topic, name)], []
+
+
+class ConsumerSubscription(Verdicts, QueueSubscription):  # type: ignore[misc]
     """Messages of a durable consumer, for ``Client.consume(topic, name)``."""
 
     def __init__(
@@ -67,21 +91,11 @@ class ConsumerSubscription(QueueSubscription):
         timeout: float,
     ) -> None:
         label = f"consumer {name!r} of {topic!r}"
-        super().__init__(ctx, node, curve, ([Consume(topic, name)], []), label, timeout)
-
-    def _pushed(self, answer: object) -> ConsumerMessage | None:
-        if type(answer) is not Handed:
-            return None
-        topic, name, epoch, seq, deliveries, payload = answer
-        return ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
+        super().__init__(ctx, node, curve, consume_ops(topic, name), label, timeout)
 
     def recv(self, timeout: float | None = None) -> ConsumerMessage | None:  # type: ignore[override]
         """The next message; None if none came within ``timeout`` s."""
         return self._next(timeout, self._take_batch)  # type: ignore[return-value]
-
-    def verdict(self, message: ConsumerMessage, verdict: int) -> None:
-        entry = [message.topic, message._name, message.epoch, message.seq, verdict]
-        send_now(self._sock, [encode_api(API_CONSUMER_ACK, [entry])])
 
     def __iter__(self) -> Iterator[ConsumerMessage]:  # type: ignore[override]
         while True:
@@ -89,3 +103,17 @@ class ConsumerSubscription(QueueSubscription):
 
     def __enter__(self) -> ConsumerSubscription:
         return self
+
+
+class AsyncConsumerSubscription(Verdicts, AsyncQueueSubscription):  # type: ignore[misc]
+    """Messages of a durable consumer, for ``AsyncClient.consume(topic, name)``; made
+    by ``opened``."""
+
+    async def recv(self) -> ConsumerMessage:  # type: ignore[override]
+        """The next message."""
+        while (message := self._take_batch()) is None:
+            await self._wait()
+        return message
+
+    async def __anext__(self) -> ConsumerMessage:  # type: ignore[override]
+        return await self.recv()

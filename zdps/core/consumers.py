@@ -58,10 +58,15 @@ from zdps.wire.consumers import (
     OwnerRep,
     OwnerReq,
 )
-from zdps.wire.errors import E_NO_ROUTE, E_OWNER_LOST, E_TIMEOUT, E_TOO_MANY_GROUPS
+from zdps.wire.errors import (
+    E_CONSUMER_EXISTS,
+    E_NO_CONSUMER,
+    E_NO_ROUTE,
+    E_OWNER_LOST,
+    E_TIMEOUT,
+    E_TOO_MANY_GROUPS,
+)
 
-E_NO_CONSUMER = "no_consumer"  # an op on a consumer the owner does not have
-E_CONSUMER_EXISTS = "consumer_exists"  # created again with other settings
 HANDOUTS = 256  # messages one consumer hands out at a time, at most
 Publish = Callable[[str, bytes, float, Outbox], None]  # topic, batch of one: a dead letter
 OwnerOp = ConsumerCreate | ConsumerInfo | ConsumerDelete | ConsumerList
@@ -108,6 +113,16 @@ class Consumers(Part):
     _next_req: int = 1
     _changed: set[tuple[str, str]] = field(default_factory=set)  # owned, to replicate
     _successions: dict[tuple[str, str], ConsumerStateEntry] = field(default_factory=dict)
+
+    def handlers(self) -> dict[type, Callable]:
+        """The node messages this part takes, by kind."""
+        return {
+            OwnerReq: self.on_owner_req,
+            OwnerRep: self.on_owner_rep,
+            ConsumerMsg: self.on_consumer_msg,
+            ConsumerAck: self.on_consumer_ack,
+            ConsumerState: self.on_consumer_state,
+        }
 
     # ------------------------------------------------------------------ requests
 
@@ -174,6 +189,7 @@ class Consumers(Part):
             cursor = (newest[0], op.start - 1)  # type: ignore[operator]
         key = consumer_key(op.name.encode(), op.topic.encode())
         durable = durables[op.name] = Durable(op, Consumer(config, cursor), key)
+        self._changed.add((op.topic, op.name))
         self._hold(op.topic)
         self._pump(op.topic, durable, now, out)
         return True, self._info(durable)
@@ -197,14 +213,16 @@ class Consumers(Part):
             self._pump(topic, durable, now, out)
 
     def _pump(self, topic: str, durable: Durable, now: float, out: Outbox) -> None:
-        self._changed.add((topic, durable.settings.name))
         members = self.overlay.members(durable.key)
         if not members:
             return  # nobody to give them to: they wait in history
         state = durable.state
         fetch = lambda after, limit: self.history.fetch(topic, after[0], after[1], limit)  # noqa: E731
         target = queue_target(durable.key, members)
-        for handout in state.handouts(fetch, now, HANDOUTS):
+        handouts, dead = state.handouts(fetch, now, HANDOUTS), state.take_dead()
+        if handouts or dead:
+            self._changed.add((topic, durable.settings.name))
+        for handout in handouts:
             node = target.node(durable.turn)
             durable.turn += 1
             entry = (topic, durable.settings.name, *handout.position, handout.deliveries)
@@ -216,7 +234,7 @@ class Consumers(Part):
             if endpoint is not None:  # else: due again after ack_wait
                 out.entry(endpoint, ConsumerMsg, (*entry, handout.payload))
                 self.flow.sent(node)
-        for position in state.take_dead():
+        for position in dead:
             durable.count("dead_lettered")
             payload = self.history.fetch(topic, position[0], position[1] - 1, 1)
             if payload and (payload[0][0], payload[0][1]) == position:
@@ -234,6 +252,7 @@ class Consumers(Part):
             done = state.nak(position, now) if verdict == NAK else state.ack(position)
             if done:
                 durable.count({ACK: "acked", NAK: "nakked"}.get(verdict, "termed"))
+                self._changed.add((topic, name))
             touched[topic, name] = durable
         for (topic, _), durable in touched.items():
             self._pump(topic, durable, now, out)
@@ -241,8 +260,11 @@ class Consumers(Part):
     def expire(self, now: float, out: Outbox) -> None:
         """Each timer tick: what is due again goes, and changed states to the replicas."""
         for topic, durables in self._durables.items():
+            newest = self.history.newest(topic)
             for durable in durables.values():
-                if durable.state.next_due() <= now:
+                state = durable.state
+                waiting = state.cursor < newest and len(state.pending) < state.config.max_pending
+                if waiting or state.next_due() <= now:  # members may have come meanwhile
                     self._pump(topic, durable, now, out)
         self._replicate(out)
         for req_id, forwarded in list(self._forwarded.items()):

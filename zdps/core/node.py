@@ -44,11 +44,11 @@ from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.core.routing import Router
 from zdps.core.sequencing import Owner, Sequencer
-from zdps.core.status import COUNTERS, status
+from zdps.core.status import COUNTERS, status, summary
 from zdps.core.swim import Swim
 from zdps.core.tunables import CoreConfig
 from zdps.core.watches import Watches
-from zdps.wire import consumers, data, gossip, requests
+from zdps.wire import data, gossip, requests
 from zdps.wire.codec import EntryList, NodeMessage, decode_envelope
 from zdps.wire.data import Retention
 from zdps.wire.errors import E_BAD_VERSION, E_MALFORMED, E_SPOOFED, E_WRONG_SCOPE, ProtocolError
@@ -160,11 +160,7 @@ class NodeCore:
             data.Closed: self.router.on_closed,
             data.Store: self.router.on_store,
             data.Queued: self.queues.on_queued,
-            consumers.OwnerReq: self.consumers.on_owner_req,
-            consumers.OwnerRep: self.consumers.on_owner_rep,
-            consumers.ConsumerMsg: self.consumers.on_consumer_msg,
-            consumers.ConsumerAck: self.consumers.on_consumer_ack,
-            consumers.ConsumerState: self.consumers.on_consumer_state,
+            **self.consumers.handlers(),
             data.Consumed: self.router.on_consumed,
             data.Stored: self.owner.on_stored,
             data.Handoff: self.handoff.on_handoff,
@@ -208,10 +204,7 @@ class NodeCore:
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: peers, topics, local groups."""
-        return ("draining: " if self.drain.active else "") + (
-            f"{len(self.membership.alive())} peer(s) alive, {len(self.sequencer)} topic(s) "
-            f"sequenced here, {self.overlay.local_groups} local group(s)"
-        )
+        return summary(self)
 
     @property
     def pending(self) -> int:

@@ -78,6 +78,14 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
     }
 
 
+def summary(core: NodeCore) -> str:
+    """One line for systemd's STATUS=: peers, topics, local groups."""
+    return ("draining: " if core.drain.active else "") + (
+        f"{len(core.membership.alive())} peer(s) alive, {len(core.sequencer)} topic(s) "
+        f"sequenced here, {core.overlay.local_groups} local group(s)"
+    )
+
+
 def _queue_name(key: bytes) -> str:
     """``NAME on TOPIC`` (``TOPIC*`` for a prefix) for a queue key."""
     name, subscription = parse_queue_key(key) or (key, b"")

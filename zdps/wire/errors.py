@@ -26,6 +26,8 @@ E_REPLICA_LOST: Final = "replica_lost"
 E_FORBIDDEN: Final = "forbidden"  # the client's permissions do not allow it (§2.2)
 E_RATE_LIMITED: Final = "rate_limited"  # over max_publish_rate (§10)
 E_DRAINING: Final = "draining"  # the node is leaving: publish through another one (§4.5)
+E_NO_CONSUMER: Final = "no_consumer"  # an op on a durable consumer the owner does not have
+E_CONSUMER_EXISTS: Final = "consumer_exists"  # created again with other settings
 # Counted only, never sent (docs/PROTOCOL.md §2.1): a connection refused by CURVE, an
 # envelope whose sender is not the node its CURVE key names, a peer with no allowed key.
 E_UNAUTHENTICATED: Final = "unauthenticated"

@@ -37,7 +37,7 @@ from zdps.core.part import Part
 from zdps.core.queues import QueueGroups, queue_target
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
-from zdps.topics import consumer_key
+from zdps.topics import InvalidTopic, consumer_key
 from zdps.wire.batches import pack_batch
 from zdps.wire.consumers import (
     ACK,
@@ -60,6 +60,7 @@ from zdps.wire.consumers import (
 )
 from zdps.wire.errors import (
     E_CONSUMER_EXISTS,
+    E_MALFORMED,
     E_NO_CONSUMER,
     E_NO_ROUTE,
     E_OWNER_LOST,
@@ -107,6 +108,7 @@ class Consumers(Part):
     flow: FlowControl
     replication: Replication
     publish: Publish
+    bad_input: Callable[[str, str], None]
     timeout: float = 8.0
     _durables: dict[str, dict[str, Durable]] = field(default_factory=dict)  # topic -> name ->
     _forwarded: dict[int, _Forwarded] = field(default_factory=dict)
@@ -303,10 +305,11 @@ class Consumers(Part):
             key = (entry.topic, entry.name)
             if entry.settings is None:
                 self._successions.pop(key, None)
-                continue
-            self._successions[key] = entry
-            if self.ring.owner(entry.topic) == self.node:
-                self._succeed(key, now, out)
+            else:
+                self._successions[key] = entry
+                if self.ring.owner(entry.topic) == self.node:
+                    self._succeed(key, now, out)
+            self._hold(entry.topic)
 
     def _succeed(self, key: tuple[str, str], now: float, out: Outbox) -> None:
         entry = self._successions.pop(key)
@@ -344,9 +347,14 @@ class Consumers(Part):
         self._replicate(out)
 
     def _hold(self, topic: str) -> None:
-        durables = self._durables.get(topic)
-        floor = min((d.state.floor for d in durables.values()), default=None) if durables else None
-        self.history.hold(topic, floor)
+        """History keeps what the topic's consumers still need: those run here, and
+        those this node may succeed (as a replica, its history must outlast them too)."""
+        floors = [d.state.floor for d in self._durables.get(topic, {}).values()]
+        for (succession_topic, _), entry in self._successions.items():
+            if succession_topic == topic:
+                pending = [(e, s) for e, s, _ in entry.pending]
+                floors.append((min(pending)[0], min(pending)[1] - 1) if pending else entry.cursor)
+        self.history.hold(topic, min(floors, default=None))
 
     def peer_down(self, node: str, out: Outbox) -> None:
         for req_id, forwarded in list(self._forwarded.items()):
@@ -368,7 +376,11 @@ class Consumers(Part):
     def on_consumer_msg(self, sender: str, message: ConsumerMsg, now: float, out: Outbox) -> None:
         """Messages an owner sent for our members: each to the member whose turn it is."""
         for topic, name, epoch, seq, deliveries, payload in message.entries:
-            key = consumer_key(name.encode(), topic.encode())
+            try:
+                key = consumer_key(name.encode(), topic.encode())
+            except InvalidTopic as exc:  # no consumer has it: only a faulty peer sends it
+                self.bad_input(E_MALFORMED, f"consumer_msg from {sender}: {exc}")
+                continue
             member = self.members.in_turn(key)
             if member is not None:  # else: it goes again after ack_wait
                 frame = [API_CONSUMER_MSG, topic, name, epoch, seq, deliveries, payload]

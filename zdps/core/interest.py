@@ -17,6 +17,7 @@ from zdps.core.overlay import Overlay
 from zdps.core.queues import QueueTarget, queue_target, queues_of
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
+from zdps.wire.limits import U64
 
 MAX_CACHED = 100_000  # topics whose interest is cached; beyond that the cache starts over
 
@@ -85,7 +86,8 @@ class InterestCache:
         local = self.node in reach
         reached = len(nodes) + local + sum(deliver for _, _, deliver in replicas)
         queues = self._queues(raw)
-        subscribers = sum(reach.values()) + len(queues)
+        # Counts are each node's word: a sum past what an ack carries is reported as the most.
+        subscribers = min(sum(reach.values()) + len(queues), U64 - 1)
         return Interest(
             endpoints, nodes, local, subscribers, replicas, reached, keeps_history, queues
         )

@@ -112,7 +112,7 @@ class NodeCore:
         self.consumers = self.owner.consumers = Consumers(
             node, ring, self.overlay, history, self.queues, endpoint_of, self.flow, replication,
             lambda topic, batch, now, out: self.router.publish(topic, 1, batch, None, 0, now, out),
-            config.request_timeout,
+            self.bad_input, config.request_timeout,
         )  # fmt: skip
         self.handoff = HistoryHandoff(
             node, ring, endpoint_of, history, replication, self.sequencer, self.bad_input

@@ -180,7 +180,14 @@ class OwnerRep(NodeMessage):
     def decode(cls, body: Any) -> OwnerRep:
         if type(body) is not list or len(body) != 3 or type(body[1]) is not bool:
             raise malformed("owner_rep is [req_id, ok, result]")
-        return cls(need_int(body[0], "a request id"), body[1], body[2])
+        result = body[2]
+        if not body[1] and not (
+            type(result) is dict
+            and type(result.get("code")) is str
+            and type(result.get("message")) is str
+        ):
+            raise malformed("a failed owner_rep's result is {code, message}")
+        return cls(need_int(body[0], "a request id"), body[1], result)
 
     def body(self) -> list:
         return [self.req_id, self.ok, self.result]
@@ -260,6 +267,8 @@ class ConsumerState(EntryList):
             raise malformed("a consumer_state names its topic and consumer")
         if settings is not None:
             settings = ConsumerCreate.decode(need_map(settings, "settings"))
+            if (settings.topic, settings.name) != (topic, name):
+                raise malformed("a consumer_state's settings are of another consumer")
         if (
             not _position(cursor)
             or type(pending) is not list

@@ -73,8 +73,9 @@ BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_ME
 MEMBERSHIP_KINDS: Final = frozenset(cls.KIND for cls in NODE_MESSAGES if cls.MEMBERSHIP)
 SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every hello (§11)
 # What a peer must speak to be admitted: in version 2, every kind but the optional ones
-# added later, which go into SPOKEN only. ``queued`` goes only to a node that announced
-# a member of the queue group it carries: one that does not speak it never does.
+# added later, which go into SPOKEN only. ``queued`` and ``consumer_msg`` go only to a
+# node that announced a member: one that does not speak them never does; a node that
+# does not speak ``owner_req`` leaves it unanswered, and the request times out (§11).
 OPTIONAL: Final = frozenset(
     {Queued.KIND, OwnerReq.KIND, OwnerRep.KIND, ConsumerMsg.KIND, ConsumerAck.KIND}
     | {ConsumerState.KIND}

@@ -6,7 +6,7 @@ padding. A worker writes the index of every message it got, duplicates included,
 without a message (it cannot know its share), or after ``timeout_s``.
 
 - zdps: ``Client.publish_stream(..., ack="replicated")``; workers ``Client.consume``
-  (one durable consumer), ``ConsumerMessage.ack``;
+  (one durable consumer), ``recv_batch`` and one frame of acks for it (``verdicts``);
 - NATS JetStream (nats-py): ``js.publish`` (acknowledged by the server, 256 at a time),
   workers on one durable pull consumer, ``fetch`` of up to 256, ``ack`` each;
 - Redis Streams (redis-py + hiredis): ``XADD`` in pipelines of 100, workers in one
@@ -36,10 +36,10 @@ def zdps_worker(cfg: dict[str, Any]) -> None:
         share = Share(cfg)
         ready()
         while not share.over():
-            message = member.recv(0.2)
-            if message is not None:
-                share.got([message.data])
-                message.ack()
+            messages = member.recv_batch(0.2)
+            if messages:
+                share.got([m.data for m in messages])
+                member.verdicts(messages)  # one frame of acks
         member.close()
     share.finish()
 

@@ -68,10 +68,23 @@ class Verdicts:
         return ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
 
     def verdict(self, message: ConsumerMessage, verdict: int) -> None:
-        """Send a verdict if there is room at once; one that finds none (the node is
-        down) is lost, and the message goes again after the consumer's ack_wait."""
-        entry = [message.topic, message._name, message.epoch, message.seq, verdict]
-        send_now(self._sock, [encode_api(API_CONSUMER_ACK, [entry])])
+        """Send a verdict now: see ``verdicts``."""
+        self.verdicts([message], verdict)
+
+    def verdicts(self, messages: list[ConsumerMessage], verdict: int = ACK) -> None:
+        """Send one verdict on each of ``messages``, in one frame, if there is room at
+        once; one that finds none (the node is down) is lost, and its messages go again
+        after the consumer's ack_wait. A busy worker acks the ``recv_batch`` it handled
+        this way: one frame instead of one per message."""
+        entries = [[m.topic, m._name, m.epoch, m.seq, verdict] for m in messages]
+        if entries:
+            send_now(self._sock, [encode_api(API_CONSUMER_ACK, entries)])
+
+    def _take_all(self) -> list[ConsumerMessage] | None:
+        """Every message here now, in order; None if none is."""
+        taken = list(self._batches)  # type: ignore[attr-defined]
+        self._batches.clear()  # type: ignore[attr-defined]
+        return taken or None
 
 
 def consume_ops(topic: str, name: str) -> tuple[list[Op], list[Op]]:
@@ -97,6 +110,11 @@ class ConsumerSubscription(Verdicts, QueueSubscription):  # type: ignore[misc]
         """The next message; None if none came within ``timeout`` s."""
         return self._next(timeout, self._take_batch)  # type: ignore[return-value]
 
+    def recv_batch(self, timeout: float | None = None) -> list[ConsumerMessage] | None:  # type: ignore[override]
+        """Every message here now (waiting up to ``timeout`` s for one), in order; ack
+        them together with ``verdicts``."""
+        return self._next(timeout, self._take_all)  # type: ignore[return-value]
+
     def __iter__(self) -> Iterator[ConsumerMessage]:  # type: ignore[override]
         while True:
             yield self.recv()  # type: ignore[misc]
@@ -114,6 +132,12 @@ class AsyncConsumerSubscription(Verdicts, AsyncQueueSubscription):  # type: igno
         while (message := self._take_batch()) is None:
             await self._wait()
         return message
+
+    async def recv_batch(self) -> list[ConsumerMessage]:  # type: ignore[override]
+        """Every message here now (waiting for one), in order."""
+        while (messages := self._take_all()) is None:
+            await self._wait()
+        return messages
 
     async def __anext__(self) -> ConsumerMessage:  # type: ignore[override]
         return await self.recv()

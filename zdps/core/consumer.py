@@ -59,6 +59,7 @@ class Consumer:
     cursor: Position = (0, 0)  # the newest message handed out; (0, 0): none yet
     pending: dict[Position, tuple[int, float]] = field(default_factory=dict)  # -> (n, due)
     _due: list[tuple[float, Position]] = field(default_factory=list)  # heap; stale kept
+    _oldest: list[Position] = field(default_factory=list)  # heap of pending; stale kept
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
     lost: int = 0  # messages history no longer had when they were due (again)
     # A successor owner cannot know what went out after the state it holds: messages up
@@ -107,6 +108,8 @@ class Consumer:
 
     def _deliver(self, position: Position, deliveries: int, now: float) -> None:
         due = now + self.config.ack_wait
+        if position not in self.pending:
+            heapq.heappush(self._oldest, position)
         self.pending[position] = (deliveries, due)
         heapq.heappush(self._due, (due, position))
 
@@ -151,6 +154,7 @@ class Consumer:
         for epoch, seq, deliveries in pending:
             consumer.pending[epoch, seq] = (deliveries, now)
             heapq.heappush(consumer._due, (now, (epoch, seq)))
+            heapq.heappush(consumer._oldest, (epoch, seq))
         return consumer
 
     # ------------------------------------------------------------------ views
@@ -165,9 +169,12 @@ class Consumer:
     @property
     def floor(self) -> Position:
         """History must keep every message after this one for the consumer."""
-        if not self.pending:
+        oldest, pending = self._oldest, self.pending
+        while oldest and oldest[0] not in pending:
+            heapq.heappop(oldest)  # acked since: stale
+        if not oldest:
             return self.cursor
-        epoch, seq = min(self.pending)
+        epoch, seq = oldest[0]
         return epoch, seq - 1
 
     def take_dead(self) -> list[Position]:

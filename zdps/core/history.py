@@ -30,6 +30,10 @@ from zdps.wire.limits import HISTORY_PAGE_BYTES
 HOLD_CAP = 1_000_000
 
 
+def _last(entry: Entry) -> tuple[int, int]:
+    return entry.last
+
+
 class Entry(NamedTuple):
     """A batch as stored: messages ``seq``..``seq + n - 1`` of ``epoch``."""
 
@@ -151,14 +155,14 @@ class TopicHistory:
         key = (epoch, seq)
         if limit <= 0:
             return []
-        batches: list[Entry] = []
-        for entry in reversed(self.entries):
-            if entry.last <= key:
-                break
-            batches.append(entry)
+        entries = self.entries
+        # The first batch with a message after ``key``: a binary search, since a reader
+        # far behind the newest (a durable consumer) must not cost a walk through all.
+        at = bisect_right(entries, key, key=_last)
         found: list[tuple[int, int, bytes]] = []
-        for entry in reversed(batches):
-            skip = self.skip if entry is self.entries[0] else 0
+        for index in range(at, len(entries)):
+            entry = entries[index]
+            skip = self.skip if index == 0 else 0
             payloads = unpack_batch(entry.batch, entry.n)
             for offset in range(skip, entry.n):
                 if (entry.epoch, entry.seq + offset) > key:

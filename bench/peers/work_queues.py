@@ -65,7 +65,7 @@ async def _js_worker(cfg: dict[str, Any]) -> None:
     while not share.over():
         try:
             messages = await sub.fetch(WINDOW, timeout=0.2)
-        except nats.errors.TimeoutError:
+        except (TimeoutError, nats.errors.TimeoutError):
             continue
         share.got([m.data for m in messages])
         for message in messages:

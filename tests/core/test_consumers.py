@@ -43,7 +43,7 @@ def ask(net: SimNet, node: str, op: str, client: bytes = b"admin", **args) -> tu
 def got(net: SimNet, node: str, member: bytes) -> list[tuple[int, int, int, bytes]]:
     """(epoch, seq, deliveries, payload) of every message pushed to ``member``."""
     frames = net.client_frames.get((node, member), [])
-    return [(f[3], f[4], f[5], f[6]) for _, f in frames if f[0] == API_CONSUMER_MSG]
+    return [(m[2], m[3], m[4], m[5]) for _, f in frames if f[0] == API_CONSUMER_MSG for m in f[1]]
 
 
 def verdict(net: SimNet, node: str, member: bytes, topic: str, entries: list, how: int) -> None:

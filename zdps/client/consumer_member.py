@@ -20,7 +20,7 @@ from zdps.client.queue_member import AsyncQueueSubscription, QueueSubscription
 from zdps.client.sockets import send_now
 from zdps.keys import CurveClient
 from zdps.wire import encode_api
-from zdps.wire.answers import Handed
+from zdps.wire.answers import HandedOut
 from zdps.wire.consumers import ACK, API_CONSUMER_ACK, NAK, TERM, Consume
 from zdps.wire.ops import Op
 
@@ -61,11 +61,13 @@ class Verdicts:
 
     _sock: zmq.Socket
 
-    def _pushed(self, answer: object) -> ConsumerMessage | None:
-        if type(answer) is not Handed:
-            return None
-        topic, name, epoch, seq, deliveries, payload = answer
-        return ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
+    def _pushed(self, answer: object) -> list[ConsumerMessage]:
+        if type(answer) is not HandedOut:
+            return []
+        return [
+            ConsumerMessage(topic, seq, epoch, payload, deliveries, self, name)
+            for topic, name, epoch, seq, deliveries, payload in answer.messages
+        ]
 
     def verdict(self, message: ConsumerMessage, verdict: int) -> None:
         """Send a verdict now: see ``verdicts``."""

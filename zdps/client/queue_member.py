@@ -136,11 +136,11 @@ class QueueMember:
                 code, message = error_fields(answer.result)
                 raise RequestError(code, f"{self.label}: {message}")
         elif answer is not None:
-            self._batches.append(self._pushed(answer))
+            self._batches.extend(self._pushed(answer))
 
-    def _pushed(self, answer: Any) -> Any:
+    def _pushed(self, answer: Any) -> list[Any]:
         """What a push becomes for the application (a queue group's: a Batch)."""
-        return Batch(*answer) if type(answer) is Share else None
+        return [Batch(*answer)] if type(answer) is Share else []
 
     def _take_batch(self) -> Batch | None:
         return self._batches.popleft() if self._batches else None

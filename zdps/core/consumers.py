@@ -374,7 +374,9 @@ class Consumers(Part):
             out.fail(client, ref, E_TOO_MANY_GROUPS, why)
 
     def on_consumer_msg(self, sender: str, message: ConsumerMsg, now: float, out: Outbox) -> None:
-        """Messages an owner sent for our members: each to the member whose turn it is."""
+        """Messages an owner sent for our members: each to the member whose turn it is,
+        one ``cmsg`` frame per member."""
+        frames: dict[tuple[bytes, bytes], list] = {}
         for topic, name, epoch, seq, deliveries, payload in message.entries:
             try:
                 key = consumer_key(name.encode(), topic.encode())
@@ -383,8 +385,10 @@ class Consumers(Part):
                 continue
             member = self.members.in_turn(key)
             if member is not None:  # else: it goes again after ack_wait
-                frame = [API_CONSUMER_MSG, topic, name, epoch, seq, deliveries, payload]
-                out.push(member, key, frame)
+                entry = [topic, name, epoch, seq, deliveries, payload]
+                frames.setdefault((member, key), []).append(entry)
+        for (member, key), entries in frames.items():
+            out.push(member, key, [API_CONSUMER_MSG, entries])
         if sender != self.node:
             self.flow.processed(sender, len(message.entries))
 

@@ -4,7 +4,8 @@ No send waits (ROUTER_MANDATORY, NOBLOCK). A reply to a client with API_HWM fram
 unread is dropped and counted (``client_backlog``); one to a client whose connection
 is gone ends what the node keeps for it (``NodeCore.client_gone``). A queue group's
 share that its member cannot take goes to another member on this node, or is lost and
-counted (``zdps/core/queues.py``, docs/PROTOCOL.md §8.5).
+counted (``zdps/core/queues.py``, docs/PROTOCOL.md §8.5); a durable consumer's that no
+member here can take goes again after its ack_wait (§8.6).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import zmq
 from zdps.core.node import NodeCore
 from zdps.core.outbox import Outbox
 from zdps.wire import encode_api
+from zdps.wire.api import API_QUEUED
 
 API_HWM = 100_000  # frames queued per client; a client that stops reading loses the rest
 E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
@@ -52,4 +54,5 @@ class ApiOutput:
             except zmq.ZMQError:  # EHOSTUNREACH: gone, and a member of nothing now
                 self.core.client_gone(member)
             tried.add(member)
-            member = self.core.queues.next_member(key, tried, frame[4])
+            lost = frame[4] if frame[0] == API_QUEUED else 0  # a consumer's goes again
+            member = self.core.queues.next_member(key, tried, lost)

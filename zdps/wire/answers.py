@@ -63,7 +63,13 @@ class Handed(NamedTuple):
     payload: bytes
 
 
-Answer = Acks | Nacks | Reply | Event | Share | Handed
+class HandedOut(NamedTuple):
+    """The messages of a ``cmsg`` frame, in order."""
+
+    messages: list[Handed]
+
+
+Answer = Acks | Nacks | Reply | Event | Share | HandedOut
 
 
 def decode_answer(kind: str, fields: list) -> Answer | None:
@@ -94,15 +100,7 @@ def decode_answer(kind: str, fields: list) -> Answer | None:
         seq, epoch = need_int(seq, "a share's seq"), need_int(epoch, "a share's epoch")
         return Share(topic, seq, epoch, unpack_batch(batch, n))
     if kind == API_CONSUMER_MSG:
-        if (
-            len(fields) != 6
-            or type(fields[0]) is not str
-            or type(fields[1]) is not str
-            or type(fields[5]) is not bytes
-        ):
-            raise malformed("a consumer message is [topic, name, epoch, seq, deliveries, payload]")
-        epoch, seq, n = (need_int(x, "a consumer message field") for x in fields[2:5])
-        return Handed(fields[0], fields[1], epoch, seq, n, fields[5])
+        return HandedOut([_handed(m) for m in _entry_list(kind, fields)])
     return None
 
 
@@ -126,6 +124,19 @@ def _nack(entry: Any) -> RefusedRun:
         raise malformed("nack entries are [ref, code, message, n]")
     ref, code = need_int(entry[0], "a nack's ref"), need_str(entry[1], "a code")
     return RefusedRun(ref, code, entry[2], need_int(entry[3], "a nack's n", 1))
+
+
+def _handed(m: Any) -> Handed:
+    if (
+        type(m) is not list
+        or len(m) != 6
+        or type(m[0]) is not str
+        or type(m[1]) is not str
+        or type(m[5]) is not bytes
+    ):
+        raise malformed("a consumer message is [topic, name, epoch, seq, deliveries, payload]")
+    epoch, seq, n = (need_int(x, "a consumer message field") for x in m[2:5])
+    return Handed(m[0], m[1], epoch, seq, n, m[5])
 
 
 def _is_error(result: Any) -> bool:

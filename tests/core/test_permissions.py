@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from zdps.core.node import NodeCore
 from zdps.core.permissions import Permissions
+from zdps.wire import encode_api
 from zdps.wire.api import (
     Delete,
     Drain,
@@ -20,6 +21,7 @@ from zdps.wire.api import (
     encode_request,
     publish_entry,
 )
+from zdps.wire.consumers import API_CONSUMER_ACK, Consume, ConsumerCreate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,3 +110,16 @@ def test_only_a_rule_with_drain_may_drain_a_node_and_a_draining_node_refuses_pub
     assert nack[0] == "nack" and nack[1][0][:2] == [3, "draining"]
     assert core.drained(0.4)  # alone: nothing to hand over
     assert core.take(0.4).clients[b"O"][0][:3] == ["rep", 2, True]
+
+
+def test_consumer_ops_and_verdicts_need_the_right_to_subscribe() -> None:
+    core = node_with_rules()
+    core.on_client_frame(b"A", encode_request(1, Consume("sport", "w")), 0.1, "alice")
+    core.on_client_frame(b"A", encode_request(2, ConsumerCreate("sport", "w")), 0.1, "alice")
+    core.on_client_frame(b"A", encode_request(3, ConsumerCreate("news.a", "w")), 0.1, "alice")
+    verdicts = [["sport", "w", 1, 1, 0], ["news.a", "w", 1, 1, 0]]
+    core.on_client_frame(b"A", encode_api(API_CONSUMER_ACK, verdicts), 0.1, "alice")
+    answers = core.take(0.1).clients[b"A"]
+    assert [(a[1], a[2]) for a in answers] == [(1, False), (2, False), (3, True)]
+    assert answers[0][3]["code"] == "forbidden"
+    assert core.errors["forbidden"] == 3  # two requests and one of the two verdicts

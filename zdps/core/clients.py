@@ -189,7 +189,15 @@ class ClientApi:
         elif kind == API_CONSUMER_ACK and self.consumers is not None:
             if len(fields) != 2:
                 raise malformed("a cack is [2, 'cack', [entries]]")
-            self.consumers.verdicts(decode_verdicts(fields[1]), now, out)
+            verdicts = decode_verdicts(fields[1])
+            if self.permissions is not None:  # a verdict is a consumer's: subscribing
+                allowed = self.permissions.may_subscribe
+                refused = [v for v in verdicts if not allowed(user, v.topic.encode() + b"\x00")]
+                for verdict in refused:
+                    why = f"{user or 'this client'} may not consume {verdict.topic!r}"
+                    self.bad_input(E_FORBIDDEN, f"cack from client {client.hex()}: {why}")
+                verdicts = [v for v in verdicts if v not in refused]
+            self.consumers.verdicts(verdicts, now, out)
         elif _is_envelope(fields):
             raise ProtocolError(
                 E_UNKNOWN_OP,

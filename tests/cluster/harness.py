@@ -172,6 +172,14 @@ class Cluster:
         self.procs.append(proc)
         return proc, out, err
 
+    def three(self, **flags: Any) -> tuple[NodeProc, NodeProc, NodeProc]:
+        """Nodes A, B and C, B and C seeded with A, meshed."""
+        a = self.start("A", **flags)
+        b = self.start("B", seeds=[a], **flags)
+        c = self.start("C", seeds=[a], **flags)
+        self.wait_mesh()
+        return a, b, c
+
     def wait_mesh(self, timeout: float = 10) -> None:
         """Wait until every running node sees every other one alive."""
         running = {n.node_id: n for n in self.nodes.values() if n.proc.poll() is None}

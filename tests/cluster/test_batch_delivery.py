@@ -26,14 +26,6 @@ pytestmark = pytest.mark.timeout(120)
 Item = Batch | Message | Gap
 
 
-def three(cluster: Cluster, **flags: Any) -> tuple[NodeProc, NodeProc, NodeProc]:
-    a = cluster.start("A", **flags)
-    b = cluster.start("B", seeds=[a], **flags)
-    c = cluster.start("C", seeds=[a], **flags)
-    cluster.wait_mesh()
-    return a, b, c
-
-
 def owned_by_b(prefix: str = "batched-") -> str:
     ring = HashRing(["A", "B", "C"])
     return next(t for i in range(10_000) if ring.owner(t := f"{prefix}{i}") == "B")
@@ -121,7 +113,7 @@ def recv_until_closed(sock: zmq.Socket, is_closed: Any, timeout: float = 30) -> 
 def test_batch_and_raw_subscribers_on_one_node_get_every_message_in_order(
     cluster: Cluster,
 ) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     for node in (a, b, c):
         with node.client() as client:
             assert client.info()["endpoints"]["batch_pub"] == node.batch_pub
@@ -153,7 +145,7 @@ def test_batch_and_raw_subscribers_on_one_node_get_every_message_in_order(
 def test_raw_pub_sends_only_messages_and_batch_pub_only_batches(cluster: Cluster) -> None:
     """A raw SUB on the firehose (``b""``) of the raw PUB and one on the batch PUB, next
     to a batch-aware client: each PUB's frames are its own format, ``closed`` on both."""
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     topic = owned_by_b()
     data = payloads(600)
     firehose = raw_sub(c.pub, b"")
@@ -203,7 +195,7 @@ def test_raw_pub_sends_only_messages_and_batch_pub_only_batches(cluster: Cluster
 
 
 def test_topic_delete_ends_a_batch_subscription(cluster: Cluster) -> None:
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     topic = owned_by_b()
     data = payloads(120)
     with c.client() as client:
@@ -224,7 +216,7 @@ def test_topic_delete_ends_a_batch_subscription(cluster: Cluster) -> None:
 
 
 def test_a_batch_subscription_since_replays_then_takes_batches(cluster: Cluster) -> None:
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     topic = owned_by_b()
     before, after = payloads(30), payloads(40, first=30)
     publish(a, topic, before, batch=10)
@@ -292,7 +284,7 @@ def test_a_batch_subscription_recovers_dropped_batches_from_history(
 
 
 def test_recv_and_recv_batch_agree_on_the_same_data(cluster: Cluster) -> None:
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     topic = owned_by_b()
     data = payloads(500)
     with c.client() as client:
@@ -324,7 +316,7 @@ def test_recv_and_recv_batch_agree_on_the_same_data(cluster: Cluster) -> None:
 
 
 def test_async_batch_subscription_recv_batch_and_delete(cluster: Cluster) -> None:
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     topic = owned_by_b()
     data = payloads(200)
 
@@ -355,7 +347,7 @@ def test_async_batch_subscription_recv_batch_and_delete(cluster: Cluster) -> Non
 def test_a_client_subscription_is_ready_on_the_batch_pub(cluster: Cluster) -> None:
     """``subscribe(..., batches=True)`` returns once the owner knows it, like any other:
     the very next publish, from another node, arrives."""
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     with Client(a.api) as publisher, Client(c.api) as subscriber:
         for i in range(10):
             topic = owned_by_b(f"ready-{i}-")
@@ -370,7 +362,7 @@ def test_a_raw_subscriber_that_comes_later_gets_what_follows(cluster: Cluster) -
     """The node expands batches on the raw PUB only while a raw SUB wants the topic: one
     that subscribes (or subscribes again) after batches went out unexpanded gets every
     message published from then on."""
-    a, _b, c = three(cluster)
+    a, _b, c = cluster.three()
     topic = owned_by_b()
     data = payloads(90)
     with c.client() as client, client.subscribe(topic, batches=True) as batched:

@@ -19,14 +19,6 @@ from zdps.core.ring import HashRing
 pytestmark = pytest.mark.timeout(120)
 
 
-def three(cluster: Cluster) -> tuple[NodeProc, NodeProc, NodeProc]:
-    a = cluster.start("A")
-    b = cluster.start("B", seeds=[a])
-    c = cluster.start("C", seeds=[a])
-    cluster.wait_mesh()
-    return a, b, c
-
-
 def owned_by(owner: str, prefix: str = "work-") -> str:
     ring = HashRing(["A", "B", "C"])
     return next(t for i in range(10_000) if ring.owner(t := f"{prefix}{i}") == owner)
@@ -50,7 +42,7 @@ def publish(node: NodeProc, topic: str, payloads: list[bytes]) -> None:
 def test_a_work_queue_shared_by_cli_and_python_members_acks_each_message_once(
     cluster: Cluster,
 ) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     topic = owned_by("A")
     created = cluster.run("consumer", "create", topic, "w", "--ack-wait", "5", "--node", b.api)
     assert created.returncode == 0, created.stderr
@@ -76,7 +68,7 @@ def test_a_work_queue_shared_by_cli_and_python_members_acks_each_message_once(
 
 
 def test_what_a_dead_member_did_not_ack_goes_to_another_flagged(cluster: Cluster) -> None:
-    a, b, _ = three(cluster)
+    a, b, _ = cluster.three()
     topic = owned_by("B")
     with Client(a.api) as client:
         client.create_consumer(topic, "w", ack_wait=1.0)
@@ -102,7 +94,7 @@ def test_what_a_dead_member_did_not_ack_goes_to_another_flagged(cluster: Cluster
 def test_a_replica_succeeds_the_owner_that_dies_and_nothing_replicated_is_lost(
     cluster: Cluster,
 ) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     topic = owned_by("B")
     with Client(a.api) as client:
         client.create_consumer(topic, "w", ack_wait=2.0)
@@ -132,7 +124,7 @@ def test_a_replica_succeeds_the_owner_that_dies_and_nothing_replicated_is_lost(
 
 
 def test_the_async_client_consumes_and_acks_too(cluster: Cluster) -> None:
-    a, b, _ = three(cluster)
+    a, b, _ = cluster.three()
     topic = owned_by("C")
 
     async def work() -> list[tuple[bytes, int]]:

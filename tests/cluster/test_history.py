@@ -22,14 +22,6 @@ def placed(owner: str, replica: str, nodes: list[str]) -> str:
     return next(t for i in range(10_000) if ring.successors(t := f"h{i}", 2) == [owner, replica])
 
 
-def three(cluster: Cluster) -> tuple[NodeProc, NodeProc, NodeProc]:
-    a = cluster.start("A")
-    b = cluster.start("B", seeds=[a])
-    c = cluster.start("C", seeds=[a])
-    cluster.wait_mesh()
-    return a, b, c
-
-
 def publish(node: NodeProc, topic: str, first: int, count: int) -> list[int]:
     with node.client() as client:
         return [
@@ -51,7 +43,7 @@ def drain(subscription, count: int, timeout: float = 20) -> list[Message | Gap]:
 
 
 def test_new_owner_continues_the_history_after_kill9(cluster: Cluster) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     topic = placed("B", "C", ["A", "B", "C"])
     assert publish(a, topic, 0, 50) == list(range(1, 51))
     b.proc.send_signal(signal.SIGKILL)
@@ -68,7 +60,7 @@ def test_new_owner_continues_the_history_after_kill9(cluster: Cluster) -> None:
 
 
 def test_subscriber_recovers_what_it_missed_while_its_node_was_down(cluster: Cluster) -> None:
-    a, _, c = three(cluster)
+    a, _, c = cluster.three()
     topic = placed("A", "B", ["A", "B", "C"])
     with c.client() as client:
         subscription = client.subscribe(topic)
@@ -94,7 +86,7 @@ def test_subscriber_recovers_what_it_missed_while_its_node_was_down(cluster: Clu
 
 
 def test_gap_beyond_retention_is_reported_and_since_replays(cluster: Cluster) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     topic = placed("A", "B", ["A", "B", "C"])
     created = cluster.run(
         "topic", "create", topic, "--history", "5", "--ttl", "60", "--node", c.api

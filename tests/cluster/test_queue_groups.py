@@ -19,14 +19,6 @@ from zdps.client.queue_member import QueueSubscription
 pytestmark = pytest.mark.timeout(120)
 
 
-def three(cluster: Cluster) -> tuple[NodeProc, NodeProc, NodeProc]:
-    a = cluster.start("A")
-    b = cluster.start("B", seeds=[a])
-    c = cluster.start("C", seeds=[a])
-    cluster.wait_mesh()
-    return a, b, c
-
-
 def drain(member: QueueSubscription, quiet: float = 1.0) -> list[bytes]:
     """What ``member`` receives until nothing comes for ``quiet`` seconds."""
     got = []
@@ -53,7 +45,7 @@ def members_counted(
 
 
 def test_each_message_goes_to_one_member_of_each_group_on_any_node(cluster: Cluster) -> None:
-    a, b, c = three(cluster)
+    a, b, c = cluster.three()
     proc, out, err = cluster.spawn(
         "subscribe", "--json", "--group", "w", "jobs", "--node", c.api, name="cli-member"
     )
@@ -86,7 +78,7 @@ def test_each_message_goes_to_one_member_of_each_group_on_any_node(cluster: Clus
 
 
 def test_a_member_that_dies_hands_its_share_on_and_status_shows_members(cluster: Cluster) -> None:
-    a, b, _ = three(cluster)
+    a, b, _ = cluster.three()
     proc, _, err = cluster.spawn(
         "subscribe", "--group", "w", "tasks", "--node", b.api, name="doomed"
     )
@@ -122,7 +114,7 @@ def test_members_join_again_after_their_node_restarts(cluster: Cluster) -> None:
 
 
 def test_the_async_client_joins_queue_groups_too(cluster: Cluster) -> None:
-    a, b, _ = three(cluster)
+    a, b, _ = cluster.three()
 
     async def share() -> list[bytes]:
         async with AsyncClient(b.api) as client:

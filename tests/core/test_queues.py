@@ -36,6 +36,12 @@ def cluster() -> SimNet:
     return mesh(NODES, CoreConfig())
 
 
+def owned(owner: str = "a") -> tuple[SimNet, str, bytes]:
+    """A cluster, a topic ``owner`` owns, and the topic's exact subscription."""
+    topic = topic_owned_by(owner)
+    return cluster(), topic, topic.encode() + b"\x00"
+
+
 def join(net: SimNet, node: str, member: bytes, queue: str, subscription: bytes) -> None:
     ref = net.request(node, "queue_join", {"queue": queue, "subscription": subscription}, member)
     net.run_until_quiet()
@@ -74,9 +80,7 @@ def publish(net: SimNet, topic: str, count: int, at: str = "a", per_batch: int =
 
 
 def test_each_message_goes_to_one_member_in_proportion_to_each_nodes_members():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     join(net, "b", b"w1", "workers", sub)
     join(net, "c", b"w2", "workers", sub)
     join(net, "c", b"w3", "workers", sub)
@@ -91,9 +95,7 @@ def test_each_message_goes_to_one_member_in_proportion_to_each_nodes_members():
 
 
 def test_the_owners_own_members_take_their_turns_like_the_others():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     join(net, "a", b"w1", "w", sub)
     join(net, "b", b"w2", "w", sub)
     join(net, "a", b"w3", "w", sub)
@@ -106,9 +108,7 @@ def test_the_owners_own_members_take_their_turns_like_the_others():
 
 
 def test_plain_subscribers_and_every_queue_group_get_every_message():
-    net = cluster()
-    topic = topic_owned_by("b")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("b")
     net.subscribe("c", sub)
     join(net, "a", b"x1", "x", sub)
     join(net, "c", b"x2", "x", sub)
@@ -122,9 +122,7 @@ def test_plain_subscribers_and_every_queue_group_get_every_message():
 
 
 def test_a_batch_is_split_among_a_nodes_members_in_contiguous_shares():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     for member in (b"w1", b"w2", b"w3"):
         join(net, "c", member, "w", sub)
     sent = publish(net, topic, 10, per_batch=10)
@@ -144,9 +142,7 @@ def test_prefix_queue_groups_take_every_topic_under_the_prefix():
 
 
 def test_leaving_moves_the_shares_to_the_members_left():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     join(net, "b", b"w1", "w", sub)
     join(net, "c", b"w2", "w", sub)
     assert leave(net, "b", b"w1", "w", sub) is True
@@ -157,9 +153,7 @@ def test_leaving_moves_the_shares_to_the_members_left():
 
 
 def test_a_gone_client_is_no_member_and_a_dead_node_takes_its_members_along():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     join(net, "b", b"w1", "w", sub)
     join(net, "c", b"w2", "w", sub)
     net.client_gone("b", b"w1")
@@ -173,9 +167,7 @@ def test_a_gone_client_is_no_member_and_a_dead_node_takes_its_members_along():
 
 
 def test_a_share_for_a_node_whose_member_left_meanwhile_is_counted_as_lost():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     join(net, "b", b"w1", "w", sub)
     b = net.core("b")
     b.queues.client_gone(b"w1", b.outbox)  # the update to the owner is still queued
@@ -186,9 +178,7 @@ def test_a_share_for_a_node_whose_member_left_meanwhile_is_counted_as_lost():
 
 
 def test_a_member_whose_connection_cannot_take_its_share_hands_it_on():
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, _, sub = owned("a")
     join(net, "c", b"w1", "w", sub)
     join(net, "c", b"w2", "w", sub)
     key = next(iter(net.core("c").overlay.queue_keys))
@@ -236,9 +226,7 @@ def test_a_sub_cannot_pose_as_a_queue_member_through_the_xpub():
 def test_any_interleaving_gives_each_message_to_exactly_one_member(steps):
     """After each step settles, every message published while the group had members
     reaches exactly one of them, and none reaches a member that had left."""
-    net = cluster()
-    topic = topic_owned_by("a")
-    sub = topic.encode() + b"\x00"
+    net, topic, sub = owned("a")
     members: set[tuple[str, bytes]] = set()
     expected: Counter[bytes] = Counter()
     counter = 0

@@ -325,10 +325,8 @@ class AsyncClient:
 
     async def consume(self, topic: str, name: str) -> AsyncConsumerSubscription:
         """Become a member of durable consumer ``name`` of ``topic`` (see ``Client.consume``)."""
-        label = f"consumer {name!r} of {topic!r}"
-        member = AsyncConsumerSubscription(
-            self._ctx, self.node, self._curve, consume_ops(topic, name), label
-        )
+        ops, label = consume_ops(topic, name)
+        member = AsyncConsumerSubscription(self._ctx, self.node, self._curve, ops, label)
         return await member.opened(self.timeout)  # type: ignore[return-value]
 
     async def check_node(self, timeout: float = CONNECT_CHECK) -> None:

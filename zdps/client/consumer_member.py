@@ -18,7 +18,6 @@ import zmq
 
 from zdps.client.queue_member import AsyncQueueSubscription, QueueSubscription
 from zdps.client.sockets import send_now
-from zdps.keys import CurveClient
 from zdps.wire import encode_api
 from zdps.wire.answers import HandedOut
 from zdps.wire.consumers import ACK, API_CONSUMER_ACK, NAK, TERM, Consume
@@ -89,24 +88,15 @@ class Verdicts:
         return taken or None
 
 
-def consume_ops(topic: str, name: str) -> tuple[list[Op], list[Op]]:
-    return [Consume(topic, name)], []
+def consume_ops(topic: str, name: str) -> tuple[tuple[list[Op], list[Op]], str]:
+    """A member's join (no leave: a member is one until its connection is gone), and
+    what error messages call the consumer."""
+    return ([Consume(topic, name)], []), f"consumer {name!r} of {topic!r}"
 
 
 class ConsumerSubscription(Verdicts, QueueSubscription):  # type: ignore[misc]
-    """Messages of a durable consumer, for ``Client.consume(topic, name)``."""
-
-    def __init__(
-        self,
-        ctx: zmq.Context,
-        node: str,
-        curve: CurveClient | None,
-        topic: str,
-        name: str,
-        timeout: float,
-    ) -> None:
-        label = f"consumer {name!r} of {topic!r}"
-        super().__init__(ctx, node, curve, consume_ops(topic, name), label, timeout)
+    """Messages of a durable consumer, for ``Client.consume(topic, name)``; made by
+    ``opened``."""
 
     def recv(self, timeout: float | None = None) -> ConsumerMessage | None:  # type: ignore[override]
         """The next message; None if none came within ``timeout`` s."""

@@ -17,7 +17,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import zmq
 
@@ -96,14 +96,23 @@ class QueueMember:
         """Every join sent so far was answered."""
         return not self._waiting
 
-    def _join(self, now: float) -> None:
-        """Send a join per subscription; only the answers of the latest round count."""
+    def _left(self, deadline: float, timeout: float) -> int:
+        """Milliseconds left to wait for the joins' answers, or RequestError."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RequestError(E_TIMEOUT, f"the node did not answer within {timeout} s")
+        return ms(left)
+
+    def _join(self, now: float) -> float:
+        """Send a join per subscription; only the answers of the latest round count.
+        Returns ``now``."""
         self._waiting.clear()
         for op in self._ops:
             self._ref += 1
             self._waiting[self._ref] = op
             send_now(self._sock, [encode_request(self._ref, op)])
         self._rejoin_at = now + REJOIN_EVERY
+        return now
 
     def _idle(self, now: float) -> None:
         """Nothing arrived: join again if the connection was made anew, or if it is time."""
@@ -164,30 +173,20 @@ class QueueMember:
 
 
 class QueueSubscription(QueueMember):
-    """Messages of a queue group's share, for ``Client.subscribe(..., group=NAME)``."""
+    """Messages of a queue group's share, for ``Client.subscribe(..., group=NAME)``;
+    made by ``opened``."""
 
-    def __init__(
-        self,
-        ctx: zmq.Context,
-        node: str,
-        curve: CurveClient | None,
-        ops: tuple[list[Op], list[Op]],
-        label: str,
-        timeout: float,
-    ) -> None:
-        super().__init__(ctx, node, curve, ops, label)
+    def opened(self, timeout: float) -> Self:
+        """Join, and return once the node answered."""
         try:
-            self._join(time.monotonic())
-            deadline = time.monotonic() + timeout
+            deadline = self._join(time.monotonic()) + timeout
             while not self.joined:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestError(E_TIMEOUT, f"the node did not answer within {timeout} s")
-                if self._sock.poll(ms(left)):
+                if self._sock.poll(self._left(deadline, timeout)):
                     self._read(self._sock)
         except BaseException:
             self._close_socket()
             raise
+        return self
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next message of the share; None if none came within ``timeout`` s."""
@@ -229,13 +228,9 @@ class AsyncQueueSubscription(QueueMember):
         """Join, and return once the node answered."""
         self._reads = without_asyncio(self._sock)  # after an awaited poll, nothing waits
         try:
-            self._join(time.monotonic())
-            deadline = time.monotonic() + timeout
+            deadline = self._join(time.monotonic()) + timeout
             while not self.joined:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestError(E_TIMEOUT, f"the node did not answer within {timeout} s")
-                if await self._sock.poll(ms(left)):
+                if await self._sock.poll(self._left(deadline, timeout)):
                     self._read(self._reads)
         except BaseException:
             self._close_socket()

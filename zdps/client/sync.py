@@ -11,7 +11,7 @@ from typing import Any
 import zmq
 
 from zdps.client import publishing
-from zdps.client.consumer_member import ConsumerSubscription
+from zdps.client.consumer_member import ConsumerSubscription, consume_ops
 from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
@@ -308,7 +308,8 @@ class Client:
         if group is not None:
             ops = queue_ops(group, queue_subscriptions(group, topics, prefix, since))
             label = f"queue group {group!r}"
-            return QueueSubscription(self._ctx, self.node, self._curve, ops, label, self.timeout)
+            member = QueueSubscription(self._ctx, self.node, self._curve, ops, label)
+            return member.opened(self.timeout)
         plan = SubscribePlan.make(list(topics), prefix, since, batches)
         sock = open_sub(self._ctx, rcvhwm, self._curve)
         try:
@@ -328,7 +329,9 @@ class Client:
     def consume(self, topic: str, name: str) -> ConsumerSubscription:
         """Become a member of durable consumer ``name`` of ``topic``: its messages, each
         to one member at a time until acked (``ConsumerMessage.ack``)."""
-        return ConsumerSubscription(self._ctx, self.node, self._curve, topic, name, self.timeout)
+        ops, label = consume_ops(topic, name)
+        member = ConsumerSubscription(self._ctx, self.node, self._curve, ops, label)
+        return member.opened(self.timeout)
 
     def check_node(self, timeout: float = CONNECT_CHECK) -> None:
         """Raise RequestError (code ``unreachable``) at once if what is at the endpoint

@@ -177,3 +177,13 @@ def test_a_replica_takes_over_when_the_owner_dies_and_nothing_acked_is_lost() ->
     owner = HashRing(["b", "c"]).owner(topic)
     info = ask(net, owner, "consumer_info", topic=topic, name="w")[1]
     assert info["pending"] == 0 and info["counts"]["succeeded"] == 1
+
+
+def test_a_consumer_created_just_before_its_owner_dies_lives_on() -> None:
+    net = cluster()
+    topic = topic_owned_by("a")
+    assert ask(net, "c", "consumer_create", topic=topic, name="w")[0]
+    net.crash("a")  # before any timer tick: the creation itself reached the replica
+    net.advance(30)
+    owner = HashRing(["b", "c"]).owner(topic)
+    assert ask(net, owner, "consumer_list", topic=topic) == (True, ["w"])

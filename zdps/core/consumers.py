@@ -169,6 +169,7 @@ class Consumers(Part):
                 del self._durables[op.topic]
             self._hold(op.topic)
             self._changed.add((op.topic, op.name))
+            self._replicate(out)  # at once: a successor must not bring it back
             return True, True
         assert isinstance(op, ConsumerInfo)
         return True, self._info(durable)
@@ -192,6 +193,7 @@ class Consumers(Part):
         key = consumer_key(op.name.encode(), op.topic.encode())
         durable = durables[op.name] = Durable(op, Consumer(config, cursor), key)
         self._changed.add((op.topic, op.name))
+        self._replicate(out)  # at once: an owner that dies next must not take it along
         self._hold(op.topic)
         self._pump(op.topic, durable, now, out)
         return True, self._info(durable)

@@ -8,6 +8,14 @@ from typing import Any
 import click
 
 from zdps.topics import check_queue_name, check_topic
+from zdps.wire.consumers import (
+    DEFAULT_ACK_WAIT,
+    DEFAULT_MAX_DELIVER,
+    DEFAULT_MAX_PENDING,
+    MAX_ACK_WAIT,
+    MAX_DELIVER,
+    MAX_PENDING,
+)
 from zdps_cli.lines import escape
 from zdps_cli.options import (
     call,
@@ -54,22 +62,22 @@ def consumer(node: str | None, timeout: float | None) -> None:
 @click.argument("name")
 @click.option(
     "--ack-wait",
-    type=click.FloatRange(min=0, min_open=True, max=86400),
-    default=30.0,
+    type=click.FloatRange(min=0, min_open=True, max=MAX_ACK_WAIT),
+    default=DEFAULT_ACK_WAIT,
     show_default=True,
     help="Seconds a delivery waits for its ack before it goes again.",
 )
 @click.option(
     "--max-deliver",
-    type=click.IntRange(1, 1000),
-    default=5,
+    type=click.IntRange(1, MAX_DELIVER),
+    default=DEFAULT_MAX_DELIVER,
     show_default=True,
     help="Deliveries of a message at most; then it goes to TOPIC.NAME.dead.",
 )
 @click.option(
     "--max-pending",
-    type=click.IntRange(1, 100_000),
-    default=1000,
+    type=click.IntRange(1, MAX_PENDING),
+    default=DEFAULT_MAX_PENDING,
     show_default=True,
     help="Messages out and not acked, at most.",
 )

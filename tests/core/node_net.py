@@ -366,7 +366,7 @@ class SimNet(Network, Observations):
             log = self.client_frames.setdefault((node, client), [])
             for frame in frames:
                 log.append((now, decode_api(encode_api(*frame))))
-        for member, _key, frame in out.pushes:  # every member takes its share here
+        for member, _key, frame, _lost in out.pushes:  # every member takes its share here
             log = self.client_frames.setdefault((node, member), [])
             log.append((now, decode_api(encode_api(*frame))))
         self.errors[node] += [(now, code, message) for code, message in out.errors]

@@ -22,7 +22,14 @@ from typing import Any, Self
 import zmq
 
 from zdps.client.protocol import Batch, Message, RequestError
-from zdps.client.sockets import IDLE_CHECK, ms, readable, send_now, without_asyncio
+from zdps.client.sockets import (
+    IDLE_CHECK,
+    Reconnects,
+    ms,
+    readable,
+    send_now,
+    without_asyncio,
+)
 from zdps.client.subscription import SubscribePlan
 from zdps.keys import CurveClient
 from zdps.socket_monitor import unwatch, watch, watched_socket
@@ -78,14 +85,14 @@ class QueueMember:
             sock.setsockopt(zmq.ROUTING_ID, os.urandom(16))  # kept across reconnects
             if curve is not None:
                 curve.apply(sock)
-            self._monitor = watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "queue")
+            watch(sock, zmq.EVENT_HANDSHAKE_SUCCEEDED, "queue")
+            self._reconnects = Reconnects(sock)
             sock.connect(node)
         except zmq.ZMQError as exc:
             self._close_socket()
             raise ValueError(f"cannot connect to node endpoint {node!r}: {exc}") from None
         self._waiting: dict[int, Op] = {}  # ref -> the join it answers
         self._ref = 0
-        self._handshakes = 0
         self._rejoin_at = 0.0
         self._batches: deque[Any] = deque()  # what was pushed: Batch, or ConsumerMessage
         self._messages: deque[Message] = deque()
@@ -103,25 +110,18 @@ class QueueMember:
             raise RequestError(E_TIMEOUT, f"the node did not answer within {timeout} s")
         return ms(left)
 
-    def _join(self, now: float) -> float:
-        """Send a join per subscription; only the answers of the latest round count.
-        Returns ``now``."""
+    def _join(self, now: float) -> None:
+        """Send a join per subscription; only the answers of the latest round count."""
         self._waiting.clear()
         for op in self._ops:
             self._ref += 1
             self._waiting[self._ref] = op
             send_now(self._sock, [encode_request(self._ref, op)])
         self._rejoin_at = now + REJOIN_EVERY
-        return now
 
     def _idle(self, now: float) -> None:
         """Nothing arrived: join again if the connection was made anew, or if it is time."""
-        reconnected = False
-        while self._monitor.poll(0):
-            self._monitor.recv_multipart()
-            self._handshakes += 1
-            reconnected |= self._handshakes > 1
-        if reconnected or now >= self._rejoin_at:
+        if self._reconnects.reconnected() or now >= self._rejoin_at:
             self._join(now)
 
     def _read(self, reads: zmq.Socket) -> None:
@@ -179,7 +179,9 @@ class QueueSubscription(QueueMember):
     def opened(self, timeout: float) -> Self:
         """Join, and return once the node answered."""
         try:
-            deadline = self._join(time.monotonic()) + timeout
+            now = time.monotonic()
+            self._join(now)
+            deadline = now + timeout
             while not self.joined:
                 if self._sock.poll(self._left(deadline, timeout)):
                     self._read(self._sock)
@@ -228,7 +230,9 @@ class AsyncQueueSubscription(QueueMember):
         """Join, and return once the node answered."""
         self._reads = without_asyncio(self._sock)  # after an awaited poll, nothing waits
         try:
-            deadline = self._join(time.monotonic()) + timeout
+            now = time.monotonic()
+            self._join(now)
+            deadline = now + timeout
             while not self.joined:
                 if await self._sock.poll(self._left(deadline, timeout)):
                     self._read(self._reads)

@@ -140,7 +140,8 @@ def recv_delivery(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
 
 
 class Reconnects:
-    """Sends a SUB's subscriptions again when its connection to the node is re-established.
+    """Sends a SUB's subscriptions again when its connection to the node is re-established
+    (a queue member's DEALER uses ``reconnected`` to join again, queue_member.py).
 
     libzmq's SUB reconnects to a node restarted on the same endpoint but does not resend
     its subscriptions (seen with libzmq 4.3.5), so the new node would never learn of
@@ -151,18 +152,23 @@ class Reconnects:
     def __init__(self, sock: zmq.Socket) -> None:
         self._sock = sock
         monitor = reader_of(sock)
-        assert monitor is not None, "open_sub watches a SUB before it connects"
+        assert monitor is not None, "its handshakes are watched from before it connects"
         self._monitor = monitor
         self._handshakes = 0
+
+    def reconnected(self) -> bool:
+        """Whether the socket made a connection anew since the last look."""
+        again = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            self._handshakes += 1
+            again |= self._handshakes > 1
+        return again
 
     def check(self, sock: zmq.Socket, groups: list[bytes]) -> bool:
         """Whether the SUB reconnected since the last check (its subscriptions are then
         sent again)."""
-        reconnected = False
-        while self._monitor.poll(0):
-            self._monitor.recv_multipart()
-            self._handshakes += 1
-            reconnected |= self._handshakes > 1
+        reconnected = self.reconnected()
         if reconnected:
             for group in groups:  # the node sees a leave and a join: net one member
                 sock.unsubscribe(group)

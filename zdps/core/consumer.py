@@ -26,17 +26,27 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from zdps.wire.consumers import DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER, DEFAULT_MAX_PENDING
+
 Position = tuple[int, int]  # (epoch, seq), ordered as the owner sequenced them
 Fetch = Callable[[Position, int], list[tuple[int, int, bytes]]]  # after, limit -> messages
+
+
+def floor_of(cursor: Position, oldest_pending: Position | None) -> Position:
+    """The newest message a consumer no longer needs history to keep: the one before
+    its oldest pending message, else its cursor."""
+    if oldest_pending is None:
+        return cursor
+    return oldest_pending[0], oldest_pending[1] - 1
 
 
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
     """A consumer's settings, fixed when it is created."""
 
-    ack_wait: float = 30.0  # seconds a delivery waits for its ack before it goes again
-    max_deliver: int = 5  # deliveries of one message at most; then it is dead-lettered
-    max_pending: int = 1000  # messages handed out and not acked, at most
+    ack_wait: float = DEFAULT_ACK_WAIT  # seconds a delivery waits before it goes again
+    max_deliver: int = DEFAULT_MAX_DELIVER  # deliveries of a message; then dead-lettered
+    max_pending: int = DEFAULT_MAX_PENDING  # messages handed out and not acked, at most
 
     def __post_init__(self) -> None:
         assert self.ack_wait > 0 and self.max_deliver >= 1 and self.max_pending >= 1
@@ -172,10 +182,7 @@ class Consumer:
         oldest, pending = self._oldest, self.pending
         while oldest and oldest[0] not in pending:
             heapq.heappop(oldest)  # acked since: stale
-        if not oldest:
-            return self.cursor
-        epoch, seq = oldest[0]
-        return epoch, seq - 1
+        return floor_of(self.cursor, oldest[0] if oldest else None)
 
     def take_dead(self) -> list[Position]:
         """The messages dead-lettered since the last call."""

@@ -1,25 +1,18 @@
 """Durable consumers (docs/PROTOCOL.md §8.6): kept at the topic's owner, fed from history.
 
-At the owner each consumer is a ``Consumer`` (consumer.py): a cursor in the topic's
-history and the messages handed out and not yet acked. Whenever the topic gets new
-messages, an ack or a nak arrives, or a pending message is due again, the owner hands
-out what it may, one message at a time, each to a node with members of the consumer,
-in turn and in proportion to its members (as queue groups do, queues.py); that node
-pushes it to its member whose turn it is (``cmsg``). A member's verdicts (``cack``) go
-back through its node to the owner (``consumer_ack``). A message dead-lettered after
-``max_deliver`` deliveries is published to the consumer's dead-letter topic,
-``TOPIC.NAME.dead``. History keeps every message after a consumer's floor
-(history.py ``hold``), within a cap.
+At the owner each consumer is a ``Consumer`` (consumer.py). When the topic gets new
+messages, a verdict arrives or a pending message is due again, the owner hands out what
+it may, one message at a time, to the nodes with members in turn, in proportion to their
+members (as queue groups do, queues.py); a node gives each to its member whose turn it is
+(``cmsg``), and the members' verdicts (``cack``) come back through it (``consumer_ack``).
+A message dead-lettered goes to ``TOPIC.NAME.dead``. History keeps what a consumer still
+needs (history.py ``hold``). Ops reach the owner from any node (``owner_req``, forwards.py).
 
-The owner's requests (create, info, list, delete) reach it from any node: that node
-forwards them (``owner_req``) and relays the answer (``owner_rep``).
-
-Succession: at every timer tick, the owner sends the state of each consumer that changed
-(its cursor and pending set) to the topic's replicas (``consumer_state``), and to the
-new owner when the ring moves the topic. A replica that becomes the owner continues
-from the latest state it holds: what was pending goes again at once, and what came
-after the cursor may have gone out already, so it goes as a redelivery (consumer.py
-``succeed``): acks lost in between cost a redelivery, never an unflagged duplicate.
+Succession: the owner sends a consumer's state to the topic's replicas when it creates or
+deletes it and at each timer tick it changed (``consumer_state``), and to the new owner
+when the ring moves the topic. A successor re-sends what was pending at once and what
+came after the cursor as redeliveries (consumer.py ``succeed``): never an unflagged
+duplicate.
 """
 
 from __future__ import annotations
@@ -28,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zdps.core.consumer import Consumer, ConsumerConfig
+from zdps.core.consumer import Consumer, ConsumerConfig, floor_of
 from zdps.core.flow import FlowControl
+from zdps.core.forwards import Forwards
 from zdps.core.history import HistoryStore
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
@@ -38,6 +32,7 @@ from zdps.core.queues import QueueGroups, queue_target
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
 from zdps.topics import InvalidTopic, consumer_key
+from zdps.wire.answers import error_fields, error_result
 from zdps.wire.batches import pack_batch
 from zdps.wire.consumers import (
     ACK,
@@ -62,9 +57,6 @@ from zdps.wire.errors import (
     E_CONSUMER_EXISTS,
     E_MALFORMED,
     E_NO_CONSUMER,
-    E_NO_ROUTE,
-    E_OWNER_LOST,
-    E_TIMEOUT,
     E_TOO_MANY_GROUPS,
 )
 
@@ -79,20 +71,15 @@ class Durable:
 
     settings: ConsumerCreate
     state: Consumer
-    key: bytes
+    key: bytes = field(init=False)  # its members' key in the overlay
     counts: dict[str, int] = field(default_factory=dict)
     turn: int = 0
 
+    def __post_init__(self) -> None:
+        self.key = consumer_key(self.settings.name.encode(), self.settings.topic.encode())
+
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
-
-
-@dataclass(slots=True)
-class _Forwarded:
-    client: bytes
-    ref: int
-    owner: str
-    deadline: float
 
 
 @dataclass(slots=True)
@@ -111,10 +98,12 @@ class Consumers(Part):
     bad_input: Callable[[str, str], None]
     timeout: float = 8.0
     _durables: dict[str, dict[str, Durable]] = field(default_factory=dict)  # topic -> name ->
-    _forwarded: dict[int, _Forwarded] = field(default_factory=dict)
-    _next_req: int = 1
+    _forwards: Forwards = field(init=False)
     _changed: set[tuple[str, str]] = field(default_factory=set)  # owned, to replicate
     _successions: dict[tuple[str, str], ConsumerStateEntry] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._forwards = Forwards(self.timeout)
 
     def handlers(self) -> dict[type, Callable]:
         """The node messages this part takes, by kind."""
@@ -135,12 +124,9 @@ class Consumers(Part):
             _reply(out, client, ref, *self._answer(op, now, out))
             return
         endpoint = self.endpoint_of(owner) if owner else None
-        if endpoint is None:
-            out.fail(client, ref, E_NO_ROUTE, f"no connection to the owner {owner}")
-            return
-        req_id, self._next_req = self._next_req, self._next_req + 1
-        self._forwarded[req_id] = _Forwarded(client, ref, owner, now + self.timeout)
-        out.send(endpoint, OwnerReq(req_id, op))
+        req_id = self._forwards.forward(client, ref, owner, endpoint, now, out)
+        if req_id is not None:
+            out.send(endpoint, OwnerReq(req_id, op))  # type: ignore[arg-type]
 
     def on_owner_req(self, sender: str, message: OwnerReq, now: float, out: Outbox) -> None:
         ok, result = self._answer(message.op, now, out)
@@ -149,10 +135,9 @@ class Consumers(Part):
             out.send(endpoint, OwnerRep(message.req_id, ok, result))
 
     def on_owner_rep(self, sender: str, message: OwnerRep, now: float, out: Outbox) -> None:
-        forwarded = self._forwarded.get(message.req_id)
-        if forwarded is not None and forwarded.owner == sender:
-            del self._forwarded[message.req_id]
-            _reply(out, forwarded.client, forwarded.ref, message.ok, message.result)
+        to = self._forwards.answered(sender, message.req_id)
+        if to is not None:
+            _reply(out, *to, message.ok, message.result)
 
     def _answer(self, op: OwnerOp, now: float, out: Outbox) -> tuple[bool, Any]:
         durables = self._durables.get(op.topic, {})
@@ -162,7 +147,7 @@ class Consumers(Part):
             return self._create(op, now, out)
         durable = durables.get(op.name)
         if durable is None:
-            return False, _error(E_NO_CONSUMER, f"no consumer {op.name!r} of {op.topic!r}")
+            return False, error_result(E_NO_CONSUMER, f"no consumer {op.name!r} of {op.topic!r}")
         if isinstance(op, ConsumerDelete):
             del durables[op.name]
             if not durables:
@@ -180,7 +165,7 @@ class Consumers(Part):
         if durable is not None:
             if durable.settings != op:
                 why = f"consumer {op.name!r} of {op.topic!r} exists with other settings"
-                return False, _error(E_CONSUMER_EXISTS, why)
+                return False, error_result(E_CONSUMER_EXISTS, why)
             return True, self._info(durable)
         config = ConsumerConfig(op.ack_wait, op.max_deliver, op.max_pending)
         newest = self.history.newest(op.topic)
@@ -190,8 +175,7 @@ class Consumers(Part):
             cursor = (0, 0)
         else:
             cursor = (newest[0], op.start - 1)  # type: ignore[operator]
-        key = consumer_key(op.name.encode(), op.topic.encode())
-        durable = durables[op.name] = Durable(op, Consumer(config, cursor), key)
+        durable = durables[op.name] = Durable(op, Consumer(config, cursor))
         self._changed.add((op.topic, op.name))
         self._replicate(out)  # at once: an owner that dies next must not take it along
         self._hold(op.topic)
@@ -212,9 +196,12 @@ class Consumers(Part):
     # ------------------------------------------------------------------ the owner
 
     def published(self, topic: str, now: float, out: Outbox) -> None:
-        """New messages of ``topic``: its consumers may hand them out."""
-        for durable in self._durables.get(topic, {}).values():
-            self._pump(topic, durable, now, out)
+        """New messages of ``topic``: its consumers may hand them out (a lookup, for the
+        topics that have none: every batch an owner sequences comes here)."""
+        durables = self._durables.get(topic)
+        if durables:
+            for durable in durables.values():
+                self._pump(topic, durable, now, out)
 
     def _pump(self, topic: str, durable: Durable, now: float, out: Outbox) -> None:
         members = self.overlay.members(durable.key)
@@ -271,11 +258,7 @@ class Consumers(Part):
                 if waiting or state.next_due() <= now:  # members may have come meanwhile
                     self._pump(topic, durable, now, out)
         self._replicate(out)
-        for req_id, forwarded in list(self._forwarded.items()):
-            if forwarded.deadline <= now:
-                del self._forwarded[req_id]
-                why = f"owner {forwarded.owner} did not answer"
-                out.fail(forwarded.client, forwarded.ref, E_TIMEOUT, why)
+        self._forwards.expire(now, out)
 
     # ------------------------------------------------------------------ succession
 
@@ -317,15 +300,13 @@ class Consumers(Part):
         entry = self._successions.pop(key)
         topic, name = key
         durables = self._durables.setdefault(topic, {})
-        if name in durables or entry.settings is None:
-            return  # running here already: what it knows is newer
         settings = entry.settings
+        if name in durables or settings is None:  # running here already: it knows newer
+            return
         config = ConsumerConfig(settings.ack_wait, settings.max_deliver, settings.max_pending)
         newest = self.history.newest(topic)
         state = Consumer.succeed(config, entry.cursor, entry.pending, newest, now)
-        durable = durables[name] = Durable(
-            settings, state, consumer_key(name.encode(), topic.encode())
-        )
+        durable = durables[name] = Durable(settings, state)
         durable.count("succeeded")
         self._changed.add(key)
         self._pump(topic, durable, now, out)
@@ -354,16 +335,12 @@ class Consumers(Part):
         floors = [d.state.floor for d in self._durables.get(topic, {}).values()]
         for (succession_topic, _), entry in self._successions.items():
             if succession_topic == topic:
-                pending = [(e, s) for e, s, _ in entry.pending]
-                floors.append((min(pending)[0], min(pending)[1] - 1) if pending else entry.cursor)
+                oldest = min([(e, s) for e, s, _ in entry.pending], default=None)
+                floors.append(floor_of(entry.cursor, oldest))
         self.history.hold(topic, min(floors, default=None))
 
     def peer_down(self, node: str, out: Outbox) -> None:
-        for req_id, forwarded in list(self._forwarded.items()):
-            if forwarded.owner == node:
-                del self._forwarded[req_id]
-                why = f"{forwarded.owner} went away"
-                out.fail(forwarded.client, forwarded.ref, E_OWNER_LOST, why)
+        self._forwards.peer_down(node, out)
 
     # ------------------------------------------------------------------ members here
 
@@ -379,39 +356,41 @@ class Consumers(Part):
         """Messages an owner sent for our members: each to the member whose turn it is,
         one ``cmsg`` frame per member."""
         frames: dict[tuple[bytes, bytes], list] = {}
+        keys: dict[tuple[str, str], bytes] = {}  # one consumer's messages share their key
         for topic, name, epoch, seq, deliveries, payload in message.entries:
-            try:
-                key = consumer_key(name.encode(), topic.encode())
-            except InvalidTopic as exc:  # no consumer has it: only a faulty peer sends it
-                self.bad_input(E_MALFORMED, f"consumer_msg from {sender}: {exc}")
-                continue
+            key = keys.get((topic, name))
+            if key is None:
+                try:
+                    key = keys[topic, name] = consumer_key(name.encode(), topic.encode())
+                except InvalidTopic as exc:  # no consumer has it: only a faulty peer's
+                    self.bad_input(E_MALFORMED, f"consumer_msg from {sender}: {exc}")
+                    continue
             member = self.members.in_turn(key)
             if member is not None:  # else: it goes again after ack_wait
                 entry = [topic, name, epoch, seq, deliveries, payload]
                 frames.setdefault((member, key), []).append(entry)
         for (member, key), entries in frames.items():
-            out.push(member, key, [API_CONSUMER_MSG, entries])
+            out.push(member, key, [API_CONSUMER_MSG, entries], 0)  # unacked: they go again
         if sender != self.node:
             self.flow.processed(sender, len(message.entries))
 
     def verdicts(self, entries: list[ConsumerAckEntry], now: float, out: Outbox) -> None:
         """A member's ``cack`` frame: each verdict to its topic's owner."""
-        local = [e for e in entries if self.ring.owner(e.topic) == self.node]
-        if local:
-            self.on_consumer_ack(self.node, ConsumerAck(local), now, out)
+        local = []
         for entry in entries:
             owner = self.ring.owner(entry.topic)
-            endpoint = self.endpoint_of(owner) if owner and owner != self.node else None
+            if owner == self.node:
+                local.append(entry)
+                continue
+            endpoint = self.endpoint_of(owner) if owner else None
             if endpoint is not None:  # else: unacked, it goes again after ack_wait
                 out.entry(endpoint, ConsumerAck, entry)
+        if local:
+            self.on_consumer_ack(self.node, ConsumerAck(local), now, out)
 
 
 def _reply(out: Outbox, client: bytes, ref: int, ok: bool, result: Any) -> None:
     if ok:
         out.reply(client, ref, result)
     else:
-        out.fail(client, ref, result["code"], result["message"])
-
-
-def _error(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message}
+        out.fail(client, ref, *error_fields(result))

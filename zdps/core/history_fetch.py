@@ -2,8 +2,7 @@
 
 A client may ask any node for a topic's history (docs/PROTOCOL.md §7.9); the owner holds
 it, so the node forwards the request (``history``) and relays the answer
-(``history_rep``). It fails with ``owner_lost`` if the owner goes down first,
-``no_route`` without a link to it, and ``timeout`` after the request timeout.
+(``history_rep``), failing it as every forwarded request fails (forwards.py).
 """
 
 from __future__ import annotations
@@ -12,23 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zdps.core.forwards import Forwards
 from zdps.core.history import HistoryStore
 from zdps.core.outbox import Outbox
 from zdps.core.part import Part
 from zdps.core.ring import HashRing
 from zdps.wire.api import HistoryQuery
-from zdps.wire.errors import E_NO_ROUTE, E_OWNER_LOST, E_TIMEOUT
 from zdps.wire.requests import History, HistoryRep
-
-
-@dataclass(slots=True)
-class _Fetch:
-    """A client's history request forwarded to the topic's owner."""
-
-    client: bytes
-    ref: int
-    owner: str
-    deadline: float
 
 
 @dataclass(slots=True)
@@ -41,8 +30,10 @@ class HistoryFetches(Part):
     history: HistoryStore
     counters: dict[str, int]
     timeout: float = 8.0
-    _fetches: dict[int, _Fetch] = field(default_factory=dict)
-    _next_fetch: int = 1
+    _forwards: Forwards = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._forwards = Forwards(self.timeout)
 
     def request(self, client: bytes, ref: int, query: HistoryQuery, now: float, out: Outbox):
         """A client's ``history`` request: answered here if we own the topic."""
@@ -51,14 +42,9 @@ class HistoryFetches(Part):
             out.reply(client, ref, self.answer(query))
             return
         endpoint = self.endpoint_of(owner) if owner else None
-        if endpoint is None:
-            out.fail(client, ref, E_NO_ROUTE, f"no connection to the owner {owner}")
-            return
-        assert owner is not None
-        fetch_id = self._next_fetch
-        self._next_fetch += 1
-        self._fetches[fetch_id] = _Fetch(client, ref, owner, now + self.timeout)
-        out.send(endpoint, History(fetch_id, query))
+        fetch_id = self._forwards.forward(client, ref, owner, endpoint, now, out)
+        if fetch_id is not None:
+            out.send(endpoint, History(fetch_id, query))  # type: ignore[arg-type]
 
     def answer(self, query: HistoryQuery) -> dict[str, Any]:
         """One page of what this node stores of the topic."""
@@ -72,19 +58,12 @@ class HistoryFetches(Part):
             out.send(endpoint, HistoryRep(message.fetch_id, self.answer(message.query)))
 
     def on_history_rep(self, sender: str, message: HistoryRep, now: float, out: Outbox) -> None:
-        fetch = self._fetches.get(message.fetch_id)
-        if fetch is not None and fetch.owner == sender:
-            del self._fetches[message.fetch_id]
-            out.reply(fetch.client, fetch.ref, message.result)
+        to = self._forwards.answered(sender, message.fetch_id)
+        if to is not None:
+            out.reply(*to, message.result)
 
     def peer_down(self, node: str, out: Outbox) -> None:
-        for fetch_id, fetch in list(self._fetches.items()):
-            if fetch.owner == node:
-                del self._fetches[fetch_id]
-                out.fail(fetch.client, fetch.ref, E_OWNER_LOST, f"{fetch.owner} went away")
+        self._forwards.peer_down(node, out)
 
     def expire(self, now: float, out: Outbox) -> None:
-        for fetch_id, fetch in list(self._fetches.items()):
-            if fetch.deadline <= now:
-                del self._fetches[fetch_id]
-                out.fail(fetch.client, fetch.ref, E_TIMEOUT, f"owner {fetch.owner} did not answer")
+        self._forwards.expire(now, out)

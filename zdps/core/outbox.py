@@ -42,9 +42,10 @@ class Outbox:
     # on, n = 0 and batch None for a topic's final ``closed``.
     deliveries: list = field(default_factory=list)
     clients: dict[bytes, list[list]] = field(default_factory=dict)  # API frames [kind, ...]
-    # Shares of queue groups for members here (queues.py), in order: (member, queue
-    # key, API frame [kind, ...]); one the member cannot take goes to another member.
-    pushes: list[tuple[bytes, bytes, list]] = field(default_factory=list)
+    # Pushes to members here, of queue groups (queues.py) and durable consumers
+    # (consumers.py), in order: (member, key, API frame [kind, ...], messages lost if no
+    # member here can take it); one the member cannot take goes to another member.
+    pushes: list[tuple[bytes, bytes, list, int]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     log: list[LogEvent] = field(default_factory=list)
 
@@ -149,9 +150,10 @@ class Outbox:
                 return
         queue.append([API_ACK, [[ref, seq, nodes, subscribers, n]]])
 
-    def push(self, member: bytes, key: bytes, frame: list) -> None:
-        """Queue a share of queue group ``key`` for its ``member`` here."""
-        self.pushes.append((member, key, frame))
+    def push(self, member: bytes, key: bytes, frame: list, lost: int) -> None:
+        """Queue a push to ``member`` of ``key``; ``lost``: the messages it carries that
+        nothing brings again if no member here takes them (0: they go again anyway)."""
+        self.pushes.append((member, key, frame, lost))
 
     def client_nack(self, client: bytes, ref: int, code: str, message: str, n: int = 1) -> None:
         """Queue a refusal of ``n`` publishes of a client, coalesced like ``batch``."""

@@ -192,7 +192,8 @@ class QueueGroups(Part):
         self.counters["queue_delivered"] += n
         shares = min(len(members), n)
         if shares == 1:
-            out.push(members[turn % len(members)], key, [API_QUEUED, topic, seq, epoch, n, batch])
+            frame = [API_QUEUED, topic, seq, epoch, n, batch]
+            out.push(members[turn % len(members)], key, frame, n)
             return
         try:
             payloads = unpack_batch(batch, n)
@@ -204,7 +205,7 @@ class QueueGroups(Part):
             share = payloads[start : start + size]
             member = members[(turn + start // size) % len(members)]
             frame = [API_QUEUED, topic, seq + start, epoch, len(share), pack_batch(share)]
-            out.push(member, key, frame)
+            out.push(member, key, frame, len(share))
 
     def in_turn(self, key: bytes) -> bytes | None:
         """The member here whose turn it is for one more message of ``key``."""

@@ -15,7 +15,6 @@ import zmq
 from zdps.core.node import NodeCore
 from zdps.core.outbox import Outbox
 from zdps.wire import encode_api
-from zdps.wire.api import API_QUEUED
 
 API_HWM = 100_000  # frames queued per client; a client that stops reading loses the rest
 E_CLIENT_BACKLOG = "client_backlog"  # counts replies dropped for a client that stopped reading
@@ -39,10 +38,10 @@ class ApiOutput:
                 except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
                     core.client_gone(client)
                     break
-        for member, key, frame in out.pushes:
-            self._push(member, key, frame)
+        for member, key, frame, lost in out.pushes:
+            self._push(member, key, frame, lost)
 
-    def _push(self, member: bytes | None, key: bytes, frame: list) -> None:
+    def _push(self, member: bytes | None, key: bytes, frame: list, lost: int) -> None:
         """A share to ``member``, or to the next member that can take it."""
         data, tried = encode_api(*frame), set()
         while member is not None:
@@ -54,5 +53,4 @@ class ApiOutput:
             except zmq.ZMQError:  # EHOSTUNREACH: gone, and a member of nothing now
                 self.core.client_gone(member)
             tried.add(member)
-            lost = frame[4] if frame[0] == API_QUEUED else 0  # a consumer's goes again
             member = self.core.queues.next_member(key, tried, lost)

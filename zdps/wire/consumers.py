@@ -22,6 +22,7 @@ API_CONSUMER_MSG = "cmsg"  # node -> member: [topic, name, epoch, seq, deliverie
 API_CONSUMER_ACK = "cack"  # member -> node: [[topic, name, epoch, seq, verdict], ...]
 ACK, NAK, TERM = 0, 1, 2  # a verdict on one delivered message
 VERDICTS = (ACK, NAK, TERM)
+DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER, DEFAULT_MAX_PENDING = 30.0, 5, 1000
 MAX_ACK_WAIT = 86_400.0  # seconds
 MAX_DELIVER = 1000
 MAX_PENDING = 100_000
@@ -65,20 +66,22 @@ class ConsumerCreate(Op):
     )
     topic: str
     name: str
-    ack_wait: float = 30.0
-    max_deliver: int = 5
-    max_pending: int = 1000
+    ack_wait: float = DEFAULT_ACK_WAIT
+    max_deliver: int = DEFAULT_MAX_DELIVER
+    max_pending: int = DEFAULT_MAX_PENDING
     start: str | int = START_NEW  # "new", "all", or the first seq of the newest epoch
 
     @classmethod
     def decode(cls, args: dict) -> ConsumerCreate:
         topic = need_topic(args.get("topic"))
         name = need_name(args.get("name"), topic)
-        ack_wait = args.get("ack_wait", 30.0)
+        ack_wait = args.get("ack_wait", DEFAULT_ACK_WAIT)
         if type(ack_wait) not in (int, float) or not 0 < ack_wait <= MAX_ACK_WAIT:
             raise malformed(f"ack_wait is over 0 and at most {MAX_ACK_WAIT} s")
-        max_deliver = need_int(args.get("max_deliver", 5), "max_deliver", 1, MAX_DELIVER + 1)
-        max_pending = need_int(args.get("max_pending", 1000), "max_pending", 1, MAX_PENDING + 1)
+        max_deliver = args.get("max_deliver", DEFAULT_MAX_DELIVER)
+        max_deliver = need_int(max_deliver, "max_deliver", 1, MAX_DELIVER + 1)
+        max_pending = args.get("max_pending", DEFAULT_MAX_PENDING)
+        max_pending = need_int(max_pending, "max_pending", 1, MAX_PENDING + 1)
         start = args.get("start", START_NEW)
         if start not in (START_NEW, START_ALL) and not (type(start) is int and 0 < start < U64):
             raise malformed('start is "new", "all" or a seq from 1')

@@ -42,6 +42,7 @@ class Share:
         self.cfg = cfg
         self.indexes = array.array("I")
         self.first_ns = self.last_ns = 0
+        self.reads = 0  # batches received: how well the system batches
         self.began = time.monotonic()
         self.cpu0 = time.process_time()
 
@@ -49,6 +50,7 @@ class Share:
         t = now_ns()
         self.first_ns = self.first_ns or t
         self.last_ns = t
+        self.reads += 1
         self.indexes.extend(int.from_bytes(p[INDEX_AT], "big") for p in batch)
 
     def over(self) -> bool:
@@ -61,6 +63,7 @@ class Share:
         report(
             {
                 "received": len(self.indexes),
+                "reads": self.reads,
                 "first_ns": self.first_ns,
                 "last_ns": self.last_ns,
                 "cpu_s": time.process_time() - self.cpu0,  # the idle wait at the end too

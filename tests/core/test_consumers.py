@@ -147,6 +147,8 @@ def test_history_keeps_what_a_consumer_has_not_had() -> None:
     received = got(net, "c", b"m")
     assert len(received) == 20
     verdict(net, "c", b"m", topic, received, ACK)
+    assert net.core("a").history.topics[topic].size == 20  # held until the next tick
+    net.advance(1)
     assert net.core("a").history.topics[topic].size == 5  # the retention again
 
 

@@ -24,10 +24,11 @@ from zdps.wire.consumers import ACK, API_CONSUMER_ACK, NAK, TERM, Consume
 from zdps.wire.ops import Op
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConsumerMessage:
     """One message of a durable consumer; say what became of it with ``ack``, ``nak``
-    or ``term`` (else it goes again after the consumer's ack_wait)."""
+    or ``term`` (else it goes again after the consumer's ack_wait). Not frozen: that
+    would cost a worker a microsecond per message."""
 
     topic: str
     seq: int

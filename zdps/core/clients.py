@@ -129,7 +129,7 @@ class ClientApi:
         if self.consumers is not None:
             for op in OWNER_OPS:
                 self._ops[op] = self.consumers.request  # type: ignore[assignment]
-            self._ops[Consume] = self.consumers.consume
+            self._ops[Consume] = self.consumers.here.consume
 
     def _lost(self, client: bytes, ref: int, op: Lost, _now: float, out: Outbox) -> None:
         self.losses.reported(op.subscriber, op.missed, op.recovered)
@@ -197,7 +197,7 @@ class ClientApi:
                     why = f"{user or 'this client'} may not consume {verdict.topic!r}"
                     self.bad_input(E_FORBIDDEN, f"cack from client {client.hex()}: {why}")
                 verdicts = [v for v in verdicts if v not in refused]
-            self.consumers.verdicts(verdicts, now, out)
+            self.consumers.here.verdicts(verdicts, now, out)
         elif _is_envelope(fields):
             raise ProtocolError(
                 E_UNKNOWN_OP,

@@ -21,10 +21,11 @@ The core does no IO and owns no history: ``handouts`` reads messages through ``f
 
 from __future__ import annotations
 
-import heapq
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from zdps.wire.consumers import DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER, DEFAULT_MAX_PENDING
 
@@ -52,9 +53,9 @@ class ConsumerConfig:
         assert self.ack_wait > 0 and self.max_deliver >= 1 and self.max_pending >= 1
 
 
-@dataclass(frozen=True, slots=True)
-class Handout:
-    """One delivery to make: the message at ``position``, for the ``deliveries``-th time."""
+class Handout(NamedTuple):
+    """One delivery to make: the message at ``position``, for the ``deliveries``-th time
+    (a tuple: one is made per message handed out)."""
 
     position: Position
     payload: bytes
@@ -68,8 +69,12 @@ class Consumer:
     config: ConsumerConfig
     cursor: Position = (0, 0)  # the newest message handed out; (0, 0): none yet
     pending: dict[Position, tuple[int, float]] = field(default_factory=dict)  # -> (n, due)
-    _due: list[tuple[float, Position]] = field(default_factory=list)  # heap; stale kept
-    _oldest: list[Position] = field(default_factory=list)  # heap of pending; stale kept
+    # Due times in the order they fall due (deliveries wait the same ack_wait, and now
+    # never goes back): ack_wait after a delivery, and at once after a nak or a
+    # succession. Stale entries (acked since, or due at another time) are skipped.
+    _due: deque[tuple[float, Position]] = field(default_factory=deque)
+    _at_once: deque[tuple[float, Position]] = field(default_factory=deque)
+    _oldest: deque[Position] = field(default_factory=deque)  # pending, oldest first; stale kept
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
     lost: int = 0  # messages history no longer had when they were due (again)
     # A successor owner cannot know what went out after the state it holds: messages up
@@ -96,32 +101,35 @@ class Consumer:
 
     def _redeliveries(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
         out: list[Handout] = []
-        due, pending = self._due, self.pending
-        while due and due[0][0] <= now and len(out) < limit:
-            at, position = heapq.heappop(due)
-            entry = pending.get(position)
-            if entry is None or entry[1] != at:
-                continue  # acked, or due at another time since: stale
-            deliveries = entry[0]
-            if deliveries >= self.config.max_deliver:
-                del pending[position]
-                self.dead.append(position)
-                continue
-            found = fetch((position[0], position[1] - 1), 1)
-            if not found or (found[0][0], found[0][1]) != position:
-                del pending[position]  # history dropped it: cannot go again
-                self.lost += 1
-                continue
-            self._deliver(position, deliveries + 1, now)
-            out.append(Handout(position, found[0][2], deliveries + 1))
+        pending = self.pending
+        for queue in (self._at_once, self._due):
+            while queue and queue[0][0] <= now and len(out) < limit:
+                at, position = queue.popleft()
+                entry = pending.get(position)
+                if entry is None or entry[1] != at:
+                    continue  # acked, or due at another time since: stale
+                deliveries = entry[0]
+                if deliveries >= self.config.max_deliver:
+                    del pending[position]
+                    self.dead.append(position)
+                    continue
+                found = fetch((position[0], position[1] - 1), 1)
+                if not found or (found[0][0], found[0][1]) != position:
+                    del pending[position]  # history dropped it: cannot go again
+                    self.lost += 1
+                    continue
+                self._deliver(position, deliveries + 1, now)
+                out.append(Handout(position, found[0][2], deliveries + 1))
         return out
 
     def _deliver(self, position: Position, deliveries: int, now: float) -> None:
         due = now + self.config.ack_wait
         if position not in self.pending:
-            heapq.heappush(self._oldest, position)
+            assert not self._oldest or self._oldest[-1] < position, "handed out in order"
+            self._oldest.append(position)
+        assert not self._due or self._due[-1][0] <= due, "time goes forward"
         self.pending[position] = (deliveries, due)
-        heapq.heappush(self._due, (due, position))
+        self._due.append((due, position))
 
     # ------------------------------------------------------------------ in
 
@@ -139,7 +147,7 @@ class Consumer:
         if entry is None:
             return False
         self.pending[position] = (entry[0], now)
-        heapq.heappush(self._due, (now, position))
+        self._at_once.append((now, position))
         return True
 
     # ------------------------------------------------------------------ succession
@@ -161,27 +169,30 @@ class Consumer:
         pending goes again at once, and what came after the cursor up to ``newest`` (the
         history it holds) may have gone out already, so it goes as a redelivery."""
         consumer = cls(config, cursor, suspect=newest)
-        for epoch, seq, deliveries in pending:
+        for epoch, seq, deliveries in sorted(pending):
             consumer.pending[epoch, seq] = (deliveries, now)
-            heapq.heappush(consumer._due, (now, (epoch, seq)))
-            heapq.heappush(consumer._oldest, (epoch, seq))
+            consumer._at_once.append((now, (epoch, seq)))
+            consumer._oldest.append((epoch, seq))
         return consumer
 
     # ------------------------------------------------------------------ views
 
     def next_due(self) -> float:
         """When a pending message is next due again (inf: none)."""
-        due, pending = self._due, self.pending
-        while due and pending.get(due[0][1], (0, -1.0))[1] != due[0][0]:
-            heapq.heappop(due)  # stale
-        return due[0][0] if due else math.inf
+        pending, first = self.pending, math.inf
+        for queue in (self._at_once, self._due):
+            while queue and pending.get(queue[0][1], (0, -1.0))[1] != queue[0][0]:
+                queue.popleft()  # stale
+            if queue:
+                first = min(first, queue[0][0])
+        return first
 
     @property
     def floor(self) -> Position:
         """History must keep every message after this one for the consumer."""
         oldest, pending = self._oldest, self.pending
         while oldest and oldest[0] not in pending:
-            heapq.heappop(oldest)  # acked since: stale
+            oldest.popleft()  # acked since: stale
         return floor_of(self.cursor, oldest[0] if oldest else None)
 
     def take_dead(self) -> list[Position]:

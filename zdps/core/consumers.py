@@ -2,11 +2,13 @@
 
 At the owner each consumer is a ``Consumer`` (consumer.py). When the topic gets new
 messages, a verdict arrives or a pending message is due again, the owner hands out what
-it may, one message at a time, to the nodes with members in turn, in proportion to their
-members (as queue groups do, queues.py); a node gives each to its member whose turn it is
-(``cmsg``), and the members' verdicts (``cack``) come back through it (``consumer_ack``).
-A message dead-lettered goes to ``TOPIC.NAME.dead``. History keeps what a consumer still
-needs (history.py ``hold``). Ops reach the owner from any node (``owner_req``, forwards.py).
+it may at the end of the turn (so that a turn's verdicts make one batch), to the nodes
+with members in turn and in proportion to their members (as queue groups do, queues.py),
+one contiguous run per member; the members' nodes pass them on and relay their verdicts
+(consumer_members.py). A message dead-lettered goes to ``TOPIC.NAME.dead``. History
+keeps what a consumer still needs (history.py ``hold``), as of the last timer tick: a
+consumer's floor only moves forward, so a hold a tick old keeps more, never less. Ops
+reach the owner from any node (``owner_req``, forwards.py).
 
 Succession: the owner sends a consumer's state to the topic's replicas when it creates or
 deletes it and at each timer tick it changed (``consumer_state``), and to the new owner
@@ -17,11 +19,13 @@ duplicate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zdps.core.consumer import Consumer, ConsumerConfig, floor_of
+from zdps.core.consumer import Consumer, ConsumerConfig, Handout, floor_of
+from zdps.core.consumer_members import ConsumerMembers
 from zdps.core.flow import FlowControl
 from zdps.core.forwards import Forwards
 from zdps.core.history import HistoryStore
@@ -31,18 +35,16 @@ from zdps.core.part import Part
 from zdps.core.queues import QueueGroups, queue_target
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
-from zdps.topics import InvalidTopic, consumer_key
+from zdps.topics import consumer_key
 from zdps.wire.answers import error_fields, error_result
 from zdps.wire.batches import pack_batch
 from zdps.wire.consumers import (
     ACK,
-    API_CONSUMER_MSG,
     NAK,
     START_ALL,
     START_NEW,
-    Consume,
+    TERM,
     ConsumerAck,
-    ConsumerAckEntry,
     ConsumerCreate,
     ConsumerDelete,
     ConsumerInfo,
@@ -55,12 +57,11 @@ from zdps.wire.consumers import (
 )
 from zdps.wire.errors import (
     E_CONSUMER_EXISTS,
-    E_MALFORMED,
     E_NO_CONSUMER,
-    E_TOO_MANY_GROUPS,
 )
 
 HANDOUTS = 256  # messages one consumer hands out at a time, at most
+COUNTED_AS = {ACK: "acked", NAK: "nakked", TERM: "termed"}  # verdicts in a consumer's counts
 Publish = Callable[[str, bytes, float, Outbox], None]  # topic, batch of one: a dead letter
 OwnerOp = ConsumerCreate | ConsumerInfo | ConsumerDelete | ConsumerList
 
@@ -79,7 +80,8 @@ class Durable:
         self.key = consumer_key(self.settings.name.encode(), self.settings.topic.encode())
 
     def count(self, what: str, n: int = 1) -> None:
-        self.counts[what] = self.counts.get(what, 0) + n
+        if n:
+            self.counts[what] = self.counts.get(what, 0) + n
 
 
 @dataclass(slots=True)
@@ -101,16 +103,23 @@ class Consumers(Part):
     _forwards: Forwards = field(init=False)
     _changed: set[tuple[str, str]] = field(default_factory=set)  # owned, to replicate
     _successions: dict[tuple[str, str], ConsumerStateEntry] = field(default_factory=dict)
+    _woken: dict[tuple[str, str], Durable] = field(default_factory=dict)  # to pump this turn
+
+    here: ConsumerMembers = field(init=False)
 
     def __post_init__(self) -> None:
         self._forwards = Forwards(self.timeout)
+        self.here = ConsumerMembers(
+            self.node, self.ring, self.members, self.endpoint_of, self.flow, self.bad_input,
+            self.on_consumer_ack,
+        )  # fmt: skip
 
     def handlers(self) -> dict[type, Callable]:
         """The node messages this part takes, by kind."""
         return {
             OwnerReq: self.on_owner_req,
             OwnerRep: self.on_owner_rep,
-            ConsumerMsg: self.on_consumer_msg,
+            ConsumerMsg: self.here.on_consumer_msg,
             ConsumerAck: self.on_consumer_ack,
             ConsumerState: self.on_consumer_state,
         }
@@ -179,7 +188,7 @@ class Consumers(Part):
         self._changed.add((op.topic, op.name))
         self._replicate(out)  # at once: an owner that dies next must not take it along
         self._hold(op.topic)
-        self._pump(op.topic, durable, now, out)
+        self._woken[op.topic, op.name] = durable
         return True, self._info(durable)
 
     def _info(self, durable: Durable) -> dict[str, Any]:
@@ -196,67 +205,100 @@ class Consumers(Part):
     # ------------------------------------------------------------------ the owner
 
     def published(self, topic: str, now: float, out: Outbox) -> None:
-        """New messages of ``topic``: its consumers may hand them out (a lookup, for the
-        topics that have none: every batch an owner sequences comes here)."""
+        """New messages of ``topic``: its consumers may hand them out at the end of the
+        turn (a lookup, for the topics that have none: every batch an owner sequences
+        comes here)."""
         durables = self._durables.get(topic)
         if durables:
-            for durable in durables.values():
-                self._pump(topic, durable, now, out)
+            for name, durable in durables.items():
+                self._woken[topic, name] = durable
+
+    def release(self, now: float, out: Outbox) -> None:
+        """At the end of a turn, the consumers that got messages or verdicts in it hand
+        out what they may: once per turn, so that a turn's verdicts make one batch."""
+        while self._woken:  # a dead letter may wake the dead-letter topic's consumers
+            woken, self._woken = self._woken, {}
+            for (topic, name), durable in woken.items():
+                if self._durables.get(topic, {}).get(name) is durable:  # not deleted, nor moved
+                    self._pump(topic, durable, now, out)
 
     def _pump(self, topic: str, durable: Durable, now: float, out: Outbox) -> None:
         members = self.overlay.members(durable.key)
         if not members:
             return  # nobody to give them to: they wait in history
-        state = durable.state
+        state, name = durable.state, durable.settings.name
         fetch = lambda after, limit: self.history.fetch(topic, after[0], after[1], limit)  # noqa: E731
-        target = queue_target(durable.key, members)
         handouts, dead = state.handouts(fetch, now, HANDOUTS), state.take_dead()
         if handouts or dead:
-            self._changed.add((topic, durable.settings.name))
-        for handout in handouts:
-            node = target.node(durable.turn)
-            durable.turn += 1
-            entry = (topic, durable.settings.name, *handout.position, handout.deliveries)
-            durable.count("redelivered" if handout.deliveries > 1 else "delivered")
-            if node == self.node:
-                self.on_consumer_msg(self.node, ConsumerMsg([(*entry, handout.payload)]), now, out)
-                continue
-            endpoint = self.endpoint_of(node)
-            if endpoint is not None:  # else: due again after ack_wait
-                out.entry(endpoint, ConsumerMsg, (*entry, handout.payload))
-                self.flow.sent(node)
+            self._changed.add((topic, name))
+        if handouts:
+            redelivered = sum(h.deliveries > 1 for h in handouts)
+            durable.count("redelivered", redelivered)
+            durable.count("delivered", len(handouts) - redelivered)
+            self._hand_out(topic, durable, handouts, members, now, out)
         for position in dead:
             durable.count("dead_lettered")
             payload = self.history.fetch(topic, position[0], position[1] - 1, 1)
             if payload and (payload[0][0], payload[0][1]) == position:
                 dead_topic = f"{topic}.{durable.settings.name}.dead"
                 self.publish(dead_topic, pack_batch([payload[0][2]]), now, out)
-        self._hold(topic)
+
+    def _hand_out(
+        self,
+        topic: str,
+        durable: Durable,
+        handouts: list[Handout],
+        members: dict[str, int],
+        now: float,
+        out: Outbox,
+    ) -> None:
+        """The handouts to the nodes with members, in turn and in proportion to their
+        members: one contiguous run per member, so each node gets one batch."""
+        target, name = queue_target(durable.key, members), durable.settings.name
+        size = math.ceil(len(handouts) / target.bounds[-1])
+        runs: dict[str, list] = {}
+        for start in range(0, len(handouts), size):
+            node = target.node(durable.turn)
+            durable.turn += 1
+            runs.setdefault(node, []).extend(
+                (topic, name, *h.position, h.deliveries, h.payload)
+                for h in handouts[start : start + size]
+            )
+        for node, entries in runs.items():
+            if node == self.node:
+                self.here.on_consumer_msg(self.node, ConsumerMsg(entries), now, out)
+                continue
+            endpoint = self.endpoint_of(node)
+            if endpoint is not None:  # else: due again after ack_wait
+                out.send(endpoint, ConsumerMsg(entries))
+                self.flow.sent(node, len(entries))
 
     def on_consumer_ack(self, sender: str, message: ConsumerAck, now: float, out: Outbox) -> None:
-        touched: dict[tuple[str, str], Durable] = {}
+        """Members' verdicts; a member's come in runs of one consumer: one lookup a run."""
+        key, durable = None, None
         for topic, name, epoch, seq, verdict in message.entries:
-            durable = self._durables.get(topic, {}).get(name)
+            if (topic, name) != key:
+                key, durable = (topic, name), self._durables.get(topic, {}).get(name)
+                if durable is not None:  # else deleted, or moved: its new owner sends it again
+                    self._woken[key] = durable
+                    self._changed.add(key)
             if durable is None:
-                continue  # deleted, or the topic moved: it goes again from its new owner
+                continue
             state, position = durable.state, (epoch, seq)
-            done = state.nak(position, now) if verdict == NAK else state.ack(position)
-            if done:
-                durable.count({ACK: "acked", NAK: "nakked"}.get(verdict, "termed"))
-                self._changed.add((topic, name))
-            touched[topic, name] = durable
-        for (topic, _), durable in touched.items():
-            self._pump(topic, durable, now, out)
+            if state.nak(position, now) if verdict == NAK else state.ack(position):
+                durable.count(COUNTED_AS[verdict])
 
     def expire(self, now: float, out: Outbox) -> None:
-        """Each timer tick: what is due again goes, and changed states to the replicas."""
+        """Each timer tick: what is due again goes, history keeps what the consumers
+        still need, and changed states go to the replicas."""
         for topic, durables in self._durables.items():
             newest = self.history.newest(topic)
-            for durable in durables.values():
+            for name, durable in durables.items():
                 state = durable.state
                 waiting = state.cursor < newest and len(state.pending) < state.config.max_pending
                 if waiting or state.next_due() <= now:  # members may have come meanwhile
-                    self._pump(topic, durable, now, out)
+                    self._woken[topic, name] = durable
+            self._hold(topic)
         self._replicate(out)
         self._forwards.expire(now, out)
 
@@ -309,7 +351,7 @@ class Consumers(Part):
         durable = durables[name] = Durable(settings, state)
         durable.count("succeeded")
         self._changed.add(key)
-        self._pump(topic, durable, now, out)
+        self._woken[key] = durable
 
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
         """Consumers follow their topics: ours that moved go to their new owner; those we
@@ -341,52 +383,6 @@ class Consumers(Part):
 
     def peer_down(self, node: str, out: Outbox) -> None:
         self._forwards.peer_down(node, out)
-
-    # ------------------------------------------------------------------ members here
-
-    def consume(self, client: bytes, ref: int, op: Consume, _now: float, out: Outbox) -> None:
-        """``consume``: ``client`` becomes a member of the consumer."""
-        if self.members.add(client, op.key, out):
-            out.reply(client, ref, True)
-        else:
-            why = f"consumer {op.name!r}: already {self.members.max_groups} groups here"
-            out.fail(client, ref, E_TOO_MANY_GROUPS, why)
-
-    def on_consumer_msg(self, sender: str, message: ConsumerMsg, now: float, out: Outbox) -> None:
-        """Messages an owner sent for our members: each to the member whose turn it is,
-        one ``cmsg`` frame per member."""
-        frames: dict[tuple[bytes, bytes], list] = {}
-        keys: dict[tuple[str, str], bytes] = {}  # one consumer's messages share their key
-        for topic, name, epoch, seq, deliveries, payload in message.entries:
-            key = keys.get((topic, name))
-            if key is None:
-                try:
-                    key = keys[topic, name] = consumer_key(name.encode(), topic.encode())
-                except InvalidTopic as exc:  # no consumer has it: only a faulty peer's
-                    self.bad_input(E_MALFORMED, f"consumer_msg from {sender}: {exc}")
-                    continue
-            member = self.members.in_turn(key)
-            if member is not None:  # else: it goes again after ack_wait
-                entry = [topic, name, epoch, seq, deliveries, payload]
-                frames.setdefault((member, key), []).append(entry)
-        for (member, key), entries in frames.items():
-            out.push(member, key, [API_CONSUMER_MSG, entries], 0)  # unacked: they go again
-        if sender != self.node:
-            self.flow.processed(sender, len(message.entries))
-
-    def verdicts(self, entries: list[ConsumerAckEntry], now: float, out: Outbox) -> None:
-        """A member's ``cack`` frame: each verdict to its topic's owner."""
-        local = []
-        for entry in entries:
-            owner = self.ring.owner(entry.topic)
-            if owner == self.node:
-                local.append(entry)
-                continue
-            endpoint = self.endpoint_of(owner) if owner else None
-            if endpoint is not None:  # else: unacked, it goes again after ack_wait
-                out.entry(endpoint, ConsumerAck, entry)
-        if local:
-            self.on_consumer_ack(self.node, ConsumerAck(local), now, out)
 
 
 def _reply(out: Outbox, client: bytes, ref: int, ok: bool, result: Any) -> None:

@@ -175,6 +175,7 @@ class NodeCore:
     def take(self, now: float) -> Outbox:
         """Hand the accumulated actions to the IO layer and start a fresh outbox."""
         out = self.outbox
+        self.consumers.release(now, out)
         if self.clients.held:
             self.clients.release(now, out)
         self.router.confirm(out, all_=False)

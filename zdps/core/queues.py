@@ -187,34 +187,36 @@ class QueueGroups(Part):
         if not members:  # the last one left after the owner chose this node
             self.counters["queue_undelivered"] += n
             return
-        turn = self._shares.get(key, 0)
-        self._shares[key] = turn + 1
         self.counters["queue_delivered"] += n
-        shares = min(len(members), n)
-        if shares == 1:
+        shares = self.shares(key, n)
+        if len(shares) == 1:
             frame = [API_QUEUED, topic, seq, epoch, n, batch]
-            out.push(members[turn % len(members)], key, frame, n)
+            out.push(shares[0][0], key, frame, n)
             return
         try:
             payloads = unpack_batch(batch, n)
         except ProtocolError as exc:  # only a faulty peer sends one
             self.bad_input(exc.code, f"queued batch of {topic!r}: {exc.message}")
             return
-        size = math.ceil(n / shares)
-        for start in range(0, n, size):
-            share = payloads[start : start + size]
-            member = members[(turn + start // size) % len(members)]
+        for member, start, stop in shares:
+            share = payloads[start:stop]
             frame = [API_QUEUED, topic, seq + start, epoch, len(share), pack_batch(share)]
             out.push(member, key, frame, len(share))
 
-    def in_turn(self, key: bytes) -> bytes | None:
-        """The member here whose turn it is for one more message of ``key``."""
+    def shares(self, key: bytes, n: int) -> list[tuple[bytes, int, int]]:
+        """``n`` messages of ``key`` split among the members here, one contiguous share
+        ``[start, stop)`` each, starting with the member whose turn it is ([] if none)."""
+        assert n > 0
         members = self._members.get(key)
         if not members:
-            return None
+            return []
         turn = self._shares.get(key, 0)
         self._shares[key] = turn + 1
-        return members[turn % len(members)]
+        size = math.ceil(n / min(len(members), n))
+        return [
+            (members[(turn + start // size) % len(members)], start, min(start + size, n))
+            for start in range(0, n, size)
+        ]
 
     def next_member(self, key: bytes, tried: set[bytes], n: int) -> bytes | None:
         """The member here that takes a share of ``n`` messages the ones ``tried`` could

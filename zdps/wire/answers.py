@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_QUEUED, API_REPLY
 from zdps.wire.batches import MAX_BATCH, unpack_batch
-from zdps.wire.codec import need_int, need_map, need_str
+from zdps.wire.codec import U64, need_int, need_map, need_str
 from zdps.wire.consumers import API_CONSUMER_MSG
 from zdps.wire.data import AckRun
 from zdps.wire.errors import malformed
@@ -70,6 +70,7 @@ class HandedOut(NamedTuple):
 
 
 Answer = Acks | Nacks | Reply | Event | Share | HandedOut
+HANDED_SHAPE = "a consumer message is [topic, name, epoch, seq, deliveries, payload], ints unsigned"
 
 
 def decode_answer(kind: str, fields: list) -> Answer | None:
@@ -127,16 +128,21 @@ def _nack(entry: Any) -> RefusedRun:
 
 
 def _handed(m: Any) -> Handed:
+    """Checked field by field inline: a worker decodes one per message it gets."""
+    if type(m) is not list or len(m) != 6:
+        raise malformed(HANDED_SHAPE)
+    topic, name, epoch, seq, deliveries, payload = m
     if (
-        type(m) is not list
-        or len(m) != 6
-        or type(m[0]) is not str
-        or type(m[1]) is not str
-        or type(m[5]) is not bytes
+        type(topic) is not str
+        or type(name) is not str
+        or type(payload) is not bytes
+        or type(epoch) is not int
+        or type(seq) is not int
+        or type(deliveries) is not int
+        or not (0 <= epoch < U64 and 0 <= seq < U64 and 0 <= deliveries < U64)
     ):
-        raise malformed("a consumer message is [topic, name, epoch, seq, deliveries, payload]")
-    epoch, seq, n = (need_int(x, "a consumer message field") for x in m[2:5])
-    return Handed(m[0], m[1], epoch, seq, n, m[5])
+        raise malformed(HANDED_SHAPE)
+    return tuple.__new__(Handed, m)  # type: ignore[return-value]  # checked: 6 fields
 
 
 def _is_error(result: Any) -> bool:

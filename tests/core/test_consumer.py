@@ -69,6 +69,18 @@ def test_a_message_goes_again_after_ack_wait_or_a_nak_and_is_dead_lettered_at_la
     assert consumer.take_dead() == [(1, 1)] and consumer.take_dead() == []
 
 
+def test_a_nak_of_an_older_delivery_is_stale_and_changes_nothing() -> None:
+    """The message went to another member since: that member holds it now."""
+    history = History()
+    consumer = Consumer(ConsumerConfig(ack_wait=10, max_pending=1))
+    consumer.handouts(history.fetch, 0.0, 10)
+    assert [h.deliveries for h in consumer.handouts(history.fetch, 10.0, 10)] == [2]
+    assert not consumer.nak((1, 1), 11.0, deliveries=1)
+    assert consumer.handouts(history.fetch, 11.0, 10) == [] and consumer.next_due() == 20.0
+    assert consumer.nak((1, 1), 12.0, deliveries=2)
+    assert [h.deliveries for h in consumer.handouts(history.fetch, 12.0, 10)] == [3]
+
+
 def test_the_floor_follows_the_oldest_pending_message() -> None:
     history = History()
     consumer = Consumer(ConsumerConfig(ack_wait=10, max_pending=10))

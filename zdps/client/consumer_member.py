@@ -78,7 +78,7 @@ class Verdicts:
         once; one that finds none (the node is down) is lost, and its messages go again
         after the consumer's ack_wait. A busy worker acks the ``recv_batch`` it handled
         this way: one frame instead of one per message."""
-        entries = [[m.topic, m._name, m.epoch, m.seq, verdict] for m in messages]
+        entries = [[m.topic, m._name, m.epoch, m.seq, verdict, m.deliveries] for m in messages]
         if entries:
             send_now(self._sock, [encode_api(API_CONSUMER_ACK, entries)])
 

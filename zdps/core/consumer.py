@@ -141,10 +141,12 @@ class Consumer:
         """The member gives up on the message: it is done, without going again."""
         return self.ack(position)
 
-    def nak(self, position: Position, now: float) -> bool:
-        """The message goes again at once (at the next ``handouts``)."""
+    def nak(self, position: Position, now: float, deliveries: int = 0) -> bool:
+        """The message goes again at once (at the next ``handouts``), unless the nak
+        answers an older delivery than its last (``deliveries``; 0: not said): then the
+        member that has it now may still ack it."""
         entry = self.pending.get(position)
-        if entry is None:
+        if entry is None or (deliveries and deliveries != entry[0]):
             return False
         self.pending[position] = (entry[0], now)
         self._at_once.append((now, position))

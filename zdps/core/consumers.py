@@ -276,7 +276,7 @@ class Consumers(Part):
     def on_consumer_ack(self, sender: str, message: ConsumerAck, now: float, out: Outbox) -> None:
         """Members' verdicts; a member's come in runs of one consumer: one lookup a run."""
         key, durable = None, None
-        for topic, name, epoch, seq, verdict in message.entries:
+        for topic, name, epoch, seq, verdict, deliveries in message.entries:
             if (topic, name) != key:
                 key, durable = (topic, name), self._durables.get(topic, {}).get(name)
                 if durable is not None:  # else deleted, or moved: its new owner sends it again
@@ -285,7 +285,7 @@ class Consumers(Part):
             if durable is None:
                 continue
             state, position = durable.state, (epoch, seq)
-            if state.nak(position, now) if verdict == NAK else state.ack(position):
+            if state.nak(position, now, deliveries) if verdict == NAK else state.ack(position):
                 durable.count(COUNTED_AS[verdict])
 
     def expire(self, now: float, out: Outbox) -> None:

@@ -221,6 +221,9 @@ class ConsumerAckEntry(NamedTuple):
     epoch: int
     seq: int
     verdict: int  # ACK, NAK or TERM
+    # The delivery the verdict answers (0: not said); a nak of an older one than the
+    # last is stale: the message went to another member since, which holds it now.
+    deliveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,7 @@ class ConsumerAck(EntryList):
 
     KIND = "consumer_ack"
     ENTRY = ConsumerAckEntry
-    RANGES = (("seq", 1, U64),)
+    RANGES = (("seq", 1, U64), ("deliveries", 0, MAX_DELIVER + 1))
     CHOICES = (("verdict", VERDICTS),)
 
 

@@ -88,15 +88,21 @@ class Consumer:
         messages while fewer than ``max_pending`` are pending."""
         out = self._redeliveries(fetch, now, limit)
         room = min(limit - len(out), self.config.max_pending - len(self.pending))
-        if room > 0:
-            for epoch, seq, payload in fetch(self.cursor, room):
-                position = (epoch, seq)
-                if epoch == self.cursor[0] and seq > self.cursor[1] + 1 and self.cursor[1]:
-                    self.lost += seq - self.cursor[1] - 1  # history dropped them first
-                self.cursor = position
-                deliveries = 2 if position <= self.suspect else 1
-                self._deliver(position, deliveries, now)
-                out.append(Handout(position, payload, deliveries))
+        if room <= 0:
+            return out
+        due, pending, dues = now + self.config.ack_wait, self.pending, self._due
+        assert not dues or dues[-1][0] <= due, "time goes forward"
+        for epoch, seq, payload in fetch(self.cursor, room):
+            position, (cursor_epoch, cursor_seq) = (epoch, seq), self.cursor
+            assert position > self.cursor, "history comes in order"
+            if epoch == cursor_epoch and seq > cursor_seq + 1 and cursor_seq:
+                self.lost += seq - cursor_seq - 1  # history dropped them first
+            self.cursor = position
+            deliveries = 2 if position <= self.suspect else 1
+            pending[position] = (deliveries, due)  # new: after every message pending
+            self._oldest.append(position)
+            dues.append((due, position))
+            out.append(Handout(position, payload, deliveries))
         return out
 
     def _redeliveries(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
@@ -118,16 +124,13 @@ class Consumer:
                     del pending[position]  # history dropped it: cannot go again
                     self.lost += 1
                     continue
-                self._deliver(position, deliveries + 1, now)
+                self._deliver_again(position, deliveries + 1, now)
                 out.append(Handout(position, found[0][2], deliveries + 1))
         return out
 
-    def _deliver(self, position: Position, deliveries: int, now: float) -> None:
+    def _deliver_again(self, position: Position, deliveries: int, now: float) -> None:
         due = now + self.config.ack_wait
-        if position not in self.pending:
-            assert not self._oldest or self._oldest[-1] < position, "handed out in order"
-            self._oldest.append(position)
-        assert not self._due or self._due[-1][0] <= due, "time goes forward"
+        assert position in self.pending and (not self._due or self._due[-1][0] <= due)
         self.pending[position] = (deliveries, due)
         self._due.append((due, position))
 

@@ -162,13 +162,14 @@ class TopicHistory:
         found: list[tuple[int, int, bytes]] = []
         for index in range(at, len(entries)):
             entry = entries[index]
-            skip = self.skip if index == 0 else 0
+            first, start = entry.seq, self.skip if index == 0 else 0
+            if entry.epoch == epoch:  # of a later epoch, all of it comes after ``key``
+                start = max(start, seq + 1 - first)
+            stop = min(entry.n, start + limit - len(found))
             payloads = unpack_batch(entry.batch, entry.n)
-            for offset in range(skip, entry.n):
-                if (entry.epoch, entry.seq + offset) > key:
-                    found.append((entry.epoch, entry.seq + offset, payloads[offset]))
-                    if len(found) == limit:
-                        return found
+            found += [(entry.epoch, first + i, payloads[i]) for i in range(start, stop)]
+            if len(found) == limit:
+                break
         return found
 
     def last_epoch(self) -> int:

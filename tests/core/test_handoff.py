@@ -55,7 +55,10 @@ def make_handoff(
     sequencer = Sequencer(1_000, 0.0, history.last_epoch)
     replication = Replication(node, ring, history, 1)
     report = bad_input if bad_input is not None else _unexpected_bad_input
-    return HistoryHandoff(node, ring, endpoint, history, replication, sequencer, report)
+    absorbed: list[str] = []  # topics whose consumers heard of new merged messages
+    return HistoryHandoff(
+        node, ring, endpoint, history, replication, sequencer, report, absorbed.append
+    )
 
 
 def _unexpected_bad_input(code: str, message: str) -> None:
@@ -160,9 +163,10 @@ def test_new_entries_go_on_to_the_rest_of_the_placement_never_back_to_the_sender
     part.on_handoff("c", handoff, 1.0, out)
     assert out.peers == {endpoint("b"): [handoff]}
     assert part.sequencer.epoch(topic) == 0  # the next publish starts a new epoch
+    assert part.absorbed.__self__ == [topic]  # its consumers flag what they hand out of it
     again = Outbox()
     part.on_handoff("c", handoff, 1.0, again)  # nothing new: nothing travels on
-    assert not again.peers
+    assert not again.peers and part.absorbed.__self__ == [topic]
     assert [str(e) for e in again.log] == ["handoff_received by=c topics=1 new=0"]
 
 

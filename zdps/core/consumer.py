@@ -77,8 +77,9 @@ class Consumer:
     _oldest: deque[Position] = field(default_factory=deque)  # pending, oldest first; stale kept
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
     lost: int = 0  # messages history no longer had when they were due (again)
-    # A successor owner cannot know what went out after the state it holds: messages up
-    # to here go as redeliveries (counted 2), so that a duplicate is always flagged.
+    # A successor owner cannot know what went out after the state it holds, nor an
+    # owner what another owner (across a split) handed out of the history it merged:
+    # messages up to here go as redeliveries (counted 2), so a duplicate is flagged.
     suspect: Position = (0, 0)
 
     # ------------------------------------------------------------------ out

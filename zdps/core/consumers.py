@@ -371,6 +371,14 @@ class Consumers(Part):
             self._succeed(key, now, out)
         self._replicate(out)
 
+    def absorbed(self, topic: str) -> None:
+        """History merged new messages of ``topic`` from another node (handoff.py): an
+        owner on the other side of a split may have handed them out already, so they
+        go as redeliveries here, flagged (as after a succession)."""
+        newest = self.history.newest(topic)
+        for durable in self._durables.get(topic, {}).values():
+            durable.state.suspect = max(durable.state.suspect, newest)
+
     def _hold(self, topic: str) -> None:
         """History keeps what the topic's consumers still need: those run here, and
         those this node may succeed (as a replica, its history must outlast them too)."""

@@ -44,6 +44,7 @@ class HistoryHandoff(Part):
     replication: Replication
     sequencer: Sequencer
     bad_input: Callable[[str, str], None]
+    absorbed: Callable[[str], None]  # new messages of a topic merged in (consumers.py)
     _next_sweep: float = 0.0
 
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
@@ -67,6 +68,7 @@ class HistoryHandoff(Part):
             if not added:
                 continue
             new += added
+            self.absorbed(topic)
             self.sequencer.forget(topic)  # a new epoch, above what was merged
             for node in self.ring.successors(topic, self.replication.factor + 1):
                 if node not in (self.node, sender):

@@ -115,8 +115,9 @@ class NodeCore:
             self.bad_input, config.request_timeout,
         )  # fmt: skip
         self.handoff = HistoryHandoff(
-            node, ring, endpoint_of, history, replication, self.sequencer, self.bad_input
-        )
+            node, ring, endpoint_of, history, replication, self.sequencer, self.bad_input,
+            self.consumers.absorbed,
+        )  # fmt: skip
         self.barriers = Barriers(node, ring, membership.alive, endpoint_of, config.request_timeout)
         self.fetches = HistoryFetches(
             node, ring, endpoint_of, history, counters, config.request_timeout

@@ -1,4 +1,4 @@
-"""The lab fixture, and the chaos summary line at the end of the test run."""
+"""The lab and kinds fixtures, and the chaos summary line at the end of the test run."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.chaos import faults
+from tests.chaos.faults import KINDS
 from tests.chaos.figures import Figures
-from tests.chaos.netlab import NetLab, available
+from tests.chaos.netlab import NetLab, available, delay_available, firewall_available
+from tests.chaos.workload import ACK, FIRST_SEED, MODE
 
 REASON = available()
 FIGURES = pytest.StashKey[Figures]()
@@ -29,6 +32,26 @@ def lab(tmp_path: Path) -> Iterator[NetLab]:
 def chaos_figures(request: pytest.FixtureRequest) -> Figures:
     """Figures every schedule adds to; printed once, after the run (see below)."""
     return request.config.stash.setdefault(FIGURES, Figures())
+
+
+@pytest.fixture(scope="session")
+def kinds(chaos_figures: Figures) -> tuple[str, ...]:
+    """The fault kinds this machine can inject (asked once for every workload); skips
+    the schedules if it can inject none."""
+    chaos_figures.mode = f"{MODE} (first seed {FIRST_SEED})"
+    chaos_figures.ack_level = ACK
+    reason = available() or firewall_available()
+    if reason:
+        chaos_figures.skipped = reason
+        pytest.skip(reason)
+    if ACK != "replicated":
+        chaos_figures.notes.append("acks at owner level (no --ack replicated): losses only counted")
+    delay_reason = delay_available()
+    if delay_reason:
+        chaos_figures.notes.append(f"delay skipped: {delay_reason}")
+        return tuple(k for k in KINDS if k != faults.DELAY)
+    chaos_figures.notes.append(f"delay {faults.DELAY_S * 1000:.0f} ms by NFQUEUE")
+    return KINDS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config):

@@ -6,87 +6,34 @@ ack level; one ``zdps subscribe --json`` per host records what arrives. Meanwhil
 seeded schedule kills, freezes, cuts off, partitions and degrades hosts (schedules of
 even seeds with CURVE between the nodes, docs/PROTOCOL.md §2.1). Then every
 fault is healed and the invariants are checked (see ``check``). Figures add up into
-the one "chaos summary:" line printed at the end of the run.
-
-ZDPS_CHAOS=quick (the default, for CI) runs a few short schedules; ZDPS_CHAOS=long
-runs ZDPS_CHAOS_SCHEDULES (default 50) longer ones. ZDPS_CHAOS_SEED picks the first
-seed; schedule k uses seed + k, and a failure names its seed and schedule.
+the one "chaos summary:" line printed at the end of the run. The mesh, the publisher and
+the faults are shared with test_work_queue.py (workload.py, which says how ZDPS_CHAOS,
+ZDPS_CHAOS_SCHEDULES and ZDPS_CHAOS_SEED choose the schedules): 10 schedules of 12 s
+quick (the default, for CI), 50 of 20 s long.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import threading
-import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.chaos import faults
-from tests.chaos.faults import KINDS, Fault
+from tests.chaos.faults import KINDS
 from tests.chaos.figures import Figures
-from tests.chaos.netlab import Host, NetLab, available, delay_available, firewall_available, timed
+from tests.chaos.netlab import NetLab
 from tests.chaos.schedules import make_schedule
+from tests.chaos.workload import ACK, SETTLE_LIMIT, Publisher, mesh, run_faults, seed_noted, seeds
 from tests.cluster.harness import wait_for
-from zdps import ZdpsError, wire
+from zdps import ZdpsError
 
-MODE = os.environ.get("ZDPS_CHAOS", "quick")
-LONG = MODE == "long"
-SCHEDULES = int(os.environ.get("ZDPS_CHAOS_SCHEDULES", "50" if LONG else "10"))
-FIRST_SEED = int(os.environ.get("ZDPS_CHAOS_SEED", "1"))
-HOSTS = 4
-HORIZON = 20.0 if LONG else 12.0  # seconds of faults (and publishing) per schedule
-FAULTS = 5 if LONG else 3  # at most, per schedule
-RATE = 25.0  # publishes per second
 TOPICS = ("chaos.a", "chaos.b", "chaos.c")
-PUBLISH_TIMEOUT = 3.0
-CONVERGE_LIMIT = 30.0  # after the heal; the slowest one is reported
-SETTLE_LIMIT = 30.0  # for subscribers to catch up and topic membership to agree
-AFTER_HEAL = 10  # publishes after convergence, every one of which must be acked
-
-
-# Whether this zdps has ack levels; without them acks are the owner's (at-most-once).
-ACK = "replicated" if "replicated" in getattr(wire, "ACK_LEVELS", {}) else "owner"
-
-
-@dataclass
-class Publisher:
-    """Publishes unique ids at a steady rate through ``host`` until ``until``."""
-
-    host: Host
-    prefix: str
-    until: float
-    acked: dict[str, int] = field(default_factory=dict)  # id -> seq
-    failed: dict[str, str] = field(default_factory=dict)  # id -> error code
-    error: BaseException | None = None  # what stopped the thread, if not its deadline
-
-    def run(self) -> None:
-        try:
-            with self.host.client(timeout=PUBLISH_TIMEOUT) as client:
-                index, next_at = 0, time.monotonic()
-                while next_at < self.until:
-                    time.sleep(max(0.0, next_at - time.monotonic()))  # the steady rate
-                    self.publish(client, f"{self.prefix}-{index}", TOPICS[index % len(TOPICS)])
-                    index += 1
-                    next_at = max(next_at + 1 / RATE, time.monotonic())  # no bursts after a stall
-        except BaseException as exc:
-            self.error = exc
-
-    def publish(self, client: Any, ident: str, topic: str) -> None:
-        try:
-            if ACK == "replicated":
-                result = client.publish(topic, ident, ack="replicated")
-            else:
-                result = client.publish(topic, ident)
-            self.acked[ident] = result.seq
-        except ZdpsError as exc:  # refused, or uncertain: counted, never retried
-            self.failed[ident] = exc.code
 
 
 @dataclass
@@ -168,23 +115,11 @@ def topic_views(lab: NetLab) -> list[dict[str, Any]] | None:
     return views
 
 
-def run_schedule(lab: NetLab, schedule: list[Fault], t0: float, figures: Figures) -> None:
-    """Inject and revert each fault at its time (the waits are the faults' durations)."""
-    events = [(f.at, 1, faults.inject, f) for f in schedule]
-    events += [(f.end, 0, faults.revert, f) for f in schedule]
-    for at, injecting, action, fault in sorted(events, key=lambda e: e[:2]):
-        time.sleep(max(0.0, t0 + at - time.monotonic()))
-        action(lab, fault)
-        figures.faults[fault.kind] += injecting
-
-
-def start_cluster(lab: NetLab) -> dict[str, tuple[subprocess.Popen, Path]]:
+def start_cluster(
+    lab: NetLab, seed: int, figures: Figures
+) -> dict[str, tuple[subprocess.Popen, Path]]:
     """Four nodes in a mesh and a subscriber on each: {host: (process, its output)}."""
-    hosts = [lab.add_host() for _ in range(HOSTS)]
-    lab.start(hosts[0])
-    for host in hosts[1:]:
-        lab.start(host, seeds=[hosts[0]])
-    timed(lab.converged, 20, "the hosts to form a mesh")
+    hosts = mesh(lab, seed, figures)
     subscribers = {
         host.name: lab.spawn(
             host, ["subscribe", "--json", "--node", host.api, *TOPICS], f"sub-{host.name}"
@@ -213,28 +148,7 @@ def settle(lab: NetLab, publisher: Publisher, live: dict[str, Path], figures: Fi
         wait_for(membership_agrees, SETTLE_LIMIT, "topic membership to agree")
     except AssertionError:
         problems.append(f"topic membership differs or has ghosts: {topic_views(lab)}")
-    # The cluster serves again: each publish after the heal is acknowledged, if need be
-    # on a retry (a new id: the failed try counts as unacknowledged), within a deadline.
-    after = Publisher(publisher.host, f"{publisher.prefix}-after", 0)
-    started = time.monotonic()
-    with publisher.host.client(timeout=PUBLISH_TIMEOUT) as client:
-        for index in range(AFTER_HEAL):
-            tries = 0
-            while time.monotonic() < started + SETTLE_LIMIT:
-                ident = f"{after.prefix}-{index}-{tries}"
-                after.publish(client, ident, TOPICS[index % len(TOPICS)])
-                if ident in after.acked:
-                    break
-                tries += 1
-            else:
-                problems.append(f"publishes after the heal not acknowledged: {after.failed}")
-                break
-    if after.failed:
-        stalled = time.monotonic() - started
-        figures.stalled = max(figures.stalled, stalled)
-        print(f"after the heal: publishes retried for {stalled:.1f} s: {after.failed}")
-    publisher.acked.update(after.acked)
-    publisher.failed.update(after.failed)
+    problems += publisher.after_heal(figures)
 
     def caught_up() -> bool:
         return all(set(publisher.acked) <= Received.read(n, p).ids for n, p in live.items())
@@ -244,59 +158,19 @@ def settle(lab: NetLab, publisher: Publisher, live: dict[str, Path], figures: Fi
     return problems
 
 
-@pytest.fixture(scope="module")
-def kinds(chaos_figures: Figures) -> tuple[str, ...]:
-    """The fault kinds this machine can inject; skips the suite if it can inject none."""
-    chaos_figures.mode = f"{MODE} (first seed {FIRST_SEED})"
-    chaos_figures.ack_level = ACK
-    reason = available() or firewall_available()
-    if reason:
-        chaos_figures.skipped = reason
-        pytest.skip(reason)
-    if ACK != "replicated":
-        chaos_figures.notes.append("acks at owner level (no --ack replicated): losses only counted")
-    delay_reason = delay_available()
-    if delay_reason:
-        chaos_figures.notes.append(f"delay skipped: {delay_reason}")
-        return tuple(k for k in KINDS if k != faults.DELAY)
-    chaos_figures.notes.append(f"delay {faults.DELAY_S * 1000:.0f} ms by NFQUEUE")
-    return KINDS
-
-
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + SCHEDULES))
+@pytest.mark.parametrize("seed", seeds(quick=10, long=50))
 def test_schedule_keeps_the_invariants(
     seed: int, kinds: tuple[str, ...], lab: NetLab, chaos_figures: Figures
 ) -> None:
     """``kinds`` before ``lab``: a machine without namespaces still gets its summary line."""
-    try:
+    with seed_noted(seed, chaos_figures.failed):
         run_one(seed, lab, kinds, chaos_figures)
-    except BaseException:
-        chaos_figures.failed.append(seed)
-        raise
 
 
 def run_one(seed: int, lab: NetLab, kinds: tuple[str, ...], figures: Figures) -> None:
-    lab.curve = seed % 2 == 0  # every other schedule with CURVE between the nodes
-    figures.curve += lab.curve
-    subscribers = start_cluster(lab)
-    schedule = make_schedule(seed, [h.name for h in lab.hosts], HORIZON, kinds, FAULTS)
-    told = f"seed {seed}: " + "; ".join(map(str, schedule))
-    print(f"\n{told}")
-    figures.schedules += 1
-    t0 = time.monotonic()
-    publisher = Publisher(lab.hosts[seed % HOSTS], f"s{seed}", t0 + HORIZON)
-    thread = threading.Thread(target=publisher.run, name="publisher")
-    thread.start()
-    try:
-        run_schedule(lab, schedule, t0, figures)
-        lab.heal()  # a safety net: every fault was undone at its end
-        # Timed from the end of the last fault, while the publisher goes on.
-        took = timed(lab.converged, CONVERGE_LIMIT, f"membership and ring to converge ({told})")
-    finally:
-        thread.join(HORIZON + PUBLISH_TIMEOUT + 30)
-    assert not thread.is_alive() and publisher.error is None, publisher.error
-    figures.converged(took, seed)
+    subscribers = start_cluster(lab, seed, figures)
+    publisher, told, took = run_faults(seed, lab, kinds, figures, TOPICS)
     live = {name: path for name, (proc, path) in subscribers.items() if proc.poll() is None}
     problems = settle(lab, publisher, live, figures)
     ledger = {"schedule": told, "acked": publisher.acked, "failed": publisher.failed}
@@ -330,7 +204,9 @@ def test_schedules_are_seeded_bounded_and_within_the_failure_model() -> None:
 
 
 def test_check_catches_loss_duplicates_and_conflicting_seqs() -> None:
-    publisher = Publisher(None, "s", 0, acked={"s-0": 1, "s-1": 2}, failed={"s-2": "timeout"})
+    publisher = Publisher(
+        None, "s", 0, TOPICS, acked={"s-0": 1, "s-1": 2}, failed={"s-2": "timeout"}
+    )
     good = [{"topic": "t", "epoch": 1, "seq": 1, "data": "s-0"}]
     good.append({"topic": "t", "epoch": 1, "seq": 2, "data": "s-1"})
     figures = Figures()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdps.core.consumer import Consumer, ConsumerConfig, Position
+from zdps.core.consumer import COMPACT_SLACK, Consumer, ConsumerConfig, Position
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,6 +79,27 @@ def test_a_nak_of_an_older_delivery_is_stale_and_changes_nothing() -> None:
     assert consumer.handouts(history.fetch, 11.0, 10) == [] and consumer.next_due() == 20.0
     assert consumer.nak((1, 1), 12.0, deliveries=2)
     assert [h.deliveries for h in consumer.handouts(history.fetch, 12.0, 10)] == [3]
+
+
+def test_one_message_pending_for_long_keeps_no_trail_of_acked_ones() -> None:
+    """Its due time is first in line; the entries of every message acked after it must
+    not pile up behind it until it is due."""
+
+    def fetch(after: Position, limit: int) -> list[tuple[int, int, bytes]]:
+        return [(1, seq, b"") for seq in range(after[1] + 1, after[1] + 1 + limit)]
+
+    consumer = Consumer(ConsumerConfig(ack_wait=1000, max_pending=10))
+    consumer.handouts(fetch, 0.0, 10)  # (1, 1) is never acked
+    for step in range(1, 3000):
+        for handout in consumer.handouts(fetch, step / 1000, 10):
+            assert consumer.ack(handout.position)
+        for position in [(1, s) for s in range(2, 11)]:
+            consumer.ack(position)
+    assert len(consumer.pending) <= 10 and consumer.floor == (1, 0)
+    assert COMPACT_SLACK < 10_000  # 30,000 messages went: a trail would be longer
+    assert len(consumer._due) <= 2 * 10 + COMPACT_SLACK + 10
+    assert len(consumer._oldest) <= 2 * 10 + COMPACT_SLACK + 10
+    assert consumer.next_due() == 1000.0
 
 
 def test_the_floor_follows_the_oldest_pending_message() -> None:

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from zdps.wire.consumers import DEFAULT_ACK_WAIT, DEFAULT_MAX_DELIVER, DEFAULT_MAX_PENDING
 
+COMPACT_SLACK = 1024  # stale entries kept beyond twice the pending ones, at most
 Position = tuple[int, int]  # (epoch, seq), ordered as the owner sequenced them
 Fetch = Callable[[Position, int], list[tuple[int, int, bytes]]]  # after, limit -> messages
 
@@ -104,6 +105,8 @@ class Consumer:
             self._oldest.append(position)
             dues.append((due, position))
             out.append(Handout(position, payload, deliveries))
+        if len(dues) > 2 * len(pending) + COMPACT_SLACK:
+            self._compact()
         return out
 
     def _redeliveries(self, fetch: Fetch, now: float, limit: int) -> list[Handout]:
@@ -128,6 +131,14 @@ class Consumer:
                 self._deliver_again(position, deliveries + 1, now)
                 out.append(Handout(position, found[0][2], deliveries + 1))
         return out
+
+    def _compact(self) -> None:
+        """Drop the stale entries: behind one message pending for long, every later one
+        acked since would wait in the queues until it is due."""
+        pending = self.pending
+        self._due = deque(e for e in self._due if pending.get(e[1], (0, -1.0))[1] == e[0])
+        self._at_once = deque(e for e in self._at_once if pending.get(e[1], (0, -1.0))[1] == e[0])
+        self._oldest = deque(p for p in self._oldest if p in pending)
 
     def _deliver_again(self, position: Position, deliveries: int, now: float) -> None:
         due = now + self.config.ack_wait

@@ -40,12 +40,12 @@ tests/core/sim_network.py; what is recorded and the views on it (``acks``, ``ent
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from tests.core.sim_network import PROBE_LINK, TICK_RESOLUTION, Frame, Link, Network
+from tests.core.sim_network import PROBE_LINK, TICK_RESOLUTION, Link, Network
 from tests.core.sim_observations import CLIENT, Delivery, Observations, Sent
+from zdps.core.log_events import LogEvent
 from zdps.core.node import NodeCore
 from zdps.core.outbox import envelopes
 from zdps.core.tunables import CoreConfig
@@ -125,23 +125,20 @@ class SimNet(Network, Observations):
 
     scope: str = "sim"
     config: CoreConfig = field(default_factory=CoreConfig)
-    latency: float = 0.0
     record: bool = True
     clock: float = 0.0
     nodes: dict[str, SimNode] = field(default_factory=dict)
-    link_latency: dict[tuple[str, str], float] = field(default_factory=dict)
+    # At scale (bench/scale), hooks instead of records: each node's log events, and the
+    # frames of each (sender, endpoint, messages) as they leave.
+    on_log: Callable[[str, float, LogEvent], None] | None = None
+    on_frames: Callable[[str, str, list[NodeMessage], list[bytes]], None] | None = None
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
     client_frames: dict[tuple[str, bytes], list[tuple[float, list]]] = field(default_factory=dict)
     sent: list[Sent] = field(default_factory=list)
     logs: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     errors: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
     disconnects: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
-    dropped: int = 0
     _listeners: dict[str, str] = field(default_factory=dict)
-    _links: dict[Link, deque[Frame]] = field(default_factory=dict)
-    _cut: set[tuple[str, str]] = field(default_factory=set)
-    _held: set[tuple[str, str]] = field(default_factory=set)
-    _order: int = 0
     _next_ref: int = 1
 
     # ------------------------------------------------------------------ nodes
@@ -227,6 +224,7 @@ class SimNet(Network, Observations):
     def _stop(self, node: str, keep_outgoing: bool) -> None:
         sim = self.nodes[node]
         sim.core = None
+        self._reschedule(node)
         for link in list(self._links):
             src, endpoint = link[:2]
             if self._listeners.get(endpoint) == node or (src == node and not keep_outgoing):
@@ -335,6 +333,8 @@ class SimNet(Network, Observations):
         if core is None:
             return
         out = core.take(self.clock)
+        if self.fast:
+            self._reschedule(node)
         if not out:
             return
         now = self.clock
@@ -343,7 +343,10 @@ class SimNet(Network, Observations):
         header = (core.scope, core.node, core.incarnation)
         for channel, link in ((out.probes, (PROBE_LINK,)), (out.peers, ())):
             for endpoint, messages in channel.items():
-                for frame in envelopes(header, messages):
+                frames = list(envelopes(header, messages))
+                if self.on_frames is not None:
+                    self.on_frames(node, endpoint, messages, frames)
+                for frame in frames:
                     self._send(node, endpoint, frame, link)
         for topic, seq, epoch, n, batch in out.deliveries:
             if not isinstance(topic, str) or not (batch is None or isinstance(batch, bytes)):
@@ -370,6 +373,10 @@ class SimNet(Network, Observations):
             log = self.client_frames.setdefault((node, member), [])
             log.append((now, decode_api(encode_api(*frame))))
         self.errors[node] += [(now, code, message) for code, message in out.errors]
-        self.logs[node] += [(now, str(event)) for event in out.log]
+        if self.on_log is None:
+            self.logs[node] += [(now, str(event)) for event in out.log]
+        else:
+            for event in out.log:
+                self.on_log(node, now, event)
         if core.outbox:
             self._flush(node)

@@ -16,14 +16,24 @@ where no running node listens is dropped.
 
 Randomised schedules (delays, loss, partitions, crashes) are meant to be built on top:
 ``latency``/``link_latency`` set delays, ``in_flight`` + ``deliver`` let a scheduler
-pick which link moves next while FIFO per link is kept.
+pick which link moves next while FIFO per link is kept. For large clusters
+(bench/scale) the network also draws from ``rng``: ``jitter`` (the mean of an
+exponential extra delay per frame: a latency distribution), ``loss`` (a frame lost
+on the wire and sent again by TCP: it and, FIFO, all behind it on its link come
+``rto`` late, doubled for each further loss) and ``drop`` (a frame that vanishes, as
+when a connection breaks). ``fast`` keeps the next frame and the next tick in heaps,
+so an event costs O(log n) instead of a scan of every link and node; it assumes the
+cores are driven only through ``SimNet`` (a core changed behind its back keeps its
+old deadline), which is why the tests' default is the scan.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.core.sim_observations import Sent
 from zdps.wire import decode_envelope
@@ -41,10 +51,28 @@ class Frame:
     frame: bytes
 
 
+@dataclass
 class Network:
-    """``SimNet``'s links, faults and clock. Mixed into ``SimNet``, whose fields it uses:
-    ``clock``, ``nodes``, ``latency``, ``link_latency``, ``record``, ``sent``, ``dropped``,
-    ``_listeners``, ``_links``, ``_cut``, ``_held`` and ``_order``."""
+    """``SimNet``'s links, faults and clock. Mixed into ``SimNet``, whose fields it also
+    uses: ``clock``, ``nodes``, ``record``, ``sent`` and ``_listeners``."""
+
+    latency: float = 0.0
+    link_latency: dict[tuple[str, str], float] = field(default_factory=dict)
+    jitter: float = 0.0  # mean extra delay of a frame, exponentially distributed
+    loss: float = 0.0  # probability that a frame is lost once and retransmitted
+    rto: float = 0.2  # TCP's retransmission timeout (Linux: 200 ms at least)
+    drop: float = 0.0  # probability that a frame never arrives
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    fast: bool = False  # heaps instead of scans (see the module docstring)
+    dropped: int = 0
+    retransmitted: int = 0
+    _links: dict[Link, deque[Frame]] = field(default_factory=dict)
+    _cut: set[tuple[str, str]] = field(default_factory=set)
+    _held: set[tuple[str, str]] = field(default_factory=set)
+    _order: int = 0
+    _frame_heap: list[tuple[float, int, Link]] = field(default_factory=list)
+    _tick_heap: list[tuple[float, str]] = field(default_factory=list)
+    _tick_due: dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ faults
 
@@ -106,21 +134,8 @@ class Network:
 
     def step(self, until: float = math.inf) -> bool:
         """Process the next event (frame or tick) if it is due by ``until``; False if none."""
-        frame_key, frame_link = (math.inf, 0), None
-        for link, queue in self._links.items():
-            if self._held and self._is_held(link):
-                continue
-            key = (queue[0].due, queue[0].order)
-            if key < frame_key:
-                frame_key, frame_link = key, link
-        frame_due = frame_key[0]
-        tick_due, tick_node = math.inf, None
-        for name in sorted(self.nodes):
-            sim = self.nodes[name]
-            if sim.core is not None:
-                due = max(sim.core.next_deadline(), sim.last_tick + TICK_RESOLUTION)
-                if due < tick_due:
-                    tick_due, tick_node = due, name
+        frame_due, frame_link = self._next_frame()
+        tick_due, tick_node = self._next_tick()
         if frame_link is not None and frame_due <= tick_due:
             if frame_due > until:
                 return False
@@ -135,6 +150,56 @@ class Network:
         sim.core.tick(self.clock)
         self._flush(tick_node)
         return True
+
+    def _next_frame(self) -> tuple[float, Link | None]:
+        """The due time and link of the next frame to deliver (held links wait)."""
+        if self.fast and not self._held:
+            heap, links = self._frame_heap, self._links
+            while heap:
+                due, order, link = heap[0]
+                queue = links.get(link)
+                if queue and queue[0].order == order:
+                    return due, link
+                heapq.heappop(heap)  # delivered or dropped meanwhile
+            return math.inf, None
+        frame_key, frame_link = (math.inf, 0), None
+        for link, queue in self._links.items():
+            if self._held and self._is_held(link):
+                continue
+            key = (queue[0].due, queue[0].order)
+            if key < frame_key:
+                frame_key, frame_link = key, link
+        return frame_key[0], frame_link
+
+    def _next_tick(self) -> tuple[float, str | None]:
+        """The due time and node of the next tick; at equal times the first node id."""
+        if self.fast:
+            heap, due_of = self._tick_heap, self._tick_due
+            while heap:
+                due, name = heap[0]
+                if due_of.get(name) == due:
+                    return due, name
+                heapq.heappop(heap)  # rescheduled, or the node went down
+            return math.inf, None
+        tick_due, tick_node = math.inf, None
+        for name in sorted(self.nodes):
+            sim = self.nodes[name]
+            if sim.core is not None:
+                due = max(sim.core.next_deadline(), sim.last_tick + TICK_RESOLUTION)
+                if due < tick_due:
+                    tick_due, tick_node = due, name
+        return tick_due, tick_node
+
+    def _reschedule(self, node: str) -> None:
+        """``node`` had a turn (or went down): its next tick, for ``fast``."""
+        sim = self.nodes[node]
+        if sim.core is None:
+            self._tick_due.pop(node, None)
+            return
+        due = max(sim.core.next_deadline(), sim.last_tick + TICK_RESOLUTION)
+        if self._tick_due.get(node) != due:
+            self._tick_due[node] = due
+            heapq.heappush(self._tick_heap, (due, node))
 
     def run_until_quiet(self, max_events: int = 100_000) -> int:
         """Process events in time order until only held frames are in flight; returns the count.
@@ -177,14 +242,24 @@ class Network:
         if dst is not None and (src, dst) in self._cut:
             self.dropped += 1
             return
+        if self.drop and self.rng.random() < self.drop:
+            self.dropped += 1
+            return
         link = (src, endpoint, *channel)
         queue = self._links.setdefault(link, deque())
-        delay = self.link_latency.get((src, dst or ""), self.latency)
-        due = self.clock + delay
+        due = self.clock + self.link_latency.get((src, dst or ""), self.latency)
+        if self.jitter:
+            due += self.rng.expovariate(1 / self.jitter)
+        rto = self.rto
+        while self.loss and self.rng.random() < self.loss:
+            self.retransmitted += 1
+            due, rto = due + rto, rto * 2
         if queue:
             due = max(due, queue[-1].due)  # FIFO per link whatever the latencies
         self._order += 1
         queue.append(Frame(due, self._order, frame))
+        if self.fast:
+            heapq.heappush(self._frame_heap, (due, self._order, link))
 
     def _receive(self, link: Link, item: Frame) -> None:
         src, endpoint = link[:2]

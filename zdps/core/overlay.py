@@ -39,6 +39,10 @@ from zdps.topics import EXACT_SUFFIX, is_exact, is_queue_key, is_valid_group
 from zdps.wire.gossip import Sync, Update
 
 Counts = dict[bytes, int]
+# A group's members in the shared table, in the least memory a million groups can take:
+# the node's id alone for one node with one member (the common case), (node, count)
+# for one node, a dict for several.
+Members = str | tuple[str, int] | dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ class Overlay:
         self.node = node
         self._local: Counts = {}
         self._remote: dict[str, Counts] = {}
-        self._groups: dict[bytes, dict[str, int]] = {}
+        self._groups: dict[bytes, Members] = {}
         self._prefix_lengths: dict[int, int] = {}
         self.queue_keys: set[bytes] = set()  # the groups that are queue groups (topics.py)
         self._all_watchers: list[Hashable] = []
@@ -93,7 +97,7 @@ class Overlay:
 
     def members(self, group: bytes) -> dict[str, int]:
         """Every node's count in ``group``; empty when nobody is a member."""
-        return dict(self._groups.get(group, {}))
+        return _as_dict(self._groups.get(group))
 
     def local_count(self, group: bytes) -> int:
         """This node's own count in ``group``."""
@@ -140,13 +144,13 @@ class Overlay:
         groups = self._groups
         found: dict[str, int] = {}
         exact = groups.get(topic + EXACT_SUFFIX)
-        if exact:
-            found.update(exact)
+        if exact is not None:
+            found.update(_as_dict(exact))
         for length in self._prefix_lengths:
             if length <= len(topic):
                 nodes = groups.get(topic[:length])
-                if nodes:
-                    for node, count in nodes.items():
+                if nodes is not None:
+                    for node, count in _as_dict(nodes).items():
                         found[node] = found.get(node, 0) + count
         return found
 
@@ -235,18 +239,24 @@ class Overlay:
 
     def _apply(self, group: bytes, node: str, count: int, delta: int, actions: list) -> None:
         """Set ``node``'s count in ``group`` in the shared table and notify watchers."""
-        nodes = self._groups.get(group)
+        members = self._groups.get(group)
         if count:
-            if nodes is None:
-                nodes = self._groups[group] = {}
+            if members is None:
+                self._groups[group] = node if count == 1 else (node, count)  # _compact's
                 if is_queue_key(group):
                     self.queue_keys.add(group)
                 elif not is_exact(group):
                     self._prefix_lengths[len(group)] = self._prefix_lengths.get(len(group), 0) + 1
-            nodes[node] = count
-        elif nodes is not None:
+            else:
+                nodes = _as_dict(members)
+                nodes[node] = count
+                self._groups[group] = _compact(nodes)
+        elif members is not None:
+            nodes = _as_dict(members)
             nodes.pop(node, None)
-            if not nodes:
+            if nodes:
+                self._groups[group] = _compact(nodes)
+            else:
                 del self._groups[group]
                 self.queue_keys.discard(group)
                 if not is_exact(group):
@@ -266,7 +276,7 @@ class Overlay:
     def monitor_overlay(self, watcher: Hashable) -> dict[bytes, dict[str, int]]:
         """Watch every group (pg's ``monitor_scope``); returns the current table."""
         self._all_watchers.append(watcher)
-        return {group: dict(nodes) for group, nodes in self._groups.items()}
+        return {group: _as_dict(members) for group, members in self._groups.items()}
 
     def monitor(self, watcher: Hashable, group: bytes) -> dict[str, int]:
         """Watch one group; returns its current members."""
@@ -287,6 +297,26 @@ class Overlay:
                 else:
                     del self._group_watchers[group]
         return found
+
+
+def _as_dict(members: Members | None) -> dict[str, int]:
+    """A group's members as ``{node: count}``: a new dict, the caller's to change."""
+    if members is None:
+        return {}
+    if type(members) is str:
+        return {members: 1}
+    if type(members) is tuple:
+        return {members[0]: members[1]}
+    return dict(members)  # type: ignore[arg-type]
+
+
+def _compact(nodes: dict[str, int]) -> Members:
+    """The least memory ``nodes`` (not empty) takes in the table."""
+    assert nodes and all(count > 0 for count in nodes.values())
+    if len(nodes) > 1:
+        return nodes
+    ((node, count),) = nodes.items()
+    return node if count == 1 else (node, count)
 
 
 def _digest(counts: Counts) -> str:

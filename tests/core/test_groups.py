@@ -13,6 +13,7 @@ from zdps.core.groups import Groups
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import Overlay
 from zdps.core.ring import HashRing
+from zdps.core.scope_digests import sorted_digest
 from zdps.core.watches import Watches
 from zdps.topics import SYNC_PREFIX, exact_group, prefix_group
 from zdps.wire import API_EVENT
@@ -81,6 +82,25 @@ def test_a_ping_whose_digest_differs_asks_for_a_resync_and_a_resync_gets_a_sync(
     answer = Outbox()
     part.on_resync("b", Resync(), 0.0, answer)
     assert answer.peers == {endpoint("b"): [Sync({b"t\x00": 1})]}
+
+
+def test_a_peer_pinging_the_sorted_digest_gets_it_and_is_compared_by_it() -> None:
+    """A node from before the sum digest (scope_digests.py) sends and checks the sorted
+    form: it gets that form from us, and its pings are checked against that form."""
+    part, _, counters = groups()
+    part.on_counts("b", Update({b"news\x00": 2}), 0.0, Outbox())
+    part.on_subscription(exact_group("t"), True, 0.0, Outbox())
+    assert part.scope_digest("b").startswith("s")  # the sum, until b's pings say otherwise
+    out = Outbox()
+    part.check_digest("b", Ping(None, None, sorted_digest({b"news\x00": 2})), out)
+    assert not out and part.scope_digest("b") == sorted_digest({b"t\x00": 1})
+    part.check_digest("b", Ping(None, None, sorted_digest({})), out)  # it lost an update
+    assert out.peers == {endpoint("b"): [Resync()]} and counters["resyncs_asked"] == 1
+    part.check_digest("b", Ping(None, None, part.overlay.peer_digest("b")), Outbox())
+    assert part.scope_digest("b").startswith("s")  # upgraded: the sum again
+    part.check_digest("b", Ping(None, None, sorted_digest({b"news\x00": 2})), Outbox())
+    part.peer_down("b", Outbox())
+    assert part.scope_digest("b").startswith("s")  # forgotten with it
 
 
 def test_a_peers_counts_reach_the_watches_and_go_when_it_goes_down() -> None:

@@ -99,10 +99,27 @@ def test_ring_vectors() -> None:
     assert "`0xad662ed3dc9273d1`" in text and "`072b3391b2ebd4c0`" in text
 
 
-def test_the_empty_scope_digest_is_the_digest_of_no_input() -> None:
+def test_the_scope_digests_of_no_groups_are_as_written() -> None:
+    """The sorted form of the empty map is the digest of no input, the sum form 0."""
     import hashlib
 
-    assert Overlay("a").local_digest() == hashlib.blake2b(digest_size=8).hexdigest()
+    empty = Overlay("a")
+    assert empty.local_digest(sorted_form=True) == hashlib.blake2b(digest_size=8).hexdigest()
+    assert empty.local_digest() == "s" + "0" * 16
+
+
+def test_the_sum_digest_is_the_sum_of_each_group_s_hash_as_written() -> None:
+    import hashlib
+
+    def entry(group: bytes, count: int) -> int:
+        data = len(group).to_bytes(2, "big") + group + count.to_bytes(8, "big")
+        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+    overlay = Overlay("a")
+    overlay.join(b"news\x00", 2)
+    overlay.join(b"sport.")
+    total = (entry(b"news\x00", 2) + entry(b"sport.", 1)) % 2**64
+    assert overlay.local_digest() == f"s{total:016x}"
 
 
 def hex_of(data: bytes) -> str:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.core.barrier import Barriers
 from zdps.core.outbox import Outbox
 from zdps.core.overlay import MemberEvent, NotJoined, Overlay, OverlaySend
 from zdps.core.part import Part
+from zdps.core.scope_digests import is_sum
 from zdps.core.watches import Watches
 from zdps.settings import default
 from zdps.topics import SYNC_PREFIX, is_control_subscription, is_queue_key, is_valid_group
@@ -38,6 +39,7 @@ class Groups(Part):
     bad_input: Callable[[str, str], None]
     max_groups: int = default("max_groups")  # local groups at most (a memory bound)
     max_topic: int = default("max_topic")  # bytes of a local subscription's topic or prefix
+    sorted_peers: set[str] = field(default_factory=set)  # their pings: the sorted digest
 
     def on_subscription(
         self, subscription: bytes, subscribed: bool, now: float, out: Outbox
@@ -87,9 +89,17 @@ class Groups(Part):
         self.apply(self.overlay.peer_up(sender), out)
 
     def check_digest(self, sender: str, ping: gossip.Ping, out: Outbox) -> None:
-        """A peer's memberships differ from what we hold for it: ask it for a sync."""
+        """A peer's memberships differ from what we hold for it: ask it for a sync. A
+        peer whose digest is of the sorted form gets that form too (scope_digests.py)."""
         digest = ping.scope_digest
-        if digest is not None and digest != self.overlay.peer_digest(sender):
+        if digest is None:
+            return
+        sorted_form = not is_sum(digest)
+        if sorted_form:
+            self.sorted_peers.add(sender)
+        else:
+            self.sorted_peers.discard(sender)
+        if digest != self.overlay.peer_digest(sender, sorted_form):
             endpoint = self.endpoint_of(sender)
             if endpoint is not None:
                 out.send(endpoint, gossip.Resync())
@@ -100,7 +110,12 @@ class Groups(Part):
         self.apply(self.overlay.peer_up(node), out)
 
     def peer_down(self, node: str, out: Outbox) -> None:
+        self.sorted_peers.discard(node)
         self.apply(self.overlay.peer_down(node), out)
+
+    def scope_digest(self, peer: str) -> str:
+        """The digest of our counts that ``peer``'s pings get."""
+        return self.overlay.local_digest(peer in self.sorted_peers)
 
     def apply(self, actions: list, out: Outbox) -> None:
         """Carry out what the overlay decided."""

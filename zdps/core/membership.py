@@ -78,7 +78,7 @@ class Membership:
     config: MembershipConfig = field(default_factory=MembershipConfig)
     peers: dict[str, Peer] = field(default_factory=dict)
     id_clashes: IdClashes = field(default_factory=IdClashes)  # our id elsewhere (§4.2)
-    scope_digest: Callable[[], str] | None = None  # the overlay's digest, sent in pings
+    scope_digest: Callable[[str], str] | None = None  # the overlay's digest for a peer's pings
     dialing: Seeds = field(init=False)
     compat: Compatibility = field(init=False)  # peers that cannot be ours (§11)
     _self_endpoints: set[str] = field(default_factory=set)
@@ -179,9 +179,12 @@ class Membership:
                     actions.append(self._hello(peer.endpoint, reply=True))
         if now >= self._next_ping:
             self._next_ping = now + interval
-            digest = self.scope_digest() if self.scope_digest is not None else None
-            ping = Ping(self.view_digest(), self.endpoint, digest)
-            actions += [Send(self.peers[n].endpoint, ping) for n in self.alive()]
+            view, pings = self.view_digest(), {}  # a ping per digest form
+            for node in self.alive():
+                digest = self.scope_digest(node) if self.scope_digest is not None else None
+                if digest not in pings:
+                    pings[digest] = Ping(view, self.endpoint, digest)
+                actions.append(Send(self.peers[node].endpoint, pings[digest]))
         node_at = self._nodes_at()
         for endpoint, step in self.dialing.due(now, lambda e, by: node_at(e, by) is not None):
             if step != "hello":

@@ -86,7 +86,7 @@ class NodeCore:
         self.membership = membership = Membership(
             node, incarnation, endpoint, detector, seeds, config.membership()
         )
-        membership.scope_digest = self.overlay.local_digest
+        membership.scope_digest = lambda peer: self.groups.scope_digest(peer)
         endpoint_of = membership.endpoint_of
         ring = self.ring = HashRing([node])
         history = self.history = HistoryStore(Retention(config.history, config.history_ttl))

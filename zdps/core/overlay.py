@@ -22,7 +22,8 @@ peer not yet up is ignored like any other message from an unknown peer.
 Anti-entropy: pg can trust Erlang distribution to report every lost connection, but a
 ZeroMQ link can lose messages without either side noticing (a short partition, a
 reconnect). So each node's pings carry ``local_digest()``, and a receiver whose
-``peer_digest`` of the sender differs asks it for a fresh sync (``resync``).
+``peer_digest`` of the sender differs asks it for a fresh sync (``resync``). The
+digests are sums kept up to date as counts change (scope_digests.py).
 
 Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
 the order the changes were applied. Like pg, the overlay does no IO: every method
@@ -31,10 +32,10 @@ returns the actions for the caller to carry out.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from zdps.core.scope_digests import changed, sorted_digest, sum_digest
 from zdps.topics import EXACT_SUFFIX, is_exact, is_queue_key, is_valid_group
 from zdps.wire.gossip import Sync, Update
 
@@ -85,8 +86,10 @@ class Overlay:
         self._group_watchers: dict[bytes, list[Hashable]] = {}
         self.version = 0
         self.ignored = 0
-        self._local_digest: str | None = None
-        self._peer_digests: dict[str, str] = {}
+        self._local_sum = 0  # scope_digests.py: the sum digest of the local counts
+        self._peer_sums: dict[str, int] = {}  # ... and of what we hold for each peer
+        self._local_sorted: str | None = None  # the sorted forms, made when asked
+        self._peer_sorted: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -120,20 +123,24 @@ class Overlay:
         """A copy of the local counts, as sent in a sync."""
         return dict(self._local)
 
-    def local_digest(self) -> str:
+    def local_digest(self, sorted_form: bool = False) -> str:
         """Identifies this node's local counts (what peers should hold for it)."""
-        if self._local_digest is None:
-            self._local_digest = _digest(self._local)
-        return self._local_digest
+        if not sorted_form:
+            return sum_digest(self._local_sum)
+        if self._local_sorted is None:
+            self._local_sorted = sorted_digest(self._local)
+        return self._local_sorted
 
-    def peer_digest(self, peer: str) -> str | None:
+    def peer_digest(self, peer: str, sorted_form: bool = False) -> str | None:
         """Identifies what this replica holds for ``peer``; None if the peer is unknown."""
         known = self._remote.get(peer)
         if known is None:
             return None
-        digest = self._peer_digests.get(peer)
+        if not sorted_form:
+            return sum_digest(self._peer_sums[peer])
+        digest = self._peer_sorted.get(peer)
         if digest is None:
-            digest = self._peer_digests[peer] = _digest(known)
+            digest = self._peer_sorted[peer] = sorted_digest(known)
         return digest
 
     def reach(self, topic: bytes) -> dict[str, int]:
@@ -164,7 +171,7 @@ class Overlay:
             raise ValueError(f"invalid group {group!r}")
         new = self._local.get(group, 0) + count
         self._local[group] = new
-        return self._local_changed(group, new, count)
+        return self._local_changed(group, new - count, new)
 
     def leave(self, group: bytes, count: int = 1) -> list[Action]:
         """Remove ``count`` local members (at most as many as there are)."""
@@ -179,12 +186,13 @@ class Overlay:
             self._local[group] = new
         else:
             del self._local[group]
-        return self._local_changed(group, new, -removed)
+        return self._local_changed(group, old, new)
 
-    def _local_changed(self, group: bytes, new: int, delta: int) -> list[Action]:
-        self._local_digest = None
+    def _local_changed(self, group: bytes, old: int, new: int) -> list[Action]:
+        self._local_sum = changed(self._local_sum, group, old, new)
+        self._local_sorted = None
         actions: list[Action] = [OverlaySend(peer, Update({group: new})) for peer in self._remote]
-        self._apply(group, self.node, new, delta, actions)
+        self._apply(group, self.node, new, new - old, actions)
         return actions
 
     # ------------------------------------------------------------------ peers
@@ -193,13 +201,15 @@ class Overlay:
         """A peer was discovered (or asked again): know it, and send it our sync."""
         if peer == self.node:
             return []
-        self._remote.setdefault(peer, {})
+        if peer not in self._remote:
+            self._remote[peer], self._peer_sums[peer] = {}, 0
         return [OverlaySend(peer, Sync(dict(self._local)))]
 
     def peer_down(self, peer: str) -> list[Action]:
         """A peer died or left: all its memberships vanish."""
         known = self._remote.pop(peer, None)
-        self._peer_digests.pop(peer, None)
+        self._peer_sums.pop(peer, None)
+        self._peer_sorted.pop(peer, None)
         actions: list[Action] = []
         for group, count in (known or {}).items():
             self._apply(group, peer, 0, -count, actions)
@@ -228,7 +238,8 @@ class Overlay:
         old = known.get(group, 0)
         if count == old:
             return
-        self._peer_digests.pop(peer, None)
+        self._peer_sums[peer] = changed(self._peer_sums[peer], group, old, count)
+        self._peer_sorted.pop(peer, None)
         if count:
             known[group] = count
         else:
@@ -317,10 +328,3 @@ def _compact(nodes: dict[str, int]) -> Members:
         return nodes
     ((node, count),) = nodes.items()
     return node if count == 1 else (node, count)
-
-
-def _digest(counts: Counts) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for group in sorted(counts):
-        h.update(len(group).to_bytes(2, "big") + group + counts[group].to_bytes(8, "big"))
-    return h.hexdigest()

@@ -1,0 +1,50 @@
+"""The scope overlay's anti-entropy digests (docs/PROTOCOL.md §5): what a ping carries.
+
+A ping carries the digest of the sender's local counts; the receiver compares it with
+the digest of what it holds for the sender and asks for a sync when they differ. Two
+forms of the same comparison:
+
+* the **sum** digest: the sum modulo 2⁶⁴ of every (group, count)'s own BLAKE2b-64,
+  kept up to date as counts change (O(1) a change), sent as ``s`` and 16 hex digits;
+* the **sorted** digest, the first form: BLAKE2b-64 over all the counts in group order,
+  16 hex digits. Any change means hashing every group again: about a second at a
+  million groups, on every heartbeat while they change. It is made only for peers whose
+  own pings carry it (nodes from before the sum), and then only when it is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+Counts = dict[bytes, int]
+SUM_MARK = "s"  # a digest of the sum form starts with it
+MODULUS = 1 << 64
+
+
+def entry_hash(group: bytes, count: int) -> int:
+    """One (group, count)'s share of the sum; 0 for a count of 0 (not held)."""
+    if not count:
+        return 0
+    data = len(group).to_bytes(2, "big") + group + count.to_bytes(8, "big")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def changed(total: int, group: bytes, old: int, new: int) -> int:
+    """The sum after ``group``'s count went from ``old`` to ``new``."""
+    return (total - entry_hash(group, old) + entry_hash(group, new)) % MODULUS
+
+
+def sum_digest(total: int) -> str:
+    return f"{SUM_MARK}{total:016x}"
+
+
+def is_sum(digest: str) -> bool:
+    return digest.startswith(SUM_MARK)
+
+
+def sorted_digest(counts: Counts) -> str:
+    """The sorted form, over all of ``counts``."""
+    h = hashlib.blake2b(digest_size=8)
+    for group in sorted(counts):
+        h.update(len(group).to_bytes(2, "big") + group + counts[group].to_bytes(8, "big"))
+    return h.hexdigest()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.test_consumers import ask, cluster, got, topic_owned_by, verdict
+from tests.core.consumer_world import ask, cluster, got, topic_owned_by, verdict
 from zdps.topics import MAX_TOPIC_BYTES
 from zdps.wire.consumers import ACK, ConsumerMsg
 

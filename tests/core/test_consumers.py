@@ -12,50 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.node_net import SimNet, mesh
+from tests.core.consumer_world import ask, cluster, got, publish, topic_owned_by, verdict
 from zdps.core.ring import HashRing
-from zdps.core.tunables import CoreConfig
-from zdps.wire import LEVEL_OWNER, LEVEL_REPLICATED, encode_api
-from zdps.wire.api import API_REPLY
-from zdps.wire.consumers import ACK, API_CONSUMER_ACK, API_CONSUMER_MSG, NAK, TERM
+from zdps.wire import LEVEL_REPLICATED
+from zdps.wire.consumers import ACK, NAK, TERM
 
 pytestmark = pytest.mark.timeout(60)
-
-NODES = ("a", "b", "c")
-
-
-def topic_owned_by(owner: str) -> str:
-    ring = HashRing(NODES)
-    return next(f"work-{i}" for i in range(10_000) if ring.owner(f"work-{i}") == owner)
-
-
-def cluster(history: int = 1000) -> SimNet:
-    return mesh(NODES, CoreConfig(history=history))
-
-
-def ask(net: SimNet, node: str, op: str, client: bytes = b"admin", **args) -> tuple[bool, object]:
-    ref = net.request(node, op, args, client)
-    net.run_until_quiet()
-    frames = net.client_frames.get((node, client), [])
-    return next((f[2], f[3]) for _, f in frames if f[0] == API_REPLY and f[1] == ref)
-
-
-def got(net: SimNet, node: str, member: bytes) -> list[tuple[int, int, int, bytes]]:
-    """(epoch, seq, deliveries, payload) of every message pushed to ``member``."""
-    frames = net.client_frames.get((node, member), [])
-    return [(m[2], m[3], m[4], m[5]) for _, f in frames if f[0] == API_CONSUMER_MSG for m in f[1]]
-
-
-def verdict(net: SimNet, node: str, member: bytes, topic: str, entries: list, how: int) -> None:
-    cack = [[topic, "w", epoch, seq, how] for epoch, seq, *_ in entries]
-    net.client_frame(node, encode_api(API_CONSUMER_ACK, cack), member)
-    net.run_until_quiet()
-
-
-def publish(net: SimNet, topic: str, count: int, at: str = "b") -> None:
-    for i in range(count):
-        net.publish_run(at, topic, [b"job %d" % i], LEVEL_OWNER)
-    net.run_until_quiet()
 
 
 def test_ops_reach_the_owner_from_any_node() -> None:

@@ -10,11 +10,8 @@ keeps what a consumer still needs (history.py ``hold``), as of the last timer ti
 consumer's floor only moves forward, so a hold a tick old keeps more, never less. Ops
 reach the owner from any node (``owner_req``, forwards.py).
 
-Succession: the owner sends a consumer's state to the topic's replicas when it creates or
-deletes it and at each timer tick it changed (``consumer_state``), and to the new owner
-when the ring moves the topic. A successor re-sends what was pending at once and what
-came after the cursor as redeliveries (consumer.py ``succeed``): never an unflagged
-duplicate.
+Succession, the states at the replicas and the new owner, and what history keeps for
+them: consumer_succession.py.
 """
 
 from __future__ import annotations
@@ -24,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zdps.core.consumer import Consumer, ConsumerConfig, Handout, floor_of
+from zdps.core.consumer import Consumer, ConsumerConfig, Handout
 from zdps.core.consumer_members import ConsumerMembers
+from zdps.core.consumer_succession import Durable, Succession
 from zdps.core.flow import FlowControl
 from zdps.core.forwards import Forwards
 from zdps.core.history import HistoryStore
@@ -35,7 +33,6 @@ from zdps.core.part import Part
 from zdps.core.queues import QueueGroups, queue_target
 from zdps.core.replication import Replication
 from zdps.core.ring import HashRing
-from zdps.topics import consumer_key
 from zdps.wire.answers import error_fields, error_result
 from zdps.wire.batches import pack_batch
 from zdps.wire.consumers import (
@@ -67,25 +64,7 @@ OwnerOp = ConsumerCreate | ConsumerInfo | ConsumerDelete | ConsumerList
 
 
 @dataclass(slots=True)
-class Durable:
-    """One consumer at its owner: its settings, its state and what it did."""
-
-    settings: ConsumerCreate
-    state: Consumer
-    key: bytes = field(init=False)  # its members' key in the overlay
-    counts: dict[str, int] = field(default_factory=dict)
-    turn: int = 0
-
-    def __post_init__(self) -> None:
-        self.key = consumer_key(self.settings.name.encode(), self.settings.topic.encode())
-
-    def count(self, what: str, n: int = 1) -> None:
-        if n:
-            self.counts[what] = self.counts.get(what, 0) + n
-
-
-@dataclass(slots=True)
-class Consumers(Part):
+class Consumers(Succession, Part):
     """The durable consumers this node owns, and the requests and acks it relays."""
 
     node: str
@@ -301,93 +280,6 @@ class Consumers(Part):
             self._hold(topic)
         self._replicate(out)
         self._forwards.expire(now, out)
-
-    # ------------------------------------------------------------------ succession
-
-    def _state(self, topic: str, name: str) -> ConsumerStateEntry:
-        durable = self._durables.get(topic, {}).get(name)
-        if durable is None:
-            return ConsumerStateEntry(topic, name, None, (0, 0), [])
-        return ConsumerStateEntry(topic, name, durable.settings, *durable.state.snapshot())
-
-    def _replicate(self, out: Outbox, to: str | None = None) -> None:
-        """Changed states to the replicas of their topics (and to ``to``)."""
-        sends: dict[str, list[ConsumerStateEntry]] = {}
-        for topic, name in self._changed:
-            state = self._state(topic, name)
-            for node in {*self.replication.replicas(topic), *([to] if to else [])} - {self.node}:
-                endpoint = self.endpoint_of(node)
-                if endpoint is not None:
-                    sends.setdefault(endpoint, []).append(state)
-        self._changed.clear()
-        for endpoint, states in sends.items():
-            out.send(endpoint, ConsumerState(states))
-
-    def on_consumer_state(
-        self, sender: str, message: ConsumerState, now: float, out: Outbox
-    ) -> None:
-        """An owner's consumer states: kept to succeed it, or taken over now if the
-        topic is ours and we run no such consumer yet."""
-        for entry in message.entries:
-            key = (entry.topic, entry.name)
-            if entry.settings is None:
-                self._successions.pop(key, None)
-            else:
-                self._successions[key] = entry
-                if self.ring.owner(entry.topic) == self.node:
-                    self._succeed(key, now, out)
-            self._hold(entry.topic)
-
-    def _succeed(self, key: tuple[str, str], now: float, out: Outbox) -> None:
-        entry = self._successions.pop(key)
-        topic, name = key
-        durables = self._durables.setdefault(topic, {})
-        settings = entry.settings
-        if name in durables or settings is None:  # running here already: it knows newer
-            return
-        config = ConsumerConfig(settings.ack_wait, settings.max_deliver, settings.max_pending)
-        newest = self.history.newest(topic)
-        state = Consumer.succeed(config, entry.cursor, entry.pending, newest, now)
-        durable = durables[name] = Durable(settings, state)
-        durable.count("succeeded")
-        self._changed.add(key)
-        self._woken[key] = durable
-
-    def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
-        """Consumers follow their topics: ours that moved go to their new owner; those we
-        hold a state of and now own, we continue; the rest go to the new replicas."""
-        for topic in list(self._durables):
-            owner = self.ring.owner(topic)
-            if owner == self.node:
-                self._changed.update((topic, name) for name in self._durables[topic])
-                continue
-            for name in self._durables[topic]:
-                self._changed.add((topic, name))
-                self._successions[topic, name] = self._state(topic, name)
-            self._replicate(out, to=owner)
-            del self._durables[topic]
-            self.history.hold(topic, None)
-        for key in [k for k in self._successions if self.ring.owner(k[0]) == self.node]:
-            self._succeed(key, now, out)
-        self._replicate(out)
-
-    def absorbed(self, topic: str) -> None:
-        """History merged new messages of ``topic`` from another node (handoff.py): an
-        owner on the other side of a split may have handed them out already, so they
-        go as redeliveries here, flagged (as after a succession)."""
-        newest = self.history.newest(topic)
-        for durable in self._durables.get(topic, {}).values():
-            durable.state.suspect = max(durable.state.suspect, newest)
-
-    def _hold(self, topic: str) -> None:
-        """History keeps what the topic's consumers still need: those run here, and
-        those this node may succeed (as a replica, its history must outlast them too)."""
-        floors = [d.state.floor for d in self._durables.get(topic, {}).values()]
-        for (succession_topic, _), entry in self._successions.items():
-            if succession_topic == topic:
-                oldest = min([(e, s) for e, s, _ in entry.pending], default=None)
-                floors.append(floor_of(entry.cursor, oldest))
-        self.history.hold(topic, min(floors, default=None))
 
     def peer_down(self, node: str, out: Outbox) -> None:
         self._forwards.peer_down(node, out)

@@ -226,6 +226,16 @@ class Overlay:
         if type(message) is Sync:
             if counts == known:
                 return actions  # a repeated sync is cheap: no work
+            if not known:  # a new peer's first: every group is new (a million, at times)
+                total = self._peer_sums[peer]
+                for group, count in counts.items():
+                    if count:
+                        known[group] = count
+                        total = changed(total, group, 0, count)
+                        self._apply(group, peer, count, count, actions)
+                self._peer_sums[peer] = total
+                self._peer_sorted.pop(peer, None)
+                return actions
             for group in [g for g in known if g not in counts]:
                 self._set_remote(peer, known, group, 0, actions)
         for group, count in counts.items():
@@ -277,9 +287,10 @@ class Overlay:
                     else:
                         del self._prefix_lengths[len(group)]
         self.version += 1
-        watchers = self._all_watchers + self._group_watchers.get(group, [])
-        if watchers:
+        watching = self._group_watchers.get(group)
+        if self._all_watchers or watching:
             kind = "join" if delta > 0 else "leave"
+            watchers = self._all_watchers + (watching or [])
             actions.extend(MemberEvent(w, kind, group, node, abs(delta)) for w in watchers)
 
     # ------------------------------------------------------------------ monitors

@@ -30,8 +30,13 @@ def entry_hash(group: bytes, count: int) -> int:
 
 
 def changed(total: int, group: bytes, old: int, new: int) -> int:
-    """The sum after ``group``'s count went from ``old`` to ``new``."""
-    return (total - entry_hash(group, old) + entry_hash(group, new)) % MODULUS
+    """The sum after ``group``'s count went from ``old`` to ``new`` (one of them is 0
+    for a group that comes or goes: no hash to make for it)."""
+    if old:
+        total -= entry_hash(group, old)
+    if new:
+        total += entry_hash(group, new)
+    return total % MODULUS
 
 
 def sum_digest(total: int) -> str:

@@ -102,6 +102,32 @@ def test_one_message_pending_for_long_keeps_no_trail_of_acked_ones() -> None:
     assert consumer.next_due() == 1000.0
 
 
+def test_what_history_holds_late_of_an_older_epoch_goes_first_flagged() -> None:
+    """The other side of a split went on with epoch 1 after the cursor moved to 2."""
+    history = History(first_epoch=6, second_epoch=5)
+    consumer = Consumer(ConsumerConfig(ack_wait=10, max_pending=10), cursor=(2, 2))
+    consumer.marks = {1: 3, 2: 2}  # it had epoch 1 up to 3 when the cursor moved on
+    consumer.catch_up({1: 6, 2: 5}, history.fetch)
+    assert consumer.floor == (1, 3)  # history must keep the late ones
+    assert consumer.snapshot()[1] == [[1, 4, 1], [1, 5, 1], [1, 6, 1]]
+    handed = [(h.position, h.deliveries) for h in consumer.handouts(history.fetch, 0.0, 4)]
+    assert handed == [((1, 4), 2), ((1, 5), 2), ((1, 6), 2), ((2, 3), 1)]
+    assert consumer.marks == {1: 6, 2: 3} and consumer.floor == (1, 3)
+    consumer.catch_up({1: 6, 2: 5}, history.fetch)  # nothing new: nothing again
+    assert [h.position for h in consumer.handouts(history.fetch, 0.0, 10)] == [(2, 4), (2, 5)]
+
+
+def test_an_epoch_the_consumer_never_saw_below_its_cursor_is_late_whole() -> None:
+    history = History(first_epoch=3, second_epoch=2)
+    consumer = Consumer(ConsumerConfig(ack_wait=10), cursor=(2, 2), marks={2: 2})
+    consumer.catch_up({1: 3, 2: 2}, history.fetch)
+    assert [h.position for h in consumer.handouts(history.fetch, 0.0, 10)] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
+
+
 def test_the_floor_follows_the_oldest_pending_message() -> None:
     history = History()
     consumer = Consumer(ConsumerConfig(ack_wait=10, max_pending=10))

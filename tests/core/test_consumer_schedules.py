@@ -34,7 +34,7 @@ FAULTS = ("crash_owner", "crash_member_node", "isolate", "cut")
 # those of 0-39, and those of 40-299 that fail for one of the other bugs. Each is to
 # pass once its bug is fixed (then XPASS, strict: drop it from KNOWN).
 KNOWN = {
-    **dict.fromkeys((16, 82, 176, 178), "what the other side sequenced during a split"),
+    **dict.fromkeys((82, 176, 178), "what the other side sequenced during a split"),
     86: "a replica cut off alone and the owner do not both deliver unflagged",
 }
 SEEDS = [
@@ -217,7 +217,6 @@ def test_after_a_healed_split_what_the_other_side_delivered_goes_again_flagged()
     flag_check(world.trace)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN[82])  # open: issue 14
 def test_what_the_other_side_sequenced_during_a_split_is_not_skipped() -> None:
     """Seeds 82, 176, 178: a cut between the owner and its replica (the third node sees
     both) makes both run the consumer, each sequencing in an epoch of its own. The owner

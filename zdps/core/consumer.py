@@ -14,7 +14,11 @@ acked). Everything up to the cursor that is not pending is done: acked, ended wi
   instead of going again;
 * history must keep everything after the ``floor``: the oldest pending message, or
   the cursor when nothing is pending. A message history lost anyway (past the cap on
-  what a consumer may hold back) is skipped and reported (``lost``).
+  what a consumer may hold back) is skipped and reported (``lost``);
+* across a split, the other side's owner may go on sequencing an older epoch after the
+  cursor moved on to a newer one: ``marks`` keeps the newest seq handed out of each
+  epoch, and what history later holds of an epoch past its mark is **late**: it goes
+  before new messages, flagged (``catch_up``).
 
 The core does no IO and owns no history: ``handouts`` reads messages through ``fetch``.
 """
@@ -76,6 +80,8 @@ class Consumer:
     _due: deque[tuple[float, Position]] = field(default_factory=deque)
     _at_once: deque[tuple[float, Position]] = field(default_factory=deque)
     _oldest: deque[Position] = field(default_factory=deque)  # pending, oldest first; stale kept
+    marks: dict[int, int] = field(default_factory=dict)  # epoch -> newest seq handed out
+    _late: deque[Position] = field(default_factory=deque)  # behind the cursor, never had
     dead: list[Position] = field(default_factory=list)  # dead-lettered, not yet reported
     lost: int = 0  # messages history no longer had when they were due (again)
     # A successor owner cannot know what went out after the state it holds, nor an
@@ -90,16 +96,19 @@ class Consumer:
         messages while fewer than ``max_pending`` are pending."""
         out = self._redeliveries(fetch, now, limit)
         room = min(limit - len(out), self.config.max_pending - len(self.pending))
+        if room > 0 and self._late:
+            out += self._late_ones(fetch, now, room)
+            room = min(limit - len(out), self.config.max_pending - len(self.pending))
         if room <= 0:
             return out
-        due, pending, dues = now + self.config.ack_wait, self.pending, self._due
+        due, pending, dues, marks = now + self.config.ack_wait, self.pending, self._due, self.marks
         assert not dues or dues[-1][0] <= due, "time goes forward"
         for epoch, seq, payload in fetch(self.cursor, room):
             position, (cursor_epoch, cursor_seq) = (epoch, seq), self.cursor
             assert position > self.cursor, "history comes in order"
             if epoch == cursor_epoch and seq > cursor_seq + 1 and cursor_seq:
                 self.lost += seq - cursor_seq - 1  # history dropped them first
-            self.cursor = position
+            self.cursor, marks[epoch] = position, seq
             deliveries = 2 if position <= self.suspect else 1
             pending[position] = (deliveries, due)  # new: after every message pending
             self._oldest.append(position)
@@ -130,6 +139,34 @@ class Consumer:
                     continue
                 self._deliver_again(position, deliveries + 1, now)
                 out.append(Handout(position, found[0][2], deliveries + 1))
+        return out
+
+    def catch_up(self, epochs: dict[int, int], fetch: Fetch) -> None:
+        """History holds ``epochs`` (epoch -> newest seq): what it holds of an epoch older
+        than the cursor's past its mark (0 for one never seen) came late, from the other
+        side of a split, and goes before new messages."""
+        late = []
+        for epoch, newest in sorted(epochs.items()):
+            mark = self.marks.get(epoch, 0)
+            if epoch < self.cursor[0] and newest > mark:
+                found = fetch((epoch, mark), newest - mark)
+                late += [(e, s) for e, s, _ in found if e == epoch]
+                self.marks[epoch] = newest
+        if late:
+            self._late = deque(sorted({*self._late, *late}))
+
+    def _late_ones(self, fetch: Fetch, now: float, room: int) -> list[Handout]:
+        """Late messages, as redeliveries: the other side may have handed them out."""
+        out = []
+        while self._late and len(out) < room:
+            position = self._late.popleft()
+            found = fetch((position[0], position[1] - 1), 1)
+            if not found or (found[0][0], found[0][1]) != position:
+                continue  # a gap in that epoch (it never had this seq), or trimmed
+            self.pending[position] = (2, now + self.config.ack_wait)
+            self._due.append((now + self.config.ack_wait, position))
+            out.append(Handout(position, found[0][2], 2))
+        self._oldest = deque(sorted(self.pending))  # the late ones are older than some
         return out
 
     def _compact(self) -> None:
@@ -169,9 +206,11 @@ class Consumer:
 
     # ------------------------------------------------------------------ succession
 
-    def snapshot(self) -> tuple[Position, list[list[int]]]:
-        """``(cursor, [[epoch, seq, deliveries], ...])``: what a successor needs."""
-        return self.cursor, [[*p, n] for p, (n, _) in sorted(self.pending.items())]
+    def snapshot(self) -> tuple[Position, list[list[int]], list[list[int]]]:
+        """``(cursor, [[epoch, seq, deliveries], ...], [[epoch, mark], ...])``: what a
+        successor needs (late messages not handed out yet are pending, never had)."""
+        pending = [[*p, n] for p, (n, _) in self.pending.items()] + [[*p, 1] for p in self._late]
+        return self.cursor, sorted(pending), [[e, s] for e, s in sorted(self.marks.items())]
 
     @classmethod
     def succeed(
@@ -181,11 +220,12 @@ class Consumer:
         pending: list[list[int]],
         newest: Position,
         now: float,
+        marks: list[list[int]],
     ) -> Consumer:
         """The consumer as a successor owner continues it from a snapshot: what was
         pending goes again at once, and what came after the cursor up to ``newest`` (the
         history it holds) may have gone out already, so it goes as a redelivery."""
-        consumer = cls(config, cursor, suspect=newest)
+        consumer = cls(config, cursor, suspect=newest, marks=dict(map(tuple, marks)))
         for epoch, seq, deliveries in sorted(pending):
             consumer.pending[epoch, seq] = (deliveries, now)
             consumer._at_once.append((now, (epoch, seq)))
@@ -210,7 +250,8 @@ class Consumer:
         oldest, pending = self._oldest, self.pending
         while oldest and oldest[0] not in pending:
             oldest.popleft()  # acked since: stale
-        return floor_of(self.cursor, oldest[0] if oldest else None)
+        first = min([queue[0] for queue in (oldest, self._late) if queue], default=None)
+        return floor_of(self.cursor, first)
 
     def take_dead(self) -> list[Position]:
         """The messages dead-lettered since the last call."""

@@ -103,14 +103,19 @@ class Succession:
         if running is not None:  # the other side of a split ran it too (its owner, cut
             # off, or a replica that took over): what it handed out goes again flagged
             running.state.suspect = max(running.state.suspect, entry.cursor)
+            self._catch_up(topic, running)
             return
         config = ConsumerConfig(settings.ack_wait, settings.max_deliver, settings.max_pending)
         newest = self.history.newest(topic)
-        state = Consumer.succeed(config, entry.cursor, entry.pending, newest, now)
+        marks = entry.marks
+        if marks is None:  # from a node before marks: what history holds up to the cursor
+            held = self.history.epochs(topic).items()
+            marks = [[e, s] for e, s in held if e < entry.cursor[0]] + [list(entry.cursor)]
+        state = Consumer.succeed(config, entry.cursor, entry.pending, newest, now, marks)
         durable = durables[name] = Durable(settings, state)
         durable.count("succeeded")
         self._changed.add(key)
-        self._woken[key] = durable
+        self._catch_up(topic, durable)
 
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
         """Consumers follow their topics: ours that moved go to their new owner; those we
@@ -152,6 +157,18 @@ class Succession:
         newest = self.history.newest(topic)
         for durable in self._durables.get(topic, {}).values():
             durable.state.suspect = max(durable.state.suspect, newest)
+            self._catch_up(topic, durable)
+
+    def _catch_up(self, topic: str, durable: Durable) -> None:
+        """What history holds of older epochs past the consumer's marks came late from the
+        other side of a split: it goes, flagged, and history keeps it from now on (a hold
+        as of the last tick would not: the floor went back)."""
+        history = self.history
+        durable.state.catch_up(
+            history.epochs(topic), lambda after, n: history.fetch(topic, *after, n)
+        )
+        self._hold(topic)
+        self._woken[topic, durable.settings.name] = durable
 
     def _hold(self, topic: str) -> None:
         """History keeps what the topic's consumers still need: those run here, and

@@ -156,14 +156,15 @@ class Consumers(Succession, Part):
                 return False, error_result(E_CONSUMER_EXISTS, why)
             return True, self._info(durable)
         config = ConsumerConfig(op.ack_wait, op.max_deliver, op.max_pending)
-        newest = self.history.newest(op.topic)
-        if op.start == START_NEW:
-            cursor = newest
+        newest, epochs = self.history.newest(op.topic), self.history.epochs(op.topic)
+        if op.start == START_NEW:  # what history holds now is behind it, every epoch
+            cursor, marks = newest, epochs
         elif op.start == START_ALL:
-            cursor = (0, 0)
+            cursor, marks = (0, 0), {}
         else:
             cursor = (newest[0], op.start - 1)  # type: ignore[operator]
-        durable = durables[op.name] = Durable(op, Consumer(config, cursor))
+            marks = {e: s for e, s in epochs.items() if e < cursor[0]} | {cursor[0]: cursor[1]}
+        durable = durables[op.name] = Durable(op, Consumer(config, cursor, marks=marks))
         self._changed.add((op.topic, op.name))
         self._replicate(out)  # at once: an owner that dies next must not take it along
         self._hold(op.topic)

@@ -233,6 +233,11 @@ class HistoryStore:
         history = self.topics.get(topic)
         return history.entries[-1].last if history and history.entries else (0, 0)
 
+    def epochs(self, topic: str) -> dict[int, int]:
+        """The newest seq held of each epoch of ``topic``."""
+        history = self.topics.get(topic)
+        return {e.epoch: e.last[1] for e in history.entries} if history else {}
+
     def last_epoch(self, topic: str) -> int:
         history = self.topics.get(topic)
         return history.last_epoch() if history else 0

@@ -251,6 +251,7 @@ class ConsumerStateEntry(NamedTuple):
     settings: ConsumerCreate | None  # None: the consumer was deleted
     cursor: tuple[int, int]
     pending: list  # [[epoch, seq, deliveries], ...]
+    marks: list | None = None  # [[epoch, newest seq handed out], ...]; None: not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,14 +262,17 @@ class ConsumerState(EntryList):
     KIND = "consumer_state"
     SHAPE = (
         "[topic str, name str, settings map or nil, cursor [epoch int, seq int],"
-        " [[epoch int, seq int, deliveries int], ...]]"
+        " [[epoch int, seq int, deliveries int], ...], [[epoch int, seq int], ...]?]"
     )
 
     @classmethod
     def entry(cls, raw: Any) -> ConsumerStateEntry:
-        if type(raw) is not list or len(raw) != 5:
+        if type(raw) is not list or len(raw) not in (5, 6):
             raise malformed(f"consumer_state entries are {cls.SHAPE}")
-        topic, name, settings, cursor, pending = raw
+        topic, name, settings, cursor, pending, *rest = raw
+        marks = rest[0] if rest else None
+        if marks is not None and (type(marks) is not list or not all(map(_position, marks))):
+            raise malformed("a consumer_state's marks are [[epoch, seq], ...]")
         if type(topic) is not str or type(name) is not str:
             raise malformed("a consumer_state names its topic and consumer")
         if settings is not None:
@@ -284,12 +288,12 @@ class ConsumerState(EntryList):
             )
         ):
             raise malformed("a consumer_state's cursor is [epoch, seq], pending [[e, s, n]...]")
-        return ConsumerStateEntry(topic, name, settings, (cursor[0], cursor[1]), pending)
+        return ConsumerStateEntry(topic, name, settings, (cursor[0], cursor[1]), pending, marks)
 
     def body(self) -> list:
         return [
             [e.topic, e.name, None if e.settings is None else e.settings.args(), list(e.cursor),
-             e.pending]
+             e.pending, *([] if e.marks is None else [e.marks])]
             for e in self.entries
         ]  # fmt: skip
 

@@ -82,8 +82,8 @@ def costs(results: list[dict[str, Any]]) -> str:
     """Memory, the ring's cost per membership change, and the traffic of a join."""
     rows = [
         "| N | core memory per node (KB, ring excluded) | real ring (KB) "
-        "| ring rebuild per change (ms) | + old ring in handoffs (ms) "
-        "| view digest per ping received (µs) | topics moved by a join "
+        "| ring change (ms) | + old ring in handoffs, history held (ms) "
+        "| view digest per change of the peers alive (µs) | topics moved by a join "
         "| cold start sent per node (KB) | join sent per node (KB) | of which peer lists (KB) "
         "| join sent by the new node (KB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -3,14 +3,15 @@
 A real cluster has a CPU per node; the simulator has one for all. Two things each core
 computes are pure functions of a node set, recomputed by every core over and over:
 
-* the consistent hash ring (``zdps.core.ring``), rebuilt at every membership change:
-  256 points per node hashed, then all sorted, and ``Replication.handoffs`` builds a
-  second ring of the old nodes each time. ``LazyRing`` *is* that ring built late: the
-  same points, sort and answers, but only when a lookup needs them, which the
-  membership scenarios never do (they route no topic). A simulated cold start would
-  otherwise sort N² rings.
-* the digest of a node's view, ``node_set_digest`` of its live peers, computed for
-  every ping received: here memoised by node set (an LRU, all cores together).
+* the consistent hash ring (``zdps.core.ring``), changed at every membership change:
+  256 points per node hashed and merged into the sorted points. ``LazyRing`` *is* that
+  ring placed late: the same points and answers, but only when a lookup needs them,
+  which the membership scenarios never do (they route no topic). A simulated cold
+  start would otherwise hash and merge N² times 256 points, and hold N rings of N
+  nodes (3 GB at 1,000 nodes).
+* the digest of a node's view, ``node_set_digest`` of its live peers, computed at the
+  first ping after each change of the peers alive (``zdps.core.peers``): here
+  memoised by node set (an LRU, all cores together).
 
 What each costs a real node is measured apart (``ring_cost``, ``digest_cost``), and
 the steady state is always simulated with the real digest, so that its CPU figure is
@@ -24,40 +25,15 @@ import functools
 import time
 from collections.abc import Iterable, Iterator
 
-import zdps.core.drain
-import zdps.core.membership
 import zdps.core.node
-import zdps.core.replication
-from zdps.core.ring import DEFAULT_VNODES, HashRing, _node_points, node_set_digest
+import zdps.core.peers
+from zdps.core.ring import HashRing, node_set_digest
 
 from .observe import deep_size
 
-_RING_BUILDERS = (zdps.core.node, zdps.core.replication, zdps.core.drain)
-
-
-@functools.cache
-def _points(node: str, vnodes: int) -> list[int]:
-    """A node's points, hashed once for every simulated core."""
-    return _node_points(node, vnodes)
-
 
 class LazyRing(HashRing):
-    """``HashRing`` whose points are placed and sorted at the first lookup after a change."""
-
-    def __init__(self, nodes: Iterable[str] = (), vnodes: int = DEFAULT_VNODES) -> None:
-        super().__init__((), vnodes)
-        for node in nodes:
-            self._check_node(node)
-            self._points_by_node[node] = None  # type: ignore[assignment]  # placed when needed
-        self._rebuild()
-
-    def add(self, node: str) -> bool:
-        self._check_node(node)
-        if node in self._points_by_node:
-            return False
-        self._points_by_node[node] = None  # type: ignore[assignment]  # placed when needed
-        self._rebuild()
-        return True
+    """``HashRing`` whose points are placed at the first lookup after a change."""
 
     def owner(self, topic: str) -> str | None:
         self._build()
@@ -67,20 +43,15 @@ class LazyRing(HashRing):
         self._build()
         return super().successors(topic, count)
 
-    def _rebuild(self) -> None:
-        self._nodes = frozenset(self._points_by_node)
+    def _place(self, added: list[str], removed: list[str]) -> None:
         self._cache.clear()
         self._built = False
 
     def _build(self) -> None:
-        if self._built:
-            return
-        by_node = self._points_by_node
-        for node, points in by_node.items():
-            if points is None:
-                by_node[node] = _points(node, self._vnodes)
-        HashRing._rebuild(self)
-        self._built = True
+        if not self._built:
+            placed = self._slot.keys()
+            HashRing._place(self, sorted(self._nodes - placed), sorted(placed - self._nodes))
+            self._built = True
 
 
 @functools.lru_cache(maxsize=8192)
@@ -109,26 +80,27 @@ def _patched(modules: Iterable[object], name: str, value: object) -> Iterator[No
 def sharing() -> Iterator[None]:
     """Meanwhile the cores build ``LazyRing``s (and keep them) and share view digests."""
     with (
-        _patched(_RING_BUILDERS, "HashRing", LazyRing),
-        _patched([zdps.core.membership], "node_set_digest", shared_digest),
+        _patched([zdps.core.node], "HashRing", LazyRing),
+        _patched([zdps.core.peers], "node_set_digest", shared_digest),
     ):
         yield
 
 
 def exact_digests() -> contextlib.AbstractContextManager[None]:
     """Meanwhile every core computes its view digests itself, as a real node does."""
-    return _patched([zdps.core.membership], "node_set_digest", node_set_digest)
+    return _patched([zdps.core.peers], "node_set_digest", node_set_digest)
 
 
 def ring_cost(n: int, topics: int = 10_000, repeat: int = 3) -> dict[str, float]:
     """What one membership change costs each real node at ``n`` nodes, and what it moves
     (times: the best of ``repeat``, the machine being shared).
 
-    ``rebuild_ms``: ``HashRing.add`` of the n-th node (hash its points, sort all);
-    ``old_ring_ms``: the ring of the old nodes that ``Replication.handoffs`` builds
-    besides; ``ring_bytes``: the ring's memory; ``moved``: the share of ``topics``
-    whose owner changes when the n-th node joins (ideal 1/n); ``digest_us``: a view
-    digest, computed for every ping received.
+    ``rebuild_ms``: ``HashRing.add`` of the n-th node (hash its points, merge them);
+    ``old_ring_ms``: the ring of the old nodes that ``Replication.handoffs`` makes
+    besides when this node holds history (``with_nodes``); ``ring_bytes``: the ring's
+    memory; ``moved``: the share of ``topics`` whose owner changes when the n-th node
+    joins (ideal 1/n); ``digest_us``: a view digest, computed at the first ping after
+    a change of the peers alive.
     """
     nodes = [f"n{i:04d}" for i in range(n)]
     ring = HashRing(nodes[:-1])
@@ -139,7 +111,7 @@ def ring_cost(n: int, topics: int = 10_000, repeat: int = 3) -> dict[str, float]
         ring.add(nodes[-1])
         rebuild = min(rebuild, time.perf_counter() - started)
         started = time.perf_counter()
-        old = HashRing(nodes[:-1])
+        old = ring.with_nodes(nodes[:-1])
         old_ring = min(old_ring, time.perf_counter() - started)
     size = deep_size(ring)
     names = [f"topic/{i}" for i in range(topics)]

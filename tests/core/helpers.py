@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from tests.core.node_net import SimNet, mesh
 from zdps.core.ring import HashRing
@@ -113,3 +114,18 @@ def history(net: SimNet, node: str, topic: str, **args) -> dict:
     ok, result = net.replies(node)[ref]
     assert ok, result
     return result
+
+
+def peer_events(
+    kinds: list[str], nodes: str, numbers: tuple[int, int], steps: list[float], most: int
+) -> st.SearchStrategy:
+    """Lists of ``(kind, node, other node, number, seconds since the last event)``: what
+    the peer-table properties feed a core."""
+    event = st.tuples(
+        st.sampled_from(kinds),
+        st.sampled_from(nodes),
+        st.sampled_from(nodes),
+        st.integers(*numbers),
+        st.sampled_from(steps),
+    )
+    return st.lists(event, max_size=most)

@@ -86,7 +86,7 @@ class Drain:
 
     def _hand_over(self, now: float, out: Outbox) -> None:
         others = self.ring.nodes - {self.node}
-        rest = HashRing(others, vnodes=self.ring.vnodes) if others else None
+        rest = self.ring.with_nodes(others) if others else None
         targets: dict[str, int] = {}
         topics = entries = 0
         for topic in self.history.held() if rest is not None else ():

@@ -41,8 +41,7 @@ from zdps.core.clashes import IdClashes
 from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
 from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Refused, Send
-from zdps.core.peers import Peer, PeerState
-from zdps.core.ring import node_set_digest
+from zdps.core.peers import Peer, PeerState, PeerTable
 from zdps.core.seeds import Seeds
 from zdps.settings import default
 from zdps.wire import probes
@@ -76,7 +75,7 @@ class Membership:
     detector: swim.Swim
     seeds: list[str] = field(default_factory=list)
     config: MembershipConfig = field(default_factory=MembershipConfig)
-    peers: dict[str, Peer] = field(default_factory=dict)
+    peers: PeerTable = field(init=False)
     id_clashes: IdClashes = field(default_factory=IdClashes)  # our id elsewhere (§4.2)
     scope_digest: Callable[[str], str] | None = None  # the overlay's digest for a peer's pings
     dialing: Seeds = field(init=False)
@@ -89,6 +88,7 @@ class Membership:
     _leaving: bool = False
 
     def __post_init__(self) -> None:
+        self.peers = PeerTable(self.node)
         self._self_endpoints.add(self.endpoint)
         config = self.config
         self.dialing = Seeds(self.seeds, config.seed_retry_min, config.seed_retry_max)
@@ -97,8 +97,9 @@ class Membership:
     # ------------------------------------------------------------------ views
 
     def alive(self) -> list[str]:
-        """Ids of the peers currently alive (this node excluded)."""
-        return [p.node for p in self.peers.values() if p.state is PeerState.ALIVE]
+        """Ids of the peers currently alive (this node excluded): the table's own list,
+        to be read, not changed."""
+        return self.peers.alive()
 
     def endpoint_of(self, node: str) -> str | None:
         peer = self.peers.get(node)
@@ -123,7 +124,7 @@ class Membership:
 
     def view_digest(self) -> str:
         """Identifies the set of live nodes (self included), as the ring digest does."""
-        return node_set_digest([*self.alive(), self.node])
+        return self.peers.view_digest()
 
     # ------------------------------------------------------------------ events
 
@@ -145,7 +146,7 @@ class Membership:
             return []
         if type(message) is Ping:
             if message.view != self.view_digest():
-                return [Send(self.peers[node].endpoint, Peers(self._peer_list()))]
+                return [Send(self.peers[node].endpoint, Peers(self.peers.peer_list()))]
             return []
         if type(message) is Peers:
             return self._learn(message.peers, now)
@@ -223,17 +224,10 @@ class Membership:
         ``proof``: a clash's challenge and answer (clashes.py)."""
         dropped = self._dropped.get(endpoint) if reply else None
         hello = Hello(
-            self.endpoint, self._peer_list(), endpoint, reply, echo, dropped,
+            self.endpoint, self.peers.peer_list(), endpoint, reply, echo, dropped,
             PROTOCOL_VERSION, SPOKEN, **proof,
         )  # fmt: skip
         return Send(endpoint, hello)
-
-    def _peer_list(self) -> PeerList:
-        return {
-            p.node: (p.endpoint, p.incarnation)
-            for p in self.peers.values()
-            if p.state is PeerState.ALIVE
-        }
 
     def _on_hello(self, node: str, incarnation: int, hello: Hello, now: float) -> list[Action]:
         advertise, peers = hello.advertise, hello.peers

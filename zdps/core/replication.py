@@ -180,13 +180,17 @@ class Replication:
         """After a ring change: topics to send to each node newly responsible, topics to drop.
 
         ``old_nodes`` is the ring membership before the change; placements are compared
-        between the two rings for every topic this node holds.
+        between the two rings for every topic this node holds, so the old ring is made
+        (from the new one) only if it holds any.
         """
-        old_ring = HashRing(old_nodes, vnodes=self.ring.vnodes)
+        held = self.history.held()
+        if not held:
+            return {}, []
+        old_ring = self.ring.with_nodes(old_nodes)
         size = self.factor + 1
         sends: dict[str, list[str]] = {}
         drops: list[str] = []
-        for topic in self.history.held():
+        for topic in held:
             new = self.ring.successors(topic, size)
             old = set(old_ring.successors(topic, size))
             for node in new:

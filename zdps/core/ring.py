@@ -16,9 +16,12 @@ The module is sans-IO and not thread-safe; the daemon owns one ring per event lo
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from bisect import bisect_right
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from operator import itemgetter
 
 # 256 points per node keeps the busiest of 3 nodes within ~1.1x the mean share of
 # topics (the target is 1.25x) and a joining 4th node takes 25% +/- ~1.5% of the
@@ -61,11 +64,37 @@ def _node_points(node: str, vnodes: int) -> list[int]:
     return [_point(f"{node}#{i}".encode("utf-8", _ENCODING_ERRORS)) for i in range(vnodes)]
 
 
+def _spliced(points: array, slots: array, edits: list[tuple[int, int, int]]) -> tuple[array, array]:
+    """New ``points`` and ``slots`` with ``edits`` (sorted by index) made: ``(index, -1,
+    _)`` drops the entry at ``index``, ``(index, slot, point)`` inserts one before it. The
+    runs of entries in between are copied whole (memcpy), not one by one."""
+    new_points, new_slots = array("Q"), array("I")
+    start = 0
+    for index, slot, point in edits:
+        if index > start:
+            new_points += points[start:index]
+            new_slots += slots[start:index]
+            start = index
+        if slot < 0:
+            start = index + 1
+        else:
+            new_points.append(point)
+            new_slots.append(slot)
+    new_points += points[start:]
+    new_slots += slots[start:]
+    return new_points, new_slots
+
+
 class HashRing:
     """The set of live nodes, and which of them owns each topic.
 
-    Membership changes are rare and lookups happen on every publish, so the sorted
-    point list is rebuilt on ``add``/``remove`` and ``owner`` is a cached bisect.
+    Lookups happen on every publish, so ``owner`` is a cached bisect over the points
+    sorted by (point, node id). A membership change re-sorts nothing: ``add`` merges the
+    node's points into the sorted arrays and ``remove`` cuts them out, a bisect per point
+    and one copy of the arrays (memcpy): about a millisecond at 1,000 nodes, where a
+    full sort took 0.3-0.45 s. Points are 64-bit integers in an ``array('Q')`` and each
+    point's node a slot in ``_names`` (``array('I')``): 12 bytes a point, where lists of
+    Python ints took 60.
     """
 
     def __init__(self, nodes: Iterable[str] = (), vnodes: int = DEFAULT_VNODES) -> None:
@@ -78,18 +107,20 @@ class HashRing:
         if vnodes < 1:
             raise ValueError(f"vnodes must be at least 1, got {vnodes}")
         self._vnodes = vnodes
-        self._points_by_node: dict[str, list[int]] = {}
-        self._nodes: frozenset[str] = frozenset()
-        # Parallel lists sorted by (point, node id): bisect on the first, read the second.
-        self._points: list[int] = []
-        self._owners: list[str] = []
+        unique = list(dict.fromkeys(nodes))
+        for node in unique:
+            self._check_node(node)
+        self._nodes = frozenset(unique)
+        # Parallel arrays sorted by (point, node id): bisect on the first, read the
+        # second. Both are replaced, never changed in place, so copies may share them.
+        self._points = array("Q")
+        self._slots = array("I")  # the slot in ``_names`` of each point's node
+        self._names: list[str] = []  # slot -> node id (stale in a free slot)
+        self._slot: dict[str, int] = {}  # node id -> slot, for the nodes placed
+        self._free: list[int] = []
         self._cache: dict[str, str] = {}
         self._cache_limit = OWNER_CACHE_LIMIT
-        for node in nodes:
-            self._check_node(node)
-            if node not in self._points_by_node:
-                self._points_by_node[node] = _node_points(node, vnodes)
-        self._rebuild()
+        self._place(unique, [])
 
     @property
     def vnodes(self) -> int:
@@ -104,18 +135,33 @@ class HashRing:
     def add(self, node: str) -> bool:
         """Put ``node`` on the ring; False (and no change) if it is already there."""
         self._check_node(node)
-        if node in self._points_by_node:
+        if node in self._nodes:
             return False
-        self._points_by_node[node] = _node_points(node, self._vnodes)
-        self._rebuild()
+        self._nodes = self._nodes | {node}
+        self._place([node], [])
         return True
 
     def remove(self, node: str) -> bool:
         """Take ``node`` off the ring; False (and no change) if it is not there."""
-        if self._points_by_node.pop(node, None) is None:
+        if node not in self._nodes:
             return False
-        self._rebuild()
+        self._nodes = self._nodes - {node}
+        self._place([], [node])
         return True
+
+    def with_nodes(self, nodes: Iterable[str]) -> HashRing:
+        """The ring of ``nodes``, made from this one by adding and removing the nodes that
+        differ (``Replication.handoffs``' ring before a change, ``Drain``'s after it): a
+        copy's cost, not a full build's."""
+        nodes = frozenset(nodes)
+        for node in nodes - self._nodes:
+            self._check_node(node)
+        ring = copy.copy(self)
+        ring._names, ring._slot, ring._free = list(self._names), dict(self._slot), list(self._free)
+        ring._cache = {}
+        ring._nodes = nodes
+        ring._place(sorted(nodes - self._nodes), sorted(self._nodes - nodes))
+        return ring
 
     def owner(self, topic: str) -> str | None:
         """The node that owns ``topic``, or None only when the ring is empty.
@@ -127,7 +173,7 @@ class HashRing:
             return cached
         if not self._points:
             return None
-        owner = self._owners[self._index(topic)]
+        owner = self._names[self._slots[self._index(topic)]]
         if len(self._cache) >= self._cache_limit:
             self._cache.clear()
         self._cache[topic] = owner
@@ -145,11 +191,12 @@ class HashRing:
         if wanted == 0:
             return []
         start = self._index(topic)
-        size = len(self._owners)
+        slots, names = self._slots, self._names
+        size = len(slots)
         found: list[str] = []
         seen: set[str] = set()
         for step in range(size):
-            node = self._owners[(start + step) % size]
+            node = names[slots[(start + step) % size]]
             if node not in seen:
                 seen.add(node)
                 found.append(node)
@@ -186,16 +233,45 @@ class HashRing:
         index = bisect_right(self._points, point)
         return 0 if index == len(self._points) else index
 
-    def _rebuild(self) -> None:
-        """Re-sort all points after a membership change and drop stale owners.
+    def _place(self, added: list[str], removed: list[str]) -> None:
+        """Put ``added``'s points into the sorted arrays and take ``removed``'s out, in
+        one copy of the runs of points in between, and drop the cached owners.
 
-        Sorting by (point, node id) makes the order, and so the owner of a topic
-        whose successor point is shared by two nodes, independent of insertion order.
+        Ordering the points by (point, node id) makes the ring, and so the owner of a
+        topic whose successor point is shared by two nodes, independent of insertion
+        order.
         """
-        pairs = sorted(
-            (point, node) for node, points in self._points_by_node.items() for point in points
-        )
-        self._points = [point for point, _ in pairs]
-        self._owners = [node for _, node in pairs]
-        self._nodes = frozenset(self._points_by_node)
+        points, slots, names = self._points, self._slots, self._names
+        edits = [(index, -1, 0) for node in removed for index in self._indexes(node)]
+        for node in added:  # a slot each, a free one first
+            if self._free:
+                self._slot[node] = slot = self._free.pop()
+                names[slot] = node
+            else:
+                self._slot[node] = len(names)
+                names.append(node)
+        index = 0
+        inserts = sorted((p, node) for node in added for p in _node_points(node, self._vnodes))
+        for point, node in inserts:
+            index = bisect_left(points, point, index)
+            while index < len(points) and points[index] == point and names[slots[index]] < node:
+                index += 1  # a tie: the smaller node id first
+            edits.append((index, self._slot[node], point))
+        for node in removed:
+            self._free.append(self._slot.pop(node))
+        edits.sort(key=itemgetter(0))  # stable: the inserts stay in (point, node id) order
+        self._points, self._slots = _spliced(points, slots, edits)
+        assert len(self._points) == len(self._slots) == len(self._slot) * self._vnodes
         self._cache.clear()
+
+    def _indexes(self, node: str) -> list[int]:
+        """Where ``node``'s points are in the sorted arrays."""
+        points, slots, slot = self._points, self._slots, self._slot[node]
+        found: list[int] = []
+        index = 0
+        for point in sorted(_node_points(node, self._vnodes)):
+            index = slots.index(slot, bisect_left(points, point, index))
+            assert points[index] == point, (node, point)
+            found.append(index)
+            index += 1
+        return found

@@ -34,6 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from zdps.core.swim_peers import Peer, Suspicion, WatchedPeers
 from zdps.wire import probes
 from zdps.wire.probes import Alive, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect, Verdict
 
@@ -74,31 +75,6 @@ class SwimConfig:
 
 
 @dataclass(slots=True)
-class _Suspicion:
-    started: float
-    expected: int  # confirmations that bring the timeout down to ``low``
-    low: float
-    high: float
-    accusers: set[str]
-    next_tell: float
-    confirmations: int = 0
-
-    def deadline(self) -> float:
-        if self.expected < 1:
-            return self.started + self.low
-        done = math.log(self.confirmations + 1) / math.log(self.expected + 1)
-        return self.started + max(self.low, self.high - done * (self.high - self.low))
-
-
-@dataclass(slots=True)
-class _Peer:
-    incarnation: int
-    last_heard: float
-    version: int = 0
-    suspicion: _Suspicion | None = None
-
-
-@dataclass(slots=True)
 class _Probe:
     target: str
     seq: int
@@ -136,7 +112,8 @@ class Swim:
         self.version = 0
         self.health = 0
         self.counts = dict.fromkeys(COUNTS, 0)
-        self.peers: dict[str, _Peer] = {}
+        self.watched = WatchedPeers()  # kept so that ``next_deadline`` scans no peer
+        self.peers = self.watched.peers  # read here, changed through ``watched``
         self._order: list[str] = []
         self._cursor = 0
         self._last_target: str | None = None
@@ -157,11 +134,7 @@ class Swim:
             return None
         probe = self._probe
         deadline = self._next_probe if probe is None else probe.due()
-        silence = self.config.silence_timeout
-        for peer in self.peers.values():
-            deadline = min(deadline, peer.last_heard + silence)
-            if peer.suspicion is not None:
-                deadline = min(deadline, peer.suspicion.deadline(), peer.suspicion.next_tell)
+        deadline = min(deadline, self.watched.earliest(self.config.silence_timeout))
         for relay in self._relays.values():
             deadline = min(deadline, relay.deadline)
         return deadline
@@ -174,12 +147,12 @@ class Swim:
         if not self.peers:
             # Give the first peer's hello time to reach it before the first probe does.
             self._next_probe = max(self._next_probe, now + self.config.probe_interval)
-        self.peers[node] = _Peer(incarnation, now)
+        self.watched.add(node, incarnation, now)
         self._order.insert(self.rng.randint(self._cursor, len(self._order)), node)
 
     def remove(self, node: str) -> None:
         """Stop watching ``node`` (it left, died or restarted)."""
-        if self.peers.pop(node, None) is None:
+        if not self.watched.remove(node):
             return
         index = self._order.index(node)
         del self._order[index]
@@ -190,9 +163,7 @@ class Swim:
 
     def heard(self, node: str, now: float) -> None:
         """Anything at all arrived from ``node``."""
-        peer = self.peers.get(node)
-        if peer is not None:
-            peer.last_heard = now
+        self.watched.heard(node, now)
 
     def handle(self, sender: str, message: Any, now: float) -> list[Action]:
         """A detector message (``zdps.wire.probes``) from the alive peer ``sender``."""
@@ -217,7 +188,8 @@ class Swim:
             return []  # another life of that node, or news older than ours
         if kind is Alive:
             if version > peer.version:
-                peer.version, peer.suspicion = version, None
+                peer.version = version
+                self.watched.suspect(node, None)
             return []
         if kind is Suspect:
             peer.version = version
@@ -342,11 +314,7 @@ class Swim:
             probe.end += late
         for relay in self._relays.values():
             relay.deadline += late
-        for peer in self.peers.values():
-            peer.last_heard = min(now, peer.last_heard + late)
-            if peer.suspicion is not None:
-                peer.suspicion.started += late
-                peer.suspicion.next_tell += late
+        self.watched.stalled(late, now)
 
     # ------------------------------------------------------------------ verdicts
 
@@ -361,7 +329,7 @@ class Swim:
                 * self.config.probe_interval
                 * max(1.0, math.log10(nodes))
             )
-            peer.suspicion = _Suspicion(
+            suspicion = Suspicion(
                 started=now,
                 expected=min(EXPECTED_CONFIRMATIONS, nodes - 2),
                 low=low,
@@ -369,6 +337,7 @@ class Swim:
                 accusers={accuser},
                 next_tell=now + self.config.probe_interval,
             )
+            self.watched.suspect(node, suspicion)
         elif accuser in suspicion.accusers:
             return []
         else:
@@ -393,6 +362,6 @@ class Swim:
         alive = Alive(self.node, self.incarnation, self.version)
         return [Tell(peer, alive) for peer in self.peers]
 
-    def _tell_all(self, kind: type[Verdict], node: str, peer: _Peer) -> list[Action]:
+    def _tell_all(self, kind: type[Verdict], node: str, peer: Peer) -> list[Action]:
         message = kind(node, peer.incarnation, peer.version)
         return [Tell(other, message) for other in self.peers]

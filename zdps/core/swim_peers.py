@@ -1,0 +1,107 @@
+"""The peers the SWIM detector (swim.py) watches, kept so that its next deadline is no scan.
+
+After every turn the daemon asks the detector when it next has something to do: the
+earliest of its probe's timers, of every peer's silence backstop (last heard from +
+``silence_timeout``) and of every suspicion's timers. A scan of every peer made that
+O(N) per frame received, O(N²) a second in a full mesh. Here the peers are kept in the
+order they were last heard from, least recently first: time never goes back (the
+daemon's clock is monotonic), so a peer heard from now goes last, and the first one's
+silence is the earliest. The suspected peers, few, are kept apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Suspicion:
+    started: float
+    expected: int  # confirmations that bring the timeout down to ``low``
+    low: float
+    high: float
+    accusers: set[str]
+    next_tell: float
+    confirmations: int = 0
+
+    def deadline(self) -> float:
+        if self.expected < 1:
+            return self.started + self.low
+        done = math.log(self.confirmations + 1) / math.log(self.expected + 1)
+        return self.started + max(self.low, self.high - done * (self.high - self.low))
+
+
+@dataclass(slots=True)
+class Peer:
+    incarnation: int
+    last_heard: float  # changed through ``WatchedPeers`` only, as ``suspicion`` is
+    version: int = 0
+    suspicion: Suspicion | None = None
+
+
+class WatchedPeers:
+    """Node id: ``Peer`` (``peers``), in the order they were last heard from."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, Peer] = {}
+        self._quiet: OrderedDict[str, None] = OrderedDict()  # least recently heard first
+        self._suspects: set[str] = set()
+
+    def add(self, node: str, incarnation: int, now: float) -> None:
+        """Watch ``node``, not watched yet, as just heard from."""
+        assert node not in self.peers, node
+        self._last(node, now)
+        self.peers[node] = Peer(incarnation, now)
+
+    def remove(self, node: str) -> bool:
+        """Stop watching ``node``; False if it was not watched."""
+        if self.peers.pop(node, None) is None:
+            return False
+        del self._quiet[node]
+        self._suspects.discard(node)
+        return True
+
+    def heard(self, node: str, now: float) -> None:
+        """Anything at all arrived from ``node`` (watched or not)."""
+        peer = self.peers.get(node)
+        if peer is not None:
+            self._last(node, now)
+            peer.last_heard = now
+
+    def suspect(self, node: str, suspicion: Suspicion | None) -> None:
+        """``node``'s suspicion starts (or ends: None)."""
+        self.peers[node].suspicion = suspicion
+        if suspicion is None:
+            self._suspects.discard(node)
+        else:
+            self._suspects.add(node)
+
+    def earliest(self, silence: float) -> float:
+        """The earliest silence backstop or suspicion timer (of at least one peer)."""
+        assert self.peers
+        deadline = self.peers[next(iter(self._quiet))].last_heard + silence
+        for node in self._suspects:
+            suspicion = self.peers[node].suspicion
+            assert suspicion is not None, node
+            deadline = min(deadline, suspicion.deadline(), suspicion.next_tell)
+        return deadline
+
+    def stalled(self, late: float, now: float) -> None:
+        """This node was not running for ``late`` seconds: hold none of it against peers.
+
+        Every time moves by the same rising function, so their order holds.
+        """
+        for peer in self.peers.values():
+            peer.last_heard = min(now, peer.last_heard + late)
+            if peer.suspicion is not None:
+                peer.suspicion.started += late
+                peer.suspicion.next_tell += late
+
+    def _last(self, node: str, now: float) -> None:
+        """``node`` heard from at ``now`` goes last, which keeps the order."""
+        quiet = self._quiet
+        assert not quiet or now >= self.peers[next(reversed(quiet))].last_heard, "time went back"
+        quiet[node] = None
+        quiet.move_to_end(node)

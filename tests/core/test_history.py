@@ -656,3 +656,17 @@ def test_a_history_handed_over_twice_is_not_unpacked_again(
     monkeypatch.setattr(history_module, "unpack_batch", counted)
     assert store.absorb("t", None, entries, 10.0) == 0
     assert unpacked == [] and len(store) == 15_000
+
+
+def test_another_owner_s_message_at_a_held_position_is_a_counted_clash() -> None:
+    """Two sides of a split opened the same epoch: one position, two messages. The one
+    held stays; the other is lost here, and counted (status ``history.clashes``)."""
+    store = HistoryStore(Retention(100, 60.0))
+    store.store("t", 7, 1, 3, pack_batch([b"a", b"b", b"c"]), 0.0)
+    store.store("t", 7, 1, 3, pack_batch([b"a", b"b", b"c"]), 0.0)  # the same: no clash
+    store.store("t", 7, 2, 1, pack_batch([b"b"]), 0.0)  # the same message, merged
+    assert store.clashes() == 0
+    store.store("t", 7, 1, 3, pack_batch([b"x", b"y", b"z"]), 0.0)  # a whole batch
+    store.store("t", 7, 3, 2, pack_batch([b"q", b"d"]), 0.0)  # one clash, one new
+    assert store.clashes() == 4
+    assert [p for *_, p in store.fetch("t", 0, 0, 10)] == [b"a", b"b", b"c", b"d"]

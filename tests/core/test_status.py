@@ -79,7 +79,10 @@ def test_status_has_the_info_keys_and_the_documented_ones() -> None:
     assert status["peers"] == []
     assert status["ring"] == {"nodes": ["a"], "digest": HashRing(["a"]).digest()}
     assert status["groups"] == {"local": 0, "cluster": 0}
-    assert (status["topics_sequenced"], status["history"]) == (0, {"topics": 0, "messages": 0})
+    assert (status["topics_sequenced"], status["history"]) == (
+        0,
+        {"topics": 0, "messages": 0, "clashes": 0},
+    )
     assert (status["pending_acks"], status["paused"], status["errors"]) == (0, False, {})
     assert status["counters"] == dict.fromkeys(COUNTERS, 0)
     assert (status["seeds"], status["clashes"]) == ([], [])
@@ -127,7 +130,7 @@ def test_status_reads_each_value_from_the_part_that_owns_it() -> None:
     assert status["ring"]["nodes"] == ["a", "b", "c"]
     assert status["groups"] == {"local": 2, "cluster": 3}
     assert status["topics_sequenced"] == 2
-    assert status["history"] == {"topics": 2, "messages": 3}
+    assert status["history"] == {"topics": 2, "messages": 3, "clashes": 0}
     assert status["counters"]["owned_published"] == 3
     assert status["errors"] == {"malformed": 1}
     assert net.core("b").status(net.clock)["pending_acks"] == 1
@@ -153,8 +156,8 @@ def replicated_batch_waiting(n: int):
 def test_status_counts_the_messages_of_a_batch() -> None:
     net, _, ref = replicated_batch_waiting(4)
     owner, replica, entry = (net.core(n).status(net.clock) for n in "abc")
-    assert owner["history"] == {"topics": 1, "messages": 4}
-    assert replica["history"] == {"topics": 1, "messages": 4}
+    assert owner["history"] == {"topics": 1, "messages": 4, "clashes": 0}
+    assert replica["history"] == {"topics": 1, "messages": 4, "clashes": 0}
     assert owner["counters"]["owned_published"] == 4
     assert owner["counters"]["fanout_sent"] == 8  # 4 to b (its store copy), 4 to c
     assert {p["node"]: p["fanout_sent"] for p in owner["peers"]} == {"b": 4, "c": 4}

@@ -34,6 +34,10 @@ def _last(entry: Entry) -> tuple[int, int]:
     return entry.last
 
 
+def _start(entry: Entry) -> tuple[int, int]:
+    return entry.epoch, entry.seq
+
+
 class Entry(NamedTuple):
     """A batch as stored: messages ``seq``..``seq + n - 1`` of ``epoch``."""
 
@@ -64,6 +68,10 @@ class TopicHistory:
     # same history) is found without a look at the others
     _starts: dict[tuple[int, int], int] = field(default_factory=dict)
     hold: tuple[int, int] | None = None  # durable consumers need every message after it
+    # Messages merged in at a position held with another payload: two owners opened the
+    # same epoch (a split whose sides started it in the same millisecond). The first
+    # stays; the other is lost here, and counted.
+    clashes: int = 0
 
     def _held(self) -> bool:
         """The oldest batch must stay: a consumer needs some of it, within HOLD_CAP."""
@@ -83,8 +91,11 @@ class TopicHistory:
             self.size += n
             self._trim_count()
             return min(n, self.size)
-        if self._starts.get((epoch, seq)) == n:
-            return 0  # this very batch is held (or was trimmed, being older than all)
+        if self._starts.get((epoch, seq)) == n:  # this very batch is held, or trimmed
+            at = bisect_right(entries, (epoch, seq), key=_start) - 1  # type: ignore[arg-type]
+            if at >= 0 and _start(entries[at]) == (epoch, seq) and entries[at].batch != batch:
+                self.clashes += n
+            return 0
         return self._merge(epoch, seq, unpack_batch(batch, n), stored)
 
     def _merge(self, epoch: int, seq: int, payloads: list[bytes], stored: float) -> int:
@@ -92,11 +103,15 @@ class TopicHistory:
         self._materialize_head()
         entries = self.entries
         starts = [(e.epoch, e.seq) for e in entries]
-        added = []
+        added, held_payloads = [], {}  # a held batch's payloads, unpacked once, by its start
         for offset, payload in enumerate(payloads):
             key = (epoch, seq + offset)
             at = bisect_right(starts, key)
             if at and entries[at - 1].epoch == epoch and key[1] <= entries[at - 1].last[1]:
+                held = entries[at - 1]
+                if (held.epoch, held.seq) not in held_payloads:
+                    held_payloads[held.epoch, held.seq] = unpack_batch(held.batch, held.n)
+                self.clashes += held_payloads[held.epoch, held.seq][key[1] - held.seq] != payload
                 continue  # held already
             entries.insert(at, Entry(epoch, key[1], 1, pack_batch([payload]), stored))
             self._starts[key] = 1
@@ -299,3 +314,7 @@ class HistoryStore:
 
     def __len__(self) -> int:
         return sum(h.size for h in self.topics.values())
+
+    def clashes(self) -> int:
+        """Messages lost here to another owner's at the same position (``TopicHistory``)."""
+        return sum(h.clashes for h in self.topics.values())

@@ -68,7 +68,11 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
             _queue_name(key): count for key, count in sorted(core.queues.local().items())
         },
         "topics_sequenced": len(core.sequencer),
-        "history": {"topics": len(core.history.topics), "messages": len(core.history)},
+        "history": {
+            "topics": len(core.history.topics),
+            "messages": len(core.history),
+            "clashes": core.history.clashes(),
+        },
         "pending_acks": core.pending,
         "paused": core.paused,
         "held": {"frames": len(core.clients.held), "bytes": core.clients.held_bytes},

@@ -37,40 +37,45 @@ def _done(phase: dict[str, Any], text: str) -> str:
     return f"{text} (timed out, {phase.get('missing', '?')} missing)"
 
 
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: the header, its rule, a row per run."""
+    lines = ["| " + " | ".join(cells) + " |" for cells in [header, *rows]]
+    lines.insert(1, "|" + "---|" * len(header))
+    return "\n".join(lines)
+
+
 def convergence(results: list[dict[str, Any]]) -> str:
     """Cold start, join and death: how long until every node knows."""
-    rows = [
-        "| N | cold start: all know all (s) | join known by all, p50 / p99 / max (ms) "
-        "| new node knows all (ms) | death known by all, p50 / p99 / max (s) "
-        "| false deaths | false suspicions | simulated s | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = [
+        "N", "cold start: all know all (s)", "join known by all, p50 / p99 / max (ms)",
+        "new node knows all (ms)", "death known by all, p50 / p99 / max (s)", "false deaths",
+        "false suspicions", "simulated s", "wall s",
+    ]  # fmt: skip
+    rows = []
     for r in results:
         cold, join, crash = r["cold_start"], r["join"], r["crash"]
-        rows.append(
-            f"| {_label(r)} | {_done(cold, _s(cold['at']))} "
-            f"| {_done(join, _spread(join['known_by'], _ms))} | {_ms(join['joiner_knows_all'])} "
-            f"| {_done(crash, _spread(crash['known_by'], _s))} | {r['false_deaths']} "
-            f"| {r['false_suspicions']} | {r['sim_seconds']:.1f} | {r['wall']['total']:.0f} |"
-        )
-    return "\n".join(rows)
+        rows.append([
+            _label(r), _done(cold, _s(cold["at"])), _done(join, _spread(join["known_by"], _ms)),
+            _ms(join["joiner_knows_all"]), _done(crash, _spread(crash["known_by"], _s)),
+            str(r["false_deaths"]), str(r["false_suspicions"]), f"{r['sim_seconds']:.1f}",
+            f"{r['wall']['total']:.0f}",
+        ])  # fmt: skip
+    return _table(header, rows)
 
 
 def bandwidth(results: list[dict[str, Any]]) -> str:
     """Steady state: bytes each node sends a second, by kind."""
-    rows = [
-        "| N | " + " | ".join(KINDS) + " | total B/s | kbit/s | frames/s | busiest node B/s "
-        "| CPU ms/s per node |",
-        "|---|" + "---|" * (len(KINDS) + 5),
-    ]
+    header = ["N", *KINDS, "total B/s", "kbit/s", "frames/s", "busiest node B/s",
+              "CPU ms/s per node"]  # fmt: skip
+    rows = []
     for r in results:
         s = r["steady"]
-        cells = " | ".join(f"{s[kind]:,.0f}" for kind in KINDS)
-        rows.append(
-            f"| {_label(r)} | {cells} | {s['total']:,.0f} | {s['total'] * 8 / 1e3:,.0f} "
-            f"| {s['frames']:,.0f} | {s['max_node']:,.0f} | {_cpu(r)} |"
-        )
-    return "\n".join(rows)
+        rows.append([
+            _label(r), *(f"{s[kind]:,.0f}" for kind in KINDS), f"{s['total']:,.0f}",
+            f"{s['total'] * 8 / 1e3:,.0f}", f"{s['frames']:,.0f}", f"{s['max_node']:,.0f}",
+            _cpu(r),
+        ])  # fmt: skip
+    return _table(header, rows)
 
 
 def _cpu(result: dict[str, Any]) -> str:
@@ -80,31 +85,27 @@ def _cpu(result: dict[str, Any]) -> str:
 
 def costs(results: list[dict[str, Any]]) -> str:
     """Memory, the ring's cost per membership change, and the traffic of a join."""
-    rows = [
-        "| N | core memory per node (KB, ring excluded) | real ring (KB) "
-        "| ring change (ms) | + old ring in handoffs, history held (ms) "
-        "| view digest per change of the peers alive (µs) | topics moved by a join "
-        "| cold start sent per node (KB) | join sent per node (KB) | of which peer lists (KB) "
-        "| join sent by the new node (KB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = [
+        "N", "core memory per node (KB, ring excluded)", "real ring (KB)", "ring change (ms)",
+        "+ old ring in handoffs, history held (ms)",
+        "view digest per change of the peers alive (µs)", "topics moved by a join",
+        "cold start sent per node (KB)", "join sent per node (KB)", "of which peer lists (KB)",
+        "join sent by the new node (KB)",
+    ]  # fmt: skip
+    rows = []
     for r in results:
         ring, join, n = r["ring"], r["join"], r["options"]["nodes"]
-        kb = {
-            "core": r["memory"]["core_bytes"] / 1e3,
-            "ring": ring["ring_bytes"] / 1e3,
-            "cold": r["cold_start"]["bytes_per_node"] / 1e3,
-            "join": join["bytes_per_node"] / 1e3,
-            "peers": join["peers_bytes_per_node"] / 1e3,
-            "joiner": join.get("joiner_bytes", float("nan")) / 1e3,
-        }
-        rows.append(
-            f"| {_label(r)} | {kb['core']:,.0f} | {kb['ring']:,.0f} "
-            f"| {ring['rebuild_ms']:.1f} | {ring['old_ring_ms']:.1f} | {ring['digest_us']:.0f} "
-            f"| {ring['moved']:.2%} (1/N = {1 / n:.2%}) "
-            f"| {kb['cold']:,.1f} | {kb['join']:,.1f} | {kb['peers']:,.1f} | {kb['joiner']:,.1f} |"
-        )
-    return "\n".join(rows)
+        kb = [
+            r["memory"]["core_bytes"], ring["ring_bytes"], r["cold_start"]["bytes_per_node"],
+            join["bytes_per_node"], join["peers_bytes_per_node"],
+            join.get("joiner_bytes", float("nan")),
+        ]  # fmt: skip
+        rows.append([
+            _label(r), f"{kb[0] / 1e3:,.0f}", f"{kb[1] / 1e3:,.0f}", f"{ring['rebuild_ms']:.1f}",
+            f"{ring['old_ring_ms']:.1f}", f"{ring['digest_us']:.0f}",
+            f"{ring['moved']:.2%} (1/N = {1 / n:.2%})", *(f"{v / 1e3:,.1f}" for v in kb[2:]),
+        ])  # fmt: skip
+    return _table(header, rows)
 
 
 def markdown(results: list[dict[str, Any]]) -> str:

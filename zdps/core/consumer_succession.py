@@ -120,6 +120,7 @@ class Succession:
     def ring_changed(self, old_nodes: frozenset[str], now: float, out: Outbox) -> None:
         """Consumers follow their topics: ours that moved go to their new owner; those we
         hold a state of and now own, we continue; the rest go to the new replicas."""
+        self._replicas_lost(old_nodes)
         for topic in list(self._durables):
             owner = self.ring.owner(topic)
             if owner == self.node:
@@ -135,6 +136,22 @@ class Succession:
             self._succeed(key, now, out)
         self._replicate(out)
         self._pass_on(old_nodes, out)
+
+    def _replicas_lost(self, old_nodes: frozenset[str]) -> None:
+        """A replica that left the ring may be cut off, not dead: on its side it takes
+        over our consumers from the state it holds and hands out what it stored, that is
+        what history holds now. Here that goes flagged, as it would after a succession."""
+        lost = old_nodes - self.ring.nodes
+        if not lost or not self._durables:
+            return
+        old_ring = self.ring.with_nodes(old_nodes)
+        size = self.replication.factor + 1
+        for topic, durables in self._durables.items():
+            if lost.isdisjoint(old_ring.successors(topic, size)):
+                continue
+            newest = self.history.newest(topic)
+            for durable in durables.values():
+                durable.state.suspect = max(durable.state.suspect, newest)
 
     def _pass_on(self, old_nodes: frozenset[str], out: Outbox) -> None:
         """The states we hold of topics whose owner joined the ring, or restarted before

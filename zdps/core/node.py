@@ -91,7 +91,7 @@ class NodeCore:
         ring = self.ring = HashRing([node])
         history = self.history = HistoryStore(Retention(config.history, config.history_ttl))
         replication = Replication(node, ring, history, config.replicas)
-        self.sequencer = Sequencer(incarnation // 1_000_000, now, history.last_epoch)
+        self.sequencer = Sequencer(incarnation // 1_000_000, now, history.last_epoch, node)
         self.routes = Routes(endpoint_of)
         self.flow = FlowControl(config.flow_window)
         self.acks = AckRelay(self.routes, config.ack_timeout)

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,16 +46,33 @@ from zdps.wire.data import (
 )
 from zdps.wire.errors import E_NO_REPLICA, E_REPLICA_LOST, E_TIMEOUT
 
+# An epoch is ``millisecond * EPOCH_TAGS + tag``: the tag, from the owner's name, keeps
+# the epochs two owners open in the same millisecond apart (the two sides of a netsplit,
+# both above the same history). 1024 tags keep epochs below 2**53 (JSON's exact
+# integers, for the gateway's clients) for two centuries of Unix milliseconds.
+EPOCH_TAGS = 1024
+
+
+def epoch_tag(node: str) -> int:
+    """The low part of every epoch ``node`` opens: 0 to EPOCH_TAGS - 1."""
+    digest = hashlib.blake2b(node.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % EPOCH_TAGS
+
 
 class Sequencer:
     """Per-topic (epoch, seq) counters of the topics this node sequences."""
 
     def __init__(
-        self, epoch_base_ms: int, started: float, floor: Callable[[str], int] = lambda _: 0
+        self,
+        epoch_base_ms: int,
+        started: float,
+        floor: Callable[[str], int] = lambda _: 0,
+        node: str = "",
     ) -> None:
         self._base = epoch_base_ms
         self._started = started
-        self._last_epoch = 0
+        self._tag = epoch_tag(node)
+        self._last_ms = -1  # the millisecond part of the newest epoch handed out
         self._floor = floor  # the newest epoch already in the topic's history
         self._topics: dict[str, list[int]] = {}  # topic -> [epoch, seq, last used]
 
@@ -63,17 +81,18 @@ class Sequencer:
         batch get that seq and the ``n - 1`` after it.
 
         A new epoch is above every epoch this node handed out and every epoch in the
-        topic's history, so ``(epoch, seq)`` keeps growing across owner changes.
+        topic's history, so ``(epoch, seq)`` keeps growing across owner changes; it ends
+        in this node's tag, so no other owner opens the same one.
         """
         state = self._topics.get(topic)
         if state is None:
-            epoch = max(
+            ms = max(
                 self._base + int((now - self._started) * 1000),
-                self._last_epoch + 1,
-                self._floor(topic) + 1,
+                self._last_ms + 1,
+                self._floor(topic) // EPOCH_TAGS + 1,
             )
-            self._last_epoch = epoch
-            state = self._topics[topic] = [epoch, 0, now]
+            self._last_ms = ms
+            state = self._topics[topic] = [ms * EPOCH_TAGS + self._tag, 0, now]
         seq = state[1] + 1
         state[1] += n
         state[2] = now

@@ -42,6 +42,7 @@ START, END = "<!-- settings:start -->\n", "<!-- settings:end -->"
 # The configurable rows of the timing table in docs/PROTOCOL.md §4.4, in its order.
 TIMING = (
     "heartbeat_interval",
+    "ping_fanout",
     "probe_interval",
     "probe_timeout",
     "indirect_probes",

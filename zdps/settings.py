@@ -175,6 +175,14 @@ SETTINGS: tuple[Setting, ...] = (
         max=1000,
     ),
     _seconds("heartbeat_interval", 0.2, "Seconds between pings (anti-entropy digests)."),
+    Setting(
+        "ping_fanout",
+        int,
+        8,
+        "Peers pinged each heartbeat interval, in turn; every peer when there are no more.",
+        min=1,
+        max=10_000,
+    ),
     _seconds(
         "peer_timeout",
         2.0,

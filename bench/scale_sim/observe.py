@@ -80,6 +80,7 @@ class Knowledge:
     """Peers each node holds alive, when watched nodes were known up or dead, false deaths."""
 
     running: Callable[[str], bool]  # whether a node is running now (its core exists)
+    apart: Callable[[str, str], bool] = lambda a, b: False  # split: a death between is due
     full: int = 0  # peers a node holds when it knows the whole cluster
     alive: Counter[str] = field(default_factory=Counter)
     full_at: dict[str, float] = field(default_factory=dict)  # observer: when it held ``full``
@@ -98,7 +99,7 @@ class Knowledge:
         subject = fields["node"]
         if name == "suspect":
             self.suspicions += 1
-            self.false_suspicions += self.running(subject)
+            self.false_suspicions += self.running(subject) and not self.apart(node, subject)
         elif name == "peer_up":
             self.alive[node] += 1
             if subject in self.up:
@@ -107,7 +108,8 @@ class Knowledge:
                 self.full_at.setdefault(node, now)
         else:
             self.alive[node] -= 1
-            if fields["reason"] == "dead" and self.running(subject):
+            due = not self.running(subject) or self.apart(node, subject)
+            if fields["reason"] == "dead" and not due:
                 self.false_deaths.append((now, node, subject, fields["why"]))
             if subject in self.down:
                 self.down[subject].setdefault(node, now)

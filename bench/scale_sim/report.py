@@ -108,5 +108,28 @@ def costs(results: list[dict[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def faults(results: list[dict[str, Any]]) -> str:
+    """The 2-way split and its heal, and the rolling restart."""
+    header = [
+        "N", "split: other side dropped, p50 / p99 / max (s)",
+        "sent during the split (B/s per node)",
+        "heal: all know all again, p50 / p99 / max (s)", "heal sent per node (KB)",
+        "restarts", "restarted node known up by all, p50 / p99 / max (ms)",
+        "restarted node knows all, p50 / p99 / max (ms)", "sent per restart per node (KB)",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        split, restart = r["split"], r["restart"]
+        rows.append([
+            _label(r), _done(split, _spread(split["split"], _s)),
+            f"{split['split_bytes_per_node_s']:,.0f}", _done(split, _spread(split["healed"], _s)),
+            f"{split['heal_bytes_per_node'] / 1e3:,.1f}", str(restart["restarts"]),
+            _done(restart, _spread(restart["known_by"], _ms)), _spread(restart["knows_all"], _ms),
+            f"{restart['bytes_per_node_per_restart'] / 1e3:,.1f}",
+        ])  # fmt: skip
+    return _table(header, rows)
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
-    return "\n\n".join([convergence(results), bandwidth(results), costs(results)]) + "\n"
+    tables = [convergence(results), bandwidth(results), costs(results), faults(results)]
+    return "\n\n".join(tables) + "\n"

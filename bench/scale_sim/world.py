@@ -16,7 +16,12 @@ One ``run`` plays, on one cluster, in order:
 3. one join: a new node through the seeds, until it and every node know each other;
 4. one crash (SIGKILL: the core is gone, frames to and from it are lost) of a random
    node that is neither a seed nor the new one, ``warmup`` seconds after the join,
-   until every live node has declared it dead.
+   until every live node has declared it dead;
+5. a 2-way split into random halves, until each node dropped the other side, then the
+   heal, until every node holds every other again;
+6. a rolling restart of ``restarts`` nodes (no seed), one after the other: each leaves
+   (bye), starts again 0.1 s later with a new incarnation, and is known up everywhere
+   before the next.
 
 With ``loss`` or ``drop`` every phase runs under it. Deaths of nodes that were
 running are counted throughout (false deaths).
@@ -54,6 +59,7 @@ class Options:
     warmup: float = 1.0
     steady: float = 2.0
     timeout: float = 30.0  # the longest a phase may take, simulated
+    restarts: int = 10  # nodes restarted in turn in the rolling restart
     seed: int = 1
     exact: bool = False  # every core computes everything itself (shared.py)
 
@@ -182,6 +188,75 @@ class World:
             "why": dict(knowledge.why),
         }
 
+    def split_heal(self) -> dict[str, Any]:
+        """Random halves cut apart until each node holds only its own side, then healed
+        until each holds all again; when each node got there, and the bytes sent."""
+        self.advance(self.options.warmup)
+        live, knowledge, net = self.live(), self.knowledge, self.net
+        self.rng.shuffle(live)
+        sides = [set(live[: len(live) // 2]), set(live[len(live) // 2 :])]
+        side = {node: i for i, part in enumerate(sides) for node in part}
+        knowledge.apart = lambda a, b: side.get(a, -1) != side.get(b, -2)
+        self.meter.reset()
+        t0 = net.clock
+        net.split(*sides)
+        split = self._until(lambda node: knowledge.alive[node] == len(sides[side[node]]) - 1)
+        split_bytes = sum(self.meter.bytes.values()) / len(live)
+        self.meter.reset()
+        t1 = net.clock
+        net.heal()
+        knowledge.apart = lambda a, b: False
+        healed = self._until(lambda node: knowledge.alive[node] == len(live) - 1)
+        return {
+            "converged": len(split) == len(healed) == len(live),
+            "split": spread(split.values(), t0),
+            "split_bytes_per_node_s": split_bytes / (t1 - t0),
+            "healed": spread(healed.values(), t1),
+            "heal_bytes_per_node": sum(self.meter.bytes.values()) / len(live),
+        }
+
+    def _until(self, done: Callable[[str], bool]) -> dict[str, float]:
+        """When each live node first met ``done`` (checked every STEP), until all did or
+        the phase's timeout."""
+        at: dict[str, float] = {}
+        live = self.live()
+
+        def check() -> bool:
+            at.update((n, self.net.clock) for n in live if n not in at and done(n))
+            return len(at) == len(live)
+
+        self.wait(check)
+        return at
+
+    def rolling_restart(self) -> dict[str, Any]:
+        """Nodes restarted one after the other: when each was known up by every node."""
+        knowledge, net = self.knowledge, self.net
+        candidates = sorted(set(self.live()) - set(self.seeds))
+        chosen = self.rng.sample(candidates, min(self.options.restarts, len(candidates)))
+        self.meter.reset()
+        known_by, knows_all, converged, started = [], [], True, net.clock
+        for node in chosen:
+            net.leave(node)
+            self.advance(0.1)  # the process restarts
+            live = self.live()
+            knowledge.up[node], knowledge.alive[node] = {}, 0
+            knowledge.expect(len(live))  # the restarted node's peers
+            t0 = net.clock
+            net.restart(node)
+            known = knowledge.up[node]
+            converged &= self.wait(lambda: len(known) == len(live) and node in knowledge.full_at)  # noqa: B023
+            known_by += [at - t0 for at in known.values()]
+            knows_all.append(knowledge.full_at.get(node, float("nan")) - t0)
+        return {
+            "converged": converged,
+            "restarts": len(chosen),
+            "known_by": spread(known_by),
+            "knows_all": spread(knows_all),
+            "bytes_per_node_per_restart": sum(self.meter.bytes.values())
+            / (len(self.live()) * max(1, len(chosen))),
+            "seconds": net.clock - started,
+        }
+
     def memory(self) -> dict[str, Any]:
         """Bytes of one node's core (its ring excluded unless ``real_ring``)."""
         core = self.net.core(self.live()[-1])
@@ -204,6 +279,8 @@ def run(options: Options, profile: cProfile.Profile | None = None) -> dict[str, 
             ("steady", world.steady_state),
             ("join", world.join),
             ("crash", world.crash),
+            ("split", world.split_heal),
+            ("restart", world.rolling_restart),
             ("memory", world.memory),
         ):
             started = time.perf_counter()

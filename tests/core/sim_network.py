@@ -33,6 +33,7 @@ import heapq
 import math
 import random
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tests.core.sim_observations import Sent
@@ -68,6 +69,7 @@ class Network:
     retransmitted: int = 0
     _links: dict[Link, deque[Frame]] = field(default_factory=dict)
     _cut: set[tuple[str, str]] = field(default_factory=set)
+    _side: dict[str, int] = field(default_factory=dict)  # split(): node -> its side
     _held: set[tuple[str, str]] = field(default_factory=set)
     _order: int = 0
     _frame_heap: list[tuple[float, int, Link]] = field(default_factory=list)
@@ -82,10 +84,20 @@ class Network:
         if both:
             self._cut.add((b, a))
 
+    def split(self, *sides: Iterable[str]) -> None:
+        """A netsplit: drop every frame between nodes of different ``sides`` until
+        ``heal()`` (one set per side, not a cut per pair: 1,000 nodes make 500,000)."""
+        self._side = {node: i for i, side in enumerate(sides) for node in side}
+
+    def _apart(self, a: str, b: str) -> bool:
+        side = self._side
+        return a in side and b in side and side[a] != side[b]
+
     def heal(self, a: str | None = None, b: str | None = None, both: bool = True) -> None:
-        """Undo ``cut(a, b)``; with no arguments, heal every link."""
+        """Undo ``cut(a, b)``; with no arguments, heal every link and any split."""
         if a is None:
             self._cut.clear()
+            self._side.clear()
             return
         self._cut.discard((a, b))
         if both:
@@ -239,7 +251,7 @@ class Network:
         dst = self._listeners.get(endpoint)
         if self.record:
             self.sent.append(Sent(self.clock, src, endpoint, dst, decode_envelope(frame)[3]))
-        if dst is not None and (src, dst) in self._cut:
+        if dst is not None and ((src, dst) in self._cut or (self._side and self._apart(src, dst))):
             self.dropped += 1
             return
         if self.drop and self.rng.random() < self.drop:
@@ -264,7 +276,12 @@ class Network:
     def _receive(self, link: Link, item: Frame) -> None:
         src, endpoint = link[:2]
         dst = self._listeners.get(endpoint)
-        if dst is None or self.nodes[dst].core is None or (src, dst) in self._cut:
+        if (
+            dst is None
+            or self.nodes[dst].core is None
+            or (src, dst) in self._cut
+            or (self._side and self._apart(src, dst))
+        ):
             self.dropped += 1
             return
         self.core(dst).on_cluster_frame(item.frame, self.clock)

@@ -142,7 +142,10 @@ def test_ping_with_other_view_is_answered_with_peers() -> None:
     admitted(m, "c")
     assert (
         m.handle(
-            "b", 1, decode_message([PING, {"view": m.view_digest(), "endpoint": "inproc://b"}]), 0.1
+            "b",
+            1,
+            decode_message([PING, {"view": m.peers.view_digest(), "endpoint": "inproc://b"}]),
+            0.1,
         )
         == []
     )
@@ -177,9 +180,9 @@ def test_views_agree_when_digests_agree() -> None:
     admitted(a, "b")
     b.handle("a", 1, hello("a"), 0.0)
     a.handle("c", 1, hello("c"), 0.0)
-    assert a.view_digest() != b.view_digest()
+    assert a.peers.view_digest() != b.peers.view_digest()
     b.handle("c", 1, hello("c"), 0.0)
-    assert a.view_digest() == b.view_digest()
+    assert a.peers.view_digest() == b.peers.view_digest()
 
 
 # ---------------------------------------------------------------- false suspicion

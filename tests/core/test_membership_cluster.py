@@ -19,6 +19,7 @@ import pytest
 
 from tests.core.helpers import hello
 from tests.core.node_net import SimNet
+from zdps.core.tunables import CoreConfig
 from zdps.topics import exact_group
 from zdps.wire import BYE, DEAD, FANOUT, HELLO, PEERS, PING
 
@@ -218,10 +219,15 @@ def test_seed_is_redialed_after_the_node_behind_it_died() -> None:
 
 
 def test_two_nodes_joining_through_different_seeds_at_once_meet() -> None:
+    """Each learns the other's seed from its own, and says hello there without a list:
+    neither hears of the other from the hellos; the next pings' views differ, and the
+    ``peers`` they get back introduce them, within two heartbeat intervals."""
     net = mesh("a", "b")
     net.add("c", ["a"])
     net.add("d", ["b"])
     net.run_until_quiet()
+    assert not net.converged()
+    net.advance(2 * CoreConfig().heartbeat_interval)
     assert net.converged()
 
 

@@ -12,6 +12,7 @@ from bench.scale_sim import Options, run
 from bench.scale_sim.shared import LazyRing, shared_digest, sharing
 from tests.core.node_net import SimNet
 from zdps.core.ring import HashRing, node_set_digest
+from zdps.core.tunables import CoreConfig
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,14 +33,25 @@ def test_ten_nodes_learn_a_join_at_once_and_a_death_within_the_timeouts() -> Non
     assert crash["known_by"]["max"] - crash["known_by"]["p50"] < 0.05
     assert result["false_deaths"] == 0 and result["false_suspicions"] == 0
     steady = result["steady"]
-    # Each node pings its 9 peers every heartbeat (0.2 s) and probes one peer every
-    # probe interval (0.2 s), answering as many probes: nothing else in steady state.
-    assert steady["messages"]["pings"] == pytest.approx(9 / 0.2, rel=0.05)
+    # Each node pings 8 of its 9 peers (ping_fanout) every heartbeat (0.2 s) and probes
+    # one peer every probe interval (0.2 s), answering as many probes: nothing else in
+    # steady state.
+    assert CoreConfig().ping_fanout == 8
+    assert steady["messages"]["pings"] == pytest.approx(8 / 0.2, rel=0.05)
     assert steady["messages"]["probes"] == pytest.approx(2 / 0.2, rel=0.1)
     assert steady["pings"] > steady["probes"] > 0
     assert steady["verdicts"] == steady["peers"] == steady["syncs"] == steady["data"] == 0
     assert steady["total"] == pytest.approx(sum(steady[k] for k in ("pings", "probes")))
     assert result["memory"]["core_bytes"] > 10_000
+    split = result["split"]
+    # Each side drops the other as it drops a crashed node; the heal is found by the
+    # redials of the peers declared dead (every 2 s at most), then hellos.
+    assert split["converged"] and split["split"]["n"] == split["healed"]["n"] == 10
+    assert 0.6 < split["split"]["p50"] <= split["split"]["max"] <= 2.1
+    assert split["healed"]["max"] <= 2.5
+    restart = result["restart"]  # the 7 nodes that are not seeds, in turn
+    assert restart["converged"] and restart["restarts"] == 7
+    assert restart["known_by"]["n"] == 7 * 9 and restart["known_by"]["max"] < 0.05
 
 
 def test_under_one_percent_loss_nothing_is_declared_dead_wrongly() -> None:
@@ -51,7 +63,7 @@ def test_under_one_percent_loss_nothing_is_declared_dead_wrongly() -> None:
 
 def test_shared_computations_change_no_figure() -> None:
     shared, exact = run(Options(nodes=10, **SHORT)), run(Options(nodes=10, exact=True, **SHORT))
-    for phase in ("cold_start", "join", "crash"):
+    for phase in ("cold_start", "join", "crash", "split", "restart"):
         assert shared[phase] == exact[phase]
     for key in ("frames", "sim_seconds", "false_suspicions"):
         assert shared[key] == exact[key]

@@ -2,17 +2,17 @@
 
 Protocol (docs/PROTOCOL.md, "Membership"):
 
-* A node says ``hello`` to each seed and to every peer it learns of. A hello carries
-  the sender's advertised endpoint and its live peers, so one seed is enough to learn
-  the whole cluster; everyone connects to everyone (a full mesh, as NATS gossips INFO).
+* A node says ``hello`` to each seed and to every peer it learns of: a full mesh, as
+  NATS gossips INFO. Only a hello to a seed carries the sender's peers and asks for
+  the receiver's: one seed is enough to learn the cluster, and a join costs two lists.
 * A peer becomes *alive* only when its own hello arrives. A hello asking for a reply is
-  answered with a hello, always before anything else, so the receiver knows the sender
-  before it reads the sender's scope sync that follows.
-* Every alive peer gets a ``ping`` each heartbeat interval. A ping carries a digest of the
-  sender's view; a peer whose view differs answers with ``peers`` so views converge.
-* The SWIM detector (``swim.py``) watches every alive peer and declares peers dead; its
-  messages go on the probe link (``Send.probe``). Anything heard from a peer counts
-  as a sign of life for its silence backstop. A ``bye`` removes the sender at once.
+  answered at once, so the receiver knows the sender before the scope sync after it.
+* Each heartbeat interval, ``ping_fanout`` alive peers get a ``ping``, in turn (all in a
+  cluster no larger: ping_rounds.py). It carries a digest of the sender's view; a peer
+  whose view differs answers with ``peers`` so views converge.
+* The SWIM detector (``swim.py``) watches every alive peer and declares peers dead, on
+  the probe link (``Send.probe``); anything heard from a peer counts as a sign of life
+  for its silence backstop. A ``bye`` removes the sender at once.
 * A hello with a new incarnation from a known node id means the node restarted: the old
   incarnation is removed before the new one is added.
 * A peer declared dead may only be cut off: its endpoint is redialed with backoff, as
@@ -22,8 +22,8 @@ Protocol (docs/PROTOCOL.md, "Membership"):
 * A hello from this node's id elsewhere is a ``Clash`` (clashes.py); one of another
   protocol version or kind set is refused (compatibility.py). A peer back at another
   endpoint has its old one checked for a while: does its old life still run?
-* Suspicions, refutations and readmissions are logged (the redialled hellos to a peer
-  declared dead name it, ``dropped``, so that it knows).
+* Suspicions, refutations and readmissions are logged (a peer declared dead is told,
+  ``dropped``, in the redialled hellos).
 
 Invariant: ``PeerDown`` is reported exactly once per incarnation that was reported up.
 ``PeerUp`` is repeated for every hello from a known peer, as pg answers every discover
@@ -42,6 +42,7 @@ from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
 from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Refused, Send
 from zdps.core.peers import Peer, PeerState, PeerTable
+from zdps.core.ping_rounds import PingRounds
 from zdps.core.seeds import Seeds
 from zdps.settings import default
 from zdps.wire import probes
@@ -57,6 +58,7 @@ MAX_DECLARED_DEAD = 10_000  # ids of peers declared dead remembered, to know a h
 @dataclass(slots=True)
 class MembershipConfig:
     heartbeat_interval: float = 0.2
+    ping_fanout: int = default("ping_fanout")  # peers pinged an interval, in turn
     join_timeout: float = 2.0
     seed_retry_min: float = 0.25
     seed_retry_max: float = 2.0
@@ -79,6 +81,7 @@ class Membership:
     id_clashes: IdClashes = field(default_factory=IdClashes)  # our id elsewhere (§4.2)
     scope_digest: Callable[[str], str] | None = None  # the overlay's digest for a peer's pings
     dialing: Seeds = field(init=False)
+    pinging: PingRounds = field(init=False)
     compat: Compatibility = field(init=False)  # peers that cannot be ours (§11)
     _self_endpoints: set[str] = field(default_factory=set)
     _tombstones: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -92,6 +95,7 @@ class Membership:
         self._self_endpoints.add(self.endpoint)
         config = self.config
         self.dialing = Seeds(self.seeds, config.seed_retry_min, config.seed_retry_max)
+        self.pinging = PingRounds(config.ping_fanout, f"{self.node}:{self.incarnation}")
         self.compat = Compatibility(self.endpoint)
 
     # ------------------------------------------------------------------ views
@@ -122,10 +126,6 @@ class Membership:
             peer is not None and peer.state is PeerState.ALIVE and peer.incarnation == incarnation
         )
 
-    def view_digest(self) -> str:
-        """Identifies the set of live nodes (self included), as the ring digest does."""
-        return self.peers.view_digest()
-
     # ------------------------------------------------------------------ events
 
     def start(self, now: float) -> list[Action]:
@@ -145,7 +145,7 @@ class Membership:
                 return self._on_stranger_ping(node, incarnation, message, now)
             return []
         if type(message) is Ping:
-            if message.view != self.view_digest():
+            if message.view != self.peers.view_digest():
                 return [Send(self.peers[node].endpoint, Peers(self.peers.peer_list()))]
             return []
         if type(message) is Peers:
@@ -177,27 +177,23 @@ class Membership:
                     actions.append(Disconnect(peer.endpoint))
                 elif now - peer.last_hello >= interval:
                     peer.last_hello = now
-                    actions.append(self._hello(peer.endpoint, reply=True))
+                    actions.append(self._hello(peer.endpoint, reply=True, share=False))
         if now >= self._next_ping:
             self._next_ping = now + interval
-            view, pings = self.view_digest(), {}  # a ping per digest form
-            for node in self.alive():
-                digest = self.scope_digest(node) if self.scope_digest is not None else None
-                if digest not in pings:
-                    pings[digest] = Ping(view, self.endpoint, digest)
-                actions.append(Send(self.peers[node].endpoint, pings[digest]))
+            timeout = detector.config.silence_timeout
+            detector.silence = self.pinging.silence(len(self.alive()), interval, timeout)
+            actions += self.pinging.pings(self.peers, self.endpoint, self.scope_digest)
         node_at = self._nodes_at()
         for endpoint, step in self.dialing.due(now, lambda e, by: node_at(e, by) is not None):
             if step != "hello":
                 actions.append(Disconnect(endpoint))
             if step == "drop":
                 self._dropped.pop(endpoint, None)
-            else:
-                actions.append(self._hello(endpoint, reply=True))
+            else:  # a seed's list is what a new node needs; a redial's side knows ours
+                share = endpoint in self.dialing.configured
+                actions.append(self._hello(endpoint, reply=True, share=share))
         actions += self.dialing.warnings(now)
-        for node, (_, expires) in list(self._tombstones.items()):
-            if expires < now:
-                del self._tombstones[node]
+        self._tombstones = {n: t for n, t in self._tombstones.items() if t[1] >= now}
         return actions
 
     def seeds_view(self, now: float) -> list[dict]:
@@ -219,13 +215,17 @@ class Membership:
 
     # ------------------------------------------------------------------ internals
 
-    def _hello(self, endpoint: str, reply: bool, echo: str | None = None, **proof: Any) -> Send:
-        """A hello to ``endpoint``; asking one of a peer declared dead there names it;
-        ``proof``: a clash's challenge and answer (clashes.py)."""
+    def _hello(
+        self, endpoint: str, reply: bool, share: bool, echo: str | None = None, **proof: Any
+    ) -> Send:
+        """A hello to ``endpoint``, with our peer list if ``share`` (which asks for the
+        receiver's); asking one of a peer declared dead there names it; ``proof``: a
+        clash's challenge and answer (clashes.py)."""
         dropped = self._dropped.get(endpoint) if reply else None
+        peers = self.peers.peer_list() if share else None
         hello = Hello(
-            self.endpoint, self.peers.peer_list(), endpoint, reply, echo, dropped,
-            PROTOCOL_VERSION, SPOKEN, **proof,
+            self.endpoint, peers, endpoint, reply, echo, dropped, PROTOCOL_VERSION, SPOKEN,
+            **proof,
         )  # fmt: skip
         return Send(endpoint, hello)
 
@@ -262,7 +262,8 @@ class Membership:
                 self.dialing.redial(peer.endpoint, now, CLASH_CHECK)  # does its old life run?
             peer = None
         if hello.reply:
-            actions.append(self._hello(advertise, reply=False, echo=hello.dialed))
+            share = peers is not None  # it asked for our list
+            actions.append(self._hello(advertise, reply=False, share=share, echo=hello.dialed))
         if peer is None or peer.state is PeerState.JOINING:
             if peer is not None and peer.endpoint != advertise:
                 actions.append(Disconnect(peer.endpoint))
@@ -277,7 +278,8 @@ class Membership:
                 actions.append(log_event("readmitted", "warning", every=1.0, by=node))
         # For a known peer too: pg answers with a sync.
         actions.append(PeerUp(node, advertise, healed))
-        actions += self._learn(peers, now)
+        if peers is not None:
+            actions += self._learn(peers, now)
         return actions
 
     def _clash(self, endpoint: str, incarnation: int, hello: Hello, now: float) -> list[Action]:
@@ -288,7 +290,7 @@ class Membership:
         clash, answer = self.id_clashes.on_hello(endpoint, incarnation, hello, now)
         actions: list[Action] = [clash] if clash is not None else []
         if answer is not None:
-            actions.append(self._hello(endpoint, **answer))
+            actions.append(self._hello(endpoint, share=True, **answer))
         return actions
 
     def _probe_message(self, sender: str, message: NodeMessage, now: float) -> list[Action]:
@@ -343,7 +345,8 @@ class Membership:
                     # Another process with our id, or news of an old life of ours: if one
                     # runs there, its answer tells (``_clash``).
                     challenge = self.id_clashes.challenge(endpoint)
-                    actions.append(self._hello(endpoint, reply=True, challenge=challenge))
+                    hello = self._hello(endpoint, reply=True, share=True, challenge=challenge)
+                    actions.append(hello)
                 continue
             if node in self.peers:
                 continue
@@ -361,7 +364,7 @@ class Membership:
             self.peers[node] = Peer(
                 node, endpoint, incarnation, PeerState.JOINING, now, last_hello=now
             )
-            actions.append(self._hello(endpoint, reply=True))
+            actions.append(self._hello(endpoint, reply=True, share=False))
         return actions
 
     def _full(self, node: str) -> Refused:

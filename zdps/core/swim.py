@@ -23,8 +23,9 @@ everywhere quickly while a busy node survives. Protocol (docs/PROTOCOL.md §4.4)
   a score that stretches its probe timeouts, so a struggling node accuses less.
 * A ``tick`` much later than its deadline means this node itself stalled: that time is
   not held against its peers, so in-flight probes get fresh deadlines.
-* A peer not heard from at all for ``silence_timeout`` is dropped here, without a
-  verdict: a link that fails one way is masked by indirect probes, yet loses data.
+* A peer not heard from at all for ``silence`` is dropped here, without a verdict: a
+  link that fails one way is masked by indirect probes, yet loses data. ``silence`` is
+  ``silence_timeout``, or longer where pings reach each peer less often (membership.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from zdps.wire.probes import Alive, Probe, ProbeAck, ProbeNack, ProbeReq, Suspec
 HEALTH_MAX = 8  # probe timeouts are stretched by 1 to HEALTH_MAX times
 EXPECTED_CONFIRMATIONS = 3  # Lifeguard's K: suspicions that bring the timeout to its minimum
 NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
+HELPER_POOL = 4  # helpers are drawn from this many times as many recently heard peers
 COUNTS = ("probes", "indirect", "suspected", "refuted", "stalls")  # shown by ``status``
 
 
@@ -112,6 +114,7 @@ class Swim:
         self.version = 0
         self.health = 0
         self.counts = dict.fromkeys(COUNTS, 0)
+        self.silence = self.config.silence_timeout  # membership raises it in large clusters
         self.watched = WatchedPeers()  # kept so that ``next_deadline`` scans no peer
         self.peers = self.watched.peers  # read here, changed through ``watched``
         self._order: list[str] = []
@@ -134,7 +137,7 @@ class Swim:
             return None
         probe = self._probe
         deadline = self._next_probe if probe is None else probe.due()
-        deadline = min(deadline, self.watched.earliest(self.config.silence_timeout))
+        deadline = min(deadline, self.watched.earliest(self.silence))
         for relay in self._relays.values():
             deadline = min(deadline, relay.deadline)
         return deadline
@@ -215,7 +218,7 @@ class Swim:
             if now >= relay.deadline:
                 del self._relays[seq]
                 actions.append(Tell(relay.requester, ProbeNack(relay.seq)))
-        silence = self.config.silence_timeout
+        silence = self.silence
         for node, peer in list(self.peers.items()):
             suspicion = peer.suspicion
             if peer.last_heard + silence <= now:
@@ -269,10 +272,12 @@ class Swim:
     def _ask_helpers(self, probe: _Probe) -> list[Action]:
         probe.asked = True
         self.counts["indirect"] += 1
-        candidates = [
-            n for n in self._order if n != probe.target and self.peers[n].suspicion is None
-        ]
-        helpers = self.rng.sample(candidates, min(self.config.indirect_probes, len(candidates)))
+        # Among the peers heard from last: in a netsplit those are on this side, so they
+        # answer (a nack if not an ack), and the missing nacks of helpers cut off with the
+        # target do not make this node doubt itself and probe ever slower (local health).
+        wanted = self.config.indirect_probes
+        candidates = self.watched.recent(HELPER_POOL * wanted, probe.target)
+        helpers = self.rng.sample(candidates, min(wanted, len(candidates)))
         probe.helpers = len(helpers)
         request = ProbeReq(probe.seq, probe.target)
         return [Tell(helper, request) for helper in helpers]
@@ -300,7 +305,7 @@ class Swim:
         if target not in self.peers:
             return [Tell(sender, ProbeNack(seq))]
         self._seq += 1
-        wait = self.config.probe_timeout * NACK_FRACTION * self._scale()
+        wait = self.config.probe_timeout * NACK_FRACTION
         self._relays[self._seq] = _Relay(sender, seq, now + wait)
         return [Tell(target, Probe(self._seq))]
 

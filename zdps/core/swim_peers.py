@@ -88,6 +88,18 @@ class WatchedPeers:
             deadline = min(deadline, suspicion.deadline(), suspicion.next_tell)
         return deadline
 
+    def recent(self, count: int, other_than: str) -> list[str]:
+        """Up to ``count`` peers not under suspicion, other than ``other_than``, most
+        recently heard first: those likely to answer."""
+        found: list[str] = []
+        suspects = self._suspects
+        for node in reversed(self._quiet):
+            if node != other_than and node not in suspects:
+                found.append(node)
+                if len(found) == count:
+                    break
+        return found
+
     def stalled(self, late: float, now: float) -> None:
         """This node was not running for ``late`` seconds: hold none of it against peers.
 

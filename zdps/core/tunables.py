@@ -20,6 +20,7 @@ class CoreConfig:
 
     # pings: anti-entropy digests on the data link
     heartbeat_interval: float = default("heartbeat_interval")
+    ping_fanout: int = default("ping_fanout")  # peers pinged an interval, in turn
     # join timeout; and a peer silent this long is dropped here
     peer_timeout: float = default("peer_timeout")
     probe_interval: float = default("probe_interval")
@@ -57,6 +58,7 @@ class CoreConfig:
         """A peer silent for peer_timeout is gone, so its tombstone outlives that."""
         return MembershipConfig(
             heartbeat_interval=self.heartbeat_interval,
+            ping_fanout=self.ping_fanout,
             join_timeout=self.peer_timeout,
             tombstone_ttl=self.peer_timeout + self.heartbeat_interval,
             max_peers=self.max_peers,

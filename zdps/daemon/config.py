@@ -74,6 +74,7 @@ class Config:
     suspicion_mult: float = _default("suspicion_mult")
     suspicion_max_mult: float = _default("suspicion_max_mult")
     heartbeat_interval: float = _default("heartbeat_interval")
+    ping_fanout: int = _default("ping_fanout")
     peer_timeout: float = _default("peer_timeout")
     max_payload: int = _default("max_payload")
     max_topic: int = _default("max_topic")

@@ -52,7 +52,8 @@ def decode_counts(value: Any, kind: str) -> Counts:
 
 @dataclass(frozen=True, slots=True)
 class Hello(NodeMessage):
-    """Introduces the sender; ``reply`` asks for a hello back (§4.2)."""
+    """Introduces the sender; ``reply`` asks for a hello back (§4.2). A hello that carries
+    ``peers`` is answered with the receiver's; one without asks for no list (§4.1)."""
 
     KIND = "hello"
     SHAPE = (
@@ -62,7 +63,7 @@ class Hello(NodeMessage):
     )
     MEMBERSHIP = True
     advertise: str  # the endpoint peers dial to reach the sender
-    peers: PeerList  # the sender's alive peers
+    peers: PeerList | None  # the sender's alive peers; None: not sent, and none wanted
     dialed: str | None  # the endpoint the sender dialed to send this
     reply: bool
     echo: str | None = None  # in an answer: the asker's ``dialed`` (a seed answered)
@@ -86,7 +87,7 @@ class Hello(NodeMessage):
             raise malformed("hello kinds are a list of str")
         return cls(
             advertise,
-            decode_peer_list(body.get("peers", {})),
+            decode_peer_list(body["peers"]) if "peers" in body else None,
             dialed if type(dialed) is str else None,
             body.get("reply") is True,
             echo if type(echo) is str else None,
@@ -99,12 +100,11 @@ class Hello(NodeMessage):
         )
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "advertise": self.advertise,
-            "peers": self.peers,
-            "dialed": self.dialed,
-            "reply": self.reply,
-        }
+        body: dict[str, Any] = {"advertise": self.advertise}
+        if self.peers is not None:
+            body["peers"] = self.peers
+        body["dialed"] = self.dialed
+        body["reply"] = self.reply
         if self.echo is not None:
             body["echo"] = self.echo
         if self.dropped is not None:

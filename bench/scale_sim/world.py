@@ -201,16 +201,17 @@ class World:
         t0 = net.clock
         net.split(*sides)
         split = self._until(lambda node: knowledge.alive[node] == len(sides[side[node]]) - 1)
-        split_bytes = sum(self.meter.bytes.values()) / len(live)
-        self.meter.reset()
         t1 = net.clock
+        split_rates = self.meter.rates(t1 - t0, len(live))
+        self.meter.reset()
         net.heal()
         knowledge.apart = lambda a, b: False
         healed = self._until(lambda node: knowledge.alive[node] == len(live) - 1)
         return {
             "converged": len(split) == len(healed) == len(live),
             "split": spread(split.values(), t0),
-            "split_bytes_per_node_s": split_bytes / (t1 - t0),
+            "split_bytes_per_node_s": split_rates["total"],
+            "split_rates": split_rates,  # by kind, per node and second
             "healed": spread(healed.values(), t1),
             "heal_bytes_per_node": sum(self.meter.bytes.values()) / len(live),
         }

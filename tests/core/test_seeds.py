@@ -16,7 +16,7 @@ import itertools
 
 import pytest
 
-from zdps.core.seeds import CONNECTION, WARN_AFTER, WARN_EVERY, Seeds
+from zdps.core.seeds import CONNECTION, REDIALS_PER_SECOND, WARN_AFTER, WARN_EVERY, Seeds
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -98,3 +98,23 @@ def test_lost_peers_expire_drop_their_connection_and_are_never_warned_about() ->
     assert seeds.warnings(30.0) == [] and seeds.view(30.0, "a", lambda e, by: None) == []
     known = steps(seeds, 20.0, skip=lambda endpoint, by: True)
     assert known == []  # expired while a node is known there: its link is kept
+
+
+@pytest.mark.parametrize("lost", [5, 100, 500])
+def test_redials_of_many_lost_peers_stay_within_their_rate_and_seeds_keep_theirs(
+    lost: int,
+) -> None:
+    """Half of 1,000 nodes cut off: each node redials 500 endpoints. Their backoff grows
+    to spread them over REDIALS_PER_SECOND hellos a second (beyond 2 s when more than
+    20 are lost); a configured seed is still retried every 2 s."""
+    seeds = make()
+    for i in range(lost):
+        seeds.redial(f"tcp://127.0.0.1:{20000 + i}", 0.0, ttl=600.0)
+    sent = steps(seeds, 300.0)
+    late = [(t, e) for t, e, _ in sent if t >= 150.0]  # the backoffs have reached their top
+    redials = [t for t, e in late if e != SEED]
+    rate = len(redials) / 150.0
+    assert rate <= REDIALS_PER_SECOND * 1.05
+    assert rate == pytest.approx(min(lost / 2.0, REDIALS_PER_SECOND), rel=0.1)
+    seed_gaps = [b - a for a, b in itertools.pairwise(t for t, e in late if e == SEED)]
+    assert seed_gaps and max(seed_gaps) == pytest.approx(2.0)

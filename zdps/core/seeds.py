@@ -4,7 +4,9 @@ Three kinds share the retry rules: the configured seeds (retried forever), peers
 declared dead (redialed for ``lost_retry_ttl``, so a healed netsplit merges), and the
 old endpoint of a peer that came back elsewhere (checked for a while: if its old
 incarnation still answers there, two processes use one node id). Each retry uses a
-fresh connection, with a backoff doubling from ``retry_min`` to ``retry_max``.
+fresh connection, with a backoff doubling from ``retry_min`` to ``retry_max``; for the
+others than configured seeds, up to one that keeps them within ``REDIALS_PER_SECOND``
+in all: half of 1,000 nodes cut off is 500 endpoints, 250 hellos a second at 2 s each.
 
 A configured seed that has not answered is reported: a warning after ``WARN_AFTER``
 seconds of silence and every ``WARN_EVERY`` seconds while it lasts, saying what the
@@ -23,6 +25,7 @@ from zdps.core.log_events import LogEvent, log_event
 
 WARN_AFTER = 5.0  # seconds a configured seed may stay silent before the first warning
 WARN_EVERY = 30.0  # seconds between two warnings about the same seed
+REDIALS_PER_SECOND = 10.0  # hellos a second to endpoints other than seeds, on average at most
 CONNECTION = {  # what the IO layer saw of the connection, and what it means for a seed
     None: "no connection made yet (a host that drops packets, or a slow network?)",
     "refused": "connection refused: nothing listens there",
@@ -83,6 +86,8 @@ class Seeds:
         the connection, then hello) or ``drop`` (expired unanswered: drop the
         connection). ``skip(endpoint, answered_by)``: a node is known there already.
         """
+        # The others than configured seeds together get REDIALS_PER_SECOND hellos at most.
+        spread = (len(self._seeds) - len(self.configured)) / REDIALS_PER_SECOND
         for endpoint, seed in list(self._seeds.items()):
             known = skip(endpoint, seed.answered_by)
             if seed.expires < now:
@@ -95,7 +100,8 @@ class Seeds:
                 continue
             if now < seed.next_try:
                 continue
-            seed.backoff = min(max(seed.backoff * 2, self.retry_min), self.retry_max)
+            most = self.retry_max if seed.expires == math.inf else max(self.retry_max, spread)
+            seed.backoff = min(max(seed.backoff * 2, self.retry_min), most)
             seed.next_try = now + seed.backoff
             if seed.waiting_since is None:
                 seed.waiting_since, seed.hellos = now, 0

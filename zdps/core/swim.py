@@ -43,6 +43,7 @@ HEALTH_MAX = 8  # probe timeouts are stretched by 1 to HEALTH_MAX times
 EXPECTED_CONFIRMATIONS = 3  # Lifeguard's K: suspicions that bring the timeout to its minimum
 NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
 HELPER_POOL = 4  # helpers are drawn from this many times as many recently heard peers
+VERDICT_FANOUT = 8  # a ``dead`` verdict goes to every peer up to this many, else to this many
 COUNTS = ("probes", "indirect", "suspected", "refuted", "stalls")  # shown by ``status``
 
 
@@ -199,7 +200,7 @@ class Swim:
             return self._suspect(node, sender, now)
         assert kind is probes.Dead, message
         self.remove(node)
-        return [Dead(node)]
+        return [Dead(node), *self._pass_on(message)]
 
     def tick(self, now: float) -> list[Action]:
         """Timers: probes, helpers, relays, suspicions and silence."""
@@ -227,7 +228,7 @@ class Swim:
             elif suspicion is not None and now >= suspicion.deadline():
                 self.remove(node)
                 actions.append(Dead(node))
-                actions += self._tell_all(probes.Dead, node, peer)
+                actions += self._spread(probes.Dead(node, peer.incarnation, peer.version))
             elif suspicion is not None and now >= suspicion.next_tell:
                 suspicion.next_tell = now + self.config.probe_interval
                 actions.append(Tell(node, Suspect(node, peer.incarnation, peer.version)))
@@ -340,7 +341,7 @@ class Swim:
                 low=low,
                 high=low * self.config.suspicion_max_mult,
                 accusers={accuser},
-                next_tell=now + self.config.probe_interval,
+                next_tell=math.inf,  # the target is told again by its accusers only
             )
             self.watched.suspect(node, suspicion)
         elif accuser in suspicion.accusers:
@@ -348,10 +349,15 @@ class Swim:
         else:
             suspicion.accusers.add(accuser)
             suspicion.confirmations += 1
+            suspicion.confirmed_at = now
         if accuser != self.node:
             return []
-        # Our own accusation goes to everyone, so that they count it as a confirmation.
         self.counts["suspected"] += 1
+        if suspicion.confirmations > suspicion.expected:
+            return []  # enough accusers are known: ours would shorten no one's timeout
+        # Our own accusation goes to everyone, so that they count it as a confirmation,
+        # and to the target again every probe interval, so that it hears and refutes.
+        suspicion.next_tell = now + self.config.probe_interval
         return self._tell_all(Suspect, node, peer)
 
     def _refute(self, version: int) -> list[Action]:
@@ -370,3 +376,17 @@ class Swim:
     def _tell_all(self, kind: type[Verdict], node: str, peer: Peer) -> list[Action]:
         message = kind(node, peer.incarnation, peer.version)
         return [Tell(other, message) for other in self.peers]
+
+    def _spread(self, dead: probes.Dead) -> list[Action]:
+        """A ``dead`` verdict of ours: to every peer, or beyond VERDICT_FANOUT peers to
+        that many at random, who pass it on (``_pass_on``). Every node that held the
+        suspicion times out about when we did and sends its own: to all, that made
+        O(N²) messages a death, and a netsplit of 1,000 nodes 250 million."""
+        order = self._order
+        targets = order if len(order) <= VERDICT_FANOUT else self.rng.sample(order, VERDICT_FANOUT)
+        return [Tell(other, dead) for other in targets]
+
+    def _pass_on(self, dead: probes.Dead) -> list[Action]:
+        """A ``dead`` verdict that removed a peer here goes on, as an epidemic, in a
+        cluster where verdicts do not go to everyone: at most once per node and death."""
+        return self._spread(dead) if len(self._order) >= VERDICT_FANOUT else []

@@ -25,12 +25,16 @@ class Suspicion:
     accusers: set[str]
     next_tell: float
     confirmations: int = 0
+    confirmed_at: float = -math.inf  # when the last confirmation came
 
     def deadline(self) -> float:
+        """When it times out. A confirmation may bring that before its own arrival: then
+        it times out as it arrives, which is no sign that this node stalled."""
         if self.expected < 1:
             return self.started + self.low
         done = math.log(self.confirmations + 1) / math.log(self.expected + 1)
-        return self.started + max(self.low, self.high - done * (self.high - self.low))
+        timeout = max(self.low, self.high - done * (self.high - self.low))
+        return max(self.confirmed_at, self.started + timeout)
 
 
 @dataclass(slots=True)
@@ -109,6 +113,7 @@ class WatchedPeers:
             peer.last_heard = min(now, peer.last_heard + late)
             if peer.suspicion is not None:
                 peer.suspicion.started += late
+                peer.suspicion.confirmed_at += late
                 peer.suspicion.next_tell += late
 
     def _last(self, node: str, now: float) -> None:

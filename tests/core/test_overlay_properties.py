@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.core.overlay_net import OverlayNet, Table, brute_reach
 from zdps.core.overlay import NotJoined, Overlay
+from zdps.core.scope_digests import MODULUS, entry_hash, sum_digest
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE
 from zdps.wire.messages import decode_message
@@ -269,6 +270,10 @@ def test_peer_view_is_what_the_peer_last_said(
         assert actions == []  # nobody watches
         assert (scope.version > version) if changed else (scope.version == version)
         assert scope._remote["p"] == model
+        total = (
+            sum(map(entry_hash, model, model.values())) % MODULUS
+        )  # the first sync's bulk sum too
+        assert scope.peer_digest("p", False) == sum_digest(total)
         table = {g: scope.members(g) for g in scope.which_groups()}
         expected: Table = {}
         for node, counts_of_node in (("me", local), ("p", model)):

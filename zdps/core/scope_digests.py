@@ -19,14 +19,19 @@ import hashlib
 Counts = dict[bytes, int]
 SUM_MARK = "s"  # a digest of the sum form starts with it
 MODULUS = 1 << 64
+_BLAKE2B_64 = hashlib.blake2b(digest_size=8)  # copied: a third faster than made anew
+_ONE = (1).to_bytes(8, "big")  # the count of most groups
 
 
 def entry_hash(group: bytes, count: int) -> int:
     """One (group, count)'s share of the sum; 0 for a count of 0 (not held)."""
     if not count:
         return 0
-    data = len(group).to_bytes(2, "big") + group + count.to_bytes(8, "big")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+    h = _BLAKE2B_64.copy()
+    h.update(len(group).to_bytes(2, "big"))
+    h.update(group)
+    h.update(_ONE if count == 1 else count.to_bytes(8, "big"))
+    return int.from_bytes(h.digest(), "big")
 
 
 def changed(total: int, group: bytes, old: int, new: int) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zdps.endpoints import is_dialable
-from zdps.topics import is_valid_group
+from zdps.topics import all_valid_groups, is_valid_group
 from zdps.wire.codec import NodeMessage, need_map
 from zdps.wire.errors import malformed
 from zdps.wire.limits import U64
@@ -42,6 +42,11 @@ def decode_counts(value: Any, kind: str) -> Counts:
     """``{group: count}``: every key a valid group (bin), every count an int >= 0."""
     if type(value) is not dict:
         raise malformed(f"{kind} carries a map {{group: count}}")
+    counts = value.values()
+    if (
+        not counts or (set(map(type, counts)) == {int} and 0 <= min(counts) <= max(counts) < U64)
+    ) and all_valid_groups(value.keys()):
+        return value  # all good, checked in bulk; else find the first bad one below
     for group, count in value.items():
         if type(group) is not bytes or not is_valid_group(group):
             raise malformed(f"invalid group {group!r}")

@@ -40,6 +40,9 @@ def test_json_has_the_events_fields_and_what_was_held_back() -> None:
         "bad_input", "malformed", 'a "b"', 3,
     )  # fmt: skip
     assert parsed["held_back"] == 2
+    down = log_event("peer_down", "warning", node="b", reason="dead")
+    parsed = json.loads(JsonFormatter("a").format(record(logging.WARNING, down)))
+    assert (parsed["node"], parsed["event_node"], parsed["reason"]) == ("a", "b", "dead")
     other = json.loads(JsonFormatter("a").format(record(logging.DEBUG, "plain text")))
     assert other["message"] == "plain text" and "event" not in other
 

@@ -52,7 +52,9 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line: ``time``, ``level``, ``node`` (this node) and ``event``,
+    then the event's fields; one named as one of those goes as ``event_<name>``
+    (``peer_down``'s ``node``, the peer, is ``event_node``)."""
 
     def __init__(self, node: str) -> None:
         super().__init__()
@@ -67,7 +69,8 @@ class JsonFormatter(logging.Formatter):
         event = record.args[0] if isinstance(record.args, tuple) and record.args else None
         if isinstance(event, LogEvent):
             line["event"] = event.event
-            line.update((key, _plain(value)) for key, value in event.fields)
+            for key, value in event.fields:  # the peer of peer_up's node=... is not this node
+                line[f"event_{key}" if key in line else key] = _plain(value)
             held = getattr(record, "held_back", 0)
             if held:
                 line["held_back"] = held

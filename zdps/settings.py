@@ -178,7 +178,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ping_fanout",
         int,
-        8,
+        3,
         "Peers pinged each heartbeat interval, in turn; every peer when there are no more.",
         min=1,
         max=10_000,

@@ -33,11 +33,11 @@ def test_ten_nodes_learn_a_join_at_once_and_a_death_within_the_timeouts() -> Non
     assert crash["known_by"]["max"] - crash["known_by"]["p50"] < 0.05
     assert result["false_deaths"] == 0 and result["false_suspicions"] == 0
     steady = result["steady"]
-    # Each node pings 8 of its 9 peers (ping_fanout) every heartbeat (0.2 s) and probes
+    # Each node pings 3 of its 9 peers (ping_fanout) every heartbeat (0.2 s) and probes
     # one peer every probe interval (0.2 s), answering as many probes: nothing else in
     # steady state.
-    assert CoreConfig().ping_fanout == 8
-    assert steady["messages"]["pings"] == pytest.approx(8 / 0.2, rel=0.05)
+    assert CoreConfig().ping_fanout == 3
+    assert steady["messages"]["pings"] == pytest.approx(3 / 0.2, rel=0.05)
     assert steady["messages"]["probes"] == pytest.approx(2 / 0.2, rel=0.1)
     assert steady["pings"] > steady["probes"] > 0
     assert steady["verdicts"] == steady["peers"] == steady["syncs"] == steady["data"] == 0

@@ -104,17 +104,19 @@ def test_lost_peers_expire_drop_their_connection_and_are_never_warned_about() ->
 def test_redials_of_many_lost_peers_stay_within_their_rate_and_seeds_keep_theirs(
     lost: int,
 ) -> None:
-    """Half of 1,000 nodes cut off: each node redials 500 endpoints. Their backoff grows
-    to spread them over REDIALS_PER_SECOND hellos a second (beyond 2 s when more than
-    20 are lost); a configured seed is still retried every 2 s."""
+    """Half of 1,000 nodes cut off: each node redials 500 endpoints. Their first hellos
+    and their backoffs are spread over REDIALS_PER_SECOND hellos a second (beyond 2 s
+    when more than 20 are lost; a few lost peers go at the usual 0.25, 0.5, 1 and 2 s);
+    a configured seed is still retried every 2 s."""
     seeds = make()
     for i in range(lost):
         seeds.redial(f"tcp://127.0.0.1:{20000 + i}", 0.0, ttl=600.0)
     sent = steps(seeds, 300.0)
+    for start in range(0, 300, 10):  # from the first hellos on, in any 10 s
+        window = [t for t, e, _ in sent if e != SEED and start <= t < start + 10]
+        assert len(window) / 10 <= REDIALS_PER_SECOND * 1.1, start
     late = [(t, e) for t, e, _ in sent if t >= 150.0]  # the backoffs have reached their top
-    redials = [t for t, e in late if e != SEED]
-    rate = len(redials) / 150.0
-    assert rate <= REDIALS_PER_SECOND * 1.05
+    rate = len([t for t, e in late if e != SEED]) / 150.0
     assert rate == pytest.approx(min(lost / 2.0, REDIALS_PER_SECOND), rel=0.1)
     seed_gaps = [b - a for a, b in itertools.pairwise(t for t, e in late if e == SEED)]
     assert seed_gaps and max(seed_gaps) == pytest.approx(2.0)

@@ -4,9 +4,10 @@ Three kinds share the retry rules: the configured seeds (retried forever), peers
 declared dead (redialed for ``lost_retry_ttl``, so a healed netsplit merges), and the
 old endpoint of a peer that came back elsewhere (checked for a while: if its old
 incarnation still answers there, two processes use one node id). Each retry uses a
-fresh connection, with a backoff doubling from ``retry_min`` to ``retry_max``; for the
-others than configured seeds, up to one that keeps them within ``REDIALS_PER_SECOND``
-in all: half of 1,000 nodes cut off is 500 endpoints, 250 hellos a second at 2 s each.
+fresh connection, with a backoff doubling from ``retry_min`` to ``retry_max``; the
+others than configured seeds are spread to keep them within ``REDIALS_PER_SECOND`` in
+all, from their first hello on: half of 1,000 nodes cut off is 500 endpoints, 250
+hellos a second at 2 s each, 2,000 in the first 4 s of their backoffs.
 
 A configured seed that has not answered is reported: a warning after ``WARN_AFTER``
 seconds of silence and every ``WARN_EVERY`` seconds while it lasts, saying what the
@@ -63,9 +64,11 @@ class Seeds:
         return endpoint in self._seeds
 
     def redial(self, endpoint: str, now: float, ttl: float) -> None:
-        """Say hello to ``endpoint`` again soon and for ``ttl`` seconds (if not a seed)."""
+        """Say hello to ``endpoint`` again soon and for ``ttl`` seconds (if not a seed);
+        after the others being redialed, when many are (half a cluster cut off at once)."""
+        queued = (len(self._seeds) - len(self.configured)) / REDIALS_PER_SECOND
         seed = self._seeds.setdefault(endpoint, _Seed(expires=now + ttl))
-        seed.next_try, seed.backoff = now + self.retry_min, 0.0
+        seed.next_try, seed.backoff = now + self.retry_min + queued, 0.0
         seed.answered_by = None  # whoever answered before is gone from there
 
     def answered(self, endpoint: str, node: str) -> None:
@@ -100,8 +103,11 @@ class Seeds:
                 continue
             if now < seed.next_try:
                 continue
-            most = self.retry_max if seed.expires == math.inf else max(self.retry_max, spread)
-            seed.backoff = min(max(seed.backoff * 2, self.retry_min), most)
+            if seed.expires == math.inf:
+                seed.backoff = min(max(seed.backoff * 2, self.retry_min), self.retry_max)
+            else:
+                most = max(self.retry_max, spread)
+                seed.backoff = min(max(seed.backoff * 2, self.retry_min, spread), most)
             seed.next_try = now + seed.backoff
             if seed.waiting_since is None:
                 seed.waiting_since, seed.hellos = now, 0

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from itertools import repeat
 
 from zdps.core.scope_digests import MODULUS, changed, entry_hash, sorted_digest, sum_digest
 from zdps.topics import EXACT_SUFFIX, is_exact, is_queue_key, is_valid_group
@@ -236,32 +237,31 @@ class Overlay:
         return actions
 
     def _first_sync(self, peer: str, counts: Counts, actions: list[Action]) -> None:
-        """A new peer's first sync, in bulk: its counts become what we hold for it, their
-        sum digest is made in one pass, and the groups nobody else holds, most of them
-        on a new node, go into the table at once. The others, and every group when
-        someone watches, go one by one (``_apply``). A million groups: 1.0 s, was 3.2."""
-        known = self._remote[peer] = dict(counts)
-        if 0 in known.values():
-            known = self._remote[peer] = {g: c for g, c in counts.items() if c}
+        """A new peer's first sync, in bulk: its counts become what we hold for it (the
+        very dict: the caller lets go of it), their sum digest is made in one pass, and
+        the groups nobody else holds, all of them on a new node, go into the table at
+        once. The others, and every group when someone watches, go one by one
+        (``_apply``). A million groups: 1.0 s, was 3.2; and no temporary copy of them,
+        which the allocator would keep."""
+        known = counts if 0 not in counts.values() else {g: c for g, c in counts.items() if c}
+        self._remote[peer] = known
         self._peer_sums[peer] = sum(map(entry_hash, known, known.values())) % MODULUS
         self._peer_sorted.pop(peer, None)
-        groups = self._groups
         if self._all_watchers or self._group_watchers:
-            fresh: list[bytes] = []
-        else:
-            fresh = [g for g in known if g not in groups] if groups else list(known)
-            groups.update(dict.fromkeys(fresh, peer))
-            for group in [g for g in fresh if g[-1:] != EXACT_SUFFIX]:
-                self._classify(group)
-            if set(known.values()) != {1}:
-                for group in [g for g in fresh if known[g] != 1]:
-                    groups[group] = (peer, known[group])  # _compact's form
-            self.version += len(fresh)
-        if len(fresh) < len(known):
-            held = set(fresh)
             for group, count in known.items():
-                if group not in held:
-                    self._apply(group, peer, count, count, actions)
+                self._apply(group, peer, count, count, actions)
+            return
+        groups = self._groups
+        shared = {g: groups[g] for g in known if g in groups} if groups else {}
+        groups.update(zip(known, repeat(peer)))  # as if none were shared, then mend those
+        groups.update(shared)
+        for group in [g for g in known if g[-1:] != EXACT_SUFFIX and g not in shared]:
+            self._classify(group)
+        for group in [g for g, c in known.items() if c != 1 and g not in shared]:
+            groups[group] = (peer, known[group])  # _compact's form
+        self.version += len(known) - len(shared)
+        for group in shared:
+            self._apply(group, peer, known[group], known[group], actions)
 
     def _classify(self, group: bytes) -> None:
         """A group that came into the table: a queue group, or a prefix's length."""

@@ -39,7 +39,7 @@ from tests.core.test_swim import (
 )
 from zdps.core.swim import HELPER_POOL, VERDICT_FANOUT, Swim, Tell
 from zdps.core.swim_peers import Suspicion, WatchedPeers
-from zdps.wire import DEAD, PROBE, PROBE_NACK, PROBE_REQ, SUSPECT
+from zdps.wire import ALIVE, DEAD, PROBE, PROBE_NACK, PROBE_REQ, SUSPECT
 from zdps.wire.probes import ProbeNack, ProbeReq
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,9 +144,28 @@ def test_an_accusation_goes_to_everyone_only_while_it_shortens_timeouts(accusers
     broadcast = suspicion.confirmations <= suspicion.expected
     assert broadcast == (accusers <= 3)
     assert len(told(actions, SUSPECT)) == (20 if broadcast else 0)
-    # Only an accuser that told everyone tells the target again, every probe interval.
+    # An accuser that told everyone tells the target again every probe interval; any
+    # other holder once (below).
     again = told(ticks(swim, 1.0, 1.0 + 2 * INTERVAL), SUSPECT)
-    assert [t.node for t in again] == ([target] * 2 if broadcast else [])
+    assert [t.node for t in again] == [target] * (2 if broadcast else 1)
+
+
+def test_a_holder_that_missed_the_refutation_asks_the_target_once_and_is_answered() -> None:
+    """Seen with 30 real daemons: h12, accused by h15 during the cold start, refuted
+    before it held h2 alive; h2, which heard h15's accusation, never heard the refutation,
+    and declared h12 dead 3.3 s later. Now h2 tells h12 of the suspicion once; h12
+    answers any accusation of its life with ``alive`` to everyone."""
+    holder, target = suspected_by_others(20, 1)
+    (tell,) = told(ticks(holder, 1.0, 1.0 + INTERVAL), SUSPECT)
+    assert tell.node == target
+    accused = Swim(target, 1, CFG, random.Random(2))
+    accused.add("a", 1, 1.0)
+    accused.version = 1  # it refuted h15's accusation already
+    answer = told(accused.handle("a", tell.message, 1.2), ALIVE)
+    assert [t.node for t in answer] == ["a"] and answer[0].message.ver == 1
+    holder.handle(target, answer[0].message, 1.21)
+    assert not holder.is_suspect(target)
+    assert deaths(ticks(holder, 1.21, 6.0)) == []
 
 
 @pytest.mark.parametrize("peers", [5, VERDICT_FANOUT, 100])

@@ -230,7 +230,10 @@ class Swim:
                 actions.append(Dead(node))
                 actions += self._spread(probes.Dead(node, peer.incarnation, peer.version))
             elif suspicion is not None and now >= suspicion.next_tell:
-                suspicion.next_tell = now + self.config.probe_interval
+                # Every holder tells the target once (it may have missed a refutation:
+                # the target answers any accusation with ``alive``); accusers again.
+                interval = self.config.probe_interval
+                suspicion.next_tell = now + interval if suspicion.told else math.inf
                 actions.append(Tell(node, Suspect(node, peer.incarnation, peer.version)))
         return actions
 
@@ -341,7 +344,7 @@ class Swim:
                 low=low,
                 high=low * self.config.suspicion_max_mult,
                 accusers={accuser},
-                next_tell=math.inf,  # the target is told again by its accusers only
+                next_tell=now + self.config.probe_interval,
             )
             self.watched.suspect(node, suspicion)
         elif accuser in suspicion.accusers:
@@ -357,7 +360,7 @@ class Swim:
             return []  # enough accusers are known: ours would shorten no one's timeout
         # Our own accusation goes to everyone, so that they count it as a confirmation,
         # and to the target again every probe interval, so that it hears and refutes.
-        suspicion.next_tell = now + self.config.probe_interval
+        suspicion.told, suspicion.next_tell = True, now + self.config.probe_interval
         return self._tell_all(Suspect, node, peer)
 
     def _refute(self, version: int) -> list[Action]:

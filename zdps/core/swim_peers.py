@@ -26,6 +26,7 @@ class Suspicion:
     next_tell: float
     confirmations: int = 0
     confirmed_at: float = -math.inf  # when the last confirmation came
+    told: bool = False  # this node told everyone its own accusation
 
     def deadline(self) -> float:
         """When it times out. A confirmation may bring that before its own arrival: then

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -44,7 +45,9 @@ def suspicion(now: float) -> Suspicion:
 @given(
     events=st.lists(
         st.tuples(
-            st.sampled_from(["add", "remove", "heard", "suspect", "clear", "stalled"]),
+            st.sampled_from(
+                ["add", "remove", "heard", "suspect", "clear", "stalled", "confirm", "tell"]
+            ),
             st.sampled_from(NODES),
             st.sampled_from(STEPS),
         ),
@@ -66,6 +69,14 @@ def test_the_earliest_deadline_is_the_one_a_scan_finds(events: list) -> None:
             peers.suspect(node, suspicion(now) if kind == "suspect" else None)
         elif kind == "stalled":
             peers.stalled(step, now)
+        elif kind in ("confirm", "tell") and node in peers.peers:
+            held = peers.peers[node].suspicion
+            if held is not None:  # as swim.py changes a suspicion's timers, then retimes
+                if kind == "confirm":
+                    held.confirmations, held.confirmed_at = held.confirmations + 1, now
+                else:
+                    held.next_tell = now + 0.2 if step else math.inf
+                peers.retime(node)
         if peers.peers:
             for silence in (0.05, 2.0):
                 assert peers.earliest(silence) == scanned(peers, silence)

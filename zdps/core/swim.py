@@ -234,6 +234,7 @@ class Swim:
                 # the target answers any accusation with ``alive``); accusers again.
                 interval = self.config.probe_interval
                 suspicion.next_tell = now + interval if suspicion.told else math.inf
+                self.watched.retime(node)
                 actions.append(Tell(node, Suspect(node, peer.incarnation, peer.version)))
         return actions
 
@@ -353,6 +354,7 @@ class Swim:
             suspicion.accusers.add(accuser)
             suspicion.confirmations += 1
             suspicion.confirmed_at = now
+            self.watched.retime(node)
         if accuser != self.node:
             return []
         self.counts["suspected"] += 1
@@ -361,6 +363,7 @@ class Swim:
         # Our own accusation goes to everyone, so that they count it as a confirmation,
         # and to the target again every probe interval, so that it hears and refutes.
         suspicion.told, suspicion.next_tell = True, now + self.config.probe_interval
+        self.watched.retime(node)
         return self._tell_all(Suspect, node, peer)
 
     def _refute(self, version: int) -> list[Action]:

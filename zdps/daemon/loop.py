@@ -64,6 +64,16 @@ FLUSH_AFTER = 0.001  # seconds of draining after which the outbox is carried out
 MONITOR_EVERY = 0.1  # seconds between two looks at the socket monitors (monitors.py)
 
 
+def cluster_context(max_peers: int) -> zmq.Context:
+    """A ZeroMQ context for a node of up to ``max_peers`` peers: two DEALERs each (data
+    and probe links), as many again for peers declared dead while they are redialed,
+    and the API, PUBs and monitors. libzmq's default of 1,023 sockets stopped a node at
+    about 500 peers (docs/SCALE.md)."""
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 4 * max_peers + 256)
+    return ctx
+
+
 class Daemon:
     """A running zdps daemon."""
 
@@ -71,7 +81,7 @@ class Daemon:
         self.config = config
         self.log = setup(config.node_id, config.log_level, config.log_format)
         self.events = EventLog(self.log)
-        self.ctx = zmq.Context()
+        self.ctx = cluster_context(config.max_peers)
         self.incarnation = time.time_ns()
         self.signals = Signals()
         self._api_paused = False

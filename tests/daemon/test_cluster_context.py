@@ -1,5 +1,5 @@
 """The daemon's ZeroMQ context takes a socket per link to every peer it may hold
-(zdps/daemon/loop.py ``cluster_context``): libzmq's default of 1,023 sockets stopped a
+(zdps/daemon/links.py ``cluster_context``): libzmq's default of 1,023 sockets stopped a
 node at about 500 peers, two links each."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import zmq
 
-from zdps.daemon.loop import cluster_context
+from zdps.daemon.links import cluster_context
 from zdps.settings import default
 
 pytestmark = pytest.mark.timeout(60)

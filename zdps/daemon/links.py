@@ -178,3 +178,13 @@ class PeerLinks:
         self.unwatch()
         for sock in (*self._data.values(), *self._probes.values()):
             sock.close()
+
+
+def cluster_context(max_peers: int) -> zmq.Context:
+    """A ZeroMQ context for a node of up to ``max_peers`` peers: two DEALERs each (data
+    and probe links), as many again for peers declared dead while they are redialed,
+    and the API, PUBs and monitors. libzmq's default of 1,023 sockets stopped a node at
+    about 500 peers (docs/SCALE.md)."""
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, 4 * max_peers + 256)
+    return ctx

@@ -34,7 +34,7 @@ from zdps.daemon.api_output import API_HWM, ApiOutput
 from zdps.daemon.config import Config, core_config, node_info
 from zdps.daemon.delivery import EXPANSION, LocalOutput
 from zdps.daemon.gate import Gate
-from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks
+from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks, cluster_context
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.metrics import NodeMetrics
 from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
@@ -62,16 +62,6 @@ API_RCVHWM = 64
 GC_THRESHOLDS = (50_000, 20, 100)
 FLUSH_AFTER = 0.001  # seconds of draining after which the outbox is carried out
 MONITOR_EVERY = 0.1  # seconds between two looks at the socket monitors (monitors.py)
-
-
-def cluster_context(max_peers: int) -> zmq.Context:
-    """A ZeroMQ context for a node of up to ``max_peers`` peers: two DEALERs each (data
-    and probe links), as many again for peers declared dead while they are redialed,
-    and the API, PUBs and monitors. libzmq's default of 1,023 sockets stopped a node at
-    about 500 peers (docs/SCALE.md)."""
-    ctx = zmq.Context()
-    ctx.set(zmq.MAX_SOCKETS, 4 * max_peers + 256)
-    return ctx
 
 
 class Daemon:

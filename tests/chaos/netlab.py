@@ -239,7 +239,11 @@ class NetLab:
         self.hosts.append(host)
         return host
 
-    def start(self, host: Host, seeds: list[Host] = ()) -> None:
+    def start(
+        self, host: Host, seeds: list[Host] = (), extra: list[str] = (), wait: bool = True
+    ) -> None:
+        """Start the host's node (``extra``: more ``zdps start`` flags); unless not
+        ``wait``, until it answers."""
         args = [
             "ip",
             "netns",
@@ -263,11 +267,13 @@ class NetLab:
         if self.curve:
             args += ["--curve-secret-key", str(self._curve_key(host.name))]
             args += ["--curve-peers", str(self.workdir / "peers")]
+        args += extra
         with (self.workdir / f"{host.name}.log").open("ab") as log:
             host.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(lambda: host.status() is not None, 15, f"{host.name} to answer")
+        if wait:
+            wait_for(lambda: host.status() is not None, 15, f"{host.name} to answer")
 
     def _curve_key(self, name: str) -> Path:
         """The host's secret key, made once; every host's public key is in ``peers``."""

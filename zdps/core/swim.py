@@ -395,4 +395,4 @@ class Swim:
     def _pass_on(self, dead: probes.Dead) -> list[Action]:
         """A ``dead`` verdict that removed a peer here goes on, as an epidemic, in a
         cluster where verdicts do not go to everyone: at most once per node and death."""
-        return self._spread(dead) if len(self._order) >= VERDICT_FANOUT else []
+        return self._spread(dead) if len(self._order) > VERDICT_FANOUT else []

@@ -119,11 +119,13 @@ def faults(results: list[dict[str, Any]]) -> str:
     ]  # fmt: skip
     rows = []
     for r in results:
-        split, restart = r["split"], r["restart"]
+        split, restart = r.get("split"), r["restart"]
         rows.append([
-            _label(r), _done(split, _spread(split["split"], _s)),
-            f"{split['split_bytes_per_node_s']:,.0f}", _done(split, _spread(split["healed"], _s)),
-            f"{split['heal_bytes_per_node'] / 1e3:,.1f}", str(restart["restarts"]),
+            _label(r),
+            *([_done(split, _spread(split["split"], _s)), f"{split['split_bytes_per_node_s']:,.0f}",
+               _done(split, _spread(split["healed"], _s)),
+               f"{split['heal_bytes_per_node'] / 1e3:,.1f}"] if split else ["not played"] * 4),
+            str(restart["restarts"]),
             _done(restart, _spread(restart["known_by"], _ms)), _spread(restart["knows_all"], _ms),
             f"{restart['bytes_per_node_per_restart'] / 1e3:,.1f}",
         ])  # fmt: skip

@@ -60,6 +60,7 @@ class Options:
     steady: float = 2.0
     timeout: float = 30.0  # the longest a phase may take, simulated
     restarts: int = 10  # nodes restarted in turn in the rolling restart
+    split: bool = True  # play the split and heal (at 1,000 nodes it takes the most time)
     seed: int = 1
     exact: bool = False  # every core computes everything itself (shared.py)
 
@@ -280,7 +281,7 @@ def run(options: Options, profile: cProfile.Profile | None = None) -> dict[str, 
             ("steady", world.steady_state),
             ("join", world.join),
             ("crash", world.crash),
-            ("split", world.split_heal),
+            *([("split", world.split_heal)] if options.split else []),
             ("restart", world.rolling_restart),
             ("memory", world.memory),
         ):

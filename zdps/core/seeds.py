@@ -66,10 +66,15 @@ class Seeds:
     def redial(self, endpoint: str, now: float, ttl: float) -> None:
         """Say hello to ``endpoint`` again soon and for ``ttl`` seconds (if not a seed);
         after the others being redialed, when many are (half a cluster cut off at once)."""
-        queued = (len(self._seeds) - len(self.configured)) / REDIALS_PER_SECOND
+        queued = self._redial_gap()
         seed = self._seeds.setdefault(endpoint, _Seed(expires=now + ttl))
         seed.next_try, seed.backoff = now + self.retry_min + queued, 0.0
         seed.answered_by = None  # whoever answered before is gone from there
+
+    def _redial_gap(self) -> float:
+        """Seconds between two hellos to one of the endpoints other than configured
+        seeds, for them to get REDIALS_PER_SECOND hellos in all."""
+        return (len(self._seeds) - len(self.configured)) / REDIALS_PER_SECOND
 
     def answered(self, endpoint: str, node: str) -> None:
         """``node`` answered a hello sent to ``endpoint``."""
@@ -89,8 +94,7 @@ class Seeds:
         the connection, then hello) or ``drop`` (expired unanswered: drop the
         connection). ``skip(endpoint, answered_by)``: a node is known there already.
         """
-        # The others than configured seeds together get REDIALS_PER_SECOND hellos at most.
-        spread = (len(self._seeds) - len(self.configured)) / REDIALS_PER_SECOND
+        gap = self._redial_gap()
         for endpoint, seed in list(self._seeds.items()):
             known = skip(endpoint, seed.answered_by)
             if seed.expires < now:
@@ -103,11 +107,10 @@ class Seeds:
                 continue
             if now < seed.next_try:
                 continue
-            if seed.expires == math.inf:
-                seed.backoff = min(max(seed.backoff * 2, self.retry_min), self.retry_max)
-            else:
-                most = max(self.retry_max, spread)
-                seed.backoff = min(max(seed.backoff * 2, self.retry_min, spread), most)
+            least, most = self.retry_min, self.retry_max
+            if seed.expires != math.inf:  # not a configured seed: spread with the others
+                least, most = max(least, gap), max(most, gap)
+            seed.backoff = min(max(seed.backoff * 2, least), most)
             seed.next_try = now + seed.backoff
             if seed.waiting_since is None:
                 seed.waiting_since, seed.hellos = now, 0

@@ -41,10 +41,11 @@ def test_every_peer_alive_all_along_is_pinged_within_two_rounds(
     rounds = PingRounds(fanout, str(seed))
     peers = PeerTable("me")
     last: dict[str, int] = {}  # peer: the interval it was last pinged (or came up)
+    peak: dict[str, int] = {}  # peer: the most peers alive since then (rounds shrink late)
 
     def up(node: str, interval: int) -> None:
         peers[node] = Peer(node, f"tcp://127.0.0.1:{len(peers) + 1}", 1, PeerState.ALIVE, 0.0)
-        last[node] = interval
+        last[node], peak[node] = interval, len(peers)
 
     for i in range(start):
         up(f"n{i}", -1)
@@ -54,17 +55,20 @@ def test_every_peer_alive_all_along_is_pinged_within_two_rounds(
             up(f"j{which}", interval)
         elif which >= 0 and not joins and alive:
             gone = alive[which % len(alive)]
-            del peers[gone], last[gone]
+            del peers[gone], last[gone], peak[gone]
         alive = peers.alive()
         targets = rounds.targets(peers)
         assert len(set(targets)) == len(targets) and set(targets) <= set(alive)
         assert len(targets) == min(fanout, len(alive))
+        for node in peak:
+            peak[node] = max(peak[node], len(alive))
         for node in targets:
-            last[node] = interval
-        # The longest a peer may wait: two rounds (it came up just after a round began).
-        longest = 2 * math.ceil(len(alive) / fanout) if alive else 0
+            last[node], peak[node] = interval, len(alive)
+        # The longest a peer may wait: two rounds (it came up just after a round began),
+        # of as many peers as were alive meanwhile (a round started larger ends later).
         for node, at in last.items():
-            assert interval - at <= max(longest, 2), (node, at, interval)
+            assert interval - at <= max(2 * math.ceil(peak[node] / fanout), 2), (node, at)
+        longest = 2 * math.ceil(len(alive) / fanout) if alive else 0
         silence = rounds.silence(len(alive), HB, 2.0)
         assert silence >= max(2.0, (longest + 1) * HB)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,7 @@ def start(config_path: Path | None, **flags: Any) -> None:
         config = load(config_path, flags)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    faulthandler.enable()  # a crash or a SIGABRT writes every thread's stack to the log
     try:
         node = Daemon(config)
     except Exception as exc:  # bind failures and the like: one clear line, exit 1

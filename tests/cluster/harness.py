@@ -90,6 +90,20 @@ class NodeProc:
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def exit_code(self, timeout: float) -> int:
+        """The node's exit status once it exits within ``timeout`` s; else its threads'
+        stacks (SIGABRT, which ``zdps start`` has faulthandler dump) and its log's end."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+            raise AssertionError(
+                f"{self.node_id} did not exit within {timeout} s; its log ends:\n"
+                + self.logs()[-6000:]
+            ) from None
+
 
 @dataclass
 class Cluster:

@@ -42,7 +42,7 @@ def test_sigint_leaves_gracefully_like_sigterm(cluster: Cluster) -> None:
     cluster.wait_mesh()
     b.proc.send_signal(signal.SIGINT)
     wait_for(lambda: a.alive_peers() == set(), 1.0, "A to drop B")
-    assert b.proc.wait(5) == 0
+    assert b.exit_code(5) == 0
     assert "peer_down node=B reason=left" in a.logs()
 
 
@@ -200,5 +200,5 @@ def test_commands_stop_on_sigint_even_when_started_with_it_ignored(cluster: Clus
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0
     a.proc.send_signal(signal.SIGINT)
-    assert a.proc.wait(10) == 0
+    assert a.exit_code(10) == 0
     assert "leaving" in a.logs()

@@ -137,7 +137,7 @@ def test_a_key_rotated_as_documented_keeps_the_cluster_whole(cluster: Cluster, k
         node.proc.send_signal(signal.SIGHUP)
         wait_for(lambda n=node: "curve_peers_reloaded keys=3" in n.logs(), 10, "the reload")
     b.proc.send_signal(signal.SIGTERM)
-    assert b.proc.wait(10) == 0
+    assert b.exit_code(10) == 0
     b2 = start(cluster, "b", new_secret, peers, seed=a, same_as=b)
     cluster.wait_mesh(timeout=15)
     old.unlink()

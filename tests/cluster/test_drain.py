@@ -45,8 +45,9 @@ def test_sigterm_hands_the_history_of_a_node_without_replicas_over(cluster: Clus
     moved = owned_by(a, b)
     assert moved, "B owns none of the topics: pick others"
     b.proc.send_signal(signal.SIGTERM)
-    assert b.proc.wait(30) == 0
+    assert b.exit_code(30) == 0
     assert "drained" in b.logs() and "unconfirmed=[]" in b.logs(), b.logs()[-2000:]
+    assert "exit_unclean" not in b.logs(), b.logs()[-2000:]
     wait_for(lambda: a.alive_peers() == {"C"} and c.alive_peers() == {"A"}, 10, "B to be gone")
     for topic in TOPICS:
         assert stored(a, topic) == [f"{topic}:{i}".encode() for i in range(5)], topic
@@ -62,7 +63,7 @@ def test_zdps_drain_reports_what_went_where_and_the_node_leaves(cluster: Cluster
     assert done.returncode == 0, done.stderr
     # B holds every topic it owns or replicates: 2 of 3 nodes per placement
     assert "drained in" in done.stdout and "went to 2 node(s)" in done.stdout, done.stdout
-    assert b.proc.wait(10) == 0
+    assert b.exit_code(10) == 0
     for topic in TOPICS:
         assert len(stored(a, topic)) == 3, topic
 
@@ -77,7 +78,7 @@ def test_the_asyncio_client_drains_a_node_too(cluster: Cluster) -> None:
     said = asyncio.run(drain())
     # alone, it has nobody to hand its topics to
     assert (said["to"], said["unconfirmed"], said["pending_acks"]) == (0, [], 0), said
-    assert a.proc.wait(10) == 0
+    assert a.exit_code(10) == 0
 
 
 def test_a_draining_node_refuses_publishes_and_answers_the_rest(cluster: Cluster) -> None:
@@ -97,7 +98,7 @@ def test_a_draining_node_refuses_publishes_and_answers_the_rest(cluster: Cluster
         assert "draining" in refused.stderr, refused.stderr
         assert b.status()["node"] == "B"  # everything but publishes is answered
         b.proc.send_signal(signal.SIGTERM)  # a second one: leave at once
-        assert b.proc.wait(10) == 0
+        assert b.exit_code(10) == 0
     finally:
         a.proc.send_signal(signal.SIGCONT)
 
@@ -133,7 +134,7 @@ def test_a_rolling_restart_loses_no_acknowledged_message(cluster: Cluster) -> No
         before = len(acked)
         wait_for(lambda before=before: len(acked) > before + 100, 20, "publishes to go on")
         node.proc.send_signal(signal.SIGTERM)
-        assert node.proc.wait(30) == 0
+        assert node.exit_code(30) == 0
         nodes[i] = cluster.start(
             node.node_id, same_as=node, seeds=[nodes[(i + 1) % 3]], history=100_000
         )

@@ -23,7 +23,7 @@ def test_a_node_that_does_not_answer_is_said_at_once_and_used_once_it_does(
 ) -> None:
     a = cluster.start("A")
     a.proc.send_signal(signal.SIGTERM)
-    assert a.proc.wait(30) == 0
+    assert a.exit_code(30) == 0
     port = free_port()
     _, _, err = cluster.spawn(
         "gateway", "--listen", f"127.0.0.1:{port}", "--node", a.api, name="gw"
@@ -53,7 +53,7 @@ def test_a_restarted_node_keeps_feeding_the_joined_sockets(cluster: Cluster) -> 
             client.publish("t", '["e",{"n":1}]')
         assert json.loads(ws.recv(timeout=10))[4] == {"n": 1}
         a.proc.send_signal(signal.SIGTERM)
-        assert a.proc.wait(30) == 0
+        assert a.exit_code(30) == 0
         a = cluster.start("A", same_as=a)
         with Client(a.api) as client:
             client.publish("t", '["e",{"n":2}]')
@@ -68,7 +68,7 @@ def test_a_rejoin_refused_while_the_node_is_down_leaves_no_channel_behind(
     with joined(url) as ws:
         assert status(url)["channels"] == 1
         a.proc.send_signal(signal.SIGTERM)
-        assert a.proc.wait(30) == 0
+        assert a.exit_code(30) == 0
         wait_for(lambda: status(url)["node_answers"] is False, 15, "the node to be missed")
         ws.send('["2","2","t","phx_join",{}]')  # a rejoin closes the old channel first
         assert json.loads(ws.recv(timeout=5))[3] == "phx_close"

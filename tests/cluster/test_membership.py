@@ -40,7 +40,7 @@ def test_sigterm_leave_is_seen_everywhere_within_one_second(cluster: Cluster) ->
             f"{node.node_id} to drop C",
         )
     elapsed = time.monotonic() - started
-    assert c.proc.wait(5) == 0
+    assert c.exit_code(5) == 0
     assert "peer_down node=C reason=left" in a.logs()
     for node in (a, b):
         assert node.members("shared")["nodes"] == {}

@@ -150,7 +150,7 @@ def test_a_frozen_node_declared_dead_logs_its_readmission(
 def test_log_format_json_writes_one_object_per_line(cluster: Cluster) -> None:
     node = cluster.start("A", log_format="json")
     node.proc.send_signal(signal.SIGTERM)
-    assert node.proc.wait(10) == 0
+    assert node.exit_code(10) == 0
     lines = [json.loads(line) for line in node.logs().splitlines()]
     events = [line["event"] for line in lines]
     assert events[0] == "ready" and "leaving" in events

@@ -4,10 +4,12 @@ node at about 500 peers, two links each."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import zmq
 
-from zdps.daemon.links import cluster_context
+from zdps.daemon.links import cluster_context, term_within
 from zdps.settings import default
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,3 +34,19 @@ def test_the_default_max_peers_has_room_for_links_and_redials() -> None:
         assert ctx.get(zmq.MAX_SOCKETS) >= 4 * default("max_peers")
     finally:
         ctx.term()
+
+
+def test_a_context_that_does_not_terminate_is_given_up_on_in_time() -> None:
+    """A socket left open keeps ``term`` waiting for good: the daemon leaves anyway."""
+    ctx = cluster_context(10)
+    left_open = ctx.socket(zmq.DEALER)
+    began = time.monotonic()
+    assert not term_within(ctx, 0.3)
+    assert time.monotonic() - began < 2.0
+    left_open.close(linger=0)  # the waiting term now returns, and its thread ends
+
+
+def test_a_context_whose_sockets_are_closed_terminates() -> None:
+    ctx = cluster_context(10)
+    ctx.socket(zmq.DEALER).close(linger=0)
+    assert term_within(ctx, 5.0)

@@ -15,6 +15,7 @@ silent: nothing listens there, or it is not a cluster endpoint.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -27,6 +28,7 @@ from zdps.keys import CurveClient
 PEER_HWM = 10_000  # envelopes queued per peer before the backlog takes over
 PROBE_HWM = 1000  # probe-link envelopes queued per peer; beyond that they are dropped
 SHUTDOWN_LINGER_MS = 1000
+TERM_SLACK = 2.0  # seconds past the linger a context's termination may take before we give up
 
 
 class PeerLinks:
@@ -188,3 +190,15 @@ def cluster_context(max_peers: int) -> zmq.Context:
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, 4 * max_peers + 256)
     return ctx
+
+
+def term_within(ctx: zmq.Context, seconds: float) -> bool:
+    """Terminate ``ctx`` in a thread and wait at most ``seconds``; False if it did not
+    finish. Every socket is closed with a finite linger, so ``term`` should return
+    within it, but libzmq has been seen to wait forever (a CI run: a node leaving while
+    its peer was stopped), and a daemon that never exits is worse than one that leaves
+    ZeroMQ's last frames behind: systemd would kill it only after its stop timeout."""
+    terminating = threading.Thread(target=ctx.term, name="zmq-term", daemon=True)
+    terminating.start()
+    terminating.join(seconds)
+    return not terminating.is_alive()

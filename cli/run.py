@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import sys
 from collections.abc import Callable
@@ -61,7 +62,8 @@ def start(config_path: Path | None, **flags: Any) -> None:
         config = load(config_path, flags)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    faulthandler.enable()  # a crash or a SIGABRT writes every thread's stack to the log
+    with contextlib.suppress(ValueError):  # stderr not a file: the CLI run in-process
+        faulthandler.enable()  # a crash or a SIGABRT writes every thread's stack to the log
     try:
         node = Daemon(config)
     except Exception as exc:  # bind failures and the like: one clear line, exit 1

@@ -23,6 +23,9 @@ restart (its peers see it go down and come back), ``join``/``leave`` are local
 member changes, and ``inject`` is pg's white-box ``gen_server:cast`` of a crafted
 message.
 
+With ``part_groups``, every overlay sends a sync of more groups than that as
+``sync_part``s (every peer speaks them).
+
 ``sends`` (the ``OverlaySend`` actions among some) and ``group`` (pg's group names as
 exact-topic groups) are the small helpers of the pg_SUITE port.
 """
@@ -44,7 +47,8 @@ Table = dict[bytes, dict[str, int]]
 class OverlayNet:
     """Named overlays joined by in-memory FIFO links; see the module docstring."""
 
-    def __init__(self, *names: str) -> None:
+    def __init__(self, *names: str, part_groups: int | None = None) -> None:
+        self.part_groups = part_groups  # syncs of more groups go in parts; None: never
         self.overlays: dict[str, Overlay] = {}
         self.events: dict[str, list[MemberEvent]] = {}
         self.delivered = 0
@@ -63,9 +67,14 @@ class OverlayNet:
         """Start a new, unconnected overlay ``name``."""
         if name in self.overlays:
             raise ValueError(f"overlay {name!r} already exists")
-        self.overlays[name] = Overlay(name)
+        self.overlays[name] = self._overlay(name)
         self.events[name] = []
         return self.overlays[name]
+
+    def _overlay(self, name: str) -> Overlay:
+        if self.part_groups is None:
+            return Overlay(name)
+        return Overlay(name, part_groups=self.part_groups)
 
     # ------------------------------------------------------------------ topology
 
@@ -80,7 +89,8 @@ class OverlayNet:
     def peer_up(self, node: str, peer: str) -> list[Action]:
         """Bring the link up and tell only ``node``'s overlay that ``peer`` is up."""
         self.link_up(node, peer)
-        return self.route(node, self.overlays[node].peer_up(peer))
+        parts = self.part_groups is not None
+        return self.route(node, self.overlays[node].peer_up(peer, parts))
 
     def peer_down(self, node: str, peer: str) -> list[Action]:
         """Tell only ``node``'s overlay that ``peer`` is down; the transport stays as it is."""
@@ -112,7 +122,7 @@ class OverlayNet:
         neighbours = self.neighbours(name)
         for peer in neighbours:
             self.disconnect(name, peer)
-        self.overlays[name] = Overlay(name)
+        self.overlays[name] = self._overlay(name)
         for peer in neighbours:
             self.connect(name, peer)
         return self.overlays[name]

@@ -7,7 +7,9 @@
 * At every step: each node's local counts are the true ones; ``reach`` equals the
   brute-force sum over exact and prefix groups; ``version`` increases exactly when a
   node's table changes; replaying a scope watcher's events rebuilds the table.
-* A peer's view is exactly what the peer last said, however syncs and updates mix.
+* A peer's view is exactly what the peer last said, however syncs, syncs in parts
+  (some with a part lost) and updates mix.
+Both with whole syncs and with every sync of more than one group in parts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from zdps.core.overlay import NotJoined, Overlay
 from zdps.core.scope_digests import MODULUS, entry_hash, sum_digest
 from zdps.topics import exact_group, prefix_group
 from zdps.wire import SYNC, UPDATE
+from zdps.wire.gossip import sync_parts
 from zdps.wire.messages import decode_message
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,9 +63,9 @@ steps = st.tuples(
 class Checked:
     """A OverlayNet with a model of the true local counts, checked after every step."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, part_groups: int | None = None) -> None:
         self.names = NODES[:size]
-        self.net = OverlayNet(*self.names)
+        self.net = OverlayNet(*self.names, part_groups=part_groups)
         self.truth: dict[str, dict[bytes, int]] = {n: {} for n in self.names}
         self.known: dict[str, set[str]] = {n: set() for n in self.names}
         self.flapped: set[frozenset[str]] = set()  # pairs that need a new handshake
@@ -211,13 +214,14 @@ class Checked:
         assert self.net.pending() == 0
 
 
+@pytest.mark.parametrize("part_groups", [None, 1], ids=["whole", "parts"])
 @settings(max_examples=500, deadline=None)
 @given(size=st.integers(2, 4), script=st.lists(steps, max_size=60))
 def test_healed_cluster_converges_to_true_counts(
-    size: int, script: list[tuple[str, int, int, int]]
+    part_groups: int | None, size: int, script: list[tuple[str, int, int, int]]
 ) -> None:
     """After healing, every node sees every node's true counts: no ghosts, no losses."""
-    checked = Checked(size)
+    checked = Checked(size, part_groups)
     for step in script:
         checked.apply(step)
     checked.heal()
@@ -243,7 +247,24 @@ group_bytes = st.one_of(
     st.text(alphabet="ab.", max_size=4).map(str.encode),
 )
 counts = st.dictionaries(group_bytes, st.integers(0, 3), max_size=8)
-messages = st.lists(st.tuples(st.sampled_from([SYNC, UPDATE]), counts), max_size=12)
+PARTS, PARTS_GAP = "parts", "parts with the second lost"
+messages = st.lists(
+    st.tuples(st.sampled_from([SYNC, UPDATE, PARTS, PARTS_GAP]), counts), max_size=12
+)
+
+
+def handed(scope: Overlay, kind: str, message: dict[bytes, int]) -> list:
+    """``message`` handed to ``scope`` from "p" as ``kind``: a whole sync or update, or
+    a sync in parts of two groups, the second part lost if ``kind`` is PARTS_GAP."""
+    if kind in (SYNC, UPDATE):
+        return scope.handle("p", decode_message([kind, dict(message)]))
+    parts = sync_parts(dict(message), 2)
+    if kind == PARTS_GAP:
+        del parts[1:2]
+    actions = []
+    for part in parts:
+        actions += scope.handle("p", decode_message(["sync_part", part.body()]))
+    return actions
 
 
 @settings(max_examples=300, deadline=None)
@@ -258,11 +279,16 @@ def test_peer_view_is_what_the_peer_last_said(
             scope.join(g, count)
     scope.peer_up("p")
     model: dict[bytes, int] = {}
+    lost = 0
     for kind, message in script:
         version = scope.version
-        actions = scope.handle("p", decode_message([kind, dict(message)]))
-        if kind == SYNC:
+        actions = handed(scope, kind, message)
+        if kind in (SYNC, PARTS) or (kind == PARTS_GAP and len(message) <= 2):
             new = {g: c for g, c in message.items() if c}
+        elif kind == PARTS_GAP:  # part 0 applied, the rest abandoned
+            first = dict(list(message.items())[:2])
+            new = {g: c for g, c in {**model, **first}.items() if c}
+            lost += len(message) > 4  # a third part came out of turn
         else:
             new = {g: c for g, c in {**model, **message}.items() if c}
         changed = sum(1 for g in set(model) | set(new) if model.get(g) != new.get(g))
@@ -270,6 +296,7 @@ def test_peer_view_is_what_the_peer_last_said(
         assert actions == []  # nobody watches
         assert (scope.version > version) if changed else (scope.version == version)
         assert scope._remote["p"] == model
+        assert scope.parts_lost == lost
         total = (
             sum(map(entry_hash, model, model.values())) % MODULUS
         )  # the first sync's bulk sum too

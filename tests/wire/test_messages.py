@@ -76,7 +76,7 @@ from zdps.wire.data import (
     StoredEntry,
     StoreEntry,
 )
-from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, Update
+from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, SyncPart, Update, sync_parts
 from zdps.wire.messages import NODE_MESSAGES, decode_message
 from zdps.wire.probes import Alive, Dead, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect
 from zdps.wire.publish_entries import PublishDecoder
@@ -127,6 +127,7 @@ EXAMPLES = [
             ConsumerStateEntry("t", "v", None, (0, 0), [[17, 3, 2]]),
         ]
     ),
+    SyncPart(1, True, {b"t\x00": 2, b"p.": 1}),
 ]
 OP_EXAMPLES = [
     Info(),
@@ -170,6 +171,31 @@ def test_every_kind_decodes_what_it_encodes(message: Any) -> None:
         ]
     else:
         assert decoded == message
+
+
+def test_a_sync_in_parts_carries_every_group_once_in_order() -> None:
+    counts = {b"%d\x00" % i: i % 3 + 1 for i in range(10)}
+    parts = sync_parts(counts, 4)
+    assert [(p.part, p.last, len(p.counts)) for p in parts] == [
+        (0, False, 4), (1, False, 4), (2, True, 2)
+    ]  # fmt: skip
+    assert {g: c for p in parts for g, c in p.counts.items()} == counts
+    assert sync_parts({}, 4) == [SyncPart(0, True, {})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"part": -1, "last": True, "counts": {}},
+        {"part": True, "last": True, "counts": {}},
+        {"part": 0, "last": 1, "counts": {}},
+        {"part": 0, "last": True, "counts": {b"t\x00": -1}},
+        {"part": 0, "last": True},
+    ],
+)
+def test_a_bad_sync_part_is_malformed(body: dict) -> None:
+    with pytest.raises(ProtocolError):
+        decode_message(over_the_wire(["sync_part", body]))
 
 
 @pytest.mark.parametrize("op", OP_EXAMPLES, ids=lambda op: op.OP)

@@ -40,6 +40,7 @@ class Groups(Part):
     max_groups: int = default("max_groups")  # local groups at most (a memory bound)
     max_topic: int = default("max_topic")  # bytes of a local subscription's topic or prefix
     sorted_peers: set[str] = field(default_factory=set)  # their pings: the sorted digest
+    parts_peers: set[str] = field(default_factory=set)  # they speak ``sync_part`` (§5)
 
     def on_subscription(
         self, subscription: bytes, subscribed: bool, now: float, out: Outbox
@@ -81,12 +82,15 @@ class Groups(Part):
         return True
 
     def on_counts(self, sender: str, message: Any, now: float, out: Outbox) -> None:
-        """A peer's ``sync`` (all its counts) or ``update`` (some of them)."""
-        self.apply(self.overlay.handle(sender, message), out)
+        """A peer's ``sync`` (all its counts), ``sync_part`` or ``update`` (some)."""
+        overlay = self.overlay
+        self.apply(overlay.handle(sender, message), out)
+        if type(message) is gossip.SyncPart:
+            self.counters["sync_parts_lost"] = overlay.parts_lost
 
     def on_resync(self, sender: str, message: gossip.Resync, now: float, out: Outbox) -> None:
         """A peer holds other counts of ours than we have: send it all of them."""
-        self.apply(self.overlay.peer_up(sender), out)
+        self.apply(self.overlay.peer_up(sender, sender in self.parts_peers), out)
 
     def check_digest(self, sender: str, ping: gossip.Ping, out: Outbox) -> None:
         """A peer's memberships differ from what we hold for it: ask it for a sync. A
@@ -105,12 +109,18 @@ class Groups(Part):
                 out.send(endpoint, gossip.Resync())
                 self.counters["resyncs_asked"] += 1
 
-    def peer_up(self, node: str, out: Outbox) -> None:
-        """A peer came up: it gets all our counts (pg's discover)."""
-        self.apply(self.overlay.peer_up(node), out)
+    def peer_up(self, node: str, out: Outbox, parts: bool = False) -> None:
+        """A peer came up: it gets all our counts (pg's discover); in parts if it speaks
+        them (``parts``)."""
+        if parts:
+            self.parts_peers.add(node)
+        else:
+            self.parts_peers.discard(node)
+        self.apply(self.overlay.peer_up(node, parts), out)
 
     def peer_down(self, node: str, out: Outbox) -> None:
         self.sorted_peers.discard(node)
+        self.parts_peers.discard(node)
         self.apply(self.overlay.peer_down(node), out)
 
     def scope_digest(self, peer: str) -> str:

@@ -48,7 +48,7 @@ from zdps.settings import default
 from zdps.wire import probes
 from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage
 from zdps.wire.errors import E_TOO_MANY_PEERS
-from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping
+from zdps.wire.gossip import Bye, Hello, PeerList, Peers, Ping, SyncPart
 from zdps.wire.messages import SPOKEN, incompatibility
 
 CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
@@ -277,7 +277,8 @@ class Membership:
             if hello.dropped == self.node:  # it had declared us dead; we held it alive
                 actions.append(log_event("readmitted", "warning", every=1.0, by=node))
         # For a known peer too: pg answers with a sync.
-        actions.append(PeerUp(node, advertise, healed))
+        parts = hello.kinds is not None and SyncPart.KIND in hello.kinds
+        actions.append(PeerUp(node, advertise, healed, parts))
         if peers is not None:
             actions += self._learn(peers, now)
         return actions

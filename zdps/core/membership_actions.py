@@ -35,6 +35,7 @@ class PeerUp:
     node: str
     endpoint: str
     healed: bool = False  # declared dead here, and back in the same life: it was cut off
+    parts: bool = False  # it speaks ``sync_part``: a large sync goes to it in parts (§5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ class NodeCore:
         )  # fmt: skip
         self._handlers: dict[type[NodeMessage], Handler] = {
             gossip.Sync: self.groups.on_counts,
+            gossip.SyncPart: self.groups.on_counts,
             gossip.Update: self.groups.on_counts,
             gossip.Resync: self.groups.on_resync,
             requests.Barrier: self.barriers.on_barrier,
@@ -367,7 +368,7 @@ class NodeCore:
                     self.counters["peers_joined"] += 1
                     out.note("peer_up", node=action.node, endpoint=action.endpoint)
                 healed |= action.healed
-                self.groups.peer_up(action.node, out)
+                self.groups.peer_up(action.node, out, action.parts)
             elif isinstance(action, acts.PeerDown):
                 if self.ring.remove(action.node):
                     ring_changed = True

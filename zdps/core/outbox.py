@@ -20,11 +20,11 @@ from zdps.wire.answers import error_result
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY
 from zdps.wire.codec import EntryList, NodeMessage, encode_envelope
 from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
-from zdps.wire.gossip import Update
+from zdps.wire.gossip import SyncPart, Update
 
 FRAME_BUDGET = 32 * 1024 * 1024  # envelopes are split to stay under this many bytes
 FRAME_MESSAGES = 8192  # and to carry at most this many messages (a probe waits for one)
-_BULK = (Forward, Fanout, Store)  # the bulk of data: counted for FRAME_MESSAGES
+_BULK = (Forward, Fanout, Store, SyncPart)  # the bulk: counted for FRAME_MESSAGES
 _ORDER_FREE = (Ack, Nack, Consumed)  # nothing depends on their order relative to data
 _ACK_LOOKBACK = 4
 

@@ -8,8 +8,11 @@ node owns only its local counts; it tells every peer about each change and gives
 peer a full sync. What a node knows about a peer is exactly what that peer last said:
 
 * a local join or leave is sent to every known peer as an ``update`` of absolute counts;
-* ``peer_up`` (pg's discover) sends the peer a full ``sync`` of the local counts;
-* a ``sync`` from a peer *replaces* everything known about that peer;
+* ``peer_up`` (pg's discover) sends the peer a full ``sync`` of the local counts, in
+  ``sync_part``s when they are many and the peer speaks them;
+* a ``sync`` from a peer *replaces* everything known about that peer, and so do the
+  parts of one, each applied as it arrives (a gap abandons the rest: the anti-entropy
+  below asks again);
 * messages from a peer that is not known (not up, or already down) are ignored;
 * ``peer_down`` makes every membership of that peer vanish;
 * an empty group and a missing group are the same thing: a count of 0 is never stored.
@@ -33,18 +36,15 @@ returns the actions for the caller to carry out.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 
+from zdps.core.group_members import Members, as_dict, compact
 from zdps.core.scope_digests import MODULUS, changed, entry_hash, sorted_digest, sum_digest
 from zdps.topics import EXACT_SUFFIX, is_exact, is_queue_key, is_valid_group
-from zdps.wire.gossip import Sync, Update
+from zdps.wire.gossip import SYNC_PART_GROUPS, Sync, SyncPart, Update, sync_parts
 
 Counts = dict[bytes, int]
-# A group's members in the shared table, in the least memory a million groups can take:
-# the node's id alone for one node with one member (the common case), (node, count)
-# for one node, a dict for several.
-Members = str | tuple[str, int] | dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class OverlaySend:
     """Send ``message`` to the overlay of ``peer``."""
 
     peer: str
-    message: Sync | Update
+    message: Sync | SyncPart | Update
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,15 @@ class MemberEvent:
 Action = OverlaySend | MemberEvent
 
 
+@dataclass(slots=True)
+class _PartedSync:
+    """A sync arriving in parts: the part expected next (-1: abandoned), and the groups
+    held for the peer that no part has named yet (they go when the last part comes)."""
+
+    next: int = 0
+    stale: set[bytes] = field(default_factory=set)
+
+
 class NotJoined(KeyError):
     """A local leave of a group this node is not a member of (pg's ``not_joined``)."""
 
@@ -76,8 +85,9 @@ class NotJoined(KeyError):
 class Overlay:
     """One node's replica of the cluster's group membership."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, part_groups: int = SYNC_PART_GROUPS) -> None:
         self.node = node
+        self.part_groups = part_groups  # a larger sync goes in parts, to who speaks them
         self._local: Counts = {}
         self._remote: dict[str, Counts] = {}
         self._groups: dict[bytes, Members] = {}
@@ -91,6 +101,8 @@ class Overlay:
         self._peer_sums: dict[str, int] = {}  # ... and of what we hold for each peer
         self._local_sorted: str | None = None  # the sorted forms, made when asked
         self._peer_sorted: dict[str, str] = {}
+        self._parted: dict[str, _PartedSync] = {}  # peer -> its sync whose parts arrive
+        self.parts_lost = 0  # parted syncs abandoned for a missing part
 
     # ------------------------------------------------------------------ reads
 
@@ -101,7 +113,7 @@ class Overlay:
 
     def members(self, group: bytes) -> dict[str, int]:
         """Every node's count in ``group``; empty when nobody is a member."""
-        return _as_dict(self._groups.get(group))
+        return as_dict(self._groups.get(group))
 
     def local_count(self, group: bytes) -> int:
         """This node's own count in ``group``."""
@@ -153,12 +165,12 @@ class Overlay:
         found: dict[str, int] = {}
         exact = groups.get(topic + EXACT_SUFFIX)
         if exact is not None:
-            found.update(_as_dict(exact))
+            found.update(as_dict(exact))
         for length in self._prefix_lengths:
             if length <= len(topic):
                 nodes = groups.get(topic[:length])
                 if nodes is not None:
-                    for node, count in _as_dict(nodes).items():
+                    for node, count in as_dict(nodes).items():
                         found[node] = found.get(node, 0) + count
         return found
 
@@ -198,12 +210,15 @@ class Overlay:
 
     # ------------------------------------------------------------------ peers
 
-    def peer_up(self, peer: str) -> list[Action]:
-        """A peer was discovered (or asked again): know it, and send it our sync."""
+    def peer_up(self, peer: str, parts: bool = False) -> list[Action]:
+        """A peer was discovered (or asked again): know it, and send it our sync, in
+        parts if it speaks them (``parts``) and it is more than one part's worth."""
         if peer == self.node:
             return []
         if peer not in self._remote:
             self._remote[peer], self._peer_sums[peer] = {}, 0
+        if parts and len(self._local) > self.part_groups:
+            return [OverlaySend(peer, p) for p in sync_parts(self._local, self.part_groups)]
         return [OverlaySend(peer, Sync(dict(self._local)))]
 
     def peer_down(self, peer: str) -> list[Action]:
@@ -211,57 +226,101 @@ class Overlay:
         known = self._remote.pop(peer, None)
         self._peer_sums.pop(peer, None)
         self._peer_sorted.pop(peer, None)
+        self._parted.pop(peer, None)
         actions: list[Action] = []
         for group, count in (known or {}).items():
             self._apply(group, peer, 0, -count, actions)
         return actions
 
-    def handle(self, peer: str, message: Sync | Update) -> list[Action]:
-        """Apply a ``sync`` or ``update`` from ``peer``; unknown peers are ignored."""
+    def handle(self, peer: str, message: Sync | SyncPart | Update) -> list[Action]:
+        """Apply a ``sync``, ``sync_part`` or ``update`` from ``peer``; unknown peers
+        are ignored."""
         counts = message.counts
         known = self._remote.get(peer)
         if known is None:
             self.ignored += 1
             return []
         actions: list[Action] = []
-        if type(message) is Sync:
+        kind = type(message)
+        if kind is SyncPart:
+            self._part(peer, known, message, actions)
+            return actions
+        parted = self._parted.get(peer)
+        if kind is Sync:
+            if parted is not None:
+                del self._parted[peer]  # a whole sync replaces the parted one
             if counts == known:
                 return actions  # a repeated sync is cheap: no work
             if not known:  # a new peer's first: every group is new (a million, at times)
-                self._first_sync(peer, counts, actions)
+                self._add_new(peer, counts, actions)
                 return actions
             for group in [g for g in known if g not in counts]:
                 self._set_remote(peer, known, group, 0, actions)
+        elif parted is not None:
+            parted.stale.difference_update(counts)  # newer than any part
         for group, count in counts.items():
             self._set_remote(peer, known, group, count, actions)
         return actions
 
-    def _first_sync(self, peer: str, counts: Counts, actions: list[Action]) -> None:
-        """A new peer's first sync, in bulk: its counts become what we hold for it (the
-        very dict: the caller lets go of it), their sum digest is made in one pass, and
-        the groups nobody else holds, all of them on a new node, go into the table at
-        once. The others, and every group when someone watches, go one by one
-        (``_apply``). A million groups: 1.1-2.2 s, was 3.2-3.6; and no temporary copy,
-        which the allocator would keep."""
-        known = counts if 0 not in counts.values() else {g: c for g, c in counts.items() if c}
-        self._remote[peer] = known
-        self._peer_sums[peer] = sum(map(entry_hash, known, known.values())) % MODULUS
+    def _part(self, peer: str, known: Counts, message: SyncPart, actions: list[Action]) -> None:
+        """One part of a sync: its groups set as they come, and with the last one, the
+        groups no part named removed. A part out of turn (one went missing: a link that
+        reconnected) abandons the sync; the next ping's digest differs, and asks again."""
+        parted = self._parted.get(peer)
+        if message.part == 0:
+            parted = self._parted[peer] = _PartedSync(stale=set(known))
+        elif parted is None or message.part != parted.next:
+            if parted is None or parted.next >= 0:  # counted once a sync
+                self.parts_lost += 1
+            if message.last:
+                self._parted.pop(peer, None)
+            else:
+                self._parted[peer] = _PartedSync(next=-1)  # abandoned: its parts ignored
+            return
+        parted.next += 1
+        counts = message.counts
+        if parted.stale:
+            parted.stale.difference_update(counts)
+        if known.keys().isdisjoint(counts):
+            self._add_new(peer, counts, actions)
+        else:
+            for group, count in counts.items():
+                self._set_remote(peer, known, group, count, actions)
+        if message.last:
+            del self._parted[peer]
+            known = self._remote[peer]  # _add_new may have adopted a new dict
+            for group in parted.stale:
+                self._set_remote(peer, known, group, 0, actions)
+
+    def _add_new(self, peer: str, counts: Counts, actions: list[Action]) -> None:
+        """Groups of a peer we held none of for it (a new peer's sync, a part), in bulk:
+        if we held nothing, ``counts`` becomes what we hold (the very dict: no copy for
+        the allocator to keep); the groups nobody else holds go into the table at once,
+        the others, and all when someone watches, one by one (``_apply``)."""
+        new = counts if 0 not in counts.values() else {g: c for g, c in counts.items() if c}
+        known = self._remote[peer]
+        if known:
+            known.update(new)
+        else:
+            self._remote[peer] = new
+        added = sum(map(entry_hash, new, new.values()))
+        self._peer_sums[peer] = (self._peer_sums[peer] + added) % MODULUS
         self._peer_sorted.pop(peer, None)
         if self._all_watchers or self._group_watchers:
-            for group, count in known.items():
+            for group, count in new.items():
                 self._apply(group, peer, count, count, actions)
             return
         groups = self._groups
-        shared = {g: groups[g] for g in known if g in groups} if groups else {}
-        groups.update(zip(known, repeat(peer)))  # as if none were shared, then mend those
+        shared = {g: groups[g] for g in new if g in groups} if groups else {}
+        groups.update(zip(new, repeat(peer)))  # as if none were shared, then mend those
         groups.update(shared)
-        for group in [g for g in known if g[-1:] != EXACT_SUFFIX and g not in shared]:
+        for group in [g for g in new if g[-1:] != EXACT_SUFFIX and g not in shared]:
             self._classify(group)
-        for group in [g for g, c in known.items() if c != 1 and g not in shared]:
-            groups[group] = (peer, known[group])  # _compact's form
-        self.version += len(known) - len(shared)
+        for group in [g for g, c in new.items() if c != 1 and g not in shared]:
+            groups[group] = (peer, new[group])  # compact's form
+        self.version += len(new) - len(shared)
         for group in shared:
-            self._apply(group, peer, known[group], known[group], actions)
+            self._apply(group, peer, new[group], new[group], actions)
 
     def _classify(self, group: bytes) -> None:
         """A group that came into the table: a queue group, or a prefix's length."""
@@ -291,17 +350,17 @@ class Overlay:
         members = self._groups.get(group)
         if count:
             if members is None:
-                self._groups[group] = node if count == 1 else (node, count)  # _compact's
+                self._groups[group] = node if count == 1 else (node, count)  # compact's
                 self._classify(group)
             else:
-                nodes = _as_dict(members)
+                nodes = as_dict(members)
                 nodes[node] = count
-                self._groups[group] = _compact(nodes)
+                self._groups[group] = compact(nodes)
         elif members is not None:
-            nodes = _as_dict(members)
+            nodes = as_dict(members)
             nodes.pop(node, None)
             if nodes:
-                self._groups[group] = _compact(nodes)
+                self._groups[group] = compact(nodes)
             else:
                 del self._groups[group]
                 self.queue_keys.discard(group)
@@ -323,7 +382,7 @@ class Overlay:
     def monitor_overlay(self, watcher: Hashable) -> dict[bytes, dict[str, int]]:
         """Watch every group (pg's ``monitor_scope``); returns the current table."""
         self._all_watchers.append(watcher)
-        return {group: _as_dict(members) for group, members in self._groups.items()}
+        return {group: as_dict(members) for group, members in self._groups.items()}
 
     def monitor(self, watcher: Hashable, group: bytes) -> dict[str, int]:
         """Watch one group; returns its current members."""
@@ -344,23 +403,3 @@ class Overlay:
                 else:
                     del self._group_watchers[group]
         return found
-
-
-def _as_dict(members: Members | None) -> dict[str, int]:
-    """A group's members as ``{node: count}``: a new dict, the caller's to change."""
-    if members is None:
-        return {}
-    if type(members) is str:
-        return {members: 1}
-    if type(members) is tuple:
-        return {members[0]: members[1]}
-    return dict(members)  # type: ignore[arg-type]
-
-
-def _compact(nodes: dict[str, int]) -> Members:
-    """The least memory ``nodes`` (not empty) takes in the table."""
-    assert nodes and all(count > 0 for count in nodes.values())
-    if len(nodes) > 1:
-        return nodes
-    ((node, count),) = nodes.items()
-    return node if count == 1 else (node, count)

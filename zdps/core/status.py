@@ -24,6 +24,7 @@ COUNTERS = (  # the node's counters, by their fixed names (README.md)
     "held",
     "flow_paused",
     "resyncs_asked",
+    "sync_parts_lost",
     "replica_stored",
     "history_served",
     "id_clashes",

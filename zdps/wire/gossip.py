@@ -7,16 +7,21 @@ replicate the scope overlay's group counts, as Erlang's pg does with its own mes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from zdps.endpoints import is_dialable
 from zdps.topics import all_valid_groups, is_valid_group
-from zdps.wire.codec import NodeMessage, need_map
+from zdps.wire.codec import NodeMessage, need_int, need_map
 from zdps.wire.errors import malformed
 from zdps.wire.limits import U64
 
 PeerList = dict[str, tuple[str, int]]  # node id -> (advertised endpoint, incarnation)
 Counts = dict[bytes, int]  # group -> local subscribers
+# Groups in one ``sync_part`` (§5): a part is decoded and applied in 20-40 ms, so a node
+# taking in a million groups still answers probes between parts.
+SYNC_PART_GROUPS = 20_000
+MAX_SYNC_PARTS = 2**32  # parts of one sync (a bound for the decoder, far above any use)
 
 
 def decode_peer_list(value: Any) -> PeerList:
@@ -211,6 +216,45 @@ class Sync(_Counts):
     """All of the sender's local group counts: replaces what is known of it (§5)."""
 
     KIND = "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPart(NodeMessage):
+    """Part ``part`` of a ``sync`` too large for one frame (§5), sent to a peer that
+    speaks this kind; ``last`` ends the sync. The parts of one sync together replace
+    what is known of the sender, as one ``sync`` would; each is applied as it comes."""
+
+    KIND = "sync_part"
+    SHAPE = "{part: int, last: bool, counts: {group bin: count int}}"
+    part: int  # 0 begins a sync
+    last: bool
+    counts: Counts
+
+    @classmethod
+    def decode(cls, body: Any) -> SyncPart:
+        body = need_map(body, "sync_part")
+        part = need_int(body.get("part"), "sync_part part", 0, MAX_SYNC_PARTS)
+        last = body.get("last")
+        if type(last) is not bool:
+            raise malformed("sync_part last is a bool")
+        return cls(part, last, decode_counts(body.get("counts"), "sync_part"))
+
+    def body(self) -> dict[str, Any]:
+        return {"part": self.part, "last": self.last, "counts": self.counts}
+
+    def messages(self) -> int:
+        """Each group counts as a message where the outbox splits frames (FRAME_MESSAGES):
+        every part goes in a frame of its own."""
+        return len(self.counts)
+
+
+def sync_parts(counts: Counts, size: int = SYNC_PART_GROUPS) -> list[SyncPart]:
+    """``counts`` as the parts of one sync, ``size`` groups each (one part if empty)."""
+    assert size > 0
+    items = iter(counts.items())
+    chunks = [dict(islice(items, size)) for _ in range(max(1, -(-len(counts) // size)))]
+    last = len(chunks) - 1
+    return [SyncPart(i, i == last, chunk) for i, chunk in enumerate(chunks)]
 
 
 @dataclass(frozen=True, slots=True)

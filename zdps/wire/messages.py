@@ -27,7 +27,7 @@ from zdps.wire.data import (
     Stored,
 )
 from zdps.wire.errors import E_UNKNOWN_KIND, ProtocolError, malformed
-from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, Update
+from zdps.wire.gossip import Bye, Hello, Peers, Ping, Resync, Sync, SyncPart, Update
 from zdps.wire.probes import Alive, Dead, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect
 from zdps.wire.requests import Barrier, BarrierOk, History, HistoryRep
 
@@ -67,6 +67,7 @@ NODE_MESSAGES: Final[tuple[type[NodeMessage], ...]] = (
     ConsumerMsg,
     ConsumerAck,
     ConsumerState,
+    SyncPart,
 )
 
 BY_KIND: Final[dict[str, type[NodeMessage]]] = {cls.KIND: cls for cls in NODE_MESSAGES}
@@ -75,10 +76,11 @@ SPOKEN: Final = tuple(cls.KIND for cls in NODE_MESSAGES)  # announced in every h
 # What a peer must speak to be admitted: in version 2, every kind but the optional ones
 # added later, which go into SPOKEN only. ``queued`` and ``consumer_msg`` go only to a
 # node that announced a member: one that does not speak them never does; a node that
-# does not speak ``owner_req`` leaves it unanswered, and the request times out (§11).
+# does not speak ``owner_req`` leaves it unanswered, and the request times out (§11). A
+# node that does not speak ``sync_part`` is sent whole syncs (§5).
 OPTIONAL: Final = frozenset(
     {Queued.KIND, OwnerReq.KIND, OwnerRep.KIND, ConsumerMsg.KIND, ConsumerAck.KIND}
-    | {ConsumerState.KIND}
+    | {ConsumerState.KIND, SyncPart.KIND}
 )
 REQUIRED: Final = frozenset(SPOKEN) - OPTIONAL
 

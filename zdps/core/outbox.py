@@ -20,11 +20,12 @@ from zdps.wire.answers import error_result
 from zdps.wire.api import API_ACK, API_EVENT, API_NACK, API_REPLY
 from zdps.wire.codec import EntryList, NodeMessage, encode_envelope
 from zdps.wire.data import Ack, Consumed, Fanout, Forward, Nack, Store
-from zdps.wire.gossip import SyncPart, Update
+from zdps.wire.gossip import SYNC_PART_GROUPS, SyncPart, Update
 
 FRAME_BUDGET = 32 * 1024 * 1024  # envelopes are split to stay under this many bytes
 FRAME_MESSAGES = 8192  # and to carry at most this many messages (a probe waits for one)
 _BULK = (Forward, Fanout, Store, SyncPart)  # the bulk: counted for FRAME_MESSAGES
+assert 2 * SYNC_PART_GROUPS > FRAME_MESSAGES  # so no two sync_parts share a frame
 _ORDER_FREE = (Ack, Nack, Consumed)  # nothing depends on their order relative to data
 _ACK_LOOKBACK = 4
 

@@ -1,7 +1,5 @@
-"""The scope overlay: which nodes are interested in which groups, replicated like Erlang's pg.
-
-(pg calls this replica a *scope*; in zdps the scope is the cluster's name, so the
-replica is the ``Overlay``.)
+"""The scope overlay: which nodes are interested in which groups, replicated like Erlang's pg
+(whose *scope* is this replica; in zdps the scope is the cluster's name).
 
 A *member* is one node's interest in a group, with a count of local subscribers. Each
 node owns only its local counts; it tells every peer about each change and gives a new
@@ -28,9 +26,8 @@ reconnect). So each node's pings carry ``local_digest()``, and a receiver whose
 ``peer_digest`` of the sender differs asks it for a fresh sync (``resync``). The
 digests are sums kept up to date as counts change (scope_digests.py).
 
-Watchers (pg's monitors) receive a ``MemberEvent`` for every change they watch, in
-the order the changes were applied. Like pg, the overlay does no IO: every method
-returns the actions for the caller to carry out.
+Watchers (pg's monitors) get a ``MemberEvent`` for every change they watch, in order.
+Like pg, the overlay does no IO: every method returns the actions for the caller.
 """
 
 from __future__ import annotations
@@ -124,6 +121,11 @@ class Overlay:
         return set(self._groups)
 
     @property
+    def groups(self) -> int:
+        """How many groups have a member anywhere (``zdps status`` asks every 0.2 s)."""
+        return len(self._groups)
+
+    @property
     def local_groups(self) -> int:
         """How many groups this node itself is a member of."""
         return len(self._local)
@@ -211,8 +213,8 @@ class Overlay:
     # ------------------------------------------------------------------ peers
 
     def peer_up(self, peer: str, parts: bool = False) -> list[Action]:
-        """A peer was discovered (or asked again): know it, and send it our sync, in
-        parts if it speaks them (``parts``) and it is more than one part's worth."""
+        """A peer was discovered (or asked again): know it, send it our sync (in parts
+        if it speaks them and there is more than one part's worth)."""
         if peer == self.node:
             return []
         if peer not in self._remote:
@@ -233,8 +235,7 @@ class Overlay:
         return actions
 
     def handle(self, peer: str, message: Sync | SyncPart | Update) -> list[Action]:
-        """Apply a ``sync``, ``sync_part`` or ``update`` from ``peer``; unknown peers
-        are ignored."""
+        """Apply a ``sync``, ``sync_part`` or ``update``; unknown peers are ignored."""
         counts = message.counts
         known = self._remote.get(peer)
         if known is None:

@@ -62,8 +62,8 @@ def status(core: NodeCore, now: float) -> dict[str, Any]:
         ],
         "ring": {"nodes": sorted(core.ring.nodes), "digest": core.ring.digest()},
         "groups": {
-            "local": len(core.overlay.which_local_groups()),
-            "cluster": len(core.overlay.which_groups()),
+            "local": core.overlay.local_groups,
+            "cluster": core.overlay.groups,
         },
         "queue_members": {
             _queue_name(key): count for key, count in sorted(core.queues.local().items())

@@ -18,9 +18,10 @@ from zdps.wire.limits import U64
 
 PeerList = dict[str, tuple[str, int]]  # node id -> (advertised endpoint, incarnation)
 Counts = dict[bytes, int]  # group -> local subscribers
-# Groups in one ``sync_part`` (§5): a part is decoded and applied in 20-40 ms, so a node
-# taking in a million groups still answers probes between parts.
-SYNC_PART_GROUPS = 20_000
+# Groups in one ``sync_part`` (§5): a part is decoded and applied in about 8 ms (50 when
+# a table of a million doubles), so a node taking in a million groups still answers
+# probes between parts well within ``probe_timeout``; 20,000 took 40-125 ms.
+SYNC_PART_GROUPS = 5_000
 MAX_SYNC_PARTS = 2**32  # parts of one sync (a bound for the decoder, far above any use)
 
 

@@ -74,6 +74,19 @@ def test_suspicions_by_others_and_their_refutation_are_logged() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("silence", "why"), [(1.0, "silent for 1 s"), (60.0, "suspected, not refuted in time")]
+)
+def test_a_death_says_which_timer_decided_it(silence: float, why: str) -> None:
+    """The silence backstop, or the suspicion's timeout, whichever runs out first; the
+    peer may well be suspected when its silence decides."""
+    m = make()
+    m.detector.config.silence_timeout = silence
+    admitted(m, "b")
+    actions = [a for t in range(1, 100) for a in m.tick(t / 10)]  # b never answers
+    assert of(actions, PeerDown) == [PeerDown("b", "dead", why)]
+
+
 def test_our_own_suspicion_and_every_death_say_who_and_why() -> None:
     m = make()
     admitted(m, "b")
@@ -83,7 +96,7 @@ def test_our_own_suspicion_and_every_death_say_who_and_why() -> None:
     downs = of(actions, PeerDown)
     assert {d.node for d in downs} == {"b", "c"}
     assert all(d.reason == "dead" for d in downs)
-    assert {d.why for d in downs} <= {"silent", "suspected, not refuted in time"}
+    assert {d.why for d in downs} <= {"silent for 2 s", "suspected, not refuted in time"}
     m = make()
     admitted(m, "b")
     admitted(m, "c")

@@ -1,5 +1,6 @@
-"""The membership core's peer table (zdps/core/peers.py): the alive peers and the view
-digest it keeps are always those the table gives afresh.
+"""The membership core's peer table (zdps/core/peers.py): the alive peers, the view
+digest, the joining peers and the node at each endpoint it keeps are always those the
+table gives afresh.
 
 * after every kind of change to the table: a peer joining, becoming alive, replaced by
   a new life, deleted or popped;
@@ -26,15 +27,19 @@ pytestmark = pytest.mark.timeout(60)
 NODES = "bcde"
 
 
-def fresh(table: PeerTable) -> tuple[list[str], str, dict]:
-    """The alive peers, the view digest and the peer list, computed from the table."""
+def fresh(table: PeerTable) -> tuple[list[str], str, dict, list[Peer], dict[str, str]]:
+    """The alive peers, the view digest, the peer list, the joining peers and the node at
+    each endpoint, computed from the table."""
     alive = [p.node for p in table.values() if p.state is PeerState.ALIVE]
     peer_list = {node: (table[node].endpoint, table[node].incarnation) for node in alive}
-    return alive, node_set_digest([*alive, table.node]), peer_list
+    joining = [p for p in table.values() if p.state is PeerState.JOINING]
+    at = {p.endpoint: p.node for p in table.values()}
+    return alive, node_set_digest([*alive, table.node]), peer_list, joining, at
 
 
-def kept(table: PeerTable) -> tuple[list[str], str, dict]:
-    return table.alive(), table.view_digest(), table.peer_list()
+def kept(table: PeerTable) -> tuple[list[str], str, dict, list[Peer], dict[str, str]]:
+    kept_ones = table.alive(), table.view_digest(), table.peer_list()
+    return (*kept_ones, table.joining(), table.by_endpoint())
 
 
 @settings(max_examples=200, deadline=None)

@@ -227,7 +227,7 @@ def test_a_dead_verdict_kills_only_the_incarnation_and_version_it_names() -> Non
     swim.add("b", 2, 0.3)  # b restarted
     assert swim.handle("c", verdict(DEAD, "b", 1, 9), 0.4) == []  # news of the old life
     assert swim.handle("c", verdict(SUSPECT, "b", 1, 9), 0.4) == [] and not swim.is_suspect("b")
-    assert swim.handle("c", verdict(DEAD, "b", 2, 0), 0.5) == [Dead("b")]
+    assert swim.handle("c", verdict(DEAD, "b", 2, 0), 0.5) == [Dead("b", "declared dead by c")]
     assert "b" not in swim.peers
 
 

@@ -3,11 +3,13 @@
 * kept in the order they were last heard from (times never go back), the first one's
   silence and the suspicions give the earliest deadline a scan of every peer gives,
   through joins, departures, frames heard, suspicions and stalls;
+  and what is due at any time is what the scan finds, without a scan;
 * ``Swim.next_deadline`` is the earliest of all its timers, whatever the detector did.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 
@@ -34,6 +36,13 @@ def scanned(peers: WatchedPeers, silence: float) -> float:
         if peer.suspicion is not None:
             times += [peer.suspicion.deadline(), peer.suspicion.next_tell]
     return min(times)
+
+
+def due_by_scan(peers: WatchedPeers, now: float, silence: float) -> tuple[set, list]:
+    """The silent peers and the suspected ones with a timer due, from a scan."""
+    silent = {n for n, p in peers.peers.items() if p.last_heard + silence <= now}
+    timed = [n for n, p in peers.peers.items() if p.suspicion and p.suspicion.timer() <= now]
+    return silent, sorted(timed)
 
 
 def suspicion(now: float) -> Suspicion:
@@ -80,6 +89,9 @@ def test_the_earliest_deadline_is_the_one_a_scan_finds(events: list) -> None:
         if peers.peers:
             for silence in (0.05, 2.0):
                 assert peers.earliest(silence) == scanned(peers, silence)
+                for later in (0.0, 0.3, 1.0):  # what is due then: a copy, as ``due`` pops
+                    silent, timed = copy.deepcopy(peers).due(now + later, silence)
+                    assert (set(silent), sorted(timed)) == due_by_scan(peers, now + later, silence)
 
 
 def test_time_going_back_is_a_bug() -> None:

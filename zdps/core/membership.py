@@ -161,23 +161,15 @@ class Membership:
         if self._leaving:
             return actions
         detector = self.detector
-        was = {n for n, p in detector.peers.items() if p.suspicion is not None}
-        why = lambda node: "suspected, not refuted in time" if node in was else "silent"  # noqa: E731
-        actions += self._detected(detector.tick(now), now, why)
-        actions += [
-            log_event("suspect", "warning", node=node, by=self.node)
-            for node in detector.peers
-            if detector.is_suspect(node) and node not in was
-        ]
+        actions += self._detected(detector.tick(now), now)
         interval = self.config.heartbeat_interval
-        for peer in list(self.peers.values()):
-            if peer.state is PeerState.JOINING:
-                if now - peer.since > self.config.join_timeout:
-                    del self.peers[peer.node]
-                    actions.append(Disconnect(peer.endpoint))
-                elif now - peer.last_hello >= interval:
-                    peer.last_hello = now
-                    actions.append(self._hello(peer.endpoint, reply=True, share=False))
+        for peer in self.peers.joining():
+            if now - peer.since > self.config.join_timeout:
+                del self.peers[peer.node]
+                actions.append(Disconnect(peer.endpoint))
+            elif now - peer.last_hello >= interval:
+                peer.last_hello = now
+                actions.append(self._hello(peer.endpoint, reply=True, share=False))
         if now >= self._next_ping:
             self._next_ping = now + interval
             timeout = detector.config.silence_timeout
@@ -193,7 +185,9 @@ class Membership:
                 share = endpoint in self.dialing.configured
                 actions.append(self._hello(endpoint, reply=True, share=share))
         actions += self.dialing.warnings(now)
-        self._tombstones = {n: t for n, t in self._tombstones.items() if t[1] >= now}
+        tombstones = self._tombstones  # in the order they expire: see _remove
+        while tombstones and next(iter(tombstones.values()))[1] < now:
+            del tombstones[next(iter(tombstones))]
         return actions
 
     def seeds_view(self, now: float) -> list[dict]:
@@ -300,8 +294,7 @@ class Membership:
         about = getattr(message, "node", None)  # verdicts name the node they are about
         suspected = about is not None and detector.is_suspect(about)
         version = detector.version
-        verdict = f"declared dead by {sender}"
-        actions = self._detected(detector.handle(sender, message, now), now, lambda _: verdict)
+        actions = self._detected(detector.handle(sender, message, now), now)
         if about is None:
             return actions
         if about == self.node:
@@ -317,14 +310,14 @@ class Membership:
             actions.append(log_event("suspicion_refuted", node=about, version=message.ver))
         return actions
 
-    def _detected(
-        self, actions: list[swim.Action], now: float, why: Callable[[str], str]
-    ) -> list[Action]:
-        """The detector's messages (to alive peers) and deaths (``why(node)`` for the log)."""
+    def _detected(self, actions: list[swim.Action], now: float) -> list[Action]:
+        """The detector's messages (to alive peers), deaths and own suspicions."""
         out: list[Action] = []
         for action in actions:
             if isinstance(action, swim.Dead):
-                out += self._remove(action.node, "dead", now, why(action.node))
+                out += self._remove(action.node, "dead", now, action.why)
+            elif isinstance(action, swim.Suspected):
+                out.append(log_event("suspect", "warning", node=action.node, by=self.node))
             elif action.node in self.peers:
                 out.append(Send(self.peers[action.node].endpoint, action.message, probe=True))
         return out
@@ -376,6 +369,7 @@ class Membership:
         if peer is None:
             return []
         self.detector.remove(node)
+        self._tombstones.pop(node, None)  # the newest goes last, to keep the expiry order
         self._tombstones[node] = (peer.incarnation, now + self.config.tombstone_ttl)
         if reason == "dead" and peer.state is PeerState.ALIVE:
             # It may be cut off rather than gone: keep dialing it, so that both sides
@@ -392,9 +386,10 @@ class Membership:
 
     def _nodes_at(self) -> Callable[[str, str | None], str | None]:
         """(endpoint, node that answered a hello there) -> the node known there, if any."""
-        at = {p.endpoint: p.node for p in self.peers.values()}
-        at.update(dict.fromkeys(self._self_endpoints, self.node))
-        peers = self.peers
+        at, peers = self.peers.by_endpoint(), self.peers
+        selves, me = self._self_endpoints, self.node
         return lambda endpoint, answered_by: (
-            at.get(endpoint) or (answered_by if answered_by in peers else None)
+            me
+            if endpoint in selves
+            else at.get(endpoint) or (answered_by if answered_by in peers else None)
         )

@@ -42,11 +42,14 @@ class PeerTable(dict[str, Peer]):
         self._alive: list[str] | None = None  # in table order
         self._view: str | None = None
         self._list: PeerList | None = None
+        self._joining: list[Peer] | None = None  # these two change with any entry
+        self._at: dict[str, str] | None = None
 
     def __setitem__(self, node: str, peer: Peer) -> None:
         old = self.get(node)
         if peer.state is PeerState.ALIVE or (old is not None and old.state is PeerState.ALIVE):
             self._alive_changed()
+        self._joining = self._at = None
         super().__setitem__(node, peer)
 
     def __delitem__(self, node: str) -> None:
@@ -56,7 +59,20 @@ class PeerTable(dict[str, Peer]):
         peer = super().pop(node, *default)
         if peer is not None and peer.state is PeerState.ALIVE:
             self._alive_changed()
+        self._joining = self._at = None
         return peer
+
+    def joining(self) -> list[Peer]:
+        """The peers said hello to and not heard back from (kept: not to be changed)."""
+        if self._joining is None:
+            self._joining = [p for p in self.values() if p.state is PeerState.JOINING]
+        return self._joining
+
+    def by_endpoint(self) -> dict[str, str]:
+        """Endpoint: the node there (kept: not to be changed)."""
+        if self._at is None:
+            self._at = {p.endpoint: p.node for p in self.values()}
+        return self._at
 
     def alive(self) -> list[str]:
         """Ids of the peers alive, in table order (kept: not to be changed)."""

@@ -35,6 +35,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from zdps.core.swim_actions import Action, Dead, Suspected, Tell
 from zdps.core.swim_peers import Peer, Suspicion, WatchedPeers
 from zdps.wire import probes
 from zdps.wire.probes import Alive, Probe, ProbeAck, ProbeNack, ProbeReq, Suspect, Verdict
@@ -45,24 +46,6 @@ NACK_FRACTION = 0.8  # a helper nacks before the asker gives up
 HELPER_POOL = 4  # helpers are drawn from this many times as many recently heard peers
 VERDICT_FANOUT = 8  # a ``dead`` verdict goes to every peer up to this many, else to this many
 COUNTS = ("probes", "indirect", "suspected", "refuted", "stalls")  # shown by ``status``
-
-
-@dataclass(frozen=True, slots=True)
-class Tell:
-    """Send ``message`` to peer ``node`` on the probe link."""
-
-    node: str
-    message: probes.Probe | probes.ProbeReq | probes.ProbeAck | probes.ProbeNack | Verdict
-
-
-@dataclass(frozen=True, slots=True)
-class Dead:
-    """``node`` is dead here (already forgotten by the detector)."""
-
-    node: str
-
-
-Action = Tell | Dead
 
 
 @dataclass(slots=True)
@@ -200,7 +183,7 @@ class Swim:
             return self._suspect(node, sender, now)
         assert kind is probes.Dead, message
         self.remove(node)
-        return [Dead(node), *self._pass_on(message)]
+        return [Dead(node, f"declared dead by {sender}"), *self._pass_on(message)]
 
     def tick(self, now: float) -> list[Action]:
         """Timers: probes, helpers, relays, suspicions and silence."""
@@ -219,17 +202,20 @@ class Swim:
             if now >= relay.deadline:
                 del self._relays[seq]
                 actions.append(Tell(relay.requester, ProbeNack(relay.seq)))
-        silence = self.silence
-        for node, peer in list(self.peers.items()):
-            suspicion = peer.suspicion
-            if peer.last_heard + silence <= now:
+        silent, timed = self.watched.due(now, self.silence)
+        for node in silent:
+            self.remove(node)
+            actions.append(Dead(node, f"silent for {self.silence:g} s"))
+        for node in timed:
+            peer = self.peers.get(node)
+            suspicion = peer and peer.suspicion
+            if not suspicion:
+                continue  # gone silent above
+            if now >= suspicion.deadline():
                 self.remove(node)
-                actions.append(Dead(node))
-            elif suspicion is not None and now >= suspicion.deadline():
-                self.remove(node)
-                actions.append(Dead(node))
+                actions.append(Dead(node, "suspected, not refuted in time"))
                 actions += self._spread(probes.Dead(node, peer.incarnation, peer.version))
-            elif suspicion is not None and now >= suspicion.next_tell:
+            elif now >= suspicion.next_tell:
                 # Every holder tells the target once (it may have missed a refutation:
                 # the target answers any accusation with ``alive``); accusers again.
                 interval = self.config.probe_interval
@@ -291,9 +277,11 @@ class Swim:
         """No ack at all: suspect the target; missing nacks mean we may be the problem."""
         self._probe = None
         self._add_health(probe.helpers - probe.nacks if probe.helpers else 1)
-        if probe.target not in self.peers:
+        target = self.peers.get(probe.target)
+        if target is None:
             return []
-        return self._suspect(probe.target, self.node, now)
+        new: list[Action] = [] if target.suspicion else [Suspected(probe.target)]
+        return new + self._suspect(probe.target, self.node, now)
 
     def _on_ack(self, seq: int) -> list[Action]:
         probe = self._probe

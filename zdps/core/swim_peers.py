@@ -113,6 +113,25 @@ class WatchedPeers:
             heapq.heappop(timers)  # stale: the peer left, or its timers changed since
         return deadline
 
+    def due(self, now: float, silence: float) -> tuple[list[str], list[str]]:
+        """The peers silent for ``silence`` by ``now``, from the front of the heard-from
+        order, and the suspected peers with a timer due, from the heap: no scan of every
+        peer, which a detector woken for each of 500 suspicions could not afford."""
+        silent = []
+        peers = self.peers
+        for node in self._quiet:
+            if peers[node].last_heard + silence > now:
+                break
+            silent.append(node)
+        timed: dict[str, None] = {}  # each node once: a timer may be in the heap twice
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, node = heapq.heappop(timers)
+            peer = peers.get(node)
+            if peer is not None and peer.suspicion is not None and peer.suspicion.timer() == at:
+                timed[node] = None
+        return silent, list(timed)
+
     def _rebuild(self) -> None:
         self._timers = [(self.peers[n].suspicion.timer(), n) for n in self._suspects]  # type: ignore[union-attr]
         heapq.heapify(self._timers)

@@ -32,14 +32,18 @@ def fresh(table: PeerTable) -> tuple[list[str], str, dict, list[Peer], dict[str,
     each endpoint, computed from the table."""
     alive = [p.node for p in table.values() if p.state is PeerState.ALIVE]
     peer_list = {node: (table[node].endpoint, table[node].incarnation) for node in alive}
-    joining = [p for p in table.values() if p.state is PeerState.JOINING]
+    joining = sorted((p for p in table.values() if p.state is PeerState.JOINING), key=by_node)
     at = {p.endpoint: p.node for p in table.values()}
     return alive, node_set_digest([*alive, table.node]), peer_list, joining, at
 
 
 def kept(table: PeerTable) -> tuple[list[str], str, dict, list[Peer], dict[str, str]]:
     kept_ones = table.alive(), table.view_digest(), table.peer_list()
-    return (*kept_ones, table.joining(), table.by_endpoint())
+    return (*kept_ones, sorted(table.joining(), key=by_node), table.by_endpoint())
+
+
+def by_node(peer: Peer) -> str:
+    return peer.node
 
 
 @settings(max_examples=200, deadline=None)

@@ -57,16 +57,16 @@ def test_a_seed_with_a_node_known_there_is_not_dialled() -> None:
 def test_a_silent_seed_is_warned_about_with_what_its_connection_showed() -> None:
     seeds = make()
     list(seeds.due(0.0, nobody))
-    assert seeds.warnings(WARN_AFTER - 0.1) == []
+    assert seeds.warnings(WARN_AFTER - 0.1, nobody) == []
     seeds.connection(SEED, "refused")
-    (warning,) = seeds.warnings(WARN_AFTER)
+    (warning,) = seeds.warnings(WARN_AFTER, nobody)
     assert warning.level == "warning"
     assert str(warning) == (
         f'seed_silent seed={SEED} waited_s={WARN_AFTER} why="{CONNECTION["refused"]}"'
     )
-    assert seeds.warnings(WARN_AFTER + WARN_EVERY - 0.1) == []
+    assert seeds.warnings(WARN_AFTER + WARN_EVERY - 0.1, nobody) == []
     seeds.connection(SEED, "zeromq")
-    (again,) = seeds.warnings(WARN_AFTER + WARN_EVERY)
+    (again,) = seeds.warnings(WARN_AFTER + WARN_EVERY, nobody)
     assert "not a cluster endpoint (an API endpoint?)" in str(again)
 
 
@@ -79,7 +79,7 @@ def test_an_answer_ends_the_warnings_and_shows_in_the_view() -> None:
         "connection": None,
     }  # fmt: skip
     seeds.answered(SEED, "b")
-    assert seeds.warnings(WARN_AFTER * 2) == []
+    assert seeds.warnings(WARN_AFTER * 2, nobody) == []
     (row,) = seeds.view(10.0, "a", lambda endpoint, by: by)
     assert (row["state"], row["node"], row["waiting_s"]) == ("answered", "b", None)
     (row,) = seeds.view(10.0, "a", lambda endpoint, by: "a")
@@ -95,7 +95,7 @@ def test_lost_peers_expire_drop_their_connection_and_are_never_warned_about() ->
     assert all(t <= 3.05 for t, _, _ in sent)
     assert lost not in seeds
     seeds.redial(lost, now=10.0, ttl=3.0)
-    assert seeds.warnings(30.0) == [] and seeds.view(30.0, "a", lambda e, by: None) == []
+    assert seeds.warnings(30.0, nobody) == [] and seeds.view(30.0, "a", lambda e, by: None) == []
     known = steps(seeds, 20.0, skip=lambda endpoint, by: True)
     assert known == []  # expired while a node is known there: its link is kept
 
@@ -120,3 +120,34 @@ def test_redials_of_many_lost_peers_stay_within_their_rate_and_seeds_keep_theirs
     assert rate == pytest.approx(min(lost / 2.0, REDIALS_PER_SECOND), rel=0.1)
     seed_gaps = [b - a for a, b in itertools.pairwise(t for t, e in late if e == SEED)]
     assert seed_gaps and max(seed_gaps) == pytest.approx(2.0)
+
+
+def test_a_seed_known_through_others_is_not_warned_about_even_before_due_looks() -> None:
+    """``due`` looks at a seed only at its next try; the warnings ask who is known."""
+    seeds = make()
+    list(seeds.due(0.0, nobody))
+    assert seeds.warnings(WARN_AFTER, lambda endpoint, by: True) == []
+    assert seeds.warnings(WARN_AFTER + WARN_EVERY, nobody) == []  # waiting began anew
+
+
+def test_due_looks_at_nothing_before_the_first_retry_or_expiry() -> None:
+    """Hundreds of lost peers redialed: a wake-up between their retries costs nothing."""
+    seeds = Seeds([], retry_min=0.25, retry_max=2.0)
+    looked: list[str] = []
+
+    def skip(endpoint: str, by: str | None) -> bool:
+        looked.append(endpoint)
+        return False
+
+    for i in range(100):
+        seeds.redial(f"tcp://127.0.0.1:{8000 + i}", now=0.0, ttl=30.0)
+    list(seeds.due(0.1, skip))
+    assert looked == []  # the first retry is at 0.25 at the earliest
+    first = list(seeds.due(0.25, skip))
+    assert len(first) == 1 and len(looked) == 100
+    looked.clear()
+    list(seeds.due(0.3, skip))
+    assert looked == []  # the next one is 0.1 s later (REDIALS_PER_SECOND spreads them)
+    assert len(list(seeds.due(0.36, skip))) == 1
+    seeds.redial("tcp://127.0.0.1:9999", now=0.4, ttl=30.0)  # a new one is not missed
+    assert [e for e, _ in seeds.due(100.0, skip)][-1] == "tcp://127.0.0.1:9999"

@@ -176,7 +176,8 @@ class Membership:
             detector.silence = self.pinging.silence(len(self.alive()), interval, timeout)
             actions += self.pinging.pings(self.peers, self.endpoint, self.scope_digest)
         node_at = self._nodes_at()
-        for endpoint, step in self.dialing.due(now, lambda e, by: node_at(e, by) is not None):
+        known = lambda e, by: node_at(e, by) is not None  # noqa: E731
+        for endpoint, step in self.dialing.due(now, known):
             if step != "hello":
                 actions.append(Disconnect(endpoint))
             if step == "drop":
@@ -184,7 +185,7 @@ class Membership:
             else:  # a seed's list is what a new node needs; a redial's side knows ours
                 share = endpoint in self.dialing.configured
                 actions.append(self._hello(endpoint, reply=True, share=share))
-        actions += self.dialing.warnings(now)
+        actions += self.dialing.warnings(now, known)
         tombstones = self._tombstones  # in the order they expire: see _remove
         while tombstones and next(iter(tombstones.values()))[1] < now:
             del tombstones[next(iter(tombstones))]
@@ -386,10 +387,10 @@ class Membership:
 
     def _nodes_at(self) -> Callable[[str, str | None], str | None]:
         """(endpoint, node that answered a hello there) -> the node known there, if any."""
-        at, peers = self.peers.by_endpoint(), self.peers
-        selves, me = self._self_endpoints, self.node
+        peers, selves, me = self.peers, self._self_endpoints, self.node
         return lambda endpoint, answered_by: (
             me
             if endpoint in selves
-            else at.get(endpoint) or (answered_by if answered_by in peers else None)
+            else peers.by_endpoint().get(endpoint)
+            or (answered_by if answered_by in peers else None)
         )

@@ -42,14 +42,18 @@ class PeerTable(dict[str, Peer]):
         self._alive: list[str] | None = None  # in table order
         self._view: str | None = None
         self._list: PeerList | None = None
-        self._joining: list[Peer] | None = None  # these two change with any entry
-        self._at: dict[str, str] | None = None
+        self._joining: dict[str, Peer] = {}  # kept as entries change: few, read every tick
+        self._at: dict[str, str] | None = None  # made again after any change
 
     def __setitem__(self, node: str, peer: Peer) -> None:
         old = self.get(node)
         if peer.state is PeerState.ALIVE or (old is not None and old.state is PeerState.ALIVE):
             self._alive_changed()
-        self._joining = self._at = None
+        self._at = None
+        if peer.state is PeerState.JOINING:
+            self._joining[node] = peer
+        else:
+            self._joining.pop(node, None)
         super().__setitem__(node, peer)
 
     def __delitem__(self, node: str) -> None:
@@ -59,14 +63,13 @@ class PeerTable(dict[str, Peer]):
         peer = super().pop(node, *default)
         if peer is not None and peer.state is PeerState.ALIVE:
             self._alive_changed()
-        self._joining = self._at = None
+        self._at = None
+        self._joining.pop(node, None)
         return peer
 
     def joining(self) -> list[Peer]:
-        """The peers said hello to and not heard back from (kept: not to be changed)."""
-        if self._joining is None:
-            self._joining = [p for p in self.values() if p.state is PeerState.JOINING]
-        return self._joining
+        """The peers said hello to and not heard back from."""
+        return list(self._joining.values())
 
     def by_endpoint(self) -> dict[str, str]:
         """Endpoint: the node there (kept: not to be changed)."""

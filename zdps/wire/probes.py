@@ -6,6 +6,7 @@ non-empty strs, read from the dataclass's own field list, so a field is declared
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -27,10 +28,17 @@ class _Probing(NodeMessage):
     @classmethod
     def decode(cls, body: Any) -> Any:
         body = need_map(body, cls.KIND)
-        return cls(*(_NEED[f.type](body.get(f.name), f.name) for f in fields(cls)))  # type: ignore[index]
+        return cls(*(_NEED[kind](body.get(name), name) for name, kind in _fields(cls)))
 
     def body(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name, _ in _fields(type(self))}
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(name, type) of each field: ``dataclasses.fields`` took 2 µs a call, a tenth of
+    a probe's handling."""
+    return tuple((f.name, str(f.type)) for f in fields(cls))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zdps.core import swim
+from zdps.core import swim, swim_actions
 from zdps.core.clashes import IdClashes
 from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
@@ -311,13 +311,13 @@ class Membership:
             actions.append(log_event("suspicion_refuted", node=about, version=message.ver))
         return actions
 
-    def _detected(self, actions: list[swim.Action], now: float) -> list[Action]:
+    def _detected(self, actions: list[swim_actions.Action], now: float) -> list[Action]:
         """The detector's messages (to alive peers), deaths and own suspicions."""
         out: list[Action] = []
         for action in actions:
-            if isinstance(action, swim.Dead):
+            if isinstance(action, swim_actions.Dead):
                 out += self._remove(action.node, "dead", now, action.why)
-            elif isinstance(action, swim.Suspected):
+            elif isinstance(action, swim_actions.Suspected):
                 out.append(log_event("suspect", "warning", node=action.node, by=self.node))
             elif action.node in self.peers:
                 out.append(Send(self.peers[action.node].endpoint, action.message, probe=True))

@@ -122,7 +122,7 @@ class Overlay:
 
     @property
     def groups(self) -> int:
-        """How many groups have a member anywhere (``zdps status`` asks every 0.2 s)."""
+        """How many groups have a member anywhere, without a copy of them (``status``)."""
         return len(self._groups)
 
     @property

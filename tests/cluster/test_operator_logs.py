@@ -156,3 +156,12 @@ def test_log_format_json_writes_one_object_per_line(cluster: Cluster) -> None:
     assert events[0] == "ready" and "leaving" in events
     assert all(line["node"] == "A" and line["level"] and line["time"] for line in lines)
     assert lines[0]["scope"] == "default" and lines[0]["security"] == "none"
+
+
+def test_sigabrt_writes_every_threads_stack_to_the_log(cluster: Cluster) -> None:
+    """For a node that seems stuck (docs/DEPLOY.md §7): its stacks, then it dies."""
+    node = cluster.start("A")
+    node.proc.send_signal(signal.SIGABRT)
+    assert node.proc.wait(10) == -signal.SIGABRT
+    logs = node.logs()
+    assert "Fatal Python error: Aborted" in logs and "in run" in logs, logs[-2000:]

@@ -8,9 +8,7 @@
   it sees it, not back to the sender: holders hand over by their own view of the
   ring, which right after a heal may miss the owner. Only new entries travel on, so
   this ends; an owner that merged new entries starts a new epoch, so subscribers look
-  for what they missed. A receiver outside the placement as it sees it (the sender's
-  view of the ring was another, mid-heal) passes it on likewise and keeps no copy:
-  no ring change would come to make it drop that copy later.
+  for what they missed.
 * Once a second, history older than its retention is dropped.
 * The operator sees each handoff: ``handoff_sent`` (all chunks go in that turn, so it
   is its start and end) and ``handoff_received`` (per message, rate-limited).
@@ -67,18 +65,14 @@ class HistoryHandoff(Part):
             except ProtocolError as exc:  # a batch that does not unpack: that topic's rest
                 self.bad_input(exc.code, f"handoff of {topic!r} from {sender}: {exc.message}")
                 continue
-            placement = self.ring.successors(topic, self.replication.factor + 1)
-            placed = self.node in placement
-            if added:
-                new += added
-                self.absorbed(topic)
-                self.sequencer.forget(topic)  # a new epoch, above what was merged
-            if added or not placed:
-                for node in placement:
-                    if node not in (self.node, sender):
-                        self.hand_over(node, topic, now, out)
-            if not placed:  # the sender's view of the ring differed (a heal): not ours
-                self.history.drop(topic)
+            if not added:
+                continue
+            new += added
+            self.absorbed(topic)
+            self.sequencer.forget(topic)  # a new epoch, above what was merged
+            for node in self.ring.successors(topic, self.replication.factor + 1):
+                if node not in (self.node, sender):
+                    self.hand_over(node, topic, now, out)
         topics = len(message.entries)
         out.note("handoff_received", every=HANDOFF_LOG_EVERY, by=sender, topics=topics, new=new)
 

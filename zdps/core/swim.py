@@ -203,6 +203,9 @@ class Swim:
                 del self._relays[seq]
                 actions.append(Tell(relay.requester, ProbeNack(relay.seq)))
         silent, timed = self.watched.due(now, self.silence)
+        if len(silent) > 1:  # several at once (rare): in table order, as a scan had them
+            many = set(silent)
+            silent = [node for node in self.peers if node in many]
         for node in silent:
             self.remove(node)
             actions.append(Dead(node, f"silent for {self.silence:g} s"))

@@ -192,7 +192,7 @@ def cluster_context(max_peers: int) -> zmq.Context:
     return ctx
 
 
-def term_within(ctx: zmq.Context, seconds: float) -> bool:
+def term_within(ctx: zmq.Context, seconds: float = SHUTDOWN_LINGER_MS / 1000 + TERM_SLACK) -> bool:
     """Terminate ``ctx`` in a thread and wait at most ``seconds``; False if it did not
     finish. Every socket is closed with a finite linger, so ``term`` should return
     within it, but libzmq has been seen to wait forever (a CI run: a node leaving while

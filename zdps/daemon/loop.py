@@ -34,13 +34,7 @@ from zdps.daemon.api_output import API_HWM, ApiOutput
 from zdps.daemon.config import Config, core_config, node_info
 from zdps.daemon.delivery import EXPANSION, LocalOutput
 from zdps.daemon.gate import Gate
-from zdps.daemon.links import (
-    SHUTDOWN_LINGER_MS,
-    TERM_SLACK,
-    PeerLinks,
-    cluster_context,
-    term_within,
-)
+from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks, cluster_context, term_within
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.metrics import NodeMetrics
 from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
@@ -396,7 +390,7 @@ class Daemon:
         self.notifier.close()
         if self.metrics is not None:
             self.metrics.close()
-        if not term_within(self.ctx, SHUTDOWN_LINGER_MS / 1000 + TERM_SLACK):
+        if not term_within(self.ctx):
             why = "ZeroMQ's context did not terminate; leaving without it"
             self.events.write(log_event("exit_unclean", "warning", why=why), 0.0)
         self._wake_r.close()

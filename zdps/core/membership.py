@@ -13,15 +13,12 @@ Protocol (docs/PROTOCOL.md, "Membership"):
 * The SWIM detector (``swim.py``) watches every alive peer and declares peers dead, on
   the probe link (``Send.probe``); anything heard from a peer counts as a sign of life
   for its silence backstop. A ``bye`` removes the sender at once.
-* A hello with a new incarnation from a known node id means the node restarted: the old
-  incarnation is removed before the new one is added.
-* A peer declared dead may only be cut off: its endpoint is redialed with backoff, as
-  seeds are, for ``lost_retry_ttl``, so a healed netsplit merges again (both sides then
-  exchange full syncs). A peer that said ``bye`` is not redialed.
-* Nodes of another scope are never admitted (the envelope carries the scope).
-* A hello from this node's id elsewhere is a ``Clash`` (clashes.py); one of another
-  protocol version or kind set is refused (compatibility.py). A peer back at another
-  endpoint has its old one checked for a while: does its old life still run?
+* A hello with a new incarnation from a known node id: the node restarted.
+* A peer declared dead may only be cut off: its endpoint is redialed (as seeds are) for
+  ``lost_retry_ttl``, so a healed netsplit merges; meanwhile its probes are acked and
+  its accusations of this node refuted. A peer that said ``bye`` is not redialed.
+* Nodes of another scope are never admitted; a hello from this node's id elsewhere is
+  a ``Clash`` (clashes.py), one of another protocol refused (compatibility.py).
 * Suspicions, refutations and readmissions are logged (a peer declared dead is told,
   ``dropped``, in the redialled hellos).
 
@@ -143,6 +140,8 @@ class Membership:
         if node == self.node or not self.is_alive(node, incarnation):
             if type(message) is Ping:
                 return self._on_stranger_ping(node, incarnation, message, now)
+            if message.PROBE and node != self.node:
+                return self._on_stranger_probe(node, message, now)
             return []
         if type(message) is Ping:
             if message.view != self.peers.view_digest():
@@ -322,6 +321,22 @@ class Membership:
             elif action.node in self.peers:
                 out.append(Send(self.peers[action.node].endpoint, action.message, probe=True))
         return out
+
+    def _on_stranger_probe(self, node: str, message: NodeMessage, now: float) -> list[Action]:
+        """A probe, or an accusation of this node, from a node not alive here (after a
+        heal: one not readmitted yet). Unanswered, they become a suspicion and a death
+        (docs/PROTOCOL.md §4.4): acked, or refuted, where it joins or was declared dead."""
+        peer = self.peers.get(node)
+        dropped = (e for e, dead in self._dropped.items() if dead == node)
+        endpoint = peer.endpoint if peer is not None else next(dropped, None)
+        if endpoint is not None and type(message) is probes.Probe:
+            return [Send(endpoint, probes.ProbeAck(message.seq), probe=True)]
+        accused = type(message) in (probes.Suspect, probes.Dead) and message.node == self.node
+        if endpoint is not None and accused:  # refuted to every alive peer, and the accuser
+            actions = self._probe_message(node, message, now)
+            alive = probes.Alive(self.node, self.incarnation, self.detector.version)
+            return [*actions, Send(endpoint, alive, True)]
+        return []
 
     def _on_stranger_ping(
         self, node: str, incarnation: int, ping: Ping, now: float

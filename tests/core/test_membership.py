@@ -18,8 +18,9 @@ from __future__ import annotations
 import pytest
 
 from tests.core.helpers import hello
-from zdps.core.membership import Membership, MembershipConfig
+from zdps.core.membership import Membership
 from zdps.core.membership_actions import Disconnect, PeerDown, PeerUp, Send
+from zdps.core.membership_config import MembershipConfig
 from zdps.core.peers import PeerState
 from zdps.core.swim import Swim, SwimConfig
 from zdps.wire import HELLO, PEERS, PING

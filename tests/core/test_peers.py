@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core.helpers import hello, peer_events, verdict
-from zdps.core.membership import Membership, MembershipConfig
+from zdps.core.membership import Membership
+from zdps.core.membership_config import MembershipConfig
 from zdps.core.peers import Peer, PeerState, PeerTable
 from zdps.core.ring import node_set_digest
 from zdps.core.swim import Swim, SwimConfig

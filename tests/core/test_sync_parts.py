@@ -12,8 +12,9 @@ import pytest
 
 from tests.core.helpers import hello
 from tests.core.node_net import SimNet
-from zdps.core.membership import Membership, MembershipConfig
+from zdps.core.membership import Membership
 from zdps.core.membership_actions import PeerUp
+from zdps.core.membership_config import MembershipConfig
 from zdps.core.outbox import FRAME_MESSAGES, envelopes
 from zdps.core.overlay import Overlay, OverlaySend
 from zdps.core.swim import Swim, SwimConfig

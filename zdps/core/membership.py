@@ -38,10 +38,10 @@ from zdps.core.clashes import IdClashes
 from zdps.core.compatibility import Compatibility
 from zdps.core.log_events import log_event
 from zdps.core.membership_actions import Action, Disconnect, PeerDown, PeerUp, Refused, Send
+from zdps.core.membership_config import MembershipConfig
 from zdps.core.peers import Peer, PeerState, PeerTable
 from zdps.core.ping_rounds import PingRounds
 from zdps.core.seeds import Seeds
-from zdps.settings import default
 from zdps.wire import probes
 from zdps.wire.codec import PROTOCOL_VERSION, NodeMessage
 from zdps.wire.errors import E_TOO_MANY_PEERS
@@ -50,18 +50,6 @@ from zdps.wire.messages import SPOKEN, incompatibility
 
 CLASH_CHECK = 10.0  # seconds the old endpoint of a peer that moved is checked for its old life
 MAX_DECLARED_DEAD = 10_000  # ids of peers declared dead remembered, to know a healed split
-
-
-@dataclass(slots=True)
-class MembershipConfig:
-    heartbeat_interval: float = 0.2
-    ping_fanout: int = default("ping_fanout")  # peers pinged an interval, in turn
-    join_timeout: float = 2.0
-    seed_retry_min: float = 0.25
-    seed_retry_max: float = 2.0
-    tombstone_ttl: float = 10.0
-    lost_retry_ttl: float = 600.0  # how long a peer declared dead is redialed (netsplit heal)
-    max_peers: int = default("max_peers")  # nodes in the peer table at most (a memory bound)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zdps.core.membership import MembershipConfig
+from zdps.core.membership_config import MembershipConfig
 from zdps.core.swim import SwimConfig
 from zdps.settings import default
 

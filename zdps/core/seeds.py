@@ -111,27 +111,22 @@ class Seeds:
                 if not known:
                     yield endpoint, "drop"
                 continue
-            next_due = min(next_due, seed.expires)
             if known:
                 seed.waiting_since = None
                 seed.next_try = max(seed.next_try, now + self.retry_min)
-                next_due = min(next_due, seed.next_try)
-                continue
-            if now < seed.next_try:
-                next_due = min(next_due, seed.next_try)
-                continue
-            least, most = self.retry_min, self.retry_max
-            if seed.expires != math.inf:  # not a configured seed: spread with the others
-                least, most = max(least, gap), max(most, gap)
-            seed.backoff = min(max(seed.backoff * 2, least), most)
-            seed.next_try = now + seed.backoff
-            if seed.waiting_since is None:
-                seed.waiting_since, seed.hellos = now, 0
-            seed.hellos += 1
-            next_due = min(next_due, seed.next_try)
-            # A fresh connection per retry: hellos queued for an absent seed would
-            # otherwise all arrive at once when it comes up.
-            yield endpoint, "hello" if seed.hellos == 1 else "retry"
+            elif now >= seed.next_try:
+                least, most = self.retry_min, self.retry_max
+                if seed.expires != math.inf:  # not a configured seed: spread with the others
+                    least, most = max(least, gap), max(most, gap)
+                seed.backoff = min(max(seed.backoff * 2, least), most)
+                seed.next_try = now + seed.backoff
+                if seed.waiting_since is None:
+                    seed.waiting_since, seed.hellos = now, 0
+                seed.hellos += 1
+                # A fresh connection per retry: hellos queued for an absent seed would
+                # otherwise all arrive at once when it comes up.
+                yield endpoint, "hello" if seed.hellos == 1 else "retry"
+            next_due = min(next_due, seed.next_try, seed.expires)
         self._next_due = next_due
 
     def warnings(self, now: float, skip: Callable[[str, str | None], bool]) -> list[LogEvent]:

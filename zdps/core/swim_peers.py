@@ -104,13 +104,12 @@ class WatchedPeers:
         """The earliest silence backstop or suspicion timer (of at least one peer)."""
         assert self.peers
         deadline = self.peers[next(iter(self._quiet))].last_heard + silence
-        timers, peers = self._timers, self.peers
+        timers = self._timers
         while timers:
             at, node = timers[0]
-            peer = peers.get(node)
-            if peer is not None and peer.suspicion is not None and peer.suspicion.timer() == at:
+            if self._current(at, node):
                 return min(deadline, at)
-            heapq.heappop(timers)  # stale: the peer left, or its timers changed since
+            heapq.heappop(timers)
         return deadline
 
     def due(self, now: float, silence: float) -> tuple[list[str], list[str]]:
@@ -127,10 +126,15 @@ class WatchedPeers:
         timers = self._timers
         while timers and timers[0][0] <= now:
             at, node = heapq.heappop(timers)
-            peer = peers.get(node)
-            if peer is not None and peer.suspicion is not None and peer.suspicion.timer() == at:
+            if self._current(at, node):
                 timed[node] = None
         return silent, list(timed)
+
+    def _current(self, at: float, node: str) -> bool:
+        """Whether a heap entry is ``node``'s timer still, not stale (the peer left, or
+        its suspicion's timers changed since)."""
+        peer = self.peers.get(node)
+        return peer is not None and peer.suspicion is not None and peer.suspicion.timer() == at
 
     def _rebuild(self) -> None:
         self._timers = [(self.peers[n].suspicion.timer(), n) for n in self._suspects]  # type: ignore[union-attr]

@@ -164,6 +164,8 @@ class Replication:
     def confirmations(self, all_: bool = True) -> dict[str, list[StoredEntry]]:
         """``stored`` entries owed (confirmations, then gaps), now sent: to every owner, or
         (``all_`` False) only to those a replicated publish or a gap notice waits on."""
+        if not all_ and not self._urgent:
+            return {}  # the end of most turns: nothing waits
         owners = self._owed.keys() | self._gaps.keys()
         if not all_:
             owners &= self._urgent

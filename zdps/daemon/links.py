@@ -112,6 +112,8 @@ class PeerLinks:
 
     def retry(self, ready: dict) -> None:
         """Move backlogs into the links the poller found writable."""
+        if not self._backlog:
+            return
         for endpoint in list(self._backlog):
             sock = self._data[endpoint]
             if not ready.get(sock, 0) & zmq.POLLOUT:
@@ -130,6 +132,8 @@ class PeerLinks:
     def connection_news(self, ready: dict) -> list[tuple[str, str]]:
         """(seed endpoint, ``ConnectCheck.answer``) for each watched link that said what
         it found this turn."""
+        if not self._checks:
+            return []
         news = []
         for endpoint, check in list(self._checks.items()):
             monitor = check.monitor

@@ -6,11 +6,13 @@ carries out the core's outbox: envelopes per peer (``links.py``), replies per cl
 deliveries to the XPUB. Sends never block the loop. Probe-link messages a frame
 produced are sent as soon as that frame is handled.
 
-The outbox is carried out after each socket's drain, and within a drain once FLUSH_AFTER
-of work has gone by, not once per wake-up: what a turn read must not wait for the rest
-of the turn, least of all when the process is descheduled in the middle of it (the
-latency tail). Batching does not suffer: a busy node's frames already carry whole
-batches.
+The outbox is carried out between the two sockets' drains, at the end of the turn, and
+within a drain once FLUSH_AFTER of work has gone by, not once per wake-up: what a turn
+read must not wait for the rest of the turn, least of all when the process is
+descheduled in the middle of it (the latency tail). Batching does not suffer: a busy
+node's frames already carry whole batches. A turn that woke for one socket carries out
+its outbox once: at a moderate rate that is most turns, and each carrying-out costs
+what a frame's handling does.
 """
 
 from __future__ import annotations
@@ -260,12 +262,13 @@ class Daemon:
             for monitor in self.monitors.values():
                 monitor.pump(now)
         self._serve_zap(ready, now)
+        api_ready = self.api in ready and not core.clients_held_full
         if self.cluster in ready:
             self._drain_routed(self.cluster, self._cluster_message, now)
-            self._flush()
-        if self.api in ready and not core.clients_held_full:
+            if api_ready:  # what the cluster drain produced does not wait for the API's
+                self._flush()
+        if api_ready:
             self._drain_routed(self.api, self._client_message, now)
-            self._flush()
         for sock, pub in self.pubs.items():
             if sock in ready:
                 pub.drain(now)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from zdps.client.protocol import STREAM_BATCH
 from zdps.topics import check_topic
 from zdps_cli.options import (
     check_endpoints,
@@ -78,7 +79,7 @@ from zdps_cli.options import (
 @click.option(
     "--batch",
     type=click.IntRange(min=1),
-    default=256,
+    default=STREAM_BATCH,
     show_default=True,
     help="Messages per frame from a publisher at full speed.",
 )

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from zdps.client.protocol import FLUSH, PublishError, PublishResult
+from zdps.client.protocol import FLUSH, STREAM_BATCH, PublishError, PublishResult
 from zdps.topics import check_topic
 from zdps_cli.options import (
     check_name,
@@ -72,7 +72,7 @@ def publish(
     tally = _Tally()
     try:
         with stopped_by_sigterm(), open_client(node, timeout) as client:
-            for outcome in client.publish_many(messages, ack=level, batch=BATCH):
+            for outcome in client.publish_many(messages, ack=level, batch=STREAM_BATCH):
                 tally.add(outcome, show_seq=stdin is None)
     except KeyboardInterrupt:
         read = _read(stdin)
@@ -99,7 +99,6 @@ def publish(
 
 
 MAX_SHOWN_FAILURES = 10  # failures printed one by one by publish; the rest are counted
-BATCH = 1024  # lines of stdin sent in one frame at most (as one batch: they share a topic)
 READ_SIZE = 1 << 16  # bytes read from stdin at a time
 
 

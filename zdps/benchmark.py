@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from zdps.bench_workers import publisher, subscriber
+from zdps.client.protocol import STREAM_BATCH
 from zdps.memory import keep_freed_memory
 
 
@@ -39,7 +40,7 @@ class BenchConfig:
     size: int = 64
     rate: float = 0.0  # per publisher; 0 = as fast as flow control allows
     duration: float = 0.0  # > 0: publish for this long instead of ``count`` messages
-    batch: int = 256
+    batch: int = STREAM_BATCH
     window: int = 20_000
     ack: str = "owner"  # "none", "owner" or "replicated" (see Client.publish)
     sub_procs: int = 0  # 0: one process per subscriber, at most 2 (the machine's cores)

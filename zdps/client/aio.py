@@ -24,6 +24,7 @@ from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_CLOSED,
     E_UNREACHABLE,
+    STREAM_BATCH,
     PublishError,
     PublishResult,
     RequestError,
@@ -278,7 +279,7 @@ class AsyncClient:
         self,
         messages: Iterable[tuple[str, bytes | str]],
         window: int = 20_000,
-        batch: int = 256,
+        batch: int = STREAM_BATCH,
         ack: str = "owner",
     ) -> StreamResult:
         """Publish a stream with acks, counting them (see ``Client.publish_stream``).

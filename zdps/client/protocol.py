@@ -24,6 +24,9 @@ ENV_NODE = "ZDPS_NODE"
 # How many delivered messages a subscriber's SUB socket queues before the node's PUB
 # starts dropping messages for it (on top of the node's own ``pub_hwm``).
 DEFAULT_RCVHWM = 1_000_000
+# Messages a stream (``publish_stream``, ``zdps publish``, ``zdps bench``) puts in one
+# frame at most: a node's work per frame is paid once per this many (bench/RESULTS.md).
+STREAM_BATCH = 1024
 
 # A client-side error code (never on the wire): the client was closed, or stopped
 # reading, before the answer came.

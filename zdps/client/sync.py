@@ -16,6 +16,7 @@ from zdps.client.ledger import StreamResult
 from zdps.client.protocol import (
     DEFAULT_RCVHWM,
     E_UNREACHABLE,
+    STREAM_BATCH,
     PublishError,
     PublishResult,
     RequestError,
@@ -253,7 +254,7 @@ class Client:
         self,
         messages: Iterable[tuple[str, bytes | str]],
         window: int = 20_000,
-        batch: int = 256,
+        batch: int = STREAM_BATCH,
         ack: str = "owner",
     ) -> StreamResult:
         """Publish a stream with acks, counting them instead of returning one per message.

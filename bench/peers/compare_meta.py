@@ -20,6 +20,9 @@ METHOD = """\
 - Throughput is end to end: received messages / (publisher's first send -> the last
   receipt at any subscriber). Throughput runs sample the latency of every 16th message
   (shown as "under load": queueing included); the latency workload samples every message.
+  Each throughput run sends 1,000,000 messages of 64 B (300,000 of 1 KiB; `--quick`
+  fewer) per system and repetition: at 2M msg/s a run of 200,000 lasts 0.1 s and
+  measures mostly how long the pipeline takes to fill, not a rate.
 - The latency workloads send at a fixed 1,000, 10,000 or 50,000 msg/s, each message at
   its absolute deadline t0 + i/rate (sleeping, no busy wait; a late wake-up is not
   carried over).
@@ -42,9 +45,10 @@ METHOD = """\
   (127.255.255.255) on a port picked per run. pyre has no fan-out row, and its counts
   are capped (it is two orders of magnitude slower), which does not change a rate.
 - zdps: `zdps start` nodes on free loopback ports (kept up for the whole run), with
-  `--pub-hwm 1000000` (default 100,000): the cluster delivers a run's 200,000 messages
-  faster than a Python SUB reads them, and a node drops (and counts) what a SUB is more
-  than `pub_hwm` behind on; the workloads through `zdps bench --json`. zdps-1: publisher
+  `--pub-hwm 1000000` (default 100,000): the cluster delivers a run's messages faster
+  than a Python SUB reads them, and a node drops (and counts) what a SUB is more than
+  `pub_hwm` behind on; the workloads through `zdps bench --json`, whose publisher puts
+  1,024 messages in a frame (`publish_stream`'s default) when it runs unpaced. zdps-1: publisher
   and subscribers on one node. zdps-3: publisher on A, the topic owned by B and
   replicated to A (R = 1, the default), the subscriber on C, a raw Python SUB on C's
   local PUB (zdps bench's own loop: plain receives of the three frames); fan-out

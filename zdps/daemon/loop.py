@@ -6,13 +6,13 @@ carries out the core's outbox: envelopes per peer (``links.py``), replies per cl
 deliveries to the XPUB. Sends never block the loop. Probe-link messages a frame
 produced are sent as soon as that frame is handled.
 
-The outbox is carried out between the two sockets' drains, at the end of the turn, and
-within a drain once FLUSH_AFTER of work has gone by, not once per wake-up: what a turn
-read must not wait for the rest of the turn, least of all when the process is
-descheduled in the middle of it (the latency tail). Batching does not suffer: a busy
-node's frames already carry whole batches. A turn that woke for one socket carries out
-its outbox once: at a moderate rate that is most turns, and each carrying-out costs
-what a frame's handling does.
+The outbox is carried out after each socket's drain, and within a drain once FLUSH_AFTER
+of work has gone by, not once per wake-up: what a turn read must not wait for the rest
+of the turn, least of all when the process is descheduled in the middle of it (the
+latency tail). Batching does not suffer: a busy node's frames already carry whole
+batches. It is carried out again at the end of the turn only if something after the
+drains added to it (timers, subscriptions, seed connections): at a moderate rate a
+turn wakes for one frame, and each carrying-out costs about what handling it does.
 """
 
 from __future__ import annotations
@@ -262,16 +262,21 @@ class Daemon:
             for monitor in self.monitors.values():
                 monitor.pump(now)
         self._serve_zap(ready, now)
-        api_ready = self.api in ready and not core.clients_held_full
-        if self.cluster in ready:
+        drained = self.cluster in ready
+        if drained:
             self._drain_routed(self.cluster, self._cluster_message, now)
-            if api_ready:  # what the cluster drain produced does not wait for the API's
+        if self.api in ready and not core.clients_held_full:
+            if drained:  # what the cluster drain produced does not wait for the API's
                 self._flush()
-        if api_ready:
             self._drain_routed(self.api, self._client_message, now)
+            drained = True
+        if drained:  # what the drains read leaves before the rest of the turn
+            self._flush()
+        later = now >= deadline  # the timers add to the outbox, and so do the below
         for sock, pub in self.pubs.items():
             if sock in ready:
                 pub.drain(now)
+                later = True
         if self._wake_r.fileno() in ready:
             with contextlib.suppress(BlockingIOError):
                 self._wake_r.recv(4096)
@@ -285,9 +290,11 @@ class Daemon:
         self.links.retry(ready)
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)
+            later = True
         if now >= deadline:
             core.tick(now)
-        self._flush()
+        if later or not drained:
+            self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)
         if self.notifier.active:

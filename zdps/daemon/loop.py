@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import math
@@ -39,7 +40,7 @@ from zdps.daemon.gate import Gate
 from zdps.daemon.links import SHUTDOWN_LINGER_MS, PeerLinks, cluster_context, term_within
 from zdps.daemon.logs import DebugLog, EventLog, setup
 from zdps.daemon.metrics import NodeMetrics
-from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor
+from zdps.daemon.monitors import CONNECTIONS, HANDSHAKE_FAILED, SocketMonitor, bind_monitored
 from zdps.daemon.notify import SystemdNotifier
 from zdps.daemon.polling import PollSet, drain, name_sender, readable, routed, user_of
 from zdps.daemon.pubs import LocalPub
@@ -101,11 +102,12 @@ class Daemon:
         # One monitor per socket (monitors.py), for whoever needs its connection events.
         failures = HANDSHAKE_FAILED if curve_clients else 0
         self.monitors: dict[str, SocketMonitor] = {}
-        self.cluster = self._bind(
+        bind = functools.partial(bind_monitored, self.ctx, self.monitors)
+        self.cluster = bind(
             "cluster", zmq.ROUTER, config.cluster, HANDSHAKE_FAILED if config.curve else 0,
             **cluster_options,
         )  # fmt: skip
-        self.api = self._bind(
+        self.api = bind(
             "api", zmq.ROUTER, config.api, failures | CONNECTIONS,
             maxmsgsize=MAX_FRAME, router_mandatory=1, sndhwm=API_HWM, rcvhwm=API_RCVHWM,
             **client_options,
@@ -117,8 +119,8 @@ class Daemon:
         pub_options["maxmsgsize"] = MAX_SUBSCRIPTION
         pub_options |= client_options
         events = CONNECTIONS | failures
-        self.pub = self._bind("pub", zmq.XPUB, config.pub, events, **pub_options)
-        self.batch_pub = self._bind("batch_pub", zmq.XPUB, config.batches, events, **pub_options)
+        self.pub = bind("pub", zmq.XPUB, config.pub, events, **pub_options)
+        self.batch_pub = bind("batch_pub", zmq.XPUB, config.batches, events, **pub_options)
         self.raw_subscribers = SubscriberFilter()  # what the raw PUB's SUBs subscribed to
         self.core = NodeCore(
             config.node_id, self.incarnation, config.scope, config.advertised,
@@ -159,18 +161,6 @@ class Daemon:
     def _apply_permissions(self) -> None:
         """The clients' permissions, as last read, to the core (the PUBs read them there)."""
         self.core.clients.permissions = None if self.security is None else self.security.permissions
-
-    def _bind(self, name: str, kind: int, endpoint: str, events: int, **options: int) -> zmq.Socket:
-        """A socket bound to ``endpoint``, monitored for ``events`` (if any) from before
-        it binds, so that no connection goes unseen."""
-        sock = self.ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, 0)
-        for option, value in options.items():
-            sock.setsockopt(getattr(zmq, option.upper()), value)
-        if events:
-            self.monitors[name] = SocketMonitor(sock, name, events)
-        sock.bind(endpoint)
-        return sock
 
     def _cannot_dial(self, endpoint: str, why: str) -> None:
         self.core.bad_input(E_MALFORMED, f"cannot dial {endpoint!r}: {why}")

@@ -71,3 +71,20 @@ def parse(frames: list[bytes]) -> SocketEvent:
     kind, value = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
     endpoint = frames[1].decode(errors="replace") if len(frames) > 1 else "?"
     return SocketEvent(kind, value, endpoint)
+
+
+def bind_monitored(
+    ctx: zmq.Context, monitors: dict[str, SocketMonitor], name: str, kind: int, endpoint: str,
+    events: int, **options: int,
+) -> zmq.Socket:  # fmt: skip
+    """A socket bound to ``endpoint``, with LINGER 0 and ``options``, its monitor for
+    ``events`` (if any) in ``monitors[name]``, started before it binds so that no
+    connection goes unseen."""
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    for option, value in options.items():
+        sock.setsockopt(getattr(zmq, option.upper()), value)
+    if events:
+        monitors[name] = SocketMonitor(sock, name, events)
+    sock.bind(endpoint)
+    return sock

@@ -48,8 +48,8 @@ METHOD = """\
   `--pub-hwm 1000000` (default 100,000): the cluster delivers a run's messages faster
   than a Python SUB reads them, and a node drops (and counts) what a SUB is more than
   `pub_hwm` behind on; the workloads through `zdps bench --json`, whose publisher puts
-  1,024 messages in a frame (`publish_stream`'s default) when it runs unpaced. zdps-1: publisher
-  and subscribers on one node. zdps-3: publisher on A, the topic owned by B and
+  1,024 messages in a frame (`publish_stream`'s default) when it runs unpaced.
+  zdps-1: publisher and subscribers on one node. zdps-3: publisher on A, the topic owned by B and
   replicated to A (R = 1, the default), the subscriber on C, a raw Python SUB on C's
   local PUB (zdps bench's own loop: plain receives of the three frames); fan-out
   subscribers spread round-robin over A, B and C. The other zdps-3 rows use the same

@@ -65,10 +65,9 @@ def unpack_batch(blob: bytes, n: int, limit: int = -1) -> list[bytes]:
     return payloads
 
 
-def check_batch(blob: bytes, n: int, limit: int) -> None:
+def check_batch(blob: bytes, n: int, limit: int = -1) -> None:
     """ProtocolError unless ``blob`` is an array of ``n`` bin payloads of at most
-    ``limit`` bytes each: what ``unpack_batch`` says, without unpacking."""
-    assert limit >= 0
+    ``limit`` bytes each (-1: any): what ``unpack_batch`` says, without unpacking."""
     if compiled is None:
         unpack_batch(blob, n, limit)
         return
@@ -77,7 +76,7 @@ def check_batch(blob: bytes, n: int, limit: int) -> None:
     except ValueError as exc:
         unpack_batch(blob, n)  # its words for what is wrong
         raise malformed(str(exc)) from None
-    if largest > limit:
+    if 0 <= limit < largest:
         raise ProtocolError(E_TOO_LARGE, f"a payload is {largest} bytes, the limit is {limit}")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from zdps.wire.batches import MAX_BATCH
+from zdps.wire.batches import MAX_BATCH, check_batch
 from zdps.wire.codec import EntryList, NodeMessage, need_int
 from zdps.wire.errors import malformed
 from zdps.wire.limits import MAX_HISTORY, MAX_HISTORY_TTL, MAX_HOPS, U64
@@ -273,6 +273,8 @@ class Handoff(EntryList):
             for e in stored
         ):
             raise malformed("handoff entries hold [epoch, seq, n, batch, age]")
+        for _epoch, _seq, n, batch, _age in stored:
+            check_batch(batch, n)  # kept as history: it must unpack when handed out
         return HandoffEntry(topic, retention, stored)
 
 

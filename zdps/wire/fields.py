@@ -6,7 +6,10 @@ give each field's wire type (``str``, ``bytes`` as bin, ``int`` as 0 to 2**64 - 
 narrow an int. From that one declaration come the shape the spec writes
 (docs/PROTOCOL.md §3.3) and the check itself. The check is compiled into one
 expression, as ``collections.namedtuple`` builds its methods: it runs once per entry
-per hop, so it must cost a few type tests and no calls.
+per hop, so it must cost a few type tests and no calls, but one: an entry with an ``n``
+and a ``batch`` has the batch's shape checked at C speed (``check_batch``), so that no
+hop stores or passes on a batch that is not ``n`` bin payloads (a faulty or hostile
+peer's): history hands its batches out again, long after they came.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from zdps.wire.batches import check_batch
 from zdps.wire.errors import malformed
 from zdps.wire.limits import U64
 
@@ -69,12 +73,18 @@ def entry_check(
     )
     length = f"{least} <= len(raw) <= {len(names)}" if defaults else f"len(raw) == {least}"
     result = "raw" if in_place else "_new(_entry, raw)"
+    batch = (
+        f"        _batch(raw[{names.index('batch')}], raw[{names.index('n')}])\n"
+        if "batch" in names and "n" in names
+        else ""
+    )
     source = (
         "def check(raw):\n"
         f"    if type(raw) is not list or not {length}:\n"
         "        raise malformed(_why)\n"
         f"{fills}"
         f"    if {' and '.join(tests)}:\n"
+        f"{batch}"
         f"        return {result}\n"
         "    raise malformed(_why)\n"
     )
@@ -82,6 +92,7 @@ def entry_check(
         f", {name} {low} to {high - 1}" for name, (low, high) in ranges.items()
     )
     namespace: dict[str, Any] = {"malformed": malformed, "_new": tuple.__new__, "_entry": entry}
+    namespace["_batch"] = check_batch
     namespace["_why"] = why + "".join(f", {n} one of {c}" for n, c in choices.items())
     exec(source, namespace)  # built from the declaration above, never from input
     return namespace["check"]

@@ -20,6 +20,9 @@ import zdps.daemon.loop as loop
 from zdps.bench_workers import STAMP
 from zdps_cli.main import cli
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from peers.common import percentiles_us
+
 BIN8_64 = b"\xc4\x40"  # msgpack's bin 8 header of a 64-byte payload
 _run = loop.Daemon.run
 
@@ -31,14 +34,6 @@ def _stamp(frame: bytes) -> int | None:
         return None
     sent = STAMP.unpack_from(frame, at + 2)[0]
     return sent if 0 < time.monotonic_ns() - sent < 10**9 else None
-
-
-def _summary(samples: list[int]) -> dict[str, Any]:
-    samples.sort()
-    if not samples:
-        return {"frames": 0}
-    pick = lambda q: round(samples[min(len(samples) - 1, int(len(samples) * q))] / 1000, 1)  # noqa: E731
-    return {"frames": len(samples), "p50_us": pick(0.5), "p90_us": pick(0.9)}
 
 
 def run(self: loop.Daemon) -> int:
@@ -74,7 +69,7 @@ def run(self: loop.Daemon) -> int:
     finally:
         path = os.path.join(os.environ["ZDPS_HOPS_DIR"], f"{self.config.node_id}.json")
         with open(path, "w") as out:
-            json.dump({"handled": _summary(handled), "sent_on": _summary(flushed)}, out)
+            json.dump({"handled": percentiles_us(handled), "sent_on": percentiles_us(flushed)}, out)
 
 
 if __name__ == "__main__":

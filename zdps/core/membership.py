@@ -323,7 +323,7 @@ class Membership:
         if endpoint is not None and accused:  # refuted to every alive peer, and the accuser
             actions = self._probe_message(node, message, now)
             alive = probes.Alive(self.node, self.incarnation, self.detector.version)
-            return [*actions, Send(endpoint, alive, True)]
+            return [*actions, Send(endpoint, alive, probe=True)]
         return []
 
     def _on_stranger_ping(

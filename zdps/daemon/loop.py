@@ -262,7 +262,7 @@ class Daemon:
             drained = True
         if drained:  # what the drains read leaves before the rest of the turn
             self._flush()
-        later = now >= deadline  # the timers add to the outbox, and so do the below
+        later = False  # whether what follows the drains added to the outbox
         for sock, pub in self.pubs.items():
             if sock in ready:
                 pub.drain(now)
@@ -283,6 +283,7 @@ class Daemon:
             later = True
         if now >= deadline:
             core.tick(now)
+            later = True
         if later or not drained:
             self._flush()
         if self.debug is not None:

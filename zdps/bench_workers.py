@@ -19,7 +19,7 @@ import msgpack
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zdps.client.protocol import Batch
+from zdps.client.protocol import FLUSH, Batch
 from zdps.client.recovery import Gap
 from zdps.wire import message_header
 
@@ -204,7 +204,11 @@ def publisher(config: BenchConfig, index: int, start, out) -> None:
 
     Unpaced, the messages of one batch share one payload, stamped once when the batch
     is made (its messages leave together), and go to the client as one run (a list of
-    payloads: no work per message); paced, each message is stamped on its own.
+    payloads: no work per message). Paced, each message is stamped on its own, and
+    FLUSH goes to the client before each wait, as ``publish_many`` asks of a source
+    that blocks: what is due leaves then, in one frame when the publisher ran late,
+    instead of waiting in a frame until ``batch`` messages filled it (at 50,000 msg/s
+    and 1,024 a frame, 20 ms).
     """
     from zdps.client.sync import Client
 
@@ -212,7 +216,7 @@ def publisher(config: BenchConfig, index: int, start, out) -> None:
     padding = b"\x00" * max(0, config.size - STAMP.size)
     start.wait()
     began = time.monotonic()
-    batch = 1 if config.rate and config.rate < 50_000 else config.batch
+    batch = config.batch
     interval = 1 / config.rate if config.rate else 0.0
     topic = config.topic
     sent = 0
@@ -232,6 +236,7 @@ def publisher(config: BenchConfig, index: int, start, out) -> None:
             if interval:
                 due = began + sent * interval
                 if due > now:
+                    yield FLUSH
                     time.sleep(due - now)  # never spin: the cores belong to the nodes
                     continue
                 size = 1

@@ -48,7 +48,9 @@ METHOD = """\
   `--pub-hwm 1000000` (default 100,000): the cluster delivers a run's messages faster
   than a Python SUB reads them, and a node drops (and counts) what a SUB is more than
   `pub_hwm` behind on; the workloads through `zdps bench --json`, whose publisher puts
-  1,024 messages in a frame (`publish_stream`'s default) when it runs unpaced.
+  1,024 messages in a frame (`publish_stream`'s default) when it runs unpaced; paced,
+  it yields `zdps.FLUSH` before each wait, so a message leaves when due (with those
+  also due, when it ran late), not once a frame is full.
   zdps-1: publisher and subscribers on one node. zdps-3: publisher on A, the topic owned by B and
   replicated to A (R = 1, the default), the subscriber on C, a raw Python SUB on C's
   local PUB (zdps bench's own loop: plain receives of the three frames); fan-out

@@ -81,7 +81,8 @@ from zdps_cli.options import (
     type=click.IntRange(min=1),
     default=STREAM_BATCH,
     show_default=True,
-    help="Messages per frame from a publisher at full speed.",
+    help="Messages per frame at most; with --rate, what is due when the publisher waits "
+    "leaves then, one message or more.",
 )
 @click.option(
     "--window",

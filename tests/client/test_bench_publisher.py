@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import ClassVar
 
 import pytest
 
+import zdps.bench_workers
 import zdps.client.sync
 from zdps.bench_workers import publisher
 from zdps.benchmark import BenchConfig
 from zdps.client.protocol import FLUSH
 
 pytestmark = pytest.mark.timeout(30)
+
+
+SLEEP = "sleep"  # noted among the items where the publisher waited
 
 
 class FakeClient:
@@ -26,9 +31,11 @@ class FakeClient:
         FakeClient.streams.append(self.items)
 
     def publish_stream(self, messages, window: int, batch: int, ack: str):
-        self.items.extend(messages)
-        runs = [data for item in self.items if item is not FLUSH for data in item[1:]]
-        count = sum(len(data) if type(data) is list else 1 for data in runs)
+        count = 0
+        for item in messages:
+            self.items.append(item)
+            if item is not FLUSH:
+                count += len(item[1]) if type(item[1]) is list else 1
         return type("StreamResult", (), {"acked": count, "failures": []})()
 
     def publish_many(self, messages, ack: bool, batch: int):
@@ -42,6 +49,13 @@ class FakeClient:
 def run(monkeypatch, **config) -> tuple[list, dict]:
     FakeClient.streams = []
     monkeypatch.setattr(zdps.client.sync, "Client", FakeClient)
+    sleep = time.sleep
+
+    def noted_sleep(seconds: float) -> None:
+        FakeClient.streams[-1].append(SLEEP)
+        sleep(seconds)
+
+    monkeypatch.setattr(zdps.bench_workers.time, "sleep", noted_sleep)
     start, out = threading.Event(), queue.Queue()
     start.set()
     publisher(BenchConfig(["tcp://127.0.0.1:1"], [], **config), 0, start, out)
@@ -50,15 +64,15 @@ def run(monkeypatch, **config) -> tuple[list, dict]:
 
 @pytest.mark.parametrize("ack", ["owner", "none"])
 def test_a_paced_publisher_flushes_before_each_wait(monkeypatch, ack) -> None:
-    """Each message is due 10 ms after the one before: it leaves before the publisher
-    waits for the next, not once a frame of STREAM_BATCH messages is full."""
-    items, result = run(monkeypatch, count=20, rate=100, ack=ack)
-    messages = [item for item in items if item is not FLUSH]
-    assert len(messages) == result["sent"] == 20
+    """What is due leaves before the publisher waits for the next message, not once a
+    frame of STREAM_BATCH messages is full."""
+    items, result = run(monkeypatch, count=50, rate=1000, ack=ack)
+    messages = [item for item in items if item not in (FLUSH, SLEEP)]
+    assert len(messages) == result["sent"] == 50
     assert all(type(data) is bytes for _topic, data in messages), "one message at a time"
-    waits = [i for i, item in enumerate(items) if item is FLUSH]
-    assert len(waits) >= 19, "a FLUSH before every wait"
-    assert all(items[i - 1] is not FLUSH for i in waits[1:]), "a message between two waits"
+    waits = [i for i, item in enumerate(items) if item is SLEEP]
+    assert waits, "a paced publisher waits"
+    assert all(items[i - 1] is FLUSH for i in waits), "a FLUSH before every wait"
 
 
 def test_an_unpaced_publisher_hands_over_whole_runs(monkeypatch) -> None:

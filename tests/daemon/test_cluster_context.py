@@ -4,7 +4,9 @@ node at about 500 peers, two links each."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -50,3 +52,22 @@ def test_a_context_whose_sockets_are_closed_terminates() -> None:
     ctx = cluster_context(10)
     ctx.socket(zmq.DEALER).close(linger=0)
     assert term_within(ctx, 5.0)
+
+
+def _io_threads() -> set[int]:
+    tasks = Path("/proc/self/task")
+    return {int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("ZMQbg/IO")}
+
+
+def test_its_io_thread_does_not_preempt_the_loop_that_wakes_it() -> None:
+    """SCHED_BATCH: a woken batch thread waits for the loop's turn to end (or a core)."""
+    before = _io_threads()
+    ctx = cluster_context(10)
+    sock = ctx.socket(zmq.DEALER)  # libzmq starts its threads with the first socket
+    try:
+        started = _io_threads() - before
+        assert started
+        assert {os.sched_getscheduler(tid) for tid in started} == {os.SCHED_BATCH}
+    finally:
+        sock.close(linger=0)
+        ctx.term()

@@ -1,6 +1,7 @@
 """The daemon's ZeroMQ context takes a socket per link to every peer it may hold
 (zdps/daemon/links.py ``cluster_context``): libzmq's default of 1,023 sockets stopped a
-node at about 500 peers, two links each."""
+node at about 500 peers, two links each. Its IO thread runs SCHED_BATCH where a thread
+may."""
 
 from __future__ import annotations
 
@@ -68,6 +69,27 @@ def test_its_io_thread_does_not_preempt_the_loop_that_wakes_it() -> None:
         started = _io_threads() - before
         assert started
         assert {os.sched_getscheduler(tid) for tid in started} == {os.SCHED_BATCH}
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+
+
+def test_where_no_thread_may_run_sched_batch_the_io_thread_keeps_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libzmq aborts the process if its IO thread cannot take the policy it was given."""
+
+    def refused(*_args: object) -> None:
+        raise PermissionError("sched_setscheduler: not here")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    before = _io_threads()
+    ctx = cluster_context(10)
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        started = _io_threads() - before
+        assert started
+        assert {os.sched_getscheduler(tid) for tid in started} == {os.SCHED_OTHER}
     finally:
         sock.close(linger=0)
         ctx.term()

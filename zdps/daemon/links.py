@@ -198,8 +198,25 @@ def cluster_context(max_peers: int) -> zmq.Context:
     at 1,000 msg/s; bench/README.md has the figures)."""
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, 4 * max_peers + 256)
-    ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_BATCH)
+    if _batch_allowed():
+        ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_BATCH)
     return ctx
+
+
+def _batch_allowed() -> bool:
+    """Whether a thread of this process may take SCHED_BATCH: libzmq aborts the process
+    when its IO thread cannot take the policy it was given (not Linux, a sandbox)."""
+    allowed = []
+
+    def probe() -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # this thread only
+            allowed.append(True)
+
+    thread = threading.Thread(target=probe, name="zdps-sched-probe")
+    thread.start()
+    thread.join()
+    return bool(allowed)
 
 
 def term_within(ctx: zmq.Context, seconds: float = SHUTDOWN_LINGER_MS / 1000 + TERM_SLACK) -> bool:

@@ -55,23 +55,33 @@ def test_a_context_whose_sockets_are_closed_terminates() -> None:
     assert term_within(ctx, 5.0)
 
 
-def _io_threads() -> set[int]:
+def _io_thread_policies(max_peers: int) -> set[int]:
+    """The scheduling policies of the IO threads a new cluster context starts."""
     tasks = Path("/proc/self/task")
-    return {int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("ZMQbg/IO")}
+
+    def io_threads() -> set[int]:
+        return {
+            int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("ZMQbg/IO")
+        }
+
+    before = io_threads()
+    ctx = cluster_context(max_peers)
+    sock = ctx.socket(zmq.DEALER)  # libzmq starts its threads with the first socket
+    try:
+        # An IO thread takes its policy, then its name, once it runs: wait for the name.
+        deadline = time.monotonic() + 10
+        while not (started := io_threads() - before):
+            assert time.monotonic() < deadline, "no IO thread started"
+            time.sleep(0.001)
+        return {os.sched_getscheduler(tid) for tid in started}
+    finally:
+        sock.close(linger=0)
+        ctx.term()
 
 
 def test_its_io_thread_does_not_preempt_the_loop_that_wakes_it() -> None:
     """SCHED_BATCH: a woken batch thread waits for the loop's turn to end (or a core)."""
-    before = _io_threads()
-    ctx = cluster_context(10)
-    sock = ctx.socket(zmq.DEALER)  # libzmq starts its threads with the first socket
-    try:
-        started = _io_threads() - before
-        assert started
-        assert {os.sched_getscheduler(tid) for tid in started} == {os.SCHED_BATCH}
-    finally:
-        sock.close(linger=0)
-        ctx.term()
+    assert _io_thread_policies(10) == {os.SCHED_BATCH}
 
 
 def test_where_no_thread_may_run_sched_batch_the_io_thread_keeps_the_default(
@@ -83,13 +93,4 @@ def test_where_no_thread_may_run_sched_batch_the_io_thread_keeps_the_default(
         raise PermissionError("sched_setscheduler: not here")
 
     monkeypatch.setattr(os, "sched_setscheduler", refused)
-    before = _io_threads()
-    ctx = cluster_context(10)
-    sock = ctx.socket(zmq.DEALER)
-    try:
-        started = _io_threads() - before
-        assert started
-        assert {os.sched_getscheduler(tid) for tid in started} == {os.SCHED_OTHER}
-    finally:
-        sock.close(linger=0)
-        ctx.term()
+    assert _io_thread_policies(10) == {os.SCHED_OTHER}

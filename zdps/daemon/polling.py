@@ -19,6 +19,7 @@ from zmq.backend import zmq_poll
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
 DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up
 _get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: IntFlag's & is slow
 
 
 class PollSet:
@@ -54,7 +55,7 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
         yield recv(zmq.NOBLOCK)
     except zmq.Again:
         return
-    if not _get(sock, zmq.EVENTS) & zmq.POLLIN:
+    if not _get(sock, _EVENTS) & _POLLIN:
         return
     for _ in range(DRAIN_LIMIT - 1):
         if time.monotonic() > until:
@@ -67,7 +68,7 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
 
 def readable(sock: zmq.Socket) -> bool:
     """Whether a message waits on ``sock`` (its EVENTS: cheaper than a poll)."""
-    return bool(_get(sock, zmq.EVENTS) & zmq.POLLIN)
+    return bool(_get(sock, _EVENTS) & _POLLIN)
 
 
 def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, zmq.Frame | None]]:

@@ -16,11 +16,13 @@ WORKLOADS = {
     # name: (node ids, publisher's node, subscriber's node, the topic's owner)
     "one": (["A"], "A", "A", "A"),
     "three": (["A", "B", "C"], "A", "C", "B"),
+    "repl": (["A", "B", "C"], "A", "C", "B"),
     "lat1k": (["A", "B", "C"], "A", "C", "B"),
     "lat10k": (["A", "B", "C"], "A", "C", "B"),
 }
 DEFAULT_WORKLOADS = ("one", "three")
 RATES = {"lat1k": 1_000, "lat10k": 10_000}  # fixed-rate workloads: their msgs/s
+ACKS = {"repl": "replicated"}  # workloads whose publisher waits for more than the owner
 LATENCY_SECONDS = 5.0  # a fixed-rate run sends for this long, whatever --count says
 RETRIES = 3  # with --max-others: how many times a pair may be run again
 
@@ -51,6 +53,7 @@ def run_one(
             topic=topic,
             count=count,
             rate=rate,
+            ack=ACKS.get(workload, "owner"),
             size=SIZE,
             timeout=60 + count / 2_000,
             log_dir=log_dir,

@@ -63,6 +63,7 @@ def run_bench(
     size: int,
     timeout: float,
     rate: float = 0,
+    ack: str = "owner",
     log_dir: Path,
     name: str,
 ) -> tuple[dict[str, Any], dict[str, float]]:
@@ -78,6 +79,7 @@ def run_bench(
         "--size", str(size),
         "--count", str(count),
         "--rate", str(rate),
+        "--ack", ack,
     ]  # fmt: skip
     return cpu.bench_process(
         args,

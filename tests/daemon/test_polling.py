@@ -10,7 +10,8 @@ import pytest
 import zmq
 
 from zdps.daemon import polling
-from zdps.daemon.polling import PollSet, drain, readable, routed
+from zdps.daemon.polling import PollSet, drain, routed
+from zdps.readiness import readable
 
 pytestmark = pytest.mark.timeout(30)
 

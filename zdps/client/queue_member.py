@@ -26,12 +26,12 @@ from zdps.client.sockets import (
     IDLE_CHECK,
     Reconnects,
     ms,
-    readable,
     send_now,
     without_asyncio,
 )
 from zdps.client.subscription import SubscribePlan
 from zdps.keys import CurveClient
+from zdps.readiness import readable
 from zdps.socket_monitor import unwatch, watch, watched_socket
 from zdps.wire import E_TIMEOUT, decode_api
 from zdps.wire.answers import Reply, Share, decode_answer, error_fields

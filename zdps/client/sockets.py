@@ -28,14 +28,6 @@ IDLE_CHECK = 0.25  # seconds without a delivery after which a subscription check
 CONNECT_CHECK = 1.0  # seconds ``check_node`` waits to learn whether a node answers
 _get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
 _RCVMORE = zmq.RCVMORE
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: IntFlag's & is slow
-
-
-def readable(sock: zmq.Socket) -> bool:
-    """Whether a receive would succeed now, from the socket's EVENTS: a receive that
-    fails costs several times as much (pyzmq builds a ``zmq.Again`` for it), and a
-    loop that drains after every frame it sends mostly finds nothing."""
-    return bool(_get(sock, _EVENTS) & _POLLIN)
 
 
 def ms(seconds: float) -> int:

@@ -30,7 +30,6 @@ from zdps.client.sockets import (
     ms,
     open_dealer,
     open_sub,
-    readable,
     send_now,
     set_up,
 )
@@ -38,6 +37,7 @@ from zdps.client.steps import Dial, Drain, Emit, Filter, Operation, Send, Sleep,
 from zdps.client.subscription import SubscribePlan
 from zdps.client.sync_subscription import Subscription
 from zdps.keys import client_keys
+from zdps.readiness import readable
 from zdps.wire import api
 from zdps.wire.api import Delete, Members, Status
 

@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import zmq
-from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll
+
+from zdps.readiness import readable
 
 DRAIN_LIMIT = 4096  # frames taken from one socket per wake-up before looking at the others
 DRAIN_BUDGET = 0.05  # seconds spent on one socket per wake-up
-_get = _BackendSocket.get  # getsockopt without pyzmq's enum conversion (half the cost)
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: IntFlag's & is slow
 
 
 class PollSet:
@@ -55,7 +54,7 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
         yield recv(zmq.NOBLOCK)
     except zmq.Again:
         return
-    if not _get(sock, _EVENTS) & _POLLIN:
+    if not readable(sock):
         return
     for _ in range(DRAIN_LIMIT - 1):
         if time.monotonic() > until:
@@ -64,11 +63,6 @@ def drain(sock: zmq.Socket, recv: Callable[[int], Any]) -> Iterator[Any]:
             yield recv(zmq.NOBLOCK)
         except zmq.Again:
             return
-
-
-def readable(sock: zmq.Socket) -> bool:
-    """Whether a message waits on ``sock`` (its EVENTS: cheaper than a poll)."""
-    return bool(_get(sock, _EVENTS) & _POLLIN)
 
 
 def routed(sock: zmq.Socket) -> Callable[[int], tuple[bytes, zmq.Frame | None]]:

@@ -261,9 +261,12 @@ class Daemon:
                 self._flush()
             self._drain_routed(self.api, self._client_message, now)
             drained = True
-        if drained:  # what the drains read leaves before the rest of the turn
+        ticked = now >= deadline  # after the drains (a timeout sees what came in), and
+        if ticked:  # before their flush: one flush carries both
+            core.tick(now)
+        if drained or ticked:  # what the drains read leaves before the rest of the turn
             self._flush()
-        later = False  # whether what follows the drains added to the outbox
+        later = False  # whether what follows added to the outbox
         for sock, pub in self.pubs.items():
             if sock in ready:
                 pub.drain(now)
@@ -282,10 +285,7 @@ class Daemon:
         for endpoint, answer in self.links.connection_news(ready):
             core.seed_connection(endpoint, answer)
             later = True
-        if now >= deadline:
-            core.tick(now)
-            later = True
-        if later or not drained:
+        if later or not (drained or ticked):
             self._flush()
         if self.debug is not None:
             self.debug.turn(ready, lambda: core.status(now), now)

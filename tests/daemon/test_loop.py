@@ -11,11 +11,14 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import time
 
 import pytest
+import zmq
 
 from zdps.daemon.config import Config
 from zdps.daemon.loop import Daemon
+from zdps.readiness import readable
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -69,3 +72,29 @@ def test_a_protocol_error_is_bad_input_not_an_end(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(node.core, "tick", tick)
     assert node.run() == 0
     assert node.core.errors == {"malformed": 3}
+
+
+def test_a_turn_that_drained_frames_and_whose_timers_are_due_flushes_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The timers run after the drains (a timeout sees what came in) and before their
+    flush, so one flush carries out both."""
+    node = daemon()
+    peer = node.ctx.socket(zmq.DEALER)
+    try:
+        peer.connect(node.config.cluster)
+        peer.send(b"\xc1 not msgpack")  # bad input: counted, and enough to drain
+        until = time.monotonic() + 10
+        while not readable(node.cluster):
+            assert time.monotonic() < until, "the frame never reached the cluster socket"
+            node.cluster.poll(50)
+        calls: list[str] = []
+        monkeypatch.setattr(node.core, "next_deadline", lambda: 0.0)  # the timers are due
+        monkeypatch.setattr(node.core, "tick", lambda now: calls.append("tick"))
+        monkeypatch.setattr(node, "_flush", lambda: calls.append("flush"))
+        node._turn()
+        assert node.core.errors == {"malformed": 1}
+        assert calls == ["tick", "flush"]
+    finally:
+        peer.close(linger=0)
+        node.close()

@@ -122,7 +122,22 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "other_load": busy[:8],
+        "idle": idle_states(),
     }
+
+
+def idle_states() -> str:
+    """How this machine's idle CPUs wait, which sets what a wake-up costs: on a KVM guest
+    whose vCPUs halt at once, each one goes through the hypervisor (docs/DEPLOY.md §8)."""
+    cpuidle = Path("/sys/devices/system/cpu/cpuidle")
+    try:
+        driver = (cpuidle / "current_driver").read_text().strip()
+    except OSError:
+        return "unknown (no cpuidle in /sys)"
+    poll = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    with contextlib.suppress(OSError):
+        return f"{driver}, guest_halt_poll_ns {poll.read_text().strip()}"
+    return driver
 
 
 def versions(ctx: Context) -> dict[str, str]:

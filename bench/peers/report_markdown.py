@@ -266,6 +266,8 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         f"- {m['nproc']} CPUs: {m['cpu']}; RAM {m['ram_gib']:.1f} GiB; Linux {m['kernel']}",
         f"- load average at start {m['load_start']}, at end {m['load_end']}",
     ]
+    if m.get("idle"):
+        out.append(f"- idle CPUs (cpuidle driver): {m['idle']} (docs/DEPLOY.md §8)")
     if m.get("other_load"):
         out.append(
             "- other processes busy on the machine at the start (not part of this run): "

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import zmq
 
+from tests.sockets import until_readable
 from zdps.readiness import readable
 
 pytestmark = pytest.mark.timeout(30)
@@ -20,10 +19,7 @@ def test_a_socket_is_readable_while_a_message_waits_and_only_then() -> None:
         push.connect("inproc://readiness")
         assert not readable(pull)
         push.send(b"one")
-        deadline = time.monotonic() + 10
-        while not readable(pull):
-            assert time.monotonic() < deadline, "the message never showed"
-            pull.poll(10)
+        until_readable(pull, "the message never showed")
         assert readable(pull)  # asking again takes nothing
         assert pull.recv() == b"one"
         assert not readable(pull)

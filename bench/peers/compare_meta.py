@@ -140,6 +140,11 @@ def idle_states() -> str:
     return driver
 
 
+def idle_line(states: str) -> str:
+    """How RESULTS.md and bench/hops say it."""
+    return f"idle CPUs (cpuidle driver): {states} (docs/DEPLOY.md §8)"
+
+
 def versions(ctx: Context) -> dict[str, str]:
     """The version of every component measured, so a run can be reproduced."""
     import importlib.metadata as md

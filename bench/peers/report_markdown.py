@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .compare_meta import idle_line
 from .report import CPU_KEYS, ZDPS, figure
 
 SYSTEM_LABELS = {
@@ -267,7 +268,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         f"- load average at start {m['load_start']}, at end {m['load_end']}",
     ]
     if m.get("idle"):
-        out.append(f"- idle CPUs (cpuidle driver): {m['idle']} (docs/DEPLOY.md §8)")
+        out.append(f"- {idle_line(m['idle'])}")
     if m.get("other_load"):
         out.append(
             "- other processes busy on the machine at the start (not part of this run): "

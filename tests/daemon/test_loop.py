@@ -11,14 +11,13 @@ from __future__ import annotations
 import io
 import logging
 import socket
-import time
 
 import pytest
 import zmq
 
+from tests.sockets import until_readable
 from zdps.daemon.config import Config
 from zdps.daemon.loop import Daemon
-from zdps.readiness import readable
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -84,10 +83,7 @@ def test_a_turn_that_drained_frames_and_whose_timers_are_due_flushes_once(
     try:
         peer.connect(node.config.cluster)
         peer.send(b"\xc1 not msgpack")  # bad input: counted, and enough to drain
-        until = time.monotonic() + 10
-        while not readable(node.cluster):
-            assert time.monotonic() < until, "the frame never reached the cluster socket"
-            node.cluster.poll(50)
+        until_readable(node.cluster, "the frame never reached the cluster socket")
         calls: list[str] = []
         monkeypatch.setattr(node.core, "next_deadline", lambda: 0.0)  # the timers are due
         monkeypatch.setattr(node.core, "tick", lambda now: calls.append("tick"))

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
+from tests.sockets import until_readable
 from zdps.daemon import polling
 from zdps.daemon.polling import PollSet, drain, routed
 from zdps.readiness import readable
@@ -28,13 +29,6 @@ def pair() -> Iterator[tuple[zmq.Socket, zmq.Socket]]:
     ctx.destroy(linger=0)
 
 
-def _until_readable(sock: zmq.Socket, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not readable(sock):
-        assert time.monotonic() < deadline, "nothing arrived"
-        sock.poll(10)
-
-
 def test_the_poll_set_reports_what_is_ready_and_forgets_what_is_unregistered(pair) -> None:
     router, dealer = pair
     polls = PollSet()
@@ -52,7 +46,7 @@ def test_a_drain_takes_what_is_queued_and_stops_without_a_failing_receive(pair) 
     router, dealer = pair
     for n in range(5):
         dealer.send(b"%d" % n)
-    _until_readable(router)
+    until_readable(router)
     deadline = time.monotonic() + 10
     got: list[bytes] = []
     while len(got) < 5 and time.monotonic() < deadline:
@@ -67,7 +61,7 @@ def test_a_drain_stops_at_its_limit_so_other_sockets_get_their_turn(pair, monkey
     monkeypatch.setattr(polling, "DRAIN_LIMIT", 3)
     for n in range(5):
         dealer.send(b"%d" % n)
-    _until_readable(router)
+    until_readable(router)
     assert [frame.bytes for _, frame in drain(router, routed(router))] == [b"0", b"1", b"2"]
     assert readable(router)  # the rest waits for the next turn
 
@@ -76,7 +70,7 @@ def test_a_message_of_more_than_one_body_frame_is_read_whole_and_given_as_none(p
     router, dealer = pair
     dealer.send_multipart([b"a", b"b", b"c"])
     dealer.send(b"next")
-    _until_readable(router)
+    until_readable(router)
     receive = routed(router)
     assert receive(0) == (b"dealer", None)
     identity, frame = receive(0)

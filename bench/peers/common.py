@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import ctypes
 import json
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -130,6 +131,21 @@ def result(
 
 
 # ------------------------------------------------------------ child-process protocol
+
+
+def cpu_per_message(used: dict[str, float], published: int) -> dict[str, Any]:
+    """A run's `cpu_s` (CPU seconds per process) and `cpu_us_per_msg` (µs per message
+    published), each with `total`: every process on the data path, not `bench` (`zdps
+    bench`'s coordinator, which starts Python and waits: a cost per run)."""
+    used = used | {"total": sum(v for k, v in used.items() if k != "bench")}
+    per_message = {k: round(v * 1e6 / published, 3) for k, v in used.items()} if published else {}
+    return {"cpu_s": {k: round(v, 4) for k, v in used.items()}, "cpu_us_per_msg": per_message}
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU of this process so far, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ready(**info: Any) -> None:

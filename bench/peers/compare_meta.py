@@ -68,7 +68,9 @@ METHOD = """\
   carry no stamp).
 - CPU per message (zdps rows): utime + stime from /proc/PID/stat of each node over the
   run and of `zdps bench`'s processes (sampled while they run), the C SUB's own
-  getrusage, `zdps publish`'s from wait4; divided by the messages published.
+  getrusage, `zdps publish`'s from wait4; divided by the messages published. Raw pyzmq
+  rows (`raw-zmq`, `relay-4`): each process's own getrusage, and relay-4's relays' from
+  /proc, from READY to the result.
 - Order: for each repetition, each workload, each system (the system order rotates per
   repetition), so the systems share the same machine conditions."""
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from . import cpu, runner
-from .common import load_samples, result
+from .common import cpu_per_message, load_samples, result
 from .compare_context import Context, log
 
 PEER_MODULES = {
@@ -218,21 +218,14 @@ def _cpu_per_message(
     before: dict[str, float | None], after: dict[str, float | None], res: dict[str, Any]
 ) -> None:
     """Add the daemons' CPU to what the run's own processes used (`cpu_s`), and both per
-    message published (`cpu_us_per_msg`). Their `total` is the data path's: the nodes,
-    publisher and subscriber(s), not `zdps bench`'s coordinator, which spends its time
-    starting up and waiting."""
+    message published (`cpu_us_per_msg`)."""
     used: dict[str, float] = {}
     for node, start in before.items():
         end = after.get(node)
         if start is not None and end is not None:
             used[node] = end - start
     used.update(res.get("cpu_s") or {})
-    used["total"] = sum(v for k, v in used.items() if k != "bench")
-    messages = res.get("published") or 0
-    res["cpu_s"] = {k: round(v, 4) for k, v in used.items()}
-    res["cpu_us_per_msg"] = (
-        {k: round(v * 1e6 / messages, 3) for k, v in used.items()} if messages else {}
-    )
+    res.update(cpu_per_message(used, res.get("published") or 0))
 
 
 def run_one(ctx: Context, system: str, workload: str, rep: int) -> dict[str, Any]:

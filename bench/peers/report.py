@@ -12,6 +12,9 @@ from typing import Any
 WORKLOADS = ("tput64", "tput1k", "latency1k", "latency", "latency50k", "fanout", "stdin")
 LATENCY_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 ZDPS = ("zdps-1", "zdps-3", "zdps-3-batches", "zdps-3-csub", "zdps-3-repl")
+# Raw pyzmq: its processes report their own CPU too (peers.zmq_raw), so RESULTS.md shows
+# what the ceiling and relay-4, the floor of zdps-3's latency, cost per message.
+RAW = ("raw-zmq", "raw-zmq-batch", "relay-4")
 # Processes whose CPU a zdps run records, in the order RESULTS.md shows them.
 CPU_KEYS = ("S", "A", "B", "C", "pub", "sub", "sub1", "sub2", "bench", "total")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare_meta import idle_line
-from .report import CPU_KEYS, ZDPS, figure
+from .report import CPU_KEYS, RAW, ZDPS, figure
 
 SYSTEM_LABELS = {
     "raw-zmq": "raw pyzmq PUSH/PULL (ceiling)",
@@ -209,15 +209,15 @@ def _rss_table(runs: list[dict[str, Any]], workloads: list[str]) -> list[str]:
 
 
 def _cpu_table(summary: dict[str, dict[str, dict[str, Any]]], workloads: list[str]) -> list[str]:
-    """CPU µs per message published, per process, for every zdps row and workload."""
+    """CPU µs per message published, per process, for every zdps and raw pyzmq row."""
     rows = [
         (w, s, entry["cpu_us_per_msg"])
         for w in workloads
-        for s in ZDPS
+        for s in (*ZDPS, *RAW)
         if (entry := summary.get(w, {}).get(s)) and entry.get("ok") and entry.get("cpu_us_per_msg")
     ]
     if not rows:
-        return ["No zdps run recorded its CPU time."]
+        return ["No run recorded its CPU time."]
     keys = [k for k in CPU_KEYS if any(k in cpu for _, _, cpu in rows)]
     lines = [
         "| workload | system | " + " | ".join(CPU_LABELS[k] for k in keys) + " |",
@@ -303,7 +303,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         out.append(data["notes"].get(workload, ""))
         out.append("")
     out += [
-        "## CPU per message, per process (zdps)",
+        "## CPU per message, per process (zdps, and raw pyzmq beside it)",
         "",
         *_cpu_table(summary, workloads),
         "",
@@ -315,7 +315,10 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "Python and waits, a cost per run, not per message. /proc counts in ticks of "
         "10 ms, so a short run (`--quick`) rounds each figure by up to 10 ms ÷ messages. "
         "With `--subscribers 0` and the C SUB there is no zdps subscriber process; in "
-        "fan-out the subscribers hold 100 subscriptions in 2 processes.",
+        "fan-out the subscribers hold 100 subscriptions in 2 processes. raw pyzmq's "
+        "publisher and subscriber count their own CPU from READY to their result "
+        "(getrusage), and relay-4's relays theirs from /proc over the same span, in the "
+        "A, B and C columns: the places of zdps-3's nodes on the same path.",
         "",
         "## Daemon RSS (MiB: start of the first run → peak → end of the last run)",
         "",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import load_samples, result
+from .common import cpu_per_message, load_samples, result
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 # AUTOGROUP: every child gets a process group of its own (process_group=0: killed as
@@ -200,6 +200,11 @@ def run_peer(
         samples = load_samples([str(log_dir / f"sub{i}.lat") for i in range(len(subs))])
         extra = {k: v for k, v in pub_result.items() if k not in ("start_ns", "end_ns")}
         extra.pop("published", None)
+        used = extra.pop("cpu_s", None) or {}  # raw pyzmq and relay-4 report it (zmq_raw)
+        for r in sub_results:
+            used |= r.get("cpu_s") or {}
+        if used:
+            extra |= cpu_per_message(used, pub_result["published"])
         return result(
             published=pub_result["published"],
             received=received,

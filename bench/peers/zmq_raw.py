@@ -6,6 +6,10 @@
   "batched" figure: the ceiling for a data path that batches).
 - fan-out: `pub` binds an XPUB (XPUB_NODROP, so nothing is lost at the HWM) and waits
   until it has seen every subscription; `fsub` opens many SUB sockets in one process.
+
+`pub` and `sub` report the CPU they used from READY to their result (`cpu_s`), and `sub`
+that of the `helpers` it names (relay-4's relays), so that RESULTS.md can set the
+floor's CPU per message beside zdps's.
 """
 
 from __future__ import annotations
@@ -15,15 +19,47 @@ from typing import Any
 
 import zmq
 
-from .common import Receiving, deadlines, now_ns, padding, ready, report, stamp, tight_timers
+from . import cpu
+from .common import (
+    Receiving,
+    deadlines,
+    now_ns,
+    own_cpu_seconds,
+    padding,
+    ready,
+    report,
+    stamp,
+    tight_timers,
+)
 
 
 def _endpoint(cfg: dict[str, Any]) -> str:
     return f"tcp://127.0.0.1:{cfg['port']}"
 
 
-def sub(cfg: dict[str, Any], before_ready: Callable[[], None] | None = None) -> None:
-    """``before_ready``: what must be up, once the PULL is bound, before READY."""
+def _cpu_now(helpers: dict[str, int]) -> dict[str, float | None]:
+    return {"sub": own_cpu_seconds()} | {
+        name: cpu.cpu_seconds(pid) for name, pid in helpers.items()
+    }
+
+
+def _cpu_since(began: dict[str, float | None], helpers: dict[str, int]) -> dict[str, float]:
+    now = _cpu_now(helpers)
+    return {
+        name: end - start
+        for name, end in now.items()
+        if end is not None and (start := began.get(name)) is not None
+    }
+
+
+def sub(
+    cfg: dict[str, Any],
+    before_ready: Callable[[], None] | None = None,
+    helpers: dict[str, int] | None = None,
+) -> None:
+    """``before_ready``: what must be up, once the PULL is bound, before READY;
+    ``helpers``: processes (name -> pid) whose CPU is reported with this one's."""
+    helpers = helpers or {}
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.setsockopt(zmq.LINGER, 0)
@@ -34,6 +70,7 @@ def sub(cfg: dict[str, Any], before_ready: Callable[[], None] | None = None) -> 
     rx = Receiving(cfg, cfg["count"])
     if before_ready is not None:
         before_ready()
+    began = _cpu_now(helpers)
     ready()
     recv = sock.recv
     add = rx.samples.add
@@ -60,7 +97,7 @@ def sub(cfg: dict[str, Any], before_ready: Callable[[], None] | None = None) -> 
             received += n
             add(msg, last)  # the first payload of every batch
     rx.received, rx.first_ns, rx.last_ns = received, first, last
-    rx.finish(cfg)
+    rx.finish(cfg, cpu_s=_cpu_since(began, helpers))
     sock.close()
     ctx.term()
 
@@ -77,6 +114,7 @@ def pub(cfg: dict[str, Any]) -> None:
     if not sock.poll(10_000, zmq.POLLOUT):
         report({"published": 0, "start_ns": now_ns(), "end_ns": now_ns(), "error": "no peer"})
         return None
+    began = own_cpu_seconds()
     ready()
     pad = padding(cfg["size"])
     send = sock.send
@@ -95,7 +133,8 @@ def pub(cfg: dict[str, Any]) -> None:
     except zmq.Again:
         pass
     end = now_ns()
-    report({"published": published, "start_ns": start, "end_ns": end})
+    used = {"pub": own_cpu_seconds() - began}
+    report({"published": published, "start_ns": start, "end_ns": end, "cpu_s": used})
     sock.close()
     ctx.term()
     return None

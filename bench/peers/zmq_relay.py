@@ -6,7 +6,8 @@ no parsing): the same four hops and five processes as a publish from a client of
 A, through owner B, to a subscriber of node C, with nothing done at each hop. The
 subscriber is `zmq_raw.sub` on the run's port; the relays are started by it (so they
 end with it), each on a port of its own from `relay_ports`; the publisher is
-`zmq_raw.pub`, dialling the first relay.
+`zmq_raw.pub`, dialling the first relay. The relays' CPU is reported as A, B and C:
+the places of zdps's three nodes on the same path.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def sub(cfg: dict[str, Any]) -> None:
                 raise SystemExit("relay chain did not come up")
 
     try:
-        zmq_raw.sub(cfg, before_ready=chain_up)
+        places = {name: relay.pid for name, relay in zip("ABC", relays, strict=True)}
+        zmq_raw.sub(cfg, before_ready=chain_up, helpers=places)
     finally:
         for relay in relays:
             relay.terminate()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .compare_meta import idle_line
+from .compare_meta import idle_line, wake_line
 from .report import CPU_KEYS, RAW, ZDPS, figure
 
 SYSTEM_LABELS = {
@@ -269,6 +269,8 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
     ]
     if m.get("idle"):
         out.append(f"- {idle_line(m['idle'])}")
+    if m.get("wake_us"):
+        out.append(f"- {wake_line(m['wake_us'])}")
     if m.get("other_load"):
         out.append(
             "- other processes busy on the machine at the start (not part of this run): "

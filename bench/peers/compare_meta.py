@@ -66,7 +66,7 @@ METHOD = """\
   is connected and waits on its stdin (Python's start-up is not counted), into the C
   SUB on C; msgs/s from the first line written to the last receipt (no latency: lines
   carry no stamp).
-- CPU per message (zdps rows): utime + stime from /proc/PID/stat of each node over the
+- CPU per message, zdps rows: utime + stime from /proc/PID/stat of each node over the
   run and of `zdps bench`'s processes (sampled while they run), the C SUB's own
   getrusage, `zdps publish`'s from wait4; divided by the messages published. Raw pyzmq
   rows (`raw-zmq`, `relay-4`): each process's own getrusage, and relay-4's relays' from

@@ -15,7 +15,8 @@ ZDPS = ("zdps-1", "zdps-3", "zdps-3-batches", "zdps-3-csub", "zdps-3-repl")
 # Raw pyzmq: its processes report their own CPU too (peers.zmq_raw), so RESULTS.md shows
 # what the ceiling and relay-4, the floor of zdps-3's latency, cost per message.
 RAW = ("raw-zmq", "raw-zmq-batch", "relay-4")
-# Processes whose CPU a zdps run records, in the order RESULTS.md shows them.
+# Processes whose CPU a run records (zdps's and raw pyzmq's), in the order RESULTS.md
+# shows them: relay-4's relays stand in A, B and C.
 CPU_KEYS = ("S", "A", "B", "C", "pub", "sub", "sub1", "sub2", "bench", "total")
 
 

@@ -12,8 +12,10 @@ the places of zdps's three nodes on the same path.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-from typing import Any
+import time
+from typing import Any, NoReturn
 
 import zmq
 
@@ -22,10 +24,13 @@ from . import zmq_raw
 HOPS = 4  # publisher -> 3 relays -> subscriber
 
 
-def _relay(pull_port: int, push_port: int, up: Any) -> None:
+def _relay(pull_port: int, push_port: int, up: Any, work_us: float = 0) -> None:
     """Listen only once the next hop is connected, then say so (``up``): the chain is
     complete before the publisher starts, so no message waits for a reconnect (which
-    would show as a tail that is not the chain's)."""
+    would show as a tail that is not the chain's).
+
+    With ``work_us`` (bench/turns) the relay works like a node: each turn takes every
+    message waiting, spends ``work_us`` of CPU, then sends them all on."""
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.IMMEDIATE, 1)  # POLLOUT only once it is really connected
@@ -36,8 +41,25 @@ def _relay(pull_port: int, push_port: int, up: Any) -> None:
     pull.bind(f"tcp://127.0.0.1:{pull_port}")
     up.set()
     recv, send = pull.recv, push.send
+    if work_us:
+        _work_in_turns(recv, send, work_us / 1e6)
+    else:
+        while True:
+            send(recv())
+
+
+def _work_in_turns(recv: Any, send: Any, work: float) -> NoReturn:
+    clock = time.perf_counter
     while True:
-        send(recv())
+        turn = [recv()]
+        with contextlib.suppress(zmq.Again):
+            while True:
+                turn.append(recv(zmq.NOBLOCK))
+        until = clock() + work
+        while clock() < until:  # the turn's work: CPU, as a node's decoding and routing
+            pass
+        for message in turn:
+            send(message)
 
 
 def sub(cfg: dict[str, Any]) -> None:
@@ -45,8 +67,9 @@ def sub(cfg: dict[str, Any]) -> None:
     assert len(ports) == HOPS, ports
     fork = multiprocessing.get_context("fork")
     ups = [fork.Event() for _ in range(HOPS - 1)]
+    work = cfg.get("relay_work_us", 0)
     relays = [
-        fork.Process(target=_relay, args=(ports[i], ports[i + 1], ups[i]), daemon=True)
+        fork.Process(target=_relay, args=(ports[i], ports[i + 1], ups[i], work), daemon=True)
         for i in range(HOPS - 1)
     ]
     for relay in relays:

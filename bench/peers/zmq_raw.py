@@ -37,14 +37,14 @@ def _endpoint(cfg: dict[str, Any]) -> str:
     return f"tcp://127.0.0.1:{cfg['port']}"
 
 
-def _cpu_now(helpers: dict[str, int]) -> dict[str, float | None]:
-    return {"sub": own_cpu_seconds()} | {
-        name: cpu.cpu_seconds(pid) for name, pid in helpers.items()
-    }
+def _cpu_now(role: str, helpers: dict[str, int]) -> dict[str, float | None]:
+    """CPU seconds so far: this process's (as ``role``), and each helper's."""
+    return {role: own_cpu_seconds()} | {name: cpu.cpu_seconds(pid) for name, pid in helpers.items()}
 
 
-def _cpu_since(began: dict[str, float | None], helpers: dict[str, int]) -> dict[str, float]:
-    now = _cpu_now(helpers)
+def _cpu_since(began: dict[str, float | None], role: str, helpers: dict[str, int]) -> dict:
+    """What each process of ``began`` used since (``cpu_s`` of a result)."""
+    now = _cpu_now(role, helpers)
     return {
         name: end - start
         for name, end in now.items()
@@ -70,7 +70,7 @@ def sub(
     rx = Receiving(cfg, cfg["count"])
     if before_ready is not None:
         before_ready()
-    began = _cpu_now(helpers)
+    began = _cpu_now("sub", helpers)
     ready()
     recv = sock.recv
     add = rx.samples.add
@@ -97,7 +97,7 @@ def sub(
             received += n
             add(msg, last)  # the first payload of every batch
     rx.received, rx.first_ns, rx.last_ns = received, first, last
-    rx.finish(cfg, cpu_s=_cpu_since(began, helpers))
+    rx.finish(cfg, cpu_s=_cpu_since(began, "sub", helpers))
     sock.close()
     ctx.term()
 
@@ -114,7 +114,7 @@ def pub(cfg: dict[str, Any]) -> None:
     if not sock.poll(10_000, zmq.POLLOUT):
         report({"published": 0, "start_ns": now_ns(), "end_ns": now_ns(), "error": "no peer"})
         return None
-    began = own_cpu_seconds()
+    began = _cpu_now("pub", {})
     ready()
     pad = padding(cfg["size"])
     send = sock.send
@@ -133,7 +133,7 @@ def pub(cfg: dict[str, Any]) -> None:
     except zmq.Again:
         pass
     end = now_ns()
-    used = {"pub": own_cpu_seconds() - began}
+    used = _cpu_since(began, "pub", {})
     report({"published": published, "start_ns": start, "end_ns": end, "cpu_s": used})
     sock.close()
     ctx.term()

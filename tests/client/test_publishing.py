@@ -54,12 +54,22 @@ def shapes(frames: list[list]) -> list[list[tuple[int, str, list[bytes]]]]:
         entries = []
         for entry in frame[2]:
             # The default level travels only before ``lazy``, which a windowed publisher
-            # sets on every batch whose acks it wants (and only then).
-            assert len(entry) == (6 if entry[0] else 4), entry
+            # sets on a batch whose acks it wants and does not wait on next (see lazies).
+            assert len(entry) in ((4, 6) if entry[0] else (4,)), entry
             assert entry[4:] in ([], [LEVEL_OWNER, True]), entry
             ref, topic, n, batch = entry[:4]
             entries.append((ref, topic, unpack_batch(batch, n)))
         found.append(entries)
+    return found
+
+
+def lazies(frames: list[list]) -> list[bool]:
+    """Whether each publish frame's batches are ``lazy`` (all of a frame's alike)."""
+    found = []
+    for frame in frames:
+        marks = {bool(entry[5:6] and entry[5]) for entry in frame[2]}
+        assert len(marks) == 1, frame
+        found.append(marks.pop())
     return found
 
 
@@ -103,6 +113,40 @@ def test_publish_many_keeps_its_window_and_reads_nothing_beyond_it(session: Sess
     run.resume()
     assert run.done and [o.seq for o in run.emitted] == [20, 30, 31, 10, 50, 51]
     assert session.awaited == {}
+
+
+def test_publish_many_marks_lazy_only_what_it_does_not_wait_on_next(session: Session) -> None:
+    """A full frame with room left in the window is lazy: its acks may be paced. The
+    frame sent at a FLUSH (publish_many then waits for everything in flight) and the
+    last one are not: their acks come at once. Once the source yielded a FLUSH, a full
+    frame leaves when the next item is read, so that a FLUSH right after it makes it
+    one that is waited on."""
+    items = [("t", b"a"), ("t", b"b"), FLUSH, ("t", b"c"), ("t", b"d"), FLUSH]
+    items += [("t", b"e"), ("t", b"f"), ("t", b"g"), ("t", b"h")]
+    run = Run(publish_many(session, iter(items), True, window=6, batch=2, timeout=5.0))
+    first = run.sends()  # full before any FLUSH: sent at once, lazy
+    assert refs(first) == [[1, 2]] and lazies(first) == [True]
+    assert isinstance(run.step, Wait)  # at the FLUSH, for its acks
+    session.absorb(ack((1, 10, 1, 0, 2)))
+    run.resume()
+    held = run.sends()  # full, then a FLUSH: waited on
+    assert refs(held) == [[3, 4]] and lazies(held) == [False]
+    session.absorb(ack((3, 12, 1, 0, 2)))
+    run.resume()
+    frames = run.sends()  # full, then more: lazy; the last one: not
+    assert refs(frames) == [[5, 6], [7, 8]] and lazies(frames) == [True, False]
+    session.absorb(ack((5, 14, 1, 0, 4)))
+    run.resume()
+    assert run.done and len(run.emitted) == 8
+
+
+def test_the_frame_that_fills_the_window_is_not_lazy(session: Session) -> None:
+    run = Run(publish_many(session, counted(6, []), True, window=4, batch=2, timeout=5.0))
+    frames = run.sends()
+    assert refs(frames) == [[1, 2], [3, 4]] and lazies(frames) == [True, False]
+    steps = publish_stream(session, counted(6, []), window=4, batch=2, ack="owner", timeout=5)
+    frames = Run(steps).sends()
+    assert refs(frames) == [[5, 6], [7, 8]] and lazies(frames) == [True, False]
 
 
 def test_publish_many_counts_a_batch_being_filled_against_the_window(session: Session) -> None:

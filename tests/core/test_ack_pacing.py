@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.core.helpers import cluster, topic_owned_by
 from zdps.core.ack_pacing import ACK_PACE, AckPacing
+from zdps.core.acks import Routes
 from zdps.core.outbox import Outbox
 from zdps.wire import API_ACK, LEVEL_OWNER
 from zdps.wire.api import publish_entry
@@ -105,3 +106,34 @@ def test_a_stream_through_a_hop_gets_paced_acks_and_a_single_publish_does_not() 
     single = net.publish("a", topic, b"alone")  # waits on its ack: not lazy
     net.run_until_quiet()
     assert single in net.acks("a")  # without any time passing
+
+
+def test_what_goes_at_once_takes_the_held_acks_for_its_destination_ahead_of_it() -> None:
+    routes = Routes(endpoint)
+    routes.ack(Outbox(), (b"client", 1), 1, 1, 1, 1, lazy=True)  # the first goes at once
+    routes.pacing.release(0.0, Outbox())
+    routes.ack(Outbox(), (b"client", 2), 2, 1, 1, 1, lazy=True)
+    routes.ack(Outbox(), ("b", 7), 10, 2, 3, 4, lazy=True)
+    out = Outbox()
+    routes.ack(out, (b"client", 3), 3, 1, 1, 1)  # waited on: not lazy
+    assert out.clients == {b"client": [[API_ACK, [[2, 2, 1, 1, 2]]]]}  # one run, in order
+    refused = Outbox()
+    routes.refuse(refused, ("b", 8), "timeout", "late")
+    assert refused.peers[endpoint("b")][0] == Ack([[7, 10, 2, 3, 4]])  # ahead of the nack
+    assert len(routes.pacing) == 0
+
+
+def test_an_ack_waited_on_brings_the_paced_ones_back_through_a_hop_at_once() -> None:
+    """Lazy batches, then one the publisher waits on (it fills the window, or comes
+    before a FLUSH): every ack reaches the client without any time passing, although
+    both hops hold lazy ones."""
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    net.run_until_quiet()
+    frames_before = len(net.frames("a"))
+    for i in range(4):
+        entry = publish_entry(net.refs(1), topic, [b"%d" % i], LEVEL_OWNER, lazy=i < 3)
+        net.publish_batch("a", [entry])
+        net.run_until_quiet()
+    acks = [frame for frame in net.frames("a")[frames_before:] if frame[0] == API_ACK]
+    assert sum(n for frame in acks for *_, n in frame[1]) == 4

@@ -78,16 +78,18 @@ class PublishFrame:
     def full(self, batch: int) -> bool:
         return self.count >= batch or self.size >= FRAME_BYTES
 
-    def take(self, first_ref: int, level: int) -> bytes:
+    def take(self, first_ref: int, level: int, lazy: bool) -> bytes:
         """The ``pub`` frame of everything added, with refs from ``first_ref`` on (0:
         no acks), in order; the frame starts empty again.
 
-        Its batches are ``lazy``: a windowed publisher does not wait on one
-        acknowledgement alone, so the nodes may pace them (docs/PROTOCOL.md §7.4).
+        ``lazy``: the publisher does not wait on these acknowledgements before it goes
+        on, so the nodes may pace them (docs/PROTOCOL.md §7.4). A frame it waits on
+        right after sending is not lazy: its acks, and those held ahead of them, come
+        at once.
         """
         entries, ref = [], first_ref
         for topic, payloads in self.runs:
-            entries.append(publish_entry(ref, topic, payloads, level, lazy=True))
+            entries.append(publish_entry(ref, topic, payloads, level, lazy))
             if ref:
                 ref += len(payloads)
         self._reset()

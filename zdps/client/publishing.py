@@ -12,6 +12,14 @@ frame as a run at C speed: no work per message at all. A frame
 or 4 MiB, or at a ``FLUSH`` among the messages: the source has nothing more for now,
 so ``publish_many`` also waits for the outcomes of what is in flight, and reports them
 before it reads the source again.
+
+A frame's batches are ``lazy`` (docs/PROTOCOL.md §7.4: the nodes may pace their acks)
+unless the publisher waits on it right after sending: the frame that fills the window,
+the one sent at a FLUSH by ``publish_many``, and the last. Its acks then come at once
+and bring the ones held for the client along, so a publisher never waits out a pace.
+Once its source has yielded a FLUSH, ``publish_many`` sends a full frame when it reads
+the next item, not before: a FLUSH then makes it one that is waited on. Such a source
+yields FLUSH before it blocks, so the frame is not held back.
 """
 
 from __future__ import annotations
@@ -53,15 +61,17 @@ def publish_many(
     frame = PublishFrame()
     unreachable = False
 
-    def flush() -> Operation[None]:
-        """Send ``frame``; emits the errors of the messages that could not be sent."""
+    def flush(lazy: bool = True) -> Operation[None]:
+        """Send ``frame``; emits the errors of the messages that could not be sent.
+        Not ``lazy`` when the publisher waits on it next (module docstring)."""
         nonlocal unreachable
         count = frame.count
+        lazy = lazy and len(inflight) + count < window
         first = session.reserve(count) if level else 0
         refs = range(first, first + count) if level else range(0)
         for ref in refs:  # acks read while waiting for room are kept
             session.awaited[ref] = pending
-        data = frame.take(first, level)
+        data = frame.take(first, level, lazy)
         now = clock()
         if not (yield Send(data, now + timeout)):
             for ref in refs:
@@ -98,44 +108,50 @@ def publish_many(
         if out:
             yield Emit(out)
 
+    def sent_full() -> Operation[None]:
+        yield from flush()
+        if inflight:
+            yield from settled(block=False)
+
     source = iter(messages)
+    flushes = False  # the source yields FLUSH before it blocks: a full frame may wait for
+    # the next item, which says whether the publisher waits on the frame (not lazy then)
     try:
         while not unreachable:
             # Room in the window first, so that no message is read and then dropped.
             while level and len(inflight) + frame.count >= window and not unreachable:
-                yield from flush() if frame.count else settled(block=True)
+                yield from flush(lazy=False) if frame.count else settled(block=True)
             if unreachable or (item := next(source, _END)) is _END:
                 break
             if item is FLUSH:  # nothing more for now: send, and report what is settled
+                flushes = True
                 if frame.count:
-                    yield from flush()
+                    yield from flush(lazy=False)
                 while inflight and not unreachable:
                     yield from settled(block=True)
                 continue
+            if frame.full(batch):  # held for this item, which is no FLUSH
+                yield from sent_full()
             topic, data = item
             if type(data) is list:  # a run of messages to one topic
                 while data and not unreachable:
                     while level and len(inflight) + frame.count >= window and not unreachable:
-                        yield from flush() if frame.count else settled(block=True)
+                        yield from flush(lazy=False) if frame.count else settled(block=True)
                     room = batch - frame.count
                     if level:
                         room = min(room, window - len(inflight) - frame.count)
                     data = data[frame.add_many(topic, data, room) :]
-                    if frame.full(batch):
-                        yield from flush()
-                        if inflight:
-                            yield from settled(block=False)
+                    if frame.full(batch) and (data or not flushes):
+                        yield from sent_full()
                 if data:  # the node became unreachable: the rest of the run is not sent
                     why = f"not sent: {session.not_reading}"
                     yield Emit([PublishError(E_TIMEOUT, why) for _ in data])
                 continue
             frame.add(topic, data if type(data) is bytes else to_bytes(data))
-            if frame.full(batch):
-                yield from flush()
-                if inflight:
-                    yield from settled(block=False)
+            if frame.full(batch) and not flushes:
+                yield from sent_full()
         if frame.count:
-            yield from flush()
+            yield from flush(lazy=False)
         while inflight:
             yield from settled(block=True)
         if not level and not unreachable:
@@ -166,11 +182,12 @@ def publish_stream(
     unreachable = False
     late = f"no acknowledgement within {timeout:g} s"
 
-    def flush() -> Operation[None]:
+    def flush(lazy: bool = True) -> Operation[None]:
         nonlocal unreachable
         count = frame.count
+        lazy = lazy and ledger.unsettled + count < window
         first = session.reserve(count)
-        data = frame.take(first, level)
+        data = frame.take(first, level, lazy)
         until = clock() + timeout
         ledger.add(first, count, until)  # before sending: its acks may come while sending
         if not (yield Send(data, until)):
@@ -194,7 +211,7 @@ def publish_stream(
     try:
         while not unreachable:
             while ledger.unsettled + frame.count >= window and not unreachable:
-                yield from flush() if frame.count else wait()
+                yield from flush(lazy=False) if frame.count else wait()
             if unreachable or (item := next(source, _END)) is _END:
                 break
             if item is FLUSH:
@@ -206,7 +223,7 @@ def publish_stream(
             if type(data) is list:  # a run of messages to one topic
                 while data and not unreachable:
                     while ledger.unsettled + frame.count >= window and not unreachable:
-                        yield from flush() if frame.count else wait()
+                        yield from flush(lazy=False) if frame.count else wait()
                     room = min(batch, window - ledger.unsettled) - frame.count
                     data = data[frame.add_many(topic, data, room) :]
                     if frame.full(batch):
@@ -221,7 +238,7 @@ def publish_stream(
                 yield from flush()
                 yield DRAIN
         if frame.count:
-            yield from flush()
+            yield from flush(lazy=False)
         while ledger.unsettled:
             yield from wait()
     finally:

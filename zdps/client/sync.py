@@ -234,7 +234,9 @@ class Client:
         as one batch (the node routes a batch as one unit); a frame leaves once it is
         full, or at a ``zdps.FLUSH`` among the messages: an iterator that blocks (a
         pipe, a socket) yields FLUSH before it waits, so that what it has leaves at
-        once and the outcomes of what is in flight are reported before it blocks.
+        once and the outcomes of what is in flight are reported before it blocks
+        (once it has, a full frame leaves when the next item is read: a FLUSH then
+        gets its acks without the nodes' pacing, docs/PROTOCOL.md §7.4).
         Outcomes are yielded in the order they are settled: acks and nacks in the
         order they arrive (across topics this need not be publish order), and a
         PublishError(timeout) for a publish not acknowledged within the client's

@@ -9,7 +9,8 @@ than the message itself. So a lazy acknowledgement to a destination goes at once
 none went there for ACK_PACE, else it waits until ACK_PACE after the last, with all the
 others that came meanwhile: one frame per millisecond per destination at most, and at
 most a millisecond late. An acknowledgement that is not lazy (a single ``publish``,
-which waits) and every refusal go at once, as before.
+or the batch a windowed publisher waits on next) and every refusal go at once, and take
+what is held for their destination with them, ahead of them.
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class AckPacing:
         if endpoint is not None:
             for ack in acks:
                 out.ack(endpoint, *ack)
+
+    def send_held(self, target: bytes | str, out: Outbox) -> None:
+        """Something for ``target`` goes at once: what is held for it goes first, in the
+        same frame (its publisher may be waiting on it: docs/PROTOCOL.md §7.4)."""
+        held = self._held.pop(target, None)
+        if held is not None:
+            self._send(target, held, out)
 
     def forget(self, target: bytes | str) -> None:
         """``target`` is gone (a peer went down): what waits for it is dropped (the

@@ -52,7 +52,9 @@ class Routes:
         target, ref = route
         if lazy:
             self.pacing.hold(target, ref, seq, nodes, subscribers, n)
-        elif type(target) is bytes:
+            return
+        self.pacing.send_held(target, out)
+        if type(target) is bytes:
             out.client_ack(target, ref, seq, nodes, subscribers, n)
         else:
             endpoint = self.endpoint_of(target)  # type: ignore[arg-type]
@@ -60,8 +62,10 @@ class Routes:
                 out.ack(endpoint, ref, seq, nodes, subscribers, n)
 
     def refuse(self, out: Outbox, route: Route, code: str, message: str, n: int = 1) -> None:
-        """The ``n`` publishes waiting on ``route`` are refused."""
+        """The ``n`` publishes waiting on ``route`` are refused (after what is held for
+        its destination, as an acknowledgement that is not lazy)."""
         target, ref = route
+        self.pacing.send_held(target, out)
         if type(target) is bytes:
             out.client_nack(target, ref, code, message, n)
         else:

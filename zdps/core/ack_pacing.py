@@ -9,8 +9,9 @@ than the message itself. So a lazy acknowledgement to a destination goes at once
 none went there for ACK_PACE, else it waits until ACK_PACE after the last, with all the
 others that came meanwhile: one frame per millisecond per destination at most, and at
 most a millisecond late. An acknowledgement that is not lazy (a single ``publish``,
-or the batch a windowed publisher waits on next) and every refusal go at once, and take
-what is held for their destination with them, ahead of them.
+or the batch a windowed publisher waits on next) and every refusal go at once; such an
+acknowledgement, and the refusal of a batch on its way, take what is held for their
+destination with them, ahead of them (``Routes``).
 """
 
 from __future__ import annotations

@@ -140,6 +140,58 @@ def test_publish_many_marks_lazy_only_what_it_does_not_wait_on_next(session: Ses
     assert run.done and len(run.emitted) == 8
 
 
+def test_the_last_full_frame_of_a_list_is_not_lazy(session: Session) -> None:
+    """Reading on in a list cannot block: a full frame waits for the next item, so the
+    last one is known and its acks come at once (also for a single message)."""
+    run = Run(publish_many(session, [("t", b"only")], True, window=10, batch=1, timeout=5.0))
+    frames = run.sends()
+    assert refs(frames) == [[1]] and lazies(frames) == [False]
+    run = Run(publish_many(session, list(counted(3, [])), True, window=10, batch=1, timeout=5))
+    frames = run.sends()
+    assert refs(frames) == [[2], [3], [4]] and lazies(frames) == [True, True, False]
+    messages = list(counted(4, []))
+    frames = Run(publish_stream(session, messages, 10, 2, "owner", timeout=5)).sends()
+    assert refs(frames) == [[5, 6], [7, 8]] and lazies(frames) == [True, False]
+
+
+def test_a_run_that_fills_the_frame_after_a_flush_waits_for_the_next_item(
+    session: Session,
+) -> None:
+    items = iter([FLUSH, ("t", [b"a", b"b"]), FLUSH, ("t", [b"c", b"d"]), ("t", b"e")])
+    run = Run(publish_many(session, items, True, window=10, batch=2, timeout=5.0))
+    first = run.sends()
+    assert refs(first) == [[1, 2]] and lazies(first) == [False]  # a FLUSH came next
+    session.absorb(ack((1, 10, 1, 0, 2)))
+    run.resume()
+    frames = run.sends()
+    assert refs(frames) == [[3, 4], [5]] and lazies(frames) == [True, False]
+
+
+def test_a_held_frame_that_cannot_be_sent_stops_the_stream_and_reports_the_next_item(
+    session: Session,
+) -> None:
+    for second in (b"b", [b"b", b"c"]):  # a message, or a run of them
+        items = iter([FLUSH, ("t", b"a"), ("t", second), ("t", b"d")])
+        run = Run(publish_many(session, items, True, window=10, batch=1, timeout=5.0))
+        assert isinstance(run.step, Send)  # "a", held until the second item was read
+        run.resume(False)  # one attempt only: the second item is not sent after it
+        expected = 1 + (len(second) if type(second) is list else 1)
+        assert run.done and codes(run.emitted) == ["timeout"] * expected
+        assert all("not sent" in outcome.message for outcome in run.emitted)
+
+
+def test_what_was_read_leaves_before_the_source_fails(session: Session) -> None:
+    def failing() -> Iterator:
+        yield FLUSH
+        yield "t", b"a"  # held: a full frame after a FLUSH
+        raise ValueError("the source broke")
+
+    run = Run(publish_many(session, failing(), True, window=10, batch=1, timeout=5.0))
+    assert refs([sent(run.step)]) == [[1]]  # the held frame goes, then the failure
+    with pytest.raises(ValueError, match="broke"):
+        run.resume(True)
+
+
 def test_the_frame_that_fills_the_window_is_not_lazy(session: Session) -> None:
     run = Run(publish_many(session, counted(6, []), True, window=4, batch=2, timeout=5.0))
     frames = run.sends()

@@ -299,6 +299,22 @@ def test_small_batches_that_continue_each_other_travel_as_one() -> None:
     assert net.core("a").pending == 0
 
 
+@pytest.mark.parametrize("lazies", [(True, True), (True, False), (False, True)])
+def test_a_joined_forward_is_lazy_only_if_both_batches_were(lazies: tuple[bool, bool]) -> None:
+    """The client waits on a batch that is not lazy: joined to a lazy one, the forward
+    is not lazy, and the owner acknowledges both at once."""
+    net = cluster("ab")
+    topic = topic_owned_by("b", "ab")
+    entries = [
+        publish_entry(ref, topic, [b"m%d" % ref], LEVEL_OWNER, lazy)
+        for ref, lazy in zip((10, 11), lazies, strict=True)
+    ]
+    net.publish_batch("a", entries)
+    net.run_until_quiet()
+    ((_, forward),) = net.entries(FORWARD)
+    assert forward[1] == 2 and (forward[6:] == [True]) == all(lazies)
+
+
 @pytest.mark.parametrize(
     "second",
     [

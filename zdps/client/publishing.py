@@ -15,11 +15,12 @@ before it reads the source again.
 
 A frame's batches are ``lazy`` (docs/PROTOCOL.md §7.4: the nodes may pace their acks)
 unless the publisher waits on it right after sending: the frame that fills the window,
-the one sent at a FLUSH by ``publish_many``, and the last. Its acks then come at once
-and bring the ones held for the client along, so a publisher never waits out a pace.
-Once its source has yielded a FLUSH, ``publish_many`` sends a full frame when it reads
-the next item, not before: a FLUSH then makes it one that is waited on. Such a source
-yields FLUSH before it blocks, so the frame is not held back.
+the one sent at a FLUSH by ``publish_many``, and the last. Its acks then come at once,
+with those of the client's earlier batches on the same path. To know which frame is
+the last, or comes before a FLUSH, a full frame leaves when the next item is read if
+that cannot block: the messages are a list or tuple, or (``publish_many``) the source
+has yielded a FLUSH, which a source yields before it blocks. Of an iterator that never
+yields FLUSH, the last full frame stays lazy: its acks may come a pace late.
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ from zdps.wire import E_TIMEOUT
 
 Messages = Iterable[tuple[str, bytes | str]]
 _END: Any = object()  # the end of the messages
+
+
+def holds_full(messages: Messages) -> bool:
+    """Whether a full frame may wait for the next item: reading on in a list cannot
+    block (a source that yields FLUSH says so before it blocks)."""
+    return isinstance(messages, (list, tuple))
+
+
+def not_sent(item: tuple[str, Any], session: Session) -> list[PublishError]:
+    """A timeout for each message of ``item``, read but not sent (the node is unreachable)."""
+    why = f"not sent: {session.not_reading}"
+    return [PublishError(E_TIMEOUT, why) for _ in (item[1] if type(item[1]) is list else [0])]
 
 
 def _check(window: int, batch: int) -> None:
@@ -114,41 +127,50 @@ def publish_many(
             yield from settled(block=False)
 
     source = iter(messages)
-    flushes = False  # the source yields FLUSH before it blocks: a full frame may wait for
-    # the next item, which says whether the publisher waits on the frame (not lazy then)
+    hold = bool(level) and holds_full(messages)  # becomes true at a FLUSH (module docstring)
     try:
         while not unreachable:
             # Room in the window first, so that no message is read and then dropped.
             while level and len(inflight) + frame.count >= window and not unreachable:
-                yield from flush(lazy=False) if frame.count else settled(block=True)
-            if unreachable or (item := next(source, _END)) is _END:
+                yield from flush() if frame.count else settled(block=True)
+            if unreachable:
+                break
+            try:
+                item = next(source, _END)
+            except Exception:
+                if frame.count:  # what was read before the failure leaves
+                    yield from flush()
+                raise
+            if item is _END:
                 break
             if item is FLUSH:  # nothing more for now: send, and report what is settled
-                flushes = True
+                hold = bool(level)
                 if frame.count:
                     yield from flush(lazy=False)
                 while inflight and not unreachable:
                     yield from settled(block=True)
                 continue
-            if frame.full(batch):  # held for this item, which is no FLUSH
+            if frame.full(batch):  # held back for this item, which is no FLUSH
                 yield from sent_full()
+                if unreachable:
+                    yield Emit(not_sent(item, session))
+                    break
             topic, data = item
             if type(data) is list:  # a run of messages to one topic
                 while data and not unreachable:
                     while level and len(inflight) + frame.count >= window and not unreachable:
-                        yield from flush(lazy=False) if frame.count else settled(block=True)
+                        yield from flush() if frame.count else settled(block=True)
                     room = batch - frame.count
                     if level:
                         room = min(room, window - len(inflight) - frame.count)
                     data = data[frame.add_many(topic, data, room) :]
-                    if frame.full(batch) and (data or not flushes):
+                    if frame.full(batch) and (data or not hold):
                         yield from sent_full()
                 if data:  # the node became unreachable: the rest of the run is not sent
-                    why = f"not sent: {session.not_reading}"
-                    yield Emit([PublishError(E_TIMEOUT, why) for _ in data])
+                    yield Emit(not_sent((topic, data), session))
                 continue
             frame.add(topic, data if type(data) is bytes else to_bytes(data))
-            if frame.full(batch) and not flushes:
+            if frame.full(batch) and not hold:
                 yield from sent_full()
         if frame.count:
             yield from flush(lazy=False)
@@ -204,39 +226,53 @@ def publish_stream(
             if session.last_rx < expired - timeout:
                 unreachable = True
 
+    def sent_full() -> Operation[None]:
+        yield from flush()
+        yield DRAIN
+
     source = iter(messages)
     stream = (ledger, pending)
     session.streams.append(stream)
     add = frame.add
+    hold = holds_full(messages)  # a full frame may wait to see whether it is the last
     try:
         while not unreachable:
             while ledger.unsettled + frame.count >= window and not unreachable:
-                yield from flush(lazy=False) if frame.count else wait()
-            if unreachable or (item := next(source, _END)) is _END:
+                yield from flush() if frame.count else wait()
+            if unreachable:
+                break
+            try:
+                item = next(source, _END)
+            except Exception:
+                if frame.count:  # what was read before the failure leaves
+                    yield from flush()
+                raise
+            if item is _END:
                 break
             if item is FLUSH:
                 if frame.count:
-                    yield from flush()
-                    yield DRAIN
+                    yield from sent_full()
                 continue
+            if frame.full(batch):  # held back for this item: not the last
+                yield from sent_full()
+                if unreachable:
+                    ledger.failures += not_sent(item, session)
+                    break
             topic, data = item
             if type(data) is list:  # a run of messages to one topic
                 while data and not unreachable:
                     while ledger.unsettled + frame.count >= window and not unreachable:
-                        yield from flush(lazy=False) if frame.count else wait()
+                        yield from flush() if frame.count else wait()
                     room = min(batch, window - ledger.unsettled) - frame.count
                     data = data[frame.add_many(topic, data, room) :]
-                    if frame.full(batch):
-                        yield from flush()
-                        yield DRAIN
+                    if frame.full(batch) and (data or not hold):
+                        yield from sent_full()
                 if data:  # the node became unreachable: the rest of the run is not sent
-                    why = f"not sent: {session.not_reading}"
-                    ledger.failures += [PublishError(E_TIMEOUT, why) for _ in data]
+                    ledger.failures += not_sent((topic, data), session)
                 continue
             add(topic, data if type(data) is bytes else to_bytes(data))
-            if frame.full(batch):
-                yield from flush()
-                yield DRAIN
+            if frame.full(batch) and not hold:
+                yield from sent_full()
         if frame.count:
             yield from flush(lazy=False)
         while ledger.unsettled:

@@ -235,8 +235,10 @@ class Client:
         full, or at a ``zdps.FLUSH`` among the messages: an iterator that blocks (a
         pipe, a socket) yields FLUSH before it waits, so that what it has leaves at
         once and the outcomes of what is in flight are reported before it blocks
-        (once it has, a full frame leaves when the next item is read: a FLUSH then
-        gets its acks without the nodes' pacing, docs/PROTOCOL.md §7.4).
+        (once it has, and for a list or tuple, a full frame leaves when the next item
+        is read: the frame before a FLUSH, and the last, get their acks without the
+        nodes' pacing, docs/PROTOCOL.md §7.4; stopped early, a frame not yet sent is
+        not sent).
         Outcomes are yielded in the order they are settled: acks and nacks in the
         order they arrive (across topics this need not be publish order), and a
         PublishError(timeout) for a publish not acknowledged within the client's

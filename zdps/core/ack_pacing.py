@@ -10,7 +10,7 @@ none went there for ACK_PACE, else it waits until ACK_PACE after the last, with 
 others that came meanwhile: one frame per millisecond per destination at most, and at
 most a millisecond late. An acknowledgement that is not lazy (a single ``publish``,
 or the batch a windowed publisher waits on next) and every refusal go at once; such an
-acknowledgement, and the refusal of a batch on its way, take what is held for their
+acknowledgement, and a refusal by a hop or the owner, take what is held for their
 destination with them, ahead of them (``Routes``).
 """
 

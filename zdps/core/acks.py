@@ -62,8 +62,8 @@ class Routes:
                 out.ack(endpoint, ref, seq, nodes, subscribers, n)
 
     def refuse(self, out: Outbox, route: Route, code: str, message: str, n: int = 1) -> None:
-        """The ``n`` publishes waiting on ``route`` are refused (after what is held for
-        its destination, as an acknowledgement that is not lazy)."""
+        """The ``n`` publishes waiting on ``route`` are refused, after what is held for
+        its destination (as with an acknowledgement that is not lazy)."""
         target, ref = route
         self.pacing.send_held(target, out)
         if type(target) is bytes:
@@ -97,19 +97,22 @@ class AckRelay(Part):
         self._messages += n
         return ack_id
 
-    def extend(self, ack_id: int, route: Route, n: int, lazy: bool) -> bool:
+    def extend(self, ack_id: int, route: Route, n: int, lazy: bool) -> bool | None:
         """Add ``n`` publishes to the pending batch ``ack_id`` if ``route`` continues its
-        own: the same client, its next refs, paced alike. One ack then answers both as
-        one run of refs. (A peer's ack ids do not count messages: never joined.)"""
+        own: the same client, its next refs. One ack then answers both as one run of
+        refs, lazy only if both were (the client waits on the second if it is not).
+        Whether the joined batch is lazy, or None if not joined. (A peer's ack ids do
+        not count messages: never joined.)"""
         pending = self._pending.get(ack_id)
         if pending is None or type(route[0]) is not bytes:
-            return False
+            return None
         (target, ref), k, hop, deadline, was_lazy = pending
-        if target != route[0] or ref + k != route[1] or was_lazy != lazy:
-            return False
+        if target != route[0] or ref + k != route[1]:
+            return None
+        lazy = was_lazy and lazy
         self._pending[ack_id] = ((target, ref), k + n, hop, deadline, lazy)
         self._messages += n
-        return True
+        return lazy
 
     def on_ack(self, sender: str, message: Ack, now: float, out: Outbox) -> None:
         """Acks from the next hop: relay each batch's back along its route."""

@@ -118,10 +118,12 @@ class Router(Part):
             or not last[3]
             or joined >= JOIN_BELOW
             or len(last[2]) + len(batch) > JOIN_BYTES
-            or not self.acks.extend(last[3], route, n, lazy)
+            or (still_lazy := self.acks.extend(last[3], route, n, lazy)) is None
         ):
             return False
-        entries[-1] = (topic, joined, join_batches(last[2], last[1], batch, n), *last[3:])
+        lazy_mark = (True,) if still_lazy else ()  # a ForwardEntry's optional last field
+        batch = join_batches(last[2], last[1], batch, n)
+        entries[-1] = (topic, joined, batch, *last[3:6], *lazy_mark)
         assert owner is not None
         self.flow.inflight[owner] += n
         self.counters["routed_to_owner"] += n

@@ -239,16 +239,8 @@ def publish_stream(
         while not unreachable:
             while ledger.unsettled + frame.count >= window and not unreachable:
                 yield from flush() if frame.count else wait()
-            if unreachable:
-                break
-            try:
-                item = next(source, _END)
-            except Exception:
-                if frame.count:  # what was read before the failure leaves
-                    yield from flush()
-                raise
-            if item is _END:
-                break
+            if unreachable or (item := next(source, _END)) is _END:
+                break  # (only a list's full frame is held back: reading a list cannot fail)
             if item is FLUSH:
                 if frame.count:
                     yield from sent_full()

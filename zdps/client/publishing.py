@@ -48,8 +48,8 @@ def holds_full(messages: Messages) -> bool:
 
 def not_sent(item: tuple[str, Any], session: Session) -> list[PublishError]:
     """A timeout for each message of ``item``, read but not sent (the node is unreachable)."""
-    why = f"not sent: {session.not_reading}"
-    return [PublishError(E_TIMEOUT, why) for _ in (item[1] if type(item[1]) is list else [0])]
+    data, why = item[1], f"not sent: {session.not_reading}"
+    return [PublishError(E_TIMEOUT, why) for _ in range(len(data) if type(data) is list else 1)]
 
 
 def _check(window: int, batch: int) -> None:

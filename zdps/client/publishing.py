@@ -127,7 +127,9 @@ def publish_many(
             yield from settled(block=False)
 
     source = iter(messages)
-    hold = bool(level) and holds_full(messages)  # becomes true at a FLUSH (module docstring)
+    # Only while ``hold`` does a full frame wait for the next item (else it left at once):
+    # the check per item costs nothing more unless it does. Becomes true at a FLUSH.
+    hold = bool(level) and holds_full(messages)
     try:
         while not unreachable:
             # Room in the window first, so that no message is read and then dropped.
@@ -150,7 +152,7 @@ def publish_many(
                 while inflight and not unreachable:
                     yield from settled(block=True)
                 continue
-            if frame.full(batch):  # held back for this item, which is no FLUSH
+            if hold and frame.full(batch):  # held back for this item, which is no FLUSH
                 yield from sent_full()
                 if unreachable:
                     yield Emit(not_sent(item, session))
@@ -245,7 +247,7 @@ def publish_stream(
                 if frame.count:
                     yield from sent_full()
                 continue
-            if frame.full(batch):  # held back for this item: not the last
+            if hold and frame.full(batch):  # held back for this item: not the last
                 yield from sent_full()
                 if unreachable:
                     ledger.failures += not_sent(item, session)
